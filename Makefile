@@ -1,0 +1,98 @@
+# smtpguard — hand-written Makefile: one object list for the library, one main per binary.
+
+PREFIX	?= /usr/local
+SBINDIR	?= $(PREFIX)/sbin
+SYSCONFDIR ?= /etc
+DESTDIR	?=
+
+CC	?= cc
+CLANG	?= clang
+PKGS	= libnftnl libmnl libnetfilter_queue jansson inih
+WARN	= -Wall -Wextra -Wshadow -Wformat=2 -Wimplicit-fallthrough \
+	  -Wmissing-prototypes -Werror
+CFLAGS	?= -O2 -g
+SGFLAGS	= -std=c17 -D_GNU_SOURCE $(WARN) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS	= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+SANFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	  -fno-sanitize-recover=undefined
+
+MAINS	= guard/smtpguardd.c guard/smtpguard.c
+LIBSRC	= $(filter-out $(MAINS),$(wildcard guard/*.c))
+LIBOBJ	= $(LIBSRC:guard/%.c=build/obj/%.o)
+ASANOBJ	= $(LIBSRC:guard/%.c=build/asan/%.o)
+HDRS	= $(wildcard guard/*.h)
+
+UNITSRC	= $(wildcard tests/unit/test_*.c)
+UNITBIN	= $(UNITSRC:tests/unit/%.c=build/tests/%)
+UNITASAN = $(UNITSRC:tests/unit/%.c=build/tests/asan/%)
+FUZZSRC	= $(wildcard tests/fuzz/fuzz_*.c)
+FUZZBIN	= $(FUZZSRC:tests/fuzz/%.c=build/fuzz/%)
+
+BINS	= build/smtpguardd build/smtpguard
+
+.PHONY: all deps tests check fuzz install uninstall harden clean
+
+all: $(BINS)
+
+deps:
+	scripts/deps check
+
+build/obj/%.o: guard/%.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(SGFLAGS) $(CFLAGS) -c -o $@ $<
+
+build/asan/%.o: guard/%.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(SGFLAGS) $(SANFLAGS) -c -o $@ $<
+
+build/libguard.a: $(LIBOBJ)
+	rm -f $@ && ar rcs $@ $^
+
+build/libguard-asan.a: $(ASANOBJ)
+	rm -f $@ && ar rcs $@ $^
+
+build/smtpguardd: build/obj/smtpguardd.o build/libguard.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+build/smtpguard: build/obj/smtpguard.o build/libguard.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+build/tests/%: tests/unit/%.c build/libguard.a $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(SGFLAGS) $(CFLAGS) -Iguard -o $@ $< build/libguard.a $(LIBS) -lcmocka
+
+build/tests/asan/%: tests/unit/%.c build/libguard-asan.a $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(SGFLAGS) $(SANFLAGS) -Iguard -o $@ $< build/libguard-asan.a $(LIBS) -lcmocka
+
+build/fuzz/%: tests/fuzz/%.c $(LIBSRC) $(HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(SGFLAGS) -Wno-missing-prototypes -O1 -g -fsanitize=fuzzer,address,undefined \
+	  -Iguard -o $@ $< $(LIBSRC) $(LIBS)
+
+tests: all $(UNITBIN) $(UNITASAN) $(FUZZBIN)
+
+# Installs what the tests need, builds everything, runs every suite, and
+# ends with one "N passed, N failed" line.
+check:
+	scripts/deps check
+	$(MAKE) tests
+	tests/run
+
+fuzz: $(FUZZBIN)
+	tests/fuzz/run $(FUZZ_SECONDS)
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/smtpguard
+	install -m 0755 build/smtpguardd build/smtpguard $(DESTDIR)$(SBINDIR)/
+	[ -e $(DESTDIR)$(SYSCONFDIR)/smtpguard/smtpguard.conf ] || \
+	  install -m 0644 conf/smtpguard.conf $(DESTDIR)$(SYSCONFDIR)/smtpguard/smtpguard.conf
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/smtpguardd $(DESTDIR)$(SBINDIR)/smtpguard
+
+harden:
+	scripts/harden
+
+clean:
+	rm -rf build

@@ -1,0 +1,160 @@
+/*
+ * smtpguard.h — the one private header of smtpguard: shared types, named bounds,
+ * and one prototype section per source file (in the order data flows).
+ */
+#ifndef SMTPGUARD_H
+#define SMTPGUARD_H
+
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define SMTPGUARD_VERSION	"0.1.0"
+#define DEFAULT_CONFIG		"/etc/smtpguard/smtpguard.conf"
+#define TABLE_NAME		"smtpguard"
+
+/* Bounds. Each is a hard maximum; input beyond it is an error, never a realloc. */
+#define CONFIG_MAX_PORTS	32	/* ports fenced; nobody fences more SMTP ports */
+#define CONFIG_MAX_UIDS		64	/* mta_users after resolution */
+#define CONFIG_MAX_LIST		1024	/* bytes of a list-valued config value */
+#define USER_NAME_MAX		64	/* longer than any useradd(8) accepts */
+#define CMDLINE_MAX		4096	/* cmdline bytes kept per process; rest cut */
+#define CGROUP_MAX		512
+
+/* Actions, in the order of the design's table (DESIGN.md §2). */
+enum action {
+	ACTION_NONE = 0,
+	ACTION_REJECT,
+	ACTION_TRAP,
+	ACTION_AUDIT,
+	ACTION_ALLOW,
+};
+
+/*
+ * Flow states kept in the configured mark bits (config.mark_mask), in the packet
+ * mark of a verdict and then in the conntrack mark. The value is shifted to the
+ * lowest set bit of the mask; 0 means "not decided yet".
+ */
+enum mark_state {
+	MARK_NONE = 0,
+	MARK_ALLOW = 1,		/* accept the rest of the flow in the kernel */
+	MARK_REJECT = 2,	/* reset every packet of the flow */
+	MARK_TRAP = 3,		/* NAT redirect to the trap listener */
+	MARK_INSPECT = 4,	/* keep queueing the flow's packets (audit) */
+	MARK_STATE_MAX = 4,
+};
+
+struct config {
+	char		 path[PATH_MAX];
+	char		 mta_users[CONFIG_MAX_LIST];	/* "auto" or names/uids */
+	uint16_t	 ports[CONFIG_MAX_PORTS];
+	size_t		 nports;
+	enum action	 action;
+	bool		 allow_local;
+	uint16_t	 queue_num;
+	uint32_t	 queue_maxlen;
+	uint16_t	 trap_port;
+	size_t		 inspect_bytes;
+	bool		 detect_any_port;
+	uint32_t	 mark_mask;
+	char		 exceptions[PATH_MAX];
+	char		 control_socket[PATH_MAX];
+	char		 pid_file[PATH_MAX];
+	char		 log_file[PATH_MAX];
+	bool		 log_syslog;
+	unsigned int	 log_rate;	/* full attempt lines per key per window */
+	unsigned int	 log_window;	/* seconds */
+	unsigned int	 alert_threshold;	/* attempts per uid per 10 min; 0 = off */
+	char		 alert_exec[PATH_MAX];
+};
+
+/* A decoded IPv4/IPv6 TCP segment. Addresses are in network order. */
+struct pkt {
+	int		 family;	/* AF_INET or AF_INET6 */
+	uint8_t		 src[16];
+	uint8_t		 dst[16];
+	uint16_t	 sport;		/* host order */
+	uint16_t	 dport;		/* host order */
+	uint32_t	 seq;		/* host order */
+	uint8_t		 tcp_flags;	/* TH_SYN, TH_FIN, ... */
+	const uint8_t	*payload;	/* into the caller's buffer */
+	size_t		 payload_len;
+};
+
+/* Who made a connection. has_* / empty strings mean "unknown": never guessed. */
+struct attrib {
+	bool		 has_uid, has_gid, has_pid, has_ppid;
+	uid_t		 uid;
+	gid_t		 gid;
+	pid_t		 pid;
+	pid_t		 ppid;
+	ino_t		 inode;		/* socket inode, 0 if not found */
+	char		 user[USER_NAME_MAX];
+	char		 exe[PATH_MAX];
+	char		 cmdline[CMDLINE_MAX];	/* NULs turned into spaces */
+	char		 cwd[PATH_MAX];
+	char		 cgroup[CGROUP_MAX];
+};
+
+/* One event-log line; NULL / has_* false fields are left out of the JSON. */
+struct event {
+	struct timespec		 ts;		/* CLOCK_REALTIME */
+	const char		*event;		/* attempt|smtp|summary|alert|daemon */
+	const char		*action;	/* reject|trap|audit|allow */
+	const char		*rule;		/* what decided: "default", "exception:www-data", ... */
+	const char		*msg;		/* daemon and alert events: free text */
+	const struct attrib	*who;
+	const struct pkt	*flow;		/* addresses and ports */
+	uint64_t		 flow_id;	/* 0 = none */
+	/* summary events */
+	uint64_t		 suppressed;
+	unsigned int		 window;
+};
+
+/* util.c */
+const char	*action_name(enum action);
+int		 action_parse(const char *, enum action *);
+uint32_t	 mark_value(uint32_t mask, enum mark_state);
+enum mark_state	 mark_state_of(uint32_t mask, uint32_t mark);
+size_t		 strlcpy_sg(char *, const char *, size_t);
+
+/* config.c */
+void	 config_defaults(struct config *);
+int	 config_load(struct config *, const char *path, char *err, size_t errlen);
+
+/* mta.c */
+int	 mta_resolve(const struct config *, const char *passwd_path, uid_t *uids,
+	    size_t *nuids, char *found, size_t foundlen, char *err, size_t errlen);
+
+/* pkt.c */
+int	 pkt_parse(const uint8_t *buf, size_t len, struct pkt *);
+
+/* diag.c */
+struct diag;
+struct diag	*diag_open(void);
+void		 diag_close(struct diag *);
+int		 diag_lookup(struct diag *, const struct pkt *, ino_t *inode, uid_t *uid);
+
+/* procfs.c */
+int	 procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode, pid_t *pid);
+int	 procfs_read(const char *proc_root, pid_t pid, struct attrib *);
+
+/* attrib.c */
+struct attrib_ctx;
+struct attrib_ctx	*attrib_open(const char *proc_root);
+void			 attrib_close(struct attrib_ctx *);
+void			 attrib_flow(struct attrib_ctx *, const struct pkt *, bool has_uid,
+			    uid_t uid, bool has_gid, gid_t gid, struct attrib *);
+
+/* event.c */
+int	 event_encode(const struct event *, char *buf, size_t len);
+struct event_log;
+struct event_log	*event_open(const char *path, bool use_syslog, char *err, size_t errlen);
+void			 event_close(struct event_log *);
+int			 event_write(struct event_log *, const struct event *);
+
+#endif /* SMTPGUARD_H */
