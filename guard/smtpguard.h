@@ -100,6 +100,37 @@ struct attrib {
 	char		 cgroup[CGROUP_MAX];
 };
 
+/*
+ * What an SMTP session said (client side, audit) or carried (trap). Strings are
+ * NUL-terminated, cut at their bound, empty when not seen. Never a password.
+ */
+#define SMTP_FIELD_MAX		256	/* RFC 5321 path limit (256) covers addresses */
+#define SMTP_HEADER_MAX		512	/* one decoded header value kept */
+#define SMTP_RCPT_KEEP		32	/* recipients kept by name; the rest only counted */
+struct smtp_info {
+	char		 helo[SMTP_FIELD_MAX];
+	char		 mail_from[SMTP_FIELD_MAX];
+	char		 mail_params[SMTP_FIELD_MAX];	/* SIZE=, BODY=, ... */
+	char		 rcpt_to[SMTP_RCPT_KEEP][SMTP_FIELD_MAX];
+	size_t		 nrcpt_kept;
+	size_t		 nrcpt;		/* all RCPT TO commands seen */
+	char		 auth_mech[32];
+	char		 auth_user[SMTP_FIELD_MAX];
+	bool		 starttls;
+	bool		 data;		/* DATA was sent */
+	char		 tls_sni[SMTP_FIELD_MAX];
+	char		 subject[SMTP_HEADER_MAX];
+	char		 header_from[SMTP_HEADER_MAX];
+	char		 header_to[SMTP_HEADER_MAX];
+	char		 message_id[SMTP_HEADER_MAX];
+	char		 x_mailer[SMTP_HEADER_MAX];
+	char		 php_script[SMTP_HEADER_MAX];
+	char		 reply[SMTP_FIELD_MAX];	/* what the trap or server answered last */
+	const char	*inspect;	/* "complete", "incomplete", "cap", ...; NULL: not said */
+	const char	*proto;		/* "smtp" when found on a non-SMTP port */
+	uint64_t	 bytes;		/* client bytes seen */
+};
+
 /* One event-log line; NULL / has_* false fields are left out of the JSON. */
 struct event {
 	struct timespec		 ts;		/* CLOCK_REALTIME */
@@ -110,6 +141,7 @@ struct event {
 	const struct attrib	*who;
 	const struct pkt	*flow;		/* addresses and ports */
 	uint64_t		 flow_id;	/* 0 = none */
+	const struct smtp_info	*smtp;		/* smtp events */
 	/* summary events */
 	uint64_t		 suppressed;
 	unsigned int		 window;
