@@ -154,6 +154,79 @@ uint32_t	 mark_value(uint32_t mask, enum mark_state);
 enum mark_state	 mark_state_of(uint32_t mask, uint32_t mark);
 size_t		 strlcpy_sg(char *, const char *, size_t);
 
+/* log.c */
+void	 log_init(bool foreground);
+void	 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void fatal(const char *, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void fatalx(const char *, ...) __attribute__((format(printf, 1, 2)));
+
+/* ctlproto.c */
+#define CTL_VERSION		1
+#define CTL_REQUEST_MAX		(64 * 1024)	/* an exception line is 1 KiB; room to spare */
+#define CTL_ARG_MAX		2048
+enum ctl_cmd {
+	CTL_NONE = 0,
+	CTL_STATUS,
+	CTL_ALLOW,
+	CTL_REVOKE,
+	CTL_EXCEPTIONS,
+	CTL_RELOAD,
+};
+struct ctl_request {
+	enum ctl_cmd	 cmd;
+	char		 arg[CTL_ARG_MAX];
+};
+int	 ctl_parse_request(const char *, size_t, struct ctl_request *, char *err,
+	    size_t errlen);
+char	*ctl_format_request(enum ctl_cmd, const char *arg);
+
+/* control.c */
+#define CTL_MAX_CLIENTS		16	/* root's CLI; more at once is a bug or an attack */
+#define CTL_CLIENT_TIMEOUT	5	/* seconds to send a request */
+/* epoll tags: control.c registers its clients as CTL_TAG_CLIENT + slot */
+#define CTL_TAG_CLIENT		1000
+/* Handles one request; returns a malloc'd JSON reply line (without newline). */
+typedef char *(*ctl_handler)(const struct ctl_request *, uid_t peer, void *arg);
+struct control;
+struct control	*control_open(const char *path, int epfd, uint64_t listen_tag,
+		    ctl_handler, void *arg, char *err, size_t errlen);
+void		 control_close(struct control *);
+void		 control_accept(struct control *);
+void		 control_client_event(struct control *, uint64_t tag);
+void		 control_expire(struct control *, time_t now);
+int		 control_connect(const char *path, char *err, size_t errlen);
+char		*control_call(const char *path, enum ctl_cmd, const char *arg, char *err,
+		    size_t errlen);
+
+/* queue.c */
+struct queue_packet {
+	uint32_t	 id;
+	uint16_t	 hw_protocol;	/* ETH_P_IP / ETH_P_IPV6 */
+	const uint8_t	*payload;	/* from the IP header on */
+	size_t		 len;
+	uint32_t	 mark;		/* the packet mark, 0 if none */
+	bool		 has_uid, has_gid;
+	uid_t		 uid;
+	gid_t		 gid;
+};
+struct queue_stats {
+	unsigned int	 waiting;	/* packets queued, no verdict yet */
+	unsigned int	 queue_dropped;	/* dropped: queue full */
+	unsigned int	 user_dropped;	/* dropped: netlink socket full */
+	unsigned int	 id_sequence;	/* packets ever queued */
+};
+typedef void (*queue_packet_cb)(const struct queue_packet *, void *);
+struct queue;
+struct queue	*queue_open(uint16_t num, uint32_t maxlen);
+void		 queue_close(struct queue *);
+int		 queue_fd(const struct queue *);
+int		 queue_read(struct queue *, queue_packet_cb, void *);
+int		 queue_verdict(struct queue *, uint32_t id, int verdict, bool set_mark,
+		    uint32_t mark);
+int		 queue_stats(uint16_t num, struct queue_stats *);
+
 /* config.c */
 void	 config_defaults(struct config *);
 int	 config_load(struct config *, const char *path, char *err, size_t errlen);
