@@ -29,6 +29,8 @@ FUZZSRC	= $(wildcard tests/fuzz/fuzz_*.c)
 FUZZBIN	= $(FUZZSRC:tests/fuzz/%.c=build/fuzz/%)
 
 BINS	= build/smtpguardd build/smtpguard
+TOOLSRC	= $(wildcard tests/tools/*.c)
+TOOLBIN	= $(TOOLSRC:tests/tools/%.c=build/tools/%)
 
 .PHONY: all deps tests check fuzz install uninstall harden clean
 
@@ -54,6 +56,15 @@ build/libguard-asan.a: $(ASANOBJ)
 build/smtpguardd: build/obj/smtpguardd.o build/libguard.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
+# The CLI writes the documented default config; it is compiled in from conf/.
+build/gen/default_conf.inc: conf/smtpguard.conf
+	@mkdir -p $(@D)
+	sed 's/\\/\\\\/g; s/"/\\"/g; s/^/"/; s/$$/\\n"/' $< > $@
+
+build/obj/smtpguard.o: guard/smtpguard.c build/gen/default_conf.inc $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(SGFLAGS) $(CFLAGS) -Ibuild/gen -c -o $@ $<
+
 build/smtpguard: build/obj/smtpguard.o build/libguard.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
@@ -70,7 +81,12 @@ build/fuzz/%: tests/fuzz/%.c $(LIBSRC) $(HDRS)
 	$(CLANG) $(SGFLAGS) -Wno-missing-prototypes -O1 -g -fsanitize=fuzzer,address,undefined \
 	  -Iguard -o $@ $< $(LIBSRC) $(LIBS)
 
-tests: all $(UNITBIN) $(UNITASAN) $(FUZZBIN)
+# Test helpers (the probe client/server, the ruleset driver) use the library too.
+build/tools/%: tests/tools/%.c build/libguard.a $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(SGFLAGS) $(CFLAGS) -Iguard -o $@ $< build/libguard.a $(LIBS)
+
+tests: all $(UNITBIN) $(UNITASAN) $(FUZZBIN) $(TOOLBIN)
 
 # Installs what the tests need, builds everything, runs every suite, and
 # ends with one "N passed, N failed" line.

@@ -153,6 +153,8 @@ int		 action_parse(const char *, enum action *);
 uint32_t	 mark_value(uint32_t mask, enum mark_state);
 enum mark_state	 mark_state_of(uint32_t mask, uint32_t mark);
 size_t		 strlcpy_sg(char *, const char *, size_t);
+bool		 uid_in_sorted(uid_t, const uid_t *, size_t);
+int		 ensure_parent_dir(const char *, mode_t);
 
 /* log.c */
 void	 log_init(bool foreground);

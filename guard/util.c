@@ -4,6 +4,8 @@
  */
 #include <string.h>
 #include <strings.h>
+#include <errno.h>
+#include <sys/stat.h>
 
 #include "smtpguard.h"
 
@@ -64,4 +66,51 @@ strlcpy_sg(char *dst, const char *src, size_t size)
 		dst[k] = '\0';
 	}
 	return n;
+}
+
+bool
+uid_in_sorted(uid_t uid, const uid_t *uids, size_t n)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (uids[mid] == uid)
+			return true;
+		if (uids[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/* mkdir -p of PATH's parent directory, new levels with MODE. */
+int
+ensure_parent_dir(const char *path, mode_t mode)
+{
+	char dir[PATH_MAX];
+	char *slash;
+
+	if (strlcpy_sg(dir, path, sizeof(dir)) >= sizeof(dir)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
+		return 0;
+	*slash = '\0';
+	for (char *p = dir + 1; ; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+
+		*p = '\0';
+		if (mkdir(dir, mode) < 0 && errno != EEXIST)
+			return -1;
+		if (c == '\0')
+			break;
+		*p = c;
+	}
+	return 0;
 }

@@ -1,0 +1,599 @@
+/*
+ * smtpguard.c — the admin's command: a table of subcommands, each a small
+ * function. It talks to the daemon over the control socket, reads the event
+ * log directly, and starts/stops the daemon. Exit codes: 0 ok, 1 the
+ * operation failed (stderr says why and what to do), 2 usage error.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "smtpguard.h"
+
+#define PASSWD_FILE	"/etc/passwd"
+#define STOP_WAIT_MS	10000	/* the daemon removes its table and exits well within this */
+
+extern char **environ;
+
+static const char default_conf[] =
+#include "default_conf.inc"
+;
+
+struct cli {
+	const char	*config_path;
+	struct config	 cfg;
+	bool		 cfg_loaded;
+};
+
+struct command {
+	const char	*name;
+	int		(*run)(struct cli *, int, char **);
+	const char	*args;
+	const char	*help;
+	bool		 own_help;	/* parses --help itself */
+};
+
+static int	cmd_enable(struct cli *, int, char **);
+static int	cmd_disable(struct cli *, int, char **);
+static int	cmd_status(struct cli *, int, char **);
+static int	cmd_reload(struct cli *, int, char **);
+static int	cmd_allow(struct cli *, int, char **);
+static int	cmd_revoke(struct cli *, int, char **);
+static int	cmd_exceptions(struct cli *, int, char **);
+static int	cmd_log(struct cli *, int, char **);
+static int	cmd_top(struct cli *, int, char **);
+
+static const struct command commands[] = {
+	{ "enable", cmd_enable, "",
+	  "write a default config if none, start smtpguardd, confirm the fence" },
+	{ "disable", cmd_disable, "",
+	  "stop smtpguardd and remove its table (the config is kept)" },
+	{ "status", cmd_status, "[--json]",
+	  "is the fence up? MTA users, ports, action, counters, queue drops" },
+	{ "reload", cmd_reload, "",
+	  "re-read config and exceptions; on any error keep the running state" },
+	{ "allow", cmd_allow,
+	  "USER|UID|@GROUP [--to CIDR,..] [--port N,..] [--audit] [--cap N/hour] [--comment TEXT]",
+	  "add an exception, live and persistent" },
+	{ "revoke", cmd_revoke, "USER|UID|@GROUP", "remove an exception" },
+	{ "exceptions", cmd_exceptions, "[--json]", "list exceptions with their hits" },
+	{ "log", cmd_log, "[--since T] [--user U] [--action A] [-f] [--json] ...",
+	  "show events (smtpguard log --help)", true },
+	{ "top", cmd_top, "[--by user|process|dst|sender|script|subject] [--since T] ...",
+	  "who is sending: counts per user, process, ... (smtpguard top --help)", true },
+};
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp, "usage: smtpguard [-c file] command [args]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(fp, "  %-11s %s\n  %-11s   %s\n", commands[i].name, commands[i].args,
+		    "", commands[i].help);
+	fprintf(fp, "\n  -c file     configuration (default %s)\n"
+	    "\nexit status: 0 ok, 1 the operation failed, 2 usage error\n", DEFAULT_CONFIG);
+}
+
+static void
+errx_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+errx_msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("smtpguard: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static int
+load_config(struct cli *c)
+{
+	char err[1024];
+
+	if (c->cfg_loaded)
+		return 0;
+	if (config_load(&c->cfg, c->config_path, err, sizeof(err)) < 0) {
+		errx_msg("%s", err);
+		return -1;
+	}
+	c->cfg_loaded = true;
+	return 0;
+}
+
+static bool
+want_json(int argc, char **argv, const char *cmd)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			continue;
+		errx_msg("%s: unknown argument '%s' (usage: smtpguard %s [--json])", cmd, argv[i],
+		    cmd);
+		exit(2);
+	}
+	return argc > 1;
+}
+
+static void
+no_extra_args(int argc, char **argv, const char *cmd)
+{
+	if (argc > 1) {
+		errx_msg("%s: unexpected argument '%s'", cmd, argv[1]);
+		exit(2);
+	}
+}
+
+/* Calls the daemon; returns the parsed reply if it says ok, else NULL (error printed). */
+static json_t *
+call(struct cli *c, enum ctl_cmd cmd, const char *arg, bool quiet_if_down)
+{
+	char err[1024], *raw;
+	json_t *reply;
+	json_error_t jerr;
+
+	if ((raw = control_call(c->cfg.control_socket, cmd, arg, err, sizeof(err))) == NULL) {
+		if (!quiet_if_down)
+			errx_msg("cannot reach smtpguardd: %s\n  is it running? "
+			    "(smtpguard status; smtpguard enable)", err);
+		return NULL;
+	}
+	reply = json_loads(raw, 0, &jerr);
+	free(raw);
+	if (reply == NULL) {
+		errx_msg("unreadable reply from smtpguardd: %s", jerr.text);
+		return NULL;
+	}
+	if (!json_is_true(json_object_get(reply, "ok"))) {
+		const char *e = json_string_value(json_object_get(reply, "error"));
+
+		errx_msg("%s", e ? e : "the daemon refused the request");
+		json_decref(reply);
+		return NULL;
+	}
+	return reply;
+}
+
+static const char *
+jstr(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+
+	return s ? s : "?";
+}
+
+static long long
+jint(json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+static void
+print_status(json_t *st)
+{
+	char since[64];
+	time_t t = (time_t)jint(st, "started");
+	json_t *ports = json_object_get(st, "ports"), *dec = json_object_get(st, "decisions");
+	size_t i;
+	json_t *v;
+
+	strftime(since, sizeof(since), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
+	printf("smtpguard: running (pid %lld, since %s)\n", jint(st, "pid"), since);
+	printf("  fence:       %s (%s, queue %lld)\n",
+	    json_is_true(json_object_get(st, "table")) ? "table inet " TABLE_NAME " installed" :
+	    "TABLE MISSING: the fence is open", jstr(st, "queue_path"), jint(st, "queue"));
+	printf("  MTA users:   %s\n", jstr(st, "mta_users"));
+	printf("  ports:      ");
+	json_array_foreach(ports, i, v)
+		printf("%s %lld", i ? "," : "", (long long)json_integer_value(v));
+	printf("\n  action:      %s (allow_local: %s)\n", jstr(st, "action"),
+	    json_is_true(json_object_get(st, "allow_local")) ? "yes" : "no");
+	printf("  exceptions:  %lld\n", jint(st, "exceptions"));
+	printf("  decisions:   reject %lld, trap %lld, audit %lld, allow %lld "
+	    "(%lld packets queued, %lld alerts)\n",
+	    jint(dec, "reject"), jint(dec, "trap"), jint(dec, "audit"), jint(dec, "allow"),
+	    jint(st, "packets"), jint(st, "alerts"));
+	if (json_object_get(st, "queue_dropped") != NULL)
+		printf("  queue:       %lld waiting, %lld dropped (queue full), "
+		    "%lld dropped (socket full), %lld socket overruns\n",
+		    jint(st, "queue_waiting"), jint(st, "queue_dropped"),
+		    jint(st, "queue_user_dropped"), jint(st, "socket_overruns"));
+	printf("  events:      %s (%lld lines lost)\n", jstr(st, "events_file"),
+	    jint(st, "events_lost"));
+}
+
+static int
+cmd_status(struct cli *c, int argc, char **argv)
+{
+	bool json = want_json(argc, argv, "status");
+	json_t *st;
+	int table;
+
+	if (load_config(c) < 0)
+		return 1;
+	if ((st = call(c, CTL_STATUS, NULL, true)) != NULL) {
+		if (json) {
+			json_dumpf(st, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+			putchar('\n');
+		} else
+			print_status(st);
+		json_decref(st);
+		return 0;
+	}
+	table = ruleset_exists(TABLE_NAME);
+	if (json)
+		printf("{\"running\":false,\"table\":%s}\n", table == 1 ? "true" : "false");
+	else if (table == 1)
+		printf("smtpguard: NOT running, but the fence is closed: table inet %s is still\n"
+		    "  installed (the daemon crashed or was killed). SMTP connections of\n"
+		    "  non-MTA users are dropped, and nothing is logged. Restart it with:\n"
+		    "  smtpguard enable\n", TABLE_NAME);
+	else if (table == 0)
+		printf("smtpguard: not running; no fence installed (smtpguard enable turns it on)\n");
+	else
+		printf("smtpguard: not running; cannot read the ruleset: %s\n", strerror(errno));
+	return 1;
+}
+
+static int
+run_program(char *const argv[])
+{
+	pid_t pid;
+	int status, rc;
+
+	if ((rc = posix_spawn(&pid, argv[0], NULL, NULL, argv, environ)) != 0) {
+		errx_msg("cannot run %s: %s", argv[0], strerror(rc));
+		return -1;
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The daemon binary beside this one: build/ in a checkout, sbin/ once installed. */
+static int
+daemon_path(char *buf, size_t len)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	if (n < 0)
+		return -1;
+	self[n] = '\0';
+	if ((slash = strrchr(self, '/')) == NULL)
+		return -1;
+	*slash = '\0';
+	if ((size_t)snprintf(buf, len, "%s/smtpguardd", self) >= len)
+		return -1;
+	return 0;
+}
+
+static int
+write_default_config(struct cli *c)
+{
+	struct config cfg;
+	uid_t uids[CONFIG_MAX_UIDS];
+	size_t n;
+	char found[512], err[1024], names[512] = "", tmp[PATH_MAX + 8];
+	const char *line, *end;
+	FILE *fp;
+
+	config_defaults(&cfg);
+	if (mta_resolve(&cfg, PASSWD_FILE, uids, &n, found, sizeof(found), err,
+	    sizeof(err)) < 0) {
+		errx_msg("%s", err);
+		return -1;
+	}
+	/* "postfix(uid 101), exim(uid 102)" → "postfix, exim" */
+	for (const char *p = found; *p != '\0';) {
+		const char *paren = strchr(p, '(');
+		size_t k = paren ? (size_t)(paren - p) : strlen(p);
+
+		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%.*s",
+		    names[0] ? ", " : "", (int)k, p);
+		if ((p = strstr(p, "), ")) == NULL)
+			break;
+		p += 3;
+	}
+	if (ensure_parent_dir(c->config_path, 0755) < 0) {
+		errx_msg("creating the directory of %s: %s", c->config_path, strerror(errno));
+		return -1;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp", c->config_path);
+	if ((fp = fopen(tmp, "wxe")) == NULL) {
+		errx_msg("%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	for (line = default_conf; *line != '\0'; line = end + (*end != '\0')) {
+		end = strchr(line, '\n');
+		if (end == NULL)
+			end = line + strlen(line);
+		if (strncmp(line, "mta_users", 9) == 0 && strchr(" =", line[9]) != NULL)
+			fprintf(fp, "mta_users = %s\n", names);
+		else
+			fprintf(fp, "%.*s\n", (int)(end - line), line);
+	}
+	if (fflush(fp) != 0 || fsync(fileno(fp)) < 0 || fclose(fp) != 0 ||
+	    rename(tmp, c->config_path) < 0) {
+		errx_msg("writing %s: %s", c->config_path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	printf("wrote %s (MTA users detected: %s)\n", c->config_path, found);
+	return 0;
+}
+
+static int
+cmd_enable(struct cli *c, int argc, char **argv)
+{
+	char dpath[PATH_MAX];
+	json_t *st;
+	struct stat sb;
+
+	no_extra_args(argc, argv, "enable");
+	if (geteuid() != 0) {
+		errx_msg("enable must run as root");
+		return 1;
+	}
+	if (stat(c->config_path, &sb) < 0 && errno == ENOENT &&
+	    write_default_config(c) < 0)
+		return 1;
+	if (load_config(c) < 0)
+		return 1;
+	if ((st = call(c, CTL_STATUS, NULL, true)) != NULL) {
+		printf("smtpguard is already enabled; nothing changed.\n");
+		print_status(st);
+		json_decref(st);
+		return 0;
+	}
+	if (daemon_path(dpath, sizeof(dpath)) < 0) {
+		errx_msg("cannot find smtpguardd beside this program");
+		return 1;
+	}
+	printf("starting %s -c %s\n", dpath, c->config_path);
+	char *args[] = { dpath, "-c", (char *)c->config_path, NULL };
+	if (run_program(args) != 0) {
+		errx_msg("smtpguardd did not start (see the message above); the fence is NOT up");
+		return 1;
+	}
+	if ((st = call(c, CTL_STATUS, NULL, false)) == NULL)
+		return 1;
+	if (!json_is_true(json_object_get(st, "table"))) {
+		errx_msg("smtpguardd runs but table inet %s is missing: the fence is NOT up",
+		    TABLE_NAME);
+		json_decref(st);
+		return 1;
+	}
+	printf("smtpguard enabled (daemonised, pid file %s).\n", c->cfg.pid_file);
+	print_status(st);
+	json_decref(st);
+	return 0;
+}
+
+/* The pid in the pid file, if that process is really an smtpguardd. */
+static pid_t
+running_daemon(const struct config *cfg)
+{
+	char buf[64], link[64], exe[PATH_MAX];
+	FILE *fp;
+	long pid;
+	ssize_t n;
+	const char *base;
+
+	if ((fp = fopen(cfg->pid_file, "re")) == NULL)
+		return -1;
+	if (fgets(buf, sizeof(buf), fp) == NULL || sscanf(buf, "%ld", &pid) != 1 || pid <= 1) {
+		fclose(fp);
+		return -1;
+	}
+	fclose(fp);
+	snprintf(link, sizeof(link), "/proc/%ld/exe", pid);
+	if ((n = readlink(link, exe, sizeof(exe) - 1)) < 0)
+		return -1;
+	exe[n] = '\0';
+	base = strrchr(exe, '/');
+	base = base ? base + 1 : exe;
+	return strcmp(base, "smtpguardd") == 0 ? (pid_t)pid : -1;
+}
+
+static int
+cmd_disable(struct cli *c, int argc, char **argv)
+{
+	pid_t pid;
+	char proc[64], err[512];
+	int table;
+
+	no_extra_args(argc, argv, "disable");
+	if (geteuid() != 0) {
+		errx_msg("disable must run as root");
+		return 1;
+	}
+	if (load_config(c) < 0)
+		return 1;
+	if ((pid = running_daemon(&c->cfg)) > 0) {
+		printf("stopping smtpguardd (pid %ld)\n", (long)pid);
+		if (kill(pid, SIGTERM) < 0) {
+			errx_msg("kill %ld: %s", (long)pid, strerror(errno));
+			return 1;
+		}
+		snprintf(proc, sizeof(proc), "/proc/%ld", (long)pid);
+		for (int waited = 0; access(proc, F_OK) == 0; waited += 50) {
+			if (waited >= STOP_WAIT_MS) {
+				errx_msg("smtpguardd (pid %ld) did not stop within %d s",
+				    (long)pid, STOP_WAIT_MS / 1000);
+				return 1;
+			}
+			nanosleep(&(struct timespec){ 0, 50 * 1000 * 1000 }, NULL);
+		}
+	} else
+		printf("smtpguardd is not running\n");
+	table = ruleset_exists(TABLE_NAME);
+	if (table == 1) {
+		if (ruleset_remove(TABLE_NAME, err, sizeof(err)) < 0) {
+			errx_msg("removing table inet %s: %s", TABLE_NAME, err);
+			return 1;
+		}
+		printf("removed table inet %s left by a daemon that did not stop cleanly\n",
+		    TABLE_NAME);
+	}
+	printf("smtpguard disabled: no fence; configuration kept in %s\n", c->config_path);
+	return 0;
+}
+
+static int
+cmd_reload(struct cli *c, int argc, char **argv)
+{
+	json_t *r;
+
+	no_extra_args(argc, argv, "reload");
+	if (load_config(c) < 0 || (r = call(c, CTL_RELOAD, NULL, false)) == NULL)
+		return 1;
+	printf("reloaded\n");
+	json_decref(r);
+	return 0;
+}
+
+static int
+cmd_allow(struct cli *c, int argc, char **argv)
+{
+	char line[EXCEPTION_LINE_MAX], err[512];
+	json_t *r;
+
+	if (exception_from_argv(argc, argv, line, sizeof(line), err, sizeof(err)) < 0) {
+		errx_msg("allow: %s", err);
+		return 2;
+	}
+	if (load_config(c) < 0 || (r = call(c, CTL_ALLOW, line, false)) == NULL)
+		return 1;
+	printf("%s\n", jstr(r, "done"));
+	json_decref(r);
+	return 0;
+}
+
+static int
+cmd_revoke(struct cli *c, int argc, char **argv)
+{
+	json_t *r;
+
+	if (argc != 2) {
+		errx_msg("usage: smtpguard revoke USER|UID|@GROUP");
+		return 2;
+	}
+	if (load_config(c) < 0 || (r = call(c, CTL_REVOKE, argv[1], false)) == NULL)
+		return 1;
+	printf("%s\n", jstr(r, "done"));
+	json_decref(r);
+	return 0;
+}
+
+static int
+cmd_exceptions(struct cli *c, int argc, char **argv)
+{
+	bool json = want_json(argc, argv, "exceptions");
+	json_t *r, *list, *x;
+	size_t i;
+	char when[32];
+
+	if (load_config(c) < 0 || (r = call(c, CTL_EXCEPTIONS, NULL, false)) == NULL)
+		return 1;
+	list = json_object_get(r, "exceptions");
+	if (json) {
+		json_dumpf(list, stdout, JSON_COMPACT);
+		putchar('\n');
+	} else if (json_array_size(list) == 0)
+		printf("no exceptions (smtpguard allow USER adds one)\n");
+	else {
+		printf("%-8s %-19s %s\n", "HITS", "LAST HIT", "EXCEPTION");
+		json_array_foreach(list, i, x) {
+			time_t t = (time_t)jint(x, "last_hit");
+
+			if (t > 0)
+				strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
+			else
+				strlcpy_sg(when, "-", sizeof(when));
+			printf("%-8lld %-19s %s\n", jint(x, "hits"), when, jstr(x, "line"));
+		}
+	}
+	json_decref(r);
+	return 0;
+}
+
+static int
+cmd_log(struct cli *c, int argc, char **argv)
+{
+	if (load_config(c) < 0)
+		return 1;
+	return review_log(c->cfg.log_file, argc, argv);
+}
+
+static int
+cmd_top(struct cli *c, int argc, char **argv)
+{
+	if (load_config(c) < 0)
+		return 1;
+	return review_top(c->cfg.log_file, argc, argv);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cli c = { .config_path = DEFAULT_CONFIG };
+	int ch;
+
+	/* Options before the command only; the command parses its own. */
+	while ((ch = getopt(argc, argv, "+c:hV")) != -1) {
+		switch (ch) {
+		case 'c':
+			c.config_path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("smtpguard %s\n", SMTPGUARD_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc == 0) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[0], commands[i].name) == 0) {
+			if (!commands[i].own_help && argc > 1 &&
+			    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+				printf("usage: smtpguard [-c file] %s %s\n  %s\n", commands[i].name,
+				    commands[i].args, commands[i].help);
+				return 0;
+			}
+			optind = 1;
+			return commands[i].run(&c, argc, argv);
+		}
+	errx_msg("unknown command '%s' (smtpguard --help lists them)", argv[0]);
+	return 2;
+}

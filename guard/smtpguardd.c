@@ -1,0 +1,788 @@
+/*
+ * smtpguardd.c — the daemon: set-up in a fixed order, one epoll loop, an
+ * orderly teardown. It wires the modules (queue → attrib → policy → verdict →
+ * event; control → here) and is, with set-up code, the only place that exits.
+ *
+ * Set-up order matters: the queue is bound before the ruleset sends packets
+ * to it, and the ruleset is installed last, in one atomic batch that replaces
+ * any table a previous instance left behind. A crash leaves that table in
+ * place: SYNs of non-exempt users are then queued to nobody and dropped.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <linux/netfilter.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "smtpguard.h"
+
+#define PASSWD_FILE	"/etc/passwd"
+#define GROUP_FILE	"/etc/group"
+#define PROC_ROOT	"/proc"
+#define FLOOD_MAX_KEYS	4096	/* see flood.c for what a full table does */
+#define EPOLL_BATCH	32
+
+enum tag {
+	TAG_QUEUE = 1,
+	TAG_SIGNAL,
+	TAG_TIMER,
+	TAG_CONTROL,
+};
+
+struct counters {
+	uint64_t	 packets;		/* packets read from the queue */
+	uint64_t	 decisions[ACTION_ALLOW + 1];
+	uint64_t	 unparsable;		/* not IPv4/IPv6 TCP: reset */
+	uint64_t	 verdict_errors;
+	uint64_t	 enobufs;		/* the kernel dropped queue messages */
+	uint64_t	 events_lost;		/* event lines that could not be written */
+	uint64_t	 alerts;
+};
+
+struct daemon {
+	struct config		 cfg;
+	uid_t			 mta[CONFIG_MAX_UIDS];
+	size_t			 nmta;
+	char			 mta_found[512];
+	struct exceptions	 exc;
+	bool			 foreground;
+	bool			 native_queue;
+	bool			 table_installed;
+	bool			 quit;
+	int			 epfd, sigfd, timerfd;
+	struct queue		*queue;
+	struct attrib_ctx	*attrib;
+	struct event_log	*events;
+	struct flood		*flood;
+	struct control		*control;
+	uint64_t		 next_flow_id;
+	time_t			 started;
+	struct counters		 cnt;
+};
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: smtpguardd [-fn] [-c file]\n"
+	    "  -c file  configuration (default " DEFAULT_CONFIG ")\n"
+	    "  -f       stay in the foreground, diagnostics on stderr\n"
+	    "  -n       check the configuration and exceptions, then exit\n");
+	exit(2);
+}
+
+static void
+now_ts(struct timespec *ts)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+}
+
+static void
+emit(struct daemon *d, struct event *e)
+{
+	if (e->ts.tv_sec == 0)
+		now_ts(&e->ts);
+	if (event_write(d->events, e) < 0) {
+		if (d->cnt.events_lost++ == 0)
+			log_warn("cannot write the event log %s (counting lost lines)",
+			    d->cfg.log_file);
+	}
+}
+
+static void
+emit_daemon(struct daemon *d, const char *msg)
+{
+	struct event e = { .event = "daemon", .msg = msg };
+
+	emit(d, &e);
+}
+
+static enum mark_state
+action_mark(enum action a)
+{
+	switch (a) {
+	case ACTION_ALLOW:
+		return MARK_ALLOW;
+	case ACTION_TRAP:
+		return MARK_TRAP;
+	case ACTION_AUDIT:
+		return MARK_INSPECT;
+	case ACTION_REJECT:
+	case ACTION_NONE:
+		break;
+	}
+	return MARK_REJECT;
+}
+
+/*
+ * The verdict: NF_REPEAT with our bits of the packet mark set to the decision;
+ * the fence chain runs again and copies them into the conntrack mark.
+ */
+static void
+verdict(struct daemon *d, const struct queue_packet *qp, enum mark_state st)
+{
+	uint32_t mark = (qp->mark & ~d->cfg.mark_mask) | mark_value(d->cfg.mark_mask, st);
+
+	if (queue_verdict(d->queue, qp->id, NF_REPEAT, true, mark) < 0) {
+		if (d->cnt.verdict_errors++ == 0)
+			log_warn("verdict for packet %u", qp->id);
+	}
+}
+
+static void
+flood_summary(void *arg, uid_t uid, const char *exe, enum action a, uint64_t suppressed,
+    unsigned int window)
+{
+	struct daemon *d = arg;
+	struct attrib who = { .has_uid = uid != (uid_t)-1, .uid = uid };
+	struct event e = {
+		.event = "summary", .action = action_name(a), .who = &who,
+		.suppressed = suppressed, .window = window,
+	};
+
+	if (exe != NULL)
+		strlcpy_sg(who.exe, exe, sizeof(who.exe));
+	emit(d, &e);
+}
+
+static void
+on_packet(const struct queue_packet *qp, void *arg)
+{
+	struct daemon *d = arg;
+	struct pkt p;
+	struct attrib who;
+	struct decision dec;
+	struct event e = { .event = "attempt" };
+	time_t now = time(NULL);
+
+	d->cnt.packets++;
+	if (pkt_parse(qp->payload, qp->len, &p) < 0) {
+		/* Cannot tell what it is: the fence fails closed. */
+		d->cnt.unparsable++;
+		verdict(d, qp, MARK_REJECT);
+		return;
+	}
+	/* Attribute before the verdict: the process still sits in connect(). */
+	attrib_flow(d->attrib, &p, qp->has_uid, qp->uid, qp->has_gid, qp->gid, &who);
+	policy_decide(d->cfg.action, &d->exc, who.uid, who.has_uid, &p, now, &dec);
+	verdict(d, qp, action_mark(dec.action));
+	d->cnt.decisions[dec.action]++;
+
+	now_ts(&e.ts);
+	e.action = action_name(dec.action);
+	e.rule = dec.rule;
+	e.who = &who;
+	e.flow = &p;
+	e.flow_id = d->next_flow_id++;
+	if (flood_admit(d->flood, who.has_uid ? who.uid : (uid_t)-1, who.exe, dec.action, now))
+		emit(d, &e);
+	if (dec.cap_exceeded) {
+		struct event a = e;
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "exception cap reached: %s; default action applied",
+		    dec.rule);
+		a.event = "alert";
+		a.msg = msg;
+		d->cnt.alerts++;
+		emit(d, &a);
+	}
+}
+
+static void
+read_queue(struct daemon *d)
+{
+	/* Drain what is there; each read is one batch of packets. */
+	for (int i = 0; i < 64; i++) {
+		if (queue_read(d->queue, on_packet, d) == 0)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		if (errno == ENOBUFS) {
+			/* The kernel dropped messages for us: counted, not fatal. */
+			if (d->cnt.enobufs++ == 0)
+				log_warnx("queue socket overrun (ENOBUFS); dropped packets are counted");
+			continue;
+		}
+		log_warn("reading the queue");
+		return;
+	}
+}
+
+static void
+ruleset_spec_of(const struct daemon *d, const struct config *cfg, const uid_t *mta,
+    size_t nmta, const uid_t *allow, size_t nallow, struct ruleset_spec *spec)
+{
+	memset(spec, 0, sizeof(*spec));
+	spec->table = TABLE_NAME;
+	spec->ports = cfg->ports;
+	spec->nports = cfg->nports;
+	spec->mta_uids = mta;
+	spec->nmta = nmta;
+	spec->allow_uids = allow;
+	spec->nallow = nallow;
+	spec->allow_local = cfg->allow_local;
+	spec->queue_num = cfg->queue_num;
+	spec->mark_mask = cfg->mark_mask;
+	spec->trap = false;
+	spec->trap_port = cfg->trap_port;
+	(void)d;
+}
+
+/* Everything a (re)load needs, validated before anything is applied. */
+struct loaded {
+	struct config		 cfg;
+	uid_t			 mta[CONFIG_MAX_UIDS];
+	size_t			 nmta;
+	char			 mta_found[512];
+	struct exceptions	 exc;
+};
+
+static int
+load_all(const char *path, struct loaded *l, char *err, size_t errlen)
+{
+	memset(l, 0, sizeof(*l));
+	if (config_load(&l->cfg, path, err, errlen) < 0)
+		return -1;
+	if (l->cfg.action == ACTION_TRAP || l->cfg.action == ACTION_AUDIT) {
+		snprintf(err, errlen, "%s: [guard] action: '%s' is not available in this "
+		    "version (use reject)", path, action_name(l->cfg.action));
+		return -1;
+	}
+	if (mta_resolve(&l->cfg, PASSWD_FILE, l->mta, &l->nmta, l->mta_found,
+	    sizeof(l->mta_found), err, errlen) < 0)
+		return -1;
+	if (exceptions_load(l->cfg.exceptions, PASSWD_FILE, GROUP_FILE, &l->exc, err,
+	    errlen) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+install_table(struct daemon *d, const struct loaded *l, char *err, size_t errlen)
+{
+	struct ruleset_spec spec;
+	uid_t allow[EXCEPTIONS_MAX];
+	size_t nallow = exceptions_kernel_uids(&l->exc, allow, EXCEPTIONS_MAX);
+
+	ruleset_spec_of(d, &l->cfg, l->mta, l->nmta, allow, nallow, &spec);
+	return ruleset_install(&spec, &d->native_queue, err, errlen);
+}
+
+static void
+adopt(struct daemon *d, struct loaded *l)
+{
+	exceptions_carry_counters(&l->exc, &d->exc);
+	exceptions_free(&d->exc);
+	d->exc = l->exc;
+	d->cfg = l->cfg;
+	memcpy(d->mta, l->mta, sizeof(d->mta));
+	d->nmta = l->nmta;
+	memcpy(d->mta_found, l->mta_found, sizeof(d->mta_found));
+}
+
+static int
+reload(struct daemon *d, char *err, size_t errlen)
+{
+	struct loaded l;
+	char msg[600];
+
+	if (load_all(d->cfg.path, &l, err, errlen) < 0) {
+		exceptions_free(&l.exc);
+		return -1;
+	}
+	if (l.cfg.queue_num != d->cfg.queue_num ||
+	    strcmp(l.cfg.control_socket, d->cfg.control_socket) != 0 ||
+	    strcmp(l.cfg.log_file, d->cfg.log_file) != 0) {
+		snprintf(err, errlen, "%s: queue, control_socket and [log] file change only "
+		    "with a restart; nothing applied", d->cfg.path);
+		exceptions_free(&l.exc);
+		return -1;
+	}
+	if (install_table(d, &l, err, errlen) < 0) {
+		exceptions_free(&l.exc);
+		return -1;
+	}
+	adopt(d, &l);
+	snprintf(msg, sizeof(msg), "reloaded %s; MTA users: %s", d->cfg.path, d->mta_found);
+	emit_daemon(d, msg);
+	return 0;
+}
+
+static void
+json_set_uids(json_t *o, const char *key, const uid_t *uids, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_integer(uids[i]));
+	json_object_set_new(o, key, a);
+}
+
+static char *
+reply_ok(json_t *o)
+{
+	char *s;
+
+	json_object_set_new(o, "v", json_integer(CTL_VERSION));
+	json_object_set_new(o, "ok", json_true());
+	s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	return s;
+}
+
+static char *
+reply_error(const char *msg)
+{
+	json_t *o = json_pack("{s:i, s:b, s:s}", "v", CTL_VERSION, "ok", 0, "error", msg);
+	char *s = json_dumps(o, JSON_COMPACT);
+
+	json_decref(o);
+	return s;
+}
+
+static char *
+status_reply(struct daemon *d)
+{
+	json_t *o = json_object(), *dec = json_object(), *ports = json_array();
+	struct queue_stats qs;
+
+	json_object_set_new(o, "pid", json_integer(getpid()));
+	json_object_set_new(o, "version", json_string(SMTPGUARD_VERSION));
+	json_object_set_new(o, "started", json_integer(d->started));
+	json_object_set_new(o, "config", json_string(d->cfg.path));
+	json_object_set_new(o, "mta_users", json_string(d->mta_found));
+	json_set_uids(o, "mta_uids", d->mta, d->nmta);
+	for (size_t i = 0; i < d->cfg.nports; i++)
+		json_array_append_new(ports, json_integer(d->cfg.ports[i]));
+	json_object_set_new(o, "ports", ports);
+	json_object_set_new(o, "action", json_string(action_name(d->cfg.action)));
+	json_object_set_new(o, "allow_local", json_boolean(d->cfg.allow_local));
+	json_object_set_new(o, "queue", json_integer(d->cfg.queue_num));
+	json_object_set_new(o, "queue_path", json_string(d->native_queue ?
+	    "native nft queue" : "xt NFQUEUE (compat)"));
+	json_object_set_new(o, "table", json_boolean(ruleset_exists(TABLE_NAME) == 1));
+	json_object_set_new(o, "exceptions", json_integer((json_int_t)d->exc.n));
+	json_object_set_new(o, "events_file", json_string(d->cfg.log_file));
+	json_object_set_new(o, "packets", json_integer((json_int_t)d->cnt.packets));
+	for (int a = ACTION_REJECT; a <= ACTION_ALLOW; a++)
+		json_object_set_new(dec, action_name(a),
+		    json_integer((json_int_t)d->cnt.decisions[a]));
+	json_object_set_new(o, "decisions", dec);
+	json_object_set_new(o, "unparsable", json_integer((json_int_t)d->cnt.unparsable));
+	json_object_set_new(o, "verdict_errors",
+	    json_integer((json_int_t)d->cnt.verdict_errors));
+	json_object_set_new(o, "socket_overruns", json_integer((json_int_t)d->cnt.enobufs));
+	json_object_set_new(o, "events_lost", json_integer((json_int_t)d->cnt.events_lost));
+	json_object_set_new(o, "alerts", json_integer((json_int_t)d->cnt.alerts));
+	if (queue_stats(d->cfg.queue_num, &qs) == 0) {
+		json_object_set_new(o, "queue_waiting", json_integer(qs.waiting));
+		json_object_set_new(o, "queue_dropped", json_integer(qs.queue_dropped));
+		json_object_set_new(o, "queue_user_dropped", json_integer(qs.user_dropped));
+	}
+	return reply_ok(o);
+}
+
+static char *
+exceptions_reply(struct daemon *d)
+{
+	json_t *o = json_object(), *list = json_array();
+	char line[EXCEPTION_LINE_MAX];
+
+	for (size_t i = 0; i < d->exc.n; i++) {
+		const struct exception *x = &d->exc.v[i];
+		json_t *e;
+
+		if (exception_format(x, line, sizeof(line)) < 0)
+			continue;
+		e = json_pack("{s:s, s:s, s:I, s:I}", "who", x->who, "line", line,
+		    "hits", (json_int_t)x->hits, "last_hit", (json_int_t)x->last_hit);
+		json_set_uids(e, "uids", x->uids, x->nuids);
+		json_array_append_new(list, e);
+	}
+	json_object_set_new(o, "exceptions", list);
+	return reply_ok(o);
+}
+
+/*
+ * allow/revoke: validate on a copy, apply the kernel set delta in one batch,
+ * then persist; if persisting fails, the kernel change is undone. Either
+ * both the kernel and the file change, or neither.
+ */
+static char *
+change_exceptions(struct daemon *d, const struct ctl_request *req)
+{
+	struct exceptions next = { 0 };
+	struct exception x;
+	uid_t before[EXCEPTIONS_MAX], after[EXCEPTIONS_MAX];
+	uid_t add[EXCEPTIONS_MAX], del[EXCEPTIONS_MAX];
+	size_t nbefore, nafter, nadd = 0, ndel = 0;
+	char err[512], msg[CTL_ARG_MAX + 64];
+	char *reply;
+
+	if (exceptions_copy(&next, &d->exc) < 0)
+		return reply_error("out of memory");
+	if (req->cmd == CTL_ALLOW) {
+		if (exception_parse(req->arg, PASSWD_FILE, GROUP_FILE, &x, err, sizeof(err)) < 0 ||
+		    exceptions_add(&next, &x, err, sizeof(err)) < 0)
+			goto fail;
+	} else if (exceptions_remove(&next, req->arg, err, sizeof(err)) < 0)
+		goto fail;
+
+	nbefore = exceptions_kernel_uids(&d->exc, before, EXCEPTIONS_MAX);
+	nafter = exceptions_kernel_uids(&next, after, EXCEPTIONS_MAX);
+	for (size_t i = 0; i < nafter; i++)
+		if (!uid_in_sorted(after[i], before, nbefore))
+			add[nadd++] = after[i];
+	for (size_t i = 0; i < nbefore; i++)
+		if (!uid_in_sorted(before[i], after, nafter))
+			del[ndel++] = before[i];
+	if (nadd > 0 && ruleset_set_uids(TABLE_NAME, "allow_uids", true, add, nadd,
+	    err, sizeof(err)) < 0)
+		goto fail;
+	if (ndel > 0 && ruleset_set_uids(TABLE_NAME, "allow_uids", false, del, ndel,
+	    err, sizeof(err)) < 0) {
+		if (nadd > 0)
+			(void)ruleset_set_uids(TABLE_NAME, "allow_uids", false, add, nadd,
+			    msg, sizeof(msg));
+		goto fail;
+	}
+	if (exceptions_save(d->cfg.exceptions, &next, err, sizeof(err)) < 0) {
+		if (nadd > 0)
+			(void)ruleset_set_uids(TABLE_NAME, "allow_uids", false, add, nadd,
+			    msg, sizeof(msg));
+		if (ndel > 0)
+			(void)ruleset_set_uids(TABLE_NAME, "allow_uids", true, del, ndel,
+			    msg, sizeof(msg));
+		goto fail;
+	}
+	exceptions_free(&d->exc);
+	d->exc = next;
+	snprintf(msg, sizeof(msg), "%s %s", req->cmd == CTL_ALLOW ? "allowed:" : "revoked:",
+	    req->arg);
+	emit_daemon(d, msg);
+	return reply_ok(json_pack("{s:s}", "done", msg));
+fail:
+	exceptions_free(&next);
+	reply = reply_error(err);
+	return reply;
+}
+
+static char *
+on_control(const struct ctl_request *req, uid_t peer, void *arg)
+{
+	struct daemon *d = arg;
+	char err[1024];
+
+	(void)peer;
+	switch (req->cmd) {
+	case CTL_STATUS:
+		return status_reply(d);
+	case CTL_EXCEPTIONS:
+		return exceptions_reply(d);
+	case CTL_ALLOW:
+	case CTL_REVOKE:
+		return change_exceptions(d, req);
+	case CTL_RELOAD:
+		if (reload(d, err, sizeof(err)) < 0) {
+			log_warnx("reload refused, running state kept: %s", err);
+			return reply_error(err);
+		}
+		return reply_ok(json_pack("{s:s}", "done", "reloaded"));
+	case CTL_NONE:
+		break;
+	}
+	return reply_error("unknown command");
+}
+
+static void
+on_signal(struct daemon *d)
+{
+	struct signalfd_siginfo si;
+	char err[1024];
+
+	while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGHUP:
+			if (reload(d, err, sizeof(err)) < 0)
+				log_warnx("reload refused, running state kept: %s", err);
+			else
+				log_info("reloaded %s", d->cfg.path);
+			break;
+		case SIGTERM:
+		case SIGINT:
+			d->quit = true;
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static void
+on_timer(struct daemon *d)
+{
+	uint64_t ticks;
+	time_t now = time(NULL);
+
+	(void)read(d->timerfd, &ticks, sizeof(ticks));
+	flood_expire(d->flood, now, flood_summary, d);
+	control_expire(d->control, now);
+}
+
+static void
+epoll_add(int epfd, int fd, uint64_t tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag };
+
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		fatal("epoll_ctl");
+}
+
+/*
+ * Without -f: fork, and let the parent wait until the child says it is
+ * ready (the fence is in place) or why it is not, so `smtpguard enable` and
+ * init scripts get a truthful exit code. Until then the child's stderr is
+ * the pipe, so fatal() during set-up reaches the admin's terminal.
+ */
+static int
+daemonize(void)
+{
+	int p[2];
+	pid_t pid;
+	char buf[4096];
+	ssize_t n;
+	size_t len = 0;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		fatal("pipe");
+	if ((pid = fork()) < 0)
+		fatal("fork");
+	if (pid == 0) {
+		close(p[0]);
+		if (setsid() < 0)
+			fatal("setsid");
+		if (dup2(p[1], STDERR_FILENO) < 0)
+			fatal("dup2");
+		close(p[1]);
+		return 0;
+	}
+	close(p[1]);
+	while (len < sizeof(buf) - 1 &&
+	    ((n = read(p[0], buf + len, sizeof(buf) - 1 - len)) > 0 || (n < 0 && errno == EINTR)))
+		if (n > 0)
+			len += (size_t)n;
+	buf[len] = '\0';
+	if (strncmp(buf, "READY\n", 6) == 0)
+		exit(0);
+	fputs(buf, stderr);
+	if (len == 0)
+		fprintf(stderr, "smtpguardd: the daemon exited during set-up\n");
+	exit(1);
+}
+
+static void
+detach_ready(void)
+{
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	fputs("READY\n", stderr);
+	fflush(stderr);
+	log_init(false);
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		close(fd);
+	}
+}
+
+static void
+write_pid_file(const char *path)
+{
+	char tmp[PATH_MAX + 8];
+	FILE *fp;
+
+	if (path[0] == '\0')
+		return;
+	if (ensure_parent_dir(path, 0755) < 0)
+		fatal("creating the directory of %s", path);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if ((fp = fopen(tmp, "we")) == NULL)
+		fatal("%s", tmp);
+	fprintf(fp, "%ld\n", (long)getpid());
+	if (fclose(fp) != 0 || rename(tmp, path) < 0)
+		fatal("writing %s", path);
+}
+
+static void
+setup(struct daemon *d, const char *config_path)
+{
+	struct loaded l;
+	sigset_t mask;
+	struct itimerspec tick = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
+	char err[1024], msg[700];
+
+	if (load_all(config_path, &l, err, sizeof(err)) < 0)
+		fatalx("%s", err);
+	adopt(d, &l);
+	log_info("MTA users: %s", d->mta_found);
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGPIPE);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		fatal("sigprocmask");
+	if ((d->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		fatal("epoll_create1");
+	sigdelset(&mask, SIGPIPE);
+	if ((d->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
+		fatal("signalfd");
+	if ((d->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
+	    timerfd_settime(d->timerfd, 0, &tick, NULL) < 0)
+		fatal("timerfd");
+	epoll_add(d->epfd, d->sigfd, TAG_SIGNAL);
+	epoll_add(d->epfd, d->timerfd, TAG_TIMER);
+
+	if ((d->events = event_open(d->cfg.log_file, d->cfg.log_syslog, err,
+	    sizeof(err))) == NULL)
+		fatalx("%s", err);
+	if ((d->flood = flood_new(d->cfg.log_rate, d->cfg.log_window, FLOOD_MAX_KEYS)) == NULL)
+		fatal("flood_new");
+	if ((d->queue = queue_open(d->cfg.queue_num, d->cfg.queue_maxlen)) == NULL)
+		fatal("binding NFQUEUE %u (is another smtpguardd running?)", d->cfg.queue_num);
+	epoll_add(d->epfd, queue_fd(d->queue), TAG_QUEUE);
+	if ((d->attrib = attrib_open(PROC_ROOT)) == NULL)
+		fatal("opening sock_diag");
+	if (ensure_parent_dir(d->cfg.control_socket, 0755) < 0)
+		fatal("creating the directory of %s", d->cfg.control_socket);
+	if ((d->control = control_open(d->cfg.control_socket, d->epfd, TAG_CONTROL,
+	    on_control, d, err, sizeof(err))) == NULL)
+		fatalx("control socket: %s", err);
+	if (install_table(d, &l, err, sizeof(err)) < 0)
+		fatalx("installing table inet %s: %s", TABLE_NAME, err);
+	d->table_installed = true;
+	write_pid_file(d->cfg.pid_file);
+
+	d->started = time(NULL);
+	d->next_flow_id = ((uint64_t)d->started << 20) + 1;
+	snprintf(msg, sizeof(msg), "started smtpguardd %s (pid %ld), config %s",
+	    SMTPGUARD_VERSION, (long)getpid(), d->cfg.path);
+	emit_daemon(d, msg);
+	snprintf(msg, sizeof(msg), "MTA users detected: %s", d->mta_found);
+	emit_daemon(d, msg);
+	snprintf(msg, sizeof(msg), "table inet %s installed (%s, queue %u, action %s)",
+	    TABLE_NAME, d->native_queue ? "native nft queue" : "xt NFQUEUE compat target",
+	    d->cfg.queue_num, action_name(d->cfg.action));
+	emit_daemon(d, msg);
+	log_info("fence in place: %s", msg);
+}
+
+static void
+teardown(struct daemon *d)
+{
+	char err[512];
+
+	/* An orderly stop opens the fence on purpose: the admin asked for it. */
+	if (d->table_installed && ruleset_remove(TABLE_NAME, err, sizeof(err)) < 0)
+		log_warnx("removing table inet %s: %s", TABLE_NAME, err);
+	emit_daemon(d, "stopped; table removed");
+	control_close(d->control);
+	queue_close(d->queue);
+	attrib_close(d->attrib);
+	flood_free(d->flood);
+	event_close(d->events);
+	exceptions_free(&d->exc);
+	if (d->cfg.pid_file[0] != '\0')
+		unlink(d->cfg.pid_file);
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct daemon d;
+	const char *config_path = DEFAULT_CONFIG;
+	bool check_only = false;
+	struct epoll_event evs[EPOLL_BATCH];
+	int ch, n;
+
+	while ((ch = getopt(argc, argv, "c:fhnV")) != -1) {
+		switch (ch) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'f':
+			d.foreground = true;
+			break;
+		case 'n':
+			check_only = true;
+			break;
+		case 'V':
+			printf("smtpguardd %s\n", SMTPGUARD_VERSION);
+			return 0;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	log_init(true);
+	if (check_only) {
+		struct loaded l;
+		char err[1024];
+
+		if (load_all(config_path, &l, err, sizeof(err)) < 0) {
+			exceptions_free(&l.exc);
+			fatalx("%s", err);
+		}
+		printf("%s: configuration OK; MTA users: %s; %zu exceptions\n", config_path,
+		    l.mta_found, l.exc.n);
+		exceptions_free(&l.exc);
+		return 0;
+	}
+	if (geteuid() != 0)
+		fatalx("must run as root (it needs CAP_NET_ADMIN)");
+	if (!d.foreground)
+		daemonize();
+	setup(&d, config_path);
+	if (!d.foreground)
+		detach_ready();
+
+	while (!d.quit) {
+		n = epoll_wait(d.epfd, evs, EPOLL_BATCH, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			fatal("epoll_wait");
+		for (int i = 0; i < n; i++) {
+			uint64_t tag = evs[i].data.u64;
+
+			if (tag == TAG_QUEUE)
+				read_queue(&d);
+			else if (tag == TAG_SIGNAL)
+				on_signal(&d);
+			else if (tag == TAG_TIMER)
+				on_timer(&d);
+			else if (tag == TAG_CONTROL)
+				control_accept(d.control);
+			else
+				control_client_event(d.control, tag);
+		}
+	}
+	teardown(&d);
+	return 0;
+}
