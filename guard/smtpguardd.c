@@ -21,7 +21,9 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -609,6 +611,28 @@ detach_ready(void)
 	}
 }
 
+/* The sd_notify(3) protocol, which is one datagram: no libsystemd needed. */
+static void
+notify_systemd(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	socklen_t len;
+	int fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+	    strlen(path) >= sizeof(sun.sun_path))
+		return;
+	memcpy(sun.sun_path, path, strlen(path));
+	if (sun.sun_path[0] == '@')
+		sun.sun_path[0] = '\0';	/* abstract namespace */
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return;
+	(void)sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sun, len);
+	close(fd);
+}
+
 static void
 write_pid_file(const char *path)
 {
@@ -761,6 +785,7 @@ main(int argc, char **argv)
 	setup(&d, config_path);
 	if (!d.foreground)
 		detach_ready();
+	notify_systemd("READY=1");
 
 	while (!d.quit) {
 		n = epoll_wait(d.epfd, evs, EPOLL_BATCH, -1);
@@ -783,6 +808,7 @@ main(int argc, char **argv)
 				control_client_event(d.control, tag);
 		}
 	}
+	notify_systemd("STOPPING=1");
 	teardown(&d);
 	return 0;
 }
