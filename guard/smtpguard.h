@@ -202,6 +202,35 @@ int		 control_connect(const char *path, char *err, size_t errlen);
 char		*control_call(const char *path, enum ctl_cmd, const char *arg, char *err,
 		    size_t errlen);
 
+/* flow.c */
+#define FLOWS_MAX		1024	/* flows followed after their SYN; ~17 KiB each */
+struct flow_key {
+	uint8_t		 family;
+	uint8_t		 src[16];
+	uint8_t		 dst[16];
+	uint16_t	 sport, dport;
+};
+struct flow {
+	struct flow_key	 key;
+	struct flow	*next;		/* hash chain */
+	time_t		 created, last_seen;
+	uint64_t	 flow_id;
+	enum action	 action;
+	struct pkt	 addr;		/* addresses, for the events (no payload) */
+	struct attrib	 who;		/* the attempt's attribution, repeated in smtp events */
+	void		*inspect;	/* the owner's inspection state */
+};
+struct flow_table;
+void		 flow_key_of(const struct pkt *, struct flow_key *);
+struct flow_table *flow_table_new(size_t max);
+void		 flow_table_free(struct flow_table *, void (*)(struct flow *, void *), void *);
+struct flow	*flow_lookup(struct flow_table *, const struct flow_key *);
+struct flow	*flow_insert(struct flow_table *, const struct flow_key *, time_t now);
+void		 flow_remove(struct flow_table *, struct flow *);
+size_t		 flow_count(const struct flow_table *);
+void		 flow_expire(struct flow_table *, time_t idle_before,
+		    void (*)(struct flow *, void *), void *);
+
 /* queue.c */
 struct queue_packet {
 	uint32_t	 id;
