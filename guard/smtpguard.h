@@ -231,6 +231,52 @@ size_t		 flow_count(const struct flow_table *);
 void		 flow_expire(struct flow_table *, time_t idle_before,
 		    void (*)(struct flow *, void *), void *);
 
+/* nl.c */
+#define NL_BATCH_MAX_MSGS	64	/* the whole ruleset is ~25 messages */
+struct mnl_nlmsg_batch;
+struct mnl_socket;
+struct nlmsghdr;
+struct nl_batch {
+	char			*buf;
+	struct mnl_nlmsg_batch	*mnl;
+	uint32_t		 seq0, seq;
+	size_t			 nlabels;
+	char			 labels[NL_BATCH_MAX_MSGS][64];
+};
+int		 nl_batch_init(struct nl_batch *);
+void		 nl_batch_free(struct nl_batch *);
+struct nlmsghdr	*nl_batch_put(struct nl_batch *, uint16_t type, uint16_t family,
+		    uint16_t flags, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int		 nl_batch_next(struct nl_batch *);
+int		 nl_batch_finish(struct nl_batch *, const void **, size_t *);
+int		 nl_batch_send(struct nl_batch *, char *err, size_t errlen);
+struct mnl_socket *nl_open(void);
+
+/* ruleset.c */
+struct ruleset_spec {
+	const char	*table;
+	const uint16_t	*ports;
+	size_t		 nports;
+	const uid_t	*mta_uids;
+	size_t		 nmta;
+	const uid_t	*allow_uids;
+	size_t		 nallow;
+	bool		 allow_local;
+	uint16_t	 queue_num;
+	uint32_t	 mark_mask;
+	bool		 trap;		/* the nat chain that redirects trapped flows */
+	uint16_t	 trap_port;
+};
+int	 ruleset_build(struct nl_batch *, const struct ruleset_spec *, bool native_queue);
+int	 ruleset_install(const struct ruleset_spec *, bool *native_queue, char *err,
+	    size_t errlen);
+int	 ruleset_remove(const char *table, char *err, size_t errlen);
+int	 ruleset_exists(const char *table);
+int	 ruleset_build_set_uids(struct nl_batch *, const char *table, const char *set,
+	    bool add, const uid_t *, size_t);
+int	 ruleset_set_uids(const char *table, const char *set, bool add, const uid_t *,
+	    size_t, char *err, size_t errlen);
+
 /* queue.c */
 struct queue_packet {
 	uint32_t	 id;
@@ -261,6 +307,8 @@ int		 queue_stats(uint16_t num, struct queue_stats *);
 /* config.c */
 void	 config_defaults(struct config *);
 int	 config_load(struct config *, const char *path, char *err, size_t errlen);
+int	 config_load_string(struct config *, const char *text, const char *name,
+	    char *err, size_t errlen);
 
 /* mta.c */
 int	 mta_resolve(const struct config *, const char *passwd_path, uid_t *uids,
