@@ -1,16 +1,18 @@
 /*
- * config.c — smtpguard.conf (INI, parsed by libinih) into struct config.
+ * config.c — smtpguard.conf (INI, split into key = value by libinih) into
+ * struct config.
  *
- * Every key is in one table with its section, type and bounds; an error
- * names FILE:LINE, the section and key, and the offending value. Nothing is
- * truncated silently and nothing half-applied: on error the caller keeps
- * its old config. Pure: no logging, no exit.
+ * Every key is in one table with its section, type and bounds. An error
+ * names FILE:LINE, the section and key, and the offending value; nothing is
+ * truncated silently and nothing is half-applied: on error the struct is
+ * zeroed (unusable) and the caller keeps its old config. Pure: no logging,
+ * no exit; the only I/O is reading the file in config_load().
  */
 #include <ctype.h>
-#include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,19 +22,36 @@
 
 #include "smtpguard.h"
 
-/* libinih's compiled-in line buffer; longer lines would be split silently. */
-#define CONFIG_LINE_MAX		(200 - 2)
-#define CONFIG_FILE_MAX		(256 * 1024)
+/*
+ * libinih as Debian builds it reads lines into a 200-byte buffer that must
+ * also hold "\r\n\0", and would split a longer line silently.
+ */
+#define CONFIG_LINE_MAX		197
+#define CONFIG_FILE_MAX		(256 * 1024)	/* the documented file is ~5 KiB */
+#define CONFIG_ERR_WHAT_MAX	256
+#define CONFIG_ERR_QUOTE_MAX	40	/* of an overlong line, quoted in its error */
+#define UTF8_BOM		"\xef\xbb\xbf"
 
-enum key_type { K_LIST, K_PORTS, K_ACTION, K_BOOL, K_U16, K_U32, K_SIZE, K_MASK, K_PATH,
-    K_RATE, K_STRING };
+enum key_type {
+	K_USERS,	/* "auto" or names/uids */
+	K_PORTS,
+	K_ACTION,
+	K_BOOL,
+	K_U16,
+	K_U32,
+	K_SIZE,
+	K_MASK,
+	K_PATH,		/* absolute path */
+	K_OPT_PATH,	/* absolute path or empty */
+	K_RATE,		/* N or N/10min */
+};
 
 struct key {
 	const char	*section;
 	const char	*name;
 	enum key_type	 type;
 	size_t		 offset;
-	size_t		 size;		/* buffer size for strings and paths */
+	size_t		 size;		/* buffer size of strings and paths */
 	unsigned long	 min, max;	/* numbers */
 };
 
@@ -40,7 +59,7 @@ struct key {
 #define NUM(field)	offsetof(struct config, field), 0
 
 static const struct key keys[] = {
-	{ "guard", "mta_users", K_LIST, STR(mta_users), 0, 0 },
+	{ "guard", "mta_users", K_USERS, STR(mta_users), 0, 0 },
 	{ "guard", "ports", K_PORTS, NUM(ports), 1, 65535 },
 	{ "guard", "action", K_ACTION, NUM(action), 0, 0 },
 	{ "guard", "allow_local", K_BOOL, NUM(allow_local), 0, 0 },
@@ -49,7 +68,7 @@ static const struct key keys[] = {
 	{ "guard", "trap_port", K_U16, NUM(trap_port), 1, 65535 },
 	{ "guard", "inspect_bytes", K_SIZE, NUM(inspect_bytes), 64, 1048576 },
 	{ "guard", "detect_any_port", K_BOOL, NUM(detect_any_port), 0, 0 },
-	{ "guard", "mark_mask", K_MASK, NUM(mark_mask), 0, 0 },
+	{ "guard", "mark_mask", K_MASK, NUM(mark_mask), 1, 0xffffffffUL },
 	{ "guard", "exceptions", K_PATH, STR(exceptions), 0, 0 },
 	{ "guard", "control_socket", K_PATH, STR(control_socket), 0, 0 },
 	{ "guard", "pid_file", K_PATH, STR(pid_file), 0, 0 },
@@ -58,14 +77,18 @@ static const struct key keys[] = {
 	{ "log", "rate", K_U32, NUM(log_rate), 1, 100000 },
 	{ "log", "window", K_U32, NUM(log_window), 1, 86400 },
 	{ "alert", "threshold", K_RATE, NUM(alert_threshold), 0, 1000000 },
-	{ "alert", "exec", K_PATH, STR(alert_exec), 0, 0 },
+	{ "alert", "exec", K_OPT_PATH, STR(alert_exec), 0, 0 },
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
+static const char *const sections[] = { "guard", "log", "alert" };
+#define NSECTIONS	(sizeof(sections) / sizeof(sections[0]))
+
 struct parse {
 	struct config	*cfg;
-	const char	*name;
-	const char	*text;		/* the whole file, to find a key's line */
+	const char	*name;		/* the file's name, for errors */
+	const char	*p, *end;	/* text not yet read */
+	int		 line;		/* of the line libinih is working on */
 	bool		 seen[NKEYS];
 	bool		 failed;
 	char		*err;
@@ -98,51 +121,15 @@ config_defaults(struct config *cfg)
 	cfg->log_rate = 20;
 	cfg->log_window = 60;
 	cfg->alert_threshold = 0;
+	cfg->alert_exec[0] = '\0';
 }
 
-/*
- * libinih (as Debian builds it) does not pass line numbers to the handler,
- * so find the first line that sets this key in this section ourselves.
- */
-static int
-key_line(const char *text, const char *section, const char *name)
-{
-	char cur[64] = "";
-	int line = 1;
-
-	for (const char *p = text; *p != '\0'; line++) {
-		const char *end = strchr(p, '\n'), *s = p;
-
-		if (end == NULL)
-			end = p + strlen(p);
-		while (s < end && isspace((unsigned char)*s))
-			s++;
-		if (*s == '[') {
-			const char *close = memchr(s, ']', (size_t)(end - s));
-			size_t n = close ? (size_t)(close - s - 1) : 0;
-
-			if (n < sizeof(cur)) {
-				memcpy(cur, s + 1, n);
-				cur[n] = '\0';
-			}
-		} else if (strcmp(cur, section) == 0 && strncmp(s, name, strlen(name)) == 0) {
-			const char *q = s + strlen(name);
-
-			while (q < end && (*q == ' ' || *q == '\t'))
-				q++;
-			if (q < end && (*q == '=' || *q == ':'))
-				return line;
-		}
-		p = *end ? end + 1 : end;
-	}
-	return 0;
-}
-
+/* "FILE:LINE: [section] key: what (got 'value')"; the first error wins. */
 static int __attribute__((format(printf, 5, 6)))
-fail(struct parse *ps, const char *section, const char *name, const char *value,
+fail_key(struct parse *ps, const char *section, const char *name, const char *value,
     const char *fmt, ...)
 {
-	char what[256];
+	char what[CONFIG_ERR_WHAT_MAX];
 	va_list ap;
 
 	if (ps->failed)
@@ -151,13 +138,133 @@ fail(struct parse *ps, const char *section, const char *name, const char *value,
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	snprintf(ps->err, ps->errlen, "%s:%d: [%s] %s: %s (got '%s')", ps->name,
-	    key_line(ps->text, section, name), section, name, what, value);
+	snprintf(ps->err, ps->errlen, "%s:%d: [%s] %s: %s (got '%s')", ps->name, ps->line,
+	    section, name, what, value);
 	return 0;
 }
 
+/* "FILE:LINE: what (got 'text')", for lines that are not a key at all. */
+static void
+fail_line(struct parse *ps, const char *what, const char *text, size_t len)
+{
+	if (ps->failed)
+		return;
+	ps->failed = true;
+	snprintf(ps->err, ps->errlen, "%s:%d: %s (got '%.*s')", ps->name, ps->line, what,
+	    (int)len, text);
+}
+
+static bool
+known_section(const char *s, size_t len)
+{
+	for (size_t i = 0; i < NSECTIONS; i++)
+		if (strlen(sections[i]) == len && strncmp(sections[i], s, len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Checks one line (leading blanks already gone) before libinih sees it, so
+ * that every error carries our file:line and the text, and libinih is only
+ * ever given comments, known [section]s and key = value lines.
+ */
 static int
-parse_ulong(const char *v, unsigned long min, unsigned long max, unsigned long *out)
+check_line(struct parse *ps, const char *s, size_t n)
+{
+	const char *sep;
+	size_t k;
+
+	if (n == 0 || s[0] == '#' || s[0] == ';')
+		return 0;
+	if (s[0] == '[') {
+		const char *close = memchr(s, ']', n);
+		const char *rest;
+
+		if (close == NULL) {
+			fail_line(ps, "a [section] line without ']'", s, n);
+			return -1;
+		}
+		for (rest = close + 1; rest < s + n && isspace((unsigned char)*rest); rest++)
+			;
+		if (rest < s + n && *rest != ';' && *rest != '#') {
+			fail_line(ps, "text after a [section]", s, n);
+			return -1;
+		}
+		if (!known_section(s + 1, (size_t)(close - s - 1))) {
+			fail_line(ps, "unknown section (known: [guard], [log], [alert])", s, n);
+			return -1;
+		}
+		return 0;
+	}
+	for (k = 0; k < n && s[k] != '=' && s[k] != ':'; k++)
+		/* libinih ends the line at an inline ';' comment */
+		if (s[k] == ';' && k > 0 && isspace((unsigned char)s[k - 1]))
+			break;
+	sep = k < n && (s[k] == '=' || s[k] == ':') ? s + k : NULL;
+	if (sep == NULL) {
+		fail_line(ps, "not a [section] or key = value line", s, n);
+		return -1;
+	}
+	if (sep == s) {
+		fail_line(ps, "a value without a key", s, n);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * libinih's fgets-like reader, one line per call: counts lines, refuses
+ * lines it would split and NUL bytes, skips a UTF-8 BOM, and drops leading
+ * blanks, because libinih would read an indented line as the continuation
+ * of the previous key's value.
+ */
+static char *
+read_line(char *buf, int size, void *arg)
+{
+	struct parse *ps = arg;
+	const char *s, *nl;
+	size_t n;
+
+	if (ps->failed || ps->p >= ps->end)
+		return NULL;
+	ps->line++;
+	s = ps->p;
+	nl = memchr(s, '\n', (size_t)(ps->end - s));
+	n = nl ? (size_t)(nl - s) : (size_t)(ps->end - s);
+	ps->p = s + n + (nl != NULL);
+	if (memchr(s, '\0', n) != NULL) {
+		fail_line(ps, "a NUL byte: not a text file", "", 0);
+		return NULL;
+	}
+	if (ps->line == 1 && n >= 3 && memcmp(s, UTF8_BOM, 3) == 0) {
+		s += 3;
+		n -= 3;
+	}
+	if (n > 0 && s[n - 1] == '\r')
+		n--;
+	if (n > CONFIG_LINE_MAX || n + 3 > (size_t)size) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "line longer than %d characters", CONFIG_LINE_MAX);
+		fail_line(ps, what, s, CONFIG_ERR_QUOTE_MAX);
+		return NULL;
+	}
+	while (n > 0 && isspace((unsigned char)*s)) {
+		s++;
+		n--;
+	}
+	if (check_line(ps, s, n) < 0)
+		return NULL;
+	memcpy(buf, s, n);
+	buf[n] = '\n';
+	buf[n + 1] = '\0';
+	return buf;
+}
+
+/* Decimal only: a leading 0 must not turn 025 into octal 21. */
+static int
+parse_ulong(const char *v, int base, unsigned long min, unsigned long max,
+    unsigned long *out)
 {
 	char *end;
 	unsigned long n;
@@ -165,8 +272,8 @@ parse_ulong(const char *v, unsigned long min, unsigned long max, unsigned long *
 	if (!isdigit((unsigned char)v[0]))
 		return -1;
 	errno = 0;
-	n = strtoul(v, &end, 0);
-	if (errno != 0 || *end != '\0' || n < min || n > max)
+	n = strtoul(v, &end, base);
+	if (errno != 0 || end == v || *end != '\0' || n < min || n > max)
 		return -1;
 	*out = n;
 	return 0;
@@ -178,7 +285,7 @@ parse_bool(const char *v, bool *out)
 	static const char *const yes[] = { "yes", "true", "on", "1" };
 	static const char *const no[] = { "no", "false", "off", "0" };
 
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
 		if (strcasecmp(v, yes[i]) == 0) {
 			*out = true;
 			return 0;
@@ -191,6 +298,61 @@ parse_bool(const char *v, bool *out)
 	return -1;
 }
 
+/* A user name as useradd(8) and Debian's adduser accept it, or a uid. */
+static bool
+valid_user(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= USER_NAME_MAX || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!isalnum(c) && c != '_' && c != '-' && c != '.' &&
+		    !(c == '$' && i == n - 1))
+			return false;
+	}
+	return true;
+}
+
+static int
+parse_users(struct parse *ps, const struct key *k, const char *v)
+{
+	char buf[CONFIG_MAX_LIST], *tok, *save = NULL;
+	size_t n = 0;
+	bool has_auto = false;
+
+	if (strlcpy_sg(buf, v, sizeof(buf)) >= sizeof(buf))
+		return fail_key(ps, k->section, k->name, v, "longer than %d bytes",
+		    CONFIG_MAX_LIST - 1);
+	for (tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		unsigned long uid;
+
+		if (strcmp(tok, "auto") == 0)
+			has_auto = true;
+		else if (isdigit((unsigned char)tok[0])) {
+			if (parse_ulong(tok, 10, 0, (uid_t)-1 - 1, &uid) < 0)
+				return fail_key(ps, k->section, k->name, v,
+				    "'%s' is not a uid (0-%lu)", tok,
+				    (unsigned long)((uid_t)-1 - 1));
+		} else if (!valid_user(tok))
+			return fail_key(ps, k->section, k->name, v,
+			    "'%s' is not a user name", tok);
+		if (++n > CONFIG_MAX_UIDS)
+			return fail_key(ps, k->section, k->name, v,
+			    "list too long: more than %d accounts", CONFIG_MAX_UIDS);
+	}
+	if (n == 0)
+		return fail_key(ps, k->section, k->name, v,
+		    "expected auto or a list of user names and uids");
+	if (has_auto && n > 1)
+		return fail_key(ps, k->section, k->name, v,
+		    "auto cannot be mixed with names: list every account instead");
+	strlcpy_sg(ps->cfg->mta_users, v, sizeof(ps->cfg->mta_users));
+	return 1;
+}
+
 static int
 parse_ports(struct parse *ps, const struct key *k, const char *v)
 {
@@ -199,26 +361,28 @@ parse_ports(struct parse *ps, const struct key *k, const char *v)
 	unsigned long n;
 
 	if (strlcpy_sg(buf, v, sizeof(buf)) >= sizeof(buf))
-		return fail(ps, k->section, k->name, v, "list too long");
+		return fail_key(ps, k->section, k->name, v, "longer than %d bytes",
+		    CONFIG_MAX_LIST - 1);
 	cfg->nports = 0;
 	for (tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
-		if (parse_ulong(tok, k->min, k->max, &n) < 0)
-			return fail(ps, k->section, k->name, v, "'%s' is not a port (1-65535)",
-			    tok);
+		if (parse_ulong(tok, 10, k->min, k->max, &n) < 0)
+			return fail_key(ps, k->section, k->name, v,
+			    "'%s' is not a port (%lu-%lu)", tok, k->min, k->max);
 		for (size_t i = 0; i < cfg->nports; i++)
 			if (cfg->ports[i] == n)
-				return fail(ps, k->section, k->name, v, "port %lu listed twice", n);
+				return fail_key(ps, k->section, k->name, v,
+				    "port %lu listed twice", n);
 		if (cfg->nports == CONFIG_MAX_PORTS)
-			return fail(ps, k->section, k->name, v, "more than %d ports",
-			    CONFIG_MAX_PORTS);
+			return fail_key(ps, k->section, k->name, v,
+			    "list too long: more than %d ports", CONFIG_MAX_PORTS);
 		cfg->ports[cfg->nports++] = (uint16_t)n;
 	}
 	if (cfg->nports == 0)
-		return fail(ps, k->section, k->name, v, "at least one port is needed");
+		return fail_key(ps, k->section, k->name, v, "at least one port is needed");
 	return 1;
 }
 
-/* "N" or "N/10min": the window is fixed at ten minutes (DESIGN.md §3). */
+/* "N" or "N/10min": the alert window is fixed at ten minutes (DESIGN.md §3). */
 static int
 parse_rate(struct parse *ps, const struct key *k, const char *v, unsigned int *out)
 {
@@ -227,16 +391,30 @@ parse_rate(struct parse *ps, const struct key *k, const char *v, unsigned int *o
 	size_t n = slash ? (size_t)(slash - v) : strlen(v);
 	unsigned long r;
 
-	if (n >= sizeof(num))
-		return fail(ps, k->section, k->name, v, "not a number");
+	if (n >= sizeof(num) || (slash != NULL && strcmp(slash, "/10min") != 0))
+		goto bad;
 	memcpy(num, v, n);
 	num[n] = '\0';
-	if (parse_ulong(num, k->min, k->max, &r) < 0 ||
-	    (slash != NULL && strcmp(slash, "/10min") != 0))
-		return fail(ps, k->section, k->name, v,
-		    "expected N or N/10min, N from %lu to %lu (0 = off)", k->min, k->max);
+	if (parse_ulong(num, 10, k->min, k->max, &r) < 0)
+		goto bad;
 	*out = (unsigned int)r;
 	return 1;
+bad:
+	return fail_key(ps, k->section, k->name, v,
+	    "expected N or N/10min, N from %lu to %lu (0 = off)", k->min, k->max);
+}
+
+/*
+ * The states are stored from the mask's lowest set bit up (util.c), so each
+ * of them must fit under the mask once shifted there.
+ */
+static bool
+mask_holds_states(uint32_t mask)
+{
+	for (int st = 1; st <= MARK_STATE_MAX; st++)
+		if (mark_value(mask, (enum mark_state)st) == 0)
+			return false;
+	return true;
 }
 
 static int
@@ -247,41 +425,27 @@ set_key(struct parse *ps, const struct key *k, const char *v)
 	bool b;
 
 	switch (k->type) {
-	case K_LIST:
-	case K_STRING:
-		if (v[0] == '\0')
-			return fail(ps, k->section, k->name, v, "empty value");
-		if (strlcpy_sg(field, v, k->size) >= k->size)
-			return fail(ps, k->section, k->name, v, "longer than %zu bytes",
-			    k->size - 1);
-		return 1;
-	case K_PATH:
-		if (v[0] == '\0' && strcmp(k->name, "exec") == 0) {
-			field[0] = '\0';
-			return 1;
-		}
-		if (v[0] != '/')
-			return fail(ps, k->section, k->name, v, "must be an absolute path");
-		if (strlcpy_sg(field, v, k->size) >= k->size)
-			return fail(ps, k->section, k->name, v, "path too long");
-		return 1;
+	case K_USERS:
+		return parse_users(ps, k, v);
 	case K_PORTS:
 		return parse_ports(ps, k, v);
 	case K_ACTION:
 		if (action_parse(v, &ps->cfg->action) < 0 || ps->cfg->action == ACTION_ALLOW)
-			return fail(ps, k->section, k->name, v, "expected reject, trap or audit");
+			return fail_key(ps, k->section, k->name, v,
+			    "expected reject, trap or audit");
 		return 1;
 	case K_BOOL:
 		if (parse_bool(v, &b) < 0)
-			return fail(ps, k->section, k->name, v, "expected yes or no");
+			return fail_key(ps, k->section, k->name, v,
+			    "expected yes or no (also true/false, on/off, 1/0)");
 		*(bool *)field = b;
 		return 1;
 	case K_U16:
 	case K_U32:
 	case K_SIZE:
-		if (parse_ulong(v, k->min, k->max, &n) < 0)
-			return fail(ps, k->section, k->name, v, "expected a number from %lu to %lu",
-			    k->min, k->max);
+		if (parse_ulong(v, 10, k->min, k->max, &n) < 0)
+			return fail_key(ps, k->section, k->name, v,
+			    "expected a number from %lu to %lu", k->min, k->max);
 		if (k->type == K_U16)
 			*(uint16_t *)field = (uint16_t)n;
 		else if (k->type == K_U32)
@@ -290,85 +454,95 @@ set_key(struct parse *ps, const struct key *k, const char *v)
 			*(size_t *)field = n;
 		return 1;
 	case K_MASK:
-		if (parse_ulong(v, 1, 0xffffffffUL, &n) < 0 ||
-		    mark_value((uint32_t)n, MARK_STATE_MAX) == 0)
-			return fail(ps, k->section, k->name, v,
-			    "expected a mask whose lowest bits can hold the values 1-%d, e.g. "
-			    "0x00700000", MARK_STATE_MAX);
+		if (parse_ulong(v, 0, k->min, k->max, &n) < 0 ||
+		    !mask_holds_states((uint32_t)n))
+			return fail_key(ps, k->section, k->name, v,
+			    "expected a mask whose lowest set bits can hold the values 1-%d "
+			    "(3 contiguous bits), e.g. 0x00700000", MARK_STATE_MAX);
 		*(uint32_t *)field = (uint32_t)n;
+		return 1;
+	case K_OPT_PATH:
+	case K_PATH:
+		if (v[0] == '\0' && k->type == K_OPT_PATH) {
+			field[0] = '\0';
+			return 1;
+		}
+		if (v[0] != '/')
+			return fail_key(ps, k->section, k->name, v,
+			    "must be an absolute path");
+		if (strlcpy_sg(field, v, k->size) >= k->size)
+			return fail_key(ps, k->section, k->name, v,
+			    "path longer than %zu bytes", k->size - 1);
 		return 1;
 	case K_RATE:
 		return parse_rate(ps, k, v, (unsigned int *)field);
 	}
-	return fail(ps, k->section, k->name, v, "unknown key type");
+	return fail_key(ps, k->section, k->name, v, "no parser for this key");
 }
 
 static int
 on_key(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse *ps = user;
-	bool known_section = false;
 
 	if (ps->failed)
 		return 0;
+	if (section[0] == '\0') {
+		char what[CONFIG_ERR_WHAT_MAX];
+
+		snprintf(what, sizeof(what), "%s: key before any [section]", name);
+		fail_line(ps, what, value, strlen(value));
+		return 0;
+	}
 	for (size_t i = 0; i < NKEYS; i++) {
-		if (strcmp(keys[i].section, section) != 0)
-			continue;
-		known_section = true;
-		if (strcmp(keys[i].name, name) != 0)
+		if (strcmp(keys[i].section, section) != 0 || strcmp(keys[i].name, name) != 0)
 			continue;
 		if (ps->seen[i])
-			return fail(ps, section, name, value, "set twice");
+			return fail_key(ps, section, name, value, "duplicate key");
 		ps->seen[i] = true;
 		return set_key(ps, &keys[i], value);
 	}
-	if (!known_section)
-		return fail(ps, section, name, value, "unknown section [%s]", section);
-	return fail(ps, section, name, value, "unknown key");
+	return fail_key(ps, section, name, value, "unknown key");
 }
 
 int
-config_load_string(struct config *cfg, const char *text, const char *name, char *err,
-    size_t errlen)
+config_load_string(struct config *cfg, const char *text, size_t len, const char *name,
+    char *err, size_t errlen)
 {
-	struct parse ps = { .cfg = cfg, .name = name, .text = text, .err = err,
-	    .errlen = errlen };
-	int line = 1, rc;
+	struct parse ps = { .cfg = cfg, .name = name, .p = text, .end = text + len,
+	    .err = err, .errlen = errlen };
+	int rc;
 
 	config_defaults(cfg);
-	for (const char *p = text; *p != '\0'; line++) {
-		const char *end = strchr(p, '\n');
-		size_t n = end ? (size_t)(end - p) : strlen(p);
-
-		if (n > CONFIG_LINE_MAX) {
-			snprintf(err, errlen, "%s:%d: line longer than %d characters", name, line,
-			    CONFIG_LINE_MAX);
-			return -1;
-		}
-		if (memchr(p, '\0', n) != NULL)
-			break;
-		p += n + (end != NULL);
+	if (strlcpy_sg(cfg->path, name, sizeof(cfg->path)) >= sizeof(cfg->path)) {
+		snprintf(err, errlen, "%.64s...: file name longer than %d bytes", name,
+		    PATH_MAX - 1);
+		goto fail;
 	}
-	rc = ini_parse_string(text, on_key, &ps);
+	rc = ini_parse_stream(read_line, &ps, on_key, &ps);
 	if (ps.failed)
-		return -1;
+		goto fail;
 	if (rc != 0) {
+		/* check_line() should have caught it; keep libinih's verdict anyway */
 		snprintf(err, errlen, "%s:%d: not a [section] or key = value line", name, rc);
-		return -1;
+		goto fail;
 	}
-	strlcpy_sg(cfg->path, name, sizeof(cfg->path));
 	return 0;
+fail:
+	memset(cfg, 0, sizeof(*cfg));
+	return -1;
 }
 
 int
 config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
-	char *text;
 	struct stat sb;
-	ssize_t n;
+	char *text;
 	size_t len = 0;
-	int fd, rc;
+	ssize_t n;
+	int fd, rc = -1;
 
+	memset(cfg, 0, sizeof(*cfg));
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
@@ -376,26 +550,29 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size > CONFIG_FILE_MAX) {
 		snprintf(err, errlen, "%s: not a regular file of at most %d bytes", path,
 		    CONFIG_FILE_MAX);
-		close(fd);
-		return -1;
+		goto err1;
 	}
 	if ((text = malloc((size_t)sb.st_size + 1)) == NULL) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		close(fd);
-		return -1;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto err1;
 	}
-	while (len < (size_t)sb.st_size &&
-	    ((n = read(fd, text + len, (size_t)sb.st_size - len)) > 0 || (n < 0 && errno == EINTR)))
-		if (n > 0)
-			len += (size_t)n;
-	close(fd);
+	while (len < (size_t)sb.st_size) {
+		n = read(fd, text + len, (size_t)sb.st_size - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			goto err2;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
 	text[len] = '\0';
-	if (strlen(text) != len) {
-		snprintf(err, errlen, "%s: holds a NUL byte: not a text file", path);
-		free(text);
-		return -1;
-	}
-	rc = config_load_string(cfg, text, path, err, errlen);
+	rc = config_load_string(cfg, text, len, path, err, errlen);
+err2:
 	free(text);
+err1:
+	close(fd);
 	return rc;
 }
