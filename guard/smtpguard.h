@@ -232,16 +232,24 @@ void		 flow_expire(struct flow_table *, time_t idle_before,
 		    void (*)(struct flow *, void *), void *);
 
 /* nl.c */
-#define NL_BATCH_MAX_MSGS	64	/* the whole ruleset is ~25 messages */
+#define NL_BATCH_MAX_MSGS	64	/* the whole ruleset is under 30 messages */
+#define NL_LABEL_MAX		64	/* "add rule fence #12 (queue)" */
 struct mnl_nlmsg_batch;
 struct mnl_socket;
 struct nlmsghdr;
+/*
+ * One nf_tables transaction, built in its own buffer. Per message:
+ * nl_batch_put() (labels it, returns the header to fill with libnftnl),
+ * then nl_batch_next(). nl_batch_send() sends it once and reads every ACK.
+ */
 struct nl_batch {
 	char			*buf;
 	struct mnl_nlmsg_batch	*mnl;
-	uint32_t		 seq0, seq;
+	uint32_t		 seq0, seq;	/* seq0: BEGIN; message i has seq0 + 1 + i */
+	bool			 finished;	/* END appended */
+	int			 failed;	/* message the kernel refused, -1 if none */
 	size_t			 nlabels;
-	char			 labels[NL_BATCH_MAX_MSGS][64];
+	char			 labels[NL_BATCH_MAX_MSGS][NL_LABEL_MAX];
 };
 int		 nl_batch_init(struct nl_batch *);
 void		 nl_batch_free(struct nl_batch *);
@@ -249,6 +257,7 @@ struct nlmsghdr	*nl_batch_put(struct nl_batch *, uint16_t type, uint16_t family,
 		    uint16_t flags, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 int		 nl_batch_next(struct nl_batch *);
 int		 nl_batch_finish(struct nl_batch *, const void **, size_t *);
+const char	*nl_batch_label(const struct nl_batch *, int);
 int		 nl_batch_send(struct nl_batch *, char *err, size_t errlen);
 struct mnl_socket *nl_open(void);
 
@@ -276,19 +285,6 @@ int	 ruleset_build_set_uids(struct nl_batch *, const char *table, const char *se
 	    bool add, const uid_t *, size_t);
 int	 ruleset_set_uids(const char *table, const char *set, bool add, const uid_t *,
 	    size_t, char *err, size_t errlen);
-
-/* flood.c */
-/*
- * One summary per key whose window ended with attempts suppressed. The
- * overflow key (table full) reports uid (uid_t)-1, exe NULL, ACTION_NONE.
- */
-typedef void (*flood_summary_fn)(void *arg, uid_t, const char *exe, enum action,
-    uint64_t suppressed, unsigned int window);
-struct flood;
-struct flood	*flood_new(unsigned int rate, unsigned int window, size_t max_keys);
-void		 flood_free(struct flood *);
-bool		 flood_admit(struct flood *, uid_t, const char *exe, enum action, time_t now);
-size_t		 flood_expire(struct flood *, time_t now, flood_summary_fn, void *arg);
 
 /* queue.c */
 struct queue_packet {
@@ -320,8 +316,8 @@ int		 queue_stats(uint16_t num, struct queue_stats *);
 /* config.c */
 void	 config_defaults(struct config *);
 int	 config_load(struct config *, const char *path, char *err, size_t errlen);
-int	 config_load_string(struct config *, const char *text, size_t len,
-	    const char *name, char *err, size_t errlen);
+int	 config_load_string(struct config *, const char *text, const char *name,
+	    char *err, size_t errlen);
 
 /* mta.c */
 int	 mta_resolve(const struct config *, const char *passwd_path, uid_t *uids,
