@@ -1,14 +1,16 @@
 /*
- * ruleset.c — table inet smtpguard as libnftnl objects, built into an
- * nl_batch separately from sending it, so unit tests can parse it back.
- *
- * The table is replaced in one batch (add, delete, add: the add makes the
- * delete safe when there is no table yet), so there is never a moment
- * without a fence and never two copies. It touches no other table.
- * rules/smtpguard.nft is what `nft list` shows of it.
+ * ruleset.c — the fence as nf_tables objects: table inet smtpguard, its sets
+ * (ports, mta_uids, allow_uids), the output/fence chains and the optional
+ * trap nat chain, built as libnftnl messages in an nl_batch (pure, no kernel)
+ * and sent as one atomic transaction. Installing replaces our table whole, so
+ * there is never a moment without the fence and never two copies of it. It
+ * never names any other table, never logs, and never falls back to anything
+ * that lets traffic bypass the queue.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,233 +26,319 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/xt_NFQUEUE.h>
 #include <linux/rtnetlink.h>
 
 #include "smtpguard.h"
 
-/* nftables' datatype numbers (its include/datatype.h), so `nft list` prints the sets right. */
+#define SET_PORTS		"ports"
+#define SET_MTA			"mta_uids"
+#define SET_ALLOW		"allow_uids"
+#define CHAIN_OUTPUT		"output"
+#define CHAIN_FENCE		"fence"
+#define CHAIN_TRAP		"trap"
+/* Before NAT (-100): the verdict must be in the ct mark when the trap chain looks. */
+#define FENCE_PRIORITY		(-150)
+#define TRAP_PRIORITY		(-100)	/* NF_IP_PRI_NAT_DST: where nat output chains sit */
+/* nftables' datatype and byte order numbers (include/datatype.h), so `nft list` prints them. */
 #define NFT_TYPE_INET_SERVICE	13
 #define NFT_TYPE_UID		24
-/* ... and its enum byteorder, kept in set userdata for the same reason. */
 #define NFT_BYTEORDER_HOST	1
 #define NFT_BYTEORDER_BIG	2
+#define RULESET_NAME_MAX	NFT_NAME_MAXLEN
+/* Elements per message: 16 bytes each on the wire, well inside nl.c's NL_MSG_MAX. */
+#define RULESET_ELEMS_PER_MSG	1024
+/* The label suffix of rules that carry a queue expression (see ruleset_install). */
+#define QUEUE_LABEL		" (queue)"
+#define ANSWER_WAIT_MS		2000
+#define CT_STATE_EST_REL	(NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | \
+				 NF_CT_STATE_BIT(IP_CT_RELATED))
 
-#define PRIO_FENCE		(-150)	/* before NAT (-100): decide, then redirect */
-#define PRIO_NAT		(-100)
-#define SET_ID_PORTS		1
-#define SET_ID_MTA		2
-#define SET_ID_ALLOW		3
-#define COMMENT_MAX		128
-
-/* One rule under construction: its expressions, then a comment. */
+/* A rule being built; any failed allocation is remembered and reported once. */
 struct rb {
 	struct nftnl_rule	*r;
 	bool			 oom;
 };
 
 static struct nftnl_expr *
-rb_expr(struct rb *rb, const char *name)
+x_new(struct rb *rb, const char *name)
 {
-	struct nftnl_expr *e = nftnl_expr_alloc(name);
+	struct nftnl_expr *e;
 
-	if (e == NULL)
+	if ((e = nftnl_expr_alloc(name)) == NULL)
 		rb->oom = true;
-	else
-		nftnl_rule_add_expr(rb->r, e);
 	return e;
 }
 
 static void
-rb_meta_load(struct rb *rb, uint32_t key)
+x_add(struct rb *rb, struct nftnl_expr *e)
 {
-	struct nftnl_expr *e = rb_expr(rb, "meta");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
-	}
+	if (e != NULL)
+		nftnl_rule_add_expr(rb->r, e);
 }
 
 static void
-rb_meta_store(struct rb *rb, uint32_t key)
-{
-	struct nftnl_expr *e = rb_expr(rb, "meta");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
-	}
-}
-
-static void
-rb_ct_load(struct rb *rb, uint32_t key)
-{
-	struct nftnl_expr *e = rb_expr(rb, "ct");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-	}
-}
-
-static void
-rb_ct_store(struct rb *rb, uint32_t key)
-{
-	struct nftnl_expr *e = rb_expr(rb, "ct");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_SREG, NFT_REG_1);
-	}
-}
-
-static void
-rb_cmp(struct rb *rb, uint32_t op, const void *data, uint32_t len)
-{
-	struct nftnl_expr *e = rb_expr(rb, "cmp");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
-		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
-	}
-}
-
-/* reg1 = (reg1 & mask) ^ xor, on a 32-bit value in host order (marks, ct state). */
-static void
-rb_bitwise(struct rb *rb, uint32_t mask, uint32_t xor)
-{
-	struct nftnl_expr *e = rb_expr(rb, "bitwise");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(uint32_t));
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &xor, sizeof(xor));
-	}
-}
-
-static void
-rb_lookup(struct rb *rb, const char *set, uint32_t set_id)
-{
-	struct nftnl_expr *e = rb_expr(rb, "lookup");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
-		nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
-	}
-}
-
-static void
-rb_verdict(struct rb *rb, int verdict, const char *chain)
-{
-	struct nftnl_expr *e = rb_expr(rb, "immediate");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
-		if (chain != NULL)
-			nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, chain);
-	}
-}
-
-static void
-rb_reject_tcp_reset(struct rb *rb)
-{
-	struct nftnl_expr *e = rb_expr(rb, "reject");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_TCP_RST);
-		nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, 0);
-	}
-}
-
-/*
- * To the NFQUEUE, never with bypass: with no listener the packet is dropped.
- * Native nft_queue where the kernel has it, else the xtables target through
- * nft_compat (revision 3, as iptables-nft builds it).
- */
-static void
-rb_queue(struct rb *rb, uint16_t num, bool native)
+x_meta_load(struct rb *rb, uint32_t key)
 {
 	struct nftnl_expr *e;
 
+	if ((e = x_new(rb, "meta")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+	x_add(rb, e);
+}
+
+static void
+x_meta_store(struct rb *rb, uint32_t key)
+{
+	struct nftnl_expr *e;
+
+	if ((e = x_new(rb, "meta")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
+	x_add(rb, e);
+}
+
+static void
+x_ct_load(struct rb *rb, uint32_t key)
+{
+	struct nftnl_expr *e;
+
+	if ((e = x_new(rb, "ct")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	x_add(rb, e);
+}
+
+static void
+x_ct_store(struct rb *rb, uint32_t key)
+{
+	struct nftnl_expr *e;
+
+	if ((e = x_new(rb, "ct")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_SREG, NFT_REG_1);
+	x_add(rb, e);
+}
+
+static void
+x_cmp(struct rb *rb, uint32_t op, const void *data, uint32_t len)
+{
+	struct nftnl_expr *e;
+
+	if ((e = x_new(rb, "cmp")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+	nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+	x_add(rb, e);
+}
+
+static void
+x_cmp_u32(struct rb *rb, uint32_t op, uint32_t v)
+{
+	x_cmp(rb, op, &v, sizeof(v));
+}
+
+/* reg1 = (reg1 & mask) ^ xor, on a 32-bit host-order value (marks, ct state). */
+static void
+x_bitwise(struct rb *rb, uint32_t mask, uint32_t xor)
+{
+	struct nftnl_expr *e;
+
+	if ((e = x_new(rb, "bitwise")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(uint32_t));
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &xor, sizeof(xor));
+	x_add(rb, e);
+}
+
+static void
+x_tcp_dport(struct rb *rb)
+{
+	struct nftnl_expr *e;
+
+	if ((e = x_new(rb, "payload")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_TRANSPORT_HEADER);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, 2);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, sizeof(uint16_t));
+	x_add(rb, e);
+}
+
+static void
+x_lookup(struct rb *rb, const char *set, uint32_t set_id)
+{
+	struct nftnl_expr *e;
+
+	if ((e = x_new(rb, "lookup")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+	nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
+	x_add(rb, e);
+}
+
+static void
+x_verdict(struct rb *rb, int verdict, const char *chain)
+{
+	struct nftnl_expr *e;
+
+	if ((e = x_new(rb, "immediate")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
+	if (chain != NULL)
+		nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, chain);
+	x_add(rb, e);
+}
+
+static void
+x_reject_rst(struct rb *rb)
+{
+	struct nftnl_expr *e;
+
+	if ((e = x_new(rb, "reject")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_TCP_RST);
+	nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, 0);
+	x_add(rb, e);
+}
+
+/*
+ * One queue, no bypass and no fanout flag on either path: with no listener
+ * the kernel drops the packet (fails closed).
+ */
+static void
+x_queue(struct rb *rb, uint16_t num, bool native)
+{
+	struct xt_NFQ_info_v3 *info;
+	struct nftnl_expr *e;
+
 	if (native) {
-		if ((e = rb_expr(rb, "queue")) == NULL)
+		if ((e = x_new(rb, "queue")) == NULL)
 			return;
 		nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_NUM, num);
 		nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_TOTAL, 1);
 		nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_FLAGS, 0);
-	} else {
-		struct xt_NFQ_info_v3 *info;
-
-		if ((e = rb_expr(rb, "target")) == NULL)
-			return;
-		/* libnftnl takes ownership of the info buffer. */
-		if ((info = calloc(1, sizeof(*info))) == NULL) {
-			rb->oom = true;
-			return;
-		}
-		info->queuenum = num;
-		info->queues_total = 1;
-		info->flags = 0;
-		nftnl_expr_set_str(e, NFTNL_EXPR_TG_NAME, "NFQUEUE");
-		nftnl_expr_set_u32(e, NFTNL_EXPR_TG_REV, 3);
-		nftnl_expr_set(e, NFTNL_EXPR_TG_INFO, info, sizeof(*info));
+		x_add(rb, e);
+		return;
 	}
+	if ((e = x_new(rb, "target")) == NULL)
+		return;
+	/* libnftnl takes ownership of the info block and frees it with the expression. */
+	if ((info = calloc(1, sizeof(*info))) == NULL) {
+		nftnl_expr_free(e);
+		rb->oom = true;
+		return;
+	}
+	info->queuenum = num;
+	info->queues_total = 1;
+	info->flags = 0;
+	nftnl_expr_set_str(e, NFTNL_EXPR_TG_NAME, "NFQUEUE");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_TG_REV, 3);
+	nftnl_expr_set(e, NFTNL_EXPR_TG_INFO, info, sizeof(*info));
+	x_add(rb, e);
 }
 
-/* Loads ct mark or meta mark & mask, compares it with a flow state. */
 static void
-rb_mark_is(struct rb *rb, bool ct, uint32_t mask, enum mark_state st)
+x_fib_daddr_local(struct rb *rb)
 {
-	uint32_t v = mark_value(mask, st);
+	struct nftnl_expr *e;
 
-	if (ct)
-		rb_ct_load(rb, NFT_CT_MARK);
-	else
-		rb_meta_load(rb, NFT_META_MARK);
-	rb_bitwise(rb, mask, 0);
-	rb_cmp(rb, NFT_CMP_EQ, &v, sizeof(v));
+	if ((e = x_new(rb, "fib")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+	x_add(rb, e);
+	x_cmp_u32(rb, NFT_CMP_EQ, RTN_LOCAL);
 }
 
-static struct nftnl_rule *
-rule_new(const char *table, const char *chain)
+static void
+x_redirect(struct rb *rb, uint16_t port)
 {
-	struct nftnl_rule *r = nftnl_rule_alloc();
+	uint16_t be = htons(port);
+	struct nftnl_expr *e;
 
-	if (r == NULL)
-		return NULL;
-	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
-	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
-	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
-	return r;
+	if ((e = x_new(rb, "immediate")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+	nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, &be, sizeof(be));
+	x_add(rb, e);
+	if ((e = x_new(rb, "redir")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_REG_PROTO_MIN, NFT_REG_1);
+	x_add(rb, e);
 }
 
+static void
+x_l4proto_tcp(struct rb *rb)
+{
+	uint8_t tcp = IPPROTO_TCP;
+
+	x_meta_load(rb, NFT_META_L4PROTO);
+	x_cmp(rb, NFT_CMP_EQ, &tcp, sizeof(tcp));
+}
+
+/* A fresh rule appended to TABLE/CHAIN; COMMENT is what `nft list` shows. */
 static int
-rule_put(struct nl_batch *b, struct rb *rb, const char *chain, int n, const char *comment)
+rb_start(struct rb *rb, const char *table, const char *chain, const char *comment)
 {
 	struct nftnl_udata_buf *ud;
-	struct nlmsghdr *nlh;
-	int rc = -1;
 
-	if (rb->oom || (ud = nftnl_udata_buf_alloc(COMMENT_MAX + 8)) == NULL) {
-		errno = ENOMEM;
-		goto out;
-	}
+	rb->oom = false;
+	if ((rb->r = nftnl_rule_alloc()) == NULL)
+		return -1;
+	nftnl_rule_set_u32(rb->r, NFTNL_RULE_FAMILY, NFPROTO_INET);
+	nftnl_rule_set_str(rb->r, NFTNL_RULE_TABLE, table);
+	nftnl_rule_set_str(rb->r, NFTNL_RULE_CHAIN, chain);
+	if (comment == NULL)
+		return 0;
+	if ((ud = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN)) == NULL)
+		goto fail;
 	if (!nftnl_udata_put_strz(ud, NFTNL_UDATA_RULE_COMMENT, comment)) {
 		nftnl_udata_buf_free(ud);
 		errno = E2BIG;
-		goto out;
+		goto fail;
 	}
 	nftnl_rule_set_data(rb->r, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(ud),
 	    nftnl_udata_buf_len(ud));
 	nftnl_udata_buf_free(ud);
-	if ((nlh = nl_batch_put(b, NFT_MSG_NEWRULE, NFPROTO_INET, NLM_F_CREATE | NLM_F_APPEND,
-	    "add rule %s #%d (%s)", chain, n, comment)) == NULL)
+	return 0;
+fail:
+	nftnl_rule_free(rb->r);
+	rb->r = NULL;
+	return -1;
+}
+
+/* Puts the finished rule in the batch and frees it, whatever happens. */
+static int __attribute__((format(printf, 3, 4)))
+rb_put(struct nl_batch *b, struct rb *rb, const char *fmt, ...)
+{
+	char label[NL_LABEL_MAX];
+	struct nlmsghdr *nlh;
+	va_list ap;
+	int rc = -1;
+
+	va_start(ap, fmt);
+	vsnprintf(label, sizeof(label), fmt, ap);
+	va_end(ap);
+	if (rb->oom) {
+		errno = ENOMEM;
+		goto out;
+	}
+	if ((nlh = nl_batch_put(b, NFT_MSG_NEWRULE, NFPROTO_INET,
+	    NLM_F_CREATE | NLM_F_APPEND, "add rule %s", label)) == NULL)
 		goto out;
 	nftnl_rule_nlmsg_build_payload(nlh, rb->r);
 	rc = nl_batch_next(b);
@@ -261,359 +349,497 @@ out:
 }
 
 static int
-table_put(struct nl_batch *b, const char *name, uint16_t type, uint16_t flags)
+put_table(struct nl_batch *b, uint16_t type, uint16_t flags, const char *table,
+    const char *verb)
 {
-	struct nftnl_table *t = nftnl_table_alloc();
+	struct nftnl_table *t;
 	struct nlmsghdr *nlh;
-	int rc = -1;
 
-	if (t == NULL)
+	if ((t = nftnl_table_alloc()) == NULL)
 		return -1;
 	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
-	nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
-	if ((nlh = nl_batch_put(b, type, NFPROTO_INET, flags, "%s table inet %s",
-	    type == NFT_MSG_DELTABLE ? "delete" : "add", name)) != NULL) {
-		nftnl_table_nlmsg_build_payload(nlh, t);
-		rc = nl_batch_next(b);
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, table);
+	if ((nlh = nl_batch_put(b, type, NFPROTO_INET, flags, "%s table %s", verb,
+	    table)) == NULL) {
+		nftnl_table_free(t);
+		return -1;
 	}
+	nftnl_table_nlmsg_build_payload(nlh, t);
 	nftnl_table_free(t);
-	return rc;
+	return nl_batch_next(b);
+}
+
+/* HOOK < 0: a regular chain, reached only by jump. */
+static int
+put_chain(struct nl_batch *b, const char *table, const char *name, const char *type,
+    int hook, int prio)
+{
+	struct nftnl_chain *c;
+	struct nlmsghdr *nlh;
+
+	if ((c = nftnl_chain_alloc()) == NULL)
+		return -1;
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
+	if (hook >= 0) {
+		nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type);
+		nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, (uint32_t)hook);
+		nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
+		nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	}
+	if ((nlh = nl_batch_put(b, NFT_MSG_NEWCHAIN, NFPROTO_INET,
+	    NLM_F_CREATE | NLM_F_EXCL, "add chain %s", name)) == NULL) {
+		nftnl_chain_free(c);
+		return -1;
+	}
+	nftnl_chain_nlmsg_build_payload(nlh, c);
+	nftnl_chain_free(c);
+	return nl_batch_next(b);
 }
 
 static struct nftnl_set *
-set_new(const char *table, const char *name)
+set_new(const char *table, const char *name, uint32_t id)
 {
-	struct nftnl_set *s = nftnl_set_alloc();
+	struct nftnl_set *s;
 
-	if (s == NULL)
+	if ((s = nftnl_set_alloc()) == NULL)
 		return NULL;
 	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
 	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
+	if (id != 0)
+		nftnl_set_set_u32(s, NFTNL_SET_ID, id);
 	return s;
 }
 
 static int
-elems_put(struct nl_batch *b, struct nftnl_set *s, uint16_t type, const char *name,
-    const void *keys, size_t n, size_t keylen)
+put_set(struct nl_batch *b, const char *table, const char *name, uint32_t id,
+    uint32_t dtype, uint32_t keylen, uint32_t byteorder)
 {
-	struct nlmsghdr *nlh;
-
-	if (n == 0)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		struct nftnl_set_elem *e = nftnl_set_elem_alloc();
-
-		if (e == NULL)
-			return -1;
-		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, (const char *)keys + i * keylen,
-		    (uint32_t)keylen);
-		nftnl_set_elem_add(s, e);
-	}
-	if ((nlh = nl_batch_put(b, type, NFPROTO_INET, type == NFT_MSG_NEWSETELEM ?
-	    NLM_F_CREATE : 0, "%s elements of set %s", type == NFT_MSG_NEWSETELEM ? "add" :
-	    "delete", name)) == NULL)
-		return -1;
-	nftnl_set_elems_nlmsg_build_payload(nlh, s);
-	return nl_batch_next(b);
-}
-
-/* A set of uids (key: uid_t in host order, as meta skuid loads it) or of ports. */
-static int
-set_put(struct nl_batch *b, const char *table, const char *name, uint32_t id,
-    uint32_t type, const void *keys, size_t n, size_t keylen)
-{
-	struct nftnl_set *s = set_new(table, name);
-	struct nftnl_udata_buf *ud;
+	struct nftnl_udata_buf *ud = NULL;
+	struct nftnl_set *s;
 	struct nlmsghdr *nlh;
 	int rc = -1;
 
-	if (s == NULL)
+	if ((s = set_new(table, name, id)) == NULL)
 		return -1;
-	if ((ud = nftnl_udata_buf_alloc(64)) == NULL)
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, dtype);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, keylen);
+	/* nft reads the key's byte order from here to print 25, not 6400. */
+	if ((ud = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN)) == NULL)
 		goto out;
-	nftnl_udata_put_u32(ud, NFTNL_UDATA_SET_KEYBYTEORDER,
-	    type == NFT_TYPE_UID ? NFT_BYTEORDER_HOST : NFT_BYTEORDER_BIG);
+	if (!nftnl_udata_put_u32(ud, NFTNL_UDATA_SET_KEYBYTEORDER, byteorder)) {
+		errno = E2BIG;
+		goto out;
+	}
 	nftnl_set_set_data(s, NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud),
 	    nftnl_udata_buf_len(ud));
-	nftnl_udata_buf_free(ud);
-	nftnl_set_set_u32(s, NFTNL_SET_ID, id);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, type);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, (uint32_t)keylen);
-	if ((nlh = nl_batch_put(b, NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE,
-	    "add set %s", name)) == NULL)
+	if ((nlh = nl_batch_put(b, NFT_MSG_NEWSET, NFPROTO_INET,
+	    NLM_F_CREATE | NLM_F_EXCL, "add set %s", name)) == NULL)
 		goto out;
 	nftnl_set_nlmsg_build_payload(nlh, s);
-	if (nl_batch_next(b) < 0)
+	rc = nl_batch_next(b);
+out:
+	nftnl_udata_buf_free(ud);
+	nftnl_set_free(s);
+	return rc;
+}
+
+/* N keys of KEYLEN bytes each, already in the set's byte order; one message. */
+static int
+put_elems(struct nl_batch *b, uint16_t type, const char *table, const char *name,
+    uint32_t id, const void *keys, size_t keylen, size_t n)
+{
+	const uint8_t *k = keys;
+	struct nftnl_set *s;
+	struct nlmsghdr *nlh;
+	int rc = -1;
+
+	if ((s = set_new(table, name, id)) == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		struct nftnl_set_elem *e;
+
+		if ((e = nftnl_set_elem_alloc()) == NULL)
+			goto out;
+		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, k + i * keylen, (uint32_t)keylen);
+		nftnl_set_elem_add(s, e);
+	}
+	if ((nlh = nl_batch_put(b, type, NFPROTO_INET, NLM_F_CREATE, "%s set %s (%zu)",
+	    type == NFT_MSG_NEWSETELEM ? "add elements to" : "delete elements from", name,
+	    n)) == NULL)
 		goto out;
-	rc = elems_put(b, s, NFT_MSG_NEWSETELEM, name, keys, n, keylen);
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	rc = nl_batch_next(b);
 out:
 	nftnl_set_free(s);
 	return rc;
 }
 
 static int
-chain_put(struct nl_batch *b, const char *table, const char *name, const char *type,
-    int prio)
+put_uid_elems(struct nl_batch *b, uint16_t type, const char *table, const char *name,
+    uint32_t id, const uid_t *uids, size_t n)
 {
-	struct nftnl_chain *c = nftnl_chain_alloc();
-	struct nlmsghdr *nlh;
-	int rc = -1;
+	uint32_t *keys;
+	int rc = 0;
 
-	if (c == NULL)
+	if (n == 0)
+		return 0;
+	/* The kernel's meta skuid is a host-order u32, whatever uid_t is here. */
+	if ((keys = calloc(n, sizeof(*keys))) == NULL)
 		return -1;
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
-	if (type != NULL) {
-		nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type);
-		nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, NF_INET_LOCAL_OUT);
-		nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
-		nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
-	}
-	if ((nlh = nl_batch_put(b, NFT_MSG_NEWCHAIN, NFPROTO_INET, NLM_F_CREATE,
-	    "add chain %s", name)) != NULL) {
-		nftnl_chain_nlmsg_build_payload(nlh, c);
-		rc = nl_batch_next(b);
-	}
-	nftnl_chain_free(c);
+	for (size_t i = 0; i < n; i++)
+		keys[i] = (uint32_t)uids[i];
+	/* Long lists go in several messages of the same batch: still one transaction. */
+	for (size_t i = 0; i < n && rc == 0; i += RULESET_ELEMS_PER_MSG)
+		rc = put_elems(b, type, table, name, id, keys + i, sizeof(*keys),
+		    n - i < RULESET_ELEMS_PER_MSG ? n - i : RULESET_ELEMS_PER_MSG);
+	free(keys);
 	return rc;
 }
 
-#define RULE(chain)	do { if ((rb.r = rule_new(s->table, chain)) == NULL) return -1; \
-			    rb.oom = false; } while (0)
-
 static int
-fence_verdict_rules(struct nl_batch *b, const struct ruleset_spec *s, int *n)
+check_name(const char *name)
 {
-	static const struct {
-		enum mark_state	 st;
-		const char	*comment;
-	} verdicts[] = {
-		{ MARK_ALLOW, "smtpguardd said allow: remember it for the flow" },
-		{ MARK_REJECT, "smtpguardd said reject: reset, and remember it" },
-		{ MARK_TRAP, "smtpguardd said trap: the nat chain redirects the flow" },
-		{ MARK_INSPECT, "smtpguardd said audit: queue the flow until released" },
-	};
-	const uint32_t m = s->mark_mask;
-	struct rb rb = { 0 };
-
-	/*
-	 * A verdict comes back as NF_REPEAT with the decision in our bits of the
-	 * packet mark: copy it into the ct mark (other bits kept), clear it from
-	 * the packet, and act on it.
-	 */
-	for (size_t i = 0; i < sizeof(verdicts) / sizeof(verdicts[0]); i++) {
-		uint32_t v = mark_value(m, verdicts[i].st);
-
-		RULE("fence");
-		rb_mark_is(&rb, false, m, verdicts[i].st);
-		rb_ct_load(&rb, NFT_CT_MARK);
-		rb_bitwise(&rb, ~m, v);
-		rb_ct_store(&rb, NFT_CT_MARK);
-		rb_meta_load(&rb, NFT_META_MARK);
-		rb_bitwise(&rb, ~m, 0);
-		rb_meta_store(&rb, NFT_META_MARK);
-		if (verdicts[i].st == MARK_REJECT)
-			rb_reject_tcp_reset(&rb);
-		else
-			rb_verdict(&rb, NF_ACCEPT, NULL);
-		if (rule_put(b, &rb, "fence", (*n)++, verdicts[i].comment) < 0)
-			return -1;
-	}
-	return 0;
-}
-
-static int
-fence_flow_rules(struct nl_batch *b, const struct ruleset_spec *s, int *n, bool native)
-{
-	const uint32_t m = s->mark_mask;
-	struct rb rb = { 0 };
-
-	RULE("fence");
-	rb_mark_is(&rb, true, m, MARK_ALLOW);
-	rb_verdict(&rb, NF_ACCEPT, NULL);
-	if (rule_put(b, &rb, "fence", (*n)++, "flow already allowed") < 0)
-		return -1;
-	RULE("fence");
-	rb_mark_is(&rb, true, m, MARK_REJECT);
-	rb_reject_tcp_reset(&rb);
-	if (rule_put(b, &rb, "fence", (*n)++, "flow already refused") < 0)
-		return -1;
-	RULE("fence");
-	rb_mark_is(&rb, true, m, MARK_TRAP);
-	rb_verdict(&rb, NF_ACCEPT, NULL);
-	if (rule_put(b, &rb, "fence", (*n)++, "flow trapped: goes to the local trap") < 0)
-		return -1;
-	RULE("fence");
-	rb_mark_is(&rb, true, m, MARK_INSPECT);
-	rb_queue(&rb, s->queue_num, native);
-	if (rule_put(b, &rb, "fence", (*n)++, "flow under inspection (audit)") < 0)
-		return -1;
-	return 0;
-}
-
-int
-ruleset_build(struct nl_batch *b, const struct ruleset_spec *s, bool native)
-{
-	uint16_t ports[CONFIG_MAX_PORTS];
-	uint32_t state = NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED);
-	uint32_t zero = 0, rtn_local = RTN_LOCAL;
-	uint8_t tcp = IPPROTO_TCP;
-	struct rb rb = { 0 };
-	int n = 0;
-
-	if (s->nports == 0 || s->nports > CONFIG_MAX_PORTS ||
-	    mark_value(s->mark_mask, MARK_STATE_MAX) == 0) {
+	if (name == NULL || *name == '\0') {
 		errno = EINVAL;
 		return -1;
 	}
-	for (size_t i = 0; i < s->nports; i++)
-		ports[i] = htons(s->ports[i]);
-
-	if (table_put(b, s->table, NFT_MSG_NEWTABLE, NLM_F_CREATE) < 0 ||
-	    table_put(b, s->table, NFT_MSG_DELTABLE, 0) < 0 ||
-	    table_put(b, s->table, NFT_MSG_NEWTABLE, NLM_F_CREATE) < 0 ||
-	    set_put(b, s->table, "ports", SET_ID_PORTS, NFT_TYPE_INET_SERVICE, ports,
-	    s->nports, sizeof(uint16_t)) < 0 ||
-	    set_put(b, s->table, "mta_uids", SET_ID_MTA, NFT_TYPE_UID, s->mta_uids, s->nmta,
-	    sizeof(uid_t)) < 0 ||
-	    set_put(b, s->table, "allow_uids", SET_ID_ALLOW, NFT_TYPE_UID, s->allow_uids,
-	    s->nallow, sizeof(uid_t)) < 0 ||
-	    chain_put(b, s->table, "output", "filter", PRIO_FENCE) < 0 ||
-	    chain_put(b, s->table, "fence", NULL, 0) < 0)
+	if (strlen(name) >= RULESET_NAME_MAX) {
+		errno = ENAMETOOLONG;
 		return -1;
-
-	RULE("output");
-	rb_meta_load(&rb, NFT_META_L4PROTO);
-	rb_cmp(&rb, NFT_CMP_EQ, &tcp, sizeof(tcp));
-	{
-		struct nftnl_expr *e = rb_expr(&rb, "payload");
-
-		if (e) {	/* tcp dport */
-			nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_TRANSPORT_HEADER);
-			nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, 2);
-			nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, 2);
-			nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
-		}
 	}
-	rb_lookup(&rb, "ports", SET_ID_PORTS);
-	rb_verdict(&rb, NFT_JUMP, "fence");
-	if (rule_put(b, &rb, "output", n++, "SMTP ports: the fence decides") < 0)
+	return 0;
+}
+
+enum set_ids { ID_PORTS = 1, ID_MTA, ID_ALLOW };
+
+static int
+build_sets(struct nl_batch *b, const struct ruleset_spec *sp)
+{
+	uint16_t ports[CONFIG_MAX_PORTS];
+
+	for (size_t i = 0; i < sp->nports; i++)
+		ports[i] = htons(sp->ports[i]);
+	if (put_set(b, sp->table, SET_PORTS, ID_PORTS, NFT_TYPE_INET_SERVICE,
+	    sizeof(uint16_t), NFT_BYTEORDER_BIG) < 0 ||
+	    put_elems(b, NFT_MSG_NEWSETELEM, sp->table, SET_PORTS, ID_PORTS, ports,
+	    sizeof(ports[0]), sp->nports) < 0)
+		return -1;
+	if (put_set(b, sp->table, SET_MTA, ID_MTA, NFT_TYPE_UID, sizeof(uint32_t),
+	    NFT_BYTEORDER_HOST) < 0 ||
+	    put_uid_elems(b, NFT_MSG_NEWSETELEM, sp->table, SET_MTA, ID_MTA, sp->mta_uids,
+	    sp->nmta) < 0)
+		return -1;
+	if (put_set(b, sp->table, SET_ALLOW, ID_ALLOW, NFT_TYPE_UID, sizeof(uint32_t),
+	    NFT_BYTEORDER_HOST) < 0 ||
+	    put_uid_elems(b, NFT_MSG_NEWSETELEM, sp->table, SET_ALLOW, ID_ALLOW,
+	    sp->allow_uids, sp->nallow) < 0)
+		return -1;
+	return 0;
+}
+
+/* What each verdict carried in the packet mark does to the flow. */
+static const struct {
+	enum mark_state	 state;
+	const char	*name;
+	int		 verdict;	/* NF_ACCEPT, or NF_DROP meaning "reset" */
+	bool		 queue;		/* later packets keep visiting smtpguardd */
+	const char	*comment;
+} verdicts[] = {
+	{ MARK_ALLOW, "allow", NF_ACCEPT, false, "verdict: allow" },
+	{ MARK_REJECT, "reject", NF_DROP, false, "verdict: reject" },
+	{ MARK_TRAP, "trap", NF_ACCEPT, false, "verdict: trap" },
+	{ MARK_INSPECT, "audit", NF_ACCEPT, true, "verdict: audit, keep inspecting" },
+};
+
+static int
+build_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
+{
+	const char *t = sp->table;
+	uint32_t m = sp->mark_mask;
+	size_t nv = sizeof(verdicts) / sizeof(verdicts[0]);
+	unsigned int n = 0;
+	struct rb rb;
+
+	if (rb_start(&rb, t, CHAIN_FENCE, "the MTA: decided in the kernel") < 0)
+		return -1;
+	x_meta_load(&rb, NFT_META_SKUID);
+	x_lookup(&rb, SET_MTA, ID_MTA);
+	x_verdict(&rb, NF_ACCEPT, NULL);
+	if (rb_put(b, &rb, "fence #%u (mta_uids)", ++n) < 0)
 		return -1;
 
-	n = 0;
-	RULE("fence");
-	rb_meta_load(&rb, NFT_META_SKUID);
-	rb_lookup(&rb, "mta_uids", SET_ID_MTA);
-	rb_verdict(&rb, NF_ACCEPT, NULL);
-	if (rule_put(b, &rb, "fence", n++, "the MTA delivers: decided in the kernel") < 0)
+	if (rb_start(&rb, t, CHAIN_FENCE, "plain exceptions") < 0)
 		return -1;
-	RULE("fence");
-	rb_meta_load(&rb, NFT_META_SKUID);
-	rb_lookup(&rb, "allow_uids", SET_ID_ALLOW);
-	rb_verdict(&rb, NF_ACCEPT, NULL);
-	if (rule_put(b, &rb, "fence", n++, "plain exceptions (smtpguard allow)") < 0)
+	x_meta_load(&rb, NFT_META_SKUID);
+	x_lookup(&rb, SET_ALLOW, ID_ALLOW);
+	x_verdict(&rb, NF_ACCEPT, NULL);
+	if (rb_put(b, &rb, "fence #%u (allow_uids)", ++n) < 0)
 		return -1;
-	if (s->allow_local) {
-		struct nftnl_expr *e;
 
-		RULE("fence");
-		if ((e = rb_expr(&rb, "fib")) != NULL) {
-			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
-			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
-			nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
-		}
-		rb_cmp(&rb, NFT_CMP_EQ, &rtn_local, sizeof(rtn_local));
-		rb_verdict(&rb, NF_ACCEPT, NULL);
-		if (rule_put(b, &rb, "fence", n++,
-		    "allow_local: the host's own addresses (its MTA)") < 0)
+	if (sp->allow_local) {
+		if (rb_start(&rb, t, CHAIN_FENCE, "allow_local: this host's own addresses") < 0)
+			return -1;
+		x_fib_daddr_local(&rb);
+		x_verdict(&rb, NF_ACCEPT, NULL);
+		if (rb_put(b, &rb, "fence #%u (allow_local)", ++n) < 0)
 			return -1;
 	}
-	if (fence_verdict_rules(b, s, &n) < 0 || fence_flow_rules(b, s, &n, native) < 0)
-		return -1;
-	RULE("fence");
-	rb_ct_load(&rb, NFT_CT_STATE);
-	rb_bitwise(&rb, state, 0);
-	rb_cmp(&rb, NFT_CMP_NEQ, &zero, sizeof(zero));
-	rb_verdict(&rb, NF_ACCEPT, NULL);
-	if (rule_put(b, &rb, "fence", n++,
+
+	/*
+	 * smtpguardd answers NF_REPEAT with its decision in the packet mark; the
+	 * chain runs again and these rules move it to the ct mark, leaving every
+	 * bit outside the mask as other software set it.
+	 */
+	for (size_t i = 0; i < nv; i++) {
+		uint32_t v = mark_value(m, verdicts[i].state);
+
+		if (rb_start(&rb, t, CHAIN_FENCE, verdicts[i].comment) < 0)
+			return -1;
+		x_meta_load(&rb, NFT_META_MARK);
+		x_bitwise(&rb, m, 0);
+		x_cmp_u32(&rb, NFT_CMP_EQ, v);
+		x_ct_load(&rb, NFT_CT_MARK);
+		x_bitwise(&rb, ~m, v);
+		x_ct_store(&rb, NFT_CT_MARK);
+		x_meta_load(&rb, NFT_META_MARK);
+		x_bitwise(&rb, ~m, 0);
+		x_meta_store(&rb, NFT_META_MARK);
+		if (verdicts[i].verdict == NF_DROP)
+			x_reject_rst(&rb);
+		else
+			x_verdict(&rb, verdicts[i].verdict, NULL);
+		if (rb_put(b, &rb, "fence #%u (verdict %s)", ++n, verdicts[i].name) < 0)
+			return -1;
+	}
+
+	/* Later packets of a decided flow never leave the kernel. */
+	for (size_t i = 0; i < nv; i++) {
+		if (rb_start(&rb, t, CHAIN_FENCE, NULL) < 0)
+			return -1;
+		x_ct_load(&rb, NFT_CT_MARK);
+		x_bitwise(&rb, m, 0);
+		x_cmp_u32(&rb, NFT_CMP_EQ, mark_value(m, verdicts[i].state));
+		if (verdicts[i].queue)
+			x_queue(&rb, sp->queue_num, native);
+		else if (verdicts[i].verdict == NF_DROP)
+			x_reject_rst(&rb);
+		else
+			x_verdict(&rb, verdicts[i].verdict, NULL);
+		if (rb_put(b, &rb, "fence #%u (ct mark %s)%s", ++n, verdicts[i].name,
+		    verdicts[i].queue ? QUEUE_LABEL : "") < 0)
+			return -1;
+	}
+
+	if (rb_start(&rb, t, CHAIN_FENCE,
 	    "flows begun before the fence or under a revoked exception") < 0)
 		return -1;
-	RULE("fence");
-	rb_queue(&rb, s->queue_num, native);
-	if (rule_put(b, &rb, "fence", n++,
-	    "everyone else: smtpguardd decides (no bypass: fails closed)") < 0)
+	x_ct_load(&rb, NFT_CT_STATE);
+	x_bitwise(&rb, CT_STATE_EST_REL, 0);
+	x_cmp_u32(&rb, NFT_CMP_NEQ, 0);
+	x_verdict(&rb, NF_ACCEPT, NULL);
+	if (rb_put(b, &rb, "fence #%u (established)", ++n) < 0)
 		return -1;
 
-	if (s->trap) {
-		uint16_t port = htons(s->trap_port);
-		struct nftnl_expr *e;
+	if (rb_start(&rb, t, CHAIN_FENCE,
+	    "everyone else: smtpguardd decides (no bypass: fails closed)") < 0)
+		return -1;
+	x_queue(&rb, sp->queue_num, native);
+	return rb_put(b, &rb, "fence #%u" QUEUE_LABEL, ++n);
+}
 
-		if (chain_put(b, s->table, "trap", "nat", PRIO_NAT) < 0)
+static int
+check_spec(const struct ruleset_spec *sp)
+{
+	if (check_name(sp->table) < 0)
+		return -1;
+	/* An empty port set would fence nothing while looking installed. */
+	if (sp->nports == 0 || sp->nports > CONFIG_MAX_PORTS ||
+	    (sp->nmta > 0 && sp->mta_uids == NULL) ||
+	    (sp->nallow > 0 && sp->allow_uids == NULL)) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* A state the mask cannot hold would read as 0, "undecided", and match everyone. */
+	for (int st = MARK_NONE + 1; st <= MARK_STATE_MAX; st++)
+		if (mark_value(sp->mark_mask, (enum mark_state)st) == 0) {
+			errno = EINVAL;
 			return -1;
-		RULE("trap");
-		rb_meta_load(&rb, NFT_META_L4PROTO);
-		rb_cmp(&rb, NFT_CMP_EQ, &tcp, sizeof(tcp));
-		rb_mark_is(&rb, true, s->mark_mask, MARK_TRAP);
-		if ((e = rb_expr(&rb, "immediate")) != NULL) {
-			nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
-			nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, &port, sizeof(port));
 		}
-		if ((e = rb_expr(&rb, "redir")) != NULL)
-			nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_REG_PROTO_MIN, NFT_REG_1);
-		if (rule_put(b, &rb, "trap", 0, "trapped flows go to smtpguardd's trap") < 0)
-			return -1;
+	if (sp->trap && sp->trap_port == 0) {
+		errno = EINVAL;
+		return -1;
 	}
 	return 0;
 }
 
 int
-ruleset_install(const struct ruleset_spec *s, bool *native_queue, char *err, size_t errlen)
+ruleset_build(struct nl_batch *b, const struct ruleset_spec *sp, bool native_queue)
+{
+	struct rb rb;
+
+	if (check_spec(sp) < 0)
+		return -1;
+	/* Create-if-absent, then delete: the delete cannot fail, and the kernel swaps both at commit. */
+	if (put_table(b, NFT_MSG_NEWTABLE, NLM_F_CREATE, sp->table, "add") < 0 ||
+	    put_table(b, NFT_MSG_DELTABLE, 0, sp->table, "delete") < 0 ||
+	    put_table(b, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL, sp->table,
+	    "create") < 0)
+		return -1;
+	if (build_sets(b, sp) < 0)
+		return -1;
+	if (put_chain(b, sp->table, CHAIN_OUTPUT, "filter", NF_INET_LOCAL_OUT,
+	    FENCE_PRIORITY) < 0 ||
+	    put_chain(b, sp->table, CHAIN_FENCE, NULL, -1, 0) < 0)
+		return -1;
+	if (sp->trap && put_chain(b, sp->table, CHAIN_TRAP, "nat", NF_INET_LOCAL_OUT,
+	    TRAP_PRIORITY) < 0)
+		return -1;
+
+	if (rb_start(&rb, sp->table, CHAIN_OUTPUT, "SMTP ports go through the fence") < 0)
+		return -1;
+	x_l4proto_tcp(&rb);
+	x_tcp_dport(&rb);
+	x_lookup(&rb, SET_PORTS, ID_PORTS);
+	x_verdict(&rb, NFT_JUMP, CHAIN_FENCE);
+	if (rb_put(b, &rb, "output #1 (ports)") < 0)
+		return -1;
+
+	if (build_fence(b, sp, native_queue) < 0)
+		return -1;
+
+	if (sp->trap) {
+		if (rb_start(&rb, sp->table, CHAIN_TRAP,
+		    "trapped flows meet smtpguardd's trap") < 0)
+			return -1;
+		x_l4proto_tcp(&rb);
+		x_ct_load(&rb, NFT_CT_MARK);
+		x_bitwise(&rb, sp->mark_mask, 0);
+		x_cmp_u32(&rb, NFT_CMP_EQ, mark_value(sp->mark_mask, MARK_TRAP));
+		x_redirect(&rb, sp->trap_port);
+		if (rb_put(b, &rb, "trap #1 (redirect)") < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static bool
+refused_queue(const struct nl_batch *b)
+{
+	const char *label = nl_batch_label(b, b->failed);
+	size_t n = strlen(label), k = strlen(QUEUE_LABEL);
+
+	return (errno == ENOENT || errno == EOPNOTSUPP) && b->failed >= 0 && n >= k &&
+	    strcmp(label + n - k, QUEUE_LABEL) == 0;
+}
+
+int
+ruleset_install(const struct ruleset_spec *sp, bool *native_queue, char *err,
+    size_t errlen)
 {
 	struct nl_batch b;
-	int rc;
+	bool native = true;
+	int rc, saved;
 
-	for (int native = 1; native >= 0; native--) {
+	for (;;) {
 		if (nl_batch_init(&b) < 0) {
-			snprintf(err, errlen, "out of memory");
+			snprintf(err, errlen, "netlink batch: %s", strerror(errno));
 			return -1;
 		}
-		if (ruleset_build(&b, s, native) < 0) {
-			snprintf(err, errlen, "building the ruleset: %s", strerror(errno));
+		if (ruleset_build(&b, sp, native) < 0) {
+			saved = errno;
+			snprintf(err, errlen, "building table %s: %s",
+			    sp->table != NULL ? sp->table : "(none)", strerror(saved));
 			nl_batch_free(&b);
+			errno = saved;
 			return -1;
 		}
 		rc = nl_batch_send(&b, err, errlen);
-		nl_batch_free(&b);
-		if (rc == 0) {
-			*native_queue = native;
-			return 0;
+		saved = errno;
+		/* No native nft queue in this kernel: the xt NFQUEUE target does the same. */
+		if (rc < 0 && native && refused_queue(&b)) {
+			nl_batch_free(&b);
+			native = false;
+			continue;
 		}
-		/* No nft_queue in this kernel: the whole batch was refused; try compat. */
-		if (errno != ENOENT && errno != EOPNOTSUPP)
+		nl_batch_free(&b);
+		if (rc < 0) {
+			errno = saved;
 			return -1;
+		}
+		*native_queue = native;
+		return 0;
 	}
-	return -1;
 }
 
 int
 ruleset_remove(const char *table, char *err, size_t errlen)
 {
 	struct nl_batch b;
-	int rc;
+	int rc, saved;
 
-	if (nl_batch_init(&b) < 0) {
-		snprintf(err, errlen, "out of memory");
+	if (check_name(table) < 0) {
+		snprintf(err, errlen, "table name: %s", strerror(errno));
 		return -1;
 	}
-	rc = table_put(&b, table, NFT_MSG_DELTABLE, 0);
-	if (rc == 0)
-		rc = nl_batch_send(&b, err, errlen);
-	else
+	if (nl_batch_init(&b) < 0) {
+		snprintf(err, errlen, "netlink batch: %s", strerror(errno));
+		return -1;
+	}
+	if ((rc = put_table(&b, NFT_MSG_DELTABLE, 0, table, "delete")) < 0)
 		snprintf(err, errlen, "building the batch: %s", strerror(errno));
+	else
+		rc = nl_batch_send(&b, err, errlen);
+	saved = errno;
 	nl_batch_free(&b);
+	errno = saved;
 	return rc;
+}
+
+int
+ruleset_build_set_uids(struct nl_batch *b, const char *table, const char *set, bool add,
+    const uid_t *uids, size_t n)
+{
+	if (check_name(table) < 0 || check_name(set) < 0)
+		return -1;
+	if (n == 0 || uids == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	return put_uid_elems(b, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, table, set,
+	    0, uids, n);
+}
+
+int
+ruleset_set_uids(const char *table, const char *set, bool add, const uid_t *uids,
+    size_t n, char *err, size_t errlen)
+{
+	struct nl_batch b;
+	int rc, saved;
+
+	if (nl_batch_init(&b) < 0) {
+		snprintf(err, errlen, "netlink batch: %s", strerror(errno));
+		return -1;
+	}
+	if ((rc = ruleset_build_set_uids(&b, table, set, add, uids, n)) < 0)
+		snprintf(err, errlen, "building the batch for set %s: %s",
+		    set != NULL ? set : "(none)", strerror(errno));
+	else
+		rc = nl_batch_send(&b, err, errlen);
+	saved = errno;
+	nl_batch_free(&b);
+	errno = saved;
+	return rc;
+}
+
+static int
+table_seen(const struct nlmsghdr *nlh, void *arg)
+{
+	if (NFNL_MSG_TYPE(nlh->nlmsg_type) == NFT_MSG_NEWTABLE)
+		*(int *)arg = 1;
+	return MNL_CB_OK;
 }
 
 int
@@ -623,10 +849,12 @@ ruleset_exists(const char *table)
 	struct nftnl_table *t;
 	struct mnl_socket *nl;
 	struct nlmsghdr *nlh;
-	uint32_t seq = (uint32_t)time(NULL);
-	ssize_t n;
-	int rc = -1, saved;
+	struct pollfd pfd;
+	uint32_t seq = (uint32_t)time(NULL), portid;
+	int found = 0, rc = 0, saved;
 
+	if (check_name(table) < 0)
+		return -1;
 	if ((t = nftnl_table_alloc()) == NULL)
 		return -1;
 	nftnl_table_set_str(t, NFTNL_TABLE_NAME, table);
@@ -635,59 +863,30 @@ ruleset_exists(const char *table)
 	nftnl_table_free(t);
 	if ((nl = nl_open()) == NULL)
 		return -1;
+	portid = mnl_socket_get_portid(nl);
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-		goto out;
-	/* Reply: the table, then an ACK; or an error (ENOENT: no such table). */
-	while ((n = mnl_socket_recvfrom(nl, buf, sizeof(buf))) > 0) {
-		int r = mnl_cb_run(buf, (size_t)n, seq, mnl_socket_get_portid(nl), NULL, NULL);
+		goto fail;
+	pfd = (struct pollfd){ .fd = mnl_socket_get_fd(nl), .events = POLLIN };
+	/* The table (if any), then the ACK or the error that ends the exchange. */
+	do {
+		ssize_t n;
 
-		if (r < 0) {
-			rc = errno == ENOENT ? 0 : -1;
-			goto out;
+		if ((rc = poll(&pfd, 1, ANSWER_WAIT_MS)) <= 0) {
+			if (rc == 0)
+				errno = ETIMEDOUT;
+			goto fail;
 		}
-		if (r == MNL_CB_STOP) {
-			rc = 1;
-			goto out;
-		}
-		rc = 1;
-	}
-out:
+		if ((n = mnl_socket_recvfrom(nl, buf, sizeof(buf))) < 0)
+			goto fail;
+		rc = mnl_cb_run(buf, (size_t)n, seq, portid, table_seen, &found);
+	} while (rc > 0);
+	if (rc < 0 && errno != ENOENT)
+		goto fail;
+	mnl_socket_close(nl);
+	return found;
+fail:
 	saved = errno;
 	mnl_socket_close(nl);
 	errno = saved;
-	return rc;
-}
-
-int
-ruleset_build_set_uids(struct nl_batch *b, const char *table, const char *set, bool add,
-    const uid_t *uids, size_t n)
-{
-	struct nftnl_set *s = set_new(table, set);
-	int rc;
-
-	if (s == NULL)
-		return -1;
-	rc = elems_put(b, s, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, set, uids, n,
-	    sizeof(uid_t));
-	nftnl_set_free(s);
-	return rc;
-}
-
-int
-ruleset_set_uids(const char *table, const char *set, bool add, const uid_t *uids, size_t n,
-    char *err, size_t errlen)
-{
-	struct nl_batch b;
-	int rc;
-
-	if (nl_batch_init(&b) < 0) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	if ((rc = ruleset_build_set_uids(&b, table, set, add, uids, n)) < 0)
-		snprintf(err, errlen, "building the batch: %s", strerror(errno));
-	else
-		rc = nl_batch_send(&b, err, errlen);
-	nl_batch_free(&b);
-	return rc;
+	return -1;
 }

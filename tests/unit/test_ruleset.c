@@ -1,0 +1,778 @@
+/*
+ * ruleset.c and nl.c without a kernel: every batch is built, then parsed back
+ * with libnftnl and checked object by object, as libnftnl's own tests do.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <libnftnl/udata.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/xt_NFQUEUE.h>
+#include <linux/rtnetlink.h>
+
+#include "smtpguard.h"
+
+#define MAX_MSGS	(NL_BATCH_MAX_MSGS + 2)
+#define MAX_KEYS	16
+#define GOLDEN_MASK	0x00700000u
+
+static const uint16_t golden_ports[] = { 25, 465, 587 };
+static const uid_t golden_mta[] = { 101 };
+
+/* One message of a batch, parsed back. */
+struct msg {
+	uint16_t		 type;		/* NFT_MSG_*, or the batch BEGIN/END type */
+	uint16_t		 flags;
+	uint32_t		 seq;
+	struct nftnl_table	*table;
+	struct nftnl_chain	*chain;
+	struct nftnl_set	*set;		/* NEWSET, or the elements' set */
+	struct nftnl_rule	*rule;
+	char			 exprs[256];	/* "meta,lookup,immediate" */
+	uint32_t		 keys[MAX_KEYS];	/* element keys, widened to u32 */
+	size_t			 nkeys;		/* all the message's keys */
+};
+
+struct parsed {
+	struct nl_batch	 b;
+	struct msg	 m[MAX_MSGS];
+	size_t		 n;
+};
+
+static struct ruleset_spec
+golden_spec(void)
+{
+	return (struct ruleset_spec){
+		.table = TABLE_NAME,
+		.ports = golden_ports, .nports = 3,
+		.mta_uids = golden_mta, .nmta = 1,
+		.allow_uids = NULL, .nallow = 0,
+		.allow_local = true,
+		.queue_num = 0,
+		.mark_mask = GOLDEN_MASK,
+		.trap = true,
+		.trap_port = 10025,
+	};
+}
+
+static void
+expr_names(struct nftnl_rule *r, char *out, size_t len)
+{
+	struct nftnl_expr_iter *it = nftnl_expr_iter_create(r);
+	struct nftnl_expr *e;
+
+	out[0] = '\0';
+	assert_non_null(it);
+	while ((e = nftnl_expr_iter_next(it)) != NULL) {
+		if (out[0] != '\0')
+			strncat(out, ",", len - strlen(out) - 1);
+		strncat(out, nftnl_expr_get_str(e, NFTNL_EXPR_NAME), len - strlen(out) - 1);
+	}
+	nftnl_expr_iter_destroy(it);
+}
+
+/*
+ * Element messages are walked with libmnl: libnftnl 1.2.4's
+ * nftnl_set_elems_nlmsg_parse() refuses any message with more than one
+ * element, even one it built itself.
+ */
+static void
+parse_elems(const struct nlmsghdr *nlh, struct msg *m)
+{
+	const struct nlattr *a, *elem, *k, *v;
+
+	assert_non_null(m->set = nftnl_set_alloc());
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		switch (mnl_attr_get_type(a)) {
+		case NFTA_SET_ELEM_LIST_TABLE:
+			nftnl_set_set_str(m->set, NFTNL_SET_TABLE, mnl_attr_get_str(a));
+			break;
+		case NFTA_SET_ELEM_LIST_SET:
+			nftnl_set_set_str(m->set, NFTNL_SET_NAME, mnl_attr_get_str(a));
+			break;
+		case NFTA_SET_ELEM_LIST_ELEMENTS:
+			mnl_attr_for_each_nested(elem, a) mnl_attr_for_each_nested(k, elem) {
+				assert_int_equal(mnl_attr_get_type(k), NFTA_SET_ELEM_KEY);
+				v = mnl_attr_get_payload(k);
+				assert_int_equal(mnl_attr_get_type(v), NFTA_DATA_VALUE);
+				/* All are counted; the first MAX_KEYS are kept. */
+				if (m->nkeys < MAX_KEYS)
+					m->keys[m->nkeys] = mnl_attr_get_payload_len(v) ==
+					    sizeof(uint16_t) ? mnl_attr_get_u16(v) :
+					    mnl_attr_get_u32(v);
+				m->nkeys++;
+			}
+			break;
+		}
+	}
+}
+
+/* Finishes the batch and parses every message of it into P. */
+static void
+parse(struct parsed *p)
+{
+	const void *data;
+	size_t len;
+	const struct nlmsghdr *nlh;
+	int remain;
+
+	assert_int_equal(nl_batch_finish(&p->b, &data, &len), 0);
+	nlh = data;
+	remain = (int)len;
+	p->n = 0;
+	for (; mnl_nlmsg_ok(nlh, remain); nlh = mnl_nlmsg_next(nlh, &remain)) {
+		struct msg *m = &p->m[p->n++];
+
+		assert_true(p->n <= MAX_MSGS);
+		memset(m, 0, sizeof(*m));
+		m->flags = nlh->nlmsg_flags;
+		m->seq = nlh->nlmsg_seq;
+		if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_NFTABLES) {
+			m->type = nlh->nlmsg_type;
+			continue;
+		}
+		m->type = NFNL_MSG_TYPE(nlh->nlmsg_type);
+		switch (m->type) {
+		case NFT_MSG_NEWTABLE:
+		case NFT_MSG_DELTABLE:
+			assert_non_null(m->table = nftnl_table_alloc());
+			assert_int_equal(nftnl_table_nlmsg_parse(nlh, m->table), 0);
+			break;
+		case NFT_MSG_NEWCHAIN:
+			assert_non_null(m->chain = nftnl_chain_alloc());
+			assert_int_equal(nftnl_chain_nlmsg_parse(nlh, m->chain), 0);
+			break;
+		case NFT_MSG_NEWSET:
+			assert_non_null(m->set = nftnl_set_alloc());
+			assert_int_equal(nftnl_set_nlmsg_parse(nlh, m->set), 0);
+			break;
+		case NFT_MSG_NEWSETELEM:
+		case NFT_MSG_DELSETELEM:
+			parse_elems(nlh, m);
+			break;
+		case NFT_MSG_NEWRULE:
+			assert_non_null(m->rule = nftnl_rule_alloc());
+			assert_int_equal(nftnl_rule_nlmsg_parse(nlh, m->rule), 0);
+			expr_names(m->rule, m->exprs, sizeof(m->exprs));
+			break;
+		default:
+			fail_msg("unexpected message type %u", m->type);
+		}
+	}
+	assert_int_equal(remain, 0);
+}
+
+static void
+build(struct parsed *p, const struct ruleset_spec *sp, bool native)
+{
+	memset(p, 0, sizeof(*p));
+	assert_int_equal(nl_batch_init(&p->b), 0);
+	assert_int_equal(ruleset_build(&p->b, sp, native), 0);
+	parse(p);
+}
+
+static void
+release(struct parsed *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		/* libnftnl's free functions do not take NULL. */
+		if (p->m[i].table != NULL)
+			nftnl_table_free(p->m[i].table);
+		if (p->m[i].chain != NULL)
+			nftnl_chain_free(p->m[i].chain);
+		if (p->m[i].set != NULL)
+			nftnl_set_free(p->m[i].set);
+		if (p->m[i].rule != NULL)
+			nftnl_rule_free(p->m[i].rule);
+	}
+	nl_batch_free(&p->b);
+}
+
+/* The rules of CHAIN in order; returns how many. */
+static size_t
+rules_of(struct parsed *p, const char *chain, struct msg **out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->n; i++)
+		if (p->m[i].rule != NULL &&
+		    strcmp(nftnl_rule_get_str(p->m[i].rule, NFTNL_RULE_CHAIN), chain) == 0) {
+			assert_true(n < max);
+			out[n++] = &p->m[i];
+		}
+	return n;
+}
+
+static struct msg *
+find(struct parsed *p, uint16_t type, const char *name)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		struct msg *m = &p->m[i];
+
+		if (m->type != type)
+			continue;
+		if (m->chain != NULL &&
+		    strcmp(nftnl_chain_get_str(m->chain, NFTNL_CHAIN_NAME), name) == 0)
+			return m;
+		if (m->set != NULL &&
+		    strcmp(nftnl_set_get_str(m->set, NFTNL_SET_NAME), name) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+/* The I-th expression of a rule. */
+static struct nftnl_expr *
+expr_at(struct nftnl_rule *r, size_t i)
+{
+	struct nftnl_expr_iter *it = nftnl_expr_iter_create(r);
+	struct nftnl_expr *e = NULL;
+
+	assert_non_null(it);
+	for (size_t k = 0; k <= i; k++)
+		assert_non_null(e = nftnl_expr_iter_next(it));
+	nftnl_expr_iter_destroy(it);
+	return e;
+}
+
+static uint32_t
+expr_u32_data(struct nftnl_expr *e, uint16_t attr)
+{
+	uint32_t len, v;
+	const void *d = nftnl_expr_get(e, attr, &len);
+
+	assert_non_null(d);
+	assert_int_equal(len, sizeof(v));
+	memcpy(&v, d, sizeof(v));
+	return v;
+}
+
+static const char *
+label_of(const struct parsed *p, const struct msg *m)
+{
+	return nl_batch_label(&p->b, (int)(m->seq - p->b.seq0 - 1));
+}
+
+static void
+restart_replaces_the_table_in_one_transaction(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct parsed p;
+
+	(void)state;
+	build(&p, &sp, true);
+	assert_int_equal(p.m[0].type, NFNL_MSG_BATCH_BEGIN);
+	assert_int_equal(p.m[p.n - 1].type, NFNL_MSG_BATCH_END);
+	/* Create-if-absent, delete, create: never two copies, never no fence. */
+	assert_int_equal(p.m[1].type, NFT_MSG_NEWTABLE);
+	assert_int_equal(p.m[1].flags & NLM_F_EXCL, 0);
+	assert_int_equal(p.m[2].type, NFT_MSG_DELTABLE);
+	assert_int_equal(p.m[3].type, NFT_MSG_NEWTABLE);
+	for (size_t i = 1; i <= 3; i++) {
+		assert_string_equal(nftnl_table_get_str(p.m[i].table, NFTNL_TABLE_NAME),
+		    "smtpguard");
+		assert_int_equal(nftnl_table_get_u32(p.m[i].table, NFTNL_TABLE_FAMILY),
+		    NFPROTO_INET);
+	}
+	/* Every message asks for its own ACK, and its seq maps back to its label. */
+	assert_int_equal(p.b.nlabels, p.n - 2);
+	for (size_t i = 1; i < p.n - 1; i++) {
+		assert_true(p.m[i].flags & NLM_F_ACK);
+		assert_int_equal(p.m[i].seq, p.b.seq0 + i);
+	}
+	assert_string_equal(label_of(&p, &p.m[2]), "delete table smtpguard");
+	release(&p);
+}
+
+static void
+no_other_table_is_ever_named(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct parsed p;
+
+	(void)state;
+	build(&p, &sp, false);
+	for (size_t i = 1; i < p.n - 1; i++) {
+		const struct msg *m = &p.m[i];
+		const char *t = m->table ? nftnl_table_get_str(m->table, NFTNL_TABLE_NAME) :
+		    m->chain ? nftnl_chain_get_str(m->chain, NFTNL_CHAIN_TABLE) :
+		    m->set ? nftnl_set_get_str(m->set, NFTNL_SET_TABLE) :
+		    nftnl_rule_get_str(m->rule, NFTNL_RULE_TABLE);
+
+		assert_string_equal(t, "smtpguard");
+	}
+	release(&p);
+}
+
+static void
+sets_list_as_ports_and_uids(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	const uint8_t be_order[] = { NFTNL_UDATA_SET_KEYBYTEORDER, 4 };
+	uint32_t len;
+	const uint8_t *ud;
+	struct parsed p;
+	struct msg *m;
+
+	(void)state;
+	build(&p, &sp, true);
+	assert_non_null(m = find(&p, NFT_MSG_NEWSET, "ports"));
+	assert_int_equal(nftnl_set_get_u32(m->set, NFTNL_SET_KEY_TYPE), 13);	/* inet_service */
+	assert_int_equal(nftnl_set_get_u32(m->set, NFTNL_SET_KEY_LEN), 2);
+	ud = nftnl_set_get_data(m->set, NFTNL_SET_USERDATA, &len);
+	assert_int_equal(len, 6);
+	assert_memory_equal(ud, be_order, 2);
+	assert_int_equal(ud[2] | ud[3] << 8 | ud[4] << 16 | (uint32_t)ud[5] << 24, 2);
+
+	assert_non_null(m = find(&p, NFT_MSG_NEWSETELEM, "ports"));
+	assert_int_equal(m->nkeys, 3);
+	assert_int_equal(ntohs((uint16_t)m->keys[0]), 25);
+	assert_int_equal(ntohs((uint16_t)m->keys[1]), 465);
+	assert_int_equal(ntohs((uint16_t)m->keys[2]), 587);
+
+	assert_non_null(m = find(&p, NFT_MSG_NEWSET, "mta_uids"));
+	assert_int_equal(nftnl_set_get_u32(m->set, NFTNL_SET_KEY_TYPE), 24);	/* uid */
+	assert_int_equal(nftnl_set_get_u32(m->set, NFTNL_SET_KEY_LEN), 4);
+	ud = nftnl_set_get_data(m->set, NFTNL_SET_USERDATA, &len);
+	assert_int_equal(ud[2] | ud[3] << 8 | ud[4] << 16 | (uint32_t)ud[5] << 24, 1);
+	assert_non_null(m = find(&p, NFT_MSG_NEWSETELEM, "mta_uids"));
+	assert_int_equal(m->nkeys, 1);
+	assert_int_equal(m->keys[0], 101);
+
+	/* No exceptions yet: the set exists (the daemon adds to it live), empty. */
+	assert_non_null(find(&p, NFT_MSG_NEWSET, "allow_uids"));
+	assert_null(find(&p, NFT_MSG_NEWSETELEM, "allow_uids"));
+	release(&p);
+}
+
+static void
+only_tcp_to_smtp_ports_enters_the_fence(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct msg *r[4];
+	struct parsed p;
+	struct msg *c;
+
+	(void)state;
+	build(&p, &sp, true);
+	assert_non_null(c = find(&p, NFT_MSG_NEWCHAIN, "output"));
+	assert_string_equal(nftnl_chain_get_str(c->chain, NFTNL_CHAIN_TYPE), "filter");
+	assert_int_equal(nftnl_chain_get_u32(c->chain, NFTNL_CHAIN_HOOKNUM), NF_INET_LOCAL_OUT);
+	assert_int_equal(nftnl_chain_get_s32(c->chain, NFTNL_CHAIN_PRIO), -150);
+	assert_int_equal(nftnl_chain_get_u32(c->chain, NFTNL_CHAIN_POLICY), NF_ACCEPT);
+	assert_non_null(c = find(&p, NFT_MSG_NEWCHAIN, "fence"));
+	assert_false(nftnl_chain_is_set(c->chain, NFTNL_CHAIN_HOOKNUM));
+
+	assert_int_equal(rules_of(&p, "output", r, 4), 1);
+	assert_string_equal(r[0]->exprs, "meta,cmp,payload,lookup,immediate");
+	assert_string_equal(nftnl_expr_get_str(expr_at(r[0]->rule, 3), NFTNL_EXPR_LOOKUP_SET),
+	    "ports");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[0]->rule, 4), NFTNL_EXPR_IMM_VERDICT),
+	    (uint32_t)NFT_JUMP);
+	assert_string_equal(nftnl_expr_get_str(expr_at(r[0]->rule, 4), NFTNL_EXPR_IMM_CHAIN),
+	    "fence");
+	release(&p);
+}
+
+static void
+mta_and_exceptions_are_accepted_before_anything_is_queued(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct msg *r[32];
+	struct parsed p;
+	size_t n;
+
+	(void)state;
+	build(&p, &sp, true);
+	n = rules_of(&p, "fence", r, 32);
+	assert_int_equal(n, 13);
+	assert_string_equal(r[0]->exprs, "meta,lookup,immediate");
+	assert_string_equal(nftnl_expr_get_str(expr_at(r[0]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
+	    "mta_uids");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[0]->rule, 0), NFTNL_EXPR_META_KEY),
+	    NFT_META_SKUID);
+	assert_string_equal(nftnl_expr_get_str(expr_at(r[1]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
+	    "allow_uids");
+	/* The first queue is the ct mark "audit" rule, after every accept that could apply. */
+	for (size_t i = 0; i < 10; i++)
+		assert_null(strstr(r[i]->exprs, "queue"));
+	assert_string_equal(r[11]->exprs, "ct,bitwise,cmp,immediate");	/* established */
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[11]->rule, 0), NFTNL_EXPR_CT_KEY),
+	    NFT_CT_STATE);
+	release(&p);
+}
+
+static void
+native_path_queues_without_bypass(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct nftnl_expr *q;
+	struct msg *r[32];
+	struct parsed p;
+	size_t n;
+
+	(void)state;
+	sp.queue_num = 7;
+	build(&p, &sp, true);
+	n = rules_of(&p, "fence", r, 32);
+	assert_string_equal(r[n - 1]->exprs, "queue");
+	q = expr_at(r[n - 1]->rule, 0);
+	assert_int_equal(nftnl_expr_get_u16(q, NFTNL_EXPR_QUEUE_NUM), 7);
+	assert_int_equal(nftnl_expr_get_u16(q, NFTNL_EXPR_QUEUE_TOTAL), 1);
+	assert_int_equal(nftnl_expr_get_u16(q, NFTNL_EXPR_QUEUE_FLAGS) & NFT_QUEUE_FLAG_BYPASS,
+	    0);
+	assert_int_equal(nftnl_expr_get_u16(q, NFTNL_EXPR_QUEUE_FLAGS), 0);
+	assert_string_equal(r[n - 3]->exprs, "ct,bitwise,cmp,queue");	/* audited flows */
+	for (size_t i = 0; i < p.n; i++)
+		assert_null(strstr(p.m[i].exprs, "target"));
+	release(&p);
+}
+
+static void
+compat_path_is_xt_nfqueue_v3_without_bypass(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	const struct xt_NFQ_info_v3 *info;
+	struct nftnl_expr *t;
+	struct msg *r[32];
+	struct parsed p;
+	uint32_t len;
+	size_t n;
+
+	(void)state;
+	sp.queue_num = 7;
+	build(&p, &sp, false);
+	n = rules_of(&p, "fence", r, 32);
+	assert_string_equal(r[n - 1]->exprs, "target");
+	assert_string_equal(r[n - 3]->exprs, "ct,bitwise,cmp,target");
+	t = expr_at(r[n - 1]->rule, 0);
+	assert_string_equal(nftnl_expr_get_str(t, NFTNL_EXPR_TG_NAME), "NFQUEUE");
+	assert_int_equal(nftnl_expr_get_u32(t, NFTNL_EXPR_TG_REV), 3);
+	info = nftnl_expr_get(t, NFTNL_EXPR_TG_INFO, &len);
+	assert_int_equal(len, sizeof(*info));
+	assert_int_equal(info->queuenum, 7);
+	assert_int_equal(info->queues_total, 1);
+	assert_int_equal(info->flags & NFQ_FLAG_BYPASS, 0);
+	assert_int_equal(info->flags, 0);
+	for (size_t i = 0; i < p.n; i++)
+		assert_null(strstr(p.m[i].exprs, "queue"));
+	release(&p);
+}
+
+/* ruleset_install falls back only when the refused message is a queue rule. */
+static void
+queue_rules_are_labelled_for_the_fallback(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct parsed p;
+	size_t nq = 0;
+
+	(void)state;
+	build(&p, &sp, true);
+	for (size_t i = 1; i < p.n - 1; i++) {
+		const char *l = label_of(&p, &p.m[i]);
+		bool labelled = strlen(l) > 8 && strcmp(l + strlen(l) - 8, " (queue)") == 0;
+
+		assert_int_equal(labelled, strstr(p.m[i].exprs, "queue") != NULL);
+		nq += labelled;
+	}
+	assert_int_equal(nq, 2);
+	release(&p);
+}
+
+static void
+allow_local_off_drops_the_fib_rule(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct msg *r[32];
+	struct parsed p;
+	size_t n;
+
+	(void)state;
+	build(&p, &sp, true);
+	n = rules_of(&p, "fence", r, 32);
+	assert_string_equal(r[2]->exprs, "fib,cmp,immediate");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[2]->rule, 0), NFTNL_EXPR_FIB_FLAGS),
+	    NFTA_FIB_F_DADDR);
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[2]->rule, 0), NFTNL_EXPR_FIB_RESULT),
+	    NFT_FIB_RESULT_ADDRTYPE);
+	assert_int_equal(expr_u32_data(expr_at(r[2]->rule, 1), NFTNL_EXPR_CMP_DATA), RTN_LOCAL);
+	release(&p);
+
+	sp.allow_local = false;
+	build(&p, &sp, true);
+	assert_int_equal(rules_of(&p, "fence", r, 32), n - 1);
+	for (size_t i = 0; i < p.n; i++)
+		assert_null(strstr(p.m[i].exprs, "fib"));
+	release(&p);
+}
+
+/* Every mark rule reads and writes only the configured bits. */
+static void
+verdict_marks_never_touch_bits_outside_the_mask(void **state)
+{
+	const uint32_t masks[] = { GOLDEN_MASK, 0x0000f000, 0x7, 0xe0000000 };
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(masks) / sizeof(masks[0]); k++) {
+		struct ruleset_spec sp = golden_spec();
+		const uint32_t m = masks[k];
+		uint32_t seen = 0;
+		struct msg *r[32];
+		struct parsed p;
+		size_t n;
+
+		sp.mark_mask = m;
+		build(&p, &sp, false);
+		n = rules_of(&p, "fence", r, 32);
+		for (size_t i = 0; i < n; i++) {
+			struct nftnl_rule *rule = r[i]->rule;
+			uint32_t v;
+
+			if (strncmp(r[i]->exprs, "meta,bitwise,cmp,ct,bitwise,ct,meta,bitwise,meta",
+			    48) == 0) {
+				/* meta mark & M == V  ct mark set ct mark & ~M ^ V  meta mark &= ~M */
+				assert_int_equal(nftnl_expr_get_u32(expr_at(rule, 0),
+				    NFTNL_EXPR_META_KEY), NFT_META_MARK);
+				assert_int_equal(expr_u32_data(expr_at(rule, 1),
+				    NFTNL_EXPR_BITWISE_MASK), m);
+				v = expr_u32_data(expr_at(rule, 2), NFTNL_EXPR_CMP_DATA);
+				assert_int_not_equal(v, 0);
+				assert_int_equal(v & ~m, 0);
+				assert_int_equal(expr_u32_data(expr_at(rule, 4),
+				    NFTNL_EXPR_BITWISE_MASK), ~m);
+				assert_int_equal(expr_u32_data(expr_at(rule, 4),
+				    NFTNL_EXPR_BITWISE_XOR), v);
+				assert_int_equal(expr_u32_data(expr_at(rule, 7),
+				    NFTNL_EXPR_BITWISE_MASK), ~m);
+				assert_int_equal(expr_u32_data(expr_at(rule, 7),
+				    NFTNL_EXPR_BITWISE_XOR), 0);
+				assert_int_equal(mark_state_of(m, v), seen + 1);
+				seen++;
+			} else if (strncmp(r[i]->exprs, "ct,bitwise,cmp", 14) == 0 &&
+			    nftnl_expr_get_u32(expr_at(rule, 0), NFTNL_EXPR_CT_KEY) ==
+			    NFT_CT_MARK) {
+				assert_int_equal(expr_u32_data(expr_at(rule, 1),
+				    NFTNL_EXPR_BITWISE_MASK), m);
+				v = expr_u32_data(expr_at(rule, 2), NFTNL_EXPR_CMP_DATA);
+				assert_int_not_equal(v, 0);
+				assert_int_equal(v & ~m, 0);
+			}
+		}
+		assert_int_equal(seen, MARK_STATE_MAX);
+		release(&p);
+	}
+}
+
+static void
+a_mask_too_small_for_every_state_is_refused(void **state)
+{
+	const uint32_t bad[] = { 0, 0x1, 0x3, 0x00500000, 0x80000000 };
+	struct ruleset_spec sp = golden_spec();
+	struct nl_batch b;
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		sp.mark_mask = bad[k];
+		assert_int_equal(nl_batch_init(&b), 0);
+		errno = 0;
+		assert_int_equal(ruleset_build(&b, &sp, true), -1);
+		assert_int_equal(errno, EINVAL);
+		assert_int_equal(b.nlabels, 0);
+		nl_batch_free(&b);
+	}
+}
+
+static void
+a_fence_on_no_ports_is_refused(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct nl_batch b;
+
+	(void)state;
+	sp.nports = 0;
+	assert_int_equal(nl_batch_init(&b), 0);
+	assert_int_equal(ruleset_build(&b, &sp, true), -1);
+	assert_int_equal(errno, EINVAL);
+	nl_batch_free(&b);
+}
+
+static void
+trapped_flows_are_redirected_to_the_trap_port(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct msg *r[4], *c;
+	struct parsed p;
+	uint16_t port;
+	uint32_t len;
+	const void *d;
+
+	(void)state;
+	build(&p, &sp, true);
+	assert_non_null(c = find(&p, NFT_MSG_NEWCHAIN, "trap"));
+	assert_string_equal(nftnl_chain_get_str(c->chain, NFTNL_CHAIN_TYPE), "nat");
+	assert_int_equal(nftnl_chain_get_u32(c->chain, NFTNL_CHAIN_HOOKNUM), NF_INET_LOCAL_OUT);
+	assert_int_equal(nftnl_chain_get_s32(c->chain, NFTNL_CHAIN_PRIO), -100);
+	assert_int_equal(rules_of(&p, "trap", r, 4), 1);
+	assert_string_equal(r[0]->exprs, "meta,cmp,ct,bitwise,cmp,immediate,redir");
+	assert_int_equal(expr_u32_data(expr_at(r[0]->rule, 4), NFTNL_EXPR_CMP_DATA),
+	    mark_value(GOLDEN_MASK, MARK_TRAP));
+	d = nftnl_expr_get(expr_at(r[0]->rule, 5), NFTNL_EXPR_IMM_DATA, &len);
+	assert_int_equal(len, sizeof(port));
+	memcpy(&port, d, sizeof(port));
+	assert_int_equal(ntohs(port), 10025);
+	release(&p);
+
+	sp.trap = false;
+	build(&p, &sp, true);
+	assert_null(find(&p, NFT_MSG_NEWCHAIN, "trap"));
+	assert_int_equal(rules_of(&p, "trap", r, 4), 0);
+	release(&p);
+}
+
+static void
+rules_carry_comments_for_nft_list(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct msg *r[32];
+	struct parsed p;
+	const uint8_t *ud;
+	uint32_t len;
+
+	(void)state;
+	build(&p, &sp, true);
+	rules_of(&p, "fence", r, 32);
+	ud = nftnl_rule_get_data(r[0]->rule, NFTNL_RULE_USERDATA, &len);
+	assert_non_null(ud);
+	assert_int_equal(ud[0], NFTNL_UDATA_RULE_COMMENT);
+	assert_int_equal(ud[1], len - 2);
+	assert_string_equal((const char *)ud + 2, "the MTA: decided in the kernel");
+	release(&p);
+}
+
+static void
+an_exception_is_one_element_batch(void **state)
+{
+	const uid_t uids[] = { 3001, 3002 };
+	struct parsed p;
+
+	(void)state;
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(nl_batch_init(&p.b), 0);
+	assert_int_equal(ruleset_build_set_uids(&p.b, TABLE_NAME, "allow_uids", true, uids, 2),
+	    0);
+	parse(&p);
+	assert_int_equal(p.n, 3);
+	assert_int_equal(p.m[1].type, NFT_MSG_NEWSETELEM);
+	assert_string_equal(nftnl_set_get_str(p.m[1].set, NFTNL_SET_TABLE), "smtpguard");
+	assert_string_equal(nftnl_set_get_str(p.m[1].set, NFTNL_SET_NAME), "allow_uids");
+	assert_int_equal(p.m[1].nkeys, 2);
+	assert_int_equal(p.m[1].keys[0], 3001);
+	assert_int_equal(p.m[1].keys[1], 3002);
+	release(&p);
+
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(nl_batch_init(&p.b), 0);
+	assert_int_equal(ruleset_build_set_uids(&p.b, TABLE_NAME, "allow_uids", false, uids, 1),
+	    0);
+	parse(&p);
+	assert_int_equal(p.m[1].type, NFT_MSG_DELSETELEM);
+	assert_string_equal(label_of(&p, &p.m[1]), "delete elements from set allow_uids (1)");
+	release(&p);
+
+	assert_int_equal(nl_batch_init(&p.b), 0);
+	assert_int_equal(ruleset_build_set_uids(&p.b, TABLE_NAME, "allow_uids", true, uids, 0),
+	    -1);
+	assert_int_equal(errno, EINVAL);
+	nl_batch_free(&p.b);
+}
+
+static void
+thousands_of_exceptions_fit_in_one_transaction(void **state)
+{
+	const size_t n = 2500;
+	uid_t *uids = calloc(n, sizeof(*uids));
+	size_t total = 0, msgs = 0;
+	struct parsed p;
+
+	(void)state;
+	assert_non_null(uids);
+	for (size_t i = 0; i < n; i++)
+		uids[i] = (uid_t)(10000 + i);
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(nl_batch_init(&p.b), 0);
+	assert_int_equal(ruleset_build_set_uids(&p.b, TABLE_NAME, "allow_uids", true, uids, n),
+	    0);
+	parse(&p);
+	for (size_t i = 1; i < p.n - 1; i++) {
+		assert_int_equal(p.m[i].type, NFT_MSG_NEWSETELEM);
+		assert_true(p.m[i].nkeys > 0);
+		total += p.m[i].nkeys;
+		msgs++;
+	}
+	assert_int_equal(total, n);
+	assert_true(msgs > 1);
+	assert_int_equal(p.m[1].keys[0], 10000);
+	release(&p);
+	free(uids);
+}
+
+static void
+a_batch_refuses_more_messages_than_it_can_label(void **state)
+{
+	struct nl_batch b;
+
+	(void)state;
+	assert_int_equal(nl_batch_init(&b), 0);
+	for (int i = 0; i < NL_BATCH_MAX_MSGS; i++) {
+		assert_non_null(nl_batch_put(&b, NFT_MSG_DELTABLE, NFPROTO_INET, 0, "m%d", i));
+		assert_int_equal(nl_batch_next(&b), 0);
+	}
+	assert_null(nl_batch_put(&b, NFT_MSG_DELTABLE, NFPROTO_INET, 0, "one too many"));
+	assert_int_equal(errno, E2BIG);
+	assert_string_equal(nl_batch_label(&b, 5), "m5");
+	assert_string_equal(nl_batch_label(&b, -1), "batch");
+	assert_string_equal(nl_batch_label(&b, NL_BATCH_MAX_MSGS), "batch");
+	nl_batch_free(&b);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(restart_replaces_the_table_in_one_transaction),
+		cmocka_unit_test(no_other_table_is_ever_named),
+		cmocka_unit_test(sets_list_as_ports_and_uids),
+		cmocka_unit_test(only_tcp_to_smtp_ports_enters_the_fence),
+		cmocka_unit_test(mta_and_exceptions_are_accepted_before_anything_is_queued),
+		cmocka_unit_test(native_path_queues_without_bypass),
+		cmocka_unit_test(compat_path_is_xt_nfqueue_v3_without_bypass),
+		cmocka_unit_test(queue_rules_are_labelled_for_the_fallback),
+		cmocka_unit_test(allow_local_off_drops_the_fib_rule),
+		cmocka_unit_test(verdict_marks_never_touch_bits_outside_the_mask),
+		cmocka_unit_test(a_mask_too_small_for_every_state_is_refused),
+		cmocka_unit_test(a_fence_on_no_ports_is_refused),
+		cmocka_unit_test(trapped_flows_are_redirected_to_the_trap_port),
+		cmocka_unit_test(rules_carry_comments_for_nft_list),
+		cmocka_unit_test(an_exception_is_one_element_batch),
+		cmocka_unit_test(thousands_of_exceptions_fit_in_one_transaction),
+		cmocka_unit_test(a_batch_refuses_more_messages_than_it_can_label),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
