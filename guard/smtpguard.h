@@ -286,6 +286,19 @@ int	 ruleset_build_set_uids(struct nl_batch *, const char *table, const char *se
 int	 ruleset_set_uids(const char *table, const char *set, bool add, const uid_t *,
 	    size_t, char *err, size_t errlen);
 
+/* flood.c */
+/*
+ * One summary per key whose window ended with attempts suppressed. The
+ * overflow key (table full) reports uid (uid_t)-1, exe NULL, ACTION_NONE.
+ */
+typedef void (*flood_summary_fn)(void *arg, uid_t, const char *exe, enum action,
+    uint64_t suppressed, unsigned int window);
+struct flood;
+struct flood	*flood_new(unsigned int rate, unsigned int window, size_t max_keys);
+void		 flood_free(struct flood *);
+bool		 flood_admit(struct flood *, uid_t, const char *exe, enum action, time_t now);
+size_t		 flood_expire(struct flood *, time_t now, flood_summary_fn, void *arg);
+
 /* queue.c */
 struct queue_packet {
 	uint32_t	 id;
@@ -316,8 +329,8 @@ int		 queue_stats(uint16_t num, struct queue_stats *);
 /* config.c */
 void	 config_defaults(struct config *);
 int	 config_load(struct config *, const char *path, char *err, size_t errlen);
-int	 config_load_string(struct config *, const char *text, const char *name,
-	    char *err, size_t errlen);
+int	 config_load_string(struct config *, const char *text, size_t len,
+	    const char *name, char *err, size_t errlen);
 
 /* mta.c */
 int	 mta_resolve(const struct config *, const char *passwd_path, uid_t *uids,
