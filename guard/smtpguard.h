@@ -299,6 +299,11 @@ void		 flood_free(struct flood *);
 bool		 flood_admit(struct flood *, uid_t, const char *exe, enum action, time_t now);
 size_t		 flood_expire(struct flood *, time_t now, flood_summary_fn, void *arg);
 
+/* review.c */
+int	 review_log(const char *events_path, int argc, char **argv);
+int	 review_top(const char *events_path, int argc, char **argv);
+int	 review_parse_time(const char *, time_t now, char *out, size_t len);
+
 /* queue.c */
 struct queue_packet {
 	uint32_t	 id;
@@ -357,6 +362,10 @@ void			 attrib_flow(struct attrib_ctx *, const struct pkt *, bool has_uid,
 			    uid_t uid, bool has_gid, gid_t gid, struct attrib *);
 
 /* event.c */
+#define EVENT_LINE_MAX		(64 * 1024)	/* a full attempt is ~9 KiB at most */
+size_t	 event_utf8_clean(const char *, size_t, char *out);
+void	 event_addr(int family, const uint8_t *, char *, size_t);
+void	 event_time(const struct timespec *, char *, size_t);
 int	 event_encode(const struct event *, char *buf, size_t len);
 struct event_log;
 struct event_log	*event_open(const char *path, bool use_syslog, char *err, size_t errlen);
