@@ -9,6 +9,9 @@
  *	connect, print "connected", then keep the flow open and, each time FILE
  *	appears, send a NOOP, expect a reply, print "alive" and remove FILE;
  *	exits 0 when the server closes after QUIT is asked for by a FILE holding "quit".
+ *   sgprobe ctl SOCKET FILE
+ *	send FILE's bytes to a unix stream socket, print the reply; exit 0 if
+ *	any reply came, 1 if connect failed (errno printed), 4 otherwise.
  *   sgprobe listen LOG ADDR PORT [PORT...]
  *	a tiny SMTP server on each port: a banner, 250 to everything, 354 to
  *	DATA, 221 to QUIT. Appends "accept ADDR PORT" per connection to LOG.
@@ -25,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -303,15 +307,50 @@ cmd_listen(int argc, char **argv)
 	}
 }
 
+static int
+cmd_ctl(int argc, char **argv)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char buf[65536];
+	ssize_t n;
+	FILE *in;
+	int fd, got = 0;
+
+	if (argc != 3 || strlen(argv[1]) >= sizeof(sun.sun_path))
+		return 4;
+	strcpy(sun.sun_path, argv[1]);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0)
+		return 4;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		printf("connect: %s\n", strerror(errno));
+		return 1;
+	}
+	if ((in = fopen(argv[2], "r")) == NULL)
+		return 4;
+	signal(SIGPIPE, SIG_IGN);
+	while ((n = (ssize_t)fread(buf, 1, sizeof(buf), in)) > 0)
+		if (write(fd, buf, (size_t)n) < 0)
+			break;	/* the daemon may cut us off mid-request: read its reply */
+	fclose(in);
+	shutdown(fd, SHUT_WR);
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		fwrite(buf, 1, (size_t)n, stdout);
+		got = 1;
+	}
+	return got ? 0 : 4;
+}
+
 int
 main(int argc, char **argv)
 {
+	if (argc >= 2 && strcmp(argv[1], "ctl") == 0)
+		return cmd_ctl(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "connect") == 0)
 		return cmd_connect(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "hold") == 0)
 		return cmd_hold(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "listen") == 0)
 		return cmd_listen(argc - 1, argv + 1);
-	fprintf(stderr, "usage: sgprobe connect|hold|listen ...\n");
+	fprintf(stderr, "usage: sgprobe connect|hold|ctl|listen ...\n");
 	return 4;
 }

@@ -1,0 +1,185 @@
+/*
+ * alert.c — "this uid is hammering the fence": counts attempts per uid in a
+ * rolling ten minutes (ten one-minute buckets) and says when one crosses the
+ * threshold, once per window. Also runs the admin's alert program: no
+ * shell, the alert as JSON on stdin, a time limit, always reaped, never left
+ * running, at most ALERT_CHILDREN at once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "smtpguard.h"
+
+#define ALERT_BUCKETS		10	/* minutes in the window */
+#define ALERT_UIDS_MAX		4096	/* uids tracked; past that the oldest slot is reused */
+#define ALERT_CHILDREN		4
+#define ALERT_TIMEOUT		10	/* seconds an alert program may run */
+
+struct alert_uid {
+	uid_t		 uid;
+	bool		 used;
+	long		 minute[ALERT_BUCKETS];
+	uint32_t	 count[ALERT_BUCKETS];
+	long		 alerted_minute;	/* start of the window that alerted */
+	long		 last_minute;
+};
+
+struct alert_child {
+	pid_t		 pid;
+	time_t		 deadline;
+};
+
+struct alerts {
+	unsigned int		 threshold;
+	struct alert_uid	*uids;
+	size_t			 nuids;
+	struct alert_child	 children[ALERT_CHILDREN];
+};
+
+struct alerts *
+alerts_new(unsigned int threshold)
+{
+	struct alerts *a;
+
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return NULL;
+	a->threshold = threshold;
+	if (threshold > 0 && (a->uids = calloc(ALERT_UIDS_MAX, sizeof(*a->uids))) == NULL) {
+		free(a);
+		return NULL;
+	}
+	return a;
+}
+
+static struct alert_uid *
+alerts_slot(struct alerts *a, uid_t uid)
+{
+	struct alert_uid *oldest = NULL;
+
+	for (size_t i = 0; i < a->nuids; i++)
+		if (a->uids[i].uid == uid)
+			return &a->uids[i];
+	if (a->nuids < ALERT_UIDS_MAX) {
+		a->uids[a->nuids].uid = uid;
+		a->uids[a->nuids].alerted_minute = -ALERT_BUCKETS - 1;
+		return &a->uids[a->nuids++];
+	}
+	for (size_t i = 0; i < a->nuids; i++)
+		if (oldest == NULL || a->uids[i].last_minute < oldest->last_minute)
+			oldest = &a->uids[i];
+	memset(oldest, 0, sizeof(*oldest));
+	oldest->uid = uid;
+	oldest->alerted_minute = -ALERT_BUCKETS - 1;
+	return oldest;
+}
+
+bool
+alerts_count(struct alerts *a, uid_t uid, time_t now, uint64_t *in_window)
+{
+	long minute = (long)(now / 60);
+	size_t slot = (size_t)(minute % ALERT_BUCKETS);
+	struct alert_uid *u;
+	uint64_t sum = 0;
+
+	if (a->threshold == 0)
+		return false;
+	u = alerts_slot(a, uid);
+	if (u->minute[slot] != minute) {
+		u->minute[slot] = minute;
+		u->count[slot] = 0;
+	}
+	u->count[slot]++;
+	u->last_minute = minute;
+	for (size_t i = 0; i < ALERT_BUCKETS; i++)
+		if (u->minute[i] > minute - ALERT_BUCKETS)
+			sum += u->count[i];
+	*in_window = sum;
+	/* Once per window: not again until ten minutes after the last alert. */
+	if (sum < a->threshold || minute - u->alerted_minute < ALERT_BUCKETS)
+		return false;
+	u->alerted_minute = minute;
+	return true;
+}
+
+int
+alerts_exec(struct alerts *a, const char *program, const char *json, size_t len)
+{
+	struct alert_child *slot = NULL;
+	int p[2];
+	pid_t pid;
+
+	for (size_t i = 0; i < ALERT_CHILDREN; i++)
+		if (a->children[i].pid == 0)
+			slot = &a->children[i];
+	if (slot == NULL) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	if ((pid = fork()) < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		setpgid(0, 0);
+		if (dup2(p[0], STDIN_FILENO) < 0)
+			_exit(127);
+		execl(program, program, (char *)NULL);
+		_exit(127);
+	}
+	close(p[0]);
+	/* An alert is a few KiB: it fits the pipe, so this never blocks. */
+	(void)fcntl(p[1], F_SETFL, O_NONBLOCK);
+	(void)!write(p[1], json, len);
+	close(p[1]);
+	slot->pid = pid;
+	slot->deadline = time(NULL) + ALERT_TIMEOUT;
+	return 0;
+}
+
+/* Reaps finished programs, kills those past their time. Returns how many were killed. */
+int
+alerts_reap(struct alerts *a, time_t now)
+{
+	int killed = 0;
+
+	for (size_t i = 0; i < ALERT_CHILDREN; i++) {
+		struct alert_child *c = &a->children[i];
+
+		if (c->pid == 0)
+			continue;
+		if (waitpid(c->pid, NULL, WNOHANG) == c->pid) {
+			c->pid = 0;
+			continue;
+		}
+		if (now >= c->deadline) {
+			kill(-c->pid, SIGKILL);
+			kill(c->pid, SIGKILL);
+			(void)waitpid(c->pid, NULL, 0);
+			c->pid = 0;
+			killed++;
+		}
+	}
+	return killed;
+}
+
+void
+alerts_free(struct alerts *a)
+{
+	if (a == NULL)
+		return;
+	alerts_reap(a, (time_t)1 << 62);
+	free(a->uids);
+	free(a);
+}
