@@ -22,7 +22,7 @@ log_init(bool foreground)
 		openlog("smtpguardd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
 
-static void
+static void __attribute__((format(printf, 3, 0)))
 log_vemit(int pri, const char *errstr, const char *fmt, va_list ap)
 {
 	char msg[1024];
