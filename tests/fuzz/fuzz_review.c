@@ -1,0 +1,104 @@
+/*
+ * libFuzzer: the event log is read back by root's CLI, and it holds strings
+ * chosen by whoever made the connections. The first input byte picks a
+ * `smtpguard log` / `smtpguard top` command line (or the --since parser); the
+ * rest is the log file. Output goes to /dev/null; only crashes, leaks and
+ * undefined behaviour count.
+ */
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "smtpguard.h"
+
+#define TIME_ARG_MAX	64
+
+int LLVMFuzzerInitialize(int *, char ***);
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+static char *const cmds[][10] = {
+	{ "log", "-n", "0", NULL },
+	{ "log", "--json", "-n", "0", NULL },
+	{ "log", NULL },
+	{ "log", "-n", "3", "--uid", "33", "--dst", "192.0.2.0/24", NULL },
+	{ "log", "-n", "0", "--since", "2026-11-22T10:00Z", "--event", "smtp", NULL },
+	{ "log", "--until", "2026-11-22T10:00:05Z", "--user", "www-data", "--dst", ":25", NULL },
+	{ "log", "--action", "trap", "--dst", "[2001:db8::25]:25", NULL },
+	{ "top", NULL },
+	{ "top", "--json", "--by", "user", NULL },
+	{ "top", "--by", "process", "--limit", "2", NULL },
+	{ "top", "--by", "dst", "--since", "2026-11-22T10:00Z", NULL },
+	{ "top", "--by", "cwd", NULL },
+	{ "top", "--json", "--by", "sender", NULL },
+	{ "top", "--by", "script", NULL },
+	{ "top", "--by", "subject", "--event", "smtp", NULL },
+};
+#define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))
+
+static int devnull = -1;
+static int memfd = -1;
+static char path[64];
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	setenv("TZ", "UTC0", 1);
+	devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	memfd = memfd_create("events", MFD_CLOEXEC);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", memfd);
+	return devnull < 0 || memfd < 0 ? -1 : 0;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *argv[10];
+	int argc = 0, out, err;
+	size_t pick;
+
+	if (size == 0)
+		return 0;
+	pick = data[0] % (NCMDS + 1);
+	data++;
+	size--;
+	if (pick == NCMDS) {
+		char s[TIME_ARG_MAX], ts[40];
+
+		if (size >= sizeof(s))
+			size = sizeof(s) - 1;
+		memcpy(s, data, size);
+		s[size] = '\0';
+		(void)review_parse_time(s, 1795341600, ts, sizeof(ts));
+		return 0;
+	}
+	if (ftruncate(memfd, 0) < 0 || pwrite(memfd, data, size, 0) != (ssize_t)size)
+		return 0;
+	for (; cmds[pick][argc] != NULL; argc++)
+		argv[argc] = cmds[pick][argc];
+	argv[argc] = NULL;
+	fflush(stdout);
+	fflush(stderr);
+	out = dup(STDOUT_FILENO);
+	err = dup(STDERR_FILENO);
+	dup2(devnull, STDOUT_FILENO);
+	dup2(devnull, STDERR_FILENO);
+	if (argv[0][0] == 'l')
+		(void)review_log(path, argc, argv);
+	else
+		(void)review_top(path, argc, argv);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(out, STDOUT_FILENO);
+	dup2(err, STDERR_FILENO);
+	close(out);
+	close(err);
+	return 0;
+}
