@@ -164,6 +164,14 @@ void	 log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void fatal(const char *, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void fatalx(const char *, ...) __attribute__((format(printf, 1, 2)));
 
+/* alert.c */
+struct alerts;
+struct alerts	*alerts_new(unsigned int threshold);
+void		 alerts_free(struct alerts *);
+bool		 alerts_count(struct alerts *, uid_t, time_t now, uint64_t *in_window);
+int		 alerts_exec(struct alerts *, const char *program, const char *json, size_t);
+int		 alerts_reap(struct alerts *, time_t now);
+
 /* ctlproto.c */
 #define CTL_VERSION		1
 #define CTL_REQUEST_MAX		(64 * 1024)	/* an exception line is 1 KiB; room to spare */
@@ -299,6 +307,72 @@ void		 flood_free(struct flood *);
 bool		 flood_admit(struct flood *, uid_t, const char *exe, enum action, time_t now);
 size_t		 flood_expire(struct flood *, time_t now, flood_summary_fn, void *arg);
 
+/* exceptions.c */
+#define EXCEPTIONS_MAX		1024
+#define EXCEPTION_LINE_MAX	1024
+#define EXCEPTION_WHO_MAX	(USER_NAME_MAX + 1)	/* "@" + a group name */
+#define EXCEPTION_UIDS_MAX	256	/* users of one @group */
+#define EXCEPTION_CIDRS_MAX	16
+#define EXCEPTION_PORTS_MAX	16
+#define EXCEPTION_COMMENT_MAX	200
+#define EXCEPTION_CAP_MAX	100000	/* connections per hour */
+#define EXCEPTION_CAP_BUCKETS	60	/* one per minute of the rolling hour */
+#define KERNEL_UIDS_MAX		4096	/* uids in @allow_uids */
+struct cidr {
+	int		 family;
+	uint8_t		 addr[16];
+	uint8_t		 prefix;
+};
+struct exception {
+	char		 who[EXCEPTION_WHO_MAX];	/* as written: name, uid or @group */
+	uid_t		 uids[EXCEPTION_UIDS_MAX];
+	size_t		 nuids;
+	struct cidr	 to[EXCEPTION_CIDRS_MAX];
+	size_t		 nto;
+	uint16_t	 ports[EXCEPTION_PORTS_MAX];
+	size_t		 nports;
+	bool		 audit;
+	unsigned int	 cap_per_hour;		/* 0: no cap */
+	char		 comment[EXCEPTION_COMMENT_MAX + 1];
+	/* runtime, not saved */
+	uint64_t	 hits;
+	time_t		 last_hit;
+	long		 cap_minute[EXCEPTION_CAP_BUCKETS];
+	uint32_t	 cap_count[EXCEPTION_CAP_BUCKETS];
+};
+struct exceptions {
+	struct exception	*v;
+	size_t			 n;
+};
+int	 cidr_parse(const char *, struct cidr *);
+bool	 cidr_contains(const struct cidr *, int family, const uint8_t *addr);
+int	 exception_parse(const char *line, const char *passwd, const char *group,
+	    struct exception *, char *err, size_t errlen);
+bool	 exception_is_plain(const struct exception *);
+int	 exception_format(const struct exception *, char *, size_t);
+int	 exception_from_argv(int, char **, char *line, size_t, char *err, size_t errlen);
+int	 exceptions_load(const char *path, const char *passwd, const char *group,
+	    struct exceptions *, char *err, size_t errlen);
+int	 exceptions_save(const char *path, const struct exceptions *, char *err,
+	    size_t errlen);
+int	 exceptions_add(struct exceptions *, const struct exception *, char *err,
+	    size_t errlen);
+int	 exceptions_remove(struct exceptions *, const char *who, char *err, size_t errlen);
+int	 exceptions_copy(struct exceptions *dst, const struct exceptions *src);
+size_t	 exceptions_kernel_uids(const struct exceptions *, uid_t *, size_t max);
+void	 exceptions_carry_counters(struct exceptions *next, const struct exceptions *old);
+void	 exceptions_free(struct exceptions *);
+
+/* policy.c */
+struct decision {
+	enum action		 action;
+	char			 rule[96];	/* "default", "exception:WHO", "cap:WHO" */
+	bool			 cap_exceeded;
+	const struct exception	*matched;
+};
+void	 policy_decide(enum action default_action, struct exceptions *, uid_t uid,
+	    bool has_uid, const struct pkt *, time_t now, struct decision *);
+
 /* review.c */
 int	 review_log(const char *events_path, int argc, char **argv);
 int	 review_top(const char *events_path, int argc, char **argv);
@@ -358,6 +432,7 @@ int	 procfs_read(const char *proc_root, pid_t pid, struct attrib *);
 struct attrib_ctx;
 struct attrib_ctx	*attrib_open(const char *proc_root);
 void			 attrib_close(struct attrib_ctx *);
+void			 attrib_user(struct attrib *);
 void			 attrib_flow(struct attrib_ctx *, const struct pkt *, bool has_uid,
 			    uid_t uid, bool has_gid, gid_t gid, struct attrib *);
 

@@ -68,6 +68,7 @@ struct daemon {
 	struct attrib_ctx	*attrib;
 	struct event_log	*events;
 	struct flood		*flood;
+	struct alerts		*alerts;
 	struct control		*control;
 	uint64_t		 next_flow_id;
 	time_t			 started;
@@ -159,6 +160,28 @@ flood_summary(void *arg, uid_t uid, const char *exe, enum action a, uint64_t sup
 	emit(d, &e);
 }
 
+/*
+ * An alert: one event, always written (never flood-limited), and the
+ * admin's program run with it on stdin.
+ */
+static void
+raise_alert(struct daemon *d, const struct event *attempt, const char *msg)
+{
+	static char line[EVENT_LINE_MAX];
+	struct event a = *attempt;
+	int n;
+
+	a.event = "alert";
+	a.msg = msg;
+	d->cnt.alerts++;
+	emit(d, &a);
+	if (d->cfg.alert_exec[0] == '\0')
+		return;
+	if ((n = event_encode(&a, line, sizeof(line))) < 0 ||
+	    alerts_exec(d->alerts, d->cfg.alert_exec, line, (size_t)n) < 0)
+		log_warn("alert program %s not run", d->cfg.alert_exec);
+}
+
 static void
 on_packet(const struct queue_packet *qp, void *arg)
 {
@@ -168,6 +191,7 @@ on_packet(const struct queue_packet *qp, void *arg)
 	struct decision dec;
 	struct event e = { .event = "attempt" };
 	time_t now = time(NULL);
+	uint64_t in_window;
 
 	d->cnt.packets++;
 	if (pkt_parse(qp->payload, qp->len, &p) < 0) {
@@ -191,15 +215,19 @@ on_packet(const struct queue_packet *qp, void *arg)
 	if (flood_admit(d->flood, who.has_uid ? who.uid : (uid_t)-1, who.exe, dec.action, now))
 		emit(d, &e);
 	if (dec.cap_exceeded) {
-		struct event a = e;
 		char msg[256];
 
-		snprintf(msg, sizeof(msg), "exception cap reached: %s; default action applied",
-		    dec.rule);
-		a.event = "alert";
-		a.msg = msg;
-		d->cnt.alerts++;
-		emit(d, &a);
+		snprintf(msg, sizeof(msg), "exception cap reached (%s): the default action "
+		    "applies", dec.rule);
+		raise_alert(d, &e, msg);
+	}
+	if (who.has_uid && alerts_count(d->alerts, who.uid, now, &in_window)) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "uid %lu made %llu SMTP attempts in 10 minutes "
+		    "(threshold %u)", (unsigned long)who.uid, (unsigned long long)in_window,
+		    d->cfg.alert_threshold);
+		raise_alert(d, &e, msg);
 	}
 }
 
@@ -238,7 +266,7 @@ ruleset_spec_of(const struct daemon *d, const struct config *cfg, const uid_t *m
 	spec->allow_local = cfg->allow_local;
 	spec->queue_num = cfg->queue_num;
 	spec->mark_mask = cfg->mark_mask;
-	spec->trap = false;
+	spec->trap = true;
 	spec->trap_port = cfg->trap_port;
 	(void)d;
 }
@@ -276,8 +304,8 @@ static int
 install_table(struct daemon *d, const struct loaded *l, char *err, size_t errlen)
 {
 	struct ruleset_spec spec;
-	uid_t allow[EXCEPTIONS_MAX];
-	size_t nallow = exceptions_kernel_uids(&l->exc, allow, EXCEPTIONS_MAX);
+	uid_t allow[KERNEL_UIDS_MAX];
+	size_t nallow = exceptions_kernel_uids(&l->exc, allow, KERNEL_UIDS_MAX);
 
 	ruleset_spec_of(d, &l->cfg, l->mta, l->nmta, allow, nallow, &spec);
 	return ruleset_install(&spec, &d->native_queue, err, errlen);
@@ -299,7 +327,7 @@ static int
 reload(struct daemon *d, char *err, size_t errlen)
 {
 	struct loaded l;
-	char msg[600];
+	char msg[PATH_MAX + 600];
 
 	if (load_all(d->cfg.path, &l, err, errlen) < 0) {
 		exceptions_free(&l.exc);
@@ -308,14 +336,31 @@ reload(struct daemon *d, char *err, size_t errlen)
 	if (l.cfg.queue_num != d->cfg.queue_num ||
 	    strcmp(l.cfg.control_socket, d->cfg.control_socket) != 0 ||
 	    strcmp(l.cfg.log_file, d->cfg.log_file) != 0) {
-		snprintf(err, errlen, "%s: queue, control_socket and [log] file change only "
-		    "with a restart; nothing applied", d->cfg.path);
+		snprintf(err, errlen, "queue, control_socket and [log] file change only "
+		    "with a restart; nothing applied");
 		exceptions_free(&l.exc);
 		return -1;
 	}
 	if (install_table(d, &l, err, errlen) < 0) {
 		exceptions_free(&l.exc);
 		return -1;
+	}
+	if (l.cfg.log_rate != d->cfg.log_rate || l.cfg.log_window != d->cfg.log_window) {
+		struct flood *f = flood_new(l.cfg.log_rate, l.cfg.log_window, FLOOD_MAX_KEYS);
+
+		if (f != NULL) {
+			flood_expire(d->flood, time(NULL) + d->cfg.log_window, flood_summary, d);
+			flood_free(d->flood);
+			d->flood = f;
+		}
+	}
+	if (l.cfg.alert_threshold != d->cfg.alert_threshold) {
+		struct alerts *a = alerts_new(l.cfg.alert_threshold);
+
+		if (a != NULL) {
+			alerts_free(d->alerts);
+			d->alerts = a;
+		}
 	}
 	adopt(d, &l);
 	snprintf(msg, sizeof(msg), "reloaded %s; MTA users: %s", d->cfg.path, d->mta_found);
@@ -428,8 +473,8 @@ change_exceptions(struct daemon *d, const struct ctl_request *req)
 {
 	struct exceptions next = { 0 };
 	struct exception x;
-	uid_t before[EXCEPTIONS_MAX], after[EXCEPTIONS_MAX];
-	uid_t add[EXCEPTIONS_MAX], del[EXCEPTIONS_MAX];
+	uid_t before[KERNEL_UIDS_MAX], after[KERNEL_UIDS_MAX];
+	uid_t add[KERNEL_UIDS_MAX], del[KERNEL_UIDS_MAX];
 	size_t nbefore, nafter, nadd = 0, ndel = 0;
 	char err[512], msg[CTL_ARG_MAX + 64];
 	char *reply;
@@ -443,8 +488,8 @@ change_exceptions(struct daemon *d, const struct ctl_request *req)
 	} else if (exceptions_remove(&next, req->arg, err, sizeof(err)) < 0)
 		goto fail;
 
-	nbefore = exceptions_kernel_uids(&d->exc, before, EXCEPTIONS_MAX);
-	nafter = exceptions_kernel_uids(&next, after, EXCEPTIONS_MAX);
+	nbefore = exceptions_kernel_uids(&d->exc, before, KERNEL_UIDS_MAX);
+	nafter = exceptions_kernel_uids(&next, after, KERNEL_UIDS_MAX);
 	for (size_t i = 0; i < nafter; i++)
 		if (!uid_in_sorted(after[i], before, nbefore))
 			add[nadd++] = after[i];
@@ -542,6 +587,9 @@ on_timer(struct daemon *d)
 	(void)read(d->timerfd, &ticks, sizeof(ticks));
 	flood_expire(d->flood, now, flood_summary, d);
 	control_expire(d->control, now);
+	if (alerts_reap(d->alerts, now) > 0)
+		log_warnx("alert program %s ran past its time limit and was killed",
+		    d->cfg.alert_exec);
 }
 
 static void
@@ -657,7 +705,7 @@ setup(struct daemon *d, const char *config_path)
 	struct loaded l;
 	sigset_t mask;
 	struct itimerspec tick = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
-	char err[1024], msg[700];
+	char err[1024], msg[PATH_MAX + 700];
 
 	if (load_all(config_path, &l, err, sizeof(err)) < 0)
 		fatalx("%s", err);
@@ -687,6 +735,8 @@ setup(struct daemon *d, const char *config_path)
 		fatalx("%s", err);
 	if ((d->flood = flood_new(d->cfg.log_rate, d->cfg.log_window, FLOOD_MAX_KEYS)) == NULL)
 		fatal("flood_new");
+	if ((d->alerts = alerts_new(d->cfg.alert_threshold)) == NULL)
+		fatal("alerts_new");
 	if ((d->queue = queue_open(d->cfg.queue_num, d->cfg.queue_maxlen)) == NULL)
 		fatal("binding NFQUEUE %u (is another smtpguardd running?)", d->cfg.queue_num);
 	epoll_add(d->epfd, queue_fd(d->queue), TAG_QUEUE);
@@ -724,11 +774,13 @@ teardown(struct daemon *d)
 	/* An orderly stop opens the fence on purpose: the admin asked for it. */
 	if (d->table_installed && ruleset_remove(TABLE_NAME, err, sizeof(err)) < 0)
 		log_warnx("removing table inet %s: %s", TABLE_NAME, err);
+	flood_expire(d->flood, time(NULL) + d->cfg.log_window, flood_summary, d);
 	emit_daemon(d, "stopped; table removed");
 	control_close(d->control);
 	queue_close(d->queue);
 	attrib_close(d->attrib);
 	flood_free(d->flood);
+	alerts_free(d->alerts);
 	event_close(d->events);
 	exceptions_free(&d->exc);
 	if (d->cfg.pid_file[0] != '\0')

@@ -30,7 +30,8 @@ for port in 25 465 587; do
 done
 
 # The attempt is logged with the culprit's uid, pid, exe and cmdline.
-as_uid $WEB_UID "$T/sgprobe" connect -t 2000 $MX4 25 >/dev/null &
+ip netns exec "$HOST_NS" setpriv --reuid=$WEB_UID --regid=$WEB_UID --clear-groups \
+    "$T/sgprobe" connect -t 2000 $MX4 25 >/dev/null &
 probe_pid=$!
 wait $probe_pid
 names_culprit() {
@@ -50,7 +51,7 @@ check "a port outside the fence is untouched for a web user" connects $WEB_UID $
 check "a port outside the fence is untouched over IPv6" connects $WEB_UID $MX6 2525
 
 # allow_local: the host's own MTA on 127.0.0.1:25 and on its own address.
-in_host "$T/sgprobe" listen "$T/local.log" :: 25 >"$T/local.out" 2>&1 &
+ip netns exec "$HOST_NS" "$T/sgprobe" listen "$T/local.log" :: 25 >"$T/local.out" 2>&1 &
 PIDS="$PIDS $!"
 wait_for "local listener" grep -q ready "$T/local.out"
 check "allow_local: a web user may hand mail to 127.0.0.1:25" connects $WEB_UID 127.0.0.1 25

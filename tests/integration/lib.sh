@@ -6,7 +6,7 @@
 # host's own network stack is touched; processes are killed by PID only.
 set -u
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=$ROOT/build
 MTA_UID=101		# the golden ruleset's MTA uid
 WEB_UID=3001		# a site user: must be fenced
@@ -72,18 +72,26 @@ setup_net() {
 
 # start_mx PORT...: the stand-in MX listens on both addresses.
 start_mx() {
-	in_mx "$T/sgprobe" listen "$T/mx.log" :: "$@" >"$T/mx.out" 2>&1 &
+	# Background jobs are started with ip netns exec itself, never through a
+	# shell function: $! must be the process's own PID, to kill it by PID.
+	ip netns exec "$MX_NS" "$T/sgprobe" listen "$T/mx.log" :: "$@" >"$T/mx.out" 2>&1 &
 	PIDS="$PIDS $!"
 	wait_for "mx listening" grep -q ready "$T/mx.out"
 }
 
 wait_for() {	# wait_for WHAT COMMAND...: up to 5 s
+	WAIT_TICKS=${WAIT_TICKS:-100} wait_ticks "$@"
+}
+wait_for_long() {	# up to 30 s
+	WAIT_TICKS=600 wait_ticks "long wait" "$@"
+}
+wait_ticks() {
 	what=$1
 	shift
 	i=0
 	while ! "$@" >/dev/null 2>&1; do
 		i=$((i + 1))
-		if [ $i -ge 100 ]; then
+		if [ $i -ge "$WAIT_TICKS" ]; then
 			echo "timed out waiting for $what" >&2
 			return 1
 		fi
@@ -106,13 +114,16 @@ write_config() {
 		echo "[log]"
 		echo "file = $T/events.jsonl"
 		echo "syslog = no"
+		[ -z "${LOG_LINES:-}" ] || printf '%s\n' "$LOG_LINES"
+		[ -z "${ALERT_LINES:-}" ] || printf '[alert]\n%s\n' "$ALERT_LINES"
 	} >"$T/smtpguard.conf"
 }
 
 sg() { in_host "$BUILD/smtpguard" -c "$T/smtpguard.conf" "$@"; }
 
 start_daemon() {
-	in_host "$BUILD/smtpguardd" -f -c "$T/smtpguard.conf" >>"$T/daemon.log" 2>&1 &
+	ip netns exec "$HOST_NS" "$BUILD/smtpguardd" -f -c "$T/smtpguard.conf" \
+	    >>"$T/daemon.log" 2>&1 &
 	DAEMON_PID=$!
 	PIDS="$PIDS $DAEMON_PID"
 	wait_for "smtpguardd ready" sg status || { cat "$T/daemon.log" >&2; return 1; }

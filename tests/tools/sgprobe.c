@@ -9,6 +9,9 @@
  *	connect, print "connected", then keep the flow open and, each time FILE
  *	appears, send a NOOP, expect a reply, print "alive" and remove FILE;
  *	exits 0 when the server closes after QUIT is asked for by a FILE holding "quit".
+ *   sgprobe flood -n N HOST PORT
+ *	N connects one after another; prints "refused K", "connected K",
+ *	"other K" and "seconds S". Exit 0.
  *   sgprobe ctl SOCKET FILE
  *	send FILE's bytes to a unix stream socket, print the reply; exit 0 if
  *	any reply came, 1 if connect failed (errno printed), 4 otherwise.
@@ -308,6 +311,36 @@ cmd_listen(int argc, char **argv)
 }
 
 static int
+cmd_flood(int argc, char **argv)
+{
+	long n, refused = 0, connected = 0, other = 0;
+	struct timespec t0;
+	int outcome, fd;
+
+	if (argc != 5 || strcmp(argv[1], "-n") != 0 || (n = atol(argv[2])) <= 0)
+		return 4;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* do_connect prints a line per attempt: keep them out of the summary. */
+	FILE *saved = stdout;
+	stdout = fopen("/dev/null", "w");
+	for (long i = 0; i < n; i++) {
+		if ((fd = do_connect(argv[3], argv[4], 2000, &outcome)) >= 0)
+			close(fd);
+		if (outcome == 0)
+			connected++;
+		else if (outcome == 1)
+			refused++;
+		else
+			other++;
+	}
+	fclose(stdout);
+	stdout = saved;
+	printf("refused %ld\nconnected %ld\nother %ld\nseconds %.0f\n", refused, connected,
+	    other, elapsed_us(&t0) / 1e6);
+	return 0;
+}
+
+static int
 cmd_ctl(int argc, char **argv)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -343,6 +376,8 @@ cmd_ctl(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
+	if (argc >= 2 && strcmp(argv[1], "flood") == 0)
+		return cmd_flood(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "ctl") == 0)
 		return cmd_ctl(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "connect") == 0)

@@ -1,0 +1,139 @@
+/*
+ * diag.c — which socket sent this SYN: one exact inet_diag lookup by
+ * 4-tuple (NETLINK_SOCK_DIAG), answering the socket's inode and owner uid.
+ * The connecting socket is in SYN_SENT, hashed by its 4-tuple, so this is a
+ * hash lookup in the kernel, not a dump. Read-only; no logging.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <libmnl/libmnl.h>
+#include <linux/inet_diag.h>
+#include <linux/sock_diag.h>
+
+#include "smtpguard.h"
+
+#define DIAG_WAIT_MS	100	/* the kernel answers synchronously; this bounds a bug */
+
+struct diag {
+	struct mnl_socket	*nl;
+	uint32_t		 seq;
+};
+
+struct diag *
+diag_open(void)
+{
+	struct diag *d;
+
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return NULL;
+	if ((d->nl = mnl_socket_open2(NETLINK_SOCK_DIAG, SOCK_CLOEXEC)) == NULL)
+		goto err;
+	if (mnl_socket_bind(d->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		int saved = errno;
+
+		mnl_socket_close(d->nl);
+		errno = saved;
+		goto err;
+	}
+	return d;
+err:
+	free(d);
+	return NULL;
+}
+
+void
+diag_close(struct diag *d)
+{
+	if (d == NULL)
+		return;
+	mnl_socket_close(d->nl);
+	free(d);
+}
+
+static int
+diag_ask(struct diag *d, int family, const uint8_t *src, const uint8_t *dst, size_t alen,
+    uint16_t sport, uint16_t dport, ino_t *inode, uid_t *uid)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct inet_diag_req_v2 *r;
+	struct pollfd pfd = { .fd = mnl_socket_get_fd(d->nl), .events = POLLIN };
+	uint32_t seq = ++d->seq;
+	ssize_t n;
+
+	nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	nlh->nlmsg_flags = NLM_F_REQUEST;
+	nlh->nlmsg_seq = seq;
+	r = mnl_nlmsg_put_extra_header(nlh, sizeof(*r));
+	r->sdiag_family = (uint8_t)family;
+	r->sdiag_protocol = IPPROTO_TCP;
+	r->idiag_states = ~0U;
+	/* The id is the socket's own view: src is the local end, i.e. the packet's source. */
+	r->id.idiag_sport = htons(sport);
+	r->id.idiag_dport = htons(dport);
+	memcpy(r->id.idiag_src, src, alen);
+	memcpy(r->id.idiag_dst, dst, alen);
+	r->id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+	r->id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+
+	if (mnl_socket_sendto(d->nl, nlh, nlh->nlmsg_len) < 0)
+		return -1;
+	for (;;) {
+		const struct nlmsghdr *m;
+		int remain;
+
+		if (poll(&pfd, 1, DIAG_WAIT_MS) <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if ((n = mnl_socket_recvfrom(d->nl, buf, sizeof(buf))) < 0)
+			return -1;
+		remain = (int)n;
+		for (m = (const struct nlmsghdr *)buf; mnl_nlmsg_ok(m, remain);
+		    m = mnl_nlmsg_next(m, &remain)) {
+			if (m->nlmsg_seq != seq)
+				continue;	/* a late answer to an earlier question */
+			if (m->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = mnl_nlmsg_get_payload(m);
+
+				if (mnl_nlmsg_get_payload_len(m) < sizeof(*e)) {
+					errno = EPROTO;
+					return -1;
+				}
+				errno = e->error ? -e->error : ENOENT;
+				return -1;
+			}
+			if (m->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
+			    mnl_nlmsg_get_payload_len(m) >= sizeof(struct inet_diag_msg)) {
+				const struct inet_diag_msg *msg = mnl_nlmsg_get_payload(m);
+
+				*inode = msg->idiag_inode;
+				*uid = msg->idiag_uid;
+				return 0;
+			}
+		}
+	}
+}
+
+int
+diag_lookup(struct diag *d, const struct pkt *p, ino_t *inode, uid_t *uid)
+{
+	uint8_t src6[16], dst6[16];
+
+	if (p->family == AF_INET6)
+		return diag_ask(d, AF_INET6, p->src, p->dst, 16, p->sport, p->dport, inode, uid);
+	if (diag_ask(d, AF_INET, p->src, p->dst, 4, p->sport, p->dport, inode, uid) == 0)
+		return 0;
+	/* An IPv4 connection from an AF_INET6 socket: the socket sees ::ffff:a.b.c.d. */
+	memset(src6, 0, sizeof(src6));
+	memset(dst6, 0, sizeof(dst6));
+	src6[10] = src6[11] = dst6[10] = dst6[11] = 0xff;
+	memcpy(src6 + 12, p->src, 4);
+	memcpy(dst6 + 12, p->dst, 4);
+	return diag_ask(d, AF_INET6, src6, dst6, 16, p->sport, p->dport, inode, uid);
+}
