@@ -635,8 +635,12 @@ daemonize(void)
 		if (n > 0)
 			len += (size_t)n;
 	buf[len] = '\0';
-	if (strncmp(buf, "READY\n", 6) == 0)
+	/* What set-up said (its progress, or why it failed), then READY last. */
+	if (len >= 6 && strcmp(buf + len - 6, "READY\n") == 0) {
+		buf[len - 6] = '\0';
+		fputs(buf, stderr);
 		exit(0);
+	}
 	fputs(buf, stderr);
 	if (len == 0)
 		fprintf(stderr, "smtpguardd: the daemon exited during set-up\n");

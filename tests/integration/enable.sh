@@ -1,0 +1,60 @@
+#!/bin/sh
+# smtpguard enable/disable as an admin runs them: a fresh host with postfix
+# and no config gets one written with the detected MTA, the daemon is
+# daemonised and confirmed, a second enable changes nothing, disable stops
+# it and removes the table but keeps the config. Runs in a private mount
+# namespace (tmpfs over /run and /var/log, a fake /etc/passwd) inside the
+# test's network namespace: nothing on the host changes.
+. "$(dirname "$0")/lib.sh"
+
+setup_net
+start_mx 25
+cat >"$T/passwd" <<PW
+root:x:0:0:root:/root:/bin/bash
+postfix:x:$MTA_UID:$MTA_UID::/var/spool/postfix:/usr/sbin/nologin
+www-data:x:$WEB_UID:$WEB_UID:www-data:/var/www:/usr/sbin/nologin
+PW
+CONF=$T/etc/smtpguard.conf
+
+# One shell in the private mount namespace runs the whole admin session.
+cat >"$T/session.sh" <<SESSION
+set -u
+mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/log || exit 90
+mount --bind "$T/passwd" /etc/passwd || exit 91
+sg() { "$BUILD/smtpguard" -c "$CONF" "\$@"; }
+echo "== enable"; sg enable; echo "rc=\$?"
+echo "== enable again"; sg enable; echo "rc=\$?"
+echo "== probe"; setpriv --reuid=$WEB_UID --regid=$WEB_UID --clear-groups "$T/sgprobe" connect -t 2000 $MX4 25
+echo "== pid"; cat /run/smtpguard/smtpguardd.pid
+echo "== log"; sg log -n 1
+echo "== disable"; sg disable; echo "rc=\$?"
+echo "== tables"; nft list tables
+echo "== status"; sg status; echo "rc=\$?"
+echo "== disable again"; sg disable; echo "rc=\$?"
+echo "== events file"; stat -c %a /var/log/smtpguard/events.jsonl
+echo "== end"
+SESSION
+ip netns exec "$HOST_NS" unshare -m sh "$T/session.sh" >"$T/session.out" 2>&1
+section() { sed -n "/^== $1\$/,/^== /p" "$T/session.out" | sed '1d;$d'; }
+has() { section "$1" | grep -Eq -- "$2"; }
+lacks() { ! section "$1" | grep -q -- "$2"; }
+
+check "enable writes a config naming the detected MTA" grep -q "^mta_users = postfix$" "$CONF"
+check "enable says what it detected" has enable "MTA users detected: postfix\(uid $MTA_UID\)"
+check "enable confirms the table is installed" has enable "table inet smtpguard installed"
+check "enable exits 0" has enable "^rc=0$"
+check "a second enable changes nothing and says so" has "enable again" "already enabled; nothing changed"
+check "a second enable exits 0" has "enable again" "^rc=0$"
+check "the daemonised fence refuses a web user" has probe "^refused"
+check "the daemon writes a pid file" has pid "^[0-9]+$"
+check "log shows the refused attempt" has log "reject"
+check "disable says the configuration is kept" has disable "configuration kept"
+check "disable exits 0" has disable "^rc=0$"
+check "the config file is still there" test -f "$CONF"
+check "after disable no table is left" lacks tables smtpguard
+check "status after disable says not running" has status "not running; no fence"
+check "status after disable exits 1" has status "^rc=1$"
+check "a second disable is harmless" has "disable again" "^rc=0$"
+check "the events file is mode 0640" has "events file" "^640$"
+[ "$FAILS" -eq 0 ] || cat "$T/session.out"
+finish
