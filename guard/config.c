@@ -44,6 +44,7 @@ enum key_type {
 	K_PATH,		/* absolute path */
 	K_OPT_PATH,	/* absolute path or empty */
 	K_RATE,		/* N or N/10min */
+	K_TEXT,		/* printable text, not empty */
 };
 
 struct key {
@@ -78,10 +79,15 @@ static const struct key keys[] = {
 	{ "log", "window", K_U32, NUM(log_window), 1, 86400 },
 	{ "alert", "threshold", K_RATE, NUM(alert_threshold), 0, 1000000 },
 	{ "alert", "exec", K_OPT_PATH, STR(alert_exec), 0, 0 },
+	{ "trap", "sessions", K_U32, NUM(trap_sessions), 1, 4096 },
+	{ "trap", "timeout", K_U32, NUM(trap_timeout), 1, 3600 },
+	{ "trap", "bytes", K_SIZE, NUM(trap_bytes), 1024, 64 * 1024 * 1024 },
+	{ "trap", "reply", K_TEXT, STR(trap_reply), 0, 0 },
+	{ "trap", "user", K_TEXT, STR(trap_user), 0, 0 },
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
-static const char *const sections[] = { "guard", "log", "alert" };
+static const char *const sections[] = { "guard", "log", "alert", "trap" };
 #define NSECTIONS	(sizeof(sections) / sizeof(sections[0]))
 
 struct parse {
@@ -122,6 +128,12 @@ config_defaults(struct config *cfg)
 	cfg->log_window = 60;
 	cfg->alert_threshold = 0;
 	cfg->alert_exec[0] = '\0';
+	cfg->trap_sessions = 64;
+	cfg->trap_timeout = 30;
+	cfg->trap_bytes = 1024 * 1024;
+	strlcpy_sg(cfg->trap_reply, "5.7.1 This host does not send mail directly to remote "
+	    "servers; hand it to the local MTA", sizeof(cfg->trap_reply));
+	strlcpy_sg(cfg->trap_user, "nobody", sizeof(cfg->trap_user));
 }
 
 /* "FILE:LINE: [section] key: what (got 'value')"; the first error wins. */
@@ -476,6 +488,17 @@ set_key(struct parse *ps, const struct key *k, const char *v)
 		return 1;
 	case K_RATE:
 		return parse_rate(ps, k, v, (unsigned int *)field);
+	case K_TEXT:
+		if (v[0] == '\0')
+			return fail_key(ps, k->section, k->name, v, "must not be empty");
+		for (const char *c = v; *c != '\0'; c++)
+			if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				return fail_key(ps, k->section, k->name, v,
+				    "holds a control character");
+		if (strlcpy_sg(field, v, k->size) >= k->size)
+			return fail_key(ps, k->section, k->name, v, "longer than %zu bytes",
+			    k->size - 1);
+		return 1;
 	}
 	return fail_key(ps, k->section, k->name, v, "no parser for this key");
 }

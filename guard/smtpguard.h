@@ -70,6 +70,11 @@ struct config {
 	unsigned int	 log_window;	/* seconds */
 	unsigned int	 alert_threshold;	/* attempts per uid per 10 min; 0 = off */
 	char		 alert_exec[PATH_MAX];
+	uint32_t	 trap_sessions;		/* concurrent trap sessions */
+	uint32_t	 trap_timeout;		/* seconds a trap client may stay idle */
+	size_t		 trap_bytes;		/* bytes a trap client may send */
+	char		 trap_reply[200];	/* after "550 " at the end of DATA */
+	char		 trap_user[USER_NAME_MAX];	/* the trap child runs as this user */
 };
 
 /* A decoded IPv4/IPv6 TCP segment. Addresses are in network order. */
@@ -377,6 +382,48 @@ void	 policy_decide(enum action default_action, struct exceptions *, uid_t uid,
 int	 review_log(const char *events_path, int argc, char **argv);
 int	 review_top(const char *events_path, int argc, char **argv);
 int	 review_parse_time(const char *, time_t now, char *out, size_t len);
+
+/* smtpcmd.c */
+enum smtp_verb {
+	SMTP_UNKNOWN = 0, SMTP_HELO, SMTP_EHLO, SMTP_MAIL, SMTP_RCPT, SMTP_DATA, SMTP_RSET,
+	SMTP_NOOP, SMTP_QUIT, SMTP_STARTTLS, SMTP_AUTH, SMTP_VRFY, SMTP_EXPN, SMTP_HELP,
+};
+struct smtp_cmd {
+	enum smtp_verb	 verb;
+	const char	*arg;		/* into the caller's line */
+	size_t		 arglen;
+};
+enum smtp_auth_step {
+	SMTP_AUTH_NONE = 0, SMTP_AUTH_PLAIN_NEXT, SMTP_AUTH_LOGIN_USER, SMTP_AUTH_LOGIN_PASS,
+};
+/* A client's parse state across lines (commands, AUTH dialogue, headers). */
+struct smtp_client {
+	enum smtp_auth_step	 auth_step;
+	bool			 body;		/* past the header block */
+	size_t			 hlen;
+	char			 hbuf[1024];	/* the header field being unfolded */
+};
+#define SMTP_LINE_MAX		1000	/* RFC 5321 4.5.3.1.6: text line, with CRLF */
+bool		 smtp_looks_like_smtp(const uint8_t *, size_t);
+int		 smtp_parse_cmd(const char *line, size_t len, struct smtp_cmd *);
+enum smtp_verb	 smtp_client_line(struct smtp_client *, struct smtp_info *, const char *line,
+		    size_t len);
+void		 smtp_decode_header(const char *, size_t, char *out, size_t size);
+void		 smtp_header(struct smtp_info *, const char *field, size_t len);
+bool		 smtp_message_line(struct smtp_client *, struct smtp_info *, const char *line,
+		    size_t len);
+
+/* trap.c */
+struct trap_report {
+	int		 family;
+	uint8_t		 src[16], dst[16];	/* the client; the destination it asked for */
+	uint16_t	 sport, dport;
+	char		 reason[16];		/* complete, quit, closed, timeout, bytes, errors */
+	struct smtp_info info;
+};
+pid_t	 trap_start(const struct config *, const char *chroot_dir, int *report_fd,
+	    char *err, size_t errlen);
+int	 trap_read_report(int fd, struct trap_report *);
 
 /* queue.c */
 struct queue_packet {

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -41,6 +42,7 @@ enum tag {
 	TAG_SIGNAL,
 	TAG_TIMER,
 	TAG_CONTROL,
+	TAG_TRAP,
 };
 
 struct counters {
@@ -70,6 +72,10 @@ struct daemon {
 	struct flood		*flood;
 	struct alerts		*alerts;
 	struct control		*control;
+	struct flow_table	*flows;		/* trapped flows awaiting the trap's report */
+	pid_t			 trap_pid;
+	int			 trap_fd;
+	time_t			 trap_restart;
 	uint64_t		 next_flow_id;
 	time_t			 started;
 	struct counters		 cnt;
@@ -110,6 +116,15 @@ emit_daemon(struct daemon *d, const char *msg)
 	struct event e = { .event = "daemon", .msg = msg };
 
 	emit(d, &e);
+}
+
+static void
+epoll_add(int epfd, int fd, uint64_t tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag };
+
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		fatal("epoll_ctl");
 }
 
 static enum mark_state
@@ -160,6 +175,116 @@ flood_summary(void *arg, uid_t uid, const char *exe, enum action a, uint64_t sup
 	emit(d, &e);
 }
 
+/* Keeps the attempt's attribution for the smtp event that comes later. */
+static void
+follow_flow(struct daemon *d, const struct pkt *p, const struct attrib *who, uint64_t flow_id,
+    enum action a, time_t now)
+{
+	struct flow_key k;
+	struct flow *f;
+
+	flow_key_of(p, &k);
+	if ((f = flow_lookup(d->flows, &k)) == NULL &&
+	    (f = flow_insert(d->flows, &k, now)) == NULL)
+		return;	/* full: the smtp event will carry addresses only */
+	f->flow_id = flow_id;
+	f->action = a;
+	f->who = *who;
+	f->addr = *p;
+	f->addr.payload = NULL;
+	f->addr.payload_len = 0;
+	f->last_seen = now;
+}
+
+/* A trapped session ended: one smtp event, with the attempt's attribution. */
+static void
+on_trap_report(struct daemon *d)
+{
+	struct trap_report r;
+	struct pkt addr = { 0 };
+	struct flow_key k;
+	struct flow *f;
+	struct event e = { .event = "smtp", .action = "trap" };
+
+	for (int i = 0; i < 64; i++) {
+		if (trap_read_report(d->trap_fd, &r) < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (errno == EPROTO) {
+				log_warnx("trap: malformed report ignored");
+				continue;
+			}
+			log_warnx("trap: the trap process is gone; restarting it");
+			epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->trap_fd, NULL);
+			close(d->trap_fd);
+			d->trap_fd = -1;
+			return;
+		}
+		addr.family = r.family;
+		memcpy(addr.src, r.src, sizeof(addr.src));
+		memcpy(addr.dst, r.dst, sizeof(addr.dst));
+		addr.sport = r.sport;
+		addr.dport = r.dport;
+		flow_key_of(&addr, &k);
+		r.info.inspect = r.reason;
+		e.ts.tv_sec = 0;
+		e.smtp = &r.info;
+		e.flow = &addr;
+		e.who = NULL;
+		e.flow_id = 0;
+		if ((f = flow_lookup(d->flows, &k)) != NULL) {
+			e.who = &f->who;
+			e.flow_id = f->flow_id;
+		}
+		emit(d, &e);
+		if (f != NULL)
+			flow_remove(d->flows, f);
+	}
+}
+
+static void
+trap_chroot_dir(const struct config *cfg, char *out, size_t len)
+{
+	char dir[PATH_MAX];
+	char *slash;
+
+	strlcpy_sg(dir, cfg->pid_file, sizeof(dir));
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir)
+		*slash = '\0';
+	else
+		strlcpy_sg(dir, "/run/smtpguard", sizeof(dir));
+	snprintf(out, len, "%s/trap-root", dir);
+}
+
+static int
+start_trap(struct daemon *d, char *err, size_t errlen)
+{
+	char root[PATH_MAX + 16];
+
+	trap_chroot_dir(&d->cfg, root, sizeof(root));
+	if ((d->trap_pid = trap_start(&d->cfg, root, &d->trap_fd, err, errlen)) < 0) {
+		d->trap_fd = -1;
+		return -1;
+	}
+	epoll_add(d->epfd, d->trap_fd, TAG_TRAP);
+	return 0;
+}
+
+static void
+stop_trap(struct daemon *d)
+{
+	if (d->trap_pid > 0) {
+		kill(d->trap_pid, SIGKILL);
+		(void)waitpid(d->trap_pid, NULL, 0);
+		d->trap_pid = 0;
+	}
+	if (d->trap_fd >= 0) {
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->trap_fd, NULL);
+		close(d->trap_fd);
+		d->trap_fd = -1;
+	}
+}
+
 /*
  * An alert: one event, always written (never flood-limited), and the
  * admin's program run with it on stdin.
@@ -203,6 +328,9 @@ on_packet(const struct queue_packet *qp, void *arg)
 	/* Attribute before the verdict: the process still sits in connect(). */
 	attrib_flow(d->attrib, &p, qp->has_uid, qp->uid, qp->has_gid, qp->gid, &who);
 	policy_decide(d->cfg.action, &d->exc, who.uid, who.has_uid, &p, now, &dec);
+	e.flow_id = d->next_flow_id++;
+	if (dec.action == ACTION_TRAP)
+		follow_flow(d, &p, &who, e.flow_id, dec.action, now);
 	verdict(d, qp, action_mark(dec.action));
 	d->cnt.decisions[dec.action]++;
 
@@ -211,7 +339,6 @@ on_packet(const struct queue_packet *qp, void *arg)
 	e.rule = dec.rule;
 	e.who = &who;
 	e.flow = &p;
-	e.flow_id = d->next_flow_id++;
 	if (flood_admit(d->flood, who.has_uid ? who.uid : (uid_t)-1, who.exe, dec.action, now))
 		emit(d, &e);
 	if (dec.cap_exceeded) {
@@ -286,7 +413,7 @@ load_all(const char *path, struct loaded *l, char *err, size_t errlen)
 	memset(l, 0, sizeof(*l));
 	if (config_load(&l->cfg, path, err, errlen) < 0)
 		return -1;
-	if (l->cfg.action == ACTION_TRAP || l->cfg.action == ACTION_AUDIT) {
+	if (l->cfg.action == ACTION_AUDIT) {
 		snprintf(err, errlen, "%s: [guard] action: '%s' is not available in this "
 		    "version (use reject)", path, action_name(l->cfg.action));
 		return -1;
@@ -587,19 +714,21 @@ on_timer(struct daemon *d)
 	(void)read(d->timerfd, &ticks, sizeof(ticks));
 	flood_expire(d->flood, now, flood_summary, d);
 	control_expire(d->control, now);
+	/* A trapped flow whose session never reported (the client never connected). */
+	flow_expire(d->flows, now - (time_t)d->cfg.trap_timeout - 60, NULL, NULL);
+	if (d->trap_fd < 0 && now != d->trap_restart) {
+		char err[512];
+
+		d->trap_restart = now;
+		stop_trap(d);
+		if (start_trap(d, err, sizeof(err)) < 0)
+			log_warnx("restarting the trap: %s", err);
+	}
 	if (alerts_reap(d->alerts, now) > 0)
 		log_warnx("alert program %s ran past its time limit and was killed",
 		    d->cfg.alert_exec);
 }
 
-static void
-epoll_add(int epfd, int fd, uint64_t tag)
-{
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag };
-
-	if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-		fatal("epoll_ctl");
-}
 
 /*
  * Without -f: fork, and let the parent wait until the child says it is
@@ -744,6 +873,10 @@ setup(struct daemon *d, const char *config_path)
 	if ((d->queue = queue_open(d->cfg.queue_num, d->cfg.queue_maxlen)) == NULL)
 		fatal("binding NFQUEUE %u (is another smtpguardd running?)", d->cfg.queue_num);
 	epoll_add(d->epfd, queue_fd(d->queue), TAG_QUEUE);
+	if ((d->flows = flow_table_new(FLOWS_MAX)) == NULL)
+		fatal("flow table");
+	if (start_trap(d, err, sizeof(err)) < 0)
+		fatalx("%s", err);
 	if ((d->attrib = attrib_open(PROC_ROOT)) == NULL)
 		fatal("opening sock_diag");
 	if (ensure_parent_dir(d->cfg.control_socket, 0755) < 0)
@@ -781,6 +914,8 @@ teardown(struct daemon *d)
 	flood_expire(d->flood, time(NULL) + d->cfg.log_window, flood_summary, d);
 	emit_daemon(d, "stopped; table removed");
 	control_close(d->control);
+	stop_trap(d);
+	flow_table_free(d->flows, NULL, NULL);
 	queue_close(d->queue);
 	attrib_close(d->attrib);
 	flood_free(d->flood);
@@ -794,7 +929,7 @@ teardown(struct daemon *d)
 int
 main(int argc, char **argv)
 {
-	static struct daemon d;
+	static struct daemon d = { .trap_fd = -1 };
 	const char *config_path = DEFAULT_CONFIG;
 	bool check_only = false;
 	struct epoll_event evs[EPOLL_BATCH];
@@ -858,6 +993,8 @@ main(int argc, char **argv)
 				on_signal(&d);
 			else if (tag == TAG_TIMER)
 				on_timer(&d);
+			else if (tag == TAG_TRAP)
+				on_trap_report(&d);
 			else if (tag == TAG_CONTROL)
 				control_accept(d.control);
 			else

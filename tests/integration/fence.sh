@@ -35,7 +35,7 @@ ip netns exec "$HOST_NS" setpriv --reuid=$WEB_UID --regid=$WEB_UID --clear-group
 probe_pid=$!
 wait $probe_pid
 names_culprit() {
-	jq -e --argjson pid "$probe_pid" --arg exe "$T/sgprobe" \
+	jq_any --argjson pid "$probe_pid" --arg exe "$T/sgprobe" \
 	    --arg cmd "$T/sgprobe connect -t 2000 $MX4 25" --argjson uid $WEB_UID \
 	    'select(.event == "attempt" and .pid == $pid) |
 	     select(.uid == $uid and .exe == $exe and .cmdline == $cmd and .action == "reject"

@@ -103,13 +103,15 @@ wait_ticks() {
 write_config() {
 	{
 		echo "[guard]"
-		echo "mta_users = $MTA_UID"
-		echo "ports = 25, 465, 587"
-		echo "action = reject"
-		echo "queue = 0"
-		echo "exceptions = $T/exceptions.conf"
-		echo "control_socket = $T/control.sock"
-		echo "pid_file = $T/smtpguardd.pid"
+		for kv in "mta_users = $MTA_UID" "ports = 25, 465, 587" "action = reject" \
+		    "queue = 0" "exceptions = $T/exceptions.conf" \
+		    "control_socket = $T/control.sock" "pid_file = $T/smtpguardd.pid"; do
+			overridden=no
+			for arg in "$@"; do
+				[ "${arg%% =*}" = "${kv%% =*}" ] && overridden=yes
+			done
+			[ $overridden = yes ] || echo "$kv"
+		done
 		for kv in "$@"; do echo "$kv"; done
 		echo "[log]"
 		echo "file = $T/events.jsonl"
@@ -135,3 +137,6 @@ stop_daemon() {	# SIGTERM, and wait for it
 }
 
 tables() { in_host nft list tables 2>/dev/null; }
+
+# jq -e judges only the last input line: "does any line match?" needs this.
+jq_any() { jq -c "$@" | grep -q .; }

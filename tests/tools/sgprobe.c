@@ -9,6 +9,12 @@
  *	connect, print "connected", then keep the flow open and, each time FILE
  *	appears, send a NOOP, expect a reply, print "alive" and remove FILE;
  *	exits 0 when the server closes after QUIT is asked for by a FILE holding "quit".
+ *   sgprobe send HOST PORT FILE
+ *	connect, send FILE's bytes, print every reply until the server closes
+ *	or is quiet for 2 s. Exit 0 if connected.
+ *   sgprobe many -n N HOST PORT
+ *	hold N connections at once, print "ok K" (banner 220), "busy K" (421)
+ *	and "other K", then close them all.
  *   sgprobe flood -n N HOST PORT
  *	N connects one after another; prints "refused K", "connected K",
  *	"other K" and "seconds S". Exit 0.
@@ -311,6 +317,68 @@ cmd_listen(int argc, char **argv)
 }
 
 static int
+cmd_send(int argc, char **argv)
+{
+	char buf[65536];
+	struct pollfd pfd;
+	ssize_t n;
+	FILE *in;
+	int fd, outcome;
+
+	if (argc != 4)
+		return 4;
+	if ((fd = do_connect(argv[1], argv[2], 3000, &outcome)) < 0)
+		return outcome;
+	if ((in = fopen(argv[3], "r")) == NULL)
+		return 4;
+	signal(SIGPIPE, SIG_IGN);
+	while ((n = (ssize_t)fread(buf, 1, sizeof(buf), in)) > 0)
+		if (write(fd, buf, (size_t)n) < 0)
+			break;
+	fclose(in);
+	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+	while (poll(&pfd, 1, 2000) > 0 && (n = read(fd, buf, sizeof(buf))) > 0)
+		fwrite(buf, 1, (size_t)n, stdout);
+	close(fd);
+	return 0;
+}
+
+static int
+cmd_many(int argc, char **argv)
+{
+	long n, ok = 0, busy = 0, other = 0;
+	int *fds, outcome;
+	char buf[256];
+
+	if (argc != 5 || strcmp(argv[1], "-n") != 0 || (n = atol(argv[2])) <= 0 || n > 4096)
+		return 4;
+	if ((fds = calloc((size_t)n, sizeof(*fds))) == NULL)
+		return 4;
+	FILE *saved = stdout;
+	stdout = fopen("/dev/null", "w");
+	for (long i = 0; i < n; i++)
+		fds[i] = do_connect(argv[3], argv[4], 3000, &outcome);
+	fclose(stdout);
+	stdout = saved;
+	for (long i = 0; i < n; i++) {
+		if (fds[i] < 0 || read_reply(fds[i], buf, sizeof(buf), 3000) < 0)
+			other++;
+		else if (strncmp(buf, "220", 3) == 0)
+			ok++;
+		else if (strncmp(buf, "421", 3) == 0)
+			busy++;
+		else
+			other++;
+	}
+	for (long i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
+	printf("ok %ld\nbusy %ld\nother %ld\n", ok, busy, other);
+	return 0;
+}
+
+static int
 cmd_flood(int argc, char **argv)
 {
 	long n, refused = 0, connected = 0, other = 0;
@@ -376,6 +444,10 @@ cmd_ctl(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
+	if (argc >= 2 && strcmp(argv[1], "send") == 0)
+		return cmd_send(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "many") == 0)
+		return cmd_many(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "flood") == 0)
 		return cmd_flood(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "ctl") == 0)

@@ -1,0 +1,465 @@
+/*
+ * trap.c — the local SMTP server that trapped flows are redirected to. It
+ * speaks enough RFC 5321 for real clients (EHLO with PIPELINING, 8BITMIME,
+ * SIZE; MAIL, RCPT, DATA with dot-unstuffing, RSET, NOOP, QUIT), records
+ * the envelope and the headers worth logging, answers 550 at the end of
+ * DATA and closes. STARTTLS and AUTH are not offered.
+ *
+ * It runs in a child of smtpguardd that holds nothing worth stealing: an
+ * unprivileged user, an empty chroot, no capabilities; it only accepts on
+ * the two listeners it inherits and sends one report per session to the
+ * parent over a socketpair. Every session is bounded (bytes, idle time,
+ * line length, errors) and the number of sessions too; a client that
+ * breaks a bound is cut and reported, and the trap carries on.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "smtpguard.h"
+
+#define TRAP_BAD_COMMANDS	10	/* unknown or malformed commands before we hang up */
+#define TRAP_EPOLL_BATCH	64
+#define TRAP_TAG_LISTEN4	((uint64_t)-1)
+#define TRAP_TAG_LISTEN6	((uint64_t)-2)
+
+struct trap_session {
+	int			 fd;		/* -1: free */
+	time_t			 last;
+	uint64_t		 bytes;
+	int			 bad;
+	bool			 in_data;
+	size_t			 len;		/* bytes in line */
+	bool			 overlong;	/* discarding the rest of a too-long line */
+	char			 line[SMTP_LINE_MAX + 1];
+	struct smtp_client	 client;
+	struct trap_report	 report;
+};
+
+struct trap {
+	const struct config	*cfg;
+	int			 lfd4, lfd6, parent, epfd;
+	struct trap_session	*sessions;
+	char			 banner[128];
+};
+
+static int
+trap_listen(int family, uint16_t port, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t len;
+	int fd, one = 1;
+
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		len = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		sin6->sin6_addr = in6addr_loopback;
+		len = sizeof(*sin6);
+	}
+	if ((fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 128) < 0) {
+		snprintf(err, errlen, "trap listener on %s port %u: %s",
+		    family == AF_INET ? "127.0.0.1" : "::1", port, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void
+trap_send(struct trap_session *s, const char *text)
+{
+	/* Replies are short; a client that does not read them loses them. */
+	(void)send(s->fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static void
+trap_end(struct trap *t, struct trap_session *s, const char *reason)
+{
+	strlcpy_sg(s->report.reason, reason, sizeof(s->report.reason));
+	s->report.info.bytes = s->bytes;
+	(void)send(t->parent, &s->report, sizeof(s->report), MSG_NOSIGNAL);
+	epoll_ctl(t->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+	close(s->fd);
+	s->fd = -1;
+}
+
+/* The original destination, from conntrack's NAT record. */
+static void
+trap_original_dst(struct trap_session *s, int family)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (family == AF_INET &&
+	    getsockopt(s->fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len) == 0) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		memcpy(s->report.dst, &sin->sin_addr, 4);
+		s->report.dport = ntohs(sin->sin_port);
+	} else if (family == AF_INET6 &&
+	    getsockopt(s->fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len) == 0) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		memcpy(s->report.dst, &sin6->sin6_addr, 16);
+		s->report.dport = ntohs(sin6->sin6_port);
+	}
+}
+
+static void
+trap_accept(struct trap *t, int lfd, int family)
+{
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof(peer);
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct trap_session *s = NULL;
+	int fd;
+
+	while ((fd = accept4(lfd, (struct sockaddr *)&peer, &plen,
+	    SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		size_t i;
+
+		for (i = 0; i < t->cfg->trap_sessions; i++)
+			if (t->sessions[i].fd < 0) {
+				s = &t->sessions[i];
+				break;
+			}
+		if (s == NULL) {
+			(void)send(fd, "421 4.3.2 Too busy, try later\r\n", 31, MSG_NOSIGNAL |
+			    MSG_DONTWAIT);
+			close(fd);
+			plen = sizeof(peer);
+			continue;
+		}
+		memset(s, 0, sizeof(*s));
+		s->fd = fd;
+		s->last = time(NULL);
+		s->report.family = family;
+		if (family == AF_INET) {
+			struct sockaddr_in *sin = (struct sockaddr_in *)&peer;
+
+			memcpy(s->report.src, &sin->sin_addr, 4);
+			s->report.sport = ntohs(sin->sin_port);
+		} else {
+			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&peer;
+
+			memcpy(s->report.src, &sin6->sin6_addr, 16);
+			s->report.sport = ntohs(sin6->sin6_port);
+		}
+		trap_original_dst(s, family);
+		ev.data.u64 = i;
+		if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			close(fd);
+			s->fd = -1;
+		} else
+			trap_send(s, t->banner);
+		s = NULL;
+		plen = sizeof(peer);
+	}
+}
+
+static void
+trap_reply_for(struct trap *t, struct trap_session *s, enum smtp_verb v)
+{
+	char buf[256];
+
+	switch (v) {
+	case SMTP_EHLO:
+		snprintf(buf, sizeof(buf), "250-localhost\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
+		    "250 SIZE %zu\r\n", t->cfg->trap_bytes);
+		trap_send(s, buf);
+		return;
+	case SMTP_HELO:
+		trap_send(s, "250 localhost\r\n");
+		return;
+	case SMTP_MAIL:
+		trap_send(s, "250 2.1.0 Ok\r\n");
+		return;
+	case SMTP_RCPT:
+		trap_send(s, "250 2.1.5 Ok\r\n");
+		return;
+	case SMTP_DATA:
+		if (s->report.info.nrcpt == 0) {
+			trap_send(s, "554 5.5.1 No valid recipients\r\n");
+			return;
+		}
+		s->in_data = true;
+		trap_send(s, "354 End data with <CR><LF>.<CR><LF>\r\n");
+		return;
+	case SMTP_RSET:
+		trap_send(s, "250 2.0.0 Ok\r\n");
+		return;
+	case SMTP_NOOP:
+		trap_send(s, "250 2.0.0 Ok\r\n");
+		return;
+	case SMTP_VRFY:
+		trap_send(s, "252 2.1.5 Cannot VRFY user\r\n");
+		return;
+	case SMTP_STARTTLS:
+	case SMTP_AUTH:
+	case SMTP_EXPN:
+	case SMTP_HELP:
+		trap_send(s, "502 5.5.1 Not implemented\r\n");
+		return;
+	case SMTP_QUIT:
+	case SMTP_UNKNOWN:
+		break;
+	}
+	s->bad++;
+	trap_send(s, "500 5.5.2 Command not recognized\r\n");
+}
+
+/* One complete line (without CRLF). Returns false when the session is over. */
+static bool
+trap_line(struct trap *t, struct trap_session *s, const char *line, size_t len)
+{
+	struct smtp_info *m = &s->report.info;
+	char buf[256];
+	enum smtp_verb v;
+
+	if (s->in_data) {
+		if (len == 1 && line[0] == '.') {
+			smtp_message_line(&s->client, m, "", 0);	/* flush the last header */
+			snprintf(buf, sizeof(buf), "550 %s\r\n", t->cfg->trap_reply);
+			strlcpy_sg(m->reply, buf, sizeof(m->reply));
+			m->reply[strcspn(m->reply, "\r")] = '\0';
+			trap_send(s, buf);
+			trap_end(t, s, "complete");
+			return false;
+		}
+		if (len > 0 && line[0] == '.') {	/* dot-unstuffing */
+			line++;
+			len--;
+		}
+		smtp_message_line(&s->client, m, line, len);
+		return true;
+	}
+	/* The AUTH dialogue never starts: AUTH is refused, so every line is a command. */
+	s->client.auth_step = SMTP_AUTH_NONE;
+	v = smtp_client_line(&s->client, m, line, len);
+	if (v == SMTP_QUIT) {
+		trap_send(s, "221 2.0.0 Bye\r\n");
+		trap_end(t, s, "quit");
+		return false;
+	}
+	if (v == SMTP_STARTTLS)
+		m->starttls = false;	/* asked for, not done: nothing to log as TLS */
+	trap_reply_for(t, s, v);
+	if (s->bad >= TRAP_BAD_COMMANDS) {
+		trap_send(s, "421 4.7.0 Too many errors\r\n");
+		trap_end(t, s, "errors");
+		return false;
+	}
+	return true;
+}
+
+static void
+trap_read(struct trap *t, struct trap_session *s)
+{
+	char buf[8192];
+	ssize_t n;
+
+	while ((n = recv(s->fd, buf, sizeof(buf), 0)) > 0) {
+		s->last = time(NULL);
+		s->bytes += (uint64_t)n;
+		if (s->bytes > t->cfg->trap_bytes) {
+			trap_send(s, "552 5.3.4 Too much data\r\n");
+			trap_end(t, s, "bytes");
+			return;
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			char c = buf[i];
+
+			if (c == '\n') {
+				size_t len = s->len;
+				bool was_overlong = s->overlong;
+
+				if (len > 0 && s->line[len - 1] == '\r')
+					len--;
+				s->len = 0;
+				s->overlong = false;
+				if (was_overlong) {
+					if (!s->in_data) {
+						s->bad++;
+						trap_send(s, "500 5.5.2 Line too long\r\n");
+						if (s->bad >= TRAP_BAD_COMMANDS) {
+							trap_end(t, s, "errors");
+							return;
+						}
+					}
+					continue;
+				}
+				if (!trap_line(t, s, s->line, len))
+					return;
+				continue;
+			}
+			if (s->len < SMTP_LINE_MAX)
+				s->line[s->len++] = c;
+			else
+				s->overlong = true;
+		}
+	}
+	if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+		trap_end(t, s, "closed");
+}
+
+static void
+trap_expire(struct trap *t, time_t now)
+{
+	for (size_t i = 0; i < t->cfg->trap_sessions; i++) {
+		struct trap_session *s = &t->sessions[i];
+
+		if (s->fd >= 0 && now - s->last >= (time_t)t->cfg->trap_timeout) {
+			trap_send(s, "421 4.4.2 Idle too long\r\n");
+			trap_end(t, s, "timeout");
+		}
+	}
+}
+
+/* The child: no privileges, an empty root, then serve until the parent goes. */
+static void __attribute__((noreturn))
+trap_child(struct trap *t, const char *chroot_dir)
+{
+	struct epoll_event evs[TRAP_EPOLL_BATCH], ev = { .events = EPOLLIN };
+	struct passwd *pw = getpwnam(t->cfg->trap_user);
+	uid_t uid = pw ? pw->pw_uid : 65534;
+	gid_t gid = pw ? pw->pw_gid : 65534;
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if ((t->sessions = calloc(t->cfg->trap_sessions, sizeof(*t->sessions))) == NULL)
+		_exit(1);
+	for (size_t i = 0; i < t->cfg->trap_sessions; i++)
+		t->sessions[i].fd = -1;
+	if (chroot(chroot_dir) < 0 || chdir("/") < 0 || setgroups(0, NULL) < 0 ||
+	    setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0 ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		_exit(1);
+	if ((t->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		_exit(1);
+	ev.data.u64 = TRAP_TAG_LISTEN4;
+	epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->lfd4, &ev);
+	ev.data.u64 = TRAP_TAG_LISTEN6;
+	epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->lfd6, &ev);
+	ev.data.u64 = TRAP_TAG_LISTEN6 - 1;	/* the parent: EOF means it is gone */
+	epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->parent, &ev);
+	for (;;) {
+		int n = epoll_wait(t->epfd, evs, TRAP_EPOLL_BATCH, 1000);
+
+		for (int i = 0; i < n; i++) {
+			uint64_t tag = evs[i].data.u64;
+
+			if (tag == TRAP_TAG_LISTEN4)
+				trap_accept(t, t->lfd4, AF_INET);
+			else if (tag == TRAP_TAG_LISTEN6)
+				trap_accept(t, t->lfd6, AF_INET6);
+			else if (tag == TRAP_TAG_LISTEN6 - 1)
+				_exit(0);
+			else if (tag < t->cfg->trap_sessions && t->sessions[tag].fd >= 0)
+				trap_read(t, &t->sessions[tag]);
+		}
+		trap_expire(t, time(NULL));
+	}
+}
+
+pid_t
+trap_start(const struct config *cfg, const char *chroot_dir, int *report_fd, char *err,
+    size_t errlen)
+{
+	struct trap t = { .cfg = cfg, .lfd4 = -1, .lfd6 = -1 };
+	int sp[2];
+	pid_t pid;
+
+	if (mkdir(chroot_dir, 0755) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "trap chroot %s: %s", chroot_dir, strerror(errno));
+		return -1;
+	}
+	if ((t.lfd4 = trap_listen(AF_INET, cfg->trap_port, err, errlen)) < 0)
+		return -1;
+	if ((t.lfd6 = trap_listen(AF_INET6, cfg->trap_port, err, errlen)) < 0) {
+		close(t.lfd4);
+		return -1;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		goto fail;
+	}
+	snprintf(t.banner, sizeof(t.banner), "220 localhost ESMTP\r\n");
+	if ((pid = fork()) < 0) {
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		close(sp[0]);
+		close(sp[1]);
+		goto fail;
+	}
+	if (pid == 0) {
+		close(sp[0]);
+		t.parent = sp[1];
+		trap_child(&t, chroot_dir);
+	}
+	close(sp[1]);
+	close(t.lfd4);
+	close(t.lfd6);
+	*report_fd = sp[0];
+	return pid;
+fail:
+	close(t.lfd4);
+	close(t.lfd6);
+	return -1;
+}
+
+/* A report from the child: less trusted than us, so every string is re-terminated. */
+int
+trap_read_report(int fd, struct trap_report *r)
+{
+	ssize_t n = recv(fd, r, sizeof(*r), MSG_DONTWAIT);
+	struct smtp_info *m = &r->info;
+
+	if (n < 0)
+		return -1;
+	if (n != (ssize_t)sizeof(*r) || (r->family != AF_INET && r->family != AF_INET6)) {
+		errno = n == 0 ? EPIPE : EPROTO;
+		return -1;
+	}
+#define TERM(f)	((f)[sizeof(f) - 1] = '\0')
+	TERM(r->reason); TERM(m->helo); TERM(m->mail_from); TERM(m->mail_params);
+	TERM(m->auth_mech); TERM(m->auth_user); TERM(m->tls_sni); TERM(m->subject);
+	TERM(m->header_from); TERM(m->header_to); TERM(m->message_id); TERM(m->x_mailer);
+	TERM(m->php_script); TERM(m->reply);
+	for (size_t i = 0; i < SMTP_RCPT_KEEP; i++)
+		TERM(m->rcpt_to[i]);
+#undef TERM
+	if (m->nrcpt_kept > SMTP_RCPT_KEEP)
+		m->nrcpt_kept = SMTP_RCPT_KEEP;
+	m->inspect = NULL;
+	m->proto = NULL;
+	return 0;
+}
