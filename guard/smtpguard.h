@@ -425,6 +425,23 @@ pid_t	 trap_start(const struct config *, const char *chroot_dir, int *report_fd,
 	    char *err, size_t errlen);
 int	 trap_read_report(int fd, struct trap_report *);
 
+/* inspect.c */
+enum inspect_result { INSPECT_MORE, INSPECT_DONE };
+struct inspect {
+	uint32_t		 next_seq;	/* the next client byte we expect */
+	size_t			 max_bytes;	/* inspect_bytes */
+	bool			 tls_next;	/* the next bytes are a TLS ClientHello */
+	bool			 overlong;
+	size_t			 len;
+	char			 line[SMTP_LINE_MAX + 1];
+	struct smtp_client	 client;
+	struct smtp_info	 info;
+};
+struct inspect	*inspect_new(uint32_t syn_seq, size_t max_bytes, bool implicit_tls);
+void		 inspect_free(struct inspect *);
+enum inspect_result inspect_segment(struct inspect *, const struct pkt *);
+int		 tls_client_hello_sni(const uint8_t *, size_t, char *out, size_t outlen);
+
 /* queue.c */
 struct queue_packet {
 	uint32_t	 id;

@@ -14,6 +14,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <linux/netfilter.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,7 @@ struct counters {
 	uint64_t	 enobufs;		/* the kernel dropped queue messages */
 	uint64_t	 events_lost;		/* event lines that could not be written */
 	uint64_t	 alerts;
+	uint64_t	 inspected;		/* packets of audited flows read */
 };
 
 struct daemon {
@@ -175,8 +177,44 @@ flood_summary(void *arg, uid_t uid, const char *exe, enum action a, uint64_t sup
 	emit(d, &e);
 }
 
-/* Keeps the attempt's attribution for the smtp event that comes later. */
+/* An audited session is over: its smtp event, then the flow is forgotten. */
 static void
+audit_event(struct daemon *d, struct flow *f)
+{
+	struct event e = { .event = "smtp", .action = "audit" };
+
+	if (f->inspect == NULL)
+		return;
+	e.who = &f->who;
+	e.flow = &f->addr;
+	e.flow_id = f->flow_id;
+	e.smtp = &((struct inspect *)f->inspect)->info;
+	emit(d, &e);
+	inspect_free(f->inspect);
+	f->inspect = NULL;
+}
+
+static void
+flow_done(struct flow *f, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (f->inspect != NULL && ((struct inspect *)f->inspect)->info.inspect == NULL)
+		((struct inspect *)f->inspect)->info.inspect = "idle";
+	audit_event(d, f);
+}
+
+static void
+forget_flow(struct daemon *d, struct flow *f, const char *why)
+{
+	if (f->inspect != NULL && ((struct inspect *)f->inspect)->info.inspect == NULL)
+		((struct inspect *)f->inspect)->info.inspect = why;
+	audit_event(d, f);
+	flow_remove(d->flows, f);
+}
+
+/* Keeps the attempt's attribution for the smtp event that comes later. */
+static struct flow *
 follow_flow(struct daemon *d, const struct pkt *p, const struct attrib *who, uint64_t flow_id,
     enum action a, time_t now)
 {
@@ -184,9 +222,10 @@ follow_flow(struct daemon *d, const struct pkt *p, const struct attrib *who, uin
 	struct flow *f;
 
 	flow_key_of(p, &k);
-	if ((f = flow_lookup(d->flows, &k)) == NULL &&
-	    (f = flow_insert(d->flows, &k, now)) == NULL)
-		return;	/* full: the smtp event will carry addresses only */
+	if ((f = flow_lookup(d->flows, &k)) != NULL)
+		forget_flow(d, f, "replaced");
+	if ((f = flow_insert(d->flows, &k, now)) == NULL)
+		return NULL;	/* full: bounded; the caller copes */
 	f->flow_id = flow_id;
 	f->action = a;
 	f->who = *who;
@@ -194,6 +233,7 @@ follow_flow(struct daemon *d, const struct pkt *p, const struct attrib *who, uin
 	f->addr.payload = NULL;
 	f->addr.payload_len = 0;
 	f->last_seen = now;
+	return f;
 }
 
 /* A trapped session ended: one smtp event, with the attempt's attribution. */
@@ -307,6 +347,32 @@ raise_alert(struct daemon *d, const struct event *attempt, const char *msg)
 		log_warn("alert program %s not run", d->cfg.alert_exec);
 }
 
+/*
+ * A later packet of a flow under audit: read it, let it go on, and once
+ * inspection is done release the flow to the kernel. Returns false if the
+ * packet belongs to no audited flow.
+ */
+static bool
+audit_packet(struct daemon *d, const struct queue_packet *qp, const struct pkt *p, time_t now)
+{
+	struct flow_key k;
+	struct flow *f;
+
+	flow_key_of(p, &k);
+	if ((f = flow_lookup(d->flows, &k)) == NULL || f->inspect == NULL)
+		return false;
+	d->cnt.inspected++;
+	f->last_seen = now;
+	if (inspect_segment(f->inspect, p) == INSPECT_MORE) {
+		if (queue_verdict(d->queue, qp->id, NF_ACCEPT, false, 0) < 0)
+			d->cnt.verdict_errors++;
+		return true;
+	}
+	verdict(d, qp, MARK_ALLOW);
+	forget_flow(d, f, "complete");
+	return true;
+}
+
 static void
 on_packet(const struct queue_packet *qp, void *arg)
 {
@@ -317,6 +383,7 @@ on_packet(const struct queue_packet *qp, void *arg)
 	struct event e = { .event = "attempt" };
 	time_t now = time(NULL);
 	uint64_t in_window;
+	enum mark_state mark;
 
 	d->cnt.packets++;
 	if (pkt_parse(qp->payload, qp->len, &p) < 0) {
@@ -325,13 +392,33 @@ on_packet(const struct queue_packet *qp, void *arg)
 		verdict(d, qp, MARK_REJECT);
 		return;
 	}
+	if (!(p.tcp_flags & TH_SYN) && audit_packet(d, qp, &p, now))
+		return;
 	/* Attribute before the verdict: the process still sits in connect(). */
 	attrib_flow(d->attrib, &p, qp->has_uid, qp->uid, qp->has_gid, qp->gid, &who);
 	policy_decide(d->cfg.action, &d->exc, who.uid, who.has_uid, &p, now, &dec);
 	e.flow_id = d->next_flow_id++;
+	mark = action_mark(dec.action);
 	if (dec.action == ACTION_TRAP)
-		follow_flow(d, &p, &who, e.flow_id, dec.action, now);
-	verdict(d, qp, action_mark(dec.action));
+		(void)follow_flow(d, &p, &who, e.flow_id, dec.action, now);
+	else if (dec.action == ACTION_AUDIT) {
+		struct flow *f = NULL;
+
+		/*
+		 * Only a SYN starts an inspection (its sequence number anchors the
+		 * stream); a flow we cannot follow, for lack of a SYN or of room,
+		 * is let through uninspected: audit means it may go out.
+		 */
+		if ((p.tcp_flags & TH_SYN) &&
+		    (f = follow_flow(d, &p, &who, e.flow_id, dec.action, now)) != NULL &&
+		    (f->inspect = inspect_new(p.seq, d->cfg.inspect_bytes, p.dport == 465)) == NULL) {
+			flow_remove(d->flows, f);
+			f = NULL;
+		}
+		if (f == NULL)
+			mark = MARK_ALLOW;
+	}
+	verdict(d, qp, mark);
 	d->cnt.decisions[dec.action]++;
 
 	now_ts(&e.ts);
@@ -413,11 +500,6 @@ load_all(const char *path, struct loaded *l, char *err, size_t errlen)
 	memset(l, 0, sizeof(*l));
 	if (config_load(&l->cfg, path, err, errlen) < 0)
 		return -1;
-	if (l->cfg.action == ACTION_AUDIT) {
-		snprintf(err, errlen, "%s: [guard] action: '%s' is not available in this "
-		    "version (use reject)", path, action_name(l->cfg.action));
-		return -1;
-	}
 	if (mta_resolve(&l->cfg, PASSWD_FILE, l->mta, &l->nmta, l->mta_found,
 	    sizeof(l->mta_found), err, errlen) < 0)
 		return -1;
@@ -561,6 +643,8 @@ status_reply(struct daemon *d)
 	json_object_set_new(o, "socket_overruns", json_integer((json_int_t)d->cnt.enobufs));
 	json_object_set_new(o, "events_lost", json_integer((json_int_t)d->cnt.events_lost));
 	json_object_set_new(o, "alerts", json_integer((json_int_t)d->cnt.alerts));
+	json_object_set_new(o, "inspected", json_integer((json_int_t)d->cnt.inspected));
+	json_object_set_new(o, "flows_followed", json_integer((json_int_t)flow_count(d->flows)));
 	if (queue_stats(d->cfg.queue_num, &qs) == 0) {
 		json_object_set_new(o, "queue_waiting", json_integer(qs.waiting));
 		json_object_set_new(o, "queue_dropped", json_integer(qs.queue_dropped));
@@ -715,7 +799,7 @@ on_timer(struct daemon *d)
 	flood_expire(d->flood, now, flood_summary, d);
 	control_expire(d->control, now);
 	/* A trapped flow whose session never reported (the client never connected). */
-	flow_expire(d->flows, now - (time_t)d->cfg.trap_timeout - 60, NULL, NULL);
+	flow_expire(d->flows, now - (time_t)d->cfg.trap_timeout - 60, flow_done, d);
 	if (d->trap_fd < 0 && now != d->trap_restart) {
 		char err[512];
 
@@ -915,7 +999,7 @@ teardown(struct daemon *d)
 	emit_daemon(d, "stopped; table removed");
 	control_close(d->control);
 	stop_trap(d);
-	flow_table_free(d->flows, NULL, NULL);
+	flow_table_free(d->flows, flow_done, d);
 	queue_close(d->queue);
 	attrib_close(d->attrib);
 	flood_free(d->flood);

@@ -212,11 +212,13 @@ cmd_hold(int argc, char **argv)
 	}
 }
 
+static FILE *listen_log;
+
 static void
 serve(int fd)
 {
 	char buf[4096];
-	size_t len = 0;
+	size_t len = 0, data_bytes = 0;
 	ssize_t n;
 	int in_data = 0;
 
@@ -235,17 +237,24 @@ serve(int fd)
 			if (in_data) {
 				if (strcmp(line, ".") == 0) {
 					in_data = 0;
+					fprintf(listen_log, "data %zu\n", data_bytes);
 					r = "250 2.0.0 queued\r\n";
-				} else
+				} else {
+					data_bytes += strlen(line) + 2;
 					r = NULL;
+				}
 			} else if (strncasecmp(line, "DATA", 4) == 0) {
 				in_data = 1;
+				data_bytes = 0;
 				r = "354 go ahead\r\n";
 			} else if (strncasecmp(line, "QUIT", 4) == 0) {
 				(void)!write(fd, "221 bye\r\n", 9);
 				_exit(0);
 			} else if (strncasecmp(line, "EHLO", 4) == 0)
-				r = "250-mx.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n";
+				r = "250-mx.test\r\n250-PIPELINING\r\n250-AUTH PLAIN LOGIN\r\n"
+				    "250 8BITMIME\r\n";
+			else if (strncasecmp(line, "AUTH", 4) == 0)
+				r = "235 2.7.0 Authentication successful\r\n";
 			else
 				r = "250 ok\r\n";
 			if (r != NULL && write(fd, r, strlen(r)) < 0)
@@ -272,6 +281,7 @@ cmd_listen(int argc, char **argv)
 	if ((log = fopen(argv[1], "a")) == NULL)
 		return 4;
 	setvbuf(log, NULL, _IOLBF, 0);
+	listen_log = log;
 	signal(SIGCHLD, SIG_IGN);
 	for (int i = 3; i < argc; i++) {
 		struct sockaddr_storage ss;

@@ -1,0 +1,57 @@
+#!/bin/sh
+# action = audit: the real session goes out and is delivered intact; the
+# daemon reads the client's side up to DATA (envelope, AUTH user, never the
+# password) and releases the flow, so the body never crosses userspace.
+. "$(dirname "$0")/lib.sh"
+
+setup_net
+start_mx 25 465 587
+: >"$T/exceptions.conf"
+write_config "action = audit"
+start_daemon || { cat "$T/daemon.log"; fail "smtpguardd starts in audit mode"; finish; }
+
+# A 1 MB message.
+head -c 750000 /dev/urandom | base64 -w 76 >"$T/body"
+body_bytes=$(wc -c <"$T/body")
+before=$(sg status --json | jq .packets)
+as_uid $WEB_UID swaks --server $MX4 --port 587 --helo newsletter.example \
+    --from news@example.org --to a@example.net,b@example.net \
+    --auth PLAIN --auth-user sender@example.org --auth-password hunter2 \
+    --header "Subject: Monthly news" --body "$T/body" >"$T/swaks.out" 2>&1
+after=$(sg status --json | jq .packets)
+check "the message is delivered: the mx answers 250 to it" grep -q '<-  250 2.0.0 queued' "$T/swaks.out"
+delivered_whole() {
+	got=$(sed -n 's/^data //p' "$T/mx.log" | tail -n1)
+	[ -n "$got" ] && [ "$got" -ge "$body_bytes" ]
+}
+check "the mx received the whole body" delivered_whole
+audited() {
+	jq_any --arg uid $WEB_UID 'select(.event == "smtp" and .action == "audit" and
+	    .uid == ($uid | tonumber) and .helo == "newsletter.example" and
+	    .mail_from == "news@example.org" and .rcpt_to == ["a@example.net", "b@example.net"] and
+	    .auth_user == "sender@example.org" and .inspect == "complete" and .dst_port == 587)' \
+	    "$T/events.jsonl"
+}
+check "the smtp event holds the envelope and the AUTH user" wait_for "audit event" audited
+# (the attempt's cmdline shows swaks's own arguments, password included: that is the process)
+no_password() { ! jq -c 'select(.event == "smtp")' "$T/events.jsonl" | grep -q -e hunter2 -e aHVudGVyMg; }
+check "the AUTH password is nowhere in the smtp event" no_password
+same_flow() {
+	id=$(jq -r 'select(.event == "smtp") | .flow_id' "$T/events.jsonl" | head -n1)
+	jq_any --argjson id "$id" 'select(.event == "attempt" and .flow_id == $id and .action == "audit")' \
+	    "$T/events.jsonl"
+}
+check "the smtp event shares the attempt's flow_id" same_flow
+queued=$((after - before))
+echo "info: packets through userspace for a ${body_bytes}-byte message: $queued"
+check "packets in userspace stay few for a 1 MB message ($queued)" [ "$queued" -lt 40 ]
+check "no flow is left followed" sh -c "[ \$(ip netns exec $HOST_NS '$BUILD/smtpguard' -c '$T/smtpguard.conf' status --json | jq .flows_followed) -eq 0 ]"
+# The kernel carries the rest: a second, bigger message costs the same.
+before=$(sg status --json | jq .packets)
+cat "$T/body" "$T/body" >"$T/body2"
+as_uid $WEB_UID swaks --server $MX6 --port 25 --from news@example.org --to c@example.net \
+    --body "$T/body2" >"$T/swaks2.out" 2>&1
+after=$(sg status --json | jq .packets)
+check "IPv6 audit delivers too" grep -q '<-  250 2.0.0 queued' "$T/swaks2.out"
+check "twice the message, no more userspace packets ($((after - before)))" [ $((after - before)) -lt 40 ]
+finish
