@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 
 setup_net
-start_mx 25 465 587
+start_mx 465 587	# port 25 of a second address is the STARTTLS server below
 : >"$T/exceptions.conf"
 write_config "action = audit"
 start_daemon || { cat "$T/daemon.log"; fail "smtpguardd starts in audit mode"; finish; }
@@ -17,7 +17,7 @@ before=$(sg status --json | jq .packets)
 as_uid $WEB_UID swaks --server $MX4 --port 587 --helo newsletter.example \
     --from news@example.org --to a@example.net,b@example.net \
     --auth PLAIN --auth-user sender@example.org --auth-password hunter2 \
-    --header "Subject: Monthly news" --body "$T/body" >"$T/swaks.out" 2>&1
+    --header "Subject: Monthly news" --body @"$T/body" >"$T/swaks.out" 2>&1
 after=$(sg status --json | jq .packets)
 check "the message is delivered: the mx answers 250 to it" grep -q '<-  250 2.0.0 queued' "$T/swaks.out"
 delivered_whole() {
@@ -49,9 +49,29 @@ check "no flow is left followed" sh -c "[ \$(ip netns exec $HOST_NS '$BUILD/smtp
 # The kernel carries the rest: a second, bigger message costs the same.
 before=$(sg status --json | jq .packets)
 cat "$T/body" "$T/body" >"$T/body2"
-as_uid $WEB_UID swaks --server $MX6 --port 25 --from news@example.org --to c@example.net \
-    --body "$T/body2" >"$T/swaks2.out" 2>&1
+as_uid $WEB_UID swaks --server $MX6 --port 587 --from news@example.org --to c@example.net \
+    --body @"$T/body2" >"$T/swaks2.out" 2>&1
 after=$(sg status --json | jq .packets)
 check "IPv6 audit delivers too" grep -q '<-  250 2.0.0 queued' "$T/swaks2.out"
 check "twice the message, no more userspace packets ($((after - before)))" [ $((after - before)) -lt 40 ]
+
+# STARTTLS: inspection stops at the ClientHello (SNI logged), delivery goes on.
+in_mx ip addr add 192.0.2.26/24 dev sg-m$$
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 1 \
+    -subj /CN=mx.example.net >/dev/null 2>&1
+ip netns exec "$MX_NS" python3 "$ROOT/tests/tools/tlsmx.py" "$T/tlsmx.log" "$T/cert.pem" \
+    "$T/key.pem" 192.0.2.26 25 >"$T/tlsmx.out" 2>&1 &
+PIDS="$PIDS $!"
+wait_for "tls mx" grep -q ready "$T/tlsmx.out" || fail "the STARTTLS server starts" "$(cat "$T/tlsmx.out")"
+as_uid $WEB_UID swaks --server 192.0.2.26 --port 25 --tls --tls-sni mx.example.net \
+    --from news@example.org --to tls@example.net --body @"$T/body" >"$T/swaks-tls.out" 2>&1
+check "STARTTLS: the message is delivered over TLS" sh -c \
+    "grep -q '^tls mx.example.net' '$T/tlsmx.log' && grep -q '^data' '$T/tlsmx.log'"
+tls_logged() {
+	jq_any 'select(.event == "smtp" and .starttls == true and .tls_sni == "mx.example.net"
+	    and .rcpt_to == null and .inspect == "tls")' "$T/events.jsonl"
+}
+check "STARTTLS: starttls and the SNI are logged; inspection stopped there" \
+    wait_for "tls event" tls_logged
+
 finish
