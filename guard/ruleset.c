@@ -698,14 +698,29 @@ ruleset_build(struct nl_batch *b, const struct ruleset_spec *sp, bool native_que
 	    TRAP_PRIORITY) < 0)
 		return -1;
 
-	if (rb_start(&rb, sp->table, CHAIN_OUTPUT, "SMTP ports go through the fence") < 0)
-		return -1;
-	x_l4proto_tcp(&rb);
-	x_tcp_dport(&rb);
-	x_lookup(&rb, SET_PORTS, ID_PORTS);
-	x_verdict(&rb, NFT_JUMP, CHAIN_FENCE);
-	if (rb_put(b, &rb, "output #1 (ports)") < 0)
-		return -1;
+	if (sp->detect_any_port) {
+		/*
+		 * detect_any_port: every TCP flow of a fenced user meets the fence;
+		 * smtpguardd follows the ones to other ports up to their first
+		 * client bytes, and resets those that speak SMTP.
+		 */
+		if (rb_start(&rb, sp->table, CHAIN_OUTPUT,
+		    "detect_any_port: all TCP goes through the fence") < 0)
+			return -1;
+		x_l4proto_tcp(&rb);
+		x_verdict(&rb, NFT_JUMP, CHAIN_FENCE);
+		if (rb_put(b, &rb, "output #1 (any port)") < 0)
+			return -1;
+	} else {
+		if (rb_start(&rb, sp->table, CHAIN_OUTPUT, "SMTP ports go through the fence") < 0)
+			return -1;
+		x_l4proto_tcp(&rb);
+		x_tcp_dport(&rb);
+		x_lookup(&rb, SET_PORTS, ID_PORTS);
+		x_verdict(&rb, NFT_JUMP, CHAIN_FENCE);
+		if (rb_put(b, &rb, "output #1 (ports)") < 0)
+			return -1;
+	}
 
 	if (build_fence(b, sp, native_queue) < 0)
 		return -1;

@@ -287,6 +287,7 @@ struct ruleset_spec {
 	uint16_t	 queue_num;
 	uint32_t	 mark_mask;
 	bool		 trap;		/* the nat chain that redirects trapped flows */
+	bool		 detect_any_port;	/* all TCP meets the fence, not just @ports */
 	uint16_t	 trap_port;
 };
 int	 ruleset_build(struct nl_batch *, const struct ruleset_spec *, bool native_queue);
@@ -431,6 +432,8 @@ struct inspect {
 	uint32_t		 next_seq;	/* the next client byte we expect */
 	size_t			 max_bytes;	/* inspect_bytes */
 	bool			 tls_next;	/* the next bytes are a TLS ClientHello */
+	bool			 probe;		/* detect_any_port: only its first bytes matter */
+	unsigned int		 empty;		/* packets without payload seen */
 	bool			 overlong;
 	size_t			 len;
 	char			 line[SMTP_LINE_MAX + 1];

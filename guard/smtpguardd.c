@@ -37,6 +37,7 @@
 #define PROC_ROOT	"/proc"
 #define FLOOD_MAX_KEYS	4096	/* see flood.c for what a full table does */
 #define EPOLL_BATCH	32
+#define PROBE_EMPTY_MAX	16	/* payload-less packets before a probed flow is let go */
 
 enum tag {
 	TAG_QUEUE = 1,
@@ -347,6 +348,94 @@ raise_alert(struct daemon *d, const struct event *attempt, const char *msg)
 		log_warn("alert program %s not run", d->cfg.alert_exec);
 }
 
+static bool
+port_fenced(const struct config *cfg, uint16_t port)
+{
+	for (size_t i = 0; i < cfg->nports; i++)
+		if (cfg->ports[i] == port)
+			return true;
+	return false;
+}
+
+/* The length of the first line of a payload, without its CRLF, bounded. */
+static size_t
+memcspn_line(const uint8_t *p, size_t len)
+{
+	size_t n = 0;
+
+	while (n < len && n < SMTP_LINE_MAX && p[n] != '\r' && p[n] != '\n')
+		n++;
+	return n;
+}
+
+/* The SYN of a flow to an unfenced port: name its sender now, decide at its first bytes. */
+static void
+start_probe(struct daemon *d, const struct queue_packet *qp, const struct pkt *p, time_t now)
+{
+	struct attrib who;
+	struct flow *f;
+	struct inspect *in;
+
+	if (!(p->tcp_flags & TH_SYN)) {
+		verdict(d, qp, MARK_ALLOW);	/* begun before we could see it */
+		return;
+	}
+	attrib_flow(d->attrib, p, qp->has_uid, qp->uid, qp->has_gid, qp->gid, &who);
+	if ((f = follow_flow(d, p, &who, d->next_flow_id++, ACTION_NONE, now)) == NULL ||
+	    (in = inspect_new(p->seq, d->cfg.inspect_bytes, false)) == NULL) {
+		if (f != NULL)
+			flow_remove(d->flows, f);
+		verdict(d, qp, MARK_ALLOW);	/* no room to follow it: let it be */
+		return;
+	}
+	in->probe = true;
+	f->inspect = in;
+	verdict(d, qp, MARK_INSPECT);
+}
+
+/*
+ * detect_any_port: a flow to an unfenced port, followed to its first client
+ * bytes. SMTP's greeting there is reset and logged; anything else is let go
+ * for good (ct mark "allowed"), so each flow costs a few userspace trips.
+ */
+static void
+probe_packet(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
+    struct flow *f)
+{
+	struct inspect *in = f->inspect;
+	struct event e = { .event = "attempt", .action = "reject", .rule = "smtp-on-any-port" };
+	struct smtp_client cl = { 0 };
+	size_t len;
+
+	if (p->payload_len == 0 && !(p->tcp_flags & (TH_FIN | TH_RST)) &&
+	    ++in->empty < PROBE_EMPTY_MAX) {
+		if (queue_verdict(d->queue, qp->id, NF_ACCEPT, false, 0) < 0)
+			d->cnt.verdict_errors++;
+		return;
+	}
+	if (p->payload_len == 0 || !smtp_looks_like_smtp(p->payload, p->payload_len)) {
+		verdict(d, qp, MARK_ALLOW);
+		inspect_free(in);
+		f->inspect = NULL;
+		flow_remove(d->flows, f);
+		return;
+	}
+	verdict(d, qp, MARK_REJECT);
+	d->cnt.decisions[ACTION_REJECT]++;
+	len = memcspn_line(p->payload, p->payload_len);
+	smtp_client_line(&cl, &in->info, (const char *)p->payload, len);
+	in->info.proto = "smtp";
+	in->info.bytes = p->payload_len;
+	e.who = &f->who;
+	e.flow = &f->addr;
+	e.flow_id = f->flow_id;
+	e.smtp = &in->info;
+	emit(d, &e);
+	inspect_free(in);
+	f->inspect = NULL;
+	flow_remove(d->flows, f);
+}
+
 /*
  * A later packet of a flow under audit: read it, let it go on, and once
  * inspection is done release the flow to the kernel. Returns false if the
@@ -363,6 +452,10 @@ audit_packet(struct daemon *d, const struct queue_packet *qp, const struct pkt *
 		return false;
 	d->cnt.inspected++;
 	f->last_seen = now;
+	if (((struct inspect *)f->inspect)->probe) {
+		probe_packet(d, qp, p, f);
+		return true;
+	}
 	if (inspect_segment(f->inspect, p) == INSPECT_MORE) {
 		if (queue_verdict(d->queue, qp->id, NF_ACCEPT, false, 0) < 0)
 			d->cnt.verdict_errors++;
@@ -394,6 +487,10 @@ on_packet(const struct queue_packet *qp, void *arg)
 	}
 	if (!(p.tcp_flags & TH_SYN) && audit_packet(d, qp, &p, now))
 		return;
+	if (d->cfg.detect_any_port && !port_fenced(&d->cfg, p.dport)) {
+		start_probe(d, qp, &p, now);
+		return;
+	}
 	/* Attribute before the verdict: the process still sits in connect(). */
 	attrib_flow(d->attrib, &p, qp->has_uid, qp->uid, qp->has_gid, qp->gid, &who);
 	policy_decide(d->cfg.action, &d->exc, who.uid, who.has_uid, &p, now, &dec);
@@ -481,6 +578,7 @@ ruleset_spec_of(const struct daemon *d, const struct config *cfg, const uid_t *m
 	spec->queue_num = cfg->queue_num;
 	spec->mark_mask = cfg->mark_mask;
 	spec->trap = true;
+	spec->detect_any_port = cfg->detect_any_port;
 	spec->trap_port = cfg->trap_port;
 	(void)d;
 }

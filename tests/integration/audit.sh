@@ -59,7 +59,7 @@ check "twice the message, no more userspace packets ($((after - before)))" [ $((
 in_mx ip addr add 192.0.2.26/24 dev sg-m$$
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 1 \
     -subj /CN=mx.example.net >/dev/null 2>&1
-ip netns exec "$MX_NS" python3 "$ROOT/tests/tools/tlsmx.py" "$T/tlsmx.log" "$T/cert.pem" \
+ip netns exec "$MX_NS" /usr/bin/python3 "$ROOT/tests/tools/tlsmx.py" "$T/tlsmx.log" "$T/cert.pem" \
     "$T/key.pem" 192.0.2.26 25 >"$T/tlsmx.out" 2>&1 &
 PIDS="$PIDS $!"
 wait_for "tls mx" grep -q ready "$T/tlsmx.out" || fail "the STARTTLS server starts" "$(cat "$T/tlsmx.out")"
