@@ -214,7 +214,8 @@ smtp_client_line(struct smtp_client *cl, struct smtp_info *m, const char *line, 
 		while (n < c.arglen && c.arg[n] == ' ')
 			n++;
 		if (strcasecmp(m->auth_mech, "PLAIN") == 0) {
-			if (n < c.arglen && strcmp(c.arg + n, "=") != 0)
+			/* "=" alone is an empty initial response (RFC 4954). */
+			if (n < c.arglen && !(c.arglen - n == 1 && c.arg[n] == '='))
 				auth_plain(m, c.arg + n, c.arglen - n);
 			else
 				cl->auth_step = SMTP_AUTH_PLAIN_NEXT;

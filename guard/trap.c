@@ -399,7 +399,8 @@ trap_start(const struct config *cfg, const char *chroot_dir, int *report_fd, cha
 	int sp[2];
 	pid_t pid;
 
-	if (mkdir(chroot_dir, 0755) < 0 && errno != EEXIST) {
+	if (ensure_parent_dir(chroot_dir, 0755) < 0 ||
+	    (mkdir(chroot_dir, 0755) < 0 && errno != EEXIST)) {
 		snprintf(err, errlen, "trap chroot %s: %s", chroot_dir, strerror(errno));
 		return -1;
 	}

@@ -158,6 +158,19 @@ garbage_is_no_command(void **state)
 	assert_string_equal(m.mail_from, "");
 }
 
+static void
+auth_plain_at_the_end_of_an_unterminated_line_is_read_in_bounds(void **state)
+{
+	struct smtp_client cl = { 0 };
+	struct smtp_info m = { 0 };
+	char line[] = { 'A', 'U', 'T', 'H', ' ', 'P', 'L', 'A', 'I', 'N', ' ', '=' };
+
+	(void)state;
+	/* found by fuzz_smtpcmd: the line is not NUL-terminated */
+	smtp_client_line(&cl, &m, line, sizeof(line));
+	assert_int_equal(cl.auth_step, SMTP_AUTH_PLAIN_NEXT);
+}
+
 int
 main(void)
 {
@@ -170,6 +183,7 @@ main(void)
 		cmocka_unit_test(adjacent_encoded_words_join_without_the_space),
 		cmocka_unit_test(smtp_is_recognised_by_its_greeting),
 		cmocka_unit_test(garbage_is_no_command),
+		cmocka_unit_test(auth_plain_at_the_end_of_an_unterminated_line_is_read_in_bounds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
