@@ -32,7 +32,7 @@ BINS	= build/smtpguardd build/smtpguard
 TOOLSRC	= $(wildcard tests/tools/*.c)
 TOOLBIN	= $(TOOLSRC:tests/tools/%.c=build/tools/%)
 
-.PHONY: all deps tests check fuzz install uninstall harden clean
+.PHONY: all deps tests check fuzz install uninstall harden demo clean
 
 all: $(BINS)
 
@@ -109,6 +109,10 @@ uninstall:
 
 harden:
 	scripts/harden
+
+# The whole story in throwaway namespaces; nothing on the host changes.
+demo: all $(TOOLBIN)
+	scripts/demo
 
 clean:
 	rm -rf build
