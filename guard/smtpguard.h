@@ -514,4 +514,107 @@ struct event_log	*event_open(const char *path, bool use_syslog, char *err, size_
 void			 event_close(struct event_log *);
 int			 event_write(struct event_log *, const struct event *);
 
+/* smtp.c */
+#define SMTP_EVENTS_MAX		32	/* replies owed at once; fed on once drained */
+#define SMTP_UNKNOWN_MAX	10	/* unknown commands in a row: not an SMTP client */
+#define SMTP_UNFOLD_MAX		2048	/* one unfolded header field; the rest is cut */
+enum smtp_mode {
+	SMTP_MODE_AUDIT,	/* passive: stop at DATA and STARTTLS, no events */
+	SMTP_MODE_TRAP,		/* a server: events to answer, message headers read */
+};
+enum smtp_state {
+	SMTP_CONTINUE = 0,	/* feed more */
+	SMTP_STOP_DATA,		/* audit: DATA sent, the message follows */
+	SMTP_STOP_STARTTLS,	/* audit: STARTTLS sent, TLS follows (tls_sni) */
+	SMTP_STOP_QUIT,		/* QUIT sent */
+	SMTP_ERROR_OVERLONG,	/* a command line past SMTP_LINE_MAX */
+	SMTP_ERROR_NOT_SMTP,	/* binary, or no command we know */
+};
+/* What the server should answer; the trap maps it to a reply code per verb. */
+enum smtp_status {
+	SMTP_ST_OK,		/* 250; 221 QUIT; 235/535 AUTH; the end-of-DATA reply */
+	SMTP_ST_MORE,		/* 354 after DATA, 334 during AUTH: the client goes on */
+	SMTP_ST_SYNTAX,		/* 501: bad arguments, bad base64, AUTH cancelled */
+	SMTP_ST_SEQUENCE,	/* 503: RCPT before MAIL, DATA before RCPT, ... */
+	SMTP_ST_UNKNOWN,	/* 500: no such command */
+	SMTP_ST_UNSUPPORTED,	/* 504: an AUTH mechanism the parser cannot follow */
+};
+enum smtp_event_type {
+	SMTP_EV_COMMAND,	/* a command line */
+	SMTP_EV_AUTH_RESPONSE,	/* a line answering a 334 */
+	SMTP_EV_MESSAGE_END,	/* the "." that ends DATA */
+};
+struct smtp_event {
+	enum smtp_event_type	 type;
+	enum smtp_verb		 verb;	/* SMTP_UNKNOWN for an unknown command */
+	enum smtp_status	 status;
+};
+enum smtp_phase {
+	SMTP_PH_COMMAND, SMTP_PH_AUTH_PLAIN, SMTP_PH_AUTH_LOGIN_USER, SMTP_PH_AUTH_LOGIN_PASS,
+	SMTP_PH_AUTH_OTHER, SMTP_PH_HEADERS, SMTP_PH_BODY,
+};
+/*
+ * A client's side of one session, fed in chunks of any size. The caller
+ * allocates it and reads info; the rest is the parser's own.
+ */
+struct smtp_parser {
+	enum smtp_mode		 mode;
+	enum smtp_state		 state;		/* sticky once not SMTP_CONTINUE */
+	size_t			 used;		/* bytes of the last chunk read */
+	enum smtp_phase		 phase;
+	bool			 greeted, in_mail, has_rcpt;
+	unsigned int		 nlines;	/* command lines seen */
+	unsigned int		 unknown_run;
+	bool			 crlf_before;	/* DATA: the previous line ended in CRLF */
+	bool			 last_cr;	/* the last byte read was CR */
+	size_t			 len;		/* bytes of the current line, all counted */
+	char			 line[SMTP_LINE_MAX + 1];
+	size_t			 hlen;
+	char			 hbuf[SMTP_UNFOLD_MAX];	/* the header field being unfolded */
+	size_t			 ev_first, nev;
+	struct smtp_event	 ev[SMTP_EVENTS_MAX];
+	struct smtp_info	 info;
+};
+void		 smtp_parser_init(struct smtp_parser *, enum smtp_mode);
+enum smtp_state	 smtp_feed(struct smtp_parser *, const uint8_t *, size_t);
+bool		 smtp_event_next(struct smtp_parser *, struct smtp_event *);
+size_t		 smtp_decode_words(const char *, size_t, char *out, size_t size);
+
+/* stream.c */
+#define STREAM_PENDING_MAX	8	/* segments held ahead of a gap */
+#define STREAM_PENDING_BYTES	16384	/* bytes held ahead of a gap: a few full segments */
+#define STREAM_SEGMENT_MAX	65535	/* the largest TCP payload an IP packet carries */
+#define STREAM_CHUNKS_MAX	(1 + STREAM_PENDING_MAX)	/* the segment, then held ones */
+enum stream_result {
+	STREAM_OK = 0,		/* out holds the newly contiguous bytes (maybe none) */
+	STREAM_INCOMPLETE,	/* a gap the bounds cannot wait for: stop reading, for good */
+	STREAM_INVALID,		/* a segment longer than STREAM_SEGMENT_MAX */
+};
+struct stream_chunk {
+	const uint8_t	*p;		/* valid until the next stream_add() */
+	size_t		 len;
+};
+struct stream_seg {
+	uint32_t	 seq;
+	uint32_t	 len;
+	size_t		 off;		/* into store */
+};
+struct stream {
+	uint32_t		 next;		/* the next byte to deliver */
+	uint64_t		 delivered;
+	bool			 incomplete;
+	bool			 stale;		/* store holds delivered bytes to drop */
+	size_t			 npend;
+	struct stream_seg	 pend[STREAM_PENDING_MAX];	/* in sequence order */
+	size_t			 used;
+	uint8_t			 store[STREAM_PENDING_BYTES];
+};
+void			 stream_init(struct stream *, uint32_t isn);
+enum stream_result	 stream_add(struct stream *, uint32_t seq, const uint8_t *, size_t,
+			    struct stream_chunk out[STREAM_CHUNKS_MAX], size_t *nout);
+size_t			 stream_pending(const struct stream *);
+
+/* tls.c */
+int	 tls_sni(const uint8_t *, size_t, char *out, size_t outlen);
+
 #endif /* SMTPGUARD_H */
