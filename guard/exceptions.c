@@ -4,14 +4,17 @@
  *
  *   allow WHO [to=CIDR,...] [port=N,...] [audit] [cap=N/hour] [comment="..."]
  *
- * WHO is a user name, a numeric uid or @group (its members and the users
- * whose primary group it is), resolved through passwd/group files given by
- * path. An exception with no narrowing is "plain": its uids go into the
- * kernel set. The file is replaced atomically (temp file, fsync, rename).
- * Pure: errors are sentences in err (with FILE:LINE when loading).
+ * WHO is a user name, a numeric uid or @group (its listed members and the
+ * users whose primary group it is), resolved through passwd/group files given
+ * by path; it is kept as written for display and revoke. An exception with no
+ * narrowing is "plain": its uids go into the kernel set. The comment is
+ * double-quoted, with \" and \\ as its only escapes, valid UTF-8 and no
+ * control characters. The file is replaced atomically (temp file, fsync,
+ * rename, fsync of the directory). Pure: never logs, never exits; errors are
+ * printable ASCII sentences in err (with FILE:LINE when loading), so they
+ * travel safely in a JSON reply and on a terminal.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -26,26 +29,103 @@
 
 #include "smtpguard.h"
 
-#define EXC_FILE_MAX	(1024 * 1024)
+#define QUOTE_MAX	64	/* bytes of hostile input echoed in an error */
+#define BLANKS		" \t"
+#define DIGITS		"0123456789"
 
-static int
+/* Input echoed in an error: printable ASCII only, cut to QUOTE_MAX. */
+static const char *
+quote(const char *s, size_t n, char *out, size_t outlen)
+{
+	size_t k = 0, keep = n < QUOTE_MAX ? n : QUOTE_MAX;
+
+	for (size_t i = 0; i < keep && k + 1 < outlen; i++)
+		out[k++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+	if (keep < n && k + 3 < outlen) {
+		memcpy(out + k, "...", 3);
+		k += 3;
+	}
+	out[k] = '\0';
+	return out;
+}
+
+static bool
+all_digits(const char *s)
+{
+	return s[0] != '\0' && s[strspn(s, DIGITS)] == '\0';
+}
+
+static bool
 valid_who(const char *s)
 {
 	size_t n = strlen(s);
 
 	if (n == 0 || n >= EXCEPTION_WHO_MAX || (s[0] == '@' && n == 1))
-		return 0;
+		return false;
 	for (size_t i = s[0] == '@'; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && strchr("._-$", s[i]) == NULL)
-			return 0;
-	return 1;
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') || strchr("._-$", s[i]) != NULL))
+			return false;
+	return true;
+}
+
+/* RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF. */
+static bool
+valid_utf8(const unsigned char *s)
+{
+	while (*s != '\0') {
+		unsigned int c = *s, need, min;
+		unsigned long cp;
+
+		if (c < 0x80) {
+			s++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0) {
+			need = 1, min = 0x80, cp = c & 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			need = 2, min = 0x800, cp = c & 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			need = 3, min = 0x10000, cp = c & 0x07;
+		} else
+			return false;
+		for (unsigned int i = 1; i <= need; i++) {
+			if ((s[i] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		s += need + 1;
+	}
+	return true;
+}
+
+static int
+check_comment(const char *s, char *err, size_t errlen)
+{
+	if (strlen(s) > EXCEPTION_COMMENT_MAX) {
+		snprintf(err, errlen, "comment longer than %d bytes", EXCEPTION_COMMENT_MAX);
+		return -1;
+	}
+	for (const char *p = s; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			snprintf(err, errlen, "comment holds a control character (a newline, "
+			    "tab, ...): keep it to one line of text");
+			return -1;
+		}
+	if (!valid_utf8((const unsigned char *)s)) {
+		snprintf(err, errlen, "comment is not valid UTF-8");
+		return -1;
+	}
+	return 0;
 }
 
 int
 cidr_parse(const char *s, struct cidr *c)
 {
 	char buf[INET6_ADDRSTRLEN + 8], *slash, *end;
-	long prefix;
+	long prefix, max;
 
 	if (strlcpy_sg(buf, s, sizeof(buf)) >= sizeof(buf))
 		return -1;
@@ -58,19 +138,18 @@ cidr_parse(const char *s, struct cidr *c)
 		c->family = AF_INET6;
 	else
 		return -1;
-	prefix = c->family == AF_INET ? 32 : 128;
+	max = prefix = c->family == AF_INET ? 32 : 128;
 	if (slash != NULL) {
-		long max = prefix;
-
-		if (!isdigit((unsigned char)slash[1]))
+		if (slash[1] < '0' || slash[1] > '9')
 			return -1;
+		errno = 0;
 		prefix = strtol(slash + 1, &end, 10);
-		if (*end != '\0' || prefix < 0 || prefix > max)
+		if (*end != '\0' || errno != 0 || prefix > max)
 			return -1;
 	}
 	c->prefix = (uint8_t)prefix;
 	/* Host bits set ("192.0.2.5/24") are a typo more often than not. */
-	for (int bit = prefix; bit < (c->family == AF_INET ? 32 : 128); bit++)
+	for (long bit = prefix; bit < max; bit++)
 		if (c->addr[bit / 8] & (0x80 >> (bit % 8)))
 			return -1;
 	return 0;
@@ -94,7 +173,8 @@ cidr_format(const struct cidr *c, char *out, size_t len)
 {
 	char a[INET6_ADDRSTRLEN];
 
-	inet_ntop(c->family, c->addr, a, sizeof(a));
+	if (inet_ntop(c->family, c->addr, a, sizeof(a)) == NULL)
+		strlcpy_sg(a, "?", sizeof(a));
 	snprintf(out, len, "%s/%u", a, c->prefix);
 }
 
@@ -111,60 +191,67 @@ add_uid(struct exception *x, uid_t uid)
 }
 
 static int
-resolve_who(struct exception *x, const char *passwd, const char *group, char *err,
+resolve_user(struct exception *x, const char *passwd, char *err, size_t errlen)
+{
+	struct passwd *pw;
+	FILE *fp;
+	int found = 0;
+
+	if ((fp = fopen(passwd, "re")) == NULL) {
+		snprintf(err, errlen, "%s: %s", passwd, strerror(errno));
+		return -1;
+	}
+	while (!found && (pw = fgetpwent(fp)) != NULL)
+		if (strcmp(pw->pw_name, x->who) == 0) {
+			found = 1;
+			(void)add_uid(x, pw->pw_uid);
+		}
+	fclose(fp);
+	if (!found) {
+		snprintf(err, errlen, "unknown user '%s' (not in %s)", x->who, passwd);
+		return -1;
+	}
+	return 0;
+}
+
+/* @group: its listed members plus every user whose primary group it is. */
+static int
+resolve_group(struct exception *x, const char *passwd, const char *group, char *err,
     size_t errlen)
 {
+	char members[EXCEPTION_UIDS_MAX][USER_NAME_MAX];
+	size_t nmembers = 0;
+	const char *name = x->who + 1;
 	struct passwd *pw;
 	struct group *gr;
 	FILE *fp;
 	gid_t gid = 0;
-	bool found = false;
+	int found = 0, rc = -1;
 
-	if (isdigit((unsigned char)x->who[0])) {
-		char *end;
-		unsigned long n = strtoul(x->who, &end, 10);
-
-		if (*end != '\0' || n >= (uid_t)-1) {
-			snprintf(err, errlen, "'%s' is not a user, uid or @group", x->who);
-			return -1;
-		}
-		return add_uid(x, (uid_t)n);
-	}
-	if (x->who[0] != '@') {
-		if ((fp = fopen(passwd, "re")) == NULL) {
-			snprintf(err, errlen, "%s: %s", passwd, strerror(errno));
-			return -1;
-		}
-		while ((pw = fgetpwent(fp)) != NULL)
-			if (strcmp(pw->pw_name, x->who) == 0) {
-				found = true;
-				add_uid(x, pw->pw_uid);
-				break;
-			}
-		fclose(fp);
-		if (!found)
-			snprintf(err, errlen, "unknown user '%s'", x->who);
-		return found ? 0 : -1;
-	}
 	if ((fp = fopen(group, "re")) == NULL) {
 		snprintf(err, errlen, "%s: %s", group, strerror(errno));
 		return -1;
 	}
-	char members[EXCEPTION_UIDS_MAX][USER_NAME_MAX];
-	size_t nmembers = 0;
-
-	while ((gr = fgetgrent(fp)) != NULL) {
-		if (strcmp(gr->gr_name, x->who + 1) != 0)
+	while (!found && (gr = fgetgrent(fp)) != NULL) {
+		if (strcmp(gr->gr_name, name) != 0)
 			continue;
-		found = true;
+		found = 1;
 		gid = gr->gr_gid;
-		for (char **m = gr->gr_mem; *m != NULL && nmembers < EXCEPTION_UIDS_MAX; m++)
+		for (char **m = gr->gr_mem; *m != NULL; m++) {
+			if (nmembers == EXCEPTION_UIDS_MAX ||
+			    strlen(*m) >= USER_NAME_MAX) {
+				fclose(fp);
+				snprintf(err, errlen, "group '%s' has more than %d members "
+				    "or a member name longer than %d bytes", name,
+				    EXCEPTION_UIDS_MAX, USER_NAME_MAX - 1);
+				return -1;
+			}
 			strlcpy_sg(members[nmembers++], *m, USER_NAME_MAX);
-		break;
+		}
 	}
 	fclose(fp);
 	if (!found) {
-		snprintf(err, errlen, "unknown group '%s'", x->who + 1);
+		snprintf(err, errlen, "unknown group '%s' (not in %s)", name, group);
 		return -1;
 	}
 	if ((fp = fopen(passwd, "re")) == NULL) {
@@ -177,179 +264,277 @@ resolve_who(struct exception *x, const char *passwd, const char *group, char *er
 		for (size_t i = 0; !member && i < nmembers; i++)
 			member = strcmp(members[i], pw->pw_name) == 0;
 		if (member && add_uid(x, pw->pw_uid) < 0) {
-			fclose(fp);
-			snprintf(err, errlen, "group '%s' has more than %d users", x->who + 1,
+			snprintf(err, errlen, "group '%s' has more than %d users", name,
 			    EXCEPTION_UIDS_MAX);
-			return -1;
+			goto out;
 		}
 	}
-	fclose(fp);
 	if (x->nuids == 0) {
-		snprintf(err, errlen, "group '%s' has no users", x->who + 1);
+		snprintf(err, errlen, "group '%s' has no users in %s", name, passwd);
+		goto out;
+	}
+	rc = 0;
+out:
+	fclose(fp);
+	return rc;
+}
+
+static int
+resolve_who(struct exception *x, const char *passwd, const char *group, char *err,
+    size_t errlen)
+{
+	if (all_digits(x->who)) {
+		char *end;
+		unsigned long n;
+
+		errno = 0;
+		n = strtoul(x->who, &end, 10);
+		/* (uid_t)-1 means "no uid" to the kernel and to chown(2). */
+		if (errno != 0 || n >= (uid_t)-1) {
+			snprintf(err, errlen, "uid %s is out of range", x->who);
+			return -1;
+		}
+		return add_uid(x, (uid_t)n);
+	}
+	if (x->who[0] == '@')
+		return resolve_group(x, passwd, group, err, errlen);
+	return resolve_user(x, passwd, err, errlen);
+}
+
+static int
+add_cidr(struct exception *x, const char *s, char *err, size_t errlen)
+{
+	char q[QUOTE_MAX + 4];
+	struct cidr c;
+
+	if (cidr_parse(s, &c) < 0) {
+		snprintf(err, errlen, "bad destination '%s' (an IPv4 or IPv6 address or "
+		    "network such as 192.0.2.0/24 or 2001:db8::/32, host bits clear)",
+		    quote(s, strlen(s), q, sizeof(q)));
 		return -1;
 	}
+	for (size_t i = 0; i < x->nto; i++)
+		if (memcmp(&x->to[i], &c, sizeof(c)) == 0) {
+			snprintf(err, errlen, "destination '%s' given twice",
+			    quote(s, strlen(s), q, sizeof(q)));
+			return -1;
+		}
+	if (x->nto == EXCEPTION_CIDRS_MAX) {
+		snprintf(err, errlen, "more than %d destinations", EXCEPTION_CIDRS_MAX);
+		return -1;
+	}
+	x->to[x->nto++] = c;
 	return 0;
 }
 
 static int
-parse_list(const char *v, char *err, size_t errlen, struct exception *x, bool cidrs)
+add_port(struct exception *x, const char *s, char *err, size_t errlen)
 {
-	char buf[EXCEPTION_LINE_MAX], *tok, *save = NULL;
+	char q[QUOTE_MAX + 4], *end;
+	unsigned long p;
 
-	strlcpy_sg(buf, v, sizeof(buf));
-	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (cidrs) {
-			if (x->nto == EXCEPTION_CIDRS_MAX) {
-				snprintf(err, errlen, "more than %d destinations", EXCEPTION_CIDRS_MAX);
-				return -1;
-			}
-			if (cidr_parse(tok, &x->to[x->nto]) < 0) {
-				snprintf(err, errlen, "bad destination '%s' (an IPv4 or IPv6 "
-				    "address or CIDR such as 192.0.2.0/24)", tok);
-				return -1;
-			}
-			x->nto++;
-		} else {
-			char *end;
-			unsigned long p = strtoul(tok, &end, 10);
-
-			if (!isdigit((unsigned char)tok[0]) || *end != '\0' || p < 1 || p > 65535) {
-				snprintf(err, errlen, "bad port '%s' (1-65535)", tok);
-				return -1;
-			}
-			if (x->nports == EXCEPTION_PORTS_MAX) {
-				snprintf(err, errlen, "more than %d ports", EXCEPTION_PORTS_MAX);
-				return -1;
-			}
-			x->ports[x->nports++] = (uint16_t)p;
-		}
-	}
-	if ((cidrs && x->nto == 0) || (!cidrs && x->nports == 0)) {
-		snprintf(err, errlen, "empty %s list", cidrs ? "to=" : "port=");
+	errno = 0;
+	p = all_digits(s) ? strtoul(s, &end, 10) : 0;
+	if (errno != 0 || p < 1 || p > 65535) {
+		snprintf(err, errlen, "bad port '%s' (1-65535)", quote(s, strlen(s), q, sizeof(q)));
 		return -1;
 	}
+	for (size_t i = 0; i < x->nports; i++)
+		if (x->ports[i] == p) {
+			snprintf(err, errlen, "port %lu given twice", p);
+			return -1;
+		}
+	if (x->nports == EXCEPTION_PORTS_MAX) {
+		snprintf(err, errlen, "more than %d ports", EXCEPTION_PORTS_MAX);
+		return -1;
+	}
+	x->ports[x->nports++] = (uint16_t)p;
 	return 0;
+}
+
+/* "a,b,c": every item non-empty (a stray comma is a typo, not "any"). */
+static int
+parse_list(const char *v, bool cidrs, struct exception *x, char *err, size_t errlen)
+{
+	char item[EXCEPTION_LINE_MAX];
+	const char *what = cidrs ? "to" : "port";
+
+	for (;;) {
+		size_t n = strcspn(v, ",");
+
+		if (n == 0) {
+			snprintf(err, errlen, "empty item in the %s list", what);
+			return -1;
+		}
+		if (n >= sizeof(item)) {
+			snprintf(err, errlen, "%s list too long", what);
+			return -1;
+		}
+		memcpy(item, v, n);
+		item[n] = '\0';
+		if ((cidrs ? add_cidr(x, item, err, errlen) : add_port(x, item, err, errlen)) < 0)
+			return -1;
+		if (v[n] == '\0')
+			return 0;
+		v += n + 1;
+	}
 }
 
 static int
 parse_cap(const char *v, unsigned int *cap, char *err, size_t errlen)
 {
-	char *end;
-	unsigned long n = strtoul(v, &end, 10);
+	char q[QUOTE_MAX + 4], *end = NULL;
+	unsigned long n = 0;
 
-	if (!isdigit((unsigned char)v[0]) || strcmp(end, "/hour") != 0 || n < 1 ||
+	errno = 0;
+	if (v[0] >= '0' && v[0] <= '9')
+		n = strtoul(v, &end, 10);
+	if (end == NULL || errno != 0 || strcmp(end, "/hour") != 0 || n < 1 ||
 	    n > EXCEPTION_CAP_MAX) {
-		snprintf(err, errlen, "bad cap '%s' (N/hour, N from 1 to %d)", v,
-		    EXCEPTION_CAP_MAX);
+		snprintf(err, errlen, "bad cap '%s' (N/hour, N from 1 to %d)",
+		    quote(v, strlen(v), q, sizeof(q)), EXCEPTION_CAP_MAX);
 		return -1;
 	}
 	*cap = (unsigned int)n;
 	return 0;
 }
 
-/* comment="..." with \" and \\ escapes; printable characters only. */
+/* The quoted value after comment=; returns what follows the closing quote. */
 static const char *
 parse_comment(const char *p, char *out, char *err, size_t errlen)
 {
+	char raw[EXCEPTION_LINE_MAX];
 	size_t n = 0;
 
 	if (*p++ != '"') {
-		snprintf(err, errlen, "comment must be in double quotes");
+		snprintf(err, errlen, "comment must be in double quotes: comment=\"...\"");
 		return NULL;
 	}
 	for (; *p != '"'; p++) {
 		if (*p == '\0') {
-			snprintf(err, errlen, "unterminated comment");
+			snprintf(err, errlen, "comment has no closing quote");
 			return NULL;
 		}
-		if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+		if (*p == '\\') {
+			if (p[1] != '"' && p[1] != '\\') {
+				snprintf(err, errlen, "comment: only \\\" and \\\\ may follow "
+				    "a backslash");
+				return NULL;
+			}
 			p++;
-		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-			snprintf(err, errlen, "comment holds a control character");
-			return NULL;
 		}
-		if (n == EXCEPTION_COMMENT_MAX) {
-			snprintf(err, errlen, "comment longer than %d bytes", EXCEPTION_COMMENT_MAX);
-			return NULL;
-		}
-		out[n++] = *p;
+		/* Bounded by the line, which is shorter than raw. */
+		raw[n++] = *p;
 	}
-	out[n] = '\0';
+	raw[n] = '\0';
+	if (check_comment(raw, err, errlen) < 0)
+		return NULL;
+	memcpy(out, raw, n + 1);
 	return p + 1;
+}
+
+/* The next blank-separated word into word; returns what follows it. */
+static const char *
+next_word(const char *p, char *word)
+{
+	size_t n;
+
+	p += strspn(p, BLANKS);
+	n = strcspn(p, BLANKS);
+	memcpy(word, p, n);
+	word[n] = '\0';
+	return p + n;
+}
+
+enum option { OPT_TO, OPT_PORT, OPT_CAP, OPT_AUDIT, OPT_COUNT };
+
+/* One of to=, port=, cap=, audit; each at most once (seen: a bit per option). */
+static int
+parse_option(const char *word, struct exception *x, unsigned int *seen, char *err,
+    size_t errlen)
+{
+	static const char *const names[OPT_COUNT] = { "to", "port", "cap", "audit" };
+	const char *eq = strchr(word, '=');
+	size_t n = eq != NULL ? (size_t)(eq - word) : strlen(word);
+	char q[QUOTE_MAX + 4];
+	int o;
+
+	for (o = 0; o < OPT_COUNT; o++)
+		if (strlen(names[o]) == n && strncmp(word, names[o], n) == 0)
+			break;
+	if (o == OPT_COUNT || (o == OPT_AUDIT) != (eq == NULL)) {
+		snprintf(err, errlen, "unknown option '%s' (to=, port=, audit, cap=, "
+		    "comment=)", quote(word, strlen(word), q, sizeof(q)));
+		return -1;
+	}
+	if (*seen & 1u << o) {
+		snprintf(err, errlen, "'%s' given twice", names[o]);
+		return -1;
+	}
+	*seen |= 1u << o;
+	switch (o) {
+	case OPT_TO:
+		return parse_list(eq + 1, true, x, err, errlen);
+	case OPT_PORT:
+		return parse_list(eq + 1, false, x, err, errlen);
+	case OPT_CAP:
+		return parse_cap(eq + 1, &x->cap_per_hour, err, errlen);
+	default:
+		x->audit = true;
+		return 0;
+	}
 }
 
 int
 exception_parse(const char *line, const char *passwd, const char *group,
     struct exception *x, char *err, size_t errlen)
 {
-	char word[EXCEPTION_LINE_MAX];
-	const char *p = line;
-	bool seen_to = false, seen_port = false, seen_cap = false, seen_comment = false;
+	char word[EXCEPTION_LINE_MAX], q[QUOTE_MAX + 4];
+	const char *p;
+	unsigned int seen = 0;
+	bool seen_comment = false;
 
 	memset(x, 0, sizeof(*x));
 	if (strlen(line) >= EXCEPTION_LINE_MAX) {
 		snprintf(err, errlen, "line longer than %d bytes", EXCEPTION_LINE_MAX - 1);
 		return -1;
 	}
-	for (int i = 0; ; i++) {
-		size_t n;
-
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (*p == '\0' || *p == '\n')
+	p = next_word(line, word);
+	if (strcmp(word, "allow") != 0) {
+		snprintf(err, errlen, "expected 'allow USER|UID|@GROUP [options]', got '%s'",
+		    quote(word, strlen(word), q, sizeof(q)));
+		return -1;
+	}
+	p = next_word(p, word);
+	if (!valid_who(word)) {
+		snprintf(err, errlen, word[0] == '\0' ? "allow whom? (USER, UID or @GROUP)" :
+		    "'%s' is not a user name, uid or @group",
+		    quote(word, strlen(word), q, sizeof(q)));
+		return -1;
+	}
+	strlcpy_sg(x->who, word, sizeof(x->who));
+	for (;;) {
+		p += strspn(p, BLANKS);
+		if (*p == '\0')
 			break;
 		if (strncmp(p, "comment=", 8) == 0) {
 			if (seen_comment) {
-				snprintf(err, errlen, "comment given twice");
+				snprintf(err, errlen, "'comment' given twice");
 				return -1;
 			}
 			seen_comment = true;
 			if ((p = parse_comment(p + 8, x->comment, err, errlen)) == NULL)
 				return -1;
-			if (*p != '\0' && *p != ' ' && *p != '\t' && *p != '\n') {
-				snprintf(err, errlen, "text after the comment's closing quote");
+			if (*p != '\0' && strchr(BLANKS, *p) == NULL) {
+				snprintf(err, errlen, "text right after the comment's closing "
+				    "quote");
 				return -1;
 			}
 			continue;
 		}
-		n = strcspn(p, " \t\n");
-		memcpy(word, p, n);
-		word[n] = '\0';
-		p += n;
-		if (i == 0) {
-			if (strcmp(word, "allow") != 0) {
-				snprintf(err, errlen, "expected 'allow WHO ...', got '%s'", word);
-				return -1;
-			}
-		} else if (i == 1) {
-			if (!valid_who(word)) {
-				snprintf(err, errlen, "'%s' is not a user, uid or @group", word);
-				return -1;
-			}
-			strlcpy_sg(x->who, word, sizeof(x->who));
-		} else if (strncmp(word, "to=", 3) == 0 && !seen_to) {
-			seen_to = true;
-			if (parse_list(word + 3, err, errlen, x, true) < 0)
-				return -1;
-		} else if (strncmp(word, "port=", 5) == 0 && !seen_port) {
-			seen_port = true;
-			if (parse_list(word + 5, err, errlen, x, false) < 0)
-				return -1;
-		} else if (strncmp(word, "cap=", 4) == 0 && !seen_cap) {
-			seen_cap = true;
-			if (parse_cap(word + 4, &x->cap_per_hour, err, errlen) < 0)
-				return -1;
-		} else if (strcmp(word, "audit") == 0 && !x->audit)
-			x->audit = true;
-		else {
-			snprintf(err, errlen, "unknown or repeated option '%s' (to=, port=, "
-			    "audit, cap=, comment=)", word);
+		p = next_word(p, word);
+		if (parse_option(word, x, &seen, err, errlen) < 0)
 			return -1;
-		}
-	}
-	if (x->who[0] == '\0') {
-		snprintf(err, errlen, "expected 'allow WHO ...'");
-		return -1;
 	}
 	return resolve_who(x, passwd, group, err, errlen);
 }
@@ -371,6 +556,10 @@ exception_format(const struct exception *x, char *buf, size_t len)
 	if (w_ < 0 || (size_t)w_ >= len - off) { errno = ENOSPC; return -1; } \
 	off += (size_t)w_; } while (0)
 
+	if (len == 0) {
+		errno = ENOSPC;
+		return -1;
+	}
 	PUT("allow %s", x->who);
 	for (size_t i = 0; i < x->nto; i++) {
 		cidr_format(&x->to[i], c, sizeof(c));
@@ -397,8 +586,7 @@ exception_from_argv(int argc, char **argv, char *line, size_t len, char *err, si
 {
 	struct exception x = { 0 };
 	const char *to = NULL, *port = NULL, *cap = NULL, *comment = NULL;
-	bool audit = false;
-	int i;
+	char q[QUOTE_MAX + 4];
 
 	if (argc < 2 || argv[1][0] == '-') {
 		snprintf(err, errlen, "usage: smtpguard allow USER|UID|@GROUP [--to CIDR,...] "
@@ -406,15 +594,20 @@ exception_from_argv(int argc, char **argv, char *line, size_t len, char *err, si
 		return -1;
 	}
 	if (!valid_who(argv[1])) {
-		snprintf(err, errlen, "'%s' is not a user, uid or @group", argv[1]);
+		snprintf(err, errlen, "'%s' is not a user name, uid or @group",
+		    quote(argv[1], strlen(argv[1]), q, sizeof(q)));
 		return -1;
 	}
 	strlcpy_sg(x.who, argv[1], sizeof(x.who));
-	for (i = 2; i < argc; i++) {
+	for (int i = 2; i < argc; i++) {
 		const char **slot = NULL;
 
 		if (strcmp(argv[i], "--audit") == 0) {
-			audit = true;
+			if (x.audit) {
+				snprintf(err, errlen, "'--audit' given twice");
+				return -1;
+			}
+			x.audit = true;
 			continue;
 		}
 		if (strcmp(argv[i], "--to") == 0)
@@ -425,32 +618,26 @@ exception_from_argv(int argc, char **argv, char *line, size_t len, char *err, si
 			slot = &cap;
 		else if (strcmp(argv[i], "--comment") == 0)
 			slot = &comment;
-		if (slot == NULL || i + 1 == argc || *slot != NULL) {
-			snprintf(err, errlen, slot == NULL ? "unknown option '%s'" :
-			    "'%s' needs one value, given once", argv[i]);
+		if (slot == NULL) {
+			snprintf(err, errlen, "unknown option '%s' (--to, --port, --audit, "
+			    "--cap, --comment)", quote(argv[i], strlen(argv[i]), q, sizeof(q)));
+			return -1;
+		}
+		if (i + 1 == argc || *slot != NULL) {
+			snprintf(err, errlen, "'%s' needs one value, given once", argv[i]);
 			return -1;
 		}
 		*slot = argv[++i];
 	}
-	if ((to && parse_list(to, err, errlen, &x, true) < 0) ||
-	    (port && parse_list(port, err, errlen, &x, false) < 0) ||
-	    (cap && parse_cap(cap, &x.cap_per_hour, err, errlen) < 0))
+	if ((to != NULL && parse_list(to, true, &x, err, errlen) < 0) ||
+	    (port != NULL && parse_list(port, false, &x, err, errlen) < 0) ||
+	    (cap != NULL && parse_cap(cap, &x.cap_per_hour, err, errlen) < 0) ||
+	    (comment != NULL && check_comment(comment, err, errlen) < 0))
 		return -1;
-	x.audit = audit;
-	if (comment != NULL) {
-		if (strlen(comment) > EXCEPTION_COMMENT_MAX) {
-			snprintf(err, errlen, "comment longer than %d bytes", EXCEPTION_COMMENT_MAX);
-			return -1;
-		}
-		for (const char *p = comment; *p; p++)
-			if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-				snprintf(err, errlen, "comment holds a control character");
-				return -1;
-			}
+	if (comment != NULL)
 		strlcpy_sg(x.comment, comment, sizeof(x.comment));
-	}
-	if (exception_format(&x, line, len) < 0) {
-		snprintf(err, errlen, "exception too long");
+	if (exception_format(&x, line, len) < 0 || strlen(line) >= EXCEPTION_LINE_MAX) {
+		snprintf(err, errlen, "exception longer than %d bytes", EXCEPTION_LINE_MAX - 1);
 		return -1;
 	}
 	return 0;
@@ -478,31 +665,60 @@ exceptions_copy(struct exceptions *dst, const struct exceptions *src)
 	return 0;
 }
 
+static bool
+same_narrowing(const struct exception *a, const struct exception *b)
+{
+	return a->nto == b->nto && a->nports == b->nports && a->audit == b->audit &&
+	    a->cap_per_hour == b->cap_per_hour &&
+	    memcmp(a->to, b->to, a->nto * sizeof(a->to[0])) == 0 &&
+	    memcmp(a->ports, b->ports, a->nports * sizeof(a->ports[0])) == 0;
+}
+
+static int
+check_conflict(const struct exception *o, const struct exception *x, char *err,
+    size_t errlen)
+{
+	char line[EXCEPTION_LINE_MAX];
+
+	if (exception_format(o, line, sizeof(line)) < 0)
+		strlcpy_sg(line, o->who, sizeof(line));
+	if (strcmp(o->who, x->who) == 0) {
+		if (same_narrowing(o, x))
+			snprintf(err, errlen, "%s is already allowed", x->who);
+		else
+			snprintf(err, errlen, "%s already has an exception (%s); revoke it "
+			    "first to change it", x->who, line);
+		return -1;
+	}
+	/*
+	 * A plain exception is decided in the kernel, so a narrowed one for the
+	 * same uid would never be consulted: the two cannot both stand.
+	 */
+	if (!exception_is_plain(o) && !exception_is_plain(x))
+		return 0;
+	for (size_t a = 0; a < o->nuids; a++)
+		for (size_t b = 0; b < x->nuids; b++) {
+			if (o->uids[a] != x->uids[b])
+				continue;
+			snprintf(err, errlen, "conflicts with '%s': uid %lu %s", line,
+			    (unsigned long)x->uids[b], exception_is_plain(o) ?
+			    (exception_is_plain(x) ? "is already allowed everywhere" :
+			    "is already allowed everywhere, so this narrowing would never "
+			    "apply") : "would be allowed everywhere, making that narrowed "
+			    "exception moot");
+			return -1;
+		}
+	return 0;
+}
+
 int
 exceptions_add(struct exceptions *xs, const struct exception *x, char *err, size_t errlen)
 {
 	struct exception *grown;
 
-	for (size_t i = 0; i < xs->n; i++) {
-		const struct exception *o = &xs->v[i];
-
-		if (strcmp(o->who, x->who) == 0) {
-			snprintf(err, errlen, "%s already has an exception; revoke it first to "
-			    "change it", x->who);
+	for (size_t i = 0; i < xs->n; i++)
+		if (check_conflict(&xs->v[i], x, err, errlen) < 0)
 			return -1;
-		}
-		if (!exception_is_plain(o) && !exception_is_plain(x))
-			continue;
-		for (size_t a = 0; a < o->nuids; a++)
-			for (size_t b = 0; b < x->nuids; b++)
-				if (o->uids[a] == x->uids[b]) {
-					snprintf(err, errlen, "conflicts with 'allow %s': uid %lu "
-					    "would be allowed %s", o->who, (unsigned long)x->uids[b],
-					    exception_is_plain(o) ? "everywhere already" :
-					    "everywhere, making that narrowed exception moot");
-					return -1;
-				}
-	}
 	if (xs->n == EXCEPTIONS_MAX) {
 		snprintf(err, errlen, "more than %d exceptions", EXCEPTIONS_MAX);
 		return -1;
@@ -519,21 +735,28 @@ exceptions_add(struct exceptions *xs, const struct exception *x, char *err, size
 int
 exceptions_remove(struct exceptions *xs, const char *who, char *err, size_t errlen)
 {
+	char q[QUOTE_MAX + 4];
 	size_t i;
 
 	for (i = 0; i < xs->n; i++)
 		if (strcmp(xs->v[i].who, who) == 0)
 			break;
-	if (i == xs->n && isdigit((unsigned char)who[0])) {
-		unsigned long uid = strtoul(who, NULL, 10);
+	/* "revoke 33" also finds "allow www-data" when that is uid 33 alone. */
+	if (i == xs->n && all_digits(who)) {
+		unsigned long uid;
 
-		for (i = 0; i < xs->n; i++)
-			if (xs->v[i].nuids == 1 && xs->v[i].uids[0] == uid && xs->v[i].who[0] != '@')
+		errno = 0;
+		uid = strtoul(who, NULL, 10);
+		for (i = 0; errno == 0 && i < xs->n; i++)
+			if (xs->v[i].who[0] != '@' && xs->v[i].nuids == 1 &&
+			    xs->v[i].uids[0] == uid)
 				break;
+		if (errno != 0)
+			i = xs->n;
 	}
 	if (i == xs->n) {
 		snprintf(err, errlen, "no exception for '%s' (smtpguard exceptions lists them)",
-		    who);
+		    quote(who, strlen(who), q, sizeof(q)));
 		return -1;
 	}
 	memmove(&xs->v[i], &xs->v[i + 1], (xs->n - i - 1) * sizeof(*xs->v));
@@ -549,6 +772,10 @@ cmp_uid(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/*
+ * Uids past max stay out of the kernel set; policy_decide() still allows
+ * them at the SYN, so the cut costs speed, never correctness.
+ */
 size_t
 exceptions_kernel_uids(const struct exceptions *xs, uid_t *out, size_t max)
 {
@@ -581,14 +808,48 @@ exceptions_carry_counters(struct exceptions *next, const struct exceptions *old)
 			}
 }
 
+/*
+ * One line without its "\n" (or "\r\n", from an editor elsewhere). 1: a
+ * line, 0: end of file, -1: too long, a NUL byte, or a read error (errno).
+ */
+static int
+read_line(FILE *fp, char *buf, size_t size, const char **why)
+{
+	size_t n = 0;
+	int c;
+
+	while ((c = getc(fp)) != EOF && c != '\n') {
+		if (c == '\0') {
+			*why = "a NUL byte";
+			return -1;
+		}
+		if (n + 1 == size) {
+			*why = "too long";
+			return -1;
+		}
+		buf[n++] = (char)c;
+	}
+	if (ferror(fp)) {
+		*why = strerror(errno);
+		return -1;
+	}
+	if (c == EOF && n == 0)
+		return 0;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	buf[n] = '\0';
+	return 1;
+}
+
 int
 exceptions_load(const char *path, const char *passwd, const char *group,
     struct exceptions *xs, char *err, size_t errlen)
 {
-	char line[EXCEPTION_LINE_MAX + 2], why[512];
+	char line[EXCEPTION_LINE_MAX], why[512];
+	const char *what = NULL;
 	struct exception x;
 	FILE *fp;
-	int lineno = 0;
+	int lineno = 0, rc;
 
 	xs->v = NULL;
 	xs->n = 0;
@@ -598,18 +859,10 @@ exceptions_load(const char *path, const char *passwd, const char *group,
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		char *p = line;
+	while ((rc = read_line(fp, line, sizeof(line), &what)) == 1) {
+		const char *p = line + strspn(line, BLANKS);
 
 		lineno++;
-		if (strchr(line, '\n') == NULL && !feof(fp)) {
-			snprintf(err, errlen, "%s:%d: line longer than %d bytes", path, lineno,
-			    EXCEPTION_LINE_MAX - 1);
-			goto fail;
-		}
-		line[strcspn(line, "\n")] = '\0';
-		while (*p == ' ' || *p == '\t')
-			p++;
 		if (*p == '\0' || *p == '#')
 			continue;
 		if (exception_parse(p, passwd, group, &x, why, sizeof(why)) < 0 ||
@@ -617,6 +870,10 @@ exceptions_load(const char *path, const char *passwd, const char *group,
 			snprintf(err, errlen, "%s:%d: %s", path, lineno, why);
 			goto fail;
 		}
+	}
+	if (rc < 0) {
+		snprintf(err, errlen, "%s:%d: %s", path, lineno + 1, what);
+		goto fail;
 	}
 	fclose(fp);
 	return 0;
@@ -626,44 +883,64 @@ fail:
 	return -1;
 }
 
-int
-exceptions_save(const char *path, const struct exceptions *xs, char *err, size_t errlen)
+static int
+write_all(FILE *fp, const struct exceptions *xs)
 {
-	char tmp[PATH_MAX], dir[PATH_MAX], line[EXCEPTION_LINE_MAX];
-	FILE *fp;
-	int fd, dfd;
+	char line[EXCEPTION_LINE_MAX];
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >=
-	    sizeof(tmp)) {
-		snprintf(err, errlen, "%s: path too long", path);
-		return -1;
-	}
-	if (ensure_parent_dir(path, 0755) < 0 ||
-	    (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-		return -1;
-	}
-	if ((fp = fdopen(fd, "w")) == NULL) {
-		close(fd);
-		goto fail;
-	}
 	fprintf(fp, "# smtpguard exceptions: written by `smtpguard allow/revoke`; hand edits\n"
-	    "# are fine (then: smtpguard reload). One per line:\n"
+	    "# are fine (then: smtpguard reload), comments are not kept. One per line:\n"
 	    "#   allow USER|UID|@GROUP [to=CIDR,...] [port=N,...] [audit] [cap=N/hour] "
 	    "[comment=\"...\"]\n");
 	for (size_t i = 0; i < xs->n; i++) {
-		if (exception_format(&xs->v[i], line, sizeof(line)) < 0) {
-			fclose(fp);
-			goto fail;
-		}
+		if (exception_format(&xs->v[i], line, sizeof(line)) < 0)
+			return -1;
 		fprintf(fp, "%s\n", line);
 	}
-	if (fflush(fp) != 0 || fsync(fileno(fp)) < 0) {
+	if (fflush(fp) != 0 || ferror(fp)) {
+		if (errno == 0)
+			errno = EIO;
+		return -1;
+	}
+	return fsync(fileno(fp));
+}
+
+int
+exceptions_save(const char *path, const struct exceptions *xs, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	FILE *fp = NULL;
+	int fd, dfd, saved;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp)) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return -1;
+	}
+	if (ensure_parent_dir(path, 0755) < 0 || (fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "writing %s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* mkostemp makes it 0600; the file holds no secret, and admins read it. */
+	if (fchmod(fd, 0644) < 0 || (fp = fdopen(fd, "w")) == NULL) {
+		saved = errno;
+		close(fd);
+		goto fail;
+	}
+	errno = 0;
+	if (write_all(fp, xs) < 0) {
+		saved = errno;
 		fclose(fp);
 		goto fail;
 	}
-	if (fclose(fp) != 0 || rename(tmp, path) < 0)
+	if (fclose(fp) != 0 || rename(tmp, path) < 0) {
+		saved = errno;
 		goto fail;
+	}
+	/*
+	 * The rename is done: the new file is what a reader sees. A failed
+	 * directory fsync only weakens durability across a crash, so it is not
+	 * reported as a failed save (the caller would undo a change that stands).
+	 */
 	strlcpy_sg(dir, path, sizeof(dir));
 	if ((dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
 		(void)fsync(dfd);
@@ -671,7 +948,8 @@ exceptions_save(const char *path, const struct exceptions *xs, char *err, size_t
 	}
 	return 0;
 fail:
-	snprintf(err, errlen, "writing %s: %s", path, strerror(errno));
 	unlink(tmp);
+	snprintf(err, errlen, "writing %s: %s; the old file is unchanged", path,
+	    strerror(saved));
 	return -1;
 }
