@@ -2,7 +2,11 @@
  * policy.c — the decision for a new flow: an exception that covers its uid
  * and destination (and is under its cap) allows or audits it; everything
  * else gets the configured action. Caps count connections per rolling hour
- * in 60 one-minute buckets: fixed memory, exact to the minute. Pure.
+ * in 60 one-minute buckets: fixed memory whatever the cap, exact to the
+ * minute (a connection leaves the count 59 to 60 minutes after it was made).
+ * Plain exceptions are normally settled in the kernel; one whose SYN still
+ * arrives (a race with a set update) is allowed here too. No uid, no
+ * exception: the default. Pure: never logs; the caller raises the alert.
  */
 #include <stdio.h>
 #include <string.h>
@@ -30,16 +34,21 @@ covers_dst(const struct exception *x, const struct pkt *p)
 	return to && port;
 }
 
-/* Connections in the last hour; takes one if under the cap. */
+/*
+ * Connections in the rolling hour ending at now; takes one if under the cap.
+ * Buckets stamped in the future (the clock was set back) are not counted,
+ * and are reused when their slot comes round again.
+ */
 static bool
 cap_take(struct exception *x, time_t now)
 {
-	long minute = (long)(now / 60);
+	long minute = now > 0 ? (long)(now / 60) : 0;
 	uint32_t used = 0;
-	size_t slot = (size_t)(minute % EXCEPTION_CAP_BUCKETS);
+	size_t slot = (size_t)minute % EXCEPTION_CAP_BUCKETS;
 
 	for (size_t i = 0; i < EXCEPTION_CAP_BUCKETS; i++)
-		if (x->cap_minute[i] > minute - EXCEPTION_CAP_BUCKETS)
+		if (x->cap_minute[i] > minute - EXCEPTION_CAP_BUCKETS &&
+		    x->cap_minute[i] <= minute)
 			used += x->cap_count[i];
 	if (used >= x->cap_per_hour)
 		return false;
