@@ -18,6 +18,7 @@
 #include "smtpguard.h"
 
 #define DIAG_WAIT_MS	100	/* the kernel answers synchronously; this bounds a bug */
+#define DIAG_READS_MAX	4	/* stale answers skipped before giving up */
 
 struct diag {
 	struct mnl_socket	*nl;
@@ -55,6 +56,29 @@ diag_close(struct diag *d)
 	free(d);
 }
 
+/*
+ * Is this the answer about the socket asked for? The kernel fills the id from
+ * the socket it found: the same ports and addresses (an AF_INET6 socket found
+ * by an AF_INET question writes them v4-mapped).
+ */
+static bool
+diag_same(const struct inet_diag_msg *msg, int family, const uint8_t *src,
+    const uint8_t *dst, size_t alen, uint16_t sport, uint16_t dport)
+{
+	static const uint8_t v4mapped[12] = { [10] = 0xff, [11] = 0xff };
+	const uint8_t *s = (const uint8_t *)msg->id.idiag_src;
+	const uint8_t *d = (const uint8_t *)msg->id.idiag_dst;
+
+	if (ntohs(msg->id.idiag_sport) != sport || ntohs(msg->id.idiag_dport) != dport)
+		return false;
+	if (msg->idiag_family == family)
+		return memcmp(s, src, alen) == 0 && memcmp(d, dst, alen) == 0;
+	if (family != AF_INET || msg->idiag_family != AF_INET6)
+		return false;
+	return memcmp(s, v4mapped, 12) == 0 && memcmp(d, v4mapped, 12) == 0 &&
+	    memcmp(s + 12, src, 4) == 0 && memcmp(d + 12, dst, 4) == 0;
+}
+
 static int
 diag_ask(struct diag *d, int family, const uint8_t *src, const uint8_t *dst, size_t alen,
     uint16_t sport, uint16_t dport, ino_t *inode, uid_t *uid)
@@ -63,11 +87,11 @@ diag_ask(struct diag *d, int family, const uint8_t *src, const uint8_t *dst, siz
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct inet_diag_req_v2 *r;
 	struct pollfd pfd = { .fd = mnl_socket_get_fd(d->nl), .events = POLLIN };
-	uint32_t seq = ++d->seq;
+	uint32_t seq = ++d->seq, portid = mnl_socket_get_portid(d->nl);
 	ssize_t n;
 
 	nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	nlh->nlmsg_flags = NLM_F_REQUEST;
+	nlh->nlmsg_flags = NLM_F_REQUEST;	/* no NLM_F_DUMP: one socket, by hash */
 	nlh->nlmsg_seq = seq;
 	r = mnl_nlmsg_put_extra_header(nlh, sizeof(*r));
 	r->sdiag_family = (uint8_t)family;
@@ -83,7 +107,7 @@ diag_ask(struct diag *d, int family, const uint8_t *src, const uint8_t *dst, siz
 
 	if (mnl_socket_sendto(d->nl, nlh, nlh->nlmsg_len) < 0)
 		return -1;
-	for (;;) {
+	for (int reads = 0; reads < DIAG_READS_MAX; reads++) {
 		const struct nlmsghdr *m;
 		int remain;
 
@@ -96,28 +120,45 @@ diag_ask(struct diag *d, int family, const uint8_t *src, const uint8_t *dst, siz
 		remain = (int)n;
 		for (m = (const struct nlmsghdr *)buf; mnl_nlmsg_ok(m, remain);
 		    m = mnl_nlmsg_next(m, &remain)) {
-			if (m->nlmsg_seq != seq)
+			const struct inet_diag_msg *msg;
+
+			if (m->nlmsg_seq != seq || m->nlmsg_pid != portid)
 				continue;	/* a late answer to an earlier question */
-			if (m->nlmsg_type == NLMSG_ERROR) {
+			switch (m->nlmsg_type) {
+			case NLMSG_ERROR: {
 				const struct nlmsgerr *e = mnl_nlmsg_get_payload(m);
 
 				if (mnl_nlmsg_get_payload_len(m) < sizeof(*e)) {
 					errno = EPROTO;
 					return -1;
 				}
-				errno = e->error ? -e->error : ENOENT;
+				errno = e->error != 0 ? -e->error : ENOENT;
 				return -1;
 			}
-			if (m->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
-			    mnl_nlmsg_get_payload_len(m) >= sizeof(struct inet_diag_msg)) {
-				const struct inet_diag_msg *msg = mnl_nlmsg_get_payload(m);
-
+			case NLMSG_DONE:
+				errno = ENOENT;
+				return -1;
+			case SOCK_DIAG_BY_FAMILY:
+				if (mnl_nlmsg_get_payload_len(m) < sizeof(*msg)) {
+					errno = EPROTO;
+					return -1;
+				}
+				msg = mnl_nlmsg_get_payload(m);
+				if (!diag_same(msg, family, src, dst, alen, sport, dport)) {
+					errno = EPROTO;
+					return -1;
+				}
 				*inode = msg->idiag_inode;
 				*uid = msg->idiag_uid;
 				return 0;
+			default:
+				errno = EPROTO;
+				return -1;
 			}
 		}
 	}
+	errno = EPROTO;
+	return -1;
 }
 
 int
@@ -127,8 +168,14 @@ diag_lookup(struct diag *d, const struct pkt *p, ino_t *inode, uid_t *uid)
 
 	if (p->family == AF_INET6)
 		return diag_ask(d, AF_INET6, p->src, p->dst, 16, p->sport, p->dport, inode, uid);
+	if (p->family != AF_INET) {
+		errno = EAFNOSUPPORT;
+		return -1;
+	}
 	if (diag_ask(d, AF_INET, p->src, p->dst, 4, p->sport, p->dport, inode, uid) == 0)
 		return 0;
+	if (errno != ENOENT)
+		return -1;
 	/* An IPv4 connection from an AF_INET6 socket: the socket sees ::ffff:a.b.c.d. */
 	memset(src6, 0, sizeof(src6));
 	memset(dst6, 0, sizeof(dst6));

@@ -2,9 +2,10 @@
  * procfs.c — from a socket inode to the process that holds it, and what
  * /proc says about that process. The proc root is a parameter (iproute2 ss's
  * PROC_ROOT trick) so tests run on a fixture tree. Processes owned by the
- * sender's uid are searched first; the rest only if that fails (a
- * non-dumpable process shows as root). A process that vanishes mid-read
- * keeps what was read; nothing is guessed. Pure: no logging.
+ * socket's uid are searched first; root's next (a non-dumpable process shows
+ * as root); everyone else's last. A process that vanishes mid-read keeps what
+ * was read, and a field that cannot be read stays empty: nothing is guessed.
+ * Pure: no logging, no exit.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -17,33 +18,51 @@
 
 #include "smtpguard.h"
 
-#define PROC_STAT_MAX	1024	/* comm is 16 bytes; the fields we need come early */
-#define PROC_CGROUP_MAX	4096
+#define PROC_PID_MAX		4194304	/* PID_MAX_LIMIT: larger names are not pids */
+#define PROC_STAT_MAX		1024	/* comm is at most 64 bytes; ppid comes right after */
+#define PROC_CGROUP_MAX		4096	/* a v1 host lists ~13 hierarchies on one page */
+#define PROC_SOCKLINK_MAX	32	/* "socket:[" + 20 digits + "]" */
+#define PROC_NAME_MAX		16	/* a pid in decimal */
+#define PROC_OTHERS_FIRST	1024	/* first allocation of the deferred pid list */
+
+struct proc_pid {
+	pid_t	 pid;
+	uid_t	 owner;
+};
 
 static pid_t
 pid_of(const char *name)
 {
 	long pid = 0;
 
+	if (*name == '\0' || *name == '0')
+		return 0;
 	for (const char *p = name; *p != '\0'; p++) {
-		if (*p < '0' || *p > '9' || pid > 4194304)	/* PID_MAX_LIMIT */
+		if (*p < '0' || *p > '9')
 			return 0;
 		pid = pid * 10 + (*p - '0');
+		if (pid > PROC_PID_MAX)
+			return 0;
 	}
 	return (pid_t)pid;
 }
 
-/* Does /proc/PID/fd hold socket:[inode]? */
+/*
+ * Does procfd/NAME/fd hold the socket? Only readlinkat on each entry: a stat
+ * would follow the link into sockfs for nothing. The buffer is one byte longer
+ * than the wanted text, so any longer target (a path) differs in length.
+ */
 static bool
-holds_socket(int procfd, const char *pid, const char *want, size_t wantlen)
+holds_socket(int procfd, const char *name, const char *want, size_t wantlen)
 {
-	char path[64], link[64];
+	char path[PROC_NAME_MAX + 4], link[PROC_SOCKLINK_MAX + 1];
 	struct dirent *de;
 	DIR *dir;
 	int fd;
 	bool found = false;
 
-	snprintf(path, sizeof(path), "%s/fd", pid);
+	if ((size_t)snprintf(path, sizeof(path), "%s/fd", name) >= sizeof(path))
+		return false;
 	if ((fd = openat(procfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return false;
 	if ((dir = fdopendir(fd)) == NULL) {
@@ -55,35 +74,82 @@ holds_socket(int procfd, const char *pid, const char *want, size_t wantlen)
 
 		if (de->d_name[0] == '.')
 			continue;
-		n = readlinkat(dirfd(dir), de->d_name, link, sizeof(link));
+		n = readlinkat(dirfd(dir), de->d_name, link, wantlen + 1);
 		found = n == (ssize_t)wantlen && memcmp(link, want, wantlen) == 0;
 	}
 	closedir(dir);
 	return found;
 }
 
+static size_t
+socket_link(ino_t inode, char *want, size_t len)
+{
+	return (size_t)snprintf(want, len, "socket:[%llu]", (unsigned long long)inode);
+}
+
+bool
+procfs_holds_socket(const char *proc_root, pid_t pid, ino_t inode)
+{
+	char want[PROC_SOCKLINK_MAX + 1], name[PROC_NAME_MAX];
+	size_t wantlen;
+	bool found;
+	int procfd;
+
+	wantlen = socket_link(inode, want, sizeof(want));
+	snprintf(name, sizeof(name), "%ld", (long)pid);
+	if ((procfd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return false;
+	found = holds_socket(procfd, name, want, wantlen);
+	close(procfd);
+	return found;
+}
+
+/* Pass 2 and 3 of the search: root-owned first, then everyone else. */
+static bool
+search_others(int procfd, const struct proc_pid *others, size_t n, const char *want,
+    size_t wantlen, pid_t *pid)
+{
+	char name[PROC_NAME_MAX];
+
+	for (int root = 1; root >= 0; root--)
+		for (size_t i = 0; i < n; i++) {
+			if ((others[i].owner == 0) != root)
+				continue;
+			snprintf(name, sizeof(name), "%ld", (long)others[i].pid);
+			if (holds_socket(procfd, name, want, wantlen)) {
+				*pid = others[i].pid;
+				return true;
+			}
+		}
+	return false;
+}
+
 int
 procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode, pid_t *pid)
 {
-	char want[64];
+	char want[PROC_SOCKLINK_MAX + 1];
 	size_t wantlen, nothers = 0, cap = 0;
-	pid_t *others = NULL, *grown;
+	struct proc_pid *others = NULL, *grown;
 	struct dirent *de;
 	struct stat sb;
 	DIR *dir;
-	int procfd, rc = -1;
+	int procfd, rc = -1, saved;
 
-	wantlen = (size_t)snprintf(want, sizeof(want), "socket:[%lu]", (unsigned long)inode);
+	wantlen = socket_link(inode, want, sizeof(want));
 	if ((procfd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return -1;
-	if ((dir = fdopendir(dup(procfd))) == NULL) {
+	if ((dir = fdopendir(procfd)) == NULL) {
+		saved = errno;
 		close(procfd);
+		errno = saved;
 		return -1;
 	}
+	/* Pass 1, during the listing: only the owner's processes are opened. */
 	while ((de = readdir(dir)) != NULL) {
 		pid_t p = pid_of(de->d_name);
 
-		if (p <= 0 || fstatat(procfd, de->d_name, &sb, 0) < 0)
+		if (p == 0 || fstatat(procfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(sb.st_mode))
 			continue;
 		if (sb.st_uid == uid) {
 			if (holds_socket(procfd, de->d_name, want, wantlen)) {
@@ -94,88 +160,124 @@ procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode, pid_t *pid)
 			continue;
 		}
 		if (nothers == cap) {
-			cap = cap ? cap * 2 : 1024;
-			if ((grown = realloc(others, cap * sizeof(*others))) == NULL)
+			cap = cap ? cap * 2 : PROC_OTHERS_FIRST;
+			if ((grown = reallocarray(others, cap, sizeof(*others))) == NULL)
 				goto out;
 			others = grown;
 		}
-		others[nothers++] = p;
+		others[nothers].pid = p;
+		others[nothers].owner = sb.st_uid;
+		nothers++;
 	}
-	for (size_t i = 0; i < nothers; i++) {
-		char name[16];
-
-		snprintf(name, sizeof(name), "%ld", (long)others[i]);
-		if (holds_socket(procfd, name, want, wantlen)) {
-			*pid = others[i];
-			rc = 0;
-			goto out;
-		}
-	}
-	errno = ESRCH;
+	if (search_others(procfd, others, nothers, want, wantlen, pid))
+		rc = 0;
+	else
+		errno = ESRCH;
 out:
+	saved = errno;
 	free(others);
 	closedir(dir);
-	close(procfd);
+	errno = saved;
 	return rc;
 }
 
+/* Reads up to len bytes of dfd/NAME; -1 if it cannot be opened. */
 static ssize_t
-read_file_at(int dfd, const char *name, char *buf, size_t len)
+read_at(int dfd, const char *name, char *buf, size_t len)
 {
 	ssize_t n, total = 0;
 	int fd;
 
 	if ((fd = openat(dfd, name, O_RDONLY | O_CLOEXEC)) < 0)
 		return -1;
-	while ((size_t)total < len &&
-	    ((n = read(fd, buf + total, len - (size_t)total)) > 0 || (n < 0 && errno == EINTR)))
-		if (n > 0)
-			total += n;
+	while ((size_t)total < len) {
+		n = read(fd, buf + total, len - (size_t)total);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		total += n;
+	}
 	close(fd);
 	return total;
 }
 
+/* A link's target, or "" when it cannot be read or does not fit. */
 static void
 link_at(int dfd, const char *name, char *out, size_t len)
 {
-	ssize_t n = readlinkat(dfd, name, out, len - 1);
+	ssize_t n = readlinkat(dfd, name, out, len);
 
-	out[n > 0 ? n : 0] = '\0';
+	if (n < 0 || (size_t)n >= len)
+		n = 0;
+	out[n] = '\0';
+}
+
+/* argv is NUL-separated and NUL-terminated: join with spaces, drop the end. */
+static void
+read_cmdline(int dfd, char *out, size_t len)
+{
+	ssize_t n = read_at(dfd, "cmdline", out, len - 1);
+
+	if (n < 0)
+		n = 0;
+	while (n > 0 && out[n - 1] == '\0')
+		n--;
+	for (ssize_t i = 0; i < n; i++)
+		if (out[i] == '\0')
+			out[i] = ' ';
+	out[n] = '\0';
 }
 
 /* stat's 4th field, after "pid (comm) state": comm may hold spaces and ')'. */
-static int
+static bool
 parse_ppid(const char *stat, pid_t *ppid)
 {
 	const char *p = strrchr(stat, ')');
-	char state;
+	char *end;
 	long v;
 
-	if (p == NULL || sscanf(p + 1, " %c %ld", &state, &v) != 2 || v < 0)
-		return -1;
+	if (p == NULL || p[1] != ' ' || p[2] == '\0' || p[3] != ' ')
+		return false;
+	errno = 0;
+	v = strtol(p + 4, &end, 10);
+	if (errno != 0 || end == p + 4 || *end != ' ' || v < 0 || v > PROC_PID_MAX)
+		return false;
 	*ppid = (pid_t)v;
-	return 0;
+	return true;
 }
 
-/* The cgroup v2 line ("0::/path"), else the first line's path. */
+/*
+ * The cgroup v2 line ("0::/path"), else the first line's path (v1:
+ * "ID:controllers:/path"). A path longer than the field stays unknown:
+ * a cut path would name another cgroup.
+ */
 static void
 parse_cgroup(const char *text, char *out, size_t len)
 {
-	const char *line = strstr(text, "0::");
-	const char *start, *end;
+	const char *line, *next, *first = NULL, *v2 = NULL, *path, *end;
 
-	if (line != NULL && (line == text || line[-1] == '\n'))
-		start = line + 3;
-	else if ((start = strchr(text, ':')) != NULL && (start = strchr(start + 1, ':')) != NULL)
-		start++;
-	else
+	for (line = text; *line != '\0' && v2 == NULL; line = next) {
+		const char *c1, *c2;
+
+		if ((end = strchr(line, '\n')) == NULL)
+			end = line + strlen(line);
+		next = *end == '\n' ? end + 1 : end;
+		if ((c1 = memchr(line, ':', (size_t)(end - line))) == NULL ||
+		    (c2 = memchr(c1 + 1, ':', (size_t)(end - c1 - 1))) == NULL)
+			break;	/* not a cgroup line: the rest cannot be trusted */
+		if (c1 == line + 1 && line[0] == '0' && c2 == c1 + 1)
+			v2 = c2 + 1;
+		else if (first == NULL)
+			first = c2 + 1;
+	}
+	if ((path = v2 != NULL ? v2 : first) == NULL)
 		return;
-	end = strchr(start, '\n');
-	if (end == NULL)
-		end = start + strlen(start);
-	if ((size_t)(end - start) < len) {
-		memcpy(out, start, (size_t)(end - start));
-		out[end - start] = '\0';
+	if ((end = strchr(path, '\n')) == NULL)
+		end = path + strlen(path);
+	if ((size_t)(end - path) < len) {
+		memcpy(out, path, (size_t)(end - path));
+		out[end - path] = '\0';
 	}
 }
 
@@ -186,28 +288,24 @@ procfs_read(const char *proc_root, pid_t pid, struct attrib *a)
 	ssize_t n;
 	int dfd;
 
-	snprintf(path, sizeof(path), "%s/%ld", proc_root, (long)pid);
+	if ((size_t)snprintf(path, sizeof(path), "%s/%ld", proc_root, (long)pid) >=
+	    sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
 	if ((dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return -1;
 	a->pid = pid;
 	a->has_pid = true;
 	link_at(dfd, "exe", a->exe, sizeof(a->exe));
+	read_cmdline(dfd, a->cmdline, sizeof(a->cmdline));
 	link_at(dfd, "cwd", a->cwd, sizeof(a->cwd));
-	if ((n = read_file_at(dfd, "cmdline", a->cmdline, sizeof(a->cmdline) - 1)) > 0) {
-		/* argv is NUL-separated and NUL-terminated: join with spaces, drop the last. */
-		while (n > 0 && a->cmdline[n - 1] == '\0')
-			n--;
-		for (ssize_t i = 0; i < n; i++)
-			if (a->cmdline[i] == '\0')
-				a->cmdline[i] = ' ';
-		a->cmdline[n] = '\0';
-	} else
-		a->cmdline[0] = '\0';
-	if ((n = read_file_at(dfd, "stat", buf, PROC_STAT_MAX)) > 0) {
+	if ((n = read_at(dfd, "stat", buf, PROC_STAT_MAX)) > 0) {
 		buf[n] = '\0';
-		a->has_ppid = parse_ppid(buf, &a->ppid) == 0;
+		a->has_ppid = parse_ppid(buf, &a->ppid);
 	}
-	if ((n = read_file_at(dfd, "cgroup", buf, PROC_CGROUP_MAX)) > 0) {
+	a->cgroup[0] = '\0';
+	if ((n = read_at(dfd, "cgroup", buf, PROC_CGROUP_MAX)) > 0) {
 		buf[n] = '\0';
 		parse_cgroup(buf, a->cgroup, sizeof(a->cgroup));
 	}
