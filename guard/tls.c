@@ -15,6 +15,7 @@
 #define TLS_RECORD_MAX		16384	/* RFC 8446 5.1: a plaintext record's limit */
 #define TLS_HELLO_MAX		16384	/* ClientHellos are 0.3-2 KiB, even with PQ key shares */
 #define TLS_CT_HANDSHAKE	22
+#define TLS_MAJOR		3	/* SSL 3.0 and every TLS: 3.x on the record layer */
 #define TLS_HS_HEADER		4	/* type, length (3) */
 #define TLS_HS_CLIENT_HELLO	1
 #define TLS_RANDOM_LEN		32
@@ -168,7 +169,7 @@ tls_sni(const uint8_t *p, size_t len, char *out, size_t outlen)
 			goto bad;
 		if (get8(&in, &major) < 0)
 			goto more;
-		if (major != 3)
+		if (major != TLS_MAJOR)
 			goto bad;
 		if (skip(&in, 1) < 0 || get16(&in, &n) < 0)	/* minor version */
 			goto more;
