@@ -493,6 +493,7 @@ int		 diag_lookup(struct diag *, const struct pkt *, ino_t *inode, uid_t *uid);
 
 /* procfs.c */
 int	 procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode, pid_t *pid);
+bool	 procfs_holds_socket(const char *proc_root, pid_t pid, ino_t inode);
 int	 procfs_read(const char *proc_root, pid_t pid, struct attrib *);
 
 /* attrib.c */
