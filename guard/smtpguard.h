@@ -576,12 +576,12 @@ struct smtp_parser {
 	struct smtp_event	 ev[SMTP_EVENTS_MAX];
 	struct smtp_info	 info;
 };
-void		 smtp_parser_init(struct smtp_parser *, enum smtp_mode);
 /*
  * Feed: st = smtp_feed(p, d, n); drain smtp_event_next(); d += p->used,
  * n -= p->used; again while st == SMTP_CONTINUE and n > 0 (trap mode stops
  * reading when SMTP_EVENTS_MAX replies are owed).
  */
+void		 smtp_parser_init(struct smtp_parser *, enum smtp_mode);
 enum smtp_state	 smtp_feed(struct smtp_parser *, const uint8_t *, size_t);
 bool		 smtp_event_next(struct smtp_parser *, struct smtp_event *);
 size_t		 smtp_decode_words(const char *, size_t, char *out, size_t size);
