@@ -536,6 +536,15 @@ exception_parse(const char *line, const char *passwd, const char *group,
 		if (parse_option(word, x, &seen, err, errlen) < 0)
 			return -1;
 	}
+	/*
+	 * Written out, "192.0.2.1" gains "/32" and "::ffff:0:1" becomes
+	 * "::ffff:0.0.0.1": what is accepted must also fit when saved.
+	 */
+	if (exception_format(x, word, sizeof(word)) < 0) {
+		snprintf(err, errlen, "line longer than %d bytes once written out",
+		    EXCEPTION_LINE_MAX - 1);
+		return -1;
+	}
 	return resolve_who(x, passwd, group, err, errlen);
 }
 

@@ -314,16 +314,16 @@ bool		 flood_admit(struct flood *, uid_t, const char *exe, enum action, time_t n
 size_t		 flood_expire(struct flood *, time_t now, flood_summary_fn, void *arg);
 
 /* exceptions.c */
-#define EXCEPTIONS_MAX		1024
-#define EXCEPTION_LINE_MAX	1024
+#define EXCEPTIONS_MAX		1024	/* a big shared host has a few hundred sites */
+#define EXCEPTION_LINE_MAX	1024	/* one line, NUL included, also once written out */
 #define EXCEPTION_WHO_MAX	(USER_NAME_MAX + 1)	/* "@" + a group name */
 #define EXCEPTION_UIDS_MAX	256	/* users of one @group */
-#define EXCEPTION_CIDRS_MAX	16
-#define EXCEPTION_PORTS_MAX	16
-#define EXCEPTION_COMMENT_MAX	200
-#define EXCEPTION_CAP_MAX	100000	/* connections per hour */
+#define EXCEPTION_CIDRS_MAX	16	/* a relay's or provider's published ranges */
+#define EXCEPTION_PORTS_MAX	16	/* more than the fenced ports (25, 465, 587) */
+#define EXCEPTION_COMMENT_MAX	200	/* bytes: a note for the admin, not a document */
+#define EXCEPTION_CAP_MAX	100000	/* connections per hour; more is as good as none */
 #define EXCEPTION_CAP_BUCKETS	60	/* one per minute of the rolling hour */
-#define KERNEL_UIDS_MAX		4096	/* uids in @allow_uids */
+#define KERNEL_UIDS_MAX		4096	/* uids in @allow_uids; more go to policy_decide() */
 struct cidr {
 	int		 family;
 	uint8_t		 addr[16];
@@ -340,11 +340,11 @@ struct exception {
 	bool		 audit;
 	unsigned int	 cap_per_hour;		/* 0: no cap */
 	char		 comment[EXCEPTION_COMMENT_MAX + 1];
-	/* runtime, not saved */
+	/* runtime, not saved; carried across a reload by who */
 	uint64_t	 hits;
 	time_t		 last_hit;
-	long		 cap_minute[EXCEPTION_CAP_BUCKETS];
-	uint32_t	 cap_count[EXCEPTION_CAP_BUCKETS];
+	long		 cap_minute[EXCEPTION_CAP_BUCKETS];	/* now / 60 of the bucket */
+	uint32_t	 cap_count[EXCEPTION_CAP_BUCKETS];	/* connections that minute */
 };
 struct exceptions {
 	struct exception	*v;

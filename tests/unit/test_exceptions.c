@@ -261,6 +261,32 @@ more_destinations_or_ports_than_the_bound_are_refused(void **state)
 }
 
 static void
+line_that_would_not_fit_once_written_out_is_refused(void **state)
+{
+	char line[EXCEPTION_LINE_MAX];
+	int off;
+
+	(void)state;
+	/* Each "::ffff:fffN:ffff" is written "::ffff:255.24N.255.255/128". */
+	off = snprintf(line, sizeof(line), "allow %0*d to=", USER_NAME_MAX, 7);
+	for (int i = 0; i < EXCEPTION_CIDRS_MAX; i++)
+		off += snprintf(line + off, sizeof(line) - (size_t)off, "%s::ffff:fff%x:ffff",
+		    i ? "," : "", i);
+	off += snprintf(line + off, sizeof(line) - (size_t)off, " port=");
+	for (int i = 0; i < EXCEPTION_PORTS_MAX; i++)
+		off += snprintf(line + off, sizeof(line) - (size_t)off, "%s%d", i ? "," : "",
+		    60000 + i);
+	off += snprintf(line + off, sizeof(line) - (size_t)off, " audit cap=100000/hour "
+	    "comment=\"");
+	for (int i = 0; i < EXCEPTION_COMMENT_MAX; i++)
+		off += snprintf(line + off, sizeof(line) - (size_t)off, "\\\"");
+	snprintf(line + off, sizeof(line) - (size_t)off, "\"");
+	assert_true(strlen(line) < EXCEPTION_LINE_MAX - 1);
+	assert_int_equal(parse(line), -1);
+	assert_string_equal(err, "line longer than 1023 bytes once written out");
+}
+
+static void
 hostile_input_is_echoed_as_short_printable_ascii(void **state)
 {
 	char line[EXCEPTION_LINE_MAX];
@@ -671,6 +697,7 @@ main(void)
 		cmocka_unit_test(every_bad_line_is_refused_with_its_reason),
 		cmocka_unit_test(line_too_long_is_refused),
 		cmocka_unit_test(more_destinations_or_ports_than_the_bound_are_refused),
+		cmocka_unit_test(line_that_would_not_fit_once_written_out_is_refused),
 		cmocka_unit_test(hostile_input_is_echoed_as_short_printable_ascii),
 		cmocka_unit_test(cli_options_become_one_parseable_line),
 		cmocka_unit_test(cli_mistakes_are_refused_before_reaching_the_daemon),
