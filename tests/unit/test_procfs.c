@@ -1,0 +1,285 @@
+/*
+ * test_procfs.c — from a socket inode to the process and what /proc says
+ * about it, on a fixture tree (tests/fixtures/proc/: a systemd, a PHP-FPM
+ * master and its www-data worker, a spam script with a hostile comm and a
+ * 5000-byte cmdline, a non-dumpable sendmail, a process that vanished).
+ * Git keeps the symlinks (fd/N -> socket:[INODE], exe, cwd) but not owners,
+ * so the group setup copies the tree and chowns each PID directory to the
+ * uid that process runs as; procfs reads owners with fstatat on the PID
+ * directory, exactly as on /proc. Run from the top of the source tree, as
+ * root (chown); without root the owner-order tests say so and skip.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "smtpguard.h"
+
+#define FIXTURE		"tests/fixtures/proc"
+#define UID_WWW		33
+#define UID_SITE	1001	/* the shop's hosting account */
+#define UID_CRON	1002	/* owns the non-dumpable sendmail's socket */
+#define UID_OTHER	1003
+
+static char root[PATH_MAX];	/* the copy of the fixture, owners set */
+static bool owned;		/* the copy's owners could be set (root) */
+
+static const struct {
+	const char	*pid;
+	uid_t		 uid;
+} owners[] = {
+	{ "4242", UID_WWW }, { "5150", UID_SITE }, { "7000", UID_SITE },
+	{ "9000", UID_OTHER }, { "04242", UID_OTHER },
+};
+
+static int
+copy_fixture(void **state)
+{
+	char tmpl[] = "/tmp/test_procfs.XXXXXX", cmd[2 * PATH_MAX + 16], path[PATH_MAX + 16];
+
+	(void)state;
+	if (mkdtemp(tmpl) == NULL)
+		return -1;
+	snprintf(root, sizeof(root), "%s/proc", tmpl);
+	snprintf(cmd, sizeof(cmd), "cp -a %s %s", FIXTURE, root);
+	if (system(cmd) != 0)
+		return -1;
+	owned = true;
+	for (size_t i = 0; i < sizeof(owners) / sizeof(owners[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", root, owners[i].pid);
+		if (chown(path, owners[i].uid, owners[i].uid) < 0)
+			owned = false;
+	}
+	if (!owned)
+		fprintf(stderr, "test_procfs: cannot chown the fixture copy (%s): "
+		    "owner-order tests need root\n", strerror(errno));
+	return 0;
+}
+
+static int
+remove_fixture(void **state)
+{
+	char cmd[PATH_MAX + 16];
+
+	(void)state;
+	*strrchr(root, '/') = '\0';
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+need_owners(void)
+{
+	if (!owned)
+		skip();
+}
+
+static pid_t
+find(uid_t uid, ino_t inode)
+{
+	pid_t pid = -1;
+
+	errno = 0;
+	if (procfs_find_socket(root, uid, inode, &pid) < 0)
+		return -errno;
+	return pid;
+}
+
+static void
+php_worker_holding_the_smtp_socket_is_found(void **state)
+{
+	(void)state;
+	need_owners();
+	assert_int_equal(find(UID_WWW, 424242), 4242);
+	assert_true(procfs_holds_socket(root, 4242, 424242));
+	assert_false(procfs_holds_socket(root, 812, 424242));
+}
+
+static void
+shared_socket_is_named_for_its_owner_first(void **state)
+{
+	(void)state;
+	need_owners();
+	/* The FPM master (root) and its worker (www-data) both hold 30303. */
+	assert_int_equal(find(UID_WWW, 30303), 4242);
+	assert_int_equal(find(0, 30303), 812);
+}
+
+static void
+non_dumpable_sender_shown_as_root_is_still_found(void **state)
+{
+	(void)state;
+	need_owners();
+	/* No process of uid 1002 holds it: the search goes on to root's processes. */
+	assert_int_equal(find(UID_CRON, 600600), 6000);
+	/* Root's first: 30303 is also held by an unrelated uid's process. */
+	assert_int_equal(find(UID_CRON, 30303), 812);
+	/* and then to everyone's: the socket's uid need not be the process owner's now. */
+	assert_int_equal(find(UID_OTHER, 515151), 5150);
+}
+
+static void
+inode_is_matched_whole_not_by_prefix(void **state)
+{
+	(void)state;
+	assert_int_equal(find(UID_WWW, 42424), -ESRCH);
+	assert_int_equal(find(UID_WWW, 4242420), 4242);
+	assert_int_equal(find(UID_WWW, 42424200), -ESRCH);
+}
+
+static void
+socket_nobody_holds_is_not_found(void **state)
+{
+	(void)state;
+	assert_int_equal(find(UID_OTHER, 999999), -ESRCH);
+	/* "04242" is no pid directory, though it holds a socket link. */
+	assert_int_equal(find(UID_OTHER, 777), -ESRCH);
+	assert_false(procfs_holds_socket(root, 31337, 424242));
+}
+
+static void
+missing_proc_root_is_an_error(void **state)
+{
+	pid_t pid = 0;
+
+	(void)state;
+	errno = 0;
+	assert_int_equal(procfs_find_socket("/nonexistent/proc", 0, 1111, &pid), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(pid, 0);
+}
+
+static void
+php_worker_is_described_in_full(void **state)
+{
+	struct attrib a;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(procfs_read(root, 4242, &a), 0);
+	assert_true(a.has_pid);
+	assert_int_equal(a.pid, 4242);
+	assert_string_equal(a.exe, "/usr/sbin/php-fpm8.2");
+	/* The title PHP-FPM writes over its argv ends in padding NULs: dropped. */
+	assert_string_equal(a.cmdline, "php-fpm: pool www");
+	assert_string_equal(a.cwd, "/var/www/shop");
+	assert_true(a.has_ppid);
+	assert_int_equal(a.ppid, 812);
+	/* A hybrid host lists v1 hierarchies first; the v2 line wins. */
+	assert_string_equal(a.cgroup, "/system.slice/php8.2-fpm.service/pool-www");
+}
+
+static void
+hostile_comm_does_not_shift_the_ppid(void **state)
+{
+	struct attrib a;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	/* comm is "evil) (x y": only the last ')' ends it. */
+	assert_int_equal(procfs_read(root, 5150, &a), 0);
+	assert_true(a.has_ppid);
+	assert_int_equal(a.ppid, 4242);
+}
+
+static void
+long_cmdline_is_cut_at_its_bound(void **state)
+{
+	struct attrib a;
+	const char *head = "/usr/bin/php8.2 -r AAAA";
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(procfs_read(root, 5150, &a), 0);
+	assert_int_equal(strlen(a.cmdline), CMDLINE_MAX - 1);
+	assert_memory_equal(a.cmdline, head, strlen(head));
+	for (size_t i = strlen("/usr/bin/php8.2 -r "); i < CMDLINE_MAX - 1; i++)
+		assert_int_equal(a.cmdline[i], 'A');
+	/* A deleted binary is named as the kernel names it. */
+	assert_string_equal(a.exe, "/tmp/.x/php (deleted)");
+	/* No v2 line: the first line's path. */
+	assert_string_equal(a.cgroup, "/user.slice/user-1001.slice/session-7.scope");
+}
+
+static void
+unreadable_cwd_stays_empty(void **state)
+{
+	struct attrib a;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	strlcpy_sg(a.cwd, "stale", sizeof(a.cwd));
+	assert_int_equal(procfs_read(root, 5150, &a), 0);
+	assert_string_equal(a.cwd, "");
+}
+
+static void
+vanished_process_keeps_what_was_read(void **state)
+{
+	struct attrib a;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	/* Only cmdline was read before it went: the rest stays unknown. */
+	assert_int_equal(procfs_read(root, 7000, &a), 0);
+	assert_int_equal(a.pid, 7000);
+	assert_string_equal(a.cmdline, "perl spam.pl");
+	assert_string_equal(a.exe, "");
+	assert_string_equal(a.cwd, "");
+	assert_false(a.has_ppid);
+	assert_string_equal(a.cgroup, "");
+}
+
+static void
+garbled_stat_and_cgroup_are_left_unknown(void **state)
+{
+	struct attrib a;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(procfs_read(root, 9000, &a), 0);
+	assert_false(a.has_ppid);
+	assert_string_equal(a.cgroup, "");
+	assert_string_equal(a.cmdline, "");
+}
+
+static void
+process_gone_before_the_read_is_an_error(void **state)
+{
+	struct attrib a;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	errno = 0;
+	assert_int_equal(procfs_read(root, 31337, &a), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_false(a.has_pid);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(php_worker_holding_the_smtp_socket_is_found),
+		cmocka_unit_test(shared_socket_is_named_for_its_owner_first),
+		cmocka_unit_test(non_dumpable_sender_shown_as_root_is_still_found),
+		cmocka_unit_test(inode_is_matched_whole_not_by_prefix),
+		cmocka_unit_test(socket_nobody_holds_is_not_found),
+		cmocka_unit_test(missing_proc_root_is_an_error),
+		cmocka_unit_test(php_worker_is_described_in_full),
+		cmocka_unit_test(hostile_comm_does_not_shift_the_ppid),
+		cmocka_unit_test(long_cmdline_is_cut_at_its_bound),
+		cmocka_unit_test(unreadable_cwd_stays_empty),
+		cmocka_unit_test(vanished_process_keeps_what_was_read),
+		cmocka_unit_test(garbled_stat_and_cgroup_are_left_unknown),
+		cmocka_unit_test(process_gone_before_the_read_is_an_error),
+	};
+
+	return cmocka_run_group_tests(tests, copy_fixture, remove_fixture);
+}
