@@ -938,13 +938,19 @@ daemonize(void)
 		if (dup2(p[1], STDERR_FILENO) < 0)
 			fatal("dup2");
 		close(p[1]);
+		/* Whatever our starter left open (its pipes) is not ours to hold. */
+		close_range(3, ~0U, 0);
 		return 0;
 	}
 	close(p[1]);
+	/* Until READY (the daemon's children may keep the pipe open) or EOF. */
 	while (len < sizeof(buf) - 1 &&
-	    ((n = read(p[0], buf + len, sizeof(buf) - 1 - len)) > 0 || (n < 0 && errno == EINTR)))
+	    ((n = read(p[0], buf + len, sizeof(buf) - 1 - len)) > 0 || (n < 0 && errno == EINTR))) {
 		if (n > 0)
 			len += (size_t)n;
+		if (len >= 6 && memcmp(buf + len - 6, "READY\n", 6) == 0)
+			break;
+	}
 	buf[len] = '\0';
 	/* What set-up said (its progress, or why it failed), then READY last. */
 	if (len >= 6 && strcmp(buf + len - 6, "READY\n") == 0) {

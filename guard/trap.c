@@ -342,6 +342,38 @@ trap_expire(struct trap *t, time_t now)
 	}
 }
 
+static int
+cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/*
+ * The parent's descriptors (the queue, the control socket, the event log,
+ * a terminal or a pipe it was started from) are not the trap's business:
+ * keep the two listeners and the report socket, /dev/null on 0-2.
+ */
+static void
+trap_close_inherited(struct trap *t)
+{
+	int keep[3] = { t->lfd4, t->lfd6, t->parent };
+	unsigned int from = 3;
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (null < 0)
+		_exit(1);
+	for (int fd = 0; fd < 3; fd++)
+		if (fd != null && dup2(null, fd) < 0)
+			_exit(1);
+	qsort(keep, 3, sizeof(keep[0]), cmp_int);
+	for (int i = 0; i < 3; i++) {
+		if ((unsigned int)keep[i] > from)
+			close_range(from, (unsigned int)keep[i] - 1, 0);
+		from = (unsigned int)keep[i] + 1;
+	}
+	close_range(from, ~0U, 0);
+}
+
 /* The child: no privileges, an empty root, then serve until the parent goes. */
 static void __attribute__((noreturn))
 trap_child(struct trap *t, const char *chroot_dir)
@@ -356,6 +388,7 @@ trap_child(struct trap *t, const char *chroot_dir)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	trap_close_inherited(t);
 	if ((t->sessions = calloc(t->cfg->trap_sessions, sizeof(*t->sessions))) == NULL)
 		_exit(1);
 	for (size_t i = 0; i < t->cfg->trap_sessions; i++)

@@ -36,7 +36,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -317,6 +319,12 @@ cmd_listen(int argc, char **argv)
 			    sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
 			fprintf(log, "accept %s %s -> port %s\n", host, port, argv[3 + i]);
 			if (fork() == 0) {
+				/* A session whose client was reset by the fence never ends by
+				 * itself: die with the listener, or after a quiet 20 s. */
+				struct timeval quiet = { 20, 0 };
+
+				prctl(PR_SET_PDEATHSIG, SIGKILL);
+				setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &quiet, sizeof(quiet));
 				for (int k = 0; k < nfd; k++)
 					close(pfd[k].fd);
 				serve(c);
