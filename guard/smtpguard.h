@@ -426,25 +426,6 @@ pid_t	 trap_start(const struct config *, const char *chroot_dir, int *report_fd,
 	    char *err, size_t errlen);
 int	 trap_read_report(int fd, struct trap_report *);
 
-/* inspect.c */
-enum inspect_result { INSPECT_MORE, INSPECT_DONE };
-struct inspect {
-	uint32_t		 next_seq;	/* the next client byte we expect */
-	size_t			 max_bytes;	/* inspect_bytes */
-	bool			 tls_next;	/* the next bytes are a TLS ClientHello */
-	bool			 probe;		/* detect_any_port: only its first bytes matter */
-	unsigned int		 empty;		/* packets without payload seen */
-	bool			 overlong;
-	size_t			 len;
-	char			 line[SMTP_LINE_MAX + 1];
-	struct smtp_client	 client;
-	struct smtp_info	 info;
-};
-struct inspect	*inspect_new(uint32_t syn_seq, size_t max_bytes, bool implicit_tls);
-void		 inspect_free(struct inspect *);
-enum inspect_result inspect_segment(struct inspect *, const struct pkt *);
-int		 tls_client_hello_sni(const uint8_t *, size_t, char *out, size_t outlen);
-
 /* queue.c */
 struct queue_packet {
 	uint32_t	 id;
@@ -515,77 +496,6 @@ struct event_log	*event_open(const char *path, bool use_syslog, char *err, size_
 void			 event_close(struct event_log *);
 int			 event_write(struct event_log *, const struct event *);
 
-/* smtp.c */
-#define SMTP_EVENTS_MAX		32	/* replies owed at once; fed on once drained */
-#define SMTP_UNKNOWN_MAX	10	/* unknown commands in a row: not an SMTP client */
-#define SMTP_UNFOLD_MAX		2048	/* one unfolded header field; the rest is cut */
-enum smtp_mode {
-	SMTP_MODE_AUDIT,	/* passive: stop at DATA and STARTTLS, no events */
-	SMTP_MODE_TRAP,		/* a server: events to answer, message headers read */
-};
-enum smtp_state {
-	SMTP_CONTINUE = 0,	/* feed more */
-	SMTP_STOP_DATA,		/* audit: DATA sent, the message follows */
-	SMTP_STOP_STARTTLS,	/* audit: STARTTLS sent, TLS follows (tls_sni) */
-	SMTP_STOP_QUIT,		/* QUIT sent */
-	SMTP_ERROR_OVERLONG,	/* a command line past SMTP_LINE_MAX */
-	SMTP_ERROR_NOT_SMTP,	/* binary, or no command we know */
-};
-/* What the server should answer; the trap maps it to a reply code per verb. */
-enum smtp_status {
-	SMTP_ST_OK,		/* 250; 221 QUIT; 235/535 AUTH; the end-of-DATA reply */
-	SMTP_ST_MORE,		/* 354 after DATA, 334 during AUTH: the client goes on */
-	SMTP_ST_SYNTAX,		/* 501: bad arguments, bad base64, AUTH cancelled */
-	SMTP_ST_SEQUENCE,	/* 503: RCPT before MAIL, DATA before RCPT, ... */
-	SMTP_ST_UNKNOWN,	/* 500: no such command */
-	SMTP_ST_UNSUPPORTED,	/* 504: an AUTH mechanism the parser cannot follow */
-};
-enum smtp_event_type {
-	SMTP_EV_COMMAND,	/* a command line */
-	SMTP_EV_AUTH_RESPONSE,	/* a line answering a 334 */
-	SMTP_EV_MESSAGE_END,	/* the "." that ends DATA */
-};
-struct smtp_event {
-	enum smtp_event_type	 type;
-	enum smtp_verb		 verb;	/* SMTP_UNKNOWN for an unknown command */
-	enum smtp_status	 status;
-};
-enum smtp_phase {
-	SMTP_PH_COMMAND, SMTP_PH_AUTH_PLAIN, SMTP_PH_AUTH_LOGIN_USER, SMTP_PH_AUTH_LOGIN_PASS,
-	SMTP_PH_AUTH_OTHER, SMTP_PH_HEADERS, SMTP_PH_BODY,
-};
-/*
- * A client's side of one session, fed in chunks of any size. The caller
- * allocates it and reads info; the rest is the parser's own.
- */
-struct smtp_parser {
-	enum smtp_mode		 mode;
-	enum smtp_state		 state;		/* sticky once not SMTP_CONTINUE */
-	size_t			 used;		/* bytes of the last chunk read */
-	enum smtp_phase		 phase;
-	bool			 greeted, in_mail, has_rcpt;
-	unsigned int		 nlines;	/* command lines seen */
-	unsigned int		 unknown_run;
-	bool			 crlf_before;	/* DATA: the previous line ended in CRLF */
-	bool			 last_cr;	/* the last byte read was CR */
-	size_t			 len;		/* bytes of the current line, all counted */
-	char			 line[SMTP_LINE_MAX + 1];
-	size_t			 hlen;
-	char			 hbuf[SMTP_UNFOLD_MAX];	/* the header field being unfolded */
-	size_t			 ev_first, nev;
-	struct smtp_event	 ev[SMTP_EVENTS_MAX];
-	struct smtp_info	 info;
-};
-/*
- * Feed: st = smtp_feed(p, d, n); drain smtp_event_next(); d += p->used,
- * n -= p->used; again while st == SMTP_CONTINUE and n > 0 (trap mode stops
- * reading when SMTP_EVENTS_MAX replies are owed).
- */
-void		 smtp_parser_init(struct smtp_parser *, enum smtp_mode);
-enum smtp_state	 smtp_feed(struct smtp_parser *, const uint8_t *, size_t);
-bool		 smtp_event_next(struct smtp_parser *, struct smtp_event *);
-size_t		 smtp_decode_words(const char *, size_t, char *out, size_t size);
-
 /* stream.c */
 #define STREAM_PENDING_MAX	8	/* segments held ahead of a gap */
 #define STREAM_PENDING_BYTES	16384	/* bytes held ahead of a gap: a few full segments */
@@ -622,5 +532,23 @@ size_t			 stream_pending(const struct stream *);
 
 /* tls.c */
 int	 tls_sni(const uint8_t *, size_t, char *out, size_t outlen);
+
+/* inspect.c */
+enum inspect_result { INSPECT_MORE, INSPECT_DONE };
+struct inspect {
+	struct stream		 stream;		/* the client's bytes, in order */
+	size_t			 max_bytes;	/* inspect_bytes */
+	bool			 tls_next;	/* the next bytes are a TLS ClientHello */
+	bool			 probe;		/* detect_any_port: only its first bytes matter */
+	unsigned int		 empty;		/* packets without payload seen */
+	bool			 overlong;
+	size_t			 len;
+	char			 line[SMTP_LINE_MAX + 1];
+	struct smtp_client	 client;
+	struct smtp_info	 info;
+};
+struct inspect	*inspect_new(uint32_t syn_seq, size_t max_bytes, bool implicit_tls);
+void		 inspect_free(struct inspect *);
+enum inspect_result inspect_segment(struct inspect *, const struct pkt *);
 
 #endif /* SMTPGUARD_H */
