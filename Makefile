@@ -95,8 +95,10 @@ check:
 	$(MAKE) tests
 	tests/run
 
+# Each libFuzzer target for FUZZ_SECONDS on a copy of its committed corpus.
+FUZZ_SECONDS ?= 300
 fuzz: $(FUZZBIN)
-	tests/fuzz/run $(FUZZ_SECONDS)
+	FUZZ_SMOKE_SECONDS=$(FUZZ_SECONDS) tests/run fuzz
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/smtpguard
