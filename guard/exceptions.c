@@ -168,7 +168,7 @@ cidr_contains(const struct cidr *c, int family, const uint8_t *addr)
 	    ((c->addr[full] ^ addr[full]) & (uint8_t)(0xff << (8 - rest))) == 0;
 }
 
-static void
+void
 cidr_format(const struct cidr *c, char *out, size_t len)
 {
 	char a[INET6_ADDRSTRLEN];

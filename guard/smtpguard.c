@@ -519,15 +519,30 @@ cmd_exceptions(struct cli *c, int argc, char **argv)
 	} else if (json_array_size(list) == 0)
 		printf("no exceptions (smtpguard allow USER adds one)\n");
 	else {
-		printf("%-8s %-19s %s\n", "HITS", "LAST HIT", "EXCEPTION");
+		printf("%-16s %-22s %-10s %-6s %-10s %6s  %-19s %s\n", "WHO", "TO", "PORTS",
+		    "MODE", "CAP", "HITS", "LAST HIT", "COMMENT");
 		json_array_foreach(list, i, x) {
 			time_t t = (time_t)jint(x, "last_hit");
+			char to[256] = "", ports[128] = "", cap[32] = "-";
+			size_t k;
+			json_t *v;
 
+			json_array_foreach(json_object_get(x, "to"), k, v)
+				snprintf(to + strlen(to), sizeof(to) - strlen(to), "%s%s", k ? "," : "",
+				    json_string_value(v));
+			json_array_foreach(json_object_get(x, "ports"), k, v)
+				snprintf(ports + strlen(ports), sizeof(ports) - strlen(ports), "%s%lld",
+				    k ? "," : "", (long long)json_integer_value(v));
+			if (jint(x, "cap") > 0)
+				snprintf(cap, sizeof(cap), "%lld/hour", jint(x, "cap"));
 			if (t > 0)
 				strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
 			else
 				strlcpy_sg(when, "-", sizeof(when));
-			printf("%-8lld %-19s %s\n", jint(x, "hits"), when, jstr(x, "line"));
+			printf("%-16s %-22s %-10s %-6s %-10s %6lld  %-19s %s\n", jstr(x, "who"),
+			    to[0] ? to : "any", ports[0] ? ports : "any", jstr(x, "mode"), cap,
+			    jint(x, "hits"), when, json_object_get(x, "comment") ?
+			    jstr(x, "comment") : "");
 		}
 	}
 	json_decref(r);

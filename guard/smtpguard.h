@@ -352,6 +352,7 @@ struct exceptions {
 };
 int	 cidr_parse(const char *, struct cidr *);
 bool	 cidr_contains(const struct cidr *, int family, const uint8_t *addr);
+void	 cidr_format(const struct cidr *, char *, size_t);
 int	 exception_parse(const char *line, const char *passwd, const char *group,
 	    struct exception *, char *err, size_t errlen);
 bool	 exception_is_plain(const struct exception *);

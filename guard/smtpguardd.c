@@ -751,6 +751,22 @@ status_reply(struct daemon *d)
 	return reply_ok(o);
 }
 
+/* An exception's destinations or ports as a JSON array (empty: any). */
+static json_t *
+exception_list(const struct exception *x, bool cidrs)
+{
+	json_t *a = json_array();
+	char buf[INET6_ADDRSTRLEN + 8];
+
+	for (size_t i = 0; cidrs && i < x->nto; i++) {
+		cidr_format(&x->to[i], buf, sizeof(buf));
+		json_array_append_new(a, json_string(buf));
+	}
+	for (size_t i = 0; !cidrs && i < x->nports; i++)
+		json_array_append_new(a, json_integer(x->ports[i]));
+	return a;
+}
+
 static char *
 exceptions_reply(struct daemon *d)
 {
@@ -763,9 +779,15 @@ exceptions_reply(struct daemon *d)
 
 		if (exception_format(x, line, sizeof(line)) < 0)
 			continue;
-		e = json_pack("{s:s, s:s, s:I, s:I}", "who", x->who, "line", line,
-		    "hits", (json_int_t)x->hits, "last_hit", (json_int_t)x->last_hit);
+		e = json_pack("{s:s, s:s, s:I, s:I, s:s, s:I}", "who", x->who, "line", line,
+		    "hits", (json_int_t)x->hits, "last_hit", (json_int_t)x->last_hit,
+		    "mode", exception_is_plain(x) ? "kernel" : x->audit ? "audit" : "allow",
+		    "cap", (json_int_t)x->cap_per_hour);
 		json_set_uids(e, "uids", x->uids, x->nuids);
+		json_object_set_new(e, "to", exception_list(x, true));
+		json_object_set_new(e, "ports", exception_list(x, false));
+		if (x->comment[0] != '\0')
+			json_object_set_new(e, "comment", json_string(x->comment));
 		json_array_append_new(list, e);
 	}
 	json_object_set_new(o, "exceptions", list);

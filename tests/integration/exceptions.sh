@@ -88,7 +88,8 @@ one_cap_alert() {
 	[ "$(jq -c "select(.event == \"alert\" and .uid == $EXEMPT_UID and (.rule | startswith(\"cap:\")))" "$T/events.jsonl" | wc -l)" -eq 1 ]
 }
 check "capped: exactly one alert event" wait_for "cap alert" one_cap_alert
-check "exceptions lists hits" sh -c "ip netns exec $HOST_NS '$BUILD/smtpguard' -c '$T/smtpguard.conf' exceptions | grep -q '^3 .*allow $EXEMPT_UID cap=3/hour'"
+exceptions_table() { sg exceptions | grep -Eq "^$EXEMPT_UID +any +any +allow +3/hour +3  [0-9]{4}-"; }
+check "exceptions shows who, to, ports, mode, cap, hits and last hit" exceptions_table
 sg revoke $EXEMPT_UID >/dev/null
 
 # The control socket.
