@@ -24,6 +24,7 @@ mount --bind "$T/passwd" /etc/passwd || exit 91
 sg() { "$BUILD/smtpguard" -c "$CONF" "\$@"; }
 echo "== enable"; sg enable; echo "rc=\$?"
 echo "== enable again"; sg enable; echo "rc=\$?"
+echo "== ruleset"; nft list table inet smtpguard 2>/dev/null
 echo "== probe"; setpriv --reuid=$WEB_UID --regid=$WEB_UID --clear-groups "$T/sgprobe" connect -t 2000 $MX4 25
 echo "== pid"; cat /run/smtpguard/smtpguardd.pid
 echo "== log"; sg log -n 1
@@ -45,6 +46,12 @@ check "enable confirms the table is installed" has enable "table inet smtpguard 
 check "enable exits 0" has enable "^rc=0$"
 check "a second enable changes nothing and says so" has "enable again" "already enabled; nothing changed"
 check "a second enable exits 0" has "enable again" "^rc=0$"
+golden_matches() {
+	grep -v '^#' "$ROOT/rules/smtpguard.nft" >"$T/golden"
+	section ruleset >"$T/installed"
+	diff -u "$T/golden" "$T/installed"
+}
+check "the table the daemon installed matches rules/smtpguard.nft" golden_matches
 check "the daemonised fence refuses a web user" has probe "^refused"
 check "the daemon writes a pid file" has pid "^[0-9]+$"
 check "log shows the refused attempt" has log "reject"
