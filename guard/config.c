@@ -69,6 +69,7 @@ static const struct key keys[] = {
 	{ "guard", "trap_port", K_U16, NUM(trap_port), 1, 65535 },
 	{ "guard", "inspect_bytes", K_SIZE, NUM(inspect_bytes), 64, 1048576 },
 	{ "guard", "detect_any_port", K_BOOL, NUM(detect_any_port), 0, 0 },
+	{ "guard", "mail_relays", K_TEXT, STR(mail_relays), 0, 0 },
 	{ "guard", "mark_mask", K_MASK, NUM(mark_mask), 1, 0xffffffffUL },
 	{ "guard", "exceptions", K_PATH, STR(exceptions), 0, 0 },
 	{ "guard", "control_socket", K_PATH, STR(control_socket), 0, 0 },

@@ -60,6 +60,7 @@ struct config {
 	uint16_t	 trap_port;
 	size_t		 inspect_bytes;
 	bool		 detect_any_port;
+	char		 mail_relays[CONFIG_MAX_LIST];	/* TLS names that mean SMTP */
 	uint32_t	 mark_mask;
 	char		 exceptions[PATH_MAX];
 	char		 control_socket[PATH_MAX];

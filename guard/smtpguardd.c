@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -393,6 +394,34 @@ start_probe(struct daemon *d, const struct queue_packet *qp, const struct pkt *p
 	verdict(d, qp, MARK_INSPECT);
 }
 
+/* "smtp.example.net, *.relay.example": exact names, or any name under a "*." suffix. */
+static bool
+relay_named(const char *relays, const char *name)
+{
+	char list[CONFIG_MAX_LIST], *tok, *save = NULL;
+	size_t n = strlen(name);
+
+	strlcpy_sg(list, relays, sizeof(list));
+	for (tok = strtok_r(list, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		size_t t = strlen(tok);
+
+		if (strcasecmp(tok, name) == 0)
+			return true;
+		if (t > 2 && tok[0] == '*' && tok[1] == '.' && n > t - 1 &&
+		    strcasecmp(name + n - (t - 1), tok + 1) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+forget_probe(struct daemon *d, struct flow *f)
+{
+	inspect_free(f->inspect);
+	f->inspect = NULL;
+	flow_remove(d->flows, f);
+}
+
 /*
  * detect_any_port: a flow to an unfenced port, followed to its first client
  * bytes. SMTP's greeting there is reset and logged; anything else is let go
@@ -413,11 +442,25 @@ probe_packet(struct daemon *d, const struct queue_packet *qp, const struct pkt *
 			d->cnt.verdict_errors++;
 		return;
 	}
+	if (p->payload_len > 0 && !smtp_looks_like_smtp(p->payload, p->payload_len) &&
+	    tls_sni(p->payload, p->payload_len, in->info.tls_sni, sizeof(in->info.tls_sni)) == 0 &&
+	    relay_named(d->cfg.mail_relays, in->info.tls_sni)) {
+		/* TLS to a host the admin named as a mail relay: SMTP in all but name. */
+		verdict(d, qp, MARK_REJECT);
+		d->cnt.decisions[ACTION_REJECT]++;
+		in->info.proto = "smtp-tls";
+		in->info.bytes = p->payload_len;
+		e.who = &f->who;
+		e.flow = &f->addr;
+		e.flow_id = f->flow_id;
+		e.smtp = &in->info;
+		emit(d, &e);
+		forget_probe(d, f);
+		return;
+	}
 	if (p->payload_len == 0 || !smtp_looks_like_smtp(p->payload, p->payload_len)) {
 		verdict(d, qp, MARK_ALLOW);
-		inspect_free(in);
-		f->inspect = NULL;
-		flow_remove(d->flows, f);
+		forget_probe(d, f);
 		return;
 	}
 	verdict(d, qp, MARK_REJECT);
@@ -431,9 +474,7 @@ probe_packet(struct daemon *d, const struct queue_packet *qp, const struct pkt *
 	e.flow_id = f->flow_id;
 	e.smtp = &in->info;
 	emit(d, &e);
-	inspect_free(in);
-	f->inspect = NULL;
-	flow_remove(d->flows, f);
+	forget_probe(d, f);
 }
 
 /*

@@ -4,14 +4,14 @@
 . "$(dirname "$0")/lib.sh"
 
 setup_net
-start_mx 25 2525
+start_mx 25 2525 2465
 mkdir -p "$T/www"
 head -c 300000 /dev/urandom >"$T/www/blob"
 ip netns exec "$MX_NS" /usr/bin/python3 -m http.server --bind 192.0.2.25 --directory "$T/www" 80 \
     >"$T/http.out" 2>&1 &
 PIDS="$PIDS $!"
 : >"$T/exceptions.conf"
-write_config "detect_any_port = yes"
+write_config "detect_any_port = yes" "mail_relays = smtp.relay.example, *.mailer.example"
 start_daemon || { cat "$T/daemon.log"; fail "smtpguardd starts with detect_any_port"; finish; }
 wait_for "http server" sh -c "ip netns exec $HOST_NS /usr/bin/python3 -c 'import socket; socket.create_connection((\"192.0.2.25\", 80), 1)'"
 
@@ -39,4 +39,17 @@ check "an HTTP flow costs a bounded number of userspace trips ($((after - before
 mta_direct() { out=$(as_uid $MTA_UID "$T/sgprobe" connect -q $MX4 2525) && case $out in connected*) ;; *) false ;; esac; }
 check "the MTA reaches port 2525 untouched" mta_direct
 
+
+# TLS: passes, unless its SNI names a configured mail relay.
+tls_to() { as_uid $WEB_UID timeout 5 openssl s_client -connect $MX4:2465 -servername "$1" </dev/null >/dev/null 2>&1; }
+tls_to smtp.relay.example
+tls_to out.mailer.example
+tls_to www.example.net
+relay_logged() {
+	[ "$(jq -c 'select(.event == "attempt" and .proto == "smtp-tls")' "$T/events.jsonl" | wc -l)" -eq 2 ] &&
+	    jq_any 'select(.proto == "smtp-tls" and .tls_sni == "smtp.relay.example" and .dst_port == 2465)' "$T/events.jsonl" &&
+	    jq_any 'select(.proto == "smtp-tls" and .tls_sni == "out.mailer.example")' "$T/events.jsonl"
+}
+check "TLS to a named mail relay is reset and logged with its SNI" wait_for "relay events" relay_logged
+check "TLS to any other name passes unlogged" sh -c "! grep -q www.example.net '$T/events.jsonl'"
 finish
