@@ -434,7 +434,7 @@ probe_packet(struct daemon *d, const struct queue_packet *qp, const struct pkt *
 	struct inspect *in = f->inspect;
 	struct event e = { .event = "attempt", .action = "reject", .rule = "smtp-on-any-port" };
 	struct smtp_client cl = { 0 };
-	size_t len;
+	const char *proto = NULL;
 
 	if (p->payload_len == 0 && !(p->tcp_flags & (TH_FIN | TH_RST)) &&
 	    ++in->empty < PROBE_EMPTY_MAX) {
@@ -442,32 +442,21 @@ probe_packet(struct daemon *d, const struct queue_packet *qp, const struct pkt *
 			d->cnt.verdict_errors++;
 		return;
 	}
-	if (p->payload_len > 0 && !smtp_looks_like_smtp(p->payload, p->payload_len) &&
-	    tls_sni(p->payload, p->payload_len, in->info.tls_sni, sizeof(in->info.tls_sni)) == 0 &&
-	    relay_named(d->cfg.mail_relays, in->info.tls_sni)) {
-		/* TLS to a host the admin named as a mail relay: SMTP in all but name. */
-		verdict(d, qp, MARK_REJECT);
-		d->cnt.decisions[ACTION_REJECT]++;
-		in->info.proto = "smtp-tls";
-		in->info.bytes = p->payload_len;
-		e.who = &f->who;
-		e.flow = &f->addr;
-		e.flow_id = f->flow_id;
-		e.smtp = &in->info;
-		emit(d, &e);
-		forget_probe(d, f);
-		return;
-	}
-	if (p->payload_len == 0 || !smtp_looks_like_smtp(p->payload, p->payload_len)) {
+	if (p->payload_len > 0 && smtp_looks_like_smtp(p->payload, p->payload_len)) {
+		smtp_client_line(&cl, &in->info, (const char *)p->payload,
+		    memcspn_line(p->payload, p->payload_len));
+		proto = "smtp";
+	} else if (p->payload_len > 0 && tls_sni(p->payload, p->payload_len, in->info.tls_sni,
+	    sizeof(in->info.tls_sni)) == 0 && relay_named(d->cfg.mail_relays, in->info.tls_sni))
+		proto = "smtp-tls";	/* TLS to a host named as a mail relay */
+	if (proto == NULL) {
 		verdict(d, qp, MARK_ALLOW);
 		forget_probe(d, f);
 		return;
 	}
 	verdict(d, qp, MARK_REJECT);
 	d->cnt.decisions[ACTION_REJECT]++;
-	len = memcspn_line(p->payload, p->payload_len);
-	smtp_client_line(&cl, &in->info, (const char *)p->payload, len);
-	in->info.proto = "smtp";
+	in->info.proto = proto;
 	in->info.bytes = p->payload_len;
 	e.who = &f->who;
 	e.flow = &f->addr;
