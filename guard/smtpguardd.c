@@ -593,7 +593,7 @@ read_queue(struct daemon *d)
 }
 
 static void
-ruleset_spec_of(const struct daemon *d, const struct config *cfg, const uid_t *mta,
+ruleset_spec_of(const struct config *cfg, const uid_t *mta,
     size_t nmta, const uid_t *allow, size_t nallow, struct ruleset_spec *spec)
 {
 	memset(spec, 0, sizeof(*spec));
@@ -610,7 +610,6 @@ ruleset_spec_of(const struct daemon *d, const struct config *cfg, const uid_t *m
 	spec->trap = true;
 	spec->detect_any_port = cfg->detect_any_port;
 	spec->trap_port = cfg->trap_port;
-	(void)d;
 }
 
 /* Everything a (re)load needs, validated before anything is applied. */
@@ -644,7 +643,7 @@ install_table(struct daemon *d, const struct loaded *l, char *err, size_t errlen
 	uid_t allow[KERNEL_UIDS_MAX];
 	size_t nallow = exceptions_kernel_uids(&l->exc, allow, KERNEL_UIDS_MAX);
 
-	ruleset_spec_of(d, &l->cfg, l->mta, l->nmta, allow, nallow, &spec);
+	ruleset_spec_of(&l->cfg, l->mta, l->nmta, allow, nallow, &spec);
 	return ruleset_install(&spec, &d->native_queue, err, errlen);
 }
 
