@@ -105,9 +105,14 @@ install: all
 	install -m 0755 build/smtpguardd build/smtpguard $(DESTDIR)$(SBINDIR)/
 	[ -e $(DESTDIR)$(SYSCONFDIR)/smtpguard/smtpguard.conf ] || \
 	  install -m 0644 conf/smtpguard.conf $(DESTDIR)$(SYSCONFDIR)/smtpguard/smtpguard.conf
+	install -d $(DESTDIR)$(SYSCONFDIR)/systemd/system
+	sed 's|@SBINDIR@|$(SBINDIR)|g' conf/smtpguard.service > \
+	  $(DESTDIR)$(SYSCONFDIR)/systemd/system/smtpguard.service
+	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/smtpguardd $(DESTDIR)$(SBINDIR)/smtpguard
+	rm -f $(DESTDIR)$(SBINDIR)/smtpguardd $(DESTDIR)$(SBINDIR)/smtpguard \
+	  $(DESTDIR)$(SYSCONFDIR)/systemd/system/smtpguard.service
 
 harden:
 	scripts/harden

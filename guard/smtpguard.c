@@ -24,6 +24,8 @@
 
 #define PASSWD_FILE	"/etc/passwd"
 #define STOP_WAIT_MS	10000	/* the daemon removes its table and exits well within this */
+#define SYSTEMCTL	"/bin/systemctl"
+#define SYSTEMD_UNIT	"smtpguard.service"
 
 extern char **environ;
 
@@ -339,9 +341,29 @@ write_default_config(struct cli *c)
 	return 0;
 }
 
+/*
+ * systemd runs the daemon when it is PID 1 and our unit is installed, for
+ * the default config only (the unit names no -c).
+ */
+static bool
+under_systemd(const struct cli *c)
+{
+	static const char *const units[] = { "/etc/systemd/system/" SYSTEMD_UNIT,
+	    "/lib/systemd/system/" SYSTEMD_UNIT, "/usr/lib/systemd/system/" SYSTEMD_UNIT };
+
+	if (access("/run/systemd/system", F_OK) != 0 ||
+	    strcmp(c->config_path, DEFAULT_CONFIG) != 0 || access(SYSTEMCTL, X_OK) != 0)
+		return false;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (access(units[i], F_OK) == 0)
+			return true;
+	return false;
+}
+
 static int
 cmd_enable(struct cli *c, int argc, char **argv)
 {
+	const char *how = "daemonised";
 	char dpath[PATH_MAX];
 	json_t *st;
 	struct stat sb;
@@ -362,15 +384,28 @@ cmd_enable(struct cli *c, int argc, char **argv)
 		json_decref(st);
 		return 0;
 	}
-	if (daemon_path(dpath, sizeof(dpath)) < 0) {
-		errx_msg("cannot find smtpguardd beside this program");
-		return 1;
-	}
-	printf("starting %s -c %s\n", dpath, c->config_path);
-	char *args[] = { dpath, "-c", (char *)c->config_path, NULL };
-	if (run_program(args) != 0) {
-		errx_msg("smtpguardd did not start (see the message above); the fence is NOT up");
-		return 1;
+	if (under_systemd(c)) {
+		char *args[] = { SYSTEMCTL, "enable", "--now", SYSTEMD_UNIT, NULL };
+
+		printf("starting %s through systemd (systemctl enable --now)\n", SYSTEMD_UNIT);
+		if (run_program(args) != 0) {
+			errx_msg("systemctl could not start %s (journalctl -u %s says why); "
+			    "the fence is NOT up", SYSTEMD_UNIT, SYSTEMD_UNIT);
+			return 1;
+		}
+		how = "by systemd";
+	} else {
+		if (daemon_path(dpath, sizeof(dpath)) < 0) {
+			errx_msg("cannot find smtpguardd beside this program");
+			return 1;
+		}
+		printf("starting %s -c %s\n", dpath, c->config_path);
+		char *args[] = { dpath, "-c", (char *)c->config_path, NULL };
+		if (run_program(args) != 0) {
+			errx_msg("smtpguardd did not start (see the message above); the fence is "
+			    "NOT up");
+			return 1;
+		}
 	}
 	if ((st = call(c, CTL_STATUS, NULL, false)) == NULL)
 		return 1;
@@ -380,7 +415,7 @@ cmd_enable(struct cli *c, int argc, char **argv)
 		json_decref(st);
 		return 1;
 	}
-	printf("smtpguard enabled (daemonised, pid file %s).\n", c->cfg.pid_file);
+	printf("smtpguard enabled (%s; pid file %s).\n", how, c->cfg.pid_file);
 	print_status(st);
 	json_decref(st);
 	return 0;
@@ -426,7 +461,15 @@ cmd_disable(struct cli *c, int argc, char **argv)
 	}
 	if (load_config(c) < 0)
 		return 1;
-	if ((pid = running_daemon(&c->cfg)) > 0) {
+	if (under_systemd(c)) {
+		char *args[] = { SYSTEMCTL, "disable", "--now", SYSTEMD_UNIT, NULL };
+
+		printf("stopping %s through systemd (systemctl disable --now)\n", SYSTEMD_UNIT);
+		if (run_program(args) != 0) {
+			errx_msg("systemctl could not stop %s", SYSTEMD_UNIT);
+			return 1;
+		}
+	} else if ((pid = running_daemon(&c->cfg)) > 0) {
 		printf("stopping smtpguardd (pid %ld)\n", (long)pid);
 		if (kill(pid, SIGTERM) < 0) {
 			errx_msg("kill %ld: %s", (long)pid, strerror(errno));
