@@ -78,52 +78,42 @@ x_add(struct rb *rb, struct nftnl_expr *e)
 		nftnl_rule_add_expr(rb->r, e);
 }
 
+/* A meta or ct key loaded into register 1, or stored from it. */
 static void
-x_meta_load(struct rb *rb, uint32_t key)
+x_key(struct rb *rb, bool ct, uint32_t key, bool load)
 {
 	struct nftnl_expr *e;
 
-	if ((e = x_new(rb, "meta")) == NULL)
+	if ((e = x_new(rb, ct ? "ct" : "meta")) == NULL)
 		return;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, ct ? NFTNL_EXPR_CT_KEY : NFTNL_EXPR_META_KEY, key);
+	nftnl_expr_set_u32(e, ct ? (load ? NFTNL_EXPR_CT_DREG : NFTNL_EXPR_CT_SREG) :
+	    (load ? NFTNL_EXPR_META_DREG : NFTNL_EXPR_META_SREG), NFT_REG_1);
 	x_add(rb, e);
+}
+
+static void
+x_meta_load(struct rb *rb, uint32_t key)
+{
+	x_key(rb, false, key, true);
 }
 
 static void
 x_meta_store(struct rb *rb, uint32_t key)
 {
-	struct nftnl_expr *e;
-
-	if ((e = x_new(rb, "meta")) == NULL)
-		return;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
-	x_add(rb, e);
+	x_key(rb, false, key, false);
 }
 
 static void
 x_ct_load(struct rb *rb, uint32_t key)
 {
-	struct nftnl_expr *e;
-
-	if ((e = x_new(rb, "ct")) == NULL)
-		return;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-	x_add(rb, e);
+	x_key(rb, true, key, true);
 }
 
 static void
 x_ct_store(struct rb *rb, uint32_t key)
 {
-	struct nftnl_expr *e;
-
-	if ((e = x_new(rb, "ct")) == NULL)
-		return;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_SREG, NFT_REG_1);
-	x_add(rb, e);
+	x_key(rb, true, key, false);
 }
 
 static void
