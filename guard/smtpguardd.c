@@ -662,6 +662,7 @@ adopt(struct daemon *d, struct loaded *l)
 static int
 reload(struct daemon *d, char *err, size_t errlen)
 {
+	bool trap_changed;
 	struct loaded l;
 	char msg[PATH_MAX + 600];
 
@@ -698,7 +699,18 @@ reload(struct daemon *d, char *err, size_t errlen)
 			d->alerts = a;
 		}
 	}
+	trap_changed = l.cfg.trap_port != d->cfg.trap_port ||
+	    l.cfg.trap_sessions != d->cfg.trap_sessions ||
+	    l.cfg.trap_timeout != d->cfg.trap_timeout || l.cfg.trap_bytes != d->cfg.trap_bytes ||
+	    strcmp(l.cfg.trap_reply, d->cfg.trap_reply) != 0 ||
+	    strcmp(l.cfg.trap_user, d->cfg.trap_user) != 0;
 	adopt(d, &l);
+	/* The trap child runs with the settings it was started with: restart it. */
+	if (trap_changed) {
+		stop_trap(d);
+		if (start_trap(d, err, errlen) < 0)
+			log_warnx("restarting the trap after reload: %s (retried each second)", err);
+	}
 	snprintf(msg, sizeof(msg), "reloaded %s; MTA users: %s", d->cfg.path, d->mta_found);
 	emit_daemon(d, msg);
 	return 0;

@@ -102,6 +102,14 @@ check "500 sessions at once: the excess is told 421" grep -q '^busy [1-9]' "$T/m
 check "the trap still serves a normal client afterwards" sh -c \
     "ip netns exec $HOST_NS setpriv --reuid=$WEB_UID --regid=$WEB_UID --clear-groups swaks --server $MX4 --to z@example.net --from y@example.org 2>&1 | grep -q '<\*\* 550 5.7.1'"
 check "the daemon is alive" sg status
+sed -i 's/^bytes = 65536$/bytes = 65536\nreply = 5.7.1 Policy of example hosting: use the local MTA/' "$T/smtpguard.conf"
+check "reload takes a new [trap] reply" sg reload
+new_reply() {
+	ip netns exec $HOST_NS setpriv --reuid=$WEB_UID --regid=$WEB_UID --clear-groups \
+	    swaks --server $MX4 --to z@example.net --from y@example.org 2>&1 |
+	    grep -q '<\*\* 550 5.7.1 Policy of example hosting'
+}
+check "the next trapped session gets it" wait_for "new reply" new_reply
 check "still nothing reached the mx" sh -c "! grep -q accept '$T/mx.log' 2>/dev/null"
 
 finish
