@@ -19,6 +19,8 @@ CONF=$T/etc/smtpguard.conf
 # One shell in the private mount namespace runs the whole admin session.
 cat >"$T/session.sh" <<SESSION
 set -u
+# Whatever happens below, no daemon outlives the session (killed by its pid).
+trap 'p=\$(cat /run/smtpguard/smtpguardd.pid 2>/dev/null) && kill -9 "\$p" 2>/dev/null' EXIT
 mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/log || exit 90
 mount --bind "$T/passwd" /etc/passwd || exit 91
 sg() { "$BUILD/smtpguard" -c "$CONF" "\$@"; }
