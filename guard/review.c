@@ -673,7 +673,7 @@ review_log(const char *path, int argc, char **argv)
 	char *end;
 
 	optind = 0;	/* glibc: a full reset, as the tests call us repeatedly */
-	while ((ch = getopt_long(argc, argv, "fn:", filter_options, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "fn:h", filter_options, NULL)) != -1) {
 		if ((rc = filter_option(ch, optarg, &f, "log")) < 0)
 			return 2;
 		if (rc == 1)
@@ -694,6 +694,7 @@ review_log(const char *path, int argc, char **argv)
 			}
 			break;
 		case OPT_HELP:
+		case 'h':
 			printf("usage: smtpguard log [options]\n"
 			    "Shows events from the event log, oldest first.\n%s"
 			    "  -n N           only the last N matching events (default %d without\n"
@@ -1028,7 +1029,7 @@ review_top(const char *path, int argc, char **argv)
 	int ch, rc;
 
 	optind = 0;	/* glibc: a full reset, as the tests call us repeatedly */
-	while ((ch = getopt_long(argc, argv, "", filter_options, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "h", filter_options, NULL)) != -1) {
 		if ((rc = filter_option(ch, optarg, &f, "top")) < 0)
 			return 2;
 		if (rc == 1)
@@ -1056,6 +1057,7 @@ review_top(const char *path, int argc, char **argv)
 			}
 			break;
 		case OPT_HELP:
+		case 'h':
 			printf("usage: smtpguard top [--by KEY] [--limit N] [filters]\n"
 			    "Who is sending: one row per KEY, most attempts first, with distinct\n"
 			    "destinations, first and last seen. Attempts suppressed by flood\n"

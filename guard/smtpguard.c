@@ -592,10 +592,20 @@ cmd_exceptions(struct cli *c, int argc, char **argv)
 	return 0;
 }
 
+/* log and top answer --help even where no config exists yet. */
+static bool
+wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	return false;
+}
+
 static int
 cmd_log(struct cli *c, int argc, char **argv)
 {
-	if (load_config(c) < 0)
+	if (!wants_help(argc, argv) && load_config(c) < 0)
 		return 1;
 	return review_log(c->cfg.log_file, argc, argv);
 }
@@ -603,7 +613,7 @@ cmd_log(struct cli *c, int argc, char **argv)
 static int
 cmd_top(struct cli *c, int argc, char **argv)
 {
-	if (load_config(c) < 0)
+	if (!wants_help(argc, argv) && load_config(c) < 0)
 		return 1;
 	return review_top(c->cfg.log_file, argc, argv);
 }
