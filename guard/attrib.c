@@ -5,21 +5,34 @@
  * connect(). Fields it cannot find stay unknown: it never guesses and never
  * fails the decision. It does not log.
  *
- * A /proc scan costs one stat per process. Senders repeat (a spam script
- * loops; a PHP-FPM worker serves request after request), so the last pids
- * found are asked first, and only if one of them holds this very socket
- * inode: a hint is checked exactly, never trusted.
+ * The process comes from the connect hook (connhook.c) when it is attached:
+ * one map lookup by the socket's cookie, the answer checked against the
+ * socket's owner. Without it, or when it does not know the socket, /proc is
+ * scanned: one stat per process. Senders repeat (a spam script loops; a
+ * PHP-FPM worker serves request after request), so the last pids found are
+ * asked first, and only if one of them holds this very socket inode: a hint
+ * is checked exactly, never trusted.
  */
 #include <errno.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "smtpguard.h"
 
 #define ATTRIB_PW_BUF		4096	/* getpwuid_r scratch; passwd lines are short */
 #define ATTRIB_RECENT_MAX	16	/* pids remembered across flows */
 #define ATTRIB_HINTS_ASKED	4	/* recent pids of the same uid tried per flow */
+#define ATTRIB_NAMES		256	/* uid -> user name cache, direct-mapped */
+#define PASSWD_PATH		"/etc/passwd"
+
+struct attrib_name {
+	bool	 known;
+	uid_t	 uid;
+	char	 name[USER_NAME_MAX];	/* "" if the uid has no name */
+};
 
 struct attrib_recent {
 	uid_t	 uid;
@@ -28,9 +41,14 @@ struct attrib_recent {
 
 struct attrib_ctx {
 	struct diag		*diag;
+	struct connhook		*hook;	/* NULL: /proc scan only */
 	char			 proc_root[PATH_MAX];
 	struct attrib_recent	 recent[ATTRIB_RECENT_MAX];
 	size_t			 next;	/* slot the next new pid goes to */
+	struct attrib_name	 names[ATTRIB_NAMES];
+	time_t			 passwd_checked;
+	struct timespec		 passwd_mtime;
+	ino_t			 passwd_ino;
 };
 
 struct attrib_ctx *
@@ -59,7 +77,16 @@ attrib_close(struct attrib_ctx *c)
 	if (c == NULL)
 		return;
 	diag_close(c->diag);
+	connhook_close(c->hook);
 	free(c);
+}
+
+int
+attrib_hook(struct attrib_ctx *c, char *cgroup_root, size_t len)
+{
+	if ((c->hook = connhook_open(cgroup_root, len)) == NULL)
+		return -1;
+	return 0;
 }
 
 void
@@ -106,11 +133,15 @@ from_hints(struct attrib_ctx *c, uid_t uid, ino_t inode, pid_t *pid)
 	return false;
 }
 
+/*
+ * Who sent it, cheaply: uid, gid, socket, pid and executable. Enough to
+ * decide and to tell whether the event will be written (flood limiting).
+ */
 void
-attrib_flow(struct attrib_ctx *c, const struct pkt *p, bool has_uid, uid_t uid, bool has_gid,
+attrib_sender(struct attrib_ctx *c, const struct pkt *p, bool has_uid, uid_t uid, bool has_gid,
     gid_t gid, struct attrib *a)
 {
-	uid_t sock_uid;
+	struct diag_sock ds;
 	pid_t pid;
 
 	memset(a, 0, sizeof(*a));
@@ -118,20 +149,67 @@ attrib_flow(struct attrib_ctx *c, const struct pkt *p, bool has_uid, uid_t uid, 
 	a->uid = has_uid ? uid : 0;
 	a->has_gid = has_gid;
 	a->gid = has_gid ? gid : 0;
-	if (diag_lookup(c->diag, p, &a->inode, &sock_uid) == 0) {
-		if (!a->has_uid) {
-			a->has_uid = true;
-			a->uid = sock_uid;
+	if (diag_lookup(c->diag, p, &ds) < 0)
+		return;
+	a->inode = ds.inode;
+	if (!a->has_uid) {
+		a->has_uid = true;
+		a->uid = ds.uid;
+	}
+	if (c->hook != NULL && connhook_pid(c->hook, ds.cookie, &pid) == 0 &&
+	    procfs_owner(c->proc_root, pid) == ds.uid)
+		(void)procfs_read_exe(c->proc_root, pid, a);
+	else if (a->inode != 0 && (from_hints(c, ds.uid, a->inode, &pid) ||
+	    procfs_find_socket(c->proc_root, ds.uid, a->inode, &pid) == 0)) {
+		/* /proc is searched by the socket's owner: whose process holds it. */
+		remember(c, ds.uid, pid);
+		(void)procfs_read_exe(c->proc_root, pid, a);
+	}
+}
+
+/* The uid's name, from a small cache emptied when /etc/passwd changes. */
+static void
+cached_user(struct attrib_ctx *c, struct attrib *a)
+{
+	struct stat sb;
+	time_t now = time(NULL);
+	struct attrib_name *slot;
+
+	if (!a->has_uid)
+		return;
+	if (now != c->passwd_checked) {
+		c->passwd_checked = now;
+		if (stat(PASSWD_PATH, &sb) == 0 && (sb.st_mtim.tv_sec != c->passwd_mtime.tv_sec ||
+		    sb.st_mtim.tv_nsec != c->passwd_mtime.tv_nsec || sb.st_ino != c->passwd_ino)) {
+			c->passwd_mtime = sb.st_mtim;
+			c->passwd_ino = sb.st_ino;
+			memset(c->names, 0, sizeof(c->names));
 		}
-		/* /proc is searched by the socket's owner: that is whose process holds it. */
-		if (a->inode != 0 && (from_hints(c, sock_uid, a->inode, &pid) ||
-		    procfs_find_socket(c->proc_root, sock_uid, a->inode, &pid) == 0)) {
-			remember(c, sock_uid, pid);
-			a->pid = pid;
-			a->has_pid = true;
-			(void)procfs_read(c->proc_root, pid, a);
-		}
-	} else
-		a->inode = 0;
+	}
+	slot = &c->names[a->uid % ATTRIB_NAMES];
+	if (slot->known && slot->uid == a->uid) {
+		memcpy(a->user, slot->name, sizeof(a->user));
+		return;
+	}
 	attrib_user(a);
+	slot->known = true;
+	slot->uid = a->uid;
+	memcpy(slot->name, a->user, sizeof(slot->name));
+}
+
+/* What only a written event needs: cmdline, cwd, ppid, cgroup, user name. */
+void
+attrib_details(struct attrib_ctx *c, struct attrib *a)
+{
+	if (a->has_pid)
+		(void)procfs_read_rest(c->proc_root, a->pid, a);
+	cached_user(c, a);
+}
+
+void
+attrib_flow(struct attrib_ctx *c, const struct pkt *p, bool has_uid, uid_t uid, bool has_gid,
+    gid_t gid, struct attrib *a)
+{
+	attrib_sender(c, p, has_uid, uid, has_gid, gid, a);
+	attrib_details(c, a);
 }

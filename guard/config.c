@@ -64,6 +64,7 @@ static const struct key keys[] = {
 	{ "guard", "ports", K_PORTS, NUM(ports), 1, 65535 },
 	{ "guard", "action", K_ACTION, NUM(action), 0, 0 },
 	{ "guard", "allow_local", K_BOOL, NUM(allow_local), 0, 0 },
+	{ "guard", "connect_hook", K_BOOL, NUM(connect_hook), 0, 0 },
 	{ "guard", "queue", K_U16, NUM(queue_num), 0, 65535 },
 	{ "guard", "queue_maxlen", K_U32, NUM(queue_maxlen), 1, 1048576 },
 	{ "guard", "trap_port", K_U16, NUM(trap_port), 1, 65535 },
@@ -113,6 +114,7 @@ config_defaults(struct config *cfg)
 	cfg->nports = 3;
 	cfg->action = ACTION_REJECT;
 	cfg->allow_local = true;
+	cfg->connect_hook = true;
 	cfg->queue_num = 0;
 	cfg->queue_maxlen = 4096;
 	cfg->trap_port = 10025;

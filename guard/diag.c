@@ -1,6 +1,7 @@
 /*
  * diag.c — which socket sent this SYN: one exact inet_diag lookup by
- * 4-tuple (NETLINK_SOCK_DIAG), answering the socket's inode and owner uid.
+ * 4-tuple (NETLINK_SOCK_DIAG), answering the socket's inode, owner uid and
+ * cookie (the key of the connect hook's record).
  * The connecting socket is in SYN_SENT, hashed by its 4-tuple, so this is a
  * hash lookup in the kernel, not a dump. Read-only; no logging.
  */
@@ -81,7 +82,7 @@ diag_same(const struct inet_diag_msg *msg, int family, const uint8_t *src,
 
 static int
 diag_ask(struct diag *d, int family, const uint8_t *src, const uint8_t *dst, size_t alen,
-    uint16_t sport, uint16_t dport, ino_t *inode, uid_t *uid)
+    uint16_t sport, uint16_t dport, struct diag_sock *out)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
@@ -148,8 +149,10 @@ diag_ask(struct diag *d, int family, const uint8_t *src, const uint8_t *dst, siz
 					errno = EPROTO;
 					return -1;
 				}
-				*inode = msg->idiag_inode;
-				*uid = msg->idiag_uid;
+				out->inode = msg->idiag_inode;
+				out->uid = msg->idiag_uid;
+				out->cookie = (uint64_t)msg->id.idiag_cookie[1] << 32 |
+				    msg->id.idiag_cookie[0];
 				return 0;
 			default:
 				errno = EPROTO;
@@ -162,17 +165,17 @@ diag_ask(struct diag *d, int family, const uint8_t *src, const uint8_t *dst, siz
 }
 
 int
-diag_lookup(struct diag *d, const struct pkt *p, ino_t *inode, uid_t *uid)
+diag_lookup(struct diag *d, const struct pkt *p, struct diag_sock *out)
 {
 	uint8_t src6[16], dst6[16];
 
 	if (p->family == AF_INET6)
-		return diag_ask(d, AF_INET6, p->src, p->dst, 16, p->sport, p->dport, inode, uid);
+		return diag_ask(d, AF_INET6, p->src, p->dst, 16, p->sport, p->dport, out);
 	if (p->family != AF_INET) {
 		errno = EAFNOSUPPORT;
 		return -1;
 	}
-	if (diag_ask(d, AF_INET, p->src, p->dst, 4, p->sport, p->dport, inode, uid) == 0)
+	if (diag_ask(d, AF_INET, p->src, p->dst, 4, p->sport, p->dport, out) == 0)
 		return 0;
 	if (errno != ENOENT)
 		return -1;
@@ -182,5 +185,5 @@ diag_lookup(struct diag *d, const struct pkt *p, ino_t *inode, uid_t *uid)
 	src6[10] = src6[11] = dst6[10] = dst6[11] = 0xff;
 	memcpy(src6 + 12, p->src, 4);
 	memcpy(dst6 + 12, p->dst, 4);
-	return diag_ask(d, AF_INET6, src6, dst6, 16, p->sport, p->dport, inode, uid);
+	return diag_ask(d, AF_INET6, src6, dst6, 16, p->sport, p->dport, out);
 }

@@ -112,6 +112,19 @@ procfs_holds_socket(const char *proc_root, pid_t pid, ino_t inode)
 	return found;
 }
 
+/* Whose /proc/PID it is (the process's euid, root if non-dumpable); -1 if gone. */
+uid_t
+procfs_owner(const char *proc_root, pid_t pid)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%ld", proc_root, (long)pid) >=
+	    sizeof(path) || stat(path, &sb) < 0)
+		return (uid_t)-1;
+	return sb.st_uid;
+}
+
 static int64_t
 now_ns(void)
 {
@@ -301,8 +314,33 @@ parse_cgroup(const char *text, char *out, size_t len)
 	}
 }
 
+/* The cheap part: the pid and its executable, for the decision and the flood limiter. */
 int
-procfs_read(const char *proc_root, pid_t pid, struct attrib *a)
+procfs_read_exe(const char *proc_root, pid_t pid, struct attrib *a)
+{
+	char path[PATH_MAX];
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%ld/exe", proc_root, (long)pid) >=
+	    sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	errno = 0;
+	link_at(AT_FDCWD, path, a->exe, sizeof(a->exe));
+	if (a->exe[0] == '\0' && errno == ENOENT) {
+		/* No exe link: gone, or going (an exiting process loses it first). */
+		path[strlen(path) - 4] = '\0';
+		if (access(path, F_OK) < 0)
+			return -1;
+	}
+	a->pid = pid;
+	a->has_pid = true;
+	return 0;
+}
+
+/* The rest, read only for an event that will be written. */
+int
+procfs_read_rest(const char *proc_root, pid_t pid, struct attrib *a)
 {
 	char path[PATH_MAX], buf[PROC_CGROUP_MAX + 1];
 	ssize_t n;
@@ -315,9 +353,6 @@ procfs_read(const char *proc_root, pid_t pid, struct attrib *a)
 	}
 	if ((dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return -1;
-	a->pid = pid;
-	a->has_pid = true;
-	link_at(dfd, "exe", a->exe, sizeof(a->exe));
 	read_cmdline(dfd, a->cmdline, sizeof(a->cmdline));
 	link_at(dfd, "cwd", a->cwd, sizeof(a->cwd));
 	if ((n = read_at(dfd, "stat", buf, PROC_STAT_MAX)) > 0) {
@@ -331,4 +366,12 @@ procfs_read(const char *proc_root, pid_t pid, struct attrib *a)
 	}
 	close(dfd);
 	return 0;
+}
+
+int
+procfs_read(const char *proc_root, pid_t pid, struct attrib *a)
+{
+	if (procfs_read_exe(proc_root, pid, a) < 0)
+		return -1;
+	return procfs_read_rest(proc_root, pid, a);
 }

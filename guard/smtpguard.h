@@ -55,6 +55,7 @@ struct config {
 	size_t		 nports;
 	enum action	 action;
 	bool		 allow_local;
+	bool		 connect_hook;	/* find senders with the eBPF connect hook */
 	uint16_t	 queue_num;
 	uint32_t	 queue_maxlen;
 	uint16_t	 trap_port;
@@ -470,22 +471,40 @@ int	 pkt_parse(const uint8_t *buf, size_t len, struct pkt *);
 
 /* diag.c */
 struct diag;
+struct diag_sock {
+	ino_t		 inode;
+	uid_t		 uid;		/* the socket's owner */
+	uint64_t	 cookie;	/* SO_COOKIE: unique for the kernel's uptime */
+};
 struct diag	*diag_open(void);
 void		 diag_close(struct diag *);
-int		 diag_lookup(struct diag *, const struct pkt *, ino_t *inode, uid_t *uid);
+int		 diag_lookup(struct diag *, const struct pkt *, struct diag_sock *);
+
+/* connhook.c */
+struct connhook;
+struct connhook	*connhook_open(char *cgroup_root, size_t);
+void		 connhook_close(struct connhook *);
+int		 connhook_pid(struct connhook *, uint64_t cookie, pid_t *);
 
 /* procfs.c */
 int	 procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode, pid_t *pid);
 bool	 procfs_holds_socket(const char *proc_root, pid_t pid, ino_t inode);
+uid_t	 procfs_owner(const char *proc_root, pid_t pid);
 int	 procfs_read(const char *proc_root, pid_t pid, struct attrib *);
+int	 procfs_read_exe(const char *proc_root, pid_t pid, struct attrib *);
+int	 procfs_read_rest(const char *proc_root, pid_t pid, struct attrib *);
 
 /* attrib.c */
 struct attrib_ctx;
 struct attrib_ctx	*attrib_open(const char *proc_root);
 void			 attrib_close(struct attrib_ctx *);
+int			 attrib_hook(struct attrib_ctx *, char *cgroup_root, size_t);
 void			 attrib_user(struct attrib *);
 void			 attrib_flow(struct attrib_ctx *, const struct pkt *, bool has_uid,
 			    uid_t uid, bool has_gid, gid_t gid, struct attrib *);
+void			 attrib_sender(struct attrib_ctx *, const struct pkt *, bool has_uid,
+			    uid_t uid, bool has_gid, gid_t gid, struct attrib *);
+void			 attrib_details(struct attrib_ctx *, struct attrib *);
 
 /* event.c */
 #define EVENT_LINE_MAX		(64 * 1024)	/* a full attempt is ~9 KiB at most */

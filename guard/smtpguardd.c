@@ -50,6 +50,7 @@ enum tag {
 
 struct counters {
 	uint64_t	 packets;		/* packets read from the queue */
+	uint64_t	 packet_bytes;		/* their IP bytes: what crossed into userspace */
 	uint64_t	 decisions[ACTION_ALLOW + 1];
 	uint64_t	 unparsable;		/* not IPv4/IPv6 TCP: reset */
 	uint64_t	 verdict_errors;
@@ -507,8 +508,10 @@ on_packet(const struct queue_packet *qp, void *arg)
 	time_t now = time(NULL);
 	uint64_t in_window;
 	enum mark_state mark;
+	bool written, alert_due;
 
 	d->cnt.packets++;
+	d->cnt.packet_bytes += qp->len;
 	if (pkt_parse(qp->payload, qp->len, &p) < 0) {
 		/* Cannot tell what it is: the fence fails closed. */
 		d->cnt.unparsable++;
@@ -521,9 +524,19 @@ on_packet(const struct queue_packet *qp, void *arg)
 		start_probe(d, qp, &p, now);
 		return;
 	}
-	/* Attribute before the verdict: the process still sits in connect(). */
-	attrib_flow(d->attrib, &p, qp->has_uid, qp->uid, qp->has_gid, qp->gid, &who);
+	/*
+	 * Attribute before the verdict: the process still sits in connect().
+	 * Uid, pid and exe decide and key the flood limiter; the rest is read
+	 * only for an event that will be written, or a flow that is followed.
+	 */
+	attrib_sender(d->attrib, &p, qp->has_uid, qp->uid, qp->has_gid, qp->gid, &who);
 	policy_decide(d->cfg.action, &d->exc, who.uid, who.has_uid, &p, now, &dec);
+	written = flood_admit(d->flood, who.has_uid ? who.uid : (uid_t)-1, who.exe, dec.action,
+	    now);
+	alert_due = who.has_uid && alerts_count(d->alerts, who.uid, now, &in_window);
+	if (written || alert_due || dec.cap_exceeded || dec.action == ACTION_TRAP ||
+	    dec.action == ACTION_AUDIT)
+		attrib_details(d->attrib, &who);
 	e.flow_id = d->next_flow_id++;
 	mark = action_mark(dec.action);
 	if (dec.action == ACTION_TRAP)
@@ -553,7 +566,7 @@ on_packet(const struct queue_packet *qp, void *arg)
 	e.rule = dec.rule;
 	e.who = &who;
 	e.flow = &p;
-	if (flood_admit(d->flood, who.has_uid ? who.uid : (uid_t)-1, who.exe, dec.action, now))
+	if (written)
 		emit(d, &e);
 	if (dec.cap_exceeded) {
 		char msg[256];
@@ -562,7 +575,7 @@ on_packet(const struct queue_packet *qp, void *arg)
 		    "applies", dec.rule);
 		raise_alert(d, &e, msg);
 	}
-	if (who.has_uid && alerts_count(d->alerts, who.uid, now, &in_window)) {
+	if (alert_due) {
 		char msg[256];
 
 		snprintf(msg, sizeof(msg), "uid %lu made %llu SMTP attempts in 10 minutes "
@@ -772,6 +785,7 @@ status_reply(struct daemon *d)
 	json_object_set_new(o, "exceptions", json_integer((json_int_t)d->exc.n));
 	json_object_set_new(o, "events_file", json_string(d->cfg.log_file));
 	json_object_set_new(o, "packets", json_integer((json_int_t)d->cnt.packets));
+	json_object_set_new(o, "packet_bytes", json_integer((json_int_t)d->cnt.packet_bytes));
 	for (int a = ACTION_REJECT; a <= ACTION_ALLOW; a++)
 		json_object_set_new(dec, action_name(a),
 		    json_integer((json_int_t)d->cnt.decisions[a]));
@@ -1130,6 +1144,15 @@ setup(struct daemon *d, const char *config_path)
 		fatalx("%s", err);
 	if ((d->attrib = attrib_open(PROC_ROOT)) == NULL)
 		fatal("opening sock_diag");
+	if (d->cfg.connect_hook) {
+		char cgroot[PATH_MAX];
+
+		if (attrib_hook(d->attrib, cgroot, sizeof(cgroot)) == 0)
+			log_info("connect hook attached at %s: senders found by socket cookie",
+			    cgroot);
+		else
+			log_warn("connect hook unavailable; senders are found by scanning /proc");
+	}
 	if (ensure_parent_dir(d->cfg.control_socket, 0755) < 0)
 		fatal("creating the directory of %s", d->cfg.control_socket);
 	if ((d->control = control_open(d->cfg.control_socket, d->epfd, TAG_CONTROL,

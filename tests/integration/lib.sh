@@ -123,8 +123,10 @@ write_config() {
 
 sg() { in_host "$BUILD/smtpguard" -c "$T/smtpguard.conf" "$@"; }
 
+# nsenter, not ip netns exec: only the network namespace changes, and the
+# daemon sees the host's /sys, where its connect hook attaches (cgroup v2).
 start_daemon() {
-	ip netns exec "$HOST_NS" "$BUILD/smtpguardd" -f -c "$T/smtpguard.conf" \
+	nsenter --net="/run/netns/$HOST_NS" "$BUILD/smtpguardd" -f -c "$T/smtpguard.conf" \
 	    >>"$T/daemon.log" 2>&1 &
 	DAEMON_PID=$!
 	PIDS="$PIDS $DAEMON_PID"

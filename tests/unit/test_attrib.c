@@ -133,6 +133,16 @@ inode_of(int fd)
 	return sb.st_ino;
 }
 
+static uint64_t
+cookie_of(int fd)
+{
+	uint64_t cookie;
+	socklen_t len = sizeof(cookie);
+
+	assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len), 0);
+	return cookie;
+}
+
 /* Everything the daemon logs about this test process, checked field by field. */
 static void
 assert_names_this_process(const struct attrib *a, int cfd)
@@ -198,8 +208,7 @@ ipv4_packet_from_a_dual_stack_socket_is_named(void **state)
 	struct attrib_ctx *ctx;
 	struct attrib a;
 	struct conn c;
-	ino_t inode;
-	uid_t uid;
+	struct diag_sock ds;
 
 	(void)state;
 	connect_to_self(&c, AF_INET6, "::", AF_INET6, "::ffff:127.0.0.1", AF_INET);
@@ -211,8 +220,8 @@ ipv4_packet_from_a_dual_stack_socket_is_named(void **state)
 	struct diag *d = diag_open();
 
 	assert_non_null(d);
-	assert_int_equal(diag_lookup(d, &c.syn, &inode, &uid), 0);
-	assert_int_equal(inode, inode_of(c.cfd));
+	assert_int_equal(diag_lookup(d, &c.syn, &ds), 0);
+	assert_int_equal(ds.inode, inode_of(c.cfd));
 	diag_close(d);
 	conn_close(&c);
 }
@@ -290,26 +299,26 @@ diag_asks_from_the_senders_side(void **state)
 	struct diag *d;
 	struct conn c;
 	struct pkt back;
-	ino_t inode;
-	uid_t uid;
+	struct diag_sock ds;
 
 	(void)state;
 	connect_to_self(&c, AF_INET, "127.0.0.1", AF_INET, "127.0.0.1", AF_INET);
 	assert_non_null(d = diag_open());
-	assert_int_equal(diag_lookup(d, &c.syn, &inode, &uid), 0);
-	assert_int_equal(inode, inode_of(c.cfd));
-	assert_int_equal(uid, geteuid());
+	assert_int_equal(diag_lookup(d, &c.syn, &ds), 0);
+	assert_int_equal(ds.inode, inode_of(c.cfd));
+	assert_int_equal(ds.uid, geteuid());
+	assert_int_equal(ds.cookie, cookie_of(c.cfd));
 	/* The same tuple read the other way is the accepting socket, not the client. */
 	back = c.syn;
 	memcpy(back.src, c.syn.dst, 4);
 	memcpy(back.dst, c.syn.src, 4);
 	back.sport = c.syn.dport;
 	back.dport = c.syn.sport;
-	assert_int_equal(diag_lookup(d, &back, &inode, &uid), 0);
-	assert_int_equal(inode, inode_of(c.afd));
+	assert_int_equal(diag_lookup(d, &back, &ds), 0);
+	assert_int_equal(ds.inode, inode_of(c.afd));
 	conn_close(&c);
 	errno = 0;
-	assert_int_equal(diag_lookup(d, &c.syn, &inode, &uid), -1);
+	assert_int_equal(diag_lookup(d, &c.syn, &ds), -1);
 	assert_int_equal(errno, ENOENT);
 	diag_close(d);
 }
@@ -319,13 +328,12 @@ diag_refuses_a_packet_of_no_known_family(void **state)
 {
 	struct diag *d;
 	struct pkt p = { .family = AF_UNIX };
-	ino_t inode;
-	uid_t uid;
+	struct diag_sock ds;
 
 	(void)state;
 	assert_non_null(d = diag_open());
 	errno = 0;
-	assert_int_equal(diag_lookup(d, &p, &inode, &uid), -1);
+	assert_int_equal(diag_lookup(d, &p, &ds), -1);
 	assert_int_equal(errno, EAFNOSUPPORT);
 	diag_close(d);
 }
