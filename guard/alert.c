@@ -4,12 +4,20 @@
  * threshold, once per window. Also runs the admin's alert program: no
  * shell, the alert as JSON on stdin, a time limit, always reaped, never left
  * running, at most ALERT_CHILDREN at once.
+ *
+ * The program is run by the alerter, a process forked before the daemon
+ * gives up its privileges (it may not exec at all afterwards): the daemon
+ * sends it each alert over a socketpair, and the program it runs is fixed
+ * when it starts. It exits when the daemon's end closes.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +27,7 @@
 #define ALERT_UIDS_MAX		4096	/* uids tracked; past that the oldest slot is reused */
 #define ALERT_CHILDREN		4
 #define ALERT_TIMEOUT		10	/* seconds an alert program may run */
+#define ALERTER_FD		3	/* the alerter's end of the socketpair */
 
 struct alert_uid {
 	uid_t		 uid;
@@ -182,4 +191,64 @@ alerts_free(struct alerts *a)
 	alerts_reap(a, (time_t)1 << 62);
 	free(a->uids);
 	free(a);
+}
+
+static _Noreturn void
+alerter_main(const char *program, int fd)
+{
+	static char buf[EVENT_LINE_MAX];
+	struct alerts *a;
+	sigset_t mask;
+
+	/* SIGPIPE blocked, not ignored: the program must not inherit SIG_IGN. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGPIPE);
+	sigprocmask(SIG_SETMASK, &mask, NULL);
+	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (fd != ALERTER_FD && (dup2(fd, ALERTER_FD) < 0 || close(fd) < 0))
+		_exit(1);
+	/* Nothing else of the daemon's: a READY pipe held here would hang enable. */
+	(void)close_range(ALERTER_FD + 1, ~0U, 0);
+	if ((a = alerts_new(1)) == NULL)
+		_exit(1);
+	for (;;) {
+		struct pollfd pfd = { .fd = ALERTER_FD, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&pfd, 1, 1000) > 0) {
+			n = recv(ALERTER_FD, buf, sizeof(buf), 0);
+			if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+				break;	/* the daemon is gone */
+			if (n > 0 && alerts_exec(a, program, buf, (size_t)n) < 0)
+				log_warn("alert program %s not run", program);
+		}
+		if (alerts_reap(a, time(NULL)) > 0)
+			log_warnx("alert program %s killed after %d s", program, ALERT_TIMEOUT);
+	}
+	alerts_free(a);
+	_exit(0);
+}
+
+int
+alerter_start(const char *program, pid_t *pid)
+{
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	if ((*pid = fork()) < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (*pid == 0) {
+		close(sv[0]);
+		alerter_main(program, sv[1]);
+	}
+	close(sv[1]);
+	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0) {
+		close(sv[0]);
+		return -1;
+	}
+	return sv[0];
 }

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,11 +232,21 @@ event_reopen(struct event_log *l)
 {
 	int fd;
 
+	struct group *adm;
+	bool created = true;
+
 	if (ensure_parent_dir(l->path, 0750) < 0)
 		return -1;
-	fd = open(l->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	fd = open(l->path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (fd < 0 && errno == EEXIST) {
+		created = false;
+		fd = open(l->path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	}
 	if (fd < 0)
 		return -1;
+	/* Debian's log readers are group adm; an existing file keeps its owner. */
+	if (created && (adm = getgrnam("adm")) != NULL)
+		(void)fchown(fd, (uid_t)-1, adm->gr_gid);
 	if (l->fd >= 0)
 		close(l->fd);
 	l->fd = fd;

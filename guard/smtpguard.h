@@ -178,6 +178,7 @@ void		 alerts_free(struct alerts *);
 bool		 alerts_count(struct alerts *, uid_t, time_t now, uint64_t *in_window);
 int		 alerts_exec(struct alerts *, const char *program, const char *json, size_t);
 int		 alerts_reap(struct alerts *, time_t now);
+int		 alerter_start(const char *program, pid_t *);
 
 /* ctlproto.c */
 #define CTL_VERSION		1
@@ -479,6 +480,9 @@ struct diag_sock {
 struct diag	*diag_open(void);
 void		 diag_close(struct diag *);
 int		 diag_lookup(struct diag *, const struct pkt *, struct diag_sock *);
+
+/* sandbox.c */
+int	 sandbox_enter(char *err, size_t);
 
 /* connhook.c */
 struct connhook;

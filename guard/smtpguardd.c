@@ -75,7 +75,9 @@ struct daemon {
 	struct attrib_ctx	*attrib;
 	struct event_log	*events;
 	struct flood		*flood;
-	struct alerts		*alerts;
+	struct alerts		*alerts;	/* counting; the alerter runs the program */
+	int			 alert_fd;	/* to the alerter; -1 without [alert] exec */
+	pid_t			 alerter_pid;
 	struct control		*control;
 	struct flow_table	*flows;		/* trapped flows awaiting the trap's report */
 	pid_t			 trap_pid;
@@ -346,7 +348,7 @@ raise_alert(struct daemon *d, const struct event *attempt, const char *msg)
 	if (d->cfg.alert_exec[0] == '\0')
 		return;
 	if ((n = event_encode(&a, line, sizeof(line))) < 0 ||
-	    alerts_exec(d->alerts, d->cfg.alert_exec, line, (size_t)n) < 0)
+	    send(d->alert_fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		log_warn("alert program %s not run", d->cfg.alert_exec);
 }
 
@@ -685,9 +687,11 @@ reload(struct daemon *d, char *err, size_t errlen)
 	}
 	if (l.cfg.queue_num != d->cfg.queue_num ||
 	    strcmp(l.cfg.control_socket, d->cfg.control_socket) != 0 ||
-	    strcmp(l.cfg.log_file, d->cfg.log_file) != 0) {
-		snprintf(err, errlen, "queue, control_socket and [log] file change only "
-		    "with a restart; nothing applied");
+	    strcmp(l.cfg.log_file, d->cfg.log_file) != 0 ||
+	    strcmp(l.cfg.alert_exec, d->cfg.alert_exec) != 0 ||
+	    l.cfg.connect_hook != d->cfg.connect_hook) {
+		snprintf(err, errlen, "queue, control_socket, connect_hook, [log] file and "
+		    "[alert] exec change only with a restart; nothing applied");
 		exceptions_free(&l.exc);
 		return -1;
 	}
@@ -983,9 +987,6 @@ on_timer(struct daemon *d)
 		if (start_trap(d, err, sizeof(err)) < 0)
 			log_warnx("restarting the trap: %s", err);
 	}
-	if (alerts_reap(d->alerts, now) > 0)
-		log_warnx("alert program %s ran past its time limit and was killed",
-		    d->cfg.alert_exec);
 }
 
 
@@ -1109,6 +1110,10 @@ setup(struct daemon *d, const char *config_path)
 		fatalx("%s", err);
 	adopt(d, &l);
 	log_info("MTA users: %s", d->mta_found);
+	/* First, while this process holds nothing worth inheriting. */
+	if (d->cfg.alert_exec[0] != '\0' &&
+	    (d->alert_fd = alerter_start(d->cfg.alert_exec, &d->alerter_pid)) < 0)
+		fatal("starting the alerter");
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -1162,6 +1167,8 @@ setup(struct daemon *d, const char *config_path)
 		fatalx("installing table inet %s: %s", TABLE_NAME, err);
 	d->table_installed = true;
 	write_pid_file(d->cfg.pid_file);
+	if (sandbox_enter(err, sizeof(err)) < 0)
+		fatalx("sandbox: %s", err);
 
 	d->started = time(NULL);
 	d->next_flow_id = ((uint64_t)d->started << 20) + 1;
@@ -1194,6 +1201,10 @@ teardown(struct daemon *d)
 	attrib_close(d->attrib);
 	flood_free(d->flood);
 	alerts_free(d->alerts);
+	if (d->alert_fd >= 0) {
+		close(d->alert_fd);	/* the alerter reaps its programs and exits */
+		(void)waitpid(d->alerter_pid, NULL, 0);
+	}
 	event_close(d->events);
 	exceptions_free(&d->exc);
 	if (d->cfg.pid_file[0] != '\0')
@@ -1203,7 +1214,7 @@ teardown(struct daemon *d)
 int
 main(int argc, char **argv)
 {
-	static struct daemon d = { .trap_fd = -1 };
+	static struct daemon d = { .trap_fd = -1, .alert_fd = -1 };
 	const char *config_path = DEFAULT_CONFIG;
 	bool check_only = false;
 	struct epoll_event evs[EPOLL_BATCH];

@@ -34,7 +34,7 @@ echo "== disable"; sg disable; echo "rc=\$?"
 echo "== tables"; nft list tables
 echo "== status"; sg status; echo "rc=\$?"
 echo "== disable again"; sg disable; echo "rc=\$?"
-echo "== events file"; stat -c %a /var/log/smtpguard/events.jsonl
+echo "== events file"; stat -c "%a %U:%G" /var/log/smtpguard/events.jsonl
 echo "== end"
 SESSION
 ip netns exec "$HOST_NS" unshare -m sh "$T/session.sh" >"$T/session.out" 2>&1
@@ -64,6 +64,6 @@ check "after disable no table is left" lacks tables smtpguard
 check "status after disable says not running" has status "not running; no fence"
 check "status after disable exits 1" has status "^rc=1$"
 check "a second disable is harmless" has "disable again" "^rc=0$"
-check "the events file is mode 0640" has "events file" "^640$"
+check "the events file is mode 0640 root:adm" has "events file" "^640 root:adm$"
 [ "$FAILS" -eq 0 ] || cat "$T/session.out"
 finish

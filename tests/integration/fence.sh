@@ -11,6 +11,16 @@ write_config "allow_local = yes"
 start_daemon || { fail "smtpguardd starts"; finish; }
 pass "smtpguardd starts and installs its table"
 
+# Least privilege once the fence is up: seccomp filter, no_new_privs, and
+# only the capabilities sandbox.c lists (CapEff of NET_ADMIN, SYS_PTRACE,
+# DAC_READ_SEARCH, CHOWN, KILL, SETUID, SETGID, SYS_CHROOT, NET_BIND_SERVICE).
+status_field() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$DAEMON_PID/status"; }
+check "the daemon runs under a seccomp filter" test "$(status_field Seccomp)" = 2
+check "the daemon has no_new_privs" test "$(status_field NoNewPrivs)" = 1
+check "the daemon keeps only its nine capabilities" \
+    test "$(status_field CapEff)" = 00000000000c14e5
+check "the daemon's bounding set is as small" test "$(status_field CapBnd)" = 00000000000c14e5
+
 connects() {	# connects UID ADDR PORT: expect "connected"
 	out=$(as_uid "$1" "$T/sgprobe" connect -q "$2" "$3") && case $out in connected*) ;; *) false ;; esac
 }
