@@ -7,7 +7,7 @@ DESTDIR	?=
 
 CC	?= cc
 CLANG	?= clang
-PKGS	= libnftnl libmnl libnetfilter_queue jansson inih
+PKGS	= libnftnl libmnl libnetfilter_queue jansson inih libseccomp libcap-ng
 WARN	= -Wall -Wextra -Wshadow -Wformat=2 -Wimplicit-fallthrough \
 	  -Wmissing-prototypes -Werror
 CFLAGS	?= -O2 -g
@@ -31,8 +31,10 @@ FUZZBIN	= $(FUZZSRC:tests/fuzz/%.c=build/fuzz/%)
 BINS	= build/smtpguardd build/smtpguard
 TOOLSRC	= $(wildcard tests/tools/*.c)
 TOOLBIN	= $(TOOLSRC:tests/tools/%.c=build/tools/%)
+BENCHSRC = $(wildcard tests/bench/*.c)
+BENCHBIN = $(BENCHSRC:tests/bench/%.c=build/bench/%)
 
-.PHONY: all deps tests check fuzz install uninstall harden demo clean
+.PHONY: all deps tests check fuzz bench install uninstall harden demo clean
 
 all: $(BINS)
 
@@ -86,7 +88,12 @@ build/tools/%: tests/tools/%.c build/libguard.a $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(SGFLAGS) $(CFLAGS) -Iguard -o $@ $< build/libguard.a $(LIBS)
 
-tests: all $(UNITBIN) $(UNITASAN) $(FUZZBIN) $(TOOLBIN)
+# The benchmark's load generator is plain C with threads, no library code.
+build/bench/%: tests/bench/%.c
+	@mkdir -p $(@D)
+	$(CC) $(SGFLAGS) $(CFLAGS) -pthread -o $@ $<
+
+tests: all $(UNITBIN) $(UNITASAN) $(FUZZBIN) $(TOOLBIN) $(BENCHBIN)
 
 # Installs what the tests need, builds everything, runs every suite, and
 # ends with one "N passed, N failed" line.
@@ -99,6 +106,12 @@ check:
 FUZZ_SECONDS ?= 300
 fuzz: $(FUZZBIN)
 	FUZZ_SMOKE_SECONDS=$(FUZZ_SECONDS) tests/run fuzz
+
+# Every measurement of the issue-8 table, in namespaces of its own; prints the
+# table and writes it as JSON under bench/results/. BENCH_SCALE=0.01 is the smoke run.
+bench: all $(TOOLBIN) $(BENCHBIN)
+	scripts/deps bench
+	scripts/bench
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/smtpguard
