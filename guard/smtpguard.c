@@ -189,7 +189,7 @@ print_status(json_t *st)
 {
 	char since[64];
 	time_t t = (time_t)jint(st, "started");
-	json_t *ports = json_object_get(st, "ports"), *dec = json_object_get(st, "decisions");
+	json_t *ports = json_object_get(st, "ports"), *dec = json_object_get(st, "decisions"), *att;
 	size_t i;
 	json_t *v;
 
@@ -209,6 +209,11 @@ print_status(json_t *st)
 	    "(%lld packets queued, %lld alerts)\n",
 	    jint(dec, "reject"), jint(dec, "trap"), jint(dec, "audit"), jint(dec, "allow"),
 	    jint(st, "packets"), jint(st, "alerts"));
+	if ((att = json_object_get(st, "attribution_ns")) != NULL &&
+	    jint(att, "lookups") > 0)
+		printf("  attribution: p50 %.0f us, p99 %.0f us, max %.0f us (%lld senders named)\n",
+		    (double)jint(att, "p50") / 1000, (double)jint(att, "p99") / 1000,
+		    (double)jint(att, "max") / 1000, jint(att, "lookups"));
 	if (json_object_get(st, "queue_dropped") != NULL)
 		printf("  queue:       %lld waiting, %lld dropped (queue full), "
 		    "%lld dropped (socket full), %lld socket overruns\n",

@@ -155,6 +155,12 @@ struct event {
 };
 
 /* util.c */
+#define HIST_BUCKETS	252	/* hist_bucket(UINT64_MAX) + 1 */
+struct hist {
+	uint64_t	 count[HIST_BUCKETS];
+	uint64_t	 total;
+	uint64_t	 max;
+};
 const char	*action_name(enum action);
 int		 action_parse(const char *, enum action *);
 uint32_t	 mark_value(uint32_t mask, enum mark_state);
@@ -162,6 +168,8 @@ enum mark_state	 mark_state_of(uint32_t mask, uint32_t mark);
 size_t		 strlcpy_sg(char *, const char *, size_t);
 bool		 uid_in_sorted(uid_t, const uid_t *, size_t);
 int		 ensure_parent_dir(const char *, mode_t);
+void		 hist_add(struct hist *, uint64_t);
+uint64_t	 hist_quantile(const struct hist *, double q);
 
 /* log.c */
 void	 log_init(bool foreground);

@@ -86,6 +86,7 @@ struct daemon {
 	uint64_t		 next_flow_id;
 	time_t			 started;
 	struct counters		 cnt;
+	struct hist		 attrib_ns;	/* time to name a sender (attrib_sender) */
 };
 
 static void __attribute__((noreturn))
@@ -499,6 +500,15 @@ audit_packet(struct daemon *d, const struct queue_packet *qp, const struct pkt *
 	return true;
 }
 
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void
 on_packet(const struct queue_packet *qp, void *arg)
 {
@@ -511,6 +521,7 @@ on_packet(const struct queue_packet *qp, void *arg)
 	uint64_t in_window;
 	enum mark_state mark;
 	bool written, alert_due;
+	uint64_t t0;
 
 	d->cnt.packets++;
 	d->cnt.packet_bytes += qp->len;
@@ -531,7 +542,9 @@ on_packet(const struct queue_packet *qp, void *arg)
 	 * Uid, pid and exe decide and key the flood limiter; the rest is read
 	 * only for an event that will be written, or a flow that is followed.
 	 */
+	t0 = mono_ns();
 	attrib_sender(d->attrib, &p, qp->has_uid, qp->uid, qp->has_gid, qp->gid, &who);
+	hist_add(&d->attrib_ns, mono_ns() - t0);
 	policy_decide(d->cfg.action, &d->exc, who.uid, who.has_uid, &p, now, &dec);
 	written = flood_admit(d->flood, who.has_uid ? who.uid : (uid_t)-1, who.exe, dec.action,
 	    now);
@@ -802,6 +815,11 @@ status_reply(struct daemon *d)
 	json_object_set_new(o, "alerts", json_integer((json_int_t)d->cnt.alerts));
 	json_object_set_new(o, "inspected", json_integer((json_int_t)d->cnt.inspected));
 	json_object_set_new(o, "flows_followed", json_integer((json_int_t)flow_count(d->flows)));
+	json_object_set_new(o, "attribution_ns", json_pack("{s:I, s:I, s:I, s:I}",
+	    "lookups", (json_int_t)d->attrib_ns.total,
+	    "p50", (json_int_t)hist_quantile(&d->attrib_ns, 0.50),
+	    "p99", (json_int_t)hist_quantile(&d->attrib_ns, 0.99),
+	    "max", (json_int_t)d->attrib_ns.max));
 	if (queue_stats(d->cfg.queue_num, &qs) == 0) {
 		json_object_set_new(o, "queue_waiting", json_integer(qs.waiting));
 		json_object_set_new(o, "queue_dropped", json_integer(qs.queue_dropped));
