@@ -1,0 +1,545 @@
+/*
+ * sgload — the benchmark's load generator.
+ *
+ *   sgload connect [-n N | -d SECONDS] [-c CLIENTS] [-q] [-t MS] HOST PORT
+ *	CLIENTS threads connect one after another, N connects in all or for
+ *	SECONDS; with -q each reads the banner and sends QUIT. Prints one JSON
+ *	object: counts by outcome, seconds, rate, and the latency percentiles
+ *	(microseconds) of connect() alone, or of connect+banner+QUIT with -q.
+ *   sgload mail -n N -s BYTES HOST PORT
+ *	N SMTP transactions of one message of BYTES each, one after another;
+ *	prints JSON: messages sent, seconds, and bytes/s.
+ *   sgload procs -n N [-u UID] [-f FDS]
+ *	N idle processes (as UID if given), each holding FDS extra descriptors;
+ *	prints "ready" once all exist, and lives until killed; they die with it.
+ *   sgload serve PORT
+ *	a stand-in mail exchanger on [::]:PORT for the other modes: SERVE_THREADS
+ *	threads accept from one listener with a deep backlog; each session gets
+ *	a banner, 250 to commands, 354 to DATA, 250 after the dot, 221 to QUIT.
+ *	Prints "ready" once listening; runs until killed.
+ *   sgload events -n N
+ *	N realistic event lines (attempts of 200 users, 50 scripts) on stdout,
+ *	one per second of time backwards from now.
+ * Only used against the benchmark's own namespaces.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CLIENTS_MAX	64
+#define SERVE_THREADS	16
+#define SERVE_BACKLOG	4096
+#define SAMPLES_MAX	(4 * 1000 * 1000)	/* per run; later samples are counted, not kept */
+
+enum outcome { OUT_OK, OUT_REFUSED, OUT_TIMEOUT, OUT_OTHER, OUT_COUNT };
+
+struct run {
+	struct sockaddr_storage	 addr;
+	socklen_t		 addrlen;
+	bool			 quit;		/* banner + QUIT after connect */
+	int			 timeout_ms;
+	uint64_t		 total;		/* connects to make; 0: until deadline */
+	uint64_t		 deadline_ns;
+	uint64_t		 started;	/* connects claimed so far */
+	uint64_t		 counts[OUT_COUNT];
+	uint64_t		*samples;
+	size_t			 nsamples;
+	pthread_mutex_t		 mu;
+};
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: sgload connect [-n N | -d S] [-c C] [-q] [-t MS] HOST PORT\n"
+	    "       sgload mail -n N -s BYTES HOST PORT\n"
+	    "       sgload procs -n N [-u UID] [-f FDS]\n"
+	    "       sgload serve PORT\n"
+	    "       sgload events -n N\n");
+	exit(2);
+}
+
+static void
+resolve(const char *host, const char *port, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST |
+	    AI_NUMERICSERV }, *res;
+
+	if (getaddrinfo(host, port, &hints, &res) != 0) {
+		fprintf(stderr, "sgload: bad address %s port %s\n", host, port);
+		exit(2);
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+}
+
+/* Reads until a line ending in CRLF that is a final reply (no '-' after the code). */
+static int
+read_reply(int s, int timeout_ms)
+{
+	char buf[4096];
+	size_t have = 0;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = s, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&pfd, 1, timeout_ms) <= 0)
+			return -1;
+		if ((n = read(s, buf + have, sizeof(buf) - 1 - have)) <= 0)
+			return -1;
+		have += (size_t)n;
+		buf[have] = '\0';
+		for (char *line = buf, *eol; (eol = strstr(line, "\r\n")) != NULL; line = eol + 2)
+			if (eol - line >= 4 && line[3] == ' ')
+				return atoi(line);
+		if (have == sizeof(buf) - 1)
+			have = 0;	/* a reply longer than the buffer: keep reading its end */
+	}
+}
+
+static enum outcome
+one_connect(struct run *r)
+{
+	int s = socket(r->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	enum outcome o = OUT_OK;
+
+	if (s < 0)
+		return OUT_OTHER;
+	if (connect(s, (struct sockaddr *)&r->addr, r->addrlen) < 0)
+		o = errno == ECONNREFUSED ? OUT_REFUSED :
+		    errno == ETIMEDOUT ? OUT_TIMEOUT : OUT_OTHER;
+	else if (r->quit) {
+		if (read_reply(s, r->timeout_ms) != 220 || write(s, "QUIT\r\n", 6) != 6 ||
+		    read_reply(s, r->timeout_ms) != 221)
+			o = OUT_OTHER;
+	}
+	close(s);
+	return o;
+}
+
+static void *
+client(void *arg)
+{
+	struct run *r = arg;
+
+	for (;;) {
+		uint64_t t0, dt;
+		enum outcome o;
+
+		pthread_mutex_lock(&r->mu);
+		if ((r->total && r->started >= r->total) ||
+		    (r->deadline_ns && now_ns() >= r->deadline_ns)) {
+			pthread_mutex_unlock(&r->mu);
+			return NULL;
+		}
+		r->started++;
+		pthread_mutex_unlock(&r->mu);
+		t0 = now_ns();
+		o = one_connect(r);
+		dt = now_ns() - t0;
+		pthread_mutex_lock(&r->mu);
+		r->counts[o]++;
+		if (r->nsamples < SAMPLES_MAX)
+			r->samples[r->nsamples++] = dt;
+		pthread_mutex_unlock(&r->mu);
+	}
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+percentile_us(const uint64_t *sorted, size_t n, double p)
+{
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
+	return (double)sorted[i] / 1000.0;
+}
+
+static int
+cmd_connect(int argc, char **argv)
+{
+	struct run r = { .timeout_ms = 5000 };
+	pthread_t th[CLIENTS_MAX];
+	unsigned clients = 1;
+	double seconds = 0, elapsed;
+	uint64_t t0;
+	int ch;
+
+	while ((ch = getopt(argc, argv, "n:d:c:qt:")) != -1) {
+		switch (ch) {
+		case 'n': r.total = strtoull(optarg, NULL, 10); break;
+		case 'd': seconds = strtod(optarg, NULL); break;
+		case 'c': clients = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'q': r.quit = true; break;
+		case 't': r.timeout_ms = atoi(optarg); break;
+		default: usage();
+		}
+	}
+	if (argc - optind != 2 || clients == 0 || clients > CLIENTS_MAX ||
+	    (r.total == 0) == (seconds <= 0))
+		usage();
+	resolve(argv[optind], argv[optind + 1], &r.addr, &r.addrlen);
+	if ((r.samples = malloc(SAMPLES_MAX * sizeof(*r.samples))) == NULL) {
+		perror("sgload");
+		return 1;
+	}
+	pthread_mutex_init(&r.mu, NULL);
+	t0 = now_ns();
+	if (seconds > 0)
+		r.deadline_ns = t0 + (uint64_t)(seconds * 1e9);
+	for (unsigned i = 0; i < clients; i++)
+		if (pthread_create(&th[i], NULL, client, &r) != 0) {
+			perror("sgload: thread");
+			return 1;
+		}
+	for (unsigned i = 0; i < clients; i++)
+		pthread_join(th[i], NULL);
+	elapsed = (double)(now_ns() - t0) / 1e9;
+	qsort(r.samples, r.nsamples, sizeof(*r.samples), cmp_u64);
+	printf("{\"clients\":%u,\"connects\":%llu,\"ok\":%llu,\"refused\":%llu,"
+	    "\"timeout\":%llu,\"other\":%llu,\"seconds\":%.3f,\"per_second\":%.0f,"
+	    "\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f}\n", clients,
+	    (unsigned long long)r.started, (unsigned long long)r.counts[OUT_OK],
+	    (unsigned long long)r.counts[OUT_REFUSED], (unsigned long long)r.counts[OUT_TIMEOUT],
+	    (unsigned long long)r.counts[OUT_OTHER], elapsed, (double)r.started / elapsed,
+	    percentile_us(r.samples, r.nsamples, 50), percentile_us(r.samples, r.nsamples, 99),
+	    percentile_us(r.samples, r.nsamples, 99.9));
+	free(r.samples);
+	return 0;
+}
+
+static int
+send_all(int s, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(s, buf, len);
+
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* One message: the headers, then BYTES of 76-column text, dot-terminated. */
+static char *
+make_message(size_t bytes, size_t *len)
+{
+	static const char head[] = "From: bench@example.org\r\nTo: rcpt@example.net\r\n"
+	    "Subject: bench\r\n\r\n";
+	char *m = malloc(sizeof(head) + bytes + 80);
+	size_t n = sizeof(head) - 1;
+
+	if (m == NULL)
+		return NULL;
+	memcpy(m, head, n);
+	while (n < sizeof(head) - 1 + bytes) {
+		memset(m + n, 'x', 76);
+		memcpy(m + n + 76, "\r\n", 2);
+		n += 78;
+	}
+	memcpy(m + n, ".\r\n", 3);
+	*len = n + 3;
+	return m;
+}
+
+static int
+one_mail(const struct sockaddr_storage *ss, socklen_t sslen, const char *msg, size_t len)
+{
+	static const char *const cmds[] = { "EHLO bench.example\r\n",
+	    "MAIL FROM:<bench@example.org>\r\n", "RCPT TO:<rcpt@example.net>\r\n",
+	    "DATA\r\n" };
+	static const int want[] = { 250, 250, 250, 354 };
+	int s = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), ok = -1;
+
+	if (s < 0 || connect(s, (const struct sockaddr *)ss, sslen) < 0 ||
+	    read_reply(s, 5000) != 220)
+		goto out;
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (send_all(s, cmds[i], strlen(cmds[i])) < 0 || read_reply(s, 5000) != want[i])
+			goto out;
+	if (send_all(s, msg, len) < 0 || read_reply(s, 5000) != 250 ||
+	    send_all(s, "QUIT\r\n", 6) < 0 || read_reply(s, 5000) != 221)
+		goto out;
+	ok = 0;
+out:
+	if (s >= 0)
+		close(s);
+	return ok;
+}
+
+static int
+cmd_mail(int argc, char **argv)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	unsigned long n = 0, sent = 0;
+	size_t bytes = 0, len;
+	char *msg;
+	uint64_t t0;
+	double elapsed;
+	int ch;
+
+	while ((ch = getopt(argc, argv, "n:s:")) != -1) {
+		switch (ch) {
+		case 'n': n = strtoul(optarg, NULL, 10); break;
+		case 's': bytes = strtoul(optarg, NULL, 10); break;
+		default: usage();
+		}
+	}
+	if (argc - optind != 2 || n == 0 || bytes == 0)
+		usage();
+	resolve(argv[optind], argv[optind + 1], &ss, &sslen);
+	if ((msg = make_message(bytes, &len)) == NULL)
+		return 1;
+	t0 = now_ns();
+	for (unsigned long i = 0; i < n; i++)
+		sent += one_mail(&ss, sslen, msg, len) == 0;
+	elapsed = (double)(now_ns() - t0) / 1e9;
+	printf("{\"messages\":%lu,\"sent\":%lu,\"message_bytes\":%zu,\"seconds\":%.3f,"
+	    "\"bytes_per_second\":%.0f}\n", n, sent, len, elapsed, (double)(sent * len) / elapsed);
+	free(msg);
+	return sent == n ? 0 : 1;
+}
+
+static int
+cmd_procs(int argc, char **argv)
+{
+	unsigned long n = 0, fds = 0;
+	long uid = -1;
+	int ch, devnull;
+
+	while ((ch = getopt(argc, argv, "n:u:f:")) != -1) {
+		switch (ch) {
+		case 'n': n = strtoul(optarg, NULL, 10); break;
+		case 'u': uid = strtol(optarg, NULL, 10); break;
+		case 'f': fds = strtoul(optarg, NULL, 10); break;
+		default: usage();
+		}
+	}
+	if (argc != optind)
+		usage();
+	if ((devnull = open("/dev/null", O_RDONLY)) < 0)
+		return 1;
+	for (unsigned long i = 0; i < n; i++) {
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			perror("sgload: fork");
+			return 1;
+		}
+		if (pid == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (uid >= 0 && (setgid((gid_t)uid) < 0 || setuid((uid_t)uid) < 0))
+				_exit(1);
+			close(STDIN_FILENO);
+			for (unsigned long k = 0; k < fds; k++)
+				(void)dup(devnull);
+			for (;;)
+				pause();
+		}
+	}
+	printf("ready\n");
+	fflush(stdout);
+	for (;;)
+		pause();
+}
+
+/* One SMTP session; the end of DATA is found across reads by a 5-byte window. */
+static void
+serve_session(int s)
+{
+	char buf[65536], tail[5] = { 0 };
+	size_t have = 0;
+	bool data = false;
+
+	if (send_all(s, "220 sgload ESMTP\r\n", 18) < 0)
+		return;
+	for (;;) {
+		ssize_t n = read(s, buf + have, sizeof(buf) - have);
+
+		if (n <= 0)
+			return;
+		if (data) {
+			for (ssize_t i = 0; i < n; i++) {
+				memmove(tail, tail + 1, 4);
+				tail[4] = buf[have + (size_t)i];
+				if (memcmp(tail, "\r\n.\r\n", 5) == 0) {
+					data = false;
+					if (send_all(s, "250 queued\r\n", 12) < 0)
+						return;
+				}
+			}
+			continue;	/* a command pipelined after the dot is not supported */
+		}
+		have += (size_t)n;
+		for (char *eol; (eol = memchr(buf, '\n', have)) != NULL;) {
+			const char *reply = "250 ok\r\n";
+			size_t len = (size_t)(eol - buf) + 1;
+
+			if (strncasecmp(buf, "DATA", 4) == 0) {
+				reply = "354 go ahead\r\n";
+				data = true;
+				memcpy(tail, "\0\0\0\r\n", 5);	/* DATA's own CRLF */
+			} else if (strncasecmp(buf, "QUIT", 4) == 0) {
+				(void)send_all(s, "221 bye\r\n", 9);
+				return;
+			}
+			if (send_all(s, reply, strlen(reply)) < 0)
+				return;
+			memmove(buf, buf + len, have - len);
+			have -= len;
+			if (data)
+				break;
+		}
+		if (data && have > 0) {
+			/* Bytes after DATA's line are message text: scan them too. */
+			for (size_t i = 0; i < have; i++) {
+				memmove(tail, tail + 1, 4);
+				tail[4] = buf[i];
+				if (memcmp(tail, "\r\n.\r\n", 5) == 0) {
+					data = false;
+					if (send_all(s, "250 queued\r\n", 12) < 0)
+						return;
+				}
+			}
+			have = 0;
+		}
+		if (have == sizeof(buf))
+			have = 0;	/* an endless line: drop it */
+	}
+}
+
+static void *
+serve_thread(void *arg)
+{
+	int ls = *(int *)arg;
+
+	for (;;) {
+		int s = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+
+		if (s < 0)
+			continue;
+		serve_session(s);
+		close(s);
+	}
+	return NULL;
+}
+
+static int
+cmd_serve(int argc, char **argv)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
+	pthread_t th;
+	int ls, on = 1, off = 0;
+
+	if (argc != 2)
+		usage();
+	sa.sin6_port = htons((uint16_t)atoi(argv[1]));
+	if ((ls = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0 ||
+	    setsockopt(ls, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) < 0 ||
+	    bind(ls, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(ls, SERVE_BACKLOG) < 0) {
+		perror("sgload: listen");
+		return 1;
+	}
+	for (int i = 0; i < SERVE_THREADS; i++)
+		if (pthread_create(&th, NULL, serve_thread, &ls) != 0) {
+			perror("sgload: thread");
+			return 1;
+		}
+	printf("ready\n");
+	fflush(stdout);
+	for (;;)
+		pause();
+}
+
+static int
+cmd_events(int argc, char **argv)
+{
+	static const char *const actions[] = { "reject", "reject", "reject", "trap", "audit" };
+	unsigned long n = 0;
+	time_t now = time(NULL);
+	int ch;
+
+	while ((ch = getopt(argc, argv, "n:")) != -1) {
+		if (ch != 'n')
+			usage();
+		n = strtoul(optarg, NULL, 10);
+	}
+	if (argc != optind || n == 0)
+		usage();
+	srandom(1);
+	for (unsigned long i = 0; i < n; i++) {
+		time_t t = now - (time_t)(n - i);
+		struct tm tm;
+		char ts[32];
+		long r = random(), user = r % 200, script = (r / 200) % 50;
+
+		gmtime_r(&t, &tm);
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+		printf("{\"ts\":\"%s.%06luZ\",\"event\":\"attempt\",\"action\":\"%s\","
+		    "\"uid\":%ld,\"gid\":%ld,\"user\":\"site%ld\",\"pid\":%lu,\"ppid\":1,"
+		    "\"exe\":\"/usr/bin/php8.2\",\"cmdline\":\"php-fpm: pool site%ld\","
+		    "\"cwd\":\"/var/www/site%ld/wp-content/uploads\",\"cgroup\":\"/\","
+		    "\"family\":\"ipv4\",\"src_ip\":\"192.0.2.1\",\"src_port\":%lu,"
+		    "\"dst_ip\":\"192.0.2.%ld\",\"dst_port\":25,\"flow_id\":%lu,"
+		    "\"php_script\":\"%ld:wp-content/uploads/s%ld.php\"}\n",
+		    ts, i % 1000000, actions[r % 5], 3000 + user, 3000 + user, user, 1000 + i % 30000,
+		    user, user, 30000 + i % 30000, 1 + (r >> 8) % 250, i, 3000 + user, script);
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2)
+		usage();
+	signal(SIGPIPE, SIG_IGN);
+	if (strcmp(argv[1], "connect") == 0)
+		return cmd_connect(argc - 1, argv + 1);
+	if (strcmp(argv[1], "mail") == 0)
+		return cmd_mail(argc - 1, argv + 1);
+	if (strcmp(argv[1], "procs") == 0)
+		return cmd_procs(argc - 1, argv + 1);
+	if (strcmp(argv[1], "serve") == 0)
+		return cmd_serve(argc - 1, argv + 1);
+	if (strcmp(argv[1], "events") == 0)
+		return cmd_events(argc - 1, argv + 1);
+	usage();
+}
