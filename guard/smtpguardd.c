@@ -87,6 +87,7 @@ struct daemon {
 	time_t			 started;
 	struct counters		 cnt;
 	struct hist		 attrib_ns;	/* time to name a sender (attrib_sender) */
+	bool			 events_failing;	/* the last event write failed */
 };
 
 static void __attribute__((noreturn))
@@ -112,9 +113,15 @@ emit(struct daemon *d, struct event *e)
 	if (e->ts.tv_sec == 0)
 		now_ts(&e->ts);
 	if (event_write(d->events, e) < 0) {
-		if (d->cnt.events_lost++ == 0)
-			log_warn("cannot write the event log %s (counting lost lines)",
-			    d->cfg.log_file);
+		if (!d->events_failing)
+			log_warn("cannot write the event log %s; the fence holds, lost lines "
+			    "are counted (smtpguard status)", d->cfg.log_file);
+		d->events_failing = true;
+		d->cnt.events_lost++;
+	} else if (d->events_failing) {
+		d->events_failing = false;
+		log_warnx("the event log %s is written again (%llu lines lost so far)",
+		    d->cfg.log_file, (unsigned long long)d->cnt.events_lost);
 	}
 }
 

@@ -6,6 +6,7 @@
  *	SECONDS; with -q each reads the banner and sends QUIT. Prints one JSON
  *	object: counts by outcome, seconds, rate, and the latency percentiles
  *	(microseconds) of connect() alone, or of connect+banner+QUIT with -q.
+ *	-t bounds each connect and each reply (default 5000 ms).
  *   sgload mail -n N -s BYTES HOST PORT
  *	N SMTP transactions of one message of BYTES each, one after another;
  *	prints JSON: messages sent, seconds, and bytes/s.
@@ -36,6 +37,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -127,11 +129,16 @@ one_connect(struct run *r)
 	int s = socket(r->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	enum outcome o = OUT_OK;
 
+	struct timeval tv = { .tv_sec = r->timeout_ms / 1000,
+	    .tv_usec = (r->timeout_ms % 1000) * 1000 };
+
 	if (s < 0)
 		return OUT_OTHER;
+	/* Bounds connect() too: a dropped SYN ends in EINPROGRESS, not minutes of retries. */
+	(void)setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (connect(s, (struct sockaddr *)&r->addr, r->addrlen) < 0)
 		o = errno == ECONNREFUSED ? OUT_REFUSED :
-		    errno == ETIMEDOUT ? OUT_TIMEOUT : OUT_OTHER;
+		    errno == ETIMEDOUT || errno == EINPROGRESS ? OUT_TIMEOUT : OUT_OTHER;
 	else if (r->quit) {
 		if (read_reply(s, r->timeout_ms) != 220 || write(s, "QUIT\r\n", 6) != 6 ||
 		    read_reply(s, r->timeout_ms) != 221)
