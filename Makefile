@@ -83,6 +83,12 @@ build/fuzz/%: tests/fuzz/%.c $(LIBSRC) $(HDRS)
 	$(CLANG) $(SGFLAGS) -Wno-missing-prototypes -O1 -g -fsanitize=fuzzer,address,undefined \
 	  -Iguard -o $@ $< $(LIBSRC) $(LIBS)
 
+# The trap session's code is static: its target compiles trap.c in itself.
+build/fuzz/fuzz_trap: tests/fuzz/fuzz_trap.c $(LIBSRC) $(HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(SGFLAGS) -Wno-missing-prototypes -O1 -g -fsanitize=fuzzer,address,undefined \
+	  -Iguard -o $@ $< $(filter-out guard/trap.c,$(LIBSRC)) $(LIBS)
+
 # Test helpers (the probe client/server, the ruleset driver) use the library too.
 build/tools/%: tests/tools/%.c build/libguard.a $(HDRS)
 	@mkdir -p $(@D)

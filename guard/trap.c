@@ -279,52 +279,60 @@ trap_line(struct trap *t, struct trap_session *s, const char *line, size_t len)
 	return true;
 }
 
+/* Bytes from the client: lines split, bounded, answered. False once the session ended. */
+static bool
+trap_feed(struct trap *t, struct trap_session *s, const char *buf, size_t n)
+{
+	s->last = time(NULL);
+	s->bytes += n;
+	if (s->bytes > t->cfg->trap_bytes) {
+		trap_send(s, "552 5.3.4 Too much data\r\n");
+		trap_end(t, s, "bytes");
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char c = buf[i];
+
+		if (c == '\n') {
+			size_t len = s->len;
+			bool was_overlong = s->overlong;
+
+			if (len > 0 && s->line[len - 1] == '\r')
+				len--;
+			s->len = 0;
+			s->overlong = false;
+			if (was_overlong) {
+				if (!s->in_data) {
+					s->bad++;
+					trap_send(s, "500 5.5.2 Line too long\r\n");
+					if (s->bad >= TRAP_BAD_COMMANDS) {
+						trap_end(t, s, "errors");
+						return false;
+					}
+				}
+				continue;
+			}
+			if (!trap_line(t, s, s->line, len))
+				return false;
+			continue;
+		}
+		if (s->len < SMTP_LINE_MAX)
+			s->line[s->len++] = c;
+		else
+			s->overlong = true;
+	}
+	return true;
+}
+
 static void
 trap_read(struct trap *t, struct trap_session *s)
 {
 	char buf[8192];
 	ssize_t n;
 
-	while ((n = recv(s->fd, buf, sizeof(buf), 0)) > 0) {
-		s->last = time(NULL);
-		s->bytes += (uint64_t)n;
-		if (s->bytes > t->cfg->trap_bytes) {
-			trap_send(s, "552 5.3.4 Too much data\r\n");
-			trap_end(t, s, "bytes");
+	while ((n = recv(s->fd, buf, sizeof(buf), 0)) > 0)
+		if (!trap_feed(t, s, buf, (size_t)n))
 			return;
-		}
-		for (ssize_t i = 0; i < n; i++) {
-			char c = buf[i];
-
-			if (c == '\n') {
-				size_t len = s->len;
-				bool was_overlong = s->overlong;
-
-				if (len > 0 && s->line[len - 1] == '\r')
-					len--;
-				s->len = 0;
-				s->overlong = false;
-				if (was_overlong) {
-					if (!s->in_data) {
-						s->bad++;
-						trap_send(s, "500 5.5.2 Line too long\r\n");
-						if (s->bad >= TRAP_BAD_COMMANDS) {
-							trap_end(t, s, "errors");
-							return;
-						}
-					}
-					continue;
-				}
-				if (!trap_line(t, s, s->line, len))
-					return;
-				continue;
-			}
-			if (s->len < SMTP_LINE_MAX)
-				s->line[s->len++] = c;
-			else
-				s->overlong = true;
-		}
-	}
 	if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
 		trap_end(t, s, "closed");
 }
