@@ -1,12 +1,14 @@
 /*
  * sgload — the benchmark's load generator.
  *
- *   sgload connect [-n N | -d SECONDS] [-c CLIENTS] [-q] [-t MS] HOST PORT
+ *   sgload connect [-n N | -d SECONDS] [-c CLIENTS] [-qF] [-t MS] HOST PORT
  *	CLIENTS threads connect one after another, N connects in all or for
  *	SECONDS; with -q each reads the banner and sends QUIT. Prints one JSON
  *	object: counts by outcome, seconds, rate, and the latency percentiles
  *	(microseconds) of connect() alone, or of connect+banner+QUIT with -q.
- *	-t bounds each connect and each reply (default 5000 ms).
+ *	-t bounds each connect and each reply (default 5000 ms). With -F each
+ *	connect is made by a new child process: a first-time sender every time
+ *	(its latency then includes the fork).
  *   sgload mail -n N -s BYTES HOST PORT
  *	N SMTP transactions of one message of BYTES each, one after another;
  *	prints JSON: messages sent, seconds, and bytes/s.
@@ -53,6 +55,7 @@ struct run {
 	struct sockaddr_storage	 addr;
 	socklen_t		 addrlen;
 	bool			 quit;		/* banner + QUIT after connect */
+	bool			 fork_each;	/* each connect from a new process */
 	int			 timeout_ms;
 	uint64_t		 total;		/* connects to make; 0: until deadline */
 	uint64_t		 deadline_ns;
@@ -75,7 +78,7 @@ now_ns(void)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: sgload connect [-n N | -d S] [-c C] [-q] [-t MS] HOST PORT\n"
+	fprintf(stderr, "usage: sgload connect [-n N | -d S] [-c C] [-qF] [-t MS] HOST PORT\n"
 	    "       sgload mail -n N -s BYTES HOST PORT\n"
 	    "       sgload procs -n N [-u UID] [-f FDS]\n"
 	    "       sgload serve PORT\n"
@@ -148,6 +151,23 @@ one_connect(struct run *r)
 	return o;
 }
 
+/* The connect in a child of its own; the outcome comes back as its exit status. */
+static enum outcome
+forked_connect(struct run *r)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid < 0)
+		return OUT_OTHER;
+	if (pid == 0)
+		_exit(one_connect(r));
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) >= OUT_COUNT)
+		return OUT_OTHER;
+	return (enum outcome)WEXITSTATUS(status);
+}
+
 static void *
 client(void *arg)
 {
@@ -166,7 +186,7 @@ client(void *arg)
 		r->started++;
 		pthread_mutex_unlock(&r->mu);
 		t0 = now_ns();
-		o = one_connect(r);
+		o = r->fork_each ? forked_connect(r) : one_connect(r);
 		dt = now_ns() - t0;
 		pthread_mutex_lock(&r->mu);
 		r->counts[o]++;
@@ -205,8 +225,9 @@ cmd_connect(int argc, char **argv)
 	uint64_t t0;
 	int ch;
 
-	while ((ch = getopt(argc, argv, "n:d:c:qt:")) != -1) {
+	while ((ch = getopt(argc, argv, "n:d:c:qt:F")) != -1) {
 		switch (ch) {
+		case 'F': r.fork_each = true; break;
 		case 'n': r.total = strtoull(optarg, NULL, 10); break;
 		case 'd': seconds = strtod(optarg, NULL); break;
 		case 'c': clients = (unsigned)strtoul(optarg, NULL, 10); break;
