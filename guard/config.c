@@ -426,7 +426,7 @@ bad:
 static bool
 mask_holds_states(uint32_t mask)
 {
-	for (int st = 1; st <= MARK_STATE_MAX; st++)
+	for (int st = 1; st <= MARK_PROBE; st++)
 		if (mark_value(mask, (enum mark_state)st) == 0)
 			return false;
 	return true;
@@ -473,7 +473,7 @@ set_key(struct parse *ps, const struct key *k, const char *v)
 		    !mask_holds_states((uint32_t)n))
 			return fail_key(ps, k->section, k->name, v,
 			    "expected a mask whose lowest set bits can hold the values 1-%d "
-			    "(3 contiguous bits), e.g. 0x00700000", MARK_STATE_MAX);
+			    "(3 contiguous bits), e.g. 0x00700000", MARK_PROBE);
 		*(uint32_t *)field = (uint32_t)n;
 		return 1;
 	case K_OPT_PATH:

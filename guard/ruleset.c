@@ -569,15 +569,6 @@ build_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 	if (rb_put(b, &rb, "fence #%u (allow_uids)", ++n) < 0)
 		return -1;
 
-	if (sp->allow_local) {
-		if (rb_start(&rb, t, CHAIN_FENCE, "allow_local: this host's own addresses") < 0)
-			return -1;
-		x_fib_daddr_local(&rb);
-		x_verdict(&rb, NF_ACCEPT, NULL);
-		if (rb_put(b, &rb, "fence #%u (allow_local)", ++n) < 0)
-			return -1;
-	}
-
 	/*
 	 * smtpguardd answers NF_REPEAT with its decision in the packet mark; the
 	 * chain runs again and these rules move it to the ct mark, leaving every
@@ -602,6 +593,22 @@ build_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 		else
 			x_verdict(&rb, verdicts[i].verdict, NULL);
 		if (rb_put(b, &rb, "fence #%u (verdict %s)", ++n, verdicts[i].name) < 0)
+			return -1;
+	}
+
+	/*
+	 * After the verdicts: a repeated packet never needs it, and the
+	 * self-check's SYN (`smtpguard check`, probe mark) is not local.
+	 */
+	if (sp->allow_local) {
+		if (rb_start(&rb, t, CHAIN_FENCE, "allow_local: this host's own addresses") < 0)
+			return -1;
+		x_meta_load(&rb, NFT_META_MARK);
+		x_bitwise(&rb, m, 0);
+		x_cmp_u32(&rb, NFT_CMP_NEQ, mark_value(m, MARK_PROBE));
+		x_fib_daddr_local(&rb);
+		x_verdict(&rb, NF_ACCEPT, NULL);
+		if (rb_put(b, &rb, "fence #%u (allow_local)", ++n) < 0)
 			return -1;
 	}
 
@@ -653,7 +660,7 @@ check_spec(const struct ruleset_spec *sp)
 		return -1;
 	}
 	/* A state the mask cannot hold would read as 0, "undecided", and match everyone. */
-	for (int st = MARK_NONE + 1; st <= MARK_STATE_MAX; st++)
+	for (int st = MARK_NONE + 1; st <= MARK_PROBE; st++)
 		if (mark_value(sp->mark_mask, (enum mark_state)st) == 0) {
 			errno = EINVAL;
 			return -1;

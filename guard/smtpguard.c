@@ -26,6 +26,11 @@
 #define STOP_WAIT_MS	10000	/* the daemon removes its table and exits well within this */
 #define SYSTEMCTL	"/bin/systemctl"
 #define SYSTEMD_UNIT	"smtpguard.service"
+#define PROBE_ID	65534	/* nobody / nogroup: the self-check's sender */
+#define PROBE_WAIT_S	3	/* a SYN unanswered this long: the daemon does not answer */
+
+enum probe_result { PROBE_REFUSED, PROBE_CONNECTED, PROBE_UNANSWERED, PROBE_ERROR,
+    PROBE_NO_FAMILY };
 
 extern char **environ;
 
@@ -50,6 +55,7 @@ struct command {
 static int	cmd_enable(struct cli *, int, char **);
 static int	cmd_disable(struct cli *, int, char **);
 static int	cmd_status(struct cli *, int, char **);
+static int	cmd_check(struct cli *, int, char **);
 static int	cmd_reload(struct cli *, int, char **);
 static int	cmd_allow(struct cli *, int, char **);
 static int	cmd_revoke(struct cli *, int, char **);
@@ -64,6 +70,9 @@ static const struct command commands[] = {
 	  "stop smtpguardd and remove its table (the config is kept)", false },
 	{ "status", cmd_status, "[--json]",
 	  "is the fence up? MTA users, ports, action, counters, queue drops", false },
+	{ "check", cmd_check, "",
+	  "prove the fence holds: probes as nobody to this host's loopback must be "
+	  "refused by smtpguardd", false },
 	{ "reload", cmd_reload, "",
 	  "re-read config and exceptions; on any error keep the running state", false },
 	{ "allow", cmd_allow,
@@ -365,6 +374,133 @@ under_systemd(const struct cli *c)
 	return false;
 }
 
+/*
+ * One self-check probe, from a child: a socket owned by nobody (it is
+ * created with that effective uid), marked as the probe (root sets SO_MARK),
+ * connecting to loopback on a fenced port. The probe mark makes the ruleset
+ * skip allow_local for it and smtpguardd refuse and count it, whatever the
+ * action; nothing leaves the host even if the fence is broken.
+ */
+static enum probe_result
+probe_once(int family, uint16_t port, uint32_t mark)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return PROBE_ERROR;
+	if (pid == 0) {
+		struct sockaddr_storage ss = { .ss_family = (sa_family_t)family };
+		struct timeval tv = { .tv_sec = PROBE_WAIT_S };
+		socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in) :
+		    sizeof(struct sockaddr_in6);
+		int s;
+
+		if (family == AF_INET) {
+			((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			((struct sockaddr_in *)&ss)->sin_port = htons(port);
+		} else {
+			((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+			((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
+		}
+		if (setegid(PROBE_ID) < 0 || seteuid(PROBE_ID) < 0)
+			_exit(PROBE_ERROR);
+		s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (seteuid(0) < 0)
+			_exit(PROBE_ERROR);
+		if (s < 0)
+			_exit(errno == EAFNOSUPPORT ? PROBE_NO_FAMILY : PROBE_ERROR);
+		if (setsockopt(s, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0 ||
+		    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+			_exit(PROBE_ERROR);
+		if (connect(s, (struct sockaddr *)&ss, len) == 0)
+			_exit(PROBE_CONNECTED);
+		if (errno == ECONNREFUSED)
+			_exit(PROBE_REFUSED);
+		if (errno == EINPROGRESS || errno == ETIMEDOUT)
+			_exit(PROBE_UNANSWERED);
+		_exit(errno == EADDRNOTAVAIL || errno == ENETUNREACH ? PROBE_NO_FAMILY :
+		    PROBE_ERROR);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return PROBE_ERROR;
+	return (enum probe_result)WEXITSTATUS(status);
+}
+
+/* 0 if the fence holds; otherwise -1, with SELF-CHECK FAILED and why on stderr. */
+static int
+self_check(struct cli *c)
+{
+	static const struct { int family; const char *addr; } probes[] = {
+		{ AF_INET, "127.0.0.1" }, { AF_INET6, "[::1]" },
+	};
+	uint16_t port = c->cfg.ports[0];
+	uint32_t mark = mark_value(c->cfg.mark_mask, MARK_PROBE);
+	long long before, after, refused = 0;
+	char tried[64] = "";
+	json_t *st;
+
+	if ((st = call(c, CTL_STATUS, NULL, false)) == NULL)
+		return -1;
+	before = jint(st, "self_checks");
+	json_decref(st);
+	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+		switch (probe_once(probes[i].family, port, mark)) {
+		case PROBE_REFUSED:
+			refused++;
+			snprintf(tried + strlen(tried), sizeof(tried) - strlen(tried), "%s%s:%u",
+			    refused > 1 ? " and " : "", probes[i].addr, port);
+			break;
+		case PROBE_NO_FAMILY:
+			break;	/* no IPv6 on this host: nothing to fence there */
+		case PROBE_CONNECTED:
+			errx_msg("SELF-CHECK FAILED: a connection as nobody to %s:%u got through: "
+			    "the fence does NOT hold (nft list table inet %s)", probes[i].addr,
+			    port, TABLE_NAME);
+			return -1;
+		case PROBE_UNANSWERED:
+			errx_msg("SELF-CHECK FAILED: the probe to %s:%u was never answered: "
+			    "smtpguardd is not deciding (fenced users' connections hang)",
+			    probes[i].addr, port);
+			return -1;
+		case PROBE_ERROR:
+			errx_msg("SELF-CHECK FAILED: the probe to %s:%u could not run",
+			    probes[i].addr, port);
+			return -1;
+		}
+	}
+	if ((st = call(c, CTL_STATUS, NULL, false)) == NULL)
+		return -1;
+	after = jint(st, "self_checks");
+	json_decref(st);
+	if (refused == 0) {
+		errx_msg("SELF-CHECK FAILED: no probe could be sent (is loopback up?)");
+		return -1;
+	}
+	if (after - before != refused) {
+		errx_msg("SELF-CHECK FAILED: %lld of %lld probes were refused by the kernel "
+		    "without reaching smtpguardd: the fence did not see them", refused -
+		    (after - before), refused);
+		return -1;
+	}
+	printf("self-check: connects as nobody to %s were refused by smtpguardd: the fence "
+	    "holds.\n", tried);
+	return 0;
+}
+
+static int
+cmd_check(struct cli *c, int argc, char **argv)
+{
+	no_extra_args(argc, argv, "check");
+	if (geteuid() != 0) {
+		errx_msg("check must run as root (it marks its probe with SO_MARK)");
+		return 1;
+	}
+	if (load_config(c) < 0)
+		return 1;
+	return self_check(c) == 0 ? 0 : 1;
+}
+
 static int
 cmd_enable(struct cli *c, int argc, char **argv)
 {
@@ -387,7 +523,7 @@ cmd_enable(struct cli *c, int argc, char **argv)
 		printf("smtpguard is already enabled; nothing changed.\n");
 		print_status(st);
 		json_decref(st);
-		return 0;
+		return self_check(c) == 0 ? 0 : 1;
 	}
 	if (under_systemd(c)) {
 		char *args[] = { SYSTEMCTL, "enable", "--now", SYSTEMD_UNIT, NULL };
@@ -423,7 +559,7 @@ cmd_enable(struct cli *c, int argc, char **argv)
 	printf("smtpguard enabled (%s; pid file %s).\n", how, c->cfg.pid_file);
 	print_status(st);
 	json_decref(st);
-	return 0;
+	return self_check(c) == 0 ? 0 : 1;
 }
 
 /* The pid in the pid file, if that process is really an smtpguardd. */

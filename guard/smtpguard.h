@@ -45,7 +45,8 @@ enum mark_state {
 	MARK_REJECT = 2,	/* reset every packet of the flow */
 	MARK_TRAP = 3,		/* NAT redirect to the trap listener */
 	MARK_INSPECT = 4,	/* keep queueing the flow's packets (audit) */
-	MARK_STATE_MAX = 4,
+	MARK_STATE_MAX = 4,	/* the last one stored in the ct mark */
+	MARK_PROBE = 5,		/* packet mark of the self-check's SYN: not local, refused */
 };
 
 struct config {

@@ -50,6 +50,7 @@ enum tag {
 
 struct counters {
 	uint64_t	 packets;		/* packets read from the queue */
+	uint64_t	 self_checks;		/* `smtpguard check` probes refused */
 	uint64_t	 packet_bytes;		/* their IP bytes: what crossed into userspace */
 	uint64_t	 decisions[ACTION_ALLOW + 1];
 	uint64_t	 unparsable;		/* not IPv4/IPv6 TCP: reset */
@@ -527,7 +528,7 @@ on_packet(const struct queue_packet *qp, void *arg)
 	time_t now = time(NULL);
 	uint64_t in_window;
 	enum mark_state mark;
-	bool written, alert_due;
+	bool written, alert_due, probe;
 	uint64_t t0;
 
 	d->cnt.packets++;
@@ -540,7 +541,8 @@ on_packet(const struct queue_packet *qp, void *arg)
 	}
 	if (!(p.tcp_flags & TH_SYN) && audit_packet(d, qp, &p, now))
 		return;
-	if (d->cfg.detect_any_port && !port_fenced(&d->cfg, p.dport)) {
+	probe = (p.tcp_flags & TH_SYN) && mark_state_of(d->cfg.mark_mask, qp->mark) == MARK_PROBE;
+	if (d->cfg.detect_any_port && !probe && !port_fenced(&d->cfg, p.dport)) {
 		start_probe(d, qp, &p, now);
 		return;
 	}
@@ -553,8 +555,16 @@ on_packet(const struct queue_packet *qp, void *arg)
 	attrib_sender(d->attrib, &p, qp->has_uid, qp->uid, qp->has_gid, qp->gid, &who);
 	hist_add(&d->attrib_ns, mono_ns() - t0);
 	policy_decide(d->cfg.action, &d->exc, who.uid, who.has_uid, &p, now, &dec);
-	written = flood_admit(d->flood, who.has_uid ? who.uid : (uid_t)-1, who.exe, dec.action,
-	    now);
+	if (probe) {
+		/* `smtpguard check` asks whether the fence holds: refused, always logged. */
+		dec.action = ACTION_REJECT;
+		strlcpy_sg(dec.rule, "self-check", sizeof(dec.rule));
+		dec.cap_exceeded = false;
+		d->cnt.self_checks++;
+		written = true;
+	} else
+		written = flood_admit(d->flood, who.has_uid ? who.uid : (uid_t)-1, who.exe,
+		    dec.action, now);
 	alert_due = who.has_uid && alerts_count(d->alerts, who.uid, now, &in_window);
 	if (written || alert_due || dec.cap_exceeded || dec.action == ACTION_TRAP ||
 	    dec.action == ACTION_AUDIT)
@@ -810,6 +820,7 @@ status_reply(struct daemon *d)
 	json_object_set_new(o, "events_file", json_string(d->cfg.log_file));
 	json_object_set_new(o, "packets", json_integer((json_int_t)d->cnt.packets));
 	json_object_set_new(o, "packet_bytes", json_integer((json_int_t)d->cnt.packet_bytes));
+	json_object_set_new(o, "self_checks", json_integer((json_int_t)d->cnt.self_checks));
 	for (int a = ACTION_REJECT; a <= ACTION_ALLOW; a++)
 		json_object_set_new(dec, action_name(a),
 		    json_integer((json_int_t)d->cnt.decisions[a]));

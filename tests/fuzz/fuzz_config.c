@@ -38,7 +38,7 @@ check_config(const struct config *c)
 	if (c->trap_port == 0 || c->queue_maxlen == 0 || c->inspect_bytes < 64 ||
 	    c->log_rate == 0 || c->log_window == 0)
 		abort();
-	for (int st = 1; st <= MARK_STATE_MAX; st++)
+	for (int st = 1; st <= MARK_PROBE; st++)
 		if (mark_value(c->mark_mask, (enum mark_state)st) == 0)
 			abort();
 	if (strnlen(c->mta_users, sizeof(c->mta_users)) == 0 ||

@@ -1,7 +1,8 @@
 #!/bin/sh
 # smtpguard enable/disable as an admin runs them: a fresh host with postfix
 # and no config gets one written with the detected MTA, the daemon is
-# daemonised and confirmed, a second enable changes nothing, disable stops
+# daemonised and confirmed by the self-check (which fails when the fence is
+# broken on purpose), a second enable changes nothing, disable stops
 # it and removes the table but keeps the config. Runs in a private mount
 # namespace (tmpfs over /run and /var/log, a fake /etc/passwd) inside the
 # test's network namespace: nothing on the host changes.
@@ -26,6 +27,9 @@ mount --bind "$T/passwd" /etc/passwd || exit 91
 sg() { "$BUILD/smtpguard" -c "$CONF" "\$@"; }
 echo "== enable"; sg enable; echo "rc=\$?"
 echo "== enable again"; sg enable; echo "rc=\$?"
+echo "== check"; sg check; echo "rc=\$?"
+echo "== broken: chain flushed"; nft flush chain inet smtpguard fence; sg check; echo "rc=\$?"
+echo "== repaired"; sg reload; sg check; echo "rc=\$?"
 echo "== ruleset"; nft list table inet smtpguard 2>/dev/null
 echo "== probe"; setpriv --reuid=$WEB_UID --regid=$WEB_UID --clear-groups "$T/sgprobe" connect -t 2000 $MX4 25
 echo "== pid"; cat /run/smtpguard/smtpguardd.pid
@@ -48,6 +52,13 @@ check "enable confirms the table is installed" has enable "table inet smtpguard 
 check "enable exits 0" has enable "^rc=0$"
 check "a second enable changes nothing and says so" has "enable again" "already enabled; nothing changed"
 check "a second enable exits 0" has "enable again" "^rc=0$"
+check "enable ends with the self-check: the fence holds" \
+    has enable "self-check: connects as nobody to 127.0.0.1:25 and \[::1\]:25 were refused by smtpguardd"
+check "smtpguard check passes on a working fence" has check "^rc=0$"
+check "the self-check fails loudly when the fence is broken on purpose" \
+    has "broken: chain flushed" "SELF-CHECK FAILED: .* without reaching smtpguardd"
+check "and exits 1" has "broken: chain flushed" "^rc=1$"
+check "after a reload the self-check passes again" has repaired "^rc=0$"
 golden_matches() {
 	grep -v '^#' "$ROOT/rules/smtpguard.nft" >"$T/golden"
 	section ruleset >"$T/installed"
