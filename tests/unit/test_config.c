@@ -280,17 +280,17 @@ static const struct bad bad_values[] = {
 	  "t.conf:2: [guard] action: expected reject, trap or audit (got 'drop')" },
 	{ "[guard]\nmark_mask = 0\n",
 	  "t.conf:2: [guard] mark_mask: expected a mask whose lowest set bits can hold the "
-	  "values 1-4 (3 contiguous bits), e.g. 0x00700000 (got '0')" },
+	  "values 1-5 (3 contiguous bits), e.g. 0x00700000 (got '0')" },
 	{ "[guard]\nmark_mask = 0x00300000\n",
 	  "t.conf:2: [guard] mark_mask: expected a mask whose lowest set bits can hold the "
-	  "values 1-4 (3 contiguous bits), e.g. 0x00700000 (got '0x00300000')" },
+	  "values 1-5 (3 contiguous bits), e.g. 0x00700000 (got '0x00300000')" },
 	/* holds 4 (bit 2) but not 2 or 3 (bit 1): the states must all fit */
 	{ "[guard]\nmark_mask = 0x5\n",
 	  "t.conf:2: [guard] mark_mask: expected a mask whose lowest set bits can hold the "
-	  "values 1-4 (3 contiguous bits), e.g. 0x00700000 (got '0x5')" },
+	  "values 1-5 (3 contiguous bits), e.g. 0x00700000 (got '0x5')" },
 	{ "[guard]\nmark_mask = 0x100000000\n",
 	  "t.conf:2: [guard] mark_mask: expected a mask whose lowest set bits can hold the "
-	  "values 1-4 (3 contiguous bits), e.g. 0x00700000 (got '0x100000000')" },
+	  "values 1-5 (3 contiguous bits), e.g. 0x00700000 (got '0x100000000')" },
 	{ "[guard]\nexceptions = etc/exceptions.conf\n",
 	  "t.conf:2: [guard] exceptions: must be an absolute path (got 'etc/exceptions.conf')" },
 	{ "[guard]\ncontrol_socket = control.sock\n",

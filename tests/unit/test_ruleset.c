@@ -506,12 +506,19 @@ allow_local_off_drops_the_fib_rule(void **state)
 	(void)state;
 	build(&p, &sp, true);
 	n = rules_of(&p, "fence", r, 32);
-	assert_string_equal(r[2]->exprs, "fib,cmp,immediate");
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[2]->rule, 0), NFTNL_EXPR_FIB_FLAGS),
+	/* After the mta, allow and four verdict rules; the self-check's probe mark is not local. */
+	assert_string_equal(r[6]->exprs, "meta,bitwise,cmp,fib,cmp,immediate");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[6]->rule, 0), NFTNL_EXPR_META_KEY),
+	    NFT_META_MARK);
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[6]->rule, 2), NFTNL_EXPR_CMP_OP),
+	    NFT_CMP_NEQ);
+	assert_int_equal(expr_u32_data(expr_at(r[6]->rule, 2), NFTNL_EXPR_CMP_DATA),
+	    mark_value(sp.mark_mask, MARK_PROBE));
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[6]->rule, 3), NFTNL_EXPR_FIB_FLAGS),
 	    NFTA_FIB_F_DADDR);
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[2]->rule, 0), NFTNL_EXPR_FIB_RESULT),
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[6]->rule, 3), NFTNL_EXPR_FIB_RESULT),
 	    NFT_FIB_RESULT_ADDRTYPE);
-	assert_int_equal(expr_u32_data(expr_at(r[2]->rule, 1), NFTNL_EXPR_CMP_DATA), RTN_LOCAL);
+	assert_int_equal(expr_u32_data(expr_at(r[6]->rule, 4), NFTNL_EXPR_CMP_DATA), RTN_LOCAL);
 	release(&p);
 
 	sp.allow_local = false;
