@@ -26,12 +26,13 @@
 #define PROC_NAME_MAX		16	/* a pid in decimal */
 #define PROC_OTHERS_FIRST	1024	/* first allocation of the deferred pid list */
 /*
- * Passes 2 and 3 open every other process's fd table: ~30 us each, so 150 ms
- * at 5,000 processes, with every queued packet waiting. A socket no process
- * holds (an fd in flight over a unix socket) would cost that on every SYN;
- * past this budget the sender stays unknown instead.
+ * Opening a process's fd table costs ~30 us: 150 ms at 5,000 processes, with
+ * every queued packet waiting. A user running thousands of processes, or a
+ * socket no process holds (an fd in flight over a unix socket), would cost
+ * that on every SYN; past this budget the sender stays unknown instead. (The
+ * connect hook makes the search rare: connhook.c.)
  */
-#define PROC_OTHERS_BUDGET_NS	(25 * 1000 * 1000)
+#define PROC_SEARCH_BUDGET_NS	(100 * 1000 * 1000)
 
 struct proc_pid {
 	pid_t	 pid;
@@ -137,10 +138,9 @@ now_ns(void)
 /* Pass 2 and 3 of the search: root-owned first, then everyone else. */
 static int
 search_others(int procfd, const struct proc_pid *others, size_t n, const char *want,
-    size_t wantlen, pid_t *pid)
+    size_t wantlen, int64_t deadline, pid_t *pid)
 {
 	char name[PROC_NAME_MAX];
-	int64_t deadline = now_ns() + PROC_OTHERS_BUDGET_NS;
 
 	for (int root = 1; root >= 0; root--)
 		for (size_t i = 0; i < n; i++) {
@@ -170,6 +170,7 @@ procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode, pid_t *pid)
 	struct stat sb;
 	DIR *dir;
 	int procfd, rc = -1, saved;
+	int64_t deadline = now_ns() + PROC_SEARCH_BUDGET_NS;
 
 	wantlen = socket_link(inode, want, sizeof(want));
 	if ((procfd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
@@ -188,6 +189,10 @@ procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode, pid_t *pid)
 		    !S_ISDIR(sb.st_mode))
 			continue;
 		if (sb.st_uid == uid) {
+			if (now_ns() > deadline) {
+				errno = ETIMEDOUT;
+				goto out;
+			}
 			if (holds_socket(procfd, de->d_name, want, wantlen)) {
 				*pid = p;
 				rc = 0;
@@ -205,7 +210,7 @@ procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode, pid_t *pid)
 		others[nothers].owner = sb.st_uid;
 		nothers++;
 	}
-	rc = search_others(procfd, others, nothers, want, wantlen, pid);
+	rc = search_others(procfd, others, nothers, want, wantlen, deadline, pid);
 out:
 	saved = errno;
 	free(others);

@@ -370,6 +370,7 @@ cmd_procs(int argc, char **argv)
 	unsigned long n = 0, fds = 0;
 	long uid = -1;
 	int ch, devnull;
+	pid_t parent;
 
 	while ((ch = getopt(argc, argv, "n:u:f:")) != -1) {
 		switch (ch) {
@@ -383,6 +384,7 @@ cmd_procs(int argc, char **argv)
 		usage();
 	if ((devnull = open("/dev/null", O_RDONLY)) < 0)
 		return 1;
+	parent = getpid();
 	for (unsigned long i = 0; i < n; i++) {
 		pid_t pid = fork();
 
@@ -391,8 +393,10 @@ cmd_procs(int argc, char **argv)
 			return 1;
 		}
 		if (pid == 0) {
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			if (uid >= 0 && (setgid((gid_t)uid) < 0 || setuid((uid_t)uid) < 0))
+				_exit(1);
+			/* After setuid, which clears it; then make sure the parent still lives. */
+			if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 				_exit(1);
 			close(STDIN_FILENO);
 			for (unsigned long k = 0; k < fds; k++)
