@@ -3,7 +3,8 @@
 # and no config gets one written with the detected MTA, the daemon is
 # daemonised and confirmed by the self-check (which fails when the fence is
 # broken on purpose), a second enable changes nothing, disable stops
-# it and removes the table but keeps the config. Runs in a private mount
+# it and removes the table but keeps the config; the admin's own iptables-nft
+# rule and nft table stay byte-identical through two cycles. Runs in a private mount
 # namespace (tmpfs over /run and /var/log, a fake /etc/passwd) inside the
 # test's network namespace: nothing on the host changes.
 . "$(dirname "$0")/lib.sh"
@@ -25,7 +26,20 @@ trap 'p=\$(cat /run/smtpguard/smtpguardd.pid 2>/dev/null) && kill -9 "\$p" 2>/de
 mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/log || exit 90
 mount --bind "$T/passwd" /etc/passwd || exit 91
 sg() { "$BUILD/smtpguard" -c "$CONF" "\$@"; }
+# The admin's own firewall: an iptables-nft rule and an nft table of theirs.
+iptables -A OUTPUT -p tcp --dport 8080 -j ACCEPT || exit 92
+nft -f - <<NFT || exit 93
+table inet admin {
+	chain out {
+		type filter hook output priority 0; policy accept;
+		tcp dport 9999 drop
+	}
+}
+NFT
+foreign() { iptables -S; nft list table ip filter; nft list table inet admin; }
+foreign >"$T/foreign.before"
 echo "== enable"; sg enable; echo "rc=\$?"
+foreign >"$T/foreign.enabled"
 echo "== enable again"; sg enable; echo "rc=\$?"
 echo "== check"; sg check; echo "rc=\$?"
 echo "== broken: chain flushed"; nft flush chain inet smtpguard fence; sg check; echo "rc=\$?"
@@ -38,6 +52,9 @@ echo "== disable"; sg disable; echo "rc=\$?"
 echo "== tables"; nft list tables
 echo "== status"; sg status; echo "rc=\$?"
 echo "== disable again"; sg disable; echo "rc=\$?"
+foreign >"$T/foreign.disabled"
+echo "== second cycle"; sg enable >/dev/null; echo "rc=\$?"; foreign >"$T/foreign.enabled2"
+sg disable >/dev/null; echo "rc=\$?"; foreign >"$T/foreign.disabled2"
 echo "== events file"; stat -c "%a %U:%G" /var/log/smtpguard/events.jsonl
 echo "== end"
 SESSION
@@ -76,5 +93,11 @@ check "status after disable says not running" has status "not running; no fence"
 check "status after disable exits 1" has status "^rc=1$"
 check "a second disable is harmless" has "disable again" "^rc=0$"
 check "the events file is mode 0640 root:adm" has "events file" "^640 root:adm$"
+check "the admin's iptables-nft rule and nft table exist" grep -q 'dport 8080' "$T/foreign.before"
+for when in enabled disabled enabled2 disabled2; do
+	check "the admin's iptables-nft rule and nft table are byte-identical ($when)" \
+	    cmp "$T/foreign.before" "$T/foreign.$when"
+done
+check "a second enable/disable cycle succeeds" test "$(section 'second cycle' | grep -c '^rc=0$')" = 2
 [ "$FAILS" -eq 0 ] || cat "$T/session.out"
 finish
