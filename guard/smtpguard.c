@@ -66,8 +66,9 @@ static int	cmd_top(struct cli *, int, char **);
 static const struct command commands[] = {
 	{ "enable", cmd_enable, "",
 	  "write a default config if none, start smtpguardd, confirm the fence", false },
-	{ "disable", cmd_disable, "",
-	  "stop smtpguardd and remove its table (the config is kept)", false },
+	{ "disable", cmd_disable, "[--purge]",
+	  "stop smtpguardd and remove its table; the config is kept unless --purge, which "
+	  "also removes the config, the exceptions and the event log", false },
 	{ "status", cmd_status, "[--json]",
 	  "is the fence up? MTA users, ports, action, counters, queue drops", false },
 	{ "check", cmd_check, "",
@@ -588,6 +589,34 @@ running_daemon(const struct config *cfg)
 	return strcmp(base, "smtpguardd") == 0 ? (pid_t)pid : -1;
 }
 
+/* disable --purge: the files smtpguard wrote, then their directories if empty. */
+static int
+purge_files(struct cli *c)
+{
+	const char *files[] = { c->config_path, c->cfg.exceptions, c->cfg.log_file };
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char dir[PATH_MAX], *slash;
+
+		if (files[i][0] == '\0')
+			continue;
+		if (unlink(files[i]) == 0)
+			printf("removed %s\n", files[i]);
+		else if (errno != ENOENT) {
+			errx_msg("removing %s: %s", files[i], strerror(errno));
+			rc = 1;
+		}
+		strlcpy_sg(dir, files[i], sizeof(dir));
+		if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+			*slash = '\0';
+			if (rmdir(dir) == 0)
+				printf("removed %s/\n", dir);
+		}
+	}
+	return rc;
+}
+
 static int
 cmd_disable(struct cli *c, int argc, char **argv)
 {
@@ -595,7 +624,15 @@ cmd_disable(struct cli *c, int argc, char **argv)
 	char proc[64], err[512];
 	int table;
 
-	no_extra_args(argc, argv, "disable");
+	bool purge = false;
+
+	if (argc == 2 && strcmp(argv[1], "--purge") == 0)
+		purge = true;
+	else if (argc > 1) {
+		errx_msg("disable: unknown argument '%s' (usage: smtpguard disable [--purge])",
+		    argv[1]);
+		return 2;
+	}
 	if (geteuid() != 0) {
 		errx_msg("disable must run as root");
 		return 1;
@@ -636,8 +673,12 @@ cmd_disable(struct cli *c, int argc, char **argv)
 		printf("removed table inet %s left by a daemon that did not stop cleanly\n",
 		    TABLE_NAME);
 	}
-	printf("smtpguard disabled: no fence; configuration kept in %s\n", c->config_path);
-	return 0;
+	if (!purge) {
+		printf("smtpguard disabled: no fence; configuration kept in %s\n", c->config_path);
+		return 0;
+	}
+	printf("smtpguard disabled: no fence\n");
+	return purge_files(c);
 }
 
 static int

@@ -3,7 +3,8 @@
 # and no config gets one written with the detected MTA, the daemon is
 # daemonised and confirmed by the self-check (which fails when the fence is
 # broken on purpose), a second enable changes nothing, disable stops
-# it and removes the table but keeps the config; the admin's own iptables-nft
+# it and removes the table but keeps the config (--purge removes it and the
+# event log); the admin's own iptables-nft
 # rule and nft table stay byte-identical through two cycles. Runs in a private mount
 # namespace (tmpfs over /run and /var/log, a fake /etc/passwd) inside the
 # test's network namespace: nothing on the host changes.
@@ -25,6 +26,8 @@ set -u
 trap 'p=\$(cat /run/smtpguard/smtpguardd.pid 2>/dev/null) && kill -9 "\$p" 2>/dev/null' EXIT
 mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/log || exit 90
 mount --bind "$T/passwd" /etc/passwd || exit 91
+# The written config names /etc/smtpguard/exceptions.conf: a real one is hidden.
+if [ -d /etc/smtpguard ]; then mount -t tmpfs tmpfs /etc/smtpguard || exit 94; fi
 sg() { "$BUILD/smtpguard" -c "$CONF" "\$@"; }
 # The admin's own firewall: an iptables-nft rule and an nft table of theirs.
 iptables -A OUTPUT -p tcp --dport 8080 -j ACCEPT || exit 92
@@ -56,6 +59,10 @@ foreign >"$T/foreign.disabled"
 echo "== second cycle"; sg enable >/dev/null; echo "rc=\$?"; foreign >"$T/foreign.enabled2"
 sg disable >/dev/null; echo "rc=\$?"; foreign >"$T/foreign.disabled2"
 echo "== events file"; stat -c "%a %U:%G" /var/log/smtpguard/events.jsonl
+cp "$CONF" "$T/conf.kept"
+echo "== purge"; sg enable >/dev/null; sg disable --purge; echo "rc=\$?"
+echo "== after purge"; ls "$CONF" /var/log/smtpguard 2>&1
+echo "== bad argument"; sg disable --bogus; echo "rc=\$?"
 echo "== end"
 SESSION
 ip netns exec "$HOST_NS" unshare -m sh "$T/session.sh" >"$T/session.out" 2>&1
@@ -63,7 +70,7 @@ section() { sed -n "/^== $1\$/,/^== /p" "$T/session.out" | sed '1d;$d'; }
 has() { section "$1" | grep -Eq -- "$2"; }
 lacks() { ! section "$1" | grep -q -- "$2"; }
 
-check "enable writes a config naming the detected MTA" grep -q "^mta_users = postfix$" "$CONF"
+check "enable writes a config naming the detected MTA" grep -q "^mta_users = postfix$" "$T/conf.kept"
 check "enable says what it detected" has enable "MTA users detected: postfix\(uid $MTA_UID\)"
 check "enable confirms the table is installed" has enable "table inet smtpguard installed"
 check "enable exits 0" has enable "^rc=0$"
@@ -87,7 +94,7 @@ check "the daemon writes a pid file" has pid "^[0-9]+$"
 check "log shows the refused attempt" has log "reject"
 check "disable says the configuration is kept" has disable "configuration kept"
 check "disable exits 0" has disable "^rc=0$"
-check "the config file is still there" test -f "$CONF"
+check "the config file is still there" test -f "$T/conf.kept"
 check "after disable no table is left" lacks tables smtpguard
 check "status after disable says not running" has status "not running; no fence"
 check "status after disable exits 1" has status "^rc=1$"
@@ -99,5 +106,10 @@ for when in enabled disabled enabled2 disabled2; do
 	    cmp "$T/foreign.before" "$T/foreign.$when"
 done
 check "a second enable/disable cycle succeeds" test "$(section 'second cycle' | grep -c '^rc=0$')" = 2
+check "disable --purge says what it removed" has purge "^removed $CONF$"
+check "disable --purge removes the event log too" has purge "^removed /var/log/smtpguard/events.jsonl$"
+check "disable --purge exits 0" has purge "^rc=0$"
+check "after --purge the config is gone" has "after purge" "cannot access '$CONF'"
+check "disable refuses an unknown argument with exit 2" has "bad argument" "^rc=2$"
 [ "$FAILS" -eq 0 ] || cat "$T/session.out"
 finish
