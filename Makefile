@@ -119,19 +119,27 @@ bench: all $(TOOLBIN) $(BENCHBIN)
 	scripts/deps bench
 	scripts/bench
 
+MANDIR	?= $(PREFIX)/share/man
+COMPDIR	?= $(PREFIX)/share/bash-completion/completions
+
 install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/smtpguard
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/smtpguard \
+	  $(DESTDIR)$(SYSCONFDIR)/systemd/system $(DESTDIR)$(SYSCONFDIR)/logrotate.d \
+	  $(DESTDIR)$(COMPDIR)
 	install -m 0755 build/smtpguardd build/smtpguard $(DESTDIR)$(SBINDIR)/
 	[ -e $(DESTDIR)$(SYSCONFDIR)/smtpguard/smtpguard.conf ] || \
 	  install -m 0644 conf/smtpguard.conf $(DESTDIR)$(SYSCONFDIR)/smtpguard/smtpguard.conf
-	install -d $(DESTDIR)$(SYSCONFDIR)/systemd/system
 	sed 's|@SBINDIR@|$(SBINDIR)|g' conf/smtpguard.service > \
 	  $(DESTDIR)$(SYSCONFDIR)/systemd/system/smtpguard.service
+	install -m 0644 conf/smtpguard.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/smtpguard
+	install -m 0644 conf/smtpguard.bash-completion $(DESTDIR)$(COMPDIR)/smtpguard
 	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
+# Everything install put in place except the configuration (smtpguard disable --purge).
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/smtpguardd $(DESTDIR)$(SBINDIR)/smtpguard \
-	  $(DESTDIR)$(SYSCONFDIR)/systemd/system/smtpguard.service
+	  $(DESTDIR)$(SYSCONFDIR)/systemd/system/smtpguard.service \
+	  $(DESTDIR)$(SYSCONFDIR)/logrotate.d/smtpguard $(DESTDIR)$(COMPDIR)/smtpguard
 
 harden:
 	scripts/harden
