@@ -31,12 +31,19 @@ FUZZBIN	= $(FUZZSRC:tests/fuzz/%.c=build/fuzz/%)
 BINS	= build/smtpguardd build/smtpguard
 TOOLSRC	= $(wildcard tests/tools/*.c)
 TOOLBIN	= $(TOOLSRC:tests/tools/%.c=build/tools/%)
+MANSRC	= $(wildcard doc/*.scd)
+MANPAGES = $(MANSRC:doc/%.scd=build/man/%)
 BENCHSRC = $(wildcard tests/bench/*.c)
 BENCHBIN = $(BENCHSRC:tests/bench/%.c=build/bench/%)
 
 .PHONY: all deps tests check fuzz bench install uninstall harden demo clean
 
-all: $(BINS)
+all: $(BINS) $(MANPAGES)
+
+# smtpguard(8), smtpguardd(8), smtpguard.conf(5) from their scdoc sources.
+build/man/%: doc/%.scd
+	@mkdir -p $(@D)
+	scdoc < $< > $@
 
 deps:
 	scripts/deps check
@@ -125,8 +132,10 @@ COMPDIR	?= $(PREFIX)/share/bash-completion/completions
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/smtpguard \
 	  $(DESTDIR)$(SYSCONFDIR)/systemd/system $(DESTDIR)$(SYSCONFDIR)/logrotate.d \
-	  $(DESTDIR)$(COMPDIR)
+	  $(DESTDIR)$(COMPDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 build/smtpguardd build/smtpguard $(DESTDIR)$(SBINDIR)/
+	install -m 0644 build/man/smtpguard.8 build/man/smtpguardd.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 build/man/smtpguard.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	[ -e $(DESTDIR)$(SYSCONFDIR)/smtpguard/smtpguard.conf ] || \
 	  install -m 0644 conf/smtpguard.conf $(DESTDIR)$(SYSCONFDIR)/smtpguard/smtpguard.conf
 	sed 's|@SBINDIR@|$(SBINDIR)|g' conf/smtpguard.service > \
@@ -139,7 +148,9 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/smtpguardd $(DESTDIR)$(SBINDIR)/smtpguard \
 	  $(DESTDIR)$(SYSCONFDIR)/systemd/system/smtpguard.service \
-	  $(DESTDIR)$(SYSCONFDIR)/logrotate.d/smtpguard $(DESTDIR)$(COMPDIR)/smtpguard
+	  $(DESTDIR)$(SYSCONFDIR)/logrotate.d/smtpguard $(DESTDIR)$(COMPDIR)/smtpguard \
+	  $(DESTDIR)$(MANDIR)/man8/smtpguard.8 $(DESTDIR)$(MANDIR)/man8/smtpguardd.8 \
+	  $(DESTDIR)$(MANDIR)/man5/smtpguard.conf.5
 
 harden:
 	scripts/harden

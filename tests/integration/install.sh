@@ -20,6 +20,9 @@ cat >"$D/expected" <<LIST
 ./usr/sbin/smtpguard
 ./usr/sbin/smtpguardd
 ./usr/share/bash-completion/completions/smtpguard
+./usr/share/man/man5/smtpguard.conf.5
+./usr/share/man/man8/smtpguard.8
+./usr/share/man/man8/smtpguardd.8
 LIST
 mk() { make -s -C "$ROOT" DESTDIR="$D/root" PREFIX=/usr "$@"; }
 
