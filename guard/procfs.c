@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "smtpguard.h"
@@ -126,19 +125,10 @@ procfs_owner(const char *proc_root, pid_t pid)
 	return sb.st_uid;
 }
 
-static int64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Pass 2 and 3 of the search: root-owned first, then everyone else. */
 static int
 search_others(int procfd, const struct proc_pid *others, size_t n, const char *want,
-    size_t wantlen, int64_t deadline, pid_t *pid)
+    size_t wantlen, uint64_t deadline, pid_t *pid)
 {
 	char name[PROC_NAME_MAX];
 
@@ -146,7 +136,7 @@ search_others(int procfd, const struct proc_pid *others, size_t n, const char *w
 		for (size_t i = 0; i < n; i++) {
 			if ((others[i].owner == 0) != root)
 				continue;
-			if (now_ns() > deadline) {
+			if (mono_ns() > deadline) {
 				errno = ETIMEDOUT;
 				return -1;
 			}
@@ -170,7 +160,7 @@ procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode, pid_t *pid)
 	struct stat sb;
 	DIR *dir;
 	int procfd, rc = -1, saved;
-	int64_t deadline = now_ns() + PROC_SEARCH_BUDGET_NS;
+	uint64_t deadline = mono_ns() + PROC_SEARCH_BUDGET_NS;
 
 	wantlen = socket_link(inode, want, sizeof(want));
 	if ((procfd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
@@ -189,7 +179,7 @@ procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode, pid_t *pid)
 		    !S_ISDIR(sb.st_mode))
 			continue;
 		if (sb.st_uid == uid) {
-			if (now_ns() > deadline) {
+			if (mono_ns() > deadline) {
 				errno = ETIMEDOUT;
 				goto out;
 			}

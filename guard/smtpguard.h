@@ -169,6 +169,7 @@ enum mark_state	 mark_state_of(uint32_t mask, uint32_t mark);
 size_t		 strlcpy_sg(char *, const char *, size_t);
 bool		 uid_in_sorted(uid_t, const uid_t *, size_t);
 int		 ensure_parent_dir(const char *, mode_t);
+uint64_t	 mono_ns(void);
 void		 hist_add(struct hist *, uint64_t);
 uint64_t	 hist_quantile(const struct hist *, double q);
 

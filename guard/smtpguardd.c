@@ -508,15 +508,6 @@ audit_packet(struct daemon *d, const struct queue_packet *qp, const struct pkt *
 	return true;
 }
 
-static uint64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void
 on_packet(const struct queue_packet *qp, void *arg)
 {

@@ -6,6 +6,7 @@
 #include <strings.h>
 #include <errno.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "smtpguard.h"
 
@@ -113,6 +114,16 @@ ensure_parent_dir(const char *path, mode_t mode)
 		*p = c;
 	}
 	return 0;
+}
+
+/* Nanoseconds on the monotonic clock: for budgets and latencies. */
+uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /*
