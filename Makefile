@@ -7,7 +7,7 @@ DESTDIR	?=
 
 CC	?= cc
 CLANG	?= clang
-PKGS	= libnftnl libmnl libnetfilter_queue jansson inih libseccomp libcap-ng
+PKGS	= libnftnl libmnl libnetfilter_queue jansson inih libseccomp libcap-ng zlib
 WARN	= -Wall -Wextra -Wshadow -Wformat=2 -Wimplicit-fallthrough \
 	  -Wmissing-prototypes -Werror
 CFLAGS	?= -O2 -g

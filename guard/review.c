@@ -43,7 +43,7 @@ struct filter {
 
 /* "10m", "2h", "3d", "45s", or "2026-11-22[T10:00[:SS]][Z]" (local time unless Z). */
 int
-review_parse_time(const char *s, time_t now, char *out, size_t len)
+review_parse_when(const char *s, time_t now, time_t *when)
 {
 	struct tm tm;
 	char *end;
@@ -80,42 +80,21 @@ review_parse_time(const char *s, time_t now, char *out, size_t len)
 		if (t == (time_t)-1)
 			return -1;
 	}
-	struct timespec ts = { .tv_sec = t };
-	event_time(&ts, out, len);
+	*when = t;
 	return 0;
 }
 
-/* --- printing hostile strings ----------------------------------------------- */
-
-/*
- * Shows a hostile string without letting it act on the terminal: C0 controls
- * and DEL as \xNN, C1 controls and the bidirectional overrides (which make
- * text read backwards) as \uNNNN; everything else as it is. The log is valid
- * UTF-8 (jansson refuses anything else), so multibyte sequences are whole.
- */
-static void
-put_safe(FILE *fp, const char *s, size_t max)
+/* The same, as the RFC 3339 UTC string the event log's "ts" is compared with. */
+int
+review_parse_time(const char *s, time_t now, char *out, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t shown = 0;
+	time_t t;
 
-	for (; *p != '\0' && shown < max; p++, shown++) {
-		if (*p < 0x20 || *p == 0x7f)
-			fprintf(fp, "\\x%02x", *p);
-		else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-			fprintf(fp, "\\u%04x", p[1]);
-			p++;
-		} else if (p[0] == 0xe2 && p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) {
-			fprintf(fp, "\\u%04x", 0x2000 + (p[2] & 0x3f));
-			p += 2;
-		} else if (p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9) {
-			fprintf(fp, "\\u%04x", 0x2040 + (p[2] & 0x3f));
-			p += 2;
-		} else
-			fputc(*p, fp);
-	}
-	if (*p != '\0')
-		fputs("...", fp);
+	if (review_parse_when(s, now, &t) < 0)
+		return -1;
+	struct timespec ts = { .tv_sec = t };
+	event_time(&ts, out, len);
+	return 0;
 }
 
 static const char *
@@ -736,63 +715,6 @@ review_log(const char *path, int argc, char **argv)
 }
 
 /* --- smtpguard top ------------------------------------------------------------ */
-
-/* A chained hash table of nodes that embed struct hnode first; it doubles as it fills. */
-struct hnode {
-	struct hnode	*next;
-	size_t		 hash;
-};
-
-struct htab {
-	struct hnode	**b;
-	size_t		  nb, n;
-};
-
-#define HTAB_INITIAL	4096
-
-static int
-htab_init(struct htab *h)
-{
-	h->n = 0;
-	h->nb = (h->b = calloc(HTAB_INITIAL, sizeof(*h->b))) == NULL ? 0 : HTAB_INITIAL;
-	return h->nb == 0 ? -1 : 0;
-}
-
-static void
-htab_insert(struct htab *h, struct hnode *x)
-{
-	if (h->n >= h->nb * 2) {
-		struct hnode **nb = calloc(h->nb * 2, sizeof(*nb));
-
-		/* Out of memory: keep the old table; chains just get longer. */
-		if (nb != NULL) {
-			for (size_t i = 0; i < h->nb; i++)
-				for (struct hnode *y = h->b[i], *next; y != NULL; y = next) {
-					next = y->next;
-					y->next = nb[y->hash & (h->nb * 2 - 1)];
-					nb[y->hash & (h->nb * 2 - 1)] = y;
-				}
-			free(h->b);
-			h->b = nb;
-			h->nb *= 2;
-		}
-	}
-	x->next = h->b[x->hash & (h->nb - 1)];
-	h->b[x->hash & (h->nb - 1)] = x;
-	h->n++;
-}
-
-static size_t
-str_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return (size_t)h;
-}
 
 struct group {
 	struct hnode	 node;

@@ -62,6 +62,7 @@ static int	cmd_revoke(struct cli *, int, char **);
 static int	cmd_exceptions(struct cli *, int, char **);
 static int	cmd_log(struct cli *, int, char **);
 static int	cmd_top(struct cli *, int, char **);
+static int	cmd_mta_report(struct cli *, int, char **);
 
 static const struct command commands[] = {
 	{ "enable", cmd_enable, "",
@@ -85,6 +86,9 @@ static const struct command commands[] = {
 	  "show events (smtpguard log --help)", true },
 	{ "top", cmd_top, "[--by user|process|dst|sender|script|subject] [--since T] ...",
 	  "who is sending: counts per user, process, ... (smtpguard top --help)", true },
+	{ "mta-report", cmd_mta_report, "[--log FILE]... [--since T] [--json] ...",
+	  "mail that went through Postfix/Exim, by SASL user, local user, client, "
+	  "sender; likely culprits flagged (smtpguard mta-report --help)", true },
 };
 
 static void
@@ -798,6 +802,14 @@ cmd_top(struct cli *c, int argc, char **argv)
 	if (!wants_help(argc, argv) && load_config(c) < 0)
 		return 1;
 	return review_top(c->cfg.log_file, argc, argv);
+}
+
+/* The MTA's logs, not smtpguard's: no config needed. */
+static int
+cmd_mta_report(struct cli *c, int argc, char **argv)
+{
+	(void)c;
+	return mta_report(argc, argv);
 }
 
 int

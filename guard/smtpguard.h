@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -172,6 +173,19 @@ int		 ensure_parent_dir(const char *, mode_t);
 uint64_t	 mono_ns(void);
 void		 hist_add(struct hist *, uint64_t);
 uint64_t	 hist_quantile(const struct hist *, double q);
+void		 put_safe(FILE *, const char *, size_t max);
+/* A chained hash table of nodes that embed struct hnode first; it doubles as it fills. */
+struct hnode {
+	struct hnode	*next;
+	size_t		 hash;
+};
+struct htab {
+	struct hnode	**b;
+	size_t		  nb, n;
+};
+int		 htab_init(struct htab *);
+void		 htab_insert(struct htab *, struct hnode *);
+size_t		 str_hash(const char *);
 
 /* log.c */
 void	 log_init(bool foreground);
@@ -383,6 +397,48 @@ size_t	 exceptions_kernel_uids(const struct exceptions *, uid_t *, size_t max);
 void	 exceptions_carry_counters(struct exceptions *next, const struct exceptions *old);
 void	 exceptions_free(struct exceptions *);
 
+/* mtalog.c: one line of a Postfix (syslog) or Exim main log */
+#define MTA_QID_MAX	24	/* Exim 4.97 ids are 23 characters, Postfix long ids fewer */
+enum mta_kind {
+	MTA_BAD,	/* not a log line we can read: counted, never fatal */
+	MTA_OTHER,	/* a log line that says nothing about a message's path */
+	MTA_ORIGIN,	/* where a message came from (smtpd client=, pickup uid=, Exim <=) */
+	MTA_QUEUED,	/* Postfix qmgr: envelope sender, size, recipient count */
+	MTA_MSGID,	/* Postfix cleanup: Message-ID */
+	MTA_RCPT,	/* one recipient's delivery attempt and its outcome */
+	MTA_NDR,	/* Postfix bounce: this message caused the non-delivery report child_qid */
+	MTA_DONE,	/* the message left the queue (removed, Completed) */
+};
+enum mta_status { MTA_NO_STATUS, MTA_SENT, MTA_DEFERRED, MTA_BOUNCED };
+struct mta_str {
+	const char	*p;		/* into the caller's line, not NUL-terminated */
+	size_t		 len;
+};
+struct mta_line {
+	enum mta_kind	 kind;
+	int64_t		 ts;		/* seconds since the epoch, UTC */
+	struct mta_str	 qid, sender, client_ip, sasl_user, local_user, rcpt, relay, reply,
+			 msgid, child_qid;
+	long		 uid;		/* pickup uid=, else -1 */
+	long long	 size, nrcpt;	/* -1: not in this line */
+	enum mta_status	 status;
+	bool		 has_sender;	/* sender is set; empty means the null sender <> */
+	bool		 remote;	/* the recipient's attempt went to a remote host */
+	bool		 local;		/* Exim P=local: submitted by a local process */
+};
+/* Turns wall-clock stamps into UTC; the reference date gives syslog stamps their year. */
+struct mta_clock {
+	int		 ref_year, ref_mon, ref_mday;
+	int64_t		 hour_key, hour_off;
+	bool		 hour_valid;
+};
+void		 mta_clock_init(struct mta_clock *, time_t ref);
+enum mta_kind	 mta_parse(struct mta_clock *, const char *line, size_t len, struct mta_line *);
+bool		 mta_blacklisted(const char *reply, size_t len);
+
+/* mtareport.c */
+int	 mta_report(int argc, char **argv);
+
 /* policy.c */
 struct decision {
 	enum action		 action;
@@ -397,6 +453,7 @@ void	 policy_decide(enum action default_action, struct exceptions *, uid_t uid,
 int	 review_log(const char *events_path, int argc, char **argv);
 int	 review_top(const char *events_path, int argc, char **argv);
 int	 review_parse_time(const char *, time_t now, char *out, size_t len);
+int	 review_parse_when(const char *, time_t now, time_t *);
 
 /* smtpcmd.c */
 enum smtp_verb {

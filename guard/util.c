@@ -1,7 +1,10 @@
 /*
- * util.c — small shared helpers: action names, mark bit packing, string copy.
- * Pure: no I/O, no logging.
+ * util.c — small shared helpers: action names, mark bit packing, string copy,
+ * the latency histogram, a hash table, printing of hostile strings.
+ * No logging; the only output is put_safe's, to the caller's stream.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <errno.h>
@@ -181,4 +184,85 @@ hist_quantile(const struct hist *h, double q)
 			return hist_upper(b) < h->max ? hist_upper(b) : h->max;
 	}
 	return h->max;
+}
+
+/* --- printing hostile strings ----------------------------------------------- */
+
+/*
+ * Shows a hostile string without letting it act on the terminal: C0 controls
+ * and DEL as \xNN, C1 controls and the bidirectional overrides (which make
+ * text read backwards) as \uNNNN; everything else as it is. The log is valid
+ * UTF-8 (jansson refuses anything else), so multibyte sequences are whole.
+ */
+void
+put_safe(FILE *fp, const char *s, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t shown = 0;
+
+	for (; *p != '\0' && shown < max; p++, shown++) {
+		if (*p < 0x20 || *p == 0x7f)
+			fprintf(fp, "\\x%02x", *p);
+		else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			fprintf(fp, "\\u%04x", p[1]);
+			p++;
+		} else if (p[0] == 0xe2 && p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) {
+			fprintf(fp, "\\u%04x", 0x2000 + (p[2] & 0x3f));
+			p += 2;
+		} else if (p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9) {
+			fprintf(fp, "\\u%04x", 0x2040 + (p[2] & 0x3f));
+			p += 2;
+		} else
+			fputc(*p, fp);
+	}
+	if (*p != '\0')
+		fputs("...", fp);
+}
+
+/* --- a chained hash table ------------------------------------------------------ */
+
+#define HTAB_INITIAL	4096
+
+int
+htab_init(struct htab *h)
+{
+	h->n = 0;
+	h->nb = (h->b = calloc(HTAB_INITIAL, sizeof(*h->b))) == NULL ? 0 : HTAB_INITIAL;
+	return h->nb == 0 ? -1 : 0;
+}
+
+void
+htab_insert(struct htab *h, struct hnode *x)
+{
+	if (h->n >= h->nb * 2) {
+		struct hnode **nb = calloc(h->nb * 2, sizeof(*nb));
+
+		/* Out of memory: keep the old table; chains just get longer. */
+		if (nb != NULL) {
+			for (size_t i = 0; i < h->nb; i++)
+				for (struct hnode *y = h->b[i], *next; y != NULL; y = next) {
+					next = y->next;
+					y->next = nb[y->hash & (h->nb * 2 - 1)];
+					nb[y->hash & (h->nb * 2 - 1)] = y;
+				}
+			free(h->b);
+			h->b = nb;
+			h->nb *= 2;
+		}
+	}
+	x->next = h->b[x->hash & (h->nb - 1)];
+	h->b[x->hash & (h->nb - 1)] = x;
+	h->n++;
+}
+
+size_t
+str_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return (size_t)h;
 }

@@ -1,0 +1,94 @@
+/*
+ * libFuzzer: MTA logs hold strings chosen by whoever sends mail through the
+ * host (addresses, SASL names, subjects, remote replies). The first input byte
+ * picks the line parser alone or a whole `smtpguard mta-report` (text or
+ * JSON); the rest is the log. Output goes to /dev/null; only crashes, leaks
+ * and undefined behaviour count.
+ */
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "smtpguard.h"
+
+int LLVMFuzzerInitialize(int *, char ***);
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+static int devnull = -1;
+static int memfd = -1;
+static char path[64];
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	setenv("TZ", "UTC0", 1);
+	devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	memfd = memfd_create("mtalog", MFD_CLOEXEC);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", memfd);
+	return devnull < 0 || memfd < 0 ? -1 : 0;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *argv[6] = { "mta-report", path, NULL, NULL, NULL, NULL };
+	int argc = 2, out, err;
+	uint8_t pick;
+
+	if (size == 0)
+		return 0;
+	pick = data[0] % 3;
+	data++;
+	size--;
+	if (pick == 0) {
+		struct mta_clock clk;
+		struct mta_line l;
+		const uint8_t *p = data, *end = data + size, *nl;
+
+		mta_clock_init(&clk, 1795305600);
+		for (; p < end; p = nl + 1) {
+			size_t n;
+			char *line;
+
+			nl = memchr(p, '\n', (size_t)(end - p));
+			nl = nl ? nl : end;
+			n = (size_t)(nl - p);
+			/* an exact-size copy, so ASan sees any read past the line */
+			if ((line = malloc(n ? n : 1)) == NULL)
+				return 0;
+			memcpy(line, p, n);
+			if (mta_parse(&clk, line, n, &l) == MTA_RCPT && l.reply.len > 0)
+				(void)mta_blacklisted(l.reply.p, l.reply.len);
+			free(line);
+		}
+		return 0;
+	}
+	if (ftruncate(memfd, 0) < 0 || pwrite(memfd, data, size, 0) != (ssize_t)size)
+		return 0;
+	if (pick == 2) {
+		argv[argc++] = "--json";
+		argv[argc++] = "--since";
+		argv[argc++] = "2026-11-22T10:00Z";
+	}
+	fflush(stdout);
+	fflush(stderr);
+	out = dup(STDOUT_FILENO);
+	err = dup(STDERR_FILENO);
+	dup2(devnull, STDOUT_FILENO);
+	dup2(devnull, STDERR_FILENO);
+	(void)mta_report(argc, argv);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(out, STDOUT_FILENO);
+	dup2(err, STDERR_FILENO);
+	close(out);
+	close(err);
+	return 0;
+}
