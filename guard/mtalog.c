@@ -50,15 +50,20 @@ starts(const char *p, const char *end, const char *s)
 	return (size_t)(end - p) >= n && memcmp(p, s, n) == 0;
 }
 
-/* The first occurrence of s in [p, end), or NULL. */
+/* The first occurrence of s in [p, end), or NULL (memchr: needles here are short). */
 static const char *
 find(const char *p, const char *end, const char *s)
 {
 	size_t n = strlen(s);
 
-	if (p >= end)
-		return NULL;
-	return memmem(p, (size_t)(end - p), s, n);
+	while (p < end && (size_t)(end - p) >= n) {
+		if ((p = memchr(p, s[0], (size_t)(end - p) - n + 1)) == NULL)
+			return NULL;
+		if (memcmp(p, s, n) == 0)
+			return p;
+		p++;
+	}
+	return NULL;
 }
 
 static struct mta_str

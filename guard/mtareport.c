@@ -65,7 +65,9 @@ struct evidence {
 struct origin {
 	struct hnode	 node;
 	enum origin_kind kind;
-	char		 name[256];
+	char		 key[256];		/* what rows are told apart by */
+	char		 name[256];		/* what the admin reads */
+	bool		 labelled;		/* a user's name(uid) was looked up */
 	long		 uid;
 	uint64_t	 messages, recipients, sent, bounced, deferred, pending, blocklisted;
 	uint64_t	 domains, ips, senders;
@@ -252,18 +254,17 @@ msg_rcpt(struct msg *m, const struct mta_line *l)
 
 /* --- origins -------------------------------------------------------------------- */
 
+/* The origin of KIND and KEY; a new one is labelled NAME (NULL: the key). */
 static struct origin *
-origin_get(struct report *r, enum origin_kind kind, const char *name, long uid)
+origin_get(struct report *r, enum origin_kind kind, const char *key, const char *name,
+    long uid)
 {
-	char key[300];
-	size_t h;
+	size_t h = str_hash(key) ^ (size_t)kind;
 	struct origin *o;
 
-	snprintf(key, sizeof(key), "%d %s", (int)kind, name);
-	h = str_hash(key);
 	for (struct hnode *x = r->origins.b[h & (r->origins.nb - 1)]; x; x = x->next) {
 		o = (struct origin *)x;
-		if (x->hash == h && o->kind == kind && strcmp(o->name, name) == 0)
+		if (x->hash == h && o->kind == kind && strcmp(o->key, key) == 0)
 			return o;
 	}
 	if (r->origins.n >= ORIGINS_MAX) {
@@ -277,7 +278,8 @@ origin_get(struct report *r, enum origin_kind kind, const char *name, long uid)
 	if ((o = calloc(1, sizeof(*o))) == NULL)
 		return NULL;
 	o->kind = kind;
-	strlcpy_sg(o->name, name, sizeof(o->name));
+	strlcpy_sg(o->key, key, sizeof(o->key));
+	strlcpy_sg(o->name, name ? name : key, sizeof(o->name));
 	o->uid = uid;
 	o->node.hash = h;
 	htab_insert(&r->origins, &o->node);
@@ -327,35 +329,46 @@ evidence_add(struct origin *o, enum flag f, const char *qid, const char *text)
 	strlcpy_sg(e->text, text ? text : "", sizeof(e->text));
 }
 
+/* A local user's row, labelled name(uid); the password file is read once per user. */
+static struct origin *
+user_origin(struct report *r, long uid, const char *user)
+{
+	char key[USER_NAME_MAX + 24];
+	struct origin *o;
+	struct passwd *pw;
+
+	if (uid >= 0)
+		snprintf(key, sizeof(key), "#%ld", uid);
+	else
+		snprintf(key, sizeof(key), "%s", user);
+	if ((o = origin_get(r, ORIGIN_USER, key, NULL, uid)) == NULL || o->labelled ||
+	    o->kind == ORIGIN_OTHER)
+		return o;
+	o->labelled = true;
+	if (uid >= 0) {
+		pw = getpwuid((uid_t)uid);
+		snprintf(o->name, sizeof(o->name), "%s(%ld)", pw ? pw->pw_name : "?", uid);
+	} else if ((pw = getpwnam(user)) != NULL) {
+		snprintf(o->name, sizeof(o->name), "%s(%ld)", user, (long)pw->pw_uid);
+		o->uid = (long)pw->pw_uid;
+	}
+	return o;
+}
+
 static struct origin *
 msg_origin(struct report *r, const struct msg *m)
 {
-	char name[300];
-
 	if (m->sasl[0] != '\0')
-		return origin_get(r, ORIGIN_SASL, m->sasl, -1);
+		return origin_get(r, ORIGIN_SASL, m->sasl, NULL, -1);
 	if (m->has_sender && m->sender[0] == '\0')
-		return origin_get(r, ORIGIN_BOUNCE, "<>", -1);
-	if (m->uid >= 0) {
-		struct passwd *pw = getpwuid((uid_t)m->uid);
-
-		snprintf(name, sizeof(name), "%s(%ld)", pw ? pw->pw_name : "?", m->uid);
-		return origin_get(r, ORIGIN_USER, name, m->uid);
-	}
-	if (m->user[0] != '\0' && (m->local || m->ip[0] == '\0')) {
-		struct passwd *pw = getpwnam(m->user);
-
-		if (pw != NULL)
-			snprintf(name, sizeof(name), "%s(%ld)", m->user, (long)pw->pw_uid);
-		else
-			snprintf(name, sizeof(name), "%s", m->user);
-		return origin_get(r, ORIGIN_USER, name, pw ? (long)pw->pw_uid : -1);
-	}
+		return origin_get(r, ORIGIN_BOUNCE, "<>", NULL, -1);
+	if (m->uid >= 0 || (m->user[0] != '\0' && (m->local || m->ip[0] == '\0')))
+		return user_origin(r, m->uid, m->user);
 	if (m->ip[0] != '\0')
-		return origin_get(r, ORIGIN_IP, m->ip, -1);
+		return origin_get(r, ORIGIN_IP, m->ip, NULL, -1);
 	if (m->has_sender)
-		return origin_get(r, ORIGIN_SENDER, m->sender, -1);
-	return origin_get(r, ORIGIN_UNKNOWN, "(origin not in the log)", -1);
+		return origin_get(r, ORIGIN_SENDER, m->sender, NULL, -1);
+	return origin_get(r, ORIGIN_UNKNOWN, "(origin not in the log)", NULL, -1);
 }
 
 /* A message is done (or the log ended): count its outbound recipients under its origin. */

@@ -21,6 +21,7 @@
  *	a banner, 250 to commands, 354 to DATA, 250 after the dot, 221 to QUIT.
  *	Prints "ready" once listening; runs until killed.
  *   sgload events -n N
+ *   sgload mtalog -b BYTES
  *	N realistic event lines (attempts of 200 users, 50 scripts) on stdout,
  *	one per second of time backwards from now.
  * Only used against the benchmark's own namespaces.
@@ -82,7 +83,8 @@ usage(void)
 	    "       sgload mail -n N -s BYTES HOST PORT\n"
 	    "       sgload procs -n N [-u UID] [-f FDS]\n"
 	    "       sgload serve PORT\n"
-	    "       sgload events -n N\n");
+	    "       sgload events -n N\n"
+	    "       sgload mtalog -b BYTES\n");
 	exit(2);
 }
 
@@ -557,6 +559,66 @@ cmd_events(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * A synthetic Postfix log of about BYTES bytes, as mta-report reads it: per
+ * message a smtpd (some with SASL) or pickup origin, cleanup, qmgr, one to
+ * three remote deliveries (some deferred first, some bounced), removed.
+ */
+static int
+cmd_mtalog(int argc, char **argv)
+{
+	static const char *const status[] = { "sent (250 2.0.0 OK)", "sent (250 2.0.0 OK)",
+	    "sent (250 2.0.0 OK)", "deferred (host mx said: 450 4.7.1 greylisted)",
+	    "bounced (host mx said: 550 5.1.1 User unknown)" };
+	unsigned long long want = 0, written = 0;
+	time_t t0 = time(NULL) - 86400;
+	int ch, n;
+
+	while ((ch = getopt(argc, argv, "b:")) != -1) {
+		if (ch != 'b')
+			usage();
+		want = strtoull(optarg, NULL, 10);
+	}
+	if (argc != optind || want == 0)
+		usage();
+	srandom(1);
+	for (unsigned long i = 0; written < want; i++) {
+		time_t t = t0 + (time_t)(i / 20);
+		struct tm tm;
+		char ts[48], qid[16];
+		long r = random(), nrcpt = 1 + r % 3;
+
+		gmtime_r(&t, &tm);
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(qid, sizeof(qid), "%lX", 0x10000000UL + i);
+		if (r % 4 == 0)
+			n = printf("%s.%06lu+00:00 mx1 postfix/pickup[%lu]: %s: uid=%ld from=<site%ld>\n",
+			    ts, i % 1000000, 1000 + i % 30000, qid, 3000 + (r >> 4) % 200, (r >> 4) % 200);
+		else
+			n = printf("%s.%06lu+00:00 mx1 postfix/submission/smtpd[%lu]: %s: "
+			    "client=unknown[203.0.113.%ld], sasl_method=PLAIN, "
+			    "sasl_username=user%ld@example.com\n", ts, i % 1000000, 1000 + i % 30000,
+			    qid, (r >> 4) % 250, (r >> 8) % 500);
+		written += (unsigned long long)n;
+		written += (unsigned long long)printf("%s.%06lu+00:00 mx1 postfix/cleanup[%lu]: %s: "
+		    "message-id=<%lu.%s@example.com>\n", ts, i % 1000000, 2000 + i % 30000, qid, i, qid);
+		written += (unsigned long long)printf("%s.%06lu+00:00 mx1 postfix/qmgr[700]: %s: "
+		    "from=<user%ld@example.com>, size=%ld, nrcpt=%ld (queue active)\n", ts,
+		    i % 1000000, qid, (r >> 8) % 500, 1000 + r % 50000, nrcpt);
+		for (long k = 0; k < nrcpt; k++) {
+			long d = (r >> (12 + k)) % 5000;
+
+			written += (unsigned long long)printf("%s.%06lu+00:00 mx1 postfix/smtp[%lu]: %s: "
+			    "to=<rcpt%ld@dom%ld.example>, relay=mx.dom%ld.example[198.51.100.%ld]:25, "
+			    "delay=0.5, delays=0.1/0/0.2/0.2, dsn=2.0.0, status=%s\n", ts, i % 1000000,
+			    3000 + i % 30000, qid, k, d, d, d % 250, status[(r >> (4 + k)) % 5]);
+		}
+		written += (unsigned long long)printf("%s.%06lu+00:00 mx1 postfix/qmgr[700]: %s: "
+		    "removed\n", ts, i % 1000000, qid);
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -573,5 +635,7 @@ main(int argc, char **argv)
 		return cmd_serve(argc - 1, argv + 1);
 	if (strcmp(argv[1], "events") == 0)
 		return cmd_events(argc - 1, argv + 1);
+	if (strcmp(argv[1], "mtalog") == 0)
+		return cmd_mtalog(argc - 1, argv + 1);
 	usage();
 }
