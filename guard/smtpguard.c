@@ -63,6 +63,7 @@ static int	cmd_exceptions(struct cli *, int, char **);
 static int	cmd_log(struct cli *, int, char **);
 static int	cmd_top(struct cli *, int, char **);
 static int	cmd_mta_report(struct cli *, int, char **);
+static int	cmd_mta_check(struct cli *, int, char **);
 
 static const struct command commands[] = {
 	{ "enable", cmd_enable, "",
@@ -89,6 +90,9 @@ static const struct command commands[] = {
 	{ "mta-report", cmd_mta_report, "[--log FILE]... [--since T] [--json] ...",
 	  "mail that went through Postfix/Exim, by SASL user, local user, client, "
 	  "sender; likely culprits flagged (smtpguard mta-report --help)", true },
+	{ "mta-check", cmd_mta_check, "[--port N]... [--to ADDRESS] [--json]",
+	  "is this host's MTA an open relay? asks it from a throwaway namespace as an "
+	  "outside client (smtpguard mta-check --help)", true },
 };
 
 static void
@@ -810,6 +814,13 @@ cmd_mta_report(struct cli *c, int argc, char **argv)
 {
 	(void)c;
 	return mta_report(argc, argv);
+}
+
+static int
+cmd_mta_check(struct cli *c, int argc, char **argv)
+{
+	(void)c;
+	return mta_check(argc, argv);
 }
 
 int

@@ -439,6 +439,9 @@ bool		 mta_blacklisted(const char *reply, size_t len);
 /* mtareport.c */
 int	 mta_report(int argc, char **argv);
 
+/* mtacheck.c */
+int	 mta_check(int argc, char **argv);
+
 /* policy.c */
 struct decision {
 	enum action		 action;
