@@ -32,6 +32,7 @@
 
 struct filter {
 	char	 since[40], until[40];	/* RFC 3339 UTC, compared as strings */
+	time_t	 since_t, until_t;	/* the same, for the MTA logs of top --mta */
 	const char *user, *action, *event, *dst;
 	long	 uid;			/* -1: any */
 	struct cidr dst_net;
@@ -185,7 +186,7 @@ parse_dst(const char *s, struct filter *f)
 }
 
 enum { OPT_SINCE = 256, OPT_UNTIL, OPT_USER, OPT_UID, OPT_ACTION, OPT_EVENT, OPT_DST,
-    OPT_JSON, OPT_BY, OPT_LIMIT, OPT_HELP };
+    OPT_JSON, OPT_BY, OPT_LIMIT, OPT_HELP, OPT_MTA, OPT_MTA_LOG };
 
 static const struct option filter_options[] = {
 	{ "since", required_argument, NULL, OPT_SINCE },
@@ -200,6 +201,8 @@ static const struct option filter_options[] = {
 	{ "by", required_argument, NULL, OPT_BY },
 	{ "limit", required_argument, NULL, OPT_LIMIT },
 	{ "help", no_argument, NULL, OPT_HELP },
+	{ "mta", no_argument, NULL, OPT_MTA },
+	{ "mta-log", required_argument, NULL, OPT_MTA_LOG },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -225,7 +228,8 @@ filter_option(int ch, const char *arg, struct filter *f, const char *cmd)
 	case OPT_SINCE:
 	case OPT_UNTIL:
 		if (review_parse_time(arg, now, ch == OPT_SINCE ? f->since : f->until,
-		    sizeof(f->since)) < 0) {
+		    sizeof(f->since)) < 0 ||
+		    review_parse_when(arg, now, ch == OPT_SINCE ? &f->since_t : &f->until_t) < 0) {
 			fprintf(stderr, "smtpguard %s: bad time '%s' (10m, 2h, 3d, or "
 			    "2026-11-22T10:00)\n", cmd, arg);
 			return -1;
@@ -724,6 +728,7 @@ struct group {
 	uint64_t	 count;
 	uint64_t	 ndests;
 	bool		 dests_capped;
+	uint64_t	 mta_msgs, mta_rcpts;	/* top --mta: outbound through the MTA */
 	char		 first[40], last[40];
 };
 
@@ -738,6 +743,8 @@ struct pair {
 
 struct top {
 	const char	*by;
+	bool		 mta;		/* MTA columns (--by user --mta) */
+	uint64_t	 mta_unknown;	/* MTA messages of users this host does not know */
 	struct htab	 groups, pairs;
 	struct group	*other;
 	uint64_t	 folded;	/* events counted in "(other)" */
@@ -879,26 +886,36 @@ cmp_groups(const void *a, const void *b)
 {
 	const struct group *x = *(struct group *const *)a, *y = *(struct group *const *)b;
 
-	if (x->count != y->count)
-		return x->count > y->count ? -1 : 1;
+	/* With --mta, guard attempts and MTA recipients count alike: both are mail tried. */
+	if (x->count + x->mta_rcpts != y->count + y->mta_rcpts)
+		return x->count + x->mta_rcpts > y->count + y->mta_rcpts ? -1 : 1;
 	return strcmp(x->label, y->label);
 }
 
 static void
 print_top(struct top *t, struct group **rows, size_t n, size_t limit, bool json)
 {
-	uint64_t maxc = n > 0 ? rows[0]->count : 0;
+	uint64_t maxc = n > 0 ? rows[0]->count + rows[0]->mta_rcpts : 0;
 
 	if (json) {
 		json_t *a = json_array();
 
-		for (size_t i = 0; i < n && i < limit; i++)
-			json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:b, s:s?, s:s?}",
+		for (size_t i = 0; i < n && i < limit; i++) {
+			json_t *row = json_pack("{s:s, s:I, s:I, s:b, s:s?, s:s?}",
 			    t->by, rows[i]->label, "attempts", (json_int_t)rows[i]->count,
 			    "destinations", (json_int_t)rows[i]->ndests,
 			    "destinations_capped", rows[i]->dests_capped,
 			    "first_seen", rows[i]->first[0] ? rows[i]->first : NULL,
-			    "last_seen", rows[i]->last[0] ? rows[i]->last : NULL));
+			    "last_seen", rows[i]->last[0] ? rows[i]->last : NULL);
+
+			if (row != NULL && t->mta) {
+				json_object_set_new(row, "mta_messages",
+				    json_integer((json_int_t)rows[i]->mta_msgs));
+				json_object_set_new(row, "mta_recipients",
+				    json_integer((json_int_t)rows[i]->mta_rcpts));
+			}
+			json_array_append_new(a, row);
+		}
 		json_dumpf(a, stdout, JSON_COMPACT);
 		putchar('\n');
 		json_decref(a);
@@ -908,16 +925,22 @@ print_top(struct top *t, struct group **rows, size_t n, size_t limit, bool json)
 		printf("no matching events\n");
 		return;
 	}
-	printf("%9s %6s  %-19s  %-19s  %-*s %s\n", "ATTEMPTS", "DESTS", "FIRST SEEN",
-	    "LAST SEEN", TOP_BAR_WIDTH, "", t->by);
+	printf("%9s %6s  ", "ATTEMPTS", "DESTS");
+	if (t->mta)
+		printf("%8s %9s  ", "MTA MSGS", "MTA RCPTS");
+	printf("%-19s  %-19s  %-*s %s\n", "FIRST SEEN", "LAST SEEN", TOP_BAR_WIDTH, "", t->by);
 	for (size_t i = 0; i < n && i < limit; i++) {
 		struct group *g = rows[i];
-		uint64_t bar = maxc ? (g->count * TOP_BAR_WIDTH + maxc - 1) / maxc : 0;
+		uint64_t bar = maxc ? ((g->count + g->mta_rcpts) * TOP_BAR_WIDTH + maxc - 1) /
+		    maxc : 0;
 		char dests[24];
 
 		snprintf(dests, sizeof(dests), "%llu%s", (unsigned long long)g->ndests,
 		    g->dests_capped ? "+" : "");
 		printf("%9llu %6s  ", (unsigned long long)g->count, dests);
+		if (t->mta)
+			printf("%8llu %9llu  ", (unsigned long long)g->mta_msgs,
+			    (unsigned long long)g->mta_rcpts);
 		print_local_time(g->first[0] ? g->first : NULL);
 		printf("  ");
 		print_local_time(g->last[0] ? g->last : NULL);
@@ -933,6 +956,38 @@ print_top(struct top *t, struct group **rows, size_t n, size_t limit, bool json)
 	if (t->other != NULL)
 		printf("(more than %d distinct keys: %llu events of the rest are counted "
 		    "under \"(other)\")\n", TOP_GROUPS_MAX, (unsigned long long)t->folded);
+	if (t->mta_unknown > 0)
+		printf("(%llu MTA messages of users unknown to this host are not shown; "
+		    "smtpguard mta-report lists them)\n", (unsigned long long)t->mta_unknown);
+}
+
+struct mta_merge {
+	struct top		*t;
+	const struct filter	*f;
+};
+
+/* One local user's MTA volume into its --by user row (made if the guard never saw it). */
+static void
+merge_mta_user(const struct mta_user *u, void *arg)
+{
+	struct mta_merge *m = arg;
+	char key[24];
+	struct group *g;
+
+	if (u->uid < 0) {
+		m->t->mta_unknown += u->messages;
+		return;
+	}
+	if ((m->f->uid >= 0 && u->uid != m->f->uid) ||
+	    (m->f->user != NULL && strcmp(m->f->user, u->name) != 0))
+		return;
+	snprintf(key, sizeof(key), "%ld", u->uid);
+	if ((g = top_group(m->t, key)) == NULL)
+		return;
+	g->mta_msgs += u->messages;
+	g->mta_rcpts += u->recipients;
+	if (g != m->t->other && g->name[0] == '\0')
+		strlcpy_sg(g->name, u->name[0] ? u->name : "?", sizeof(g->name));
 }
 
 int
@@ -943,22 +998,36 @@ review_top(const char *path, int argc, char **argv)
 	struct reader r;
 	struct group **rows = NULL;
 	const char *by = "user";
-	bool json = false;
+	char **mta_logs;
+	size_t nmta_logs = 0;
+	bool json = false, mta = false, mta_failed = false;
 	long limit = 10;
 	json_t *ev;
 	size_t len, n = 0;
 	char keybuf[128], *end;
 	int ch, rc;
 
+	if ((mta_logs = calloc((size_t)argc + 1, sizeof(*mta_logs))) == NULL)
+		return 1;
+	rc = 2;
 	optind = 0;	/* glibc: a full reset, as the tests call us repeatedly */
 	while ((ch = getopt_long(argc, argv, "h", filter_options, NULL)) != -1) {
-		if ((rc = filter_option(ch, optarg, &f, "top")) < 0)
-			return 2;
-		if (rc == 1)
+		int used = filter_option(ch, optarg, &f, "top");
+
+		if (used < 0)
+			goto err0;
+		if (used == 1)
 			continue;
 		switch (ch) {
 		case OPT_JSON:
 			json = true;
+			break;
+		case OPT_MTA_LOG:
+			mta_logs[nmta_logs++] = optarg;
+			mta = true;
+			break;
+		case OPT_MTA:
+			mta = true;
 			break;
 		case OPT_BY:
 			by = NULL;
@@ -968,14 +1037,14 @@ review_top(const char *path, int argc, char **argv)
 			if (by == NULL) {
 				fprintf(stderr, "smtpguard top: bad --by '%s' (user, process, dst, "
 				    "cwd, sender, script, subject)\n", optarg);
-				return 2;
+				goto err0;
 			}
 			break;
 		case OPT_LIMIT:
 			limit = strtol(optarg, &end, 10);
 			if (*end != '\0' || optarg[0] == '\0' || limit < 1) {
 				fprintf(stderr, "smtpguard top: bad --limit '%s'\n", optarg);
-				return 2;
+				goto err0;
 			}
 			break;
 		case OPT_HELP:
@@ -991,23 +1060,35 @@ review_top(const char *path, int argc, char **argv)
 			    "  --by sender    SMTP sessions (trap/audit) per MAIL FROM\n"
 			    "  --by script    SMTP sessions per X-PHP-Originating-Script\n"
 			    "  --by subject   SMTP sessions per Subject\n"
-			    "  --limit N      rows shown (default 10)\n%s", filter_help);
-			return 0;
+			    "  --limit N      rows shown (default 10)\n"
+			    "  --mta          with --by user: also each user's outbound mail through\n"
+			    "                 Postfix/Exim (messages, recipients) from the MTA logs\n"
+			    "                 mta-report reads; --since/--until/--user/--uid apply\n"
+			    "  --mta-log FILE that MTA log instead (repeatable; implies --mta)\n%s",
+			    filter_help);
+			rc = 0;
+			goto err0;
 		default:
 			fprintf(stderr, "smtpguard top: see smtpguard top --help\n");
-			return 2;
+			goto err0;
 		}
 	}
 	if (optind != argc) {
 		fprintf(stderr, "smtpguard top: unexpected argument '%s'\n", argv[optind]);
-		return 2;
+		goto err0;
 	}
-	if (reader_open(&r, path) < 0) {
-		fprintf(stderr, "smtpguard top: %s: %s\n", path, strerror(errno));
-		return 1;
+	if (mta && strcmp(by, "user") != 0) {
+		fprintf(stderr, "smtpguard top: --mta goes with --by user (MTA logs name users, "
+		    "not processes or scripts)\n");
+		goto err0;
 	}
 	rc = 1;
+	if (reader_open(&r, path) < 0) {
+		fprintf(stderr, "smtpguard top: %s: %s\n", path, strerror(errno));
+		goto err0;
+	}
 	t.by = by;
+	t.mta = mta;
 	if (htab_init(&t.groups) < 0)
 		goto err1;
 	if (htab_init(&t.pairs) < 0)
@@ -1026,6 +1107,10 @@ review_top(const char *path, int argc, char **argv)
 		fprintf(stderr, "smtpguard top: %s: %s\n", path, strerror(errno));
 		goto err3;
 	}
+	/* An MTA log that cannot be read fails the command, after the rest is shown. */
+	if (mta && mta_user_volume(mta_logs, nmta_logs, f.since_t, f.until_t, merge_mta_user,
+	    &(struct mta_merge){ &t, &f }) < 0)
+		mta_failed = true;
 	if ((rows = calloc(t.groups.n + 1, sizeof(*rows))) == NULL) {
 		fprintf(stderr, "smtpguard top: out of memory\n");
 		goto err3;
@@ -1040,7 +1125,7 @@ review_top(const char *path, int argc, char **argv)
 	qsort(rows, n, sizeof(*rows), cmp_groups);
 	print_top(&t, rows, n, (size_t)limit, json);
 	fflush(stdout);
-	rc = ferror(stdout) ? 1 : 0;
+	rc = ferror(stdout) || mta_failed ? 1 : 0;
 	free(rows);
 err3:
 	for (size_t b = 0; b < t.pairs.nb; b++)
@@ -1063,5 +1148,7 @@ err2:
 	}
 err1:
 	reader_close(&r, "top");
+err0:
+	free(mta_logs);
 	return rc;
 }

@@ -437,7 +437,14 @@ enum mta_kind	 mta_parse(struct mta_clock *, const char *line, size_t len, struc
 bool		 mta_blacklisted(const char *reply, size_t len);
 
 /* mtareport.c */
+struct mta_user {
+	long		 uid;		/* -1: a name this host's password file lacks */
+	char		 name[USER_NAME_MAX];
+	uint64_t	 messages, recipients;	/* outbound */
+};
 int	 mta_report(int argc, char **argv);
+int	 mta_user_volume(char **logs, size_t nlogs, time_t since, time_t until,
+	    void (*fn)(const struct mta_user *, void *), void *arg);
 
 /* mtacheck.c */
 int	 mta_check(int argc, char **argv);
