@@ -705,13 +705,16 @@ print_json(const struct report *r, struct origin **rows, size_t n, size_t limit)
 		if (i < limit)
 			json_array_append_new(a, origin_json(rows[i]));
 	}
-	top = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+	top = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+	    " s:o}",
 	    "files", (json_int_t)r->files, "lines", (json_int_t)r->lines,
 	    "used", (json_int_t)r->used, "other", (json_int_t)r->other_lines,
 	    "unparseable", (json_int_t)r->bad, "outbound_messages", (json_int_t)r->outbound_msgs,
 	    "recipients", (json_int_t)rc, "sent", (json_int_t)sent,
 	    "deferred", (json_int_t)deferred, "bounced", (json_int_t)bounced,
-	    "blocklisted", (json_int_t)bl, "untracked", (json_int_t)r->untracked, "origins", a);
+	    "blocklisted", (json_int_t)bl, "untracked", (json_int_t)r->untracked,
+	    "local_only_messages", (json_int_t)r->local_only,
+	    "undelivered_messages", (json_int_t)r->undelivered, "origins", a);
 	json_dumpf(top, stdout, JSON_COMPACT);
 	putchar('\n');
 	json_decref(top);
@@ -806,6 +809,10 @@ print_text(const struct report *r, struct origin **rows, size_t n, size_t limit)
 	    "bounced %u%%; %llu blocklist rejections\n", (unsigned long long)r->outbound_msgs,
 	    (unsigned long long)rc, percent(sent, rc), percent(deferred, rc),
 	    percent(bounced, rc), (unsigned long long)bl);
+	if (r->local_only + r->undelivered > 0)
+		printf("not counted: %llu messages delivered only on this host, %llu with no "
+		    "delivery in the log\n", (unsigned long long)r->local_only,
+		    (unsigned long long)r->undelivered);
 	if (r->untracked > 0)
 		printf("(%llu lines of messages past the %d followed at once were not joined)\n",
 		    (unsigned long long)r->untracked, INFLIGHT_MAX);

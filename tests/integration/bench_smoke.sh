@@ -19,7 +19,7 @@ fi
 json=$(ls "$R"/bench-*.json 2>/dev/null | head -n 1)
 [ -n "$json" ] && pass "it writes its results as JSON" || fail "it writes its results as JSON"
 for s in "1. MTA path" "2. Blocked attempt" "3. Flood" "4. Attribution scaling" \
-    "5. Audit" "6. Review" "7. Memory"; do
+    "5. Audit" "6. Review" "7. mta-report" "8. Memory"; do
 	grep -q "^$s" "$R/out" && pass "the table has '$s'" || fail "the table has '$s'"
 done
 has() { jq -e "$1" "$json" >/dev/null 2>&1; }
@@ -38,4 +38,7 @@ has '[.results[] | select(.section == "audit") | .packets_per_message > 0] | len
 has '[.results[] | select(.section == "scaling") | .lookups > 0] | length == 5' &&
     pass "each scaling step reports the daemon's own lookup times" ||
     fail "each scaling step reports the daemon's own lookup times"
+has '[.results[] | select(.section == "mtalog") | .file_bytes > 0 and .seconds > 0] | length == 1' &&
+    pass "mta-report is timed over a synthetic Postfix log" ||
+    fail "mta-report is timed over a synthetic Postfix log"
 [ "$FAILS" -eq 0 ]
