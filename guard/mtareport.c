@@ -24,7 +24,7 @@
 
 #include "smtpguard.h"
 
-#define READ_CHUNK		(1 << 20)
+#define READ_CHUNK		(1 << 18)
 #define MTA_LINE_MAX		8192	/* Postfix cuts at 2048 by default; syslog at 8 KiB */
 #define INFLIGHT_MAX		1000000	/* messages open at once; past it, new ones are not followed */
 #define ORIGINS_MAX		100000	/* past this, origins fold into "(other)" */
