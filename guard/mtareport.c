@@ -690,29 +690,43 @@ origin_json(const struct origin *o)
 	return j;
 }
 
+/* The outbound totals over every origin. */
+struct totals {
+	uint64_t	 rcpts, sent, bounced, deferred, blocklisted, culprits;
+};
+
+static struct totals
+sum_origins(struct origin **rows, size_t n)
+{
+	struct totals t = { 0 };
+
+	for (size_t i = 0; i < n; i++) {
+		t.rcpts += rows[i]->recipients;
+		t.sent += rows[i]->sent;
+		t.bounced += rows[i]->bounced;
+		t.deferred += rows[i]->deferred;
+		t.blocklisted += rows[i]->blocklisted;
+		t.culprits += rows[i]->flags != 0;
+	}
+	return t;
+}
+
 static void
 print_json(const struct report *r, struct origin **rows, size_t n, size_t limit)
 {
 	json_t *a = json_array(), *top;
-	uint64_t rc = 0, sent = 0, bounced = 0, deferred = 0, bl = 0;
+	struct totals t = sum_origins(rows, n);
 
-	for (size_t i = 0; i < n; i++) {
-		rc += rows[i]->recipients;
-		sent += rows[i]->sent;
-		bounced += rows[i]->bounced;
-		deferred += rows[i]->deferred;
-		bl += rows[i]->blocklisted;
-		if (i < limit)
-			json_array_append_new(a, origin_json(rows[i]));
-	}
+	for (size_t i = 0; i < n && i < limit; i++)
+		json_array_append_new(a, origin_json(rows[i]));
 	top = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
 	    " s:o}",
 	    "files", (json_int_t)r->files, "lines", (json_int_t)r->lines,
 	    "used", (json_int_t)r->used, "other", (json_int_t)r->other_lines,
 	    "unparseable", (json_int_t)r->bad, "outbound_messages", (json_int_t)r->outbound_msgs,
-	    "recipients", (json_int_t)rc, "sent", (json_int_t)sent,
-	    "deferred", (json_int_t)deferred, "bounced", (json_int_t)bounced,
-	    "blocklisted", (json_int_t)bl, "untracked", (json_int_t)r->untracked,
+	    "recipients", (json_int_t)t.rcpts, "sent", (json_int_t)t.sent,
+	    "deferred", (json_int_t)t.deferred, "bounced", (json_int_t)t.bounced,
+	    "blocklisted", (json_int_t)t.blocklisted, "untracked", (json_int_t)r->untracked,
 	    "local_only_messages", (json_int_t)r->local_only,
 	    "undelivered_messages", (json_int_t)r->undelivered, "origins", a);
 	json_dumpf(top, stdout, JSON_COMPACT);
@@ -781,18 +795,9 @@ print_culprit(const struct origin *o, size_t rank)
 static void
 print_text(const struct report *r, struct origin **rows, size_t n, size_t limit)
 {
-	uint64_t rc = 0, sent = 0, bounced = 0, deferred = 0, bl = 0;
-	size_t culprits = 0;
+	struct totals t = sum_origins(rows, n);
 	char a[32], b[32], label[300];
 
-	for (size_t i = 0; i < n; i++) {
-		rc += rows[i]->recipients;
-		sent += rows[i]->sent;
-		bounced += rows[i]->bounced;
-		deferred += rows[i]->deferred;
-		bl += rows[i]->blocklisted;
-		culprits += rows[i]->flags != 0;
-	}
 	printf("%llu file%s, %llu lines: %llu used, %llu other, %llu unparseable",
 	    (unsigned long long)r->files, r->files == 1 ? "" : "s", (unsigned long long)r->lines,
 	    (unsigned long long)r->used, (unsigned long long)r->other_lines,
@@ -807,8 +812,8 @@ print_text(const struct report *r, struct origin **rows, size_t n, size_t limit)
 	}
 	printf("outbound: %llu messages to %llu recipients: sent %u%%, deferred %u%%, "
 	    "bounced %u%%; %llu blocklist rejections\n", (unsigned long long)r->outbound_msgs,
-	    (unsigned long long)rc, percent(sent, rc), percent(deferred, rc),
-	    percent(bounced, rc), (unsigned long long)bl);
+	    (unsigned long long)t.rcpts, percent(t.sent, t.rcpts), percent(t.deferred, t.rcpts),
+	    percent(t.bounced, t.rcpts), (unsigned long long)t.blocklisted);
 	if (r->local_only + r->undelivered > 0)
 		printf("not counted: %llu messages delivered only on this host, %llu with no "
 		    "delivery in the log\n", (unsigned long long)r->local_only,
@@ -816,7 +821,7 @@ print_text(const struct report *r, struct origin **rows, size_t n, size_t limit)
 	if (r->untracked > 0)
 		printf("(%llu lines of messages past the %d followed at once were not joined)\n",
 		    (unsigned long long)r->untracked, INFLIGHT_MAX);
-	if (culprits > 0) {
+	if (t.culprits > 0) {
 		printf("\nLIKELY CULPRITS\n");
 		for (size_t i = 0; i < n && rows[i]->flags != 0; i++)
 			print_culprit(rows[i], i + 1);
