@@ -90,11 +90,13 @@ build/fuzz/%: tests/fuzz/%.c $(LIBSRC) $(HDRS)
 	$(CLANG) $(SGFLAGS) -Wno-missing-prototypes -O1 -g -fsanitize=fuzzer,address,undefined \
 	  -Iguard -o $@ $< $(LIBSRC) $(LIBS)
 
-# The trap session's code is static: its target compiles trap.c in itself.
-build/fuzz/fuzz_trap: tests/fuzz/fuzz_trap.c $(LIBSRC) $(HDRS)
+# Targets that reach a module's static code (the trap session, review's flat
+# scanner) compile that module in themselves.
+FUZZ_INCLUDES = trap review
+$(FUZZ_INCLUDES:%=build/fuzz/fuzz_%): build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIBSRC) $(HDRS)
 	@mkdir -p $(@D)
 	$(CLANG) $(SGFLAGS) -Wno-missing-prototypes -O1 -g -fsanitize=fuzzer,address,undefined \
-	  -Iguard -o $@ $< $(filter-out guard/trap.c,$(LIBSRC)) $(LIBS)
+	  -Iguard -o $@ $< $(filter-out guard/$*.c,$(LIBSRC)) $(LIBS)
 
 # Test helpers (the probe client/server, the ruleset driver) use the library too.
 build/tools/%: tests/tools/%.c build/libguard.a $(HDRS)

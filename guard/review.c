@@ -104,19 +104,242 @@ jstr(json_t *o, const char *k)
 	return json_string_value(json_object_get(o, k));
 }
 
+/* --- the fields the filters and top read ------------------------------------- */
+
+enum ev_field { EV_TS, EV_EVENT, EV_ACTION, EV_USER, EV_UID, EV_EXE, EV_CWD, EV_DST_IP,
+    EV_DST_PORT, EV_MAIL_FROM, EV_PHP_SCRIPT, EV_SUBJECT, EV_SUPPRESSED, EV_NFIELDS };
+static const char *const ev_names[EV_NFIELDS] = { "ts", "event", "action", "user", "uid",
+    "exe", "cwd", "dst_ip", "dst_port", "mail_from", "php_script", "subject", "suppressed" };
+
+/* An event as the filters see it: each field a string, an integer, or absent. */
+struct ev {
+	const char	*s[EV_NFIELDS];
+	long long	 n[EV_NFIELDS];
+	bool		 has_n[EV_NFIELDS];
+};
+
+static void
+ev_from_json(struct ev *e, json_t *o)
+{
+	for (int i = 0; i < EV_NFIELDS; i++) {
+		json_t *v = json_object_get(o, ev_names[i]);
+
+		e->s[i] = json_string_value(v);
+		e->has_n[i] = json_is_integer(v);
+		e->n[i] = e->has_n[i] ? (long long)json_integer_value(v) : 0;
+	}
+}
+
+/*
+ * The fast path of `top`: the daemon's lines are flat JSON objects of ASCII
+ * strings and integers, and a full parse (jansson builds a hash table and
+ * copies every string) is most of top's time. flat_scan() validates the line
+ * without allocating and keeps the fields above; anything it is not sure of
+ * (\u escapes, bytes >= 0x80, reals, big integers, deep nesting) makes it
+ * answer -1, and jansson decides that line as before.
+ */
+#define FLAT_DEPTH_MAX	16
+
+static const char *
+flat_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* Past a string's closing quote, or NULL; *escaped says whether it held escapes. */
+static const char *
+flat_string(const char *p, const char *end, bool *escaped)
+{
+	*escaped = false;
+	for (p++; p < end; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c == '"')
+			return p + 1;
+		if (c < 0x20 || c >= 0x80)
+			return NULL;
+		if (c == '\\') {
+			if (++p >= end || strchr("\"\\/bfnrt", *p) == NULL || *p == '\0')
+				return NULL;
+			*escaped = true;
+		}
+	}
+	return NULL;
+}
+
+/* Past an integer, or NULL (reals and integers of 19+ digits are left to jansson). */
+static const char *
+flat_integer(const char *p, const char *end)
+{
+	const char *d;
+
+	if (p < end && *p == '-')
+		p++;
+	d = p;
+	while (p < end && *p >= '0' && *p <= '9')
+		p++;
+	if (p == d || p - d > 18 || (*d == '0' && p - d > 1))
+		return NULL;
+	if (p < end && (*p == '.' || *p == 'e' || *p == 'E'))
+		return NULL;
+	return p;
+}
+
+static const char *
+flat_value(const char *p, const char *end, int depth)
+{
+	bool escaped;
+
+	if (p >= end)
+		return NULL;
+	switch (*p) {
+	case '"':
+		return flat_string(p, end, &escaped);
+	case 't':
+		return end - p >= 4 && memcmp(p, "true", 4) == 0 ? p + 4 : NULL;
+	case 'f':
+		return end - p >= 5 && memcmp(p, "false", 5) == 0 ? p + 5 : NULL;
+	case 'n':
+		return end - p >= 4 && memcmp(p, "null", 4) == 0 ? p + 4 : NULL;
+	case '[':
+	case '{': {
+		char close = *p == '[' ? ']' : '}';
+
+		if (depth >= FLAT_DEPTH_MAX)
+			return NULL;
+		p = flat_ws(p + 1, end);
+		if (p < end && *p == close)
+			return p + 1;
+		for (;;) {
+			if (close == '}') {
+				if (p >= end || *p != '"' || (p = flat_string(p, end, &escaped)) == NULL)
+					return NULL;
+				p = flat_ws(p, end);
+				if (p >= end || *p != ':')
+					return NULL;
+				p = flat_ws(p + 1, end);
+			}
+			if ((p = flat_value(p, end, depth + 1)) == NULL)
+				return NULL;
+			p = flat_ws(p, end);
+			if (p < end && *p == close)
+				return p + 1;
+			if (p >= end || *p != ',')
+				return NULL;
+			p = flat_ws(p + 1, end);
+		}
+	}
+	default:
+		return flat_integer(p, end);
+	}
+}
+
+static int
+ev_field_of(const char *k, size_t n)
+{
+	for (int i = 0; i < EV_NFIELDS; i++)
+		if (ev_names[i][0] == k[0] && strlen(ev_names[i]) == n &&
+		    memcmp(ev_names[i], k, n) == 0)
+			return i;
+	return -1;
+}
+
+/* Unescapes a validated string in place and ends it with NUL where its quote was. */
+static const char *
+flat_unescape(char *p, char *close)
+{
+	char *w = p;
+
+	for (char *r = p; r < close; r++) {
+		if (*r == '\\') {
+			r++;
+			*w++ = *r == 'b' ? '\b' : *r == 'f' ? '\f' : *r == 'n' ? '\n' :
+			    *r == 'r' ? '\r' : *r == 't' ? '\t' : *r;
+		} else
+			*w++ = *r;
+	}
+	*w = '\0';
+	return p;
+}
+
+/* 0: the line is a valid object and e holds its fields (strings now NUL-ended in the line). */
+static int
+flat_scan(char *line, size_t len, struct ev *e)
+{
+	const char *p = line, *end = line + len;
+	char *str_start[EV_NFIELDS], *str_close[EV_NFIELDS];
+	bool escaped;
+
+	memset(e, 0, sizeof(*e));
+	memset(str_start, 0, sizeof(str_start));
+	p = flat_ws(p, end);
+	if (p >= end || *p != '{')
+		return -1;
+	p = flat_ws(p + 1, end);
+	if (p < end && *p == '}')
+		return 0;
+	for (;;) {
+		const char *k = p, *v;
+		int field;
+
+		if (p >= end || *p != '"' || (p = flat_string(p, end, &escaped)) == NULL ||
+		    escaped)
+			return -1;
+		field = ev_field_of(k + 1, (size_t)(p - k - 2));
+		p = flat_ws(p, end);
+		if (p >= end || *p != ':')
+			return -1;
+		v = p = flat_ws(p + 1, end);
+		if ((p = flat_value(p, end, 1)) == NULL)
+			return -1;
+		if (field >= 0) {
+			/* a repeated key: the last one counts, as in jansson */
+			str_start[field] = NULL;
+			e->has_n[field] = false;
+			e->n[field] = 0;
+			if (*v == '"') {
+				str_start[field] = (char *)v + 1;
+				str_close[field] = (char *)p - 1;
+			} else if (*v == '-' || (*v >= '0' && *v <= '9')) {
+				/* at most 18 digits (flat_integer): no overflow, and no
+				 * strtoll reading past a line that is not NUL-ended */
+				bool neg = *v == '-';
+
+				e->has_n[field] = true;
+				for (v += neg; v < p && *v >= '0' && *v <= '9'; v++)
+					e->n[field] = e->n[field] * 10 + (*v - '0');
+				if (neg)
+					e->n[field] = -e->n[field];
+			}
+		}
+		p = flat_ws(p, end);
+		if (p < end && *p == '}')
+			break;
+		if (p >= end || *p != ',')
+			return -1;
+		p = flat_ws(p + 1, end);
+	}
+	/* Valid: only now is the line written to. What follows the object is ignored. */
+	for (int i = 0; i < EV_NFIELDS; i++)
+		if (str_start[i] != NULL)
+			e->s[i] = flat_unescape(str_start[i], str_close[i]);
+	return 0;
+}
+
 /* --- filters ---------------------------------------------------------------- */
 
 static bool
-dst_matches(const struct filter *f, json_t *ev)
+dst_matches(const struct filter *f, const struct ev *e)
 {
-	const char *ip = jstr(ev, "dst_ip");
-	json_int_t port = json_integer_value(json_object_get(ev, "dst_port"));
+	const char *ip = e->s[EV_DST_IP];
 	uint8_t addr[16];
 	int family;
 
 	if (ip == NULL)
 		return false;
-	if (f->dst_port >= 0 && port != f->dst_port)
+	if (f->dst_port >= 0 && e->n[EV_DST_PORT] != f->dst_port)
 		return false;
 	if (f->dst_is_net) {
 		family = strchr(ip, ':') ? AF_INET6 : AF_INET;
@@ -127,9 +350,9 @@ dst_matches(const struct filter *f, json_t *ev)
 }
 
 static bool
-matches(const struct filter *f, json_t *ev)
+matches(const struct filter *f, const struct ev *e)
 {
-	const char *ts = jstr(ev, "ts"), *s;
+	const char *ts = e->s[EV_TS], *s;
 
 	if ((f->since[0] || f->until[0]) && ts == NULL)
 		return false;
@@ -137,18 +360,26 @@ matches(const struct filter *f, json_t *ev)
 		return false;
 	if (f->until[0] && strcmp(ts, f->until) >= 0)
 		return false;
-	if (f->user && ((s = jstr(ev, "user")) == NULL || strcmp(s, f->user) != 0))
+	if (f->user && ((s = e->s[EV_USER]) == NULL || strcmp(s, f->user) != 0))
 		return false;
-	if (f->uid >= 0 && (!json_is_integer(json_object_get(ev, "uid")) ||
-	    json_integer_value(json_object_get(ev, "uid")) != f->uid))
+	if (f->uid >= 0 && (!e->has_n[EV_UID] || e->n[EV_UID] != f->uid))
 		return false;
-	if (f->action && ((s = jstr(ev, "action")) == NULL || strcmp(s, f->action) != 0))
+	if (f->action && ((s = e->s[EV_ACTION]) == NULL || strcmp(s, f->action) != 0))
 		return false;
-	if (f->event && ((s = jstr(ev, "event")) == NULL || strcmp(s, f->event) != 0))
+	if (f->event && ((s = e->s[EV_EVENT]) == NULL || strcmp(s, f->event) != 0))
 		return false;
-	if (f->dst && !dst_matches(f, ev))
+	if (f->dst && !dst_matches(f, e))
 		return false;
 	return true;
+}
+
+static bool
+matches_json(const struct filter *f, json_t *ev)
+{
+	struct ev e;
+
+	ev_from_json(&e, ev);
+	return matches(f, &e);
 }
 
 /* "192.0.2.25", "192.0.2.0/24", "192.0.2.25:25", "[2001:db8::25]:25", ":25" */
@@ -314,19 +545,17 @@ outside_window(const struct filter *f, const char *line, size_t len)
 	return f->until[0] && strncmp(ts, f->until, TS_LEN) >= 0;
 }
 
-/* Next event, or NULL at EOF. The JSON text stays in r->line. */
-static json_t *
-reader_next(struct reader *r, const struct filter *f, size_t *len)
+/* The next line worth parsing (within the time window), or -1 at EOF. */
+static ssize_t
+reader_line(struct reader *r, const struct filter *f)
 {
 	ssize_t n;
-	json_t *ev;
-	json_error_t jerr;
 
 	while ((n = getline(&r->line, &r->cap, r->fp)) > 0) {
 		if (r->line[n - 1] != '\n') {
 			/* A line still being written: leave it for the next read. */
 			if (fseeko(r->fp, -n, SEEK_CUR) == 0)
-				return NULL;
+				break;
 		}
 		if (n > REVIEW_LINE_MAX) {
 			r->unreadable++;
@@ -334,19 +563,63 @@ reader_next(struct reader *r, const struct filter *f, size_t *len)
 		}
 		if (f != NULL && outside_window(f, r->line, (size_t)n))
 			continue;
-		ev = json_loadb(r->line, (size_t)n, JSON_DISABLE_EOF_CHECK, &jerr);
-		if (ev == NULL || !json_is_object(ev)) {
-			json_decref(ev);
-			r->unreadable++;
-			continue;
-		}
-		*len = (size_t)n;
-		return ev;
+		return n;
 	}
 	/* At EOF, forget it so --follow can read on; keep a read error for the caller. */
 	if (!ferror(r->fp))
 		clearerr(r->fp);
+	return -1;
+}
+
+static json_t *
+reader_parse(struct reader *r, size_t n)
+{
+	json_error_t jerr;
+	json_t *ev = json_loadb(r->line, n, JSON_DISABLE_EOF_CHECK, &jerr);
+
+	if (ev == NULL || !json_is_object(ev)) {
+		json_decref(ev);
+		r->unreadable++;
+		return NULL;
+	}
+	return ev;
+}
+
+/* Next event, or NULL at EOF. The JSON text stays in r->line. */
+static json_t *
+reader_next(struct reader *r, const struct filter *f, size_t *len)
+{
+	ssize_t n;
+	json_t *ev;
+
+	while ((n = reader_line(r, f)) > 0)
+		if ((ev = reader_parse(r, (size_t)n)) != NULL) {
+			*len = (size_t)n;
+			return ev;
+		}
 	return NULL;
+}
+
+/*
+ * Next event as its fields, false at EOF: by flat_scan() when it can (the
+ * strings then live in r->line), else by jansson (*owner then holds them;
+ * the caller drops it).
+ */
+static bool
+reader_next_ev(struct reader *r, const struct filter *f, struct ev *e, json_t **owner)
+{
+	ssize_t n;
+
+	*owner = NULL;
+	while ((n = reader_line(r, f)) > 0) {
+		if (flat_scan(r->line, (size_t)n, e) == 0)
+			return true;
+		if ((*owner = reader_parse(r, (size_t)n)) != NULL) {
+			ev_from_json(e, *owner);
+			return true;
+		}
+	}
+	return false;
 }
 
 static void
@@ -490,7 +763,7 @@ log_follow(const char *path, struct reader *r, const struct filter *f, bool json
 
 	for (;;) {
 		while ((ev = reader_next(r, f, &len)) != NULL) {
-			if (matches(f, ev))
+			if (matches_json(f, ev))
 				emit_line(ev, r->line, len, json);
 			json_decref(ev);
 		}
@@ -504,7 +777,7 @@ log_follow(const char *path, struct reader *r, const struct filter *f, bool json
 		    (at_path.st_ino != at_fd.st_ino || at_path.st_dev != at_fd.st_dev)) {
 			/* Rotated: finish the old file, then read the new one from its start. */
 			while ((ev = reader_next(r, f, &len)) != NULL) {
-				if (matches(f, ev))
+				if (matches_json(f, ev))
 					emit_line(ev, r->line, len, json);
 				json_decref(ev);
 			}
@@ -582,7 +855,7 @@ log_tail(struct reader *r, const struct filter *f, size_t want, bool json)
 			ev = json_loadb(buf + start, len, JSON_DISABLE_EOF_CHECK, &jerr);
 			if (ev == NULL || !json_is_object(ev))
 				r->unreadable++;
-			else if (matches(f, ev)) {
+			else if (matches_json(f, ev)) {
 				if ((found[nfound] = malloc(len)) == NULL) {
 					json_decref(ev);
 					goto err2;
@@ -702,7 +975,7 @@ review_log(const char *path, int argc, char **argv)
 	}
 	if (tail == 0) {
 		while ((ev = reader_next(&r, &f, &len)) != NULL) {
-			if (matches(&f, ev))
+			if (matches_json(&f, ev))
 				emit_line(ev, r.line, len, json);
 			json_decref(ev);
 		}
@@ -807,9 +1080,9 @@ top_dest(struct top *t, struct group *g, const char *dst)
 }
 
 static void
-group_add(struct top *t, struct group *g, uint64_t n, json_t *ev)
+group_add(struct top *t, struct group *g, uint64_t n, const struct ev *e)
 {
-	const char *ts = jstr(ev, "ts"), *dst = jstr(ev, "dst_ip"), *user;
+	const char *ts = e->s[EV_TS], *dst = e->s[EV_DST_IP], *user;
 
 	g->count += n;
 	if (ts != NULL) {
@@ -819,7 +1092,7 @@ group_add(struct top *t, struct group *g, uint64_t n, json_t *ev)
 			strlcpy_sg(g->last, ts, sizeof(g->last));
 	}
 	if (strcmp(t->by, "user") == 0 && g != t->other && g->name[0] == '\0' &&
-	    (user = jstr(ev, "user")) != NULL)
+	    (user = e->s[EV_USER]) != NULL)
 		strlcpy_sg(g->name, user, sizeof(g->name));
 	if (dst != NULL)
 		top_dest(t, g, dst);
@@ -834,12 +1107,11 @@ static const char *const top_by[] = { "user", "process", "dst", "cwd", "sender",
  * carry the uid but not the name.
  */
 static const char *
-top_key(json_t *ev, const char *by, char *buf, size_t len, uint64_t *n)
+top_key(const struct ev *e, const char *by, char *buf, size_t len, uint64_t *n)
 {
-	const char *event = jstr(ev, "event"), *s;
+	const char *event = e->s[EV_EVENT], *s;
 	bool smtp_view = strcmp(by, "sender") == 0 || strcmp(by, "script") == 0 ||
 	    strcmp(by, "subject") == 0;
-	json_t *j;
 
 	if (event == NULL)
 		return NULL;
@@ -847,29 +1119,27 @@ top_key(json_t *ev, const char *by, char *buf, size_t len, uint64_t *n)
 	if (smtp_view) {
 		if (strcmp(event, "smtp") != 0)
 			return NULL;
-		s = jstr(ev, strcmp(by, "sender") == 0 ? "mail_from" :
-		    strcmp(by, "script") == 0 ? "php_script" : "subject");
+		s = e->s[strcmp(by, "sender") == 0 ? EV_MAIL_FROM :
+		    strcmp(by, "script") == 0 ? EV_PHP_SCRIPT : EV_SUBJECT];
 		return s ? s : "(none)";
 	}
 	if (strcmp(event, "summary") == 0) {
-		j = json_object_get(ev, "suppressed");
-		if (!json_is_integer(j) || json_integer_value(j) < 0)
+		if (!e->has_n[EV_SUPPRESSED] || e->n[EV_SUPPRESSED] < 0)
 			return NULL;
-		*n = (uint64_t)json_integer_value(j);
+		*n = (uint64_t)e->n[EV_SUPPRESSED];
 	} else if (strcmp(event, "attempt") != 0)
 		return NULL;
 	if (strcmp(by, "user") == 0) {
-		j = json_object_get(ev, "uid");
-		if (!json_is_integer(j))
+		if (!e->has_n[EV_UID])
 			return "(unknown)";
-		snprintf(buf, len, "%lld", (long long)json_integer_value(j));
+		snprintf(buf, len, "%lld", e->n[EV_UID]);
 		return buf;
 	}
 	if (strcmp(by, "process") == 0)
-		return (s = jstr(ev, "exe")) ? s : "(unknown)";
+		return (s = e->s[EV_EXE]) ? s : "(unknown)";
 	if (strcmp(by, "cwd") == 0)
-		return (s = jstr(ev, "cwd")) ? s : "(unknown)";
-	return (s = jstr(ev, "dst_ip")) ? s : "(unknown)";
+		return (s = e->s[EV_CWD]) ? s : "(unknown)";
+	return (s = e->s[EV_DST_IP]) ? s : "(unknown)";
 }
 
 static const char *
@@ -1002,8 +1272,9 @@ review_top(const char *path, int argc, char **argv)
 	size_t nmta_logs = 0;
 	bool json = false, mta = false, mta_failed = false;
 	long limit = 10;
-	json_t *ev;
-	size_t len, n = 0;
+	struct ev e;
+	json_t *owner;
+	size_t n = 0;
 	char keybuf[128], *end;
 	int ch, rc;
 
@@ -1093,15 +1364,15 @@ review_top(const char *path, int argc, char **argv)
 		goto err1;
 	if (htab_init(&t.pairs) < 0)
 		goto err2;
-	while ((ev = reader_next(&r, &f, &len)) != NULL) {
+	while (reader_next_ev(&r, &f, &e, &owner)) {
 		const char *key;
 		uint64_t count;
 		struct group *g;
 
-		if (matches(&f, ev) && (key = top_key(ev, by, keybuf, sizeof(keybuf),
+		if (matches(&f, &e) && (key = top_key(&e, by, keybuf, sizeof(keybuf),
 		    &count)) != NULL && (g = top_group(&t, key)) != NULL)
-			group_add(&t, g, count, ev);
-		json_decref(ev);
+			group_add(&t, g, count, &e);
+		json_decref(owner);
 	}
 	if (ferror(r.fp)) {
 		fprintf(stderr, "smtpguard top: %s: %s\n", path, strerror(errno));

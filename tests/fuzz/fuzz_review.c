@@ -1,9 +1,10 @@
 /*
  * libFuzzer: the event log is read back by root's CLI, and it holds strings
  * chosen by whoever made the connections. The first input byte picks a
- * `smtpguard log` / `smtpguard top` command line (or the --since parser); the
- * rest is the log file. Output goes to /dev/null; only crashes, leaks and
- * undefined behaviour count.
+ * `smtpguard log` / `smtpguard top` command line, the --since parser, or the
+ * check of top's flat scanner against jansson; the rest is the log file (or
+ * the one line). Output goes to /dev/null; crashes, leaks, undefined behaviour
+ * and any line the two parsers read differently count.
  */
 #include <fcntl.h>
 #include <stddef.h>
@@ -15,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "smtpguard.h"
+#include "../../guard/review.c"
 
 #define TIME_ARG_MAX	64
 
@@ -40,6 +41,8 @@ static char *const cmds[][10] = {
 	{ "top", "--by", "subject", "--event", "smtp", NULL },
 };
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))
+#define PICK_TIME	NCMDS
+#define PICK_FLAT	(NCMDS + 1)
 
 static int devnull = -1;
 static int memfd = -1;
@@ -57,6 +60,33 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return devnull < 0 || memfd < 0 ? -1 : 0;
 }
 
+/* Whatever flat_scan() accepts, jansson must accept and read the same way. */
+static void
+check_flat(const uint8_t *data, size_t size)
+{
+	char *copy = malloc(size ? size : 1);
+	json_error_t jerr;
+	json_t *ev;
+	struct ev flat, full;
+
+	if (copy == NULL)
+		return;
+	memcpy(copy, data, size);
+	if (flat_scan(copy, size, &flat) == 0) {
+		ev = json_loadb((const char *)data, size, JSON_DISABLE_EOF_CHECK, &jerr);
+		if (ev == NULL || !json_is_object(ev))
+			abort();	/* the scanner took a line jansson refuses */
+		ev_from_json(&full, ev);
+		for (int i = 0; i < EV_NFIELDS; i++)
+			if ((flat.s[i] == NULL) != (full.s[i] == NULL) ||
+			    (flat.s[i] != NULL && strcmp(flat.s[i], full.s[i]) != 0) ||
+			    flat.has_n[i] != full.has_n[i] || flat.n[i] != full.n[i])
+				abort();
+		json_decref(ev);
+	}
+	free(copy);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -66,10 +96,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size == 0)
 		return 0;
-	pick = data[0] % (NCMDS + 1);
+	pick = data[0] % (NCMDS + 2);
 	data++;
 	size--;
-	if (pick == NCMDS) {
+	if (pick == PICK_FLAT) {
+		check_flat(data, size);
+		return 0;
+	}
+	if (pick == PICK_TIME) {
 		char s[TIME_ARG_MAX], ts[40];
 
 		if (size >= sizeof(s))

@@ -297,6 +297,44 @@ top_counts_are_exact_for_every_grouping(void **state)
 	assert_top("subject", by_subject, 2);
 }
 
+/*
+ * top reads the daemon's plain lines without jansson and leaves the rest
+ * (\\u escapes, UTF-8, reals) to it: both kinds count the same, and a broken
+ * line is still counted as unreadable.
+ */
+static void
+top_fast_and_full_parsers_agree(void **state)
+{
+	const struct row by_process[] = { { "/usr/bin/php8.2", 4, 1 }, { "/usr/bin/caf\u00e9", 2, 1 } };
+	FILE *fp = fopen(events, "w");
+
+	(void)state;
+	assert_non_null(fp);
+	fputs("{\"event\":\"attempt\",\"uid\":33,\"exe\":\"/usr/bin/php8.2\","
+	    "\"dst_ip\":\"192.0.2.25\",\"rcpt\":[\"a\",{\"b\":null}]}\n", fp);
+	/* escapes the scanner undoes itself */
+	fputs("{\"event\":\"attempt\",\"uid\":33,\"exe\":\"\\/usr\\/bin\\/php8.2\","
+	    "\"dst_ip\":\"192.0.2.25\"}\n", fp);
+	/* a repeated key (the last counts), and text after the object (ignored) */
+	fputs("{\"event\":\"attempt\",\"uid\":1,\"uid\":33,\"exe\":\"/usr/bin/php8.2\","
+	    "\"dst_ip\":\"192.0.2.25\"} trailing\n", fp);
+	/* a real number elsewhere in the line: left to jansson */
+	fputs("{\"event\":\"attempt\",\"uid\":33,\"exe\":\"/usr/bin/php8.2\","
+	    "\"dst_ip\":\"192.0.2.25\",\"load\":0.5}\n", fp);
+	/* \u escape and raw UTF-8: left to jansson, same name */
+	fputs("{\"event\":\"attempt\",\"uid\":34,\"exe\":\"/usr/bin/caf\\u00e9\","
+	    "\"dst_ip\":\"192.0.2.26\"}\n", fp);
+	fputs("{\"event\":\"attempt\",\"uid\":34,\"exe\":\"/usr/bin/caf\xc3\xa9\","
+	    "\"dst_ip\":\"192.0.2.26\"}\n", fp);
+	/* broken: cut short, a leading zero, a control character in a string */
+	fputs("{\"event\":\"attempt\",\"uid\":33\n", fp);
+	fputs("{\"event\":\"attempt\",\"uid\":033}\n", fp);
+	fputs("{\"event\":\"attempt\",\"uid\":33,\"exe\":\"a\tb\"}\n", fp);
+	fclose(fp);
+	assert_top("process", by_process, 2);
+	assert_non_null(strstr(err, "3 unreadable lines skipped"));
+}
+
 static void
 flood_summaries_add_their_suppressed_attempts(void **state)
 {
@@ -696,6 +734,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(top_fast_and_full_parsers_agree),
 		cmocka_unit_test(top_counts_are_exact_for_every_grouping),
 		cmocka_unit_test(flood_summaries_add_their_suppressed_attempts),
 		cmocka_unit_test(top_prints_a_readable_table_and_honours_limit),
