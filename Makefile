@@ -85,7 +85,7 @@ build/tests/asan/%: tests/unit/%.c build/libguard-asan.a $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(SGFLAGS) $(SANFLAGS) -Iguard -o $@ $< build/libguard-asan.a $(LIBS) -lcmocka
 
-build/fuzz/%: tests/fuzz/%.c $(LIBSRC) $(HDRS)
+build/fuzz/%: tests/fuzz/%.c $(LIBSRC) $(HDRS) $(wildcard tests/fuzz/*.h)
 	@mkdir -p $(@D)
 	$(CLANG) $(SGFLAGS) -Wno-missing-prototypes -O1 -g -fsanitize=fuzzer,address,undefined \
 	  -Iguard -o $@ $< $(LIBSRC) $(LIBS)
@@ -93,7 +93,8 @@ build/fuzz/%: tests/fuzz/%.c $(LIBSRC) $(HDRS)
 # Targets that reach a module's static code (the trap session, review's flat
 # scanner) compile that module in themselves.
 FUZZ_INCLUDES = trap review
-$(FUZZ_INCLUDES:%=build/fuzz/fuzz_%): build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIBSRC) $(HDRS)
+$(FUZZ_INCLUDES:%=build/fuzz/fuzz_%): build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIBSRC) $(HDRS) \
+  $(wildcard tests/fuzz/*.h)
 	@mkdir -p $(@D)
 	$(CLANG) $(SGFLAGS) -Wno-missing-prototypes -O1 -g -fsanitize=fuzzer,address,undefined \
 	  -Iguard -o $@ $< $(filter-out guard/$*.c,$(LIBSRC)) $(LIBS)

@@ -15,31 +15,25 @@
 #include <unistd.h>
 
 #include "smtpguard.h"
+#include "harness.h"
 
 int LLVMFuzzerInitialize(int *, char ***);
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
-static int devnull = -1;
-static int memfd = -1;
-static char path[64];
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	setenv("TZ", "UTC0", 1);
-	devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	memfd = memfd_create("mtalog", MFD_CLOEXEC);
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", memfd);
-	return devnull < 0 || memfd < 0 ? -1 : 0;
+	return harness_init("mtalog");
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *argv[6] = { "mta-report", path, NULL, NULL, NULL, NULL };
-	int argc = 2, out, err;
+	char *argv[6] = { "mta-report", harness_path, NULL, NULL, NULL, NULL };
+	int argc = 2;
 	uint8_t pick;
 
 	if (size == 0)
@@ -70,25 +64,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		return 0;
 	}
-	if (ftruncate(memfd, 0) < 0 || pwrite(memfd, data, size, 0) != (ssize_t)size)
+	if (harness_file(data, size) < 0)
 		return 0;
 	if (pick == 2) {
 		argv[argc++] = "--json";
 		argv[argc++] = "--since";
 		argv[argc++] = "2026-11-22T10:00Z";
 	}
-	fflush(stdout);
-	fflush(stderr);
-	out = dup(STDOUT_FILENO);
-	err = dup(STDERR_FILENO);
-	dup2(devnull, STDOUT_FILENO);
-	dup2(devnull, STDERR_FILENO);
+	harness_quiet();
 	(void)mta_report(argc, argv);
-	fflush(stdout);
-	fflush(stderr);
-	dup2(out, STDOUT_FILENO);
-	dup2(err, STDERR_FILENO);
-	close(out);
-	close(err);
+	harness_loud();
 	return 0;
 }

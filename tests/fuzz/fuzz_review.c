@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../../guard/review.c"
+#include "harness.h"
 
 #define TIME_ARG_MAX	64
 
@@ -44,20 +45,13 @@ static char *const cmds[][10] = {
 #define PICK_TIME	NCMDS
 #define PICK_FLAT	(NCMDS + 1)
 
-static int devnull = -1;
-static int memfd = -1;
-static char path[64];
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	setenv("TZ", "UTC0", 1);
-	devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	memfd = memfd_create("events", MFD_CLOEXEC);
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", memfd);
-	return devnull < 0 || memfd < 0 ? -1 : 0;
+	return harness_init("events");
 }
 
 /* Whatever flat_scan() accepts, jansson must accept and read the same way. */
@@ -91,7 +85,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *argv[10];
-	int argc = 0, out, err;
+	int argc = 0;
 	size_t pick;
 
 	if (size == 0)
@@ -113,26 +107,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void)review_parse_time(s, 1795341600, ts, sizeof(ts));
 		return 0;
 	}
-	if (ftruncate(memfd, 0) < 0 || pwrite(memfd, data, size, 0) != (ssize_t)size)
+	if (harness_file(data, size) < 0)
 		return 0;
 	for (; cmds[pick][argc] != NULL; argc++)
 		argv[argc] = cmds[pick][argc];
 	argv[argc] = NULL;
-	fflush(stdout);
-	fflush(stderr);
-	out = dup(STDOUT_FILENO);
-	err = dup(STDERR_FILENO);
-	dup2(devnull, STDOUT_FILENO);
-	dup2(devnull, STDERR_FILENO);
+	harness_quiet();
 	if (argv[0][0] == 'l')
-		(void)review_log(path, argc, argv);
+		(void)review_log(harness_path, argc, argv);
 	else
-		(void)review_top(path, argc, argv);
-	fflush(stdout);
-	fflush(stderr);
-	dup2(out, STDOUT_FILENO);
-	dup2(err, STDERR_FILENO);
-	close(out);
-	close(err);
+		(void)review_top(harness_path, argc, argv);
+	harness_loud();
 	return 0;
 }
