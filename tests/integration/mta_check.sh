@@ -31,7 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-command -v postfix >/dev/null || { echo "FAIL: mta-check: postfix not installed (scripts/deps check)"; exit 1; }
+command -v postfix >/dev/null || { echo "FAIL: mta-check: postfix not installed (scripts/deps check installs it, unless another MTA is installed)"; exit 1; }
 ip netns add "$NS" && in_ns ip link set lo up || { echo "FAIL: mta-check: netns"; exit 1; }
 
 # start_postfix MYNETWORKS: Postfix listening on all addresses of the namespace.
