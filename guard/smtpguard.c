@@ -88,11 +88,11 @@ static const struct command commands[] = {
 	{ "top", cmd_top, "[--by user|process|dst|sender|script|subject] [--since T] ...",
 	  "who is sending: counts per user, process, ... (smtpguard top --help)", true },
 	{ "mta-report", cmd_mta_report, "[--log FILE]... [--since T] [--json] ...",
-	  "mail that went through Postfix/Exim, by SASL user, local user, client, "
-	  "sender; likely culprits flagged (smtpguard mta-report --help)", true },
+	  "mail sent through Postfix/Exim per origin, culprits flagged (mta-report --help)",
+	  true },
 	{ "mta-check", cmd_mta_check, "[--port N]... [--to ADDRESS] [--json]",
-	  "is this host's MTA an open relay? asks it from a throwaway namespace as an "
-	  "outside client (smtpguard mta-check --help)", true },
+	  "is this host's MTA an open relay? asked as an outside client (mta-check --help)",
+	  true },
 };
 
 static void
