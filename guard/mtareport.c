@@ -68,6 +68,7 @@ struct origin {
 	char		 key[256];		/* what rows are told apart by */
 	char		 name[256];		/* what the admin reads */
 	bool		 labelled;		/* a user's name(uid) was looked up */
+	char		 user[USER_NAME_MAX];	/* that name; empty if this host lacks it */
 	long		 uid;
 	uint64_t	 messages, recipients, sent, bounced, deferred, pending, blocklisted;
 	uint64_t	 domains, ips, senders;
@@ -196,18 +197,6 @@ msg_get(struct report *r, const struct mta_line *l)
 	m->node.hash = h;
 	htab_insert(&r->msgs, &m->node);
 	return m;
-}
-
-static void
-msg_unlink(struct report *r, struct msg *m)
-{
-	for (struct hnode **pp = &r->msgs.b[m->node.hash & (r->msgs.nb - 1)]; *pp;
-	    pp = &(*pp)->next)
-		if (*pp == &m->node) {
-			*pp = m->node.next;
-			r->msgs.n--;
-			return;
-		}
 }
 
 static void
@@ -347,10 +336,14 @@ user_origin(struct report *r, long uid, const char *user)
 	o->labelled = true;
 	if (uid >= 0) {
 		pw = getpwuid((uid_t)uid);
+		strlcpy_sg(o->user, pw ? pw->pw_name : "", sizeof(o->user));
 		snprintf(o->name, sizeof(o->name), "%s(%ld)", pw ? pw->pw_name : "?", uid);
-	} else if ((pw = getpwnam(user)) != NULL) {
-		snprintf(o->name, sizeof(o->name), "%s(%ld)", user, (long)pw->pw_uid);
-		o->uid = (long)pw->pw_uid;
+	} else {
+		strlcpy_sg(o->user, user, sizeof(o->user));
+		if ((pw = getpwnam(user)) != NULL) {
+			snprintf(o->name, sizeof(o->name), "%s(%ld)", user, (long)pw->pw_uid);
+			o->uid = (long)pw->pw_uid;
+		}
 	}
 	return o;
 }
@@ -448,12 +441,22 @@ msg_close(struct report *r, struct msg *m)
 		}
 	}
 out:
-	msg_unlink(r, m);
+	htab_remove(&r->msgs, &m->node);
 	free(m->rcpts);
 	free(m);
 }
 
 /* --- lines ---------------------------------------------------------------------- */
+
+/* An unparseable line: counted, and the first few named by file:line. */
+static void
+report_bad(struct report *r, const char *path, uint64_t lineno)
+{
+	if (r->bad < BAD_EXAMPLES)
+		snprintf(r->bad_where[r->bad], sizeof(r->bad_where[0]), "%s:%llu", path,
+		    (unsigned long long)lineno);
+	r->bad++;
+}
 
 static void
 report_line(struct report *r, struct mta_clock *clock, const char *line, size_t len,
@@ -465,10 +468,7 @@ report_line(struct report *r, struct mta_clock *clock, const char *line, size_t 
 
 	r->lines++;
 	if (len > MTA_LINE_MAX || mta_parse(clock, line, len, &l) == MTA_BAD) {
-		if (r->bad < BAD_EXAMPLES)
-			snprintf(r->bad_where[r->bad], sizeof(r->bad_where[0]), "%s:%llu", path,
-			    (unsigned long long)lineno);
-		r->bad++;
+		report_bad(r, path, lineno);
 		return;
 	}
 	if (l.kind == MTA_OTHER || (r->since && l.ts < r->since) || (r->until && l.ts >= r->until)) {
@@ -565,8 +565,10 @@ report_file(struct report *r, const char *path)
 		have = (size_t)(end - p);
 		if (have == READ_CHUNK) {
 			/* a line longer than the buffer: counted as unreadable, then skipped */
-			if (!skipping)
-				report_line(r, &clock, buf, MTA_LINE_MAX + 1, path, lineno + 1);
+			if (!skipping) {
+				r->lines++;
+				report_bad(r, path, lineno + 1);
+			}
 			skipping = true;
 			have = 0;
 		} else
@@ -885,20 +887,18 @@ find_default_logs(char ***out)
 }
 
 static void
+free_msg(struct hnode *x)
+{
+	free(((struct msg *)x)->rcpts);
+	free(x);
+}
+
+static void
 report_free(struct report *r)
 {
-	struct htab *tabs[] = { &r->msgs, &r->origins, &r->pairs };
-
-	for (size_t t = 0; t < 3; t++) {
-		for (size_t b = 0; b < tabs[t]->nb; b++)
-			for (struct hnode *x = tabs[t]->b[b], *next; x != NULL; x = next) {
-				next = x->next;
-				if (t == 0)
-					free(((struct msg *)x)->rcpts);
-				free(x);
-			}
-		free(tabs[t]->b);
-	}
+	htab_free(&r->msgs, free_msg);
+	htab_free(&r->origins, hnode_free);
+	htab_free(&r->pairs, hnode_free);
 	free(r->other);
 }
 
@@ -918,6 +918,32 @@ report_read(struct report *r, char **logs, size_t nlogs)
 }
 
 /*
+ * Reads LOGS, or when there are none the default logs (and their rotations);
+ * -1 if there was nothing to read or no memory (said on stderr after WHO),
+ * else how many files could not be read. OPTION is the flag that names a log.
+ */
+static int
+report_run(struct report *r, char **logs, size_t nlogs, const char *who, const char *option)
+{
+	char **found = NULL;
+	int failed = -1;
+
+	if (nlogs == 0 && (nlogs = find_default_logs(&found)) == 0) {
+		fprintf(stderr, "%s: no MTA log found (%s, ...); name one with %s FILE\n", who,
+		    default_logs[0], option);
+		return -1;
+	}
+	if (htab_init(&r->msgs) < 0 || htab_init(&r->origins) < 0 || htab_init(&r->pairs) < 0)
+		fprintf(stderr, "%s: out of memory\n", who);
+	else
+		failed = report_read(r, found ? found : logs, nlogs);
+	for (size_t i = 0; found != NULL && i < nlogs; i++)
+		free(found[i]);
+	free(found);
+	return failed;
+}
+
+/*
  * Outbound volume per local user (Postfix pickup uid=, Exim U=) in LOGS (none:
  * the default logs), between SINCE and UNTIL (0: open), for `smtpguard top
  * --mta`. Calls FN once per user; -1 if a log could not be read (named on
@@ -928,22 +954,15 @@ mta_user_volume(char **logs, size_t nlogs, time_t since, time_t until,
     void (*fn)(const struct mta_user *, void *), void *arg)
 {
 	struct report r;
-	char **found = NULL;
-	int rc = -1;
+	int failed;
 
 	memset(&r, 0, sizeof(r));
 	r.since = since;
 	r.until = until;
-	if (nlogs == 0 && (nlogs = find_default_logs(&found)) == 0) {
-		fprintf(stderr, "smtpguard: no MTA log found (%s, ...); name one with --mta-log "
-		    "FILE\n", default_logs[0]);
+	if ((failed = report_run(&r, logs, nlogs, "smtpguard", "--mta-log")) < 0) {
+		report_free(&r);
 		return -1;
 	}
-	if (htab_init(&r.msgs) < 0 || htab_init(&r.origins) < 0 || htab_init(&r.pairs) < 0) {
-		fprintf(stderr, "smtpguard: out of memory\n");
-		goto out;
-	}
-	rc = report_read(&r, found ? found : logs, nlogs) > 0 ? -1 : 0;
 	for (size_t b = 0; b < r.origins.nb; b++)
 		for (struct hnode *x = r.origins.b[b]; x != NULL; x = x->next) {
 			const struct origin *o = (const struct origin *)x;
@@ -952,17 +971,11 @@ mta_user_volume(char **logs, size_t nlogs, time_t since, time_t until,
 
 			if (o->kind != ORIGIN_USER)
 				continue;
-			/* "www-data(33)" -> "www-data"; "?(1001)": not in the password file */
-			snprintf(u.name, sizeof(u.name), "%.*s", (int)strcspn(o->name, "("),
-			    o->name[0] == '?' ? "" : o->name);
+			strlcpy_sg(u.name, o->user, sizeof(u.name));
 			fn(&u, arg);
 		}
-out:
 	report_free(&r);
-	for (size_t i = 0; found != NULL && i < nlogs; i++)
-		free(found[i]);
-	free(found);
-	return rc;
+	return failed > 0 ? -1 : 0;
 }
 
 static const char help[] =
@@ -1006,7 +1019,7 @@ mta_report(int argc, char **argv)
 	struct origin **rows = NULL;
 	char **logs = NULL, *end;
 	size_t nlogs = 0, n = 0;
-	bool json = false, defaults = false;
+	bool json = false;
 	long limit = DEFAULT_LIMIT;
 	time_t t;
 	int ch, rc = 2, failed = 0;	/* 2 until the arguments are good */
@@ -1051,22 +1064,9 @@ mta_report(int argc, char **argv)
 	}
 	while (optind < argc)
 		logs[nlogs++] = argv[optind++];
-	if (nlogs == 0) {
-		free(logs);
-		defaults = true;
-		if ((nlogs = find_default_logs(&logs)) == 0) {
-			fprintf(stderr, "smtpguard mta-report: no MTA log found (%s, ...); "
-			    "name one with --log FILE\n", default_logs[0]);
-			rc = 1;
-			goto out;
-		}
-	}
 	rc = 1;
-	if (htab_init(&r.msgs) < 0 || htab_init(&r.origins) < 0 || htab_init(&r.pairs) < 0) {
-		fprintf(stderr, "smtpguard mta-report: out of memory\n");
+	if ((failed = report_run(&r, logs, nlogs, "smtpguard mta-report", "--log")) < 0)
 		goto out_free;
-	}
-	failed = report_read(&r, logs, nlogs);
 	if ((rows = calloc(r.origins.n + 1, sizeof(*rows))) == NULL) {
 		fprintf(stderr, "smtpguard mta-report: out of memory\n");
 		goto out_free;
@@ -1089,9 +1089,6 @@ mta_report(int argc, char **argv)
 out_free:
 	free(rows);
 	report_free(&r);
-	if (defaults)
-		for (size_t i = 0; i < nlogs; i++)
-			free(logs[i]);
 out:
 	free(logs);
 	return rc;

@@ -1142,6 +1142,13 @@ top_key(const struct ev *e, const char *by, char *buf, size_t len, uint64_t *n)
 	return (s = e->s[EV_DST_IP]) ? s : "(unknown)";
 }
 
+static void
+free_group(struct hnode *x)
+{
+	free(((struct group *)x)->key);
+	free(x);
+}
+
 static const char *
 group_label(struct group *g, const char *by)
 {
@@ -1399,24 +1406,11 @@ review_top(const char *path, int argc, char **argv)
 	rc = ferror(stdout) || mta_failed ? 1 : 0;
 	free(rows);
 err3:
-	for (size_t b = 0; b < t.pairs.nb; b++)
-		for (struct hnode *x = t.pairs.b[b], *next; x != NULL; x = next) {
-			next = x->next;
-			free(x);
-		}
-	free(t.pairs.b);
+	htab_free(&t.pairs, hnode_free);
 err2:
-	for (size_t b = 0; b < t.groups.nb; b++)
-		for (struct hnode *x = t.groups.b[b], *next; x != NULL; x = next) {
-			next = x->next;
-			free(((struct group *)x)->key);
-			free(x);
-		}
-	free(t.groups.b);
-	if (t.other != NULL) {
-		free(t.other->key);
-		free(t.other);
-	}
+	htab_free(&t.groups, free_group);
+	if (t.other != NULL)
+		free_group(&t.other->node);
 err1:
 	reader_close(&r, "top");
 err0:

@@ -185,6 +185,9 @@ struct htab {
 };
 int		 htab_init(struct htab *);
 void		 htab_insert(struct htab *, struct hnode *);
+void		 htab_remove(struct htab *, struct hnode *);
+void		 htab_free(struct htab *, void (*free_node)(struct hnode *));
+void		 hnode_free(struct hnode *);
 size_t		 str_hash(const char *);
 
 /* log.c */

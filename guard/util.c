@@ -255,6 +255,38 @@ htab_insert(struct htab *h, struct hnode *x)
 	h->n++;
 }
 
+void
+htab_remove(struct htab *h, struct hnode *x)
+{
+	for (struct hnode **pp = &h->b[x->hash & (h->nb - 1)]; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == x) {
+			*pp = x->next;
+			h->n--;
+			return;
+		}
+}
+
+/* Frees every node (through free_node, which frees what the node owns and the node). */
+void
+htab_free(struct htab *h, void (*free_node)(struct hnode *))
+{
+	for (size_t i = 0; i < h->nb; i++)
+		for (struct hnode *x = h->b[i], *next; x != NULL; x = next) {
+			next = x->next;
+			free_node(x);
+		}
+	free(h->b);
+	h->b = NULL;
+	h->nb = h->n = 0;
+}
+
+/* htab_free()'s free_node for nodes that own nothing else. */
+void
+hnode_free(struct hnode *x)
+{
+	free(x);
+}
+
 size_t
 str_hash(const char *s)
 {
