@@ -1,7 +1,9 @@
 #!/bin/sh
 # detect_any_port = yes: SMTP spoken to a port nobody fences (2525) is reset
 # and logged with proto "smtp"; the same user's HTTP passes byte-identical.
-. "$(dirname "$0")/lib.sh"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/scripts/lib/check.sh"
+. "$ROOT/scripts/lib/netns.sh"
 
 setup_net
 start_mx 25 2525 2465

@@ -2,7 +2,9 @@
 # action = audit: the real session goes out and is delivered intact; the
 # daemon reads the client's side up to DATA (envelope, AUTH user, never the
 # password) and releases the flow, so the body never crosses userspace.
-. "$(dirname "$0")/lib.sh"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/scripts/lib/check.sh"
+. "$ROOT/scripts/lib/netns.sh"
 
 setup_net
 start_mx 465 587	# port 25 of a second address is the STARTTLS server below

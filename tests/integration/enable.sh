@@ -8,7 +8,9 @@
 # rule and nft table stay byte-identical through two cycles. Runs in a private mount
 # namespace (tmpfs over /run and /var/log, a fake /etc/passwd) inside the
 # test's network namespace: nothing on the host changes.
-. "$(dirname "$0")/lib.sh"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/scripts/lib/check.sh"
+. "$ROOT/scripts/lib/netns.sh"
 
 setup_net
 start_mx 25

@@ -2,7 +2,9 @@
 # Whitelisting and reviewing: live exceptions (allow/revoke/narrowing/caps),
 # the control socket's defences, reload keeping the running state, flood
 # limiting with exact counters, the alert program.
-. "$(dirname "$0")/lib.sh"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/scripts/lib/check.sh"
+. "$ROOT/scripts/lib/netns.sh"
 
 setup_net
 start_mx 25 465 587

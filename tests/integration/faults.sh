@@ -4,7 +4,9 @@
 #   kill -STOP with a tiny queue (drops counted, nothing leaks), then -CONT;
 #   the events file deleted, then its disk full, then room again.
 # Processes are signalled by PID only.
-. "$(dirname "$0")/lib.sh"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/scripts/lib/check.sh"
+. "$ROOT/scripts/lib/netns.sh"
 cp "$BUILD/bench/sgload" "$T/sgload" && chmod 0755 "$T/sgload"
 
 setup_net

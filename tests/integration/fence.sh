@@ -2,7 +2,9 @@
 # The fence, end to end in two namespaces: the MTA delivers, site users are
 # refused at once and named, exceptions and non-SMTP ports pass, allow_local
 # works both ways, the fence holds while the daemon is dead.
-. "$(dirname "$0")/lib.sh"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/scripts/lib/check.sh"
+. "$ROOT/scripts/lib/netns.sh"
 
 setup_net
 start_mx 25 465 587 2525

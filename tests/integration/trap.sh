@@ -2,7 +2,9 @@
 # action = trap: a site user's direct-MX session is redirected to the local
 # trap, which records envelope and headers, answers 550 and closes; nothing
 # reaches the MX. Hostile clients hit the trap's limits; it carries on.
-. "$(dirname "$0")/lib.sh"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/scripts/lib/check.sh"
+. "$ROOT/scripts/lib/netns.sh"
 
 setup_net
 start_mx 25 465 587
