@@ -36,7 +36,11 @@ audited() {
 }
 check "the smtp event holds the envelope and the AUTH user" wait_for "audit event" audited
 # (cmdline, repeated from the attempt, shows swaks's own arguments: that is the process)
-no_password() { ! jq -c 'select(.event == "smtp") | del(.cmdline)' "$T/events.jsonl" | grep -q -e hunter2 -e aHVudGVyMg; }
+no_password() {	# (and there is an smtp event to look in)
+	jq -c 'select(.event == "smtp") | del(.cmdline)' "$T/events.jsonl" >"$T/smtp.events" &&
+	    [ -s "$T/smtp.events" ] || { echo "no smtp event"; return 1; }
+	! grep -e hunter2 -e aHVudGVyMg "$T/smtp.events"
+}
 check "the AUTH password is nowhere in the smtp event" no_password
 same_flow() {
 	id=$(jq -r 'select(.event == "smtp") | .flow_id' "$T/events.jsonl" | head -n1)
