@@ -1,6 +1,8 @@
 #!/bin/sh
 # detect_any_port = yes: SMTP spoken to a port nobody fences (2525) is reset
-# and logged with proto "smtp"; the same user's HTTP passes byte-identical.
+# and logged with proto "smtp"; the same user's HTTP passes byte-identical;
+# TLS whose SNI names a configured mail relay is reset and logged, TLS to any
+# other name completes its handshake, unlogged.
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/scripts/lib/check.sh"
 . "$ROOT/scripts/lib/netns.sh"
