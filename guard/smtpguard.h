@@ -468,7 +468,7 @@ int	 review_top(const char *events_path, int argc, char **argv);
 int	 review_parse_time(const char *, time_t now, char *out, size_t len);
 int	 review_parse_when(const char *, time_t now, time_t *);
 
-/* smtpcmd.c */
+/* smtp.c */
 enum smtp_verb {
 	SMTP_UNKNOWN = 0, SMTP_HELO, SMTP_EHLO, SMTP_MAIL, SMTP_RCPT, SMTP_DATA, SMTP_RSET,
 	SMTP_NOOP, SMTP_QUIT, SMTP_STARTTLS, SMTP_AUTH, SMTP_VRFY, SMTP_EXPN, SMTP_HELP,
@@ -543,8 +543,8 @@ int	 config_load(struct config *, const char *path, char *err, size_t errlen);
 int	 config_load_string(struct config *, const char *text, size_t len,
 	    const char *name, char *err, size_t errlen);
 
-/* mta.c */
-int	 mta_resolve(const struct config *, const char *passwd_path, uid_t *uids,
+/* mtauser.c */
+int	 mtauser_resolve(const struct config *, const char *passwd_path, uid_t *uids,
 	    size_t *nuids, char *found, size_t foundlen, char *err, size_t errlen);
 
 /* pkt.c */

@@ -1,5 +1,5 @@
 /*
- * smtpcmd.c — what an SMTP client says, one line at a time: commands by a
+ * smtp.c — what an SMTP client says, one line at a time: commands by a
  * verb table (OpenSMTPD's way), the envelope they carry recorded into
  * struct smtp_info, and the message headers worth logging (RFC 5322
  * folding, RFC 2047 encoded words). Used by the trap (a server) and by
