@@ -343,6 +343,16 @@ void		 flood_free(struct flood *);
 bool		 flood_admit(struct flood *, uid_t, const char *exe, enum action, time_t now);
 size_t		 flood_expire(struct flood *, time_t now, flood_summary_fn, void *arg);
 
+/* cidr.c */
+struct cidr {
+	int		 family;
+	uint8_t		 addr[16];
+	uint8_t		 prefix;
+};
+int	 cidr_parse(const char *, struct cidr *);
+bool	 cidr_contains(const struct cidr *, int family, const uint8_t *addr);
+void	 cidr_format(const struct cidr *, char *, size_t);
+
 /* exceptions.c */
 #define EXCEPTIONS_MAX		1024	/* a big shared host has a few hundred sites */
 #define EXCEPTION_LINE_MAX	1024	/* one line, NUL included, also once written out */
@@ -354,11 +364,6 @@ size_t		 flood_expire(struct flood *, time_t now, flood_summary_fn, void *arg);
 #define EXCEPTION_CAP_MAX	100000	/* connections per hour; more is as good as none */
 #define EXCEPTION_CAP_BUCKETS	60	/* one per minute of the rolling hour */
 #define KERNEL_UIDS_MAX		4096	/* uids in @allow_uids; more go to policy_decide() */
-struct cidr {
-	int		 family;
-	uint8_t		 addr[16];
-	uint8_t		 prefix;
-};
 struct exception {
 	char		 who[EXCEPTION_WHO_MAX];	/* as written: name, uid or @group */
 	uid_t		 uids[EXCEPTION_UIDS_MAX];
@@ -380,9 +385,6 @@ struct exceptions {
 	struct exception	*v;
 	size_t			 n;
 };
-int	 cidr_parse(const char *, struct cidr *);
-bool	 cidr_contains(const struct cidr *, int family, const uint8_t *addr);
-void	 cidr_format(const struct cidr *, char *, size_t);
 int	 exception_parse(const char *line, const char *passwd, const char *group,
 	    struct exception *, char *err, size_t errlen);
 bool	 exception_is_plain(const struct exception *);
