@@ -759,36 +759,39 @@ exceptions_carry_counters(struct exceptions *next, const struct exceptions *old)
 }
 
 /*
- * One line without its "\n" (or "\r\n", from an editor elsewhere). 1: a
- * line, 0: end of file, -1: too long, a NUL byte, or a read error (errno).
+ * The whole file, NUL-terminated, in a malloc'd buffer: lines are then cut
+ * by text_line(). -1 with errno past EXCEPTIONS_FILE_MAX (EFBIG) or on a
+ * read error.
  */
-static int
-read_line(FILE *fp, char *buf, size_t size, const char **why)
+static char *
+read_text(FILE *fp, size_t *len)
 {
-	size_t n = 0;
-	int c;
+	char *text, *bigger;
+	size_t size = 4096, n = 0, got;
 
-	while ((c = getc(fp)) != EOF && c != '\n') {
-		if (c == '\0') {
-			*why = "a NUL byte";
-			return -1;
+	if ((text = malloc(size)) == NULL)
+		return NULL;
+	while ((got = fread(text + n, 1, size - n - 1, fp)) > 0) {
+		n += got;
+		if (n + 1 < size)
+			continue;
+		if (size >= EXCEPTIONS_FILE_MAX) {
+			errno = EFBIG;
+			goto fail;
 		}
-		if (n + 1 == size) {
-			*why = "too long";
-			return -1;
-		}
-		buf[n++] = (char)c;
+		if ((bigger = realloc(text, size * 2)) == NULL)
+			goto fail;
+		text = bigger;
+		size *= 2;
 	}
-	if (ferror(fp)) {
-		*why = strerror(errno);
-		return -1;
-	}
-	if (c == EOF && n == 0)
-		return 0;
-	if (n > 0 && buf[n - 1] == '\r')
-		n--;
-	buf[n] = '\0';
-	return 1;
+	if (ferror(fp))
+		goto fail;
+	text[n] = '\0';
+	*len = n;
+	return text;
+fail:
+	free(text);
+	return NULL;
 }
 
 int
@@ -796,8 +799,10 @@ exceptions_load(const char *path, const char *passwd, const char *group,
     struct exceptions *xs, char *err, size_t errlen)
 {
 	char line[EXCEPTION_LINE_MAX], why[512];
-	const char *what = NULL;
+	const char *p, *end, *s;
 	struct exception x;
+	char *text;
+	size_t len, n;
 	FILE *fp;
 	int lineno = 0, rc;
 
@@ -809,26 +814,41 @@ exceptions_load(const char *path, const char *passwd, const char *group,
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	while ((rc = read_line(fp, line, sizeof(line), &what)) == 1) {
-		const char *p = line + strspn(line, BLANKS);
-
+	text = read_text(fp, &len);
+	if (text == NULL) {
+		if (errno == EFBIG)
+			snprintf(err, errlen, "%s: longer than %d bytes", path,
+			    EXCEPTIONS_FILE_MAX - 1);
+		else
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		fclose(fp);
+		return -1;
+	}
+	fclose(fp);
+	p = text;
+	end = text + len;
+	while ((rc = text_line(&p, end, sizeof(line) - 1, &s, &n)) == 1) {
 		lineno++;
-		if (*p == '\0' || *p == '#')
+		memcpy(line, s, n);
+		line[n] = '\0';
+		s = line + strspn(line, BLANKS);
+		if (*s == '\0' || *s == '#')
 			continue;
-		if (exception_parse(p, passwd, group, &x, why, sizeof(why)) < 0 ||
+		if (exception_parse(s, passwd, group, &x, why, sizeof(why)) < 0 ||
 		    exceptions_add(xs, &x, why, sizeof(why)) < 0) {
 			snprintf(err, errlen, "%s:%d: %s", path, lineno, why);
 			goto fail;
 		}
 	}
 	if (rc < 0) {
-		snprintf(err, errlen, "%s:%d: %s", path, lineno + 1, what);
+		snprintf(err, errlen, "%s:%d: %s", path, lineno + 1,
+		    errno == EILSEQ ? "a NUL byte" : "too long");
 		goto fail;
 	}
-	fclose(fp);
+	free(text);
 	return 0;
 fail:
-	fclose(fp);
+	free(text);
 	exceptions_free(xs);
 	return -1;
 }

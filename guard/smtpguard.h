@@ -168,6 +168,8 @@ int		 action_parse(const char *, enum action *);
 uint32_t	 mark_value(uint32_t mask, enum mark_state);
 enum mark_state	 mark_state_of(uint32_t mask, uint32_t mark);
 size_t		 strlcpy_sg(char *, const char *, size_t);
+int		 text_line(const char **p, const char *end, size_t max, const char **line,
+		    size_t *len);
 bool		 uid_in_sorted(uid_t, const uid_t *, size_t);
 int		 ensure_parent_dir(const char *, mode_t);
 uint64_t	 mono_ns(void);
@@ -188,6 +190,9 @@ void		 htab_insert(struct htab *, struct hnode *);
 void		 htab_remove(struct htab *, struct hnode *);
 void		 htab_free(struct htab *, void (*free_node)(struct hnode *));
 void		 hnode_free(struct hnode *);
+#define FNV1A64_BASIS	14695981039346656037ULL	/* FNV-1a's 64-bit offset basis */
+#define FNV1A64_PRIME	1099511628211ULL	/* FNV's 64-bit prime, 2^40 + 2^8 + 0xb3 */
+uint64_t	 fnv1a64(uint64_t h, const void *, size_t);
 size_t		 str_hash(const char *);
 
 /* log.c */
@@ -356,6 +361,7 @@ void	 cidr_format(const struct cidr *, char *, size_t);
 /* exceptions.c */
 #define EXCEPTIONS_MAX		1024	/* a big shared host has a few hundred sites */
 #define EXCEPTION_LINE_MAX	1024	/* one line, NUL included, also once written out */
+#define EXCEPTIONS_FILE_MAX	(4 * 1024 * 1024)	/* 4x every line at its longest: room for notes */
 #define EXCEPTION_WHO_MAX	(USER_NAME_MAX + 1)	/* "@" + a group name */
 #define EXCEPTION_UIDS_MAX	256	/* users of one @group */
 #define EXCEPTION_CIDRS_MAX	16	/* a relay's or provider's published ranges */
