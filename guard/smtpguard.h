@@ -246,7 +246,6 @@ void		 control_close(struct control *);
 void		 control_accept(struct control *);
 void		 control_client_event(struct control *, uint64_t tag);
 void		 control_expire(struct control *, time_t now);
-int		 control_connect(const char *path, char *err, size_t errlen);
 char		*control_call(const char *path, enum ctl_cmd, const char *arg, char *err,
 		    size_t errlen);
 
@@ -481,11 +480,6 @@ enum smtp_verb {
 	SMTP_UNKNOWN = 0, SMTP_HELO, SMTP_EHLO, SMTP_MAIL, SMTP_RCPT, SMTP_DATA, SMTP_RSET,
 	SMTP_NOOP, SMTP_QUIT, SMTP_STARTTLS, SMTP_AUTH, SMTP_VRFY, SMTP_EXPN, SMTP_HELP,
 };
-struct smtp_cmd {
-	enum smtp_verb	 verb;
-	const char	*arg;		/* into the caller's line */
-	size_t		 arglen;
-};
 enum smtp_auth_step {
 	SMTP_AUTH_NONE = 0, SMTP_AUTH_PLAIN_NEXT, SMTP_AUTH_LOGIN_USER, SMTP_AUTH_LOGIN_PASS,
 };
@@ -498,11 +492,9 @@ struct smtp_client {
 };
 #define SMTP_LINE_MAX		1000	/* RFC 5321 4.5.3.1.6: text line, with CRLF */
 bool		 smtp_looks_like_smtp(const uint8_t *, size_t);
-int		 smtp_parse_cmd(const char *line, size_t len, struct smtp_cmd *);
 enum smtp_verb	 smtp_client_line(struct smtp_client *, struct smtp_info *, const char *line,
 		    size_t len);
 void		 smtp_decode_header(const char *, size_t, char *out, size_t size);
-void		 smtp_header(struct smtp_info *, const char *field, size_t len);
 bool		 smtp_message_line(struct smtp_client *, struct smtp_info *, const char *line,
 		    size_t len);
 
@@ -591,7 +583,6 @@ struct attrib_ctx;
 struct attrib_ctx	*attrib_open(const char *proc_root);
 void			 attrib_close(struct attrib_ctx *);
 int			 attrib_hook(struct attrib_ctx *, char *cgroup_root, size_t);
-void			 attrib_user(struct attrib *);
 void			 attrib_flow(struct attrib_ctx *, const struct pkt *, bool has_uid,
 			    uid_t uid, bool has_gid, gid_t gid, struct attrib *);
 void			 attrib_sender(struct attrib_ctx *, const struct pkt *, bool has_uid,
@@ -600,8 +591,6 @@ void			 attrib_details(struct attrib_ctx *, struct attrib *);
 
 /* event.c */
 #define EVENT_LINE_MAX		(64 * 1024)	/* a full attempt is ~9 KiB at most */
-size_t	 event_utf8_clean(const char *, size_t, char *out);
-void	 event_addr(int family, const uint8_t *, char *, size_t);
 void	 event_time(const struct timespec *, char *, size_t);
 int	 event_encode(const struct event *, char *buf, size_t len);
 struct event_log;
