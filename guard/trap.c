@@ -207,22 +207,23 @@ static const struct trap_answer {
 	const char	*no_rcpt;	/* the reply instead while no RCPT was accepted */
 	enum trap_next	 next;
 } trap_answers[] = {
-	[SMTP_UNKNOWN]	= { "500 5.5.2 Command not recognized\r\n", .bad = true },
-	[SMTP_HELO]	= { "250 localhost\r\n" },
-	[SMTP_EHLO]	= { "250-localhost\r\n250-PIPELINING\r\n250-8BITMIME\r\n", .size = true },
-	[SMTP_MAIL]	= { "250 2.1.0 Ok\r\n" },
-	[SMTP_RCPT]	= { "250 2.1.5 Ok\r\n" },
-	[SMTP_DATA]	= { "354 End data with <CR><LF>.<CR><LF>\r\n",
+	[SMTP_UNKNOWN]	= { .reply = "500 5.5.2 Command not recognized\r\n", .bad = true },
+	[SMTP_HELO]	= { .reply = "250 localhost\r\n" },
+	[SMTP_EHLO]	= { .reply = "250-localhost\r\n250-PIPELINING\r\n250-8BITMIME\r\n",
+			    .size = true },
+	[SMTP_MAIL]	= { .reply = "250 2.1.0 Ok\r\n" },
+	[SMTP_RCPT]	= { .reply = "250 2.1.5 Ok\r\n" },
+	[SMTP_DATA]	= { .reply = "354 End data with <CR><LF>.<CR><LF>\r\n",
 			    .no_rcpt = "554 5.5.1 No valid recipients\r\n",
 			    .next = TRAP_NEXT_DATA },
-	[SMTP_RSET]	= { TRAP_REPLY_OK },
-	[SMTP_NOOP]	= { TRAP_REPLY_OK },
-	[SMTP_QUIT]	= { "221 2.0.0 Bye\r\n", .next = TRAP_NEXT_QUIT },
-	[SMTP_STARTTLS]	= { TRAP_REPLY_NOT_OFFERED },
-	[SMTP_AUTH]	= { TRAP_REPLY_NOT_OFFERED },
-	[SMTP_VRFY]	= { "252 2.1.5 Cannot VRFY user\r\n" },
-	[SMTP_EXPN]	= { TRAP_REPLY_NOT_OFFERED },
-	[SMTP_HELP]	= { TRAP_REPLY_NOT_OFFERED },
+	[SMTP_RSET]	= { .reply = TRAP_REPLY_OK },
+	[SMTP_NOOP]	= { .reply = TRAP_REPLY_OK },
+	[SMTP_QUIT]	= { .reply = "221 2.0.0 Bye\r\n", .next = TRAP_NEXT_QUIT },
+	[SMTP_STARTTLS]	= { .reply = TRAP_REPLY_NOT_OFFERED },
+	[SMTP_AUTH]	= { .reply = TRAP_REPLY_NOT_OFFERED },
+	[SMTP_VRFY]	= { .reply = "252 2.1.5 Cannot VRFY user\r\n" },
+	[SMTP_EXPN]	= { .reply = TRAP_REPLY_NOT_OFFERED },
+	[SMTP_HELP]	= { .reply = TRAP_REPLY_NOT_OFFERED },
 };
 
 static enum trap_next
