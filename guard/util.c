@@ -339,8 +339,21 @@ fnv1a64(uint64_t h, const void *p, size_t len)
 	return h;
 }
 
+/*
+ * Still the old constant (FNV's basis with its last digit lost): mta-report
+ * closes the messages left at the end of its logs in bucket order, so which
+ * queue ids it shows as evidence follows this hash and its golden files
+ * were written with it. It becomes fnv1a64() once mtareport.c stops
+ * depending on bucket order (branch wip-names-strhash).
+ */
 size_t
 str_hash(const char *s)
 {
-	return (size_t)fnv1a64(FNV1A64_BASIS, s, strlen(s));
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= FNV1A64_PRIME;
+	}
+	return (size_t)h;
 }

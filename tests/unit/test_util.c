@@ -26,10 +26,8 @@ fnv1a64_matches_the_published_vectors(void **state)
 
 	(void)state;
 	assert_int_equal(FNV1A64_BASIS, 0xcbf29ce484222325ULL);
-	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
 		assert_int_equal(fnv1a64(FNV1A64_BASIS, v[i].in, strlen(v[i].in)), v[i].out);
-		assert_int_equal(str_hash(v[i].in), (size_t)v[i].out);
-	}
 	/* fed in pieces, the same hash as in one call */
 	assert_int_equal(fnv1a64(fnv1a64(FNV1A64_BASIS, "foo", 3), "bar", 3),
 	    0x85944171f73967e8ULL);
