@@ -1,6 +1,6 @@
 /*
  * inspect.c — passive reading of an audited SMTP session: the client's
- * segments, in sequence-number order, into lines for smtpcmd.c, until
+ * segments, in sequence-number order, into lines for smtp.c, until
  * there is nothing more worth reading. The session is released (its
  * conntrack mark set to "allowed") at DATA, at STARTTLS once the TLS
  * ClientHello has shown its SNI, after inspect_bytes, at FIN/RST, or at

@@ -663,7 +663,7 @@ load_all(const char *path, struct loaded *l, char *err, size_t errlen)
 	memset(l, 0, sizeof(*l));
 	if (config_load(&l->cfg, path, err, errlen) < 0)
 		return -1;
-	if (mta_resolve(&l->cfg, PASSWD_FILE, l->mta, &l->nmta, l->mta_found,
+	if (mtauser_resolve(&l->cfg, PASSWD_FILE, l->mta, &l->nmta, l->mta_found,
 	    sizeof(l->mta_found), err, errlen) < 0)
 		return -1;
 	if (exceptions_load(l->cfg.exceptions, PASSWD_FILE, GROUP_FILE, &l->exc, err,
