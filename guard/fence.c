@@ -24,7 +24,7 @@
 
 #include "daemon.h"
 
-#define QUEUE_READS_MAX		64	/* queue batches drained per wakeup: the loop stays fair */
+#define QUEUE_READS_MAX		64	/* queue batches per wakeup: the loop stays fair */
 #define TRAP_REPORTS_MAX	64	/* trap reports read per wakeup, likewise */
 #define ALERT_MSG_MAX		256
 
@@ -408,7 +408,7 @@ on_packet(const struct queue_packet *qp, void *arg)
 	}
 	if (!(p.tcp_flags & TH_SYN) && inspected_packet(d, qp, &p, now))
 		return;
-	/* Asked first without the sender: a packet the answer does not need it for costs no lookup. */
+	/* Asked first without the sender: a packet that needs none costs no lookup. */
 	query_of(d, qp, &p, now, &q);
 	policy_decide(&q, &dec);
 	if (dec.need_sender)
@@ -431,7 +431,8 @@ fence_read(struct daemon *d)
 		if (errno == ENOBUFS) {
 			/* The kernel dropped messages for us: counted, not fatal. */
 			if (d->cnt.enobufs++ == 0)
-				log_warnx("queue socket overrun (ENOBUFS); dropped packets are counted");
+				log_warnx("queue socket overrun (ENOBUFS); dropped packets are "
+				    "counted");
 			continue;
 		}
 		log_warn("reading the queue");

@@ -651,9 +651,9 @@ enum inspect_probe {
 	INSPECT_PROBE_MORE,	/* no payload yet: keep reading */
 	INSPECT_PROBE_SMTP,	/* an SMTP greeting (EHLO/HELO), read into info */
 	INSPECT_PROBE_TLS,	/* a TLS ClientHello; its SNI is in info.tls_sni */
-	INSPECT_PROBE_OTHER,	/* anything else, or nothing sent before FIN/RST or a bound */
+	INSPECT_PROBE_OTHER,	/* anything else; nothing before FIN/RST or the bound */
 };
-#define INSPECT_PROBE_EMPTY_MAX	16	/* payload-less packets before a probed flow is let go */
+#define INSPECT_PROBE_EMPTY_MAX	16	/* empty packets before a probed flow is let go */
 enum inspect_probe inspect_probe(struct inspect *, const struct pkt *);
 
 /* policy.c */
@@ -664,13 +664,13 @@ enum inspect_probe inspect_probe(struct inspect *, const struct pkt *);
  */
 struct policy_query {
 	const struct config	*cfg;
-	struct exceptions	*exc;		/* hits and cap counts are taken here */
-	const struct pkt	*pkt;		/* the parsed packet */
-	uint32_t		 mark;		/* its packet mark: the self-check's carries MARK_PROBE */
-	bool			 named;		/* the sender was looked for (attrib_sender) */
+	struct exceptions	*exc;		/* hits and caps are counted here */
+	const struct pkt	*pkt;
+	uint32_t		 mark;		/* packet mark; MARK_PROBE: self-check */
+	bool			 named;		/* attrib_sender has looked */
 	bool			 has_uid;
 	uid_t			 uid;
-	enum inspect_probe	 probe;		/* a probed flow's bytes, by inspect_probe() */
+	enum inspect_probe	 probe;		/* a probed flow's bytes */
 	const char		*sni;		/* with INSPECT_PROBE_TLS */
 	time_t			 now;
 };
@@ -681,16 +681,16 @@ enum policy_follow {
 	POLICY_FOLLOW_PROBE,	/* detect_any_port: read its first client bytes */
 };
 struct decision {
-	enum action		 action;	/* ACTION_NONE: no attempt (a probe's progress) */
-	char			 rule[96];	/* "default", "exception:WHO", "cap:WHO", ... */
-	enum mark_state		 mark;		/* the verdict; MARK_NONE: pass, flow still read */
+	enum action		 action;	/* ACTION_NONE: no attempt */
+	char			 rule[96];	/* "default", "exception:WHO", ... */
+	enum mark_state		 mark;		/* MARK_NONE: pass, keep reading */
 	enum policy_follow	 follow;
-	enum mark_state		 unfollowed;	/* the verdict when the flow cannot be followed */
-	bool			 implicit_tls;	/* an audit on 465: TLS from the first byte */
-	bool			 need_sender;	/* ask again, named (mark is MARK_REJECT until then) */
+	enum mark_state		 unfollowed;	/* when it cannot be followed */
+	bool			 implicit_tls;	/* audit on 465: TLS at once */
+	bool			 need_sender;	/* ask again, named (mark: reject) */
 	bool			 self_check;
-	bool			 cap_exceeded;	/* an exception's cap was reached: alert */
-	const char		*proto;		/* "smtp", "smtp-tls": found on another port */
+	bool			 cap_exceeded;	/* a cap was reached: alert */
+	const char		*proto;		/* "smtp", "smtp-tls" on another port */
 	const struct exception	*matched;
 };
 void	 policy_decide(const struct policy_query *, struct decision *);
