@@ -3,7 +3,10 @@
  * signals, an orderly teardown. It creates the objects the other rooms use
  * (daemon.h) and wires them: queue → fence.c (attrib → policy → verdict →
  * event), control → ctlreply.c, the trap's reports → fence.c. It is, with
- * set-up code, the only place that exits.
+ * set-up code, the only place that exits. It stays one room past 600 lines
+ * because set-up, reload and teardown are one story read together: what
+ * set-up creates, reload validates and replaces, and teardown undoes in
+ * reverse.
  *
  * Set-up order matters: the queue is bound before the ruleset sends packets
  * to it, and the ruleset is installed last, in one atomic batch that replaces
