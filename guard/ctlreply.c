@@ -49,7 +49,7 @@ ctlreply_error(const char *msg)
 }
 
 char *
-ctlreply_status(struct daemon *d)
+ctlreply_status(const struct daemon *d)
 {
 	json_t *o = json_object(), *dec = json_object(), *ports = json_array();
 	struct queue_stats qs;
@@ -116,7 +116,7 @@ exception_list(const struct exception *x, bool cidrs)
 }
 
 char *
-ctlreply_exceptions(struct daemon *d)
+ctlreply_exceptions(const struct daemon *d)
 {
 	json_t *o = json_object(), *list = json_array();
 	char line[EXCEPTION_LINE_MAX];

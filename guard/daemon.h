@@ -75,8 +75,8 @@ void	 fence_emit_daemon(struct daemon *, const char *msg);
 /* ctlreply.c */
 char	*ctlreply_ok(json_t *);
 char	*ctlreply_error(const char *msg);
-char	*ctlreply_status(struct daemon *);
-char	*ctlreply_exceptions(struct daemon *);
+char	*ctlreply_status(const struct daemon *);
+char	*ctlreply_exceptions(const struct daemon *);
 char	*ctlreply_change(struct daemon *, const struct ctl_request *);
 
 #endif /* SMTPGUARD_DAEMON_H */
