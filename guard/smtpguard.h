@@ -459,16 +459,6 @@ int	 mta_user_volume(char **logs, size_t nlogs, time_t since, time_t until,
 /* mtacheck.c */
 int	 mta_check(int argc, char **argv);
 
-/* policy.c */
-struct decision {
-	enum action		 action;
-	char			 rule[96];	/* "default", "exception:WHO", "cap:WHO" */
-	bool			 cap_exceeded;
-	const struct exception	*matched;
-};
-void	 policy_decide(enum action default_action, struct exceptions *, uid_t uid,
-	    bool has_uid, const struct pkt *, time_t now, struct decision *);
-
 /* review.c */
 int	 review_log(const char *events_path, int argc, char **argv);
 int	 review_top(const char *events_path, int argc, char **argv);
@@ -652,5 +642,54 @@ struct inspect {
 struct inspect	*inspect_new(uint32_t syn_seq, size_t max_bytes, bool implicit_tls);
 void		 inspect_free(struct inspect *);
 enum inspect_result inspect_segment(struct inspect *, const struct pkt *);
+/* detect_any_port: what a probed flow's packet showed of its first client bytes. */
+enum inspect_probe {
+	INSPECT_PROBE_NONE = 0,	/* not a probed flow's packet */
+	INSPECT_PROBE_MORE,	/* no payload yet: keep reading */
+	INSPECT_PROBE_SMTP,	/* an SMTP greeting (EHLO/HELO), read into info */
+	INSPECT_PROBE_TLS,	/* a TLS ClientHello; its SNI is in info.tls_sni */
+	INSPECT_PROBE_OTHER,	/* anything else; nothing before FIN/RST or the bound */
+};
+#define INSPECT_PROBE_EMPTY_MAX	16	/* empty packets before a probed flow is let go */
+enum inspect_probe inspect_probe(struct inspect *, const struct pkt *);
+
+/* policy.c */
+/*
+ * One question about a queued packet. Until the sender is looked for (named),
+ * the answer may be "need_sender": ask again with its uid. cfg gives the
+ * action, the fenced ports, detect_any_port, mail_relays and the mark mask.
+ */
+struct policy_query {
+	const struct config	*cfg;
+	struct exceptions	*exc;		/* hits and caps are counted here */
+	const struct pkt	*pkt;
+	uint32_t		 mark;		/* packet mark; MARK_PROBE: self-check */
+	bool			 named;		/* attrib_sender has looked */
+	bool			 has_uid;
+	uid_t			 uid;
+	enum inspect_probe	 probe;		/* a probed flow's bytes */
+	const char		*sni;		/* with INSPECT_PROBE_TLS */
+	time_t			 now;
+};
+enum policy_follow {
+	POLICY_FOLLOW_NONE = 0,
+	POLICY_FOLLOW_TRAP,	/* keep the attribution for the trap's report */
+	POLICY_FOLLOW_AUDIT,	/* inspect the client's bytes from the SYN on */
+	POLICY_FOLLOW_PROBE,	/* detect_any_port: read its first client bytes */
+};
+struct decision {
+	enum action		 action;	/* ACTION_NONE: no attempt */
+	char			 rule[96];	/* "default", "exception:WHO", ... */
+	enum mark_state		 mark;		/* MARK_NONE: pass, keep reading */
+	enum policy_follow	 follow;
+	enum mark_state		 unfollowed;	/* when it cannot be followed */
+	bool			 implicit_tls;	/* audit on 465: TLS at once */
+	bool			 need_sender;	/* ask again, named (mark: reject) */
+	bool			 self_check;
+	bool			 cap_exceeded;	/* a cap was reached: alert */
+	const char		*proto;		/* "smtp", "smtp-tls" on another port */
+	const struct exception	*matched;
+};
+void	 policy_decide(const struct policy_query *, struct decision *);
 
 #endif /* SMTPGUARD_H */
