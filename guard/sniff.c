@@ -37,6 +37,8 @@
 #define TLS_HANDSHAKE	0x16	/* a TLS record's first byte when it carries a ClientHello */
 #define REPLY_PREFIX	4	/* "220 ": three digits and a separator */
 
+_Static_assert(SNIFF_TLS_MAX <= SNIFF_CLIENT_MAX, "a hello is read within the client's bound");
+
 /* What may follow a verb for the line to be that command. */
 enum verb_arg {
 	ARG_ANY,	/* a token no other protocol's line starts with */
@@ -366,37 +368,61 @@ line_byte(struct sniff *s, enum sniff_dir dir, uint8_t c)
 		sd->overlong = true;
 }
 
+/*
+ * The ClientHello was read, or never will be: the rest is TLS records, left
+ * unread. Plain text hidden after a hello meets the server, whose greeting
+ * decides.
+ */
 static void
-tls_check(struct sniff *s)
+tls_read(struct sniff *s, int sni)
 {
-	int r = tls_sni(s->tls_buf, s->tls_len, s->info.tls_sni, sizeof(s->info.tls_sni));
-
-	if (r < 0 && errno == EAGAIN && s->tls_len < SNIFF_TLS_MAX)
-		return;
-	/*
-	 * Read, or never to be read: the rest is TLS records, unread. Plain
-	 * text hidden after a hello meets the server, whose greeting decides.
-	 */
 	s->tls_done = true;
 	s->side[SNIFF_CLIENT].full = true;
-	if (r == 0 && s->relay != NULL && s->relay(s->info.tls_sni, s->relay_arg))
+	if (sni == 0 && s->relay != NULL && s->relay(s->info.tls_sni, s->relay_arg))
 		decide(s, SNIFF_SMTP_TLS, "TLS to a mail relay's name");
 }
 
-static void
-client_byte(struct sniff *s, uint8_t c)
+static bool
+tls_answers(struct sniff *s, size_t len)
 {
-	if (s->side[SNIFF_CLIENT].bytes == 0 && c == TLS_HANDSHAKE)
-		s->tls = true;
-	if (!s->tls) {
-		line_byte(s, SNIFF_CLIENT, c);
+	return tls_sni(s->tls_buf, len, s->info.tls_sni, sizeof(s->info.tls_sni)) == 0 ||
+	    errno != EAGAIN;
+}
+
+/*
+ * A client that opened with a TLS record: its bytes are kept until tls.c can
+ * answer. Reading stops at the first byte on which it can, found by bisection
+ * (a prefix too short always says EAGAIN), so the count of bytes read and the
+ * answer do not depend on how the hello was cut.
+ */
+static void
+tls_feed(struct sniff *s, const uint8_t *p, size_t len)
+{
+	struct sniff_side *sd = &s->side[SNIFF_CLIENT];
+	size_t old = s->tls_len, lo, hi;
+
+	if (s->tls_done || sd->closed || len == 0)
+		return;
+	if (len > SNIFF_TLS_MAX - old)
+		len = SNIFF_TLS_MAX - old;
+	memcpy(s->tls_buf + old, p, len);
+	s->tls_len = old + len;
+	if (!tls_answers(s, s->tls_len)) {
+		sd->bytes = s->tls_len;
+		if (s->tls_len == SNIFF_TLS_MAX)
+			tls_read(s, -1);	/* longer than any real hello: no name */
 		return;
 	}
-	if (s->tls_done || s->tls_len == SNIFF_TLS_MAX)
-		return;
-	s->tls_buf[s->tls_len++] = c;
-	if (s->tls_len == SNIFF_TLS_MAX)
-		tls_check(s);
+	for (lo = old + 1, hi = s->tls_len; lo < hi; ) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (tls_answers(s, mid))
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	s->tls_len = sd->bytes = lo;
+	tls_read(s, tls_sni(s->tls_buf, lo, s->info.tls_sni, sizeof(s->info.tls_sni)));
 }
 
 /* False when the server's first bytes cannot be a greeting. */
@@ -445,26 +471,27 @@ sniff_feed(struct sniff *s, enum sniff_dir dir, const uint8_t *p, size_t len)
 {
 	struct sniff_side *sd = &s->side[dir];
 	size_t bound = dir == SNIFF_CLIENT ? SNIFF_CLIENT_MAX : SNIFF_SERVER_MAX;
-	bool tls_fed = false;
 
+	if (dir == SNIFF_CLIENT && sd->bytes == 0 && len > 0 && p[0] == TLS_HANDSHAKE)
+		s->tls = true;
+	if (dir == SNIFF_CLIENT && s->tls) {
+		tls_feed(s, p, len);
+		settle(s);
+		s->info.bytes = sd->bytes;
+		return s->result;
+	}
 	for (size_t i = 0; i < len; i++) {
 		if (sd->full || sd->closed || (dir == SNIFF_SERVER && s->result != SNIFF_MORE))
 			break;
-		if (dir == SNIFF_CLIENT) {
-			client_byte(s, p[i]);
-			tls_fed = s->tls;
-		} else
+		if (dir == SNIFF_CLIENT)
+			line_byte(s, SNIFF_CLIENT, p[i]);
+		else
 			server_byte(s, p[i]);
 		if (++sd->bytes == bound && !sd->full) {
 			if (sd->len > 0 && !(dir == SNIFF_SERVER && s->result != SNIFF_MORE))
 				end_line(s, dir);	/* the line the bound cuts */
 			sd->full = true;
 		}
-		settle(s);
-	}
-	/* A ClientHello's answer depends on its bytes only, not on their cut. */
-	if (tls_fed && !s->tls_done) {
-		tls_check(s);
 		settle(s);
 	}
 	s->info.bytes = s->side[SNIFF_CLIENT].bytes;
@@ -482,7 +509,8 @@ sniff_end(struct sniff *s, enum sniff_dir dir)
 	if (sd->len > 0 && !sd->full && !(dir == SNIFF_SERVER && s->result != SNIFF_MORE))
 		end_line(s, dir);	/* a last line without its line end */
 	if (dir == SNIFF_CLIENT && s->tls && !s->tls_done)
-		tls_check(s);
+		tls_read(s, tls_sni(s->tls_buf, s->tls_len, s->info.tls_sni,
+		    sizeof(s->info.tls_sni)));
 	sd->closed = true;
 	settle(s);
 	return s->result;

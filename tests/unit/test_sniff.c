@@ -129,6 +129,8 @@ run_all(struct sniff *s, const struct step *st, size_t n, sniff_relay_fn relay)
 		assert_string_equal(other.info.tls_sni, s->info.tls_sni);
 		assert_string_equal(other.info.reply, s->info.reply);
 		assert_int_equal(other.info.nrcpt, s->info.nrcpt);
+		assert_int_equal(other.info.bytes, s->info.bytes);
+		assert_int_equal(other.side[SNIFF_SERVER].bytes, s->side[SNIFF_SERVER].bytes);
 		for (int d = 0; d < 2; d++)
 			assert_int_equal(sniff_wants(&other, d), sniff_wants(s, d));
 	}
