@@ -204,8 +204,8 @@ client_line(struct sniff *s, char *line, size_t len)
 		len--;
 	if (len == 0)
 		return;
-	if (s->first[0] == '\0')
-		clean_copy(s->first, sizeof(s->first), line, len);
+	if (s->first[0] == '\0' && !s->tls)
+		clean_copy(s->first, sizeof(s->first), line, len);	/* not a hello's bytes */
 	for (size_t i = 0; i < len; i++)
 		if (is_space(line[i]))
 			line[i] = ' ';	/* smtpcmd.c splits at SP only */
@@ -368,16 +368,11 @@ line_byte(struct sniff *s, enum sniff_dir dir, uint8_t c)
 		sd->overlong = true;
 }
 
-/*
- * The ClientHello was read, or never will be: the rest is TLS records, left
- * unread. Plain text hidden after a hello meets the server, whose greeting
- * decides.
- */
+/* The ClientHello was read, or never will be: a relay's name decides. */
 static void
 tls_read(struct sniff *s, int sni)
 {
 	s->tls_done = true;
-	s->side[SNIFF_CLIENT].full = true;
 	if (sni == 0 && s->relay != NULL && s->relay(s->info.tls_sni, s->relay_arg))
 		decide(s, SNIFF_SMTP_TLS, "TLS to a mail relay's name");
 }
@@ -391,27 +386,27 @@ tls_answers(struct sniff *s, size_t len)
 
 /*
  * A client that opened with a TLS record: its bytes are kept until tls.c can
- * answer. Reading stops at the first byte on which it can, found by bisection
- * (a prefix too short always says EAGAIN), so the count of bytes read and the
- * answer do not depend on how the hello was cut.
+ * answer. Returns how many of these len bytes it took to answer (the answer
+ * is then in *sni), or 0 if it still cannot. The answering byte is found by
+ * bisection (a prefix too short always says EAGAIN), so it does not depend
+ * on how the hello was cut.
  */
-static void
-tls_feed(struct sniff *s, const uint8_t *p, size_t len)
+static size_t
+tls_take(struct sniff *s, const uint8_t *p, size_t len, int *sni)
 {
-	struct sniff_side *sd = &s->side[SNIFF_CLIENT];
 	size_t old = s->tls_len, lo, hi;
 
-	if (s->tls_done || sd->closed || len == 0)
-		return;
 	if (len > SNIFF_TLS_MAX - old)
 		len = SNIFF_TLS_MAX - old;
+	if (len == 0)
+		return 0;
 	memcpy(s->tls_buf + old, p, len);
 	s->tls_len = old + len;
 	if (!tls_answers(s, s->tls_len)) {
-		sd->bytes = s->tls_len;
-		if (s->tls_len == SNIFF_TLS_MAX)
-			tls_read(s, -1);	/* longer than any real hello: no name */
-		return;
+		if (s->tls_len < SNIFF_TLS_MAX)
+			return 0;
+		*sni = -1;	/* longer than any real hello: no name */
+		return len;
 	}
 	for (lo = old + 1, hi = s->tls_len; lo < hi; ) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -421,8 +416,9 @@ tls_feed(struct sniff *s, const uint8_t *p, size_t len)
 		else
 			lo = mid + 1;
 	}
-	s->tls_len = sd->bytes = lo;
-	tls_read(s, tls_sni(s->tls_buf, lo, s->info.tls_sni, sizeof(s->info.tls_sni)));
+	s->tls_len = lo;
+	*sni = tls_sni(s->tls_buf, lo, s->info.tls_sni, sizeof(s->info.tls_sni));
+	return lo - old;
 }
 
 /* False when the server's first bytes cannot be a greeting. */
@@ -470,16 +466,18 @@ enum sniff_result
 sniff_feed(struct sniff *s, enum sniff_dir dir, const uint8_t *p, size_t len)
 {
 	struct sniff_side *sd = &s->side[dir];
-	size_t bound = dir == SNIFF_CLIENT ? SNIFF_CLIENT_MAX : SNIFF_SERVER_MAX;
+	size_t bound = dir == SNIFF_CLIENT ? SNIFF_CLIENT_MAX : SNIFF_SERVER_MAX, hello = 0;
+	int sni = -1;
 
 	if (dir == SNIFF_CLIENT && sd->bytes == 0 && len > 0 && p[0] == TLS_HANDSHAKE)
 		s->tls = true;
-	if (dir == SNIFF_CLIENT && s->tls) {
-		tls_feed(s, p, len);
-		settle(s);
-		s->info.bytes = sd->bytes;
-		return s->result;
-	}
+	/*
+	 * A ClientHello's bytes are read as lines too, and so is what follows
+	 * it: a hello does not hide an EHLO after it. Its answer lands on the
+	 * byte that completed it, in line with the lines around it.
+	 */
+	if (dir == SNIFF_CLIENT && s->tls && !s->tls_done && !sd->full && !sd->closed)
+		hello = tls_take(s, p, len, &sni);
 	for (size_t i = 0; i < len; i++) {
 		if (sd->full || sd->closed || (dir == SNIFF_SERVER && s->result != SNIFF_MORE))
 			break;
@@ -487,6 +485,8 @@ sniff_feed(struct sniff *s, enum sniff_dir dir, const uint8_t *p, size_t len)
 			line_byte(s, SNIFF_CLIENT, p[i]);
 		else
 			server_byte(s, p[i]);
+		if (i + 1 == hello)
+			tls_read(s, sni);
 		if (++sd->bytes == bound && !sd->full) {
 			if (sd->len > 0 && !(dir == SNIFF_SERVER && s->result != SNIFF_MORE))
 				end_line(s, dir);	/* the line the bound cuts */

@@ -361,19 +361,24 @@ tls_passes_at_the_server_hello_and_its_sni_is_kept(void **state)
 {
 	static const struct step hello_only[] = { CB(hello) };
 	static const struct step st[] = { CB(hello), SB(server_hello) };
-	/* A ClientHello does not hide what follows it from an MTA's greeting. */
-	static const struct step to_mta[] = { CB(hello), C("\r\nEHLO x\r\n"), S("220 mx.test\r\n") };
+	/* A ClientHello does not hide the commands after it... */
+	static const struct step ehlo_after[] = { CB(hello), C("\r\nEHLO x\r\n") };
+	/* ...nor from an MTA's greeting. */
+	static const struct step to_mta[] = { CB(hello), S("220 mx.test\r\n"), S("500 5.5.2 what?\r\n") };
 	struct sniff s;
 
 	(void)state;
 	assert_int_equal(RUN(&s, hello_only, NULL), SNIFF_MORE);
 	assert_string_equal(s.info.tls_sni, "mx.example.net");
-	assert_false(sniff_wants(&s, SNIFF_CLIENT));
+	assert_true(s.tls_done);
+	assert_true(sniff_wants(&s, SNIFF_SERVER));
 	assert_int_equal(RUN(&s, st, NULL), SNIFF_OTHER);
 	assert_string_equal(s.info.tls_sni, "mx.example.net");
 	assert_string_equal(s.first, "");
+	assert_int_equal(RUN(&s, ehlo_after, NULL), SNIFF_SMTP);
+	assert_string_equal(s.verb, "EHLO");
 	assert_int_equal(RUN(&s, to_mta, NULL), SNIFF_SMTP);
-	assert_string_equal(s.why, "a greeting, then client bytes past the bound: fails closed");
+	assert_string_equal(s.why, "a reply with an enhanced status code");
 }
 
 static void
@@ -428,6 +433,10 @@ junk_past_the_bound_after_a_greeting_fails_closed(void **state)
 	static char junk[SNIFF_CLIENT_MAX + 10];
 	struct step st[] = { S("220 mx.test\r\n"), { FEED, SNIFF_CLIENT, junk, sizeof(junk) } };
 	struct step later[] = { { FEED, SNIFF_CLIENT, junk, sizeof(junk) }, S("220 mx.test\r\n") };
+	/* Decided at the greeting's fourth byte: an FTP code after it comes too late. */
+	struct step ftp_late[] = {
+		{ FEED, SNIFF_CLIENT, junk, sizeof(junk) }, S("220 ftp\r\n331 ok\r\n"),
+	};
 	struct sniff s;
 
 	(void)state;
@@ -436,6 +445,8 @@ junk_past_the_bound_after_a_greeting_fails_closed(void **state)
 	assert_int_equal(run_all(&s, st, 2, NULL), SNIFF_SMTP);
 	assert_string_equal(s.why, "a greeting, then client bytes past the bound: fails closed");
 	assert_int_equal(run_all(&s, later, 2, NULL), SNIFF_SMTP);
+	assert_int_equal(run_all(&s, ftp_late, 2, NULL), SNIFF_SMTP);
+	assert_int_equal(s.side[SNIFF_SERVER].bytes, 4);
 }
 
 static void
