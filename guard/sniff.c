@@ -16,7 +16,7 @@
  * client sends only ever proves SMTP: a command only SMTP has, anywhere in
  * its first SNIFF_CLIENT_MAX bytes. The server, when it is a real MTA, is
  * not the client's to steer: it speaks first, and its first reply is a
- * greeting, 220 (or 554, or 421, RFC 5321 3.1 and 4.3.1). So "not SMTP" is
+ * greeting: 220, or 554 (RFC 5321 3.1, 4.3.1), or 421 (4.3.2). "Not SMTP" is
  * read from the server alone: first bytes that are no such reply (HTTP/,
  * SSH-, a TLS ServerHello, +OK), or, after a 220 that FTP could also have
  * sent, a reply code only FTP uses (331 to USER, 200 to NOOP). A greeting
@@ -72,7 +72,7 @@ static const struct {
 	{ "HELP", false, ARG_ANY }, { "AUTH", false, ARG_ANY },
 };
 
-/* The replies a server may open with (RFC 5321 3.1, 4.3.1; FTP's are 220 and 421). */
+/* The replies a server may open with (RFC 5321 3.1, 4.3.1, 4.3.2; FTP's are 220 and 421). */
 static const char *const greetings[] = { "220", "421", "554" };
 
 /*
