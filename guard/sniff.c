@@ -6,7 +6,7 @@
  * included. The answer is SMTP, SMTP over TLS to a name the caller calls a
  * mail relay, OTHER, or MORE (feed more); once given it never changes. It
  * keeps what it saw for the attempt event: the client's first line, HELO,
- * MAIL FROM, RCPT TO (through smtpcmd.c), the TLS SNI, the server's greeting.
+ * MAIL FROM, RCPT TO (through smtp_client_line), the TLS SNI, the server's greeting.
  *
  * Why the rules are shaped so. The client is the party under suspicion and
  * chooses every byte it sends; an SMTP server answers a line it does not
@@ -208,7 +208,7 @@ client_line(struct sniff *s, char *line, size_t len)
 		clean_copy(s->first, sizeof(s->first), line, len);	/* not a hello's bytes */
 	for (size_t i = 0; i < len; i++)
 		if (is_space(line[i]))
-			line[i] = ' ';	/* smtpcmd.c splits at SP only */
+			line[i] = ' ';	/* smtp_client_line splits at SP only */
 	(void)smtp_client_line(&s->client, &s->info, line, len);
 	if (s->result != SNIFF_MORE)
 		return;		/* still read for the event: a pipelined MAIL FROM, RCPT TO */
