@@ -208,6 +208,21 @@ a_tab_after_the_verb_and_any_case_are_smtp(void **state)
 }
 
 static void
+a_bare_cr_or_lf_ends_a_line(void **state)
+{
+	/* Servers that split at a lone CR or LF see EHLO at a line start: so does this. */
+	static const struct step cr[] = { C("junk\rEHLO x\r") };
+	static const struct step lf[] = { C("junk\nRCPT TO:<v@example.net>\n") };
+	static const struct step mid[] = { C("junk EHLO x\r\n") };
+	struct sniff s;
+
+	(void)state;
+	assert_int_equal(RUN(&s, cr, NULL), SNIFF_SMTP);
+	assert_int_equal(RUN(&s, lf, NULL), SNIFF_SMTP);
+	assert_int_equal(RUN(&s, mid, NULL), SNIFF_MORE);	/* not at a line start: no command */
+}
+
+static void
 mail_from_without_greeting_or_helo_is_smtp(void **state)
 {
 	static const struct step st[] = { C("MAIL FROM:<bot@example.org>\r\n") };
@@ -498,6 +513,7 @@ main(void)
 		cmocka_unit_test(empty_lines_and_white_space_first_are_smtp),
 		cmocka_unit_test(ehlo_split_over_two_segments_is_smtp),
 		cmocka_unit_test(a_tab_after_the_verb_and_any_case_are_smtp),
+		cmocka_unit_test(a_bare_cr_or_lf_ends_a_line),
 		cmocka_unit_test(mail_from_without_greeting_or_helo_is_smtp),
 		cmocka_unit_test(a_pipelined_burst_is_smtp_and_its_envelope_kept),
 		cmocka_unit_test(ehlo_in_the_syn_payload_is_smtp),
