@@ -692,4 +692,52 @@ struct decision {
 };
 void	 policy_decide(const struct policy_query *, struct decision *);
 
+/* sniff.c: is a flow to an unfenced port SMTP? (detect_any_port) */
+#define SNIFF_CLIENT_MAX	4096	/* client bytes read: a pipelined burst's first segments */
+#define SNIFF_SERVER_MAX	4096	/* server bytes: a long multi-line greeting and a few replies */
+#define SNIFF_TLS_MAX		4096	/* ClientHello bytes kept for the SNI: 0.3-2 KiB in practice */
+enum sniff_result {
+	SNIFF_MORE = 0,		/* undecided: feed more bytes (see sniff_wants) */
+	SNIFF_SMTP,		/* SMTP in clear: reset it */
+	SNIFF_SMTP_TLS,		/* TLS whose SNI names a mail relay */
+	SNIFF_OTHER,		/* not SMTP: release it */
+};
+enum sniff_dir { SNIFF_CLIENT = 0, SNIFF_SERVER = 1 };
+/* true when a TLS server name (SNI) is a configured mail relay */
+typedef bool (*sniff_relay_fn)(const char *sni, void *arg);
+struct sniff_side {
+	size_t		 bytes;		/* read so far, at most the side's bound */
+	size_t		 lines;		/* lines ended (CR, LF or CRLF) */
+	bool		 full;		/* the bound is reached: later bytes go unread */
+	bool		 closed;	/* FIN, RST or a gap: no more bytes */
+	bool		 cr;		/* the last byte was CR: a LF right after ends nothing */
+	bool		 overlong;	/* the line so far is past SMTP_LINE_MAX; rest dropped */
+	size_t		 len;
+	char		 line[SMTP_LINE_MAX + 1];
+};
+struct sniff {
+	enum sniff_result	 result;	/* sticky once decided */
+	const char		*why;		/* what decided (static text), NULL while MORE */
+	const char		*verb;		/* the client's SMTP-only verb that decided, or NULL */
+	sniff_relay_fn		 relay;
+	void			*relay_arg;
+	struct sniff_side	 side[2];	/* by enum sniff_dir */
+	bool			 tls;		/* the client's first byte opens a TLS handshake record */
+	bool			 tls_done;	/* its ClientHello was read (or could not be) */
+	size_t			 tls_len;
+	uint8_t			 tls_buf[SNIFF_TLS_MAX];
+	bool			 shared;	/* the client sent NOOP, QUIT, HELP or AUTH */
+	bool			 greeted;	/* the server opened with 220, 421 or 554 */
+	bool			 greeting_done;	/* the greeting's last line was seen */
+	char			 first[SMTP_FIELD_MAX];	/* the client's first line, cleaned */
+	struct smtp_client	 client;
+	struct smtp_info	 info;		/* helo, mail_from, ..., tls_sni, reply: the greeting */
+};
+void			 sniff_init(struct sniff *, sniff_relay_fn, void *relay_arg);
+enum sniff_result	 sniff_feed(struct sniff *, enum sniff_dir, const uint8_t *, size_t);
+enum sniff_result	 sniff_end(struct sniff *, enum sniff_dir);
+enum sniff_result	 sniff_finish(struct sniff *);
+bool			 sniff_wants(const struct sniff *, enum sniff_dir);
+const char		*sniff_result_name(enum sniff_result);
+
 #endif /* SMTPGUARD_H */
