@@ -97,7 +97,7 @@ struct parse {
 	const char	*name;		/* the file's name, for errors */
 	const char	*p, *end;	/* text not yet read */
 	int		 line;		/* of the line libinih is working on */
-	bool		 seen[NKEYS];
+	int		 seen[NKEYS];	/* the line a key was set on; 0: not set */
 	bool		 failed;
 	char		*err;
 	size_t		 errlen;
@@ -339,6 +339,10 @@ parse_users(struct parse *ps, const struct key *k, const char *v)
 
 		if (strcmp(tok, "auto") == 0)
 			has_auto = true;
+		else if (strcmp(tok, "root") == 0 || strspn(tok, "0") == strlen(tok))
+			return fail_key(ps, k->section, k->name, v, "'%s' is root: root is fenced "
+			    "like every user, and exempting it would exempt anything running as "
+			    "root; name the MTA's own account(s)", tok);
 		else if (isdigit((unsigned char)tok[0])) {
 			if (parse_ulong(tok, 10, 0, (uid_t)-1 - 1, &uid) < 0)
 				return fail_key(ps, k->section, k->name, v,
@@ -358,6 +362,7 @@ parse_users(struct parse *ps, const struct key *k, const char *v)
 		return fail_key(ps, k->section, k->name, v,
 		    "auto cannot be mixed with names: list every account instead");
 	strlcpy_sg(ps->cfg->mta_users, v, sizeof(ps->cfg->mta_users));
+	ps->cfg->mta_users_line = ps->line;
 	return 1;
 }
 
@@ -518,10 +523,43 @@ on_key(void *user, const char *section, const char *name, const char *value)
 			continue;
 		if (ps->seen[i])
 			return fail_key(ps, section, name, value, "duplicate key");
-		ps->seen[i] = true;
+		ps->seen[i] = ps->line;
 		return set_key(ps, &keys[i], value);
 	}
 	return fail_key(ps, section, name, value, "unknown key");
+}
+
+static int
+key_line(const struct parse *ps, const char *section, const char *name)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+			return ps->seen[i];
+	return 0;
+}
+
+/* Values each fine alone that together would open the fence. */
+static int
+check_fence(struct parse *ps)
+{
+	const struct config *cfg = ps->cfg;
+	char got[8];
+
+	for (size_t i = 0; i < cfg->nports; i++) {
+		if (cfg->ports[i] != cfg->trap_port)
+			continue;
+		snprintf(got, sizeof(got), "%u", (unsigned int)cfg->trap_port);
+		/* Blame the key the admin wrote: trap_port if set, else ports. */
+		if ((ps->line = key_line(ps, "guard", "trap_port")) > 0)
+			return fail_key(ps, "guard", "trap_port", got, "%s is a fenced port: "
+			    "trapped flows would be sent to an SMTP port; choose one outside "
+			    "ports", got) - 1;
+		ps->line = key_line(ps, "guard", "ports");
+		return fail_key(ps, "guard", "ports", got, "%s is the trap's port "
+		    "(trap_port): fencing it would send trapped flows back to the fence; "
+		    "set trap_port to a port outside ports", got) - 1;
+	}
+	return 0;
 }
 
 int
@@ -542,6 +580,8 @@ config_load_string(struct config *cfg, const char *text, size_t len, const char 
 		ps.p += 3;
 	rc = ini_parse_stream(read_line, &ps, on_key, &ps);
 	if (ps.failed)
+		goto fail;
+	if (check_fence(&ps) < 0)
 		goto fail;
 	if (rc != 0) {
 		/* check_line() should have caught it; keep libinih's verdict anyway */

@@ -15,6 +15,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -24,6 +25,12 @@
 
 #define CTL_SEND_TIMEOUT_MS	1000	/* a client that will not read is cut */
 #define CTL_REPLY_MAX		(4 * 1024 * 1024)	/* the CLI refuses longer replies */
+/*
+ * How long the CLI waits on the daemon for each step (connect, send, each read).
+ * A reload of 4,096 exception uids answers in well under a second; a daemon
+ * that is stopped (SIGSTOP, a debugger) or wedged never does.
+ */
+#define CTL_CALL_TIMEOUT_S	5
 
 struct ctl_client {
 	int	 fd;		/* -1: slot free */
@@ -291,10 +298,19 @@ control_expire(struct control *c, time_t now)
 	}
 }
 
+static void
+control_timed_out(const char *path, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s: smtpguardd did not answer within %d s (is it stopped or "
+	    "hung? see `systemctl status smtpguard`); the fence stays as it is",
+	    path, CTL_CALL_TIMEOUT_S);
+}
+
 static int
 control_connect(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
+	struct timeval tv = { .tv_sec = CTL_CALL_TIMEOUT_S };
 	int fd;
 
 	if (control_addr(path, &sun, err, errlen) < 0)
@@ -303,10 +319,16 @@ control_connect(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		return -1;
 	}
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+	/* Unix stream connect() waits on a full backlog with the send timeout. */
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		int saved = errno;
 
-		snprintf(err, errlen, "%s: %s", path, strerror(saved));
+		if (saved == EAGAIN || saved == EWOULDBLOCK)
+			control_timed_out(path, err, errlen);
+		else
+			snprintf(err, errlen, "%s: %s", path, strerror(saved));
 		close(fd);
 		errno = saved;
 		return -1;
@@ -331,7 +353,10 @@ control_call(const char *path, enum ctl_cmd cmd, const char *arg, char *err, siz
 		return NULL;
 	}
 	if (write(fd, req, strlen(req)) < 0 || write(fd, "\n", 1) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			control_timed_out(path, err, errlen);
+		else
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
 	for (;;) {
@@ -350,6 +375,10 @@ control_call(const char *path, enum ctl_cmd cmd, const char *arg, char *err, siz
 		n = read(fd, buf + len, cap - len - 1);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			control_timed_out(path, err, errlen);
+			goto fail;
+		}
 		if (n < 0) {
 			snprintf(err, errlen, "%s: %s", path, strerror(errno));
 			goto fail;

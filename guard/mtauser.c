@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +147,24 @@ resolve_auto(const struct config *cfg, FILE *fp, const char *passwd_path, struct
 	return -1;
 }
 
+/* "FILE:LINE: [guard] mta_users: what", or "(set in FILE)" when no line is known. */
+static void __attribute__((format(printf, 4, 5)))
+users_error(const struct config *cfg, char *err, size_t errlen, const char *fmt, ...)
+{
+	const char *file = cfg->path[0] ? cfg->path : DEFAULT_CONFIG;
+	char what[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (cfg->mta_users_line > 0)
+		snprintf(err, errlen, "%s:%d: [guard] mta_users: %s", file, cfg->mta_users_line,
+		    what);
+	else
+		snprintf(err, errlen, "mta_users: %s (set in %s)", what, file);
+}
+
 int
 mtauser_resolve(const struct config *cfg, const char *passwd_path, uid_t *uids, size_t *nuids,
     char *found, size_t foundlen, char *err, size_t errlen)
@@ -188,8 +207,12 @@ mtauser_resolve(const struct config *cfg, const char *passwd_path, uid_t *uids, 
 			if (found_add(&f, uid, tok) < 0)
 				goto toomany;
 		} else {
-			snprintf(err, errlen, "mta_users: no account '%s' in %s (set in %s)", tok,
-			    passwd_path, cfg->path[0] ? cfg->path : DEFAULT_CONFIG);
+			users_error(cfg, err, errlen, "no account '%s' in %s", tok, passwd_path);
+			goto out;
+		}
+		if (uids[*nuids - 1] == 0) {
+			users_error(cfg, err, errlen, "'%s' has uid 0: root is fenced like every "
+			    "user; name the MTA's own account(s)", tok);
 			goto out;
 		}
 	}

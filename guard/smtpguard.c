@@ -167,7 +167,9 @@ call(struct cli *c, enum ctl_cmd cmd, const char *arg, bool quiet_if_down)
 	json_error_t jerr;
 
 	if ((raw = control_call(c->cfg.control_socket, cmd, arg, err, sizeof(err))) == NULL) {
-		if (!quiet_if_down)
+		if (!quiet_if_down && strstr(err, "did not answer") != NULL)
+			errx_msg("%s", err);
+		else if (!quiet_if_down)
 			errx_msg("cannot reach smtpguardd: %s\n  is it running? "
 			    "(smtpguard status; smtpguard enable)", err);
 		return NULL;

@@ -53,6 +53,7 @@ enum mark_state {
 struct config {
 	char		 path[PATH_MAX];
 	char		 mta_users[CONFIG_MAX_LIST];	/* "auto" or names/uids */
+	int		 mta_users_line;	/* where it was set; 0: the default */
 	uint16_t	 ports[CONFIG_MAX_PORTS];
 	size_t		 nports;
 	enum action	 action;

@@ -81,6 +81,7 @@ shipped_conf_changes_nothing(void **state)
 		fail_msg("conf/smtpguard.conf refused: %s", err);
 	config_defaults(&want);
 	strlcpy_sg(want.path, "conf/smtpguard.conf", sizeof(want.path));
+	want.mta_users_line = loaded.mta_users_line;	/* where, not what */
 	assert_memory_equal(&loaded, &want, sizeof(want));
 }
 
@@ -216,8 +217,9 @@ mta_users_takes_names_and_uids(void **state)
 	struct config c;
 
 	(void)state;
-	load_ok("[guard]\nmta_users = postfix,Debian-exim 0 nullmail$\n", &c);
-	assert_string_equal(c.mta_users, "postfix,Debian-exim 0 nullmail$");
+	load_ok("[guard]\nmta_users = postfix,Debian-exim 8 nullmail$\n", &c);
+	assert_string_equal(c.mta_users, "postfix,Debian-exim 8 nullmail$");
+	assert_int_equal(c.mta_users_line, 2);
 }
 
 static void
@@ -252,6 +254,22 @@ static const struct bad bad_values[] = {
 	  "t.conf:2: [guard] queue_maxlen: expected a number from 1 to 1048576 (got '0')" },
 	{ "[guard]\ntrap_port = 0\n",
 	  "t.conf:2: [guard] trap_port: expected a number from 1 to 65535 (got '0')" },
+	/* values that would break the fence */
+	{ "[guard]\ntrap_port = 25\n",
+	  "t.conf:2: [guard] trap_port: 25 is a fenced port: trapped flows would be sent to "
+	  "an SMTP port; choose one outside ports (got '25')" },
+	{ "[guard]\nports = 25, 10025\n",
+	  "t.conf:2: [guard] ports: 10025 is the trap's port (trap_port): fencing it would "
+	  "send trapped flows back to the fence; set trap_port to a port outside ports "
+	  "(got '10025')" },
+	{ "[guard]\nmta_users = postfix, 0\n",
+	  "t.conf:2: [guard] mta_users: '0' is root: root is fenced like every user, and "
+	  "exempting it would exempt anything running as root; name the MTA's own "
+	  "account(s) (got 'postfix, 0')" },
+	{ "[guard]\nmta_users = root\n",
+	  "t.conf:2: [guard] mta_users: 'root' is root: root is fenced like every user, and "
+	  "exempting it would exempt anything running as root; name the MTA's own "
+	  "account(s) (got 'root')" },
 	{ "[guard]\ninspect_bytes = 63\n",
 	  "t.conf:2: [guard] inspect_bytes: expected a number from 64 to 1048576 (got '63')" },
 	{ "[log]\nrate = 0\n",

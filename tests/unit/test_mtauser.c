@@ -165,6 +165,32 @@ unknown_account_is_named(void **state)
 	    "/etc/smtpguard/smtpguard.conf)");
 }
 
+/* A reload that names an account this host lacks says where it was set. */
+static void
+unknown_account_is_named_with_its_line(void **state)
+{
+	struct config cfg;
+	uid_t uids[CONFIG_MAX_UIDS];
+	size_t n;
+	char found[256], err[512];
+
+	(void)state;
+	config_defaults(&cfg);
+	strlcpy_sg(cfg.path, "/etc/smtpguard/smtpguard.conf", sizeof(cfg.path));
+	strlcpy_sg(cfg.mta_users, "postfix exim", sizeof(cfg.mta_users));
+	cfg.mta_users_line = 7;
+	assert_int_equal(mtauser_resolve(&cfg, PASSWD "postfix", uids, &n, found,
+	    sizeof(found), err, sizeof(err)), -1);
+	assert_string_equal(err, "/etc/smtpguard/smtpguard.conf:7: [guard] mta_users: no "
+	    "account 'exim' in " PASSWD "postfix");
+	/* An account that resolves to uid 0 would exempt root's every process. */
+	strlcpy_sg(cfg.mta_users, "postfix root", sizeof(cfg.mta_users));
+	assert_int_equal(mtauser_resolve(&cfg, PASSWD "postfix", uids, &n, found,
+	    sizeof(found), err, sizeof(err)), -1);
+	assert_string_equal(err, "/etc/smtpguard/smtpguard.conf:7: [guard] mta_users: 'root' "
+	    "has uid 0: root is fenced like every user; name the MTA's own account(s)");
+}
+
 static void
 broken_passwd_lines_do_not_hide_the_mta(void **state)
 {
@@ -236,6 +262,7 @@ main(void)
 		cmocka_unit_test(named_accounts_are_looked_up),
 		cmocka_unit_test(numeric_uids_are_taken_as_they_are),
 		cmocka_unit_test(unknown_account_is_named),
+		cmocka_unit_test(unknown_account_is_named_with_its_line),
 		cmocka_unit_test(broken_passwd_lines_do_not_hide_the_mta),
 		cmocka_unit_test(missing_passwd_file_is_named),
 		cmocka_unit_test(more_than_the_bound_is_refused),
