@@ -75,7 +75,7 @@ cut_gzip() { exits 1 "$SG" mta-report "$T/cut.gz" && grep 'cut.gz' "$T/err"; }
 check "mta-report: a truncated gzip file is named, exit 1" cut_gzip
 
 # top --by user --mta: the guard's attempts and the MTA's volume on one row per user.
-printf '[guard]\nmta_users = 0\n[log]\nfile = %s\nsyslog = no\n' \
+printf '[guard]\nmta_users = 101\n[log]\nfile = %s\nsyslog = no\n' \
     "$ROOT/tests/fixtures/events/hostile.jsonl" >"$T/top.conf"
 top_mta() {
 	"$SG" -c "$T/top.conf" top --by user --json --mta-log "$FIX/postfix.log" >"$T/top.json" 2>/dev/null
