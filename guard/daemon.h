@@ -30,6 +30,7 @@ struct counters {
 	uint64_t	 events_lost;		/* event lines that could not be written */
 	uint64_t	 alerts;
 	uint64_t	 inspected;		/* packets of audited flows read */
+	uint64_t	 trap_direct;		/* connections to the trap port it was not sent */
 };
 
 struct daemon {

@@ -445,6 +445,22 @@ fence_read(struct daemon *d)
  * attribution. Returns -1 when the trap process is gone (the caller
  * restarts it), else 0.
  */
+/*
+ * Somebody connected to the trap port itself, not redirected by the fence:
+ * the trap reset it without a banner. Counted, and logged (flood-limited) as
+ * a refused attempt, never as trap evidence: its envelope would be forged.
+ */
+static void
+trap_direct(struct daemon *d, const struct pkt *addr)
+{
+	struct event e = { .event = "attempt", .action = "reject", .rule = "trap-direct",
+	    .flow = addr };
+
+	d->cnt.trap_direct++;
+	if (flood_admit(d->flood, (uid_t)-1, "trap-direct", ACTION_REJECT, time(NULL)))
+		fence_emit(d, &e);
+}
+
 int
 fence_trap_reports(struct daemon *d)
 {
@@ -469,6 +485,10 @@ fence_trap_reports(struct daemon *d)
 		memcpy(addr.dst, r.dst, sizeof(addr.dst));
 		addr.sport = r.sport;
 		addr.dport = r.dport;
+		if (strcmp(r.reason, "direct") == 0) {
+			trap_direct(d, &addr);
+			continue;
+		}
 		flow_key_of(&addr, &k);
 		r.info.inspect = r.reason;
 		e.ts.tv_sec = 0;

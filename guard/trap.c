@@ -3,7 +3,10 @@
  * speaks enough RFC 5321 for real clients (EHLO with PIPELINING, 8BITMIME,
  * SIZE; MAIL, RCPT, DATA with dot-unstuffing, RSET, NOOP, QUIT), records
  * the envelope and the headers worth logging, answers 550 at the end of
- * DATA and closes. STARTTLS and AUTH are not offered.
+ * DATA and closes. STARTTLS and AUTH are not offered. It serves only
+ * connections the fence redirected to it (their conntrack record says so):
+ * one made to the trap port directly is reset without a banner and reported
+ * as "direct", so nobody can write forged trap evidence into the log.
  *
  * It runs in a child of smtpguardd that holds nothing worth stealing: an
  * unprivileged user, an empty chroot, no capabilities; it only accepts on
@@ -110,26 +113,54 @@ trap_end(struct trap *t, struct trap_session *s, const char *reason)
 	s->fd = -1;
 }
 
-/* The original destination, from conntrack's NAT record. */
-static void
+/*
+ * The original destination, from conntrack's NAT record. Returns false when
+ * the connection was not redirected here by the fence (no record, or the
+ * record's destination is the listener itself): somebody connected to the
+ * trap port directly, and what they say is no evidence of anything.
+ */
+static bool
 trap_original_dst(struct trap_session *s, int family)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
+	struct sockaddr_storage ss, self;
+	socklen_t len = sizeof(ss), slen = sizeof(self);
 
+	if (getsockname(s->fd, (struct sockaddr *)&self, &slen) < 0)
+		return false;
 	if (family == AF_INET &&
 	    getsockopt(s->fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len) == 0) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		struct sockaddr_in *me = (struct sockaddr_in *)&self;
 
 		memcpy(s->report.dst, &sin->sin_addr, 4);
 		s->report.dport = ntohs(sin->sin_port);
-	} else if (family == AF_INET6 &&
+		return sin->sin_port != me->sin_port ||
+		    sin->sin_addr.s_addr != me->sin_addr.s_addr;
+	}
+	if (family == AF_INET6 &&
 	    getsockopt(s->fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len) == 0) {
 		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+		struct sockaddr_in6 *me = (struct sockaddr_in6 *)&self;
 
 		memcpy(s->report.dst, &sin6->sin6_addr, 16);
 		s->report.dport = ntohs(sin6->sin6_port);
+		return sin6->sin6_port != me->sin6_port ||
+		    memcmp(&sin6->sin6_addr, &me->sin6_addr, 16) != 0;
 	}
+	return false;
+}
+
+/* A direct connection: reset at once, no banner, reported so the parent can count it. */
+static void
+trap_refuse(struct trap *t, struct trap_session *s)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	(void)setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	strlcpy_sg(s->report.reason, "direct", sizeof(s->report.reason));
+	(void)send(t->parent, &s->report, sizeof(s->report), MSG_NOSIGNAL);
+	close(s->fd);
+	s->fd = -1;
 }
 
 static void
@@ -172,7 +203,12 @@ trap_accept(struct trap *t, int lfd, int family)
 			memcpy(s->report.src, &sin6->sin6_addr, 16);
 			s->report.sport = ntohs(sin6->sin6_port);
 		}
-		trap_original_dst(s, family);
+		if (!trap_original_dst(s, family)) {
+			trap_refuse(t, s);
+			s = NULL;
+			plen = sizeof(peer);
+			continue;
+		}
 		ev.data.u64 = i;
 		if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			close(fd);
