@@ -58,7 +58,7 @@ static const char *const flag_names[FLAG_COUNT] = { "volume", "domains", "bounce
     "deferrals", "blocklisted", "backscatter", "many-ips" };
 
 struct evidence {
-	char	 qid[MTA_QID_MAX + 1];
+	char	 qid[MTALOG_QID_MAX + 1];
 	char	 text[200];
 };
 
@@ -89,19 +89,19 @@ struct pair {
 	uint64_t	 key;		/* a 64-bit hash, or the hour */
 	uint64_t	 count;
 	enum pair_what	 what;
-	char		 qid[MTA_QID_MAX + 1];	/* PAIR_HOUR: the first message of the hour */
+	char		 qid[MTALOG_QID_MAX + 1];	/* PAIR_HOUR: the first message of the hour */
 };
 
 struct rcpt {
 	uint64_t	 hash, domain;
-	enum mta_status	 status;
+	enum mtalog_status	 status;
 	bool		 deferred;	/* deferred at least once */
 	bool		 remote;
 };
 
 struct msg {
 	struct hnode	 node;
-	char		 qid[MTA_QID_MAX + 1];
+	char		 qid[MTALOG_QID_MAX + 1];
 	int64_t		 first;
 	char		 sasl[256], user[USER_NAME_MAX], ip[48], sender[256];
 	long		 uid;
@@ -126,7 +126,7 @@ struct report {
 /* --- small helpers ------------------------------------------------------------ */
 
 static void
-copy_str(char *dst, size_t size, struct mta_str s)
+copy_str(char *dst, size_t size, struct mtalog_str s)
 {
 	size_t n = s.len < size - 1 ? s.len : size - 1;
 
@@ -153,23 +153,23 @@ mix(uint64_t a, uint64_t b)
 }
 
 /* A remote reply from its SMTP code on ("host mx[..] said: 554 ..." -> "554 ..."). */
-static struct mta_str
-reply_from_code(struct mta_str s)
+static struct mtalog_str
+reply_from_code(struct mtalog_str s)
 {
 	for (size_t i = 0; i + 4 <= s.len; i++)
 		if ((i == 0 || s.p[i - 1] == ' ') && s.p[i] >= '2' && s.p[i] <= '5' &&
 		    s.p[i + 1] >= '0' && s.p[i + 1] <= '9' && s.p[i + 2] >= '0' &&
 		    s.p[i + 2] <= '9' && (s.p[i + 3] == ' ' || s.p[i + 3] == '-'))
-			return (struct mta_str){ s.p + i, s.len - i };
+			return (struct mtalog_str){ s.p + i, s.len - i };
 	return s;
 }
 
 /* --- messages in flight ------------------------------------------------------- */
 
 static struct msg *
-msg_find(struct report *r, struct mta_str qid, size_t *hash)
+msg_find(struct report *r, struct mtalog_str qid, size_t *hash)
 {
-	char key[MTA_QID_MAX + 1];
+	char key[MTALOG_QID_MAX + 1];
 
 	copy_str(key, sizeof(key), qid);
 	*hash = str_hash(key);
@@ -180,7 +180,7 @@ msg_find(struct report *r, struct mta_str qid, size_t *hash)
 }
 
 static struct msg *
-msg_get(struct report *r, const struct mta_line *l)
+msg_get(struct report *r, const struct mtalog_line *l)
 {
 	size_t h;
 	struct msg *m = msg_find(r, l->qid, &h);
@@ -200,7 +200,7 @@ msg_get(struct report *r, const struct mta_line *l)
 }
 
 static void
-msg_rcpt(struct msg *m, const struct mta_line *l)
+msg_rcpt(struct msg *m, const struct mtalog_line *l)
 {
 	uint64_t h = hash_lower(l->rcpt.p, l->rcpt.len);
 	const char *at = memrchr(l->rcpt.p, '@', l->rcpt.len);
@@ -230,12 +230,12 @@ msg_rcpt(struct msg *m, const struct mta_line *l)
 		    hash_lower("", 0);
 	}
 	/* A later sent or bounced outcome is final; a deferral after one is noise. */
-	if (rc->status != MTA_SENT && rc->status != MTA_BOUNCED)
+	if (rc->status != MTALOG_SENT && rc->status != MTALOG_BOUNCED)
 		rc->status = l->status;
-	rc->deferred |= l->status == MTA_DEFERRED;
+	rc->deferred |= l->status == MTALOG_DEFERRED;
 	rc->remote |= l->remote;
-	if (l->status != MTA_SENT && !m->blocklisted && l->reply.len > 0 &&
-	    mta_blacklisted(l->reply.p, l->reply.len)) {
+	if (l->status != MTALOG_SENT && !m->blocklisted && l->reply.len > 0 &&
+	    mtalog_blacklisted(l->reply.p, l->reply.len)) {
 		m->blocklisted = true;
 		copy_str(m->bl_text, sizeof(m->bl_text), reply_from_code(l->reply));
 	}
@@ -404,11 +404,11 @@ msg_close(struct report *r, struct msg *m)
 		if (!rc->remote)
 			continue;
 		o->recipients++;
-		o->sent += rc->status == MTA_SENT;
-		o->bounced += rc->status == MTA_BOUNCED;
-		o->pending += rc->status == MTA_DEFERRED;
+		o->sent += rc->status == MTALOG_SENT;
+		o->bounced += rc->status == MTALOG_BOUNCED;
+		o->pending += rc->status == MTALOG_DEFERRED;
 		o->deferred += rc->deferred;
-		if (rc->status == MTA_BOUNCED)
+		if (rc->status == MTALOG_BOUNCED)
 			evidence_add(o, FLAG_BOUNCES, m->qid, NULL);
 		if (rc->deferred)
 			evidence_add(o, FLAG_DEFERRALS, m->qid, NULL);
@@ -459,19 +459,20 @@ report_bad(struct report *r, const char *path, uint64_t lineno)
 }
 
 static void
-report_line(struct report *r, struct mta_clock *clock, const char *line, size_t len,
+report_line(struct report *r, struct mtalog_clock *clock, const char *line, size_t len,
     const char *path, uint64_t lineno)
 {
-	struct mta_line l;
+	struct mtalog_line l;
 	struct msg *m, *child;
 	size_t h;
 
 	r->lines++;
-	if (len > MTA_LINE_MAX || mta_parse(clock, line, len, &l) == MTA_BAD) {
+	if (len > MTA_LINE_MAX || mtalog_parse(clock, line, len, &l) == MTALOG_BAD) {
 		report_bad(r, path, lineno);
 		return;
 	}
-	if (l.kind == MTA_OTHER || (r->since && l.ts < r->since) || (r->until && l.ts >= r->until)) {
+	if (l.kind == MTALOG_OTHER || (r->since && l.ts < r->since) ||
+	    (r->until && l.ts >= r->until)) {
 		r->other_lines++;
 		return;
 	}
@@ -480,7 +481,7 @@ report_line(struct report *r, struct mta_clock *clock, const char *line, size_t 
 		r->first = l.ts;
 	if (l.ts > r->last)
 		r->last = l.ts;
-	if (l.kind == MTA_DONE) {
+	if (l.kind == MTALOG_DONE) {
 		if ((m = msg_find(r, l.qid, &h)) != NULL)
 			msg_close(r, m);
 		return;
@@ -492,7 +493,7 @@ report_line(struct report *r, struct mta_clock *clock, const char *line, size_t 
 		m->has_sender = true;
 	}
 	switch (l.kind) {
-	case MTA_ORIGIN:
+	case MTALOG_ORIGIN:
 		m->has_origin = true;
 		if (l.client_ip.len)
 			copy_str(m->ip, sizeof(m->ip), l.client_ip);
@@ -504,10 +505,10 @@ report_line(struct report *r, struct mta_clock *clock, const char *line, size_t 
 			m->uid = l.uid;
 		m->local |= l.local;
 		break;
-	case MTA_RCPT:
+	case MTALOG_RCPT:
 		msg_rcpt(m, &l);
 		break;
-	case MTA_NDR:
+	case MTALOG_NDR:
 		/* The report Postfix generated is a null-sender message of its own. */
 		l.qid = l.child_qid;
 		if ((child = msg_get(r, &l)) != NULL) {
@@ -524,7 +525,7 @@ report_line(struct report *r, struct mta_clock *clock, const char *line, size_t 
 static int
 report_file(struct report *r, const char *path)
 {
-	struct mta_clock clock;
+	struct mtalog_clock clock;
 	struct stat st;
 	gzFile gz;
 	char *buf;
@@ -541,7 +542,7 @@ report_file(struct report *r, const char *path)
 		return -1;
 	}
 	/* Syslog stamps carry no year: the file's own time says which year they mean. */
-	mta_clock_init(&clock, S_ISREG(st.st_mode) ? st.st_mtime : time(NULL));
+	mtalog_clock_init(&clock, S_ISREG(st.st_mode) ? st.st_mtime : time(NULL));
 	if ((gz = gzdopen(fd, "rb")) == NULL || (buf = malloc(READ_CHUNK + 1)) == NULL) {
 		fprintf(stderr, "smtpguard mta-report: %s: out of memory\n", path);
 		if (gz != NULL)

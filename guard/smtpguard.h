@@ -401,43 +401,44 @@ void	 exceptions_carry_counters(struct exceptions *next, const struct exceptions
 void	 exceptions_free(struct exceptions *);
 
 /* mtalog.c: one line of a Postfix (syslog) or Exim main log */
-#define MTA_QID_MAX	24	/* Exim 4.97 ids are 23 characters, Postfix long ids fewer */
-enum mta_kind {
-	MTA_BAD,	/* not a log line we can read: counted, never fatal */
-	MTA_OTHER,	/* a log line that says nothing about a message's path */
-	MTA_ORIGIN,	/* where a message came from (smtpd client=, pickup uid=, Exim <=) */
-	MTA_QUEUED,	/* Postfix qmgr: envelope sender, size, recipient count */
-	MTA_MSGID,	/* Postfix cleanup: Message-ID */
-	MTA_RCPT,	/* one recipient's delivery attempt and its outcome */
-	MTA_NDR,	/* Postfix bounce: this message caused the non-delivery report child_qid */
-	MTA_DONE,	/* the message left the queue (removed, Completed) */
+#define MTALOG_QID_MAX	24	/* Exim 4.97 ids are 23 characters, Postfix long ids fewer */
+enum mtalog_kind {
+	MTALOG_BAD,	/* not a log line we can read: counted, never fatal */
+	MTALOG_OTHER,	/* a log line that says nothing about a message's path */
+	MTALOG_ORIGIN,	/* where a message came from (smtpd client=, pickup uid=, Exim <=) */
+	MTALOG_QUEUED,	/* Postfix qmgr: envelope sender, size, recipient count */
+	MTALOG_MSGID,	/* Postfix cleanup: Message-ID */
+	MTALOG_RCPT,	/* one recipient's delivery attempt and its outcome */
+	MTALOG_NDR,	/* Postfix bounce: this message caused the non-delivery report child_qid */
+	MTALOG_DONE,	/* the message left the queue (removed, Completed) */
 };
-enum mta_status { MTA_NO_STATUS, MTA_SENT, MTA_DEFERRED, MTA_BOUNCED };
-struct mta_str {
+enum mtalog_status { MTALOG_NO_STATUS, MTALOG_SENT, MTALOG_DEFERRED, MTALOG_BOUNCED };
+struct mtalog_str {
 	const char	*p;		/* into the caller's line, not NUL-terminated */
 	size_t		 len;
 };
-struct mta_line {
-	enum mta_kind	 kind;
+struct mtalog_line {
+	enum mtalog_kind kind;
 	int64_t		 ts;		/* seconds since the epoch, UTC */
-	struct mta_str	 qid, sender, client_ip, sasl_user, local_user, rcpt, relay, reply,
+	struct mtalog_str qid, sender, client_ip, sasl_user, local_user, rcpt, relay, reply,
 			 msgid, child_qid;
 	long		 uid;		/* pickup uid=, else -1 */
 	long long	 size, nrcpt;	/* -1: not in this line */
-	enum mta_status	 status;
+	enum mtalog_status status;
 	bool		 has_sender;	/* sender is set; empty means the null sender <> */
 	bool		 remote;	/* the recipient's attempt went to a remote host */
 	bool		 local;		/* Exim P=local: submitted by a local process */
 };
 /* Turns wall-clock stamps into UTC; the reference date gives syslog stamps their year. */
-struct mta_clock {
+struct mtalog_clock {
 	int		 ref_year, ref_mon, ref_mday;
 	int64_t		 hour_key, hour_off;
 	bool		 hour_valid;
 };
-void		 mta_clock_init(struct mta_clock *, time_t ref);
-enum mta_kind	 mta_parse(struct mta_clock *, const char *line, size_t len, struct mta_line *);
-bool		 mta_blacklisted(const char *reply, size_t len);
+void		 mtalog_clock_init(struct mtalog_clock *, time_t ref);
+enum mtalog_kind mtalog_parse(struct mtalog_clock *, const char *line, size_t len,
+		    struct mtalog_line *);
+bool		 mtalog_blacklisted(const char *reply, size_t len);
 
 /* mtareport.c */
 struct mta_user {
