@@ -72,7 +72,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		argv[argc++] = "2026-11-22T10:00Z";
 	}
 	harness_quiet();
-	(void)mta_report(argc, argv);
+	(void)mtareport_cli(argc, argv);
 	harness_loud();
 	return 0;
 }

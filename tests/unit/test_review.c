@@ -1,5 +1,5 @@
 /*
- * review.c: `smtpguard log` and `smtpguard top` tell the admin exactly what
+ * review_log.c, review_top.c: `smtpguard log` and `smtpguard top` tell the admin exactly what
  * the event log holds — exact counts, honest filters, hostile strings shown
  * harmlessly, and a follow mode that survives rotation.
  */
@@ -523,32 +523,32 @@ since_accepts_relative_and_absolute_times(void **state)
 	(void)state;
 	setenv("TZ", "XST+5", 1);	/* a fixed UTC-5 zone without tzdata */
 	tzset();
-	assert_int_equal(review_parse_time("10m", T0, ts, sizeof(ts)), 0);
+	assert_int_equal(when_parse_ts("10m", T0, ts, sizeof(ts)), 0);
 	assert_string_equal(ts, "2026-11-22T09:50:00.000000Z");
-	assert_int_equal(review_parse_time("2h", T0, ts, sizeof(ts)), 0);
+	assert_int_equal(when_parse_ts("2h", T0, ts, sizeof(ts)), 0);
 	assert_string_equal(ts, "2026-11-22T08:00:00.000000Z");
-	assert_int_equal(review_parse_time("3d", T0, ts, sizeof(ts)), 0);
+	assert_int_equal(when_parse_ts("3d", T0, ts, sizeof(ts)), 0);
 	assert_string_equal(ts, "2026-11-19T10:00:00.000000Z");
-	assert_int_equal(review_parse_time("45s", T0, ts, sizeof(ts)), 0);
+	assert_int_equal(when_parse_ts("45s", T0, ts, sizeof(ts)), 0);
 	assert_string_equal(ts, "2026-11-22T09:59:15.000000Z");
-	assert_int_equal(review_parse_time("2026-11-22T10:00Z", T0, ts, sizeof(ts)), 0);
+	assert_int_equal(when_parse_ts("2026-11-22T10:00Z", T0, ts, sizeof(ts)), 0);
 	assert_string_equal(ts, "2026-11-22T10:00:00.000000Z");
-	assert_int_equal(review_parse_time("2026-11-22T10:00:30Z", T0, ts, sizeof(ts)), 0);
+	assert_int_equal(when_parse_ts("2026-11-22T10:00:30Z", T0, ts, sizeof(ts)), 0);
 	assert_string_equal(ts, "2026-11-22T10:00:30.000000Z");
 	/* without Z: the admin's local time */
-	assert_int_equal(review_parse_time("2026-11-22T10:00", T0, ts, sizeof(ts)), 0);
+	assert_int_equal(when_parse_ts("2026-11-22T10:00", T0, ts, sizeof(ts)), 0);
 	assert_string_equal(ts, "2026-11-22T15:00:00.000000Z");
-	assert_int_equal(review_parse_time("2026-11-22", T0, ts, sizeof(ts)), 0);
+	assert_int_equal(when_parse_ts("2026-11-22", T0, ts, sizeof(ts)), 0);
 	assert_string_equal(ts, "2026-11-22T05:00:00.000000Z");
-	assert_int_equal(review_parse_time("10x", T0, ts, sizeof(ts)), -1);
-	assert_int_equal(review_parse_time("m", T0, ts, sizeof(ts)), -1);
-	assert_int_equal(review_parse_time("", T0, ts, sizeof(ts)), -1);
-	assert_int_equal(review_parse_time("-5m", T0, ts, sizeof(ts)), -1);
-	assert_int_equal(review_parse_time("2026-11-22T25:00", T0, ts, sizeof(ts)), -1);
-	assert_int_equal(review_parse_time("2026-11-22Tjunk", T0, ts, sizeof(ts)), -1);
-	assert_int_equal(review_parse_time("99999999999d", T0, ts, sizeof(ts)), -1);
-	assert_int_equal(review_parse_time("5000d", T0, ts, sizeof(ts)), -1);
-	assert_int_equal(review_parse_time("3000d", T0, ts, sizeof(ts)), 0);
+	assert_int_equal(when_parse_ts("10x", T0, ts, sizeof(ts)), -1);
+	assert_int_equal(when_parse_ts("m", T0, ts, sizeof(ts)), -1);
+	assert_int_equal(when_parse_ts("", T0, ts, sizeof(ts)), -1);
+	assert_int_equal(when_parse_ts("-5m", T0, ts, sizeof(ts)), -1);
+	assert_int_equal(when_parse_ts("2026-11-22T25:00", T0, ts, sizeof(ts)), -1);
+	assert_int_equal(when_parse_ts("2026-11-22Tjunk", T0, ts, sizeof(ts)), -1);
+	assert_int_equal(when_parse_ts("99999999999d", T0, ts, sizeof(ts)), -1);
+	assert_int_equal(when_parse_ts("5000d", T0, ts, sizeof(ts)), -1);
+	assert_int_equal(when_parse_ts("3000d", T0, ts, sizeof(ts)), 0);
 	setenv("TZ", "UTC0", 1);
 	tzset();
 }
