@@ -1,8 +1,8 @@
 /*
  * cliopt.c — the one option parser of the review commands (log, top,
  * mta-report, mta-check): --since/--until (when.c's forms), --limit and
- * --help/-h are read here, with one wording of their errors, and each
- * command adds its own options through a callback. It prints only what a
+ * --json and --help/-h are read here, with one wording of their errors, and
+ * each command adds its own options through a callback, whose errors it says. It prints only what a
  * command line parser must (--help, usage errors on stderr); it never reads
  * a log and never exits.
  */
@@ -20,6 +20,7 @@ static const struct option shared[] = {
 	{ "since", required_argument, NULL, CLIOPT_SINCE },
 	{ "until", required_argument, NULL, CLIOPT_UNTIL },
 	{ "limit", required_argument, NULL, CLIOPT_LIMIT },
+	{ "json", no_argument, NULL, CLIOPT_JSON },
 	{ "help", no_argument, NULL, CLIOPT_HELP },
 };
 
@@ -32,6 +33,8 @@ takes(const struct cliopt *o, int code)
 		return o->takes & CLIOPT_WANT_TIME;
 	case CLIOPT_LIMIT:
 		return o->takes & CLIOPT_WANT_LIMIT;
+	case CLIOPT_JSON:
+		return o->takes & CLIOPT_WANT_JSON;
 	default:
 		return true;
 	}
@@ -68,6 +71,7 @@ cliopt_parse(struct cliopt *o, int argc, char **argv, const char *shortopts,
     const struct cliopt_option *own, cliopt_fn *fn, void *ctx)
 {
 	struct option opts[CLIOPT_MAX + 1];
+	char err[PATH_MAX + 128];
 	size_t n = 0;
 	int ch, rc;
 
@@ -87,16 +91,20 @@ cliopt_parse(struct cliopt *o, int argc, char **argv, const char *shortopts,
 			if (shared_option(o, ch, optarg) < 0)
 				return 2;
 			continue;
+		case CLIOPT_JSON:
+			o->json = true;
+			continue;
 		case CLIOPT_HELP:
 		case 'h':
 			for (size_t i = 0; o->help[i] != NULL; i++)
 				fputs(o->help[i], stdout);
 			return 1;
 		}
-		if (fn != NULL && (rc = fn(ctx, ch, optarg)) != 0) {
-			if (rc < 0)
-				return 2;
-			continue;
+		if (fn != NULL && (rc = fn(ctx, ch, optarg, err, sizeof(err))) != 0) {
+			if (rc > 0)
+				continue;
+			fprintf(stderr, "smtpguard %s: %s\n", o->cmd, err);
+			return 2;
 		}
 		fprintf(stderr, "smtpguard %s: see smtpguard %s --help\n", o->cmd, o->cmd);
 		return 2;
@@ -107,4 +115,14 @@ cliopt_parse(struct cliopt *o, int argc, char **argv, const char *shortopts,
 	}
 	o->next = optind;
 	return 0;
+}
+
+/* The one of WORDS that ARG is (the table's own string), or NULL. */
+const char *
+cliopt_word(const char *arg, const char *const *words, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(arg, words[i]) == 0)
+			return words[i];
+	return NULL;
 }

@@ -337,10 +337,11 @@ const char evread_filter_help[] =
     "                 [2001:db8::25]:25 or :25\n"
     "  --json         JSON lines instead of text\n";
 
-/* A filter option (EVREAD_FILTER_OPTIONS): 1 if CH is one, 0 if not, -1 on a bad value (in err). */
+/* A filter option (EVREAD_FILTER_OPTIONS) into the struct evread_filter CTX. */
 int
-evread_filter_option(struct evread_filter *f, int ch, const char *arg, char *err, size_t errlen)
+evread_filter_option(void *ctx, int ch, const char *arg, char *err, size_t errlen)
 {
+	struct evread_filter *f = ctx;
 	enum action a;
 	char *end;
 
@@ -363,10 +364,7 @@ evread_filter_option(struct evread_filter *f, int ch, const char *arg, char *err
 		f->action = action_name(a);	/* as the daemon writes it */
 		return 1;
 	case EVREAD_OPT_EVENT:
-		f->event = NULL;
-		for (size_t i = 0; i < sizeof(event_names) / sizeof(event_names[0]); i++)
-			if (strcmp(arg, event_names[i]) == 0)
-				f->event = event_names[i];
+		f->event = cliopt_word(arg, event_names, sizeof(event_names) / sizeof(event_names[0]));
 		if (f->event == NULL) {
 			snprintf(err, errlen, "bad event '%s' (attempt, smtp, summary, alert, "
 			    "daemon)", arg);

@@ -616,17 +616,16 @@ CLIENT_ADDR ", joined to this host by a veth (" HOST_ADDR "/30, removed after),\
 "not be checked, 2 usage.\n"
 "It also reports STARTTLS and whether AUTH is offered before TLS.\n";
 
-enum { OPT_PORT = CLIOPT_OWN, OPT_TO, OPT_JSON };
+enum { OPT_PORT = CLIOPT_OWN, OPT_TO };
 
 struct check_args {
 	uint16_t	 ports[PORTS_MAX];
 	size_t		 nports;
 	const char	*rcpt;
-	bool		 json;
 };
 
 static int
-check_option(void *ctx, int ch, const char *arg)
+check_option(void *ctx, int ch, const char *arg, char *err, size_t errlen)
 {
 	struct check_args *a = ctx;
 	char *end;
@@ -636,8 +635,8 @@ check_option(void *ctx, int ch, const char *arg)
 		long p = strtol(arg, &end, 10);
 
 		if (*end != '\0' || p < 1 || p > 65535 || a->nports == PORTS_MAX) {
-			fprintf(stderr, "smtpguard mta-check: bad --port '%s' (1-65535, at most "
-			    "%d)\n", arg, PORTS_MAX);
+			snprintf(err, errlen, "bad --port '%s' (1-65535, at most %d)", arg,
+			    PORTS_MAX);
 			return -1;
 		}
 		a->ports[a->nports++] = (uint16_t)p;
@@ -646,13 +645,10 @@ check_option(void *ctx, int ch, const char *arg)
 	case OPT_TO:
 		if (strlen(arg) > 254 || strchr(arg, '@') == NULL ||
 		    strpbrk(arg, "<> \r\n\t") != NULL) {
-			fprintf(stderr, "smtpguard mta-check: bad --to '%s' (user@domain)\n", arg);
+			snprintf(err, errlen, "bad --to '%s' (user@domain)", arg);
 			return -1;
 		}
 		a->rcpt = arg;
-		return 1;
-	case OPT_JSON:
-		a->json = true;
 		return 1;
 	}
 	return 0;
@@ -664,11 +660,10 @@ mta_check(int argc, char **argv)
 	static const struct cliopt_option opts[] = {
 		{ "port", true, OPT_PORT },
 		{ "to", true, OPT_TO },
-		{ "json", false, OPT_JSON },
 		{ NULL, false, 0 },
 	};
 	static const char *const help[] = { check_help, NULL };
-	struct cliopt o = { .cmd = "mta-check", .help = help };
+	struct cliopt o = { .cmd = "mta-check", .help = help, .takes = CLIOPT_WANT_JSON };
 	struct check_args args = { .ports = { 25, 587 }, .rcpt = DEFAULT_RCPT };
 	struct port_check pcs[PORTS_MAX];
 	uint16_t *ports = args.ports;
@@ -682,7 +677,7 @@ mta_check(int argc, char **argv)
 		return rc == 1 ? 0 : 2;
 	nports = args.nports;
 	rcpt = args.rcpt;
-	json = args.json;
+	json = o.json;
 	if (nports == 0)
 		nports = 2;
 	if (geteuid() != 0) {

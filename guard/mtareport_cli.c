@@ -333,28 +333,24 @@ static const char help[] =
 "many-ips (one SASL user from >= 5 client addresses). Each flag shows up to\n"
 "three queue ids to grep for. Unparseable lines are counted, never fatal.\n";
 
-enum { OPT_LOG = CLIOPT_OWN, OPT_JSON };
+enum { OPT_LOG = CLIOPT_OWN };
 
 struct report_args {
 	char		**logs;		/* argc + 1 slots */
 	size_t		 nlogs;
-	bool		 json;
 };
 
 static int
-report_option(void *ctx, int ch, const char *arg)
+report_option(void *ctx, int ch, const char *arg, char *err, size_t errlen)
 {
 	struct report_args *a = ctx;
 
-	switch (ch) {
-	case OPT_LOG:
-		a->logs[a->nlogs++] = (char *)arg;
-		return 1;
-	case OPT_JSON:
-		a->json = true;
-		return 1;
-	}
-	return 0;
+	(void)err;
+	(void)errlen;
+	if (ch != OPT_LOG)
+		return 0;
+	a->logs[a->nlogs++] = (char *)arg;
+	return 1;
 }
 
 int
@@ -362,12 +358,11 @@ mtareport_cli(int argc, char **argv)
 {
 	static const struct cliopt_option opts[] = {
 		{ "log", true, OPT_LOG },
-		{ "json", false, OPT_JSON },
 		{ NULL, false, 0 },
 	};
 	static const char *const helps[] = { help, NULL };
 	struct cliopt o = { .cmd = "mta-report", .help = helps,
-	    .takes = CLIOPT_WANT_TIME | CLIOPT_WANT_LIMIT, .operands = true,
+	    .takes = CLIOPT_WANT_TIME | CLIOPT_WANT_LIMIT | CLIOPT_WANT_JSON, .operands = true,
 	    .limit = DEFAULT_LIMIT };
 	struct report_args a = { 0 };
 	struct mtareport r;
@@ -391,7 +386,7 @@ mtareport_cli(int argc, char **argv)
 		fprintf(stderr, "smtpguard mta-report: out of memory\n");
 		goto out_free;
 	}
-	if (a.json)
+	if (o.json)
 		print_json(&r, rows, n, (size_t)o.limit);
 	else
 		print_text(&r, rows, n, (size_t)o.limit);

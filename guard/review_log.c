@@ -289,38 +289,29 @@ err1:
 	return rc;
 }
 
-enum { OPT_JSON = EVREAD_OPT_END };
-
 struct log_args {
 	struct evread_filter	 f;
-	bool			 json, follow;
+	bool			 follow;
 	long			 tail;		/* -1: by default */
 };
 
 static int
-log_option(void *ctx, int ch, const char *arg)
+log_option(void *ctx, int ch, const char *arg, char *err, size_t errlen)
 {
 	struct log_args *a = ctx;
-	char err[128], *end;
+	char *end;
 	int rc;
 
-	if ((rc = evread_filter_option(&a->f, ch, arg, err, sizeof(err))) != 0) {
-		if (rc < 0)
-			fprintf(stderr, "smtpguard log: %s\n", err);
+	if ((rc = evread_filter_option(&a->f, ch, arg, err, errlen)) != 0)
 		return rc;
-	}
 	switch (ch) {
-	case OPT_JSON:
-		a->json = true;
-		return 1;
 	case 'f':
 		a->follow = true;
 		return 1;
 	case 'n':
 		a->tail = strtol(arg, &end, 10);
 		if (*end != '\0' || arg[0] == '\0' || a->tail < 0 || a->tail > LOG_TAIL_MAX) {
-			fprintf(stderr, "smtpguard log: bad -n '%s' (0-%d; 0 = all)\n", arg,
-			    LOG_TAIL_MAX);
+			snprintf(err, errlen, "bad -n '%s' (0-%d; 0 = all)", arg, LOG_TAIL_MAX);
 			return -1;
 		}
 		return 1;
@@ -342,12 +333,12 @@ review_log(const char *path, int argc, char **argv)
 {
 	static const struct cliopt_option opts[] = {
 		EVREAD_FILTER_OPTIONS,
-		{ "json", false, OPT_JSON },
 		{ "follow", false, 'f' },
 		{ NULL, false, 0 },
 	};
 	static const char *const help[] = { log_help, evread_filter_help, log_help_more, NULL };
-	struct cliopt o = { .cmd = "log", .help = help, .takes = CLIOPT_WANT_TIME };
+	struct cliopt o = { .cmd = "log", .help = help,
+	    .takes = CLIOPT_WANT_TIME | CLIOPT_WANT_JSON };
 	struct log_args a = { .f = EVREAD_FILTER_INIT, .tail = -1 };
 	struct evread r;
 	json_t *ev;
@@ -366,16 +357,16 @@ review_log(const char *path, int argc, char **argv)
 	if (a.tail == 0) {
 		while ((ev = evread_next(&r, &a.f, &len)) != NULL) {
 			if (evread_matches_json(&a.f, ev))
-				emit_line(ev, r.line, len, a.json);
+				emit_line(ev, r.line, len, o.json);
 			json_decref(ev);
 		}
 		rc = ferror(r.fp) ? 1 : 0;
 	} else
-		rc = log_tail(&r, &a.f, (size_t)a.tail, a.json) < 0 ? 1 : 0;
+		rc = log_tail(&r, &a.f, (size_t)a.tail, o.json) < 0 ? 1 : 0;
 	if (rc != 0)
 		fprintf(stderr, "smtpguard log: %s: %s\n", path, strerror(errno));
 	else
-		rc = a.follow ? log_follow(path, &r, &a.f, a.json) : 0;
+		rc = a.follow ? log_follow(path, &r, &a.f, o.json) : 0;
 	fflush(stdout);
 	if (r.unreadable > 0)
 		fprintf(stderr, "smtpguard log: %llu unreadable lines skipped\n",

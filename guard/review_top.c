@@ -294,32 +294,25 @@ merge_mta_user(const struct mtareport_user *u, void *arg)
 		strlcpy_sg(g->name, u->name[0] ? u->name : "?", sizeof(g->name));
 }
 
-enum { OPT_JSON = EVREAD_OPT_END, OPT_BY, OPT_MTA, OPT_MTA_LOG };
+enum { OPT_BY = EVREAD_OPT_END, OPT_MTA, OPT_MTA_LOG };
 
 struct top_args {
 	struct evread_filter	 f;
 	const char		*by;
-	bool			 json, mta;
+	bool			 mta;
 	char			**mta_logs;	/* argc + 1 slots */
 	size_t			 nmta_logs;
 };
 
 static int
-top_option(void *ctx, int ch, const char *arg)
+top_option(void *ctx, int ch, const char *arg, char *err, size_t errlen)
 {
 	struct top_args *a = ctx;
-	char err[128];
 	int rc;
 
-	if ((rc = evread_filter_option(&a->f, ch, arg, err, sizeof(err))) != 0) {
-		if (rc < 0)
-			fprintf(stderr, "smtpguard top: %s\n", err);
+	if ((rc = evread_filter_option(&a->f, ch, arg, err, errlen)) != 0)
 		return rc;
-	}
 	switch (ch) {
-	case OPT_JSON:
-		a->json = true;
-		return 1;
 	case OPT_MTA_LOG:
 		a->mta_logs[a->nmta_logs++] = (char *)arg;
 		a->mta = true;
@@ -328,13 +321,9 @@ top_option(void *ctx, int ch, const char *arg)
 		a->mta = true;
 		return 1;
 	case OPT_BY:
-		a->by = NULL;
-		for (size_t i = 0; i < sizeof(top_by) / sizeof(top_by[0]); i++)
-			if (strcmp(arg, top_by[i]) == 0)
-				a->by = top_by[i];
-		if (a->by == NULL) {
-			fprintf(stderr, "smtpguard top: bad --by '%s' (user, process, dst, cwd, "
-			    "sender, script, subject)\n", arg);
+		if ((a->by = cliopt_word(arg, top_by, sizeof(top_by) / sizeof(top_by[0]))) == NULL) {
+			snprintf(err, errlen, "bad --by '%s' (user, process, dst, cwd, sender, "
+			    "script, subject)", arg);
 			return -1;
 		}
 		return 1;
@@ -365,7 +354,6 @@ review_top(const char *path, int argc, char **argv)
 {
 	static const struct cliopt_option opts[] = {
 		EVREAD_FILTER_OPTIONS,
-		{ "json", false, OPT_JSON },
 		{ "by", true, OPT_BY },
 		{ "mta", false, OPT_MTA },
 		{ "mta-log", true, OPT_MTA_LOG },
@@ -373,7 +361,7 @@ review_top(const char *path, int argc, char **argv)
 	};
 	static const char *const help[] = { top_help, evread_filter_help, NULL };
 	struct cliopt o = { .cmd = "top", .help = help,
-	    .takes = CLIOPT_WANT_TIME | CLIOPT_WANT_LIMIT, .limit = TOP_DEFAULT_LIMIT };
+	    .takes = CLIOPT_WANT_TIME | CLIOPT_WANT_LIMIT | CLIOPT_WANT_JSON, .limit = TOP_DEFAULT_LIMIT };
 	struct top_args a = { .f = EVREAD_FILTER_INIT, .by = "user" };
 	struct top t = { 0 };
 	struct evread r;
@@ -439,7 +427,7 @@ review_top(const char *path, int argc, char **argv)
 	for (size_t i = 0; i < n; i++)
 		strlcpy_sg(rows[i]->label, group_label(rows[i], a.by), sizeof(rows[i]->label));
 	qsort(rows, n, sizeof(*rows), cmp_groups);
-	print_top(&t, rows, n, (size_t)o.limit, a.json);
+	print_top(&t, rows, n, (size_t)o.limit, o.json);
 	fflush(stdout);
 	rc = ferror(stdout) || mta_failed ? 1 : 0;
 	free(rows);

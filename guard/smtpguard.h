@@ -523,10 +523,12 @@ enum {
 	CLIOPT_UNTIL,
 	CLIOPT_LIMIT,
 	CLIOPT_HELP,
+	CLIOPT_JSON,
 	CLIOPT_OWN = 300,	/* a command's own long-only codes start here */
 };
 #define CLIOPT_WANT_TIME	0x1	/* the command takes --since and --until */
 #define CLIOPT_WANT_LIMIT	0x2	/* ... and --limit */
+#define CLIOPT_WANT_JSON	0x4	/* ... and --json */
 #define CLIOPT_TS_MAX		40	/* an RFC 3339 UTC time with microseconds, and more */
 struct cliopt {
 	const char	*cmd;		/* "top": messages say "smtpguard top: ..." */
@@ -536,6 +538,7 @@ struct cliopt {
 	time_t		 since, until;	/* 0: open */
 	char		 since_ts[CLIOPT_TS_MAX], until_ts[CLIOPT_TS_MAX];	/* "": open */
 	long		 limit;		/* the command's default until --limit */
+	bool		 json;		/* --json */
 	int		 next;		/* argv[next..]: the operands */
 };
 /* One of a command's own long options (getopt's struct option, without its flag pointer). */
@@ -544,10 +547,11 @@ struct cliopt_option {
 	bool		 arg;		/* takes a value */
 	int		 code;		/* what the callback is given */
 };
-/* A command's own option: 1 taken, 0 not its own, -1 a bad value (said on stderr). */
-typedef int	 cliopt_fn(void *ctx, int ch, const char *arg);
-int	 cliopt_parse(struct cliopt *, int argc, char **argv, const char *shortopts,
-	    const struct cliopt_option *own, cliopt_fn *, void *ctx);
+/* A command's own option: 1 taken, 0 not its own, -1 a bad value (why: in err). */
+typedef int	 cliopt_fn(void *ctx, int ch, const char *arg, char *err, size_t errlen);
+int		 cliopt_parse(struct cliopt *, int argc, char **argv, const char *shortopts,
+		    const struct cliopt_option *own, cliopt_fn *, void *ctx);
+const char	*cliopt_word(const char *arg, const char *const *words, size_t n);
 
 /* evread.c: reading and filtering the event log for log and top */
 #define EVREAD_LINE_MAX		(EVENT_LINE_MAX + 1)
@@ -583,8 +587,7 @@ struct evread {
 	uint64_t	 unreadable;	/* lines skipped: not JSON objects, or too long */
 };
 typedef struct json_t json_t;
-int		 evread_filter_option(struct evread_filter *, int ch, const char *arg, char *err,
-		    size_t errlen);
+cliopt_fn	 evread_filter_option;	/* ctx: a struct evread_filter */
 void		 evread_filter_window(struct evread_filter *, const struct cliopt *);
 bool		 evread_matches(const struct evread_filter *, const struct evread_event *);
 bool		 evread_matches_json(const struct evread_filter *, json_t *);
