@@ -6,6 +6,7 @@
  * holds attacker-chosen strings, so every field is printed with control
  * characters escaped. Reading and filtering are evread.c's.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 #include <jansson.h>
 
 #include "smtpguard.h"

@@ -402,6 +402,31 @@ more_than_100000_keys_fold_into_other(void **state)
 	assert_non_null(strstr(out, "more than 100000 distinct keys"));
 }
 
+/* log, top and mta-report read --since/--until/--limit through one parser (cliopt.c). */
+static void
+log_and_top_read_the_shared_options_alike(void **state)
+{
+	char *lower;
+
+	(void)state;
+	write_known_log(events);
+	assert_int_equal(run(review_log, events, "--until", "soon", NULL), 2);
+	assert_non_null(strstr(err, "smtpguard log: bad time 'soon'"));
+	assert_int_equal(run(review_top, events, "--until", "soon", NULL), 2);
+	assert_non_null(strstr(err, "smtpguard top: bad time 'soon'"));
+	assert_int_equal(run(review_top, events, "--limit", "x", NULL), 2);
+	assert_non_null(strstr(err, "smtpguard top: bad --limit 'x'"));
+	/* log shows the last -n events; a --limit is a usage error, not ignored */
+	assert_int_equal(run(review_log, events, "--limit", "3", NULL), 2);
+	/* --action takes the names action_parse() takes, as the config's action key does */
+	assert_int_equal(run(review_log, events, "--json", "-n", "0", "--action", "trap", NULL), 0);
+	assert_true(count_lines(out) > 0);
+	assert_non_null(lower = strdup(out));
+	assert_int_equal(run(review_log, events, "--json", "-n", "0", "--action", "TRAP", NULL), 0);
+	assert_string_equal(out, lower);
+	free(lower);
+}
+
 /* --- log --------------------------------------------------------------------- */
 
 static void
@@ -748,6 +773,7 @@ main(void)
 		cmocka_unit_test(since_accepts_relative_and_absolute_times),
 		cmocka_unit_test(since_ago_selects_recent_events),
 		cmocka_unit_test(usage_errors_name_the_bad_value),
+		cmocka_unit_test(log_and_top_read_the_shared_options_alike),
 		cmocka_unit_test(a_missing_log_is_an_io_error),
 		cmocka_unit_test(follow_keeps_reading_across_rotation),
 	};
