@@ -89,7 +89,7 @@ attrib_hook(struct attrib_ctx *c, char *cgroup_root, size_t len)
 	return 0;
 }
 
-void
+static void
 attrib_user(struct attrib *a)
 {
 	struct passwd pw, *res = NULL;

@@ -229,35 +229,28 @@ check_line(struct parse *ps, const char *s, size_t n)
 
 /*
  * libinih's fgets-like reader, one line per call: counts lines, refuses
- * lines it would split and NUL bytes, skips a UTF-8 BOM, and drops leading
- * blanks, because libinih would read an indented line as the continuation
- * of the previous key's value.
+ * lines it would split and NUL bytes, and drops leading blanks, because
+ * libinih would read an indented line as the continuation of the previous
+ * key's value. (A UTF-8 BOM was skipped before the first line.)
  */
 static char *
 read_line(char *buf, int size, void *arg)
 {
 	struct parse *ps = arg;
-	const char *s, *nl;
+	const char *s;
 	size_t n;
+	int rc;
 
-	if (ps->failed || ps->p >= ps->end)
+	if (ps->failed)
+		return NULL;
+	if ((rc = text_line(&ps->p, ps->end, CONFIG_LINE_MAX, &s, &n)) == 0)
 		return NULL;
 	ps->line++;
-	s = ps->p;
-	nl = memchr(s, '\n', (size_t)(ps->end - s));
-	n = nl ? (size_t)(nl - s) : (size_t)(ps->end - s);
-	ps->p = s + n + (nl != NULL);
-	if (memchr(s, '\0', n) != NULL) {
+	if (rc < 0 && errno == EILSEQ) {
 		fail_line(ps, "a NUL byte: not a text file", "", 0);
 		return NULL;
 	}
-	if (ps->line == 1 && n >= 3 && memcmp(s, UTF8_BOM, 3) == 0) {
-		s += 3;
-		n -= 3;
-	}
-	if (n > 0 && s[n - 1] == '\r')
-		n--;
-	if (n > CONFIG_LINE_MAX || n + 3 > (size_t)size) {
+	if (rc < 0 || n + 3 > (size_t)size) {
 		char what[64];
 
 		snprintf(what, sizeof(what), "line longer than %d characters", CONFIG_LINE_MAX);
@@ -545,6 +538,8 @@ config_load_string(struct config *cfg, const char *text, size_t len, const char 
 		    PATH_MAX - 1);
 		goto fail;
 	}
+	if (len >= 3 && memcmp(text, UTF8_BOM, 3) == 0)
+		ps.p += 3;
 	rc = ini_parse_stream(read_line, &ps, on_key, &ps);
 	if (ps.failed)
 		goto fail;

@@ -291,7 +291,7 @@ control_expire(struct control *c, time_t now)
 	}
 }
 
-int
+static int
 control_connect(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;

@@ -37,7 +37,7 @@ struct event_log {
  * well-formed sequence (RFC 3629: no overlongs, no surrogates, ≤ U+10FFFF)
  * becomes U+FFFD. Output is at most 3 × input.
  */
-size_t
+static size_t
 event_utf8_clean(const char *in, size_t len, char *out)
 {
 	const unsigned char *s = (const unsigned char *)in;
@@ -113,7 +113,7 @@ set_int(json_t *o, const char *key, json_int_t v)
 	json_object_set_new(o, key, json_integer(v));
 }
 
-void
+static void
 event_addr(int family, const uint8_t *addr, char *out, size_t len)
 {
 	if (inet_ntop(family, addr, out, (socklen_t)len) == NULL)

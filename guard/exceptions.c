@@ -14,7 +14,6 @@
  * printable ASCII sentences in err (with FILE:LINE when loading), so they
  * travel safely in a JSON reply and on a terminal.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -23,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -119,63 +117,6 @@ check_comment(const char *s, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
-}
-
-int
-cidr_parse(const char *s, struct cidr *c)
-{
-	char buf[INET6_ADDRSTRLEN + 8], *slash, *end;
-	long prefix, max;
-
-	if (strlcpy_sg(buf, s, sizeof(buf)) >= sizeof(buf))
-		return -1;
-	memset(c, 0, sizeof(*c));
-	if ((slash = strchr(buf, '/')) != NULL)
-		*slash = '\0';
-	if (inet_pton(AF_INET, buf, c->addr) == 1)
-		c->family = AF_INET;
-	else if (inet_pton(AF_INET6, buf, c->addr) == 1)
-		c->family = AF_INET6;
-	else
-		return -1;
-	max = prefix = c->family == AF_INET ? 32 : 128;
-	if (slash != NULL) {
-		if (slash[1] < '0' || slash[1] > '9')
-			return -1;
-		errno = 0;
-		prefix = strtol(slash + 1, &end, 10);
-		if (*end != '\0' || errno != 0 || prefix > max)
-			return -1;
-	}
-	c->prefix = (uint8_t)prefix;
-	/* Host bits set ("192.0.2.5/24") are a typo more often than not. */
-	for (long bit = prefix; bit < max; bit++)
-		if (c->addr[bit / 8] & (0x80 >> (bit % 8)))
-			return -1;
-	return 0;
-}
-
-bool
-cidr_contains(const struct cidr *c, int family, const uint8_t *addr)
-{
-	int full = c->prefix / 8, rest = c->prefix % 8;
-
-	if (c->family != family)
-		return false;
-	if (memcmp(c->addr, addr, (size_t)full) != 0)
-		return false;
-	return rest == 0 ||
-	    ((c->addr[full] ^ addr[full]) & (uint8_t)(0xff << (8 - rest))) == 0;
-}
-
-void
-cidr_format(const struct cidr *c, char *out, size_t len)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	if (inet_ntop(c->family, c->addr, a, sizeof(a)) == NULL)
-		strlcpy_sg(a, "?", sizeof(a));
-	snprintf(out, len, "%s/%u", a, c->prefix);
 }
 
 static int
@@ -818,36 +759,39 @@ exceptions_carry_counters(struct exceptions *next, const struct exceptions *old)
 }
 
 /*
- * One line without its "\n" (or "\r\n", from an editor elsewhere). 1: a
- * line, 0: end of file, -1: too long, a NUL byte, or a read error (errno).
+ * The whole file, NUL-terminated, in a malloc'd buffer: lines are then cut
+ * by text_line(). -1 with errno past EXCEPTIONS_FILE_MAX (EFBIG) or on a
+ * read error.
  */
-static int
-read_line(FILE *fp, char *buf, size_t size, const char **why)
+static char *
+read_text(FILE *fp, size_t *len)
 {
-	size_t n = 0;
-	int c;
+	char *text, *bigger;
+	size_t size = 4096, n = 0, got;
 
-	while ((c = getc(fp)) != EOF && c != '\n') {
-		if (c == '\0') {
-			*why = "a NUL byte";
-			return -1;
+	if ((text = malloc(size)) == NULL)
+		return NULL;
+	while ((got = fread(text + n, 1, size - n - 1, fp)) > 0) {
+		n += got;
+		if (n + 1 < size)
+			continue;
+		if (size >= EXCEPTIONS_FILE_MAX) {
+			errno = EFBIG;
+			goto fail;
 		}
-		if (n + 1 == size) {
-			*why = "too long";
-			return -1;
-		}
-		buf[n++] = (char)c;
+		if ((bigger = realloc(text, size * 2)) == NULL)
+			goto fail;
+		text = bigger;
+		size *= 2;
 	}
-	if (ferror(fp)) {
-		*why = strerror(errno);
-		return -1;
-	}
-	if (c == EOF && n == 0)
-		return 0;
-	if (n > 0 && buf[n - 1] == '\r')
-		n--;
-	buf[n] = '\0';
-	return 1;
+	if (ferror(fp))
+		goto fail;
+	text[n] = '\0';
+	*len = n;
+	return text;
+fail:
+	free(text);
+	return NULL;
 }
 
 int
@@ -855,8 +799,10 @@ exceptions_load(const char *path, const char *passwd, const char *group,
     struct exceptions *xs, char *err, size_t errlen)
 {
 	char line[EXCEPTION_LINE_MAX], why[512];
-	const char *what = NULL;
+	const char *p, *end, *s;
 	struct exception x;
+	char *text;
+	size_t len, n;
 	FILE *fp;
 	int lineno = 0, rc;
 
@@ -868,26 +814,41 @@ exceptions_load(const char *path, const char *passwd, const char *group,
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	while ((rc = read_line(fp, line, sizeof(line), &what)) == 1) {
-		const char *p = line + strspn(line, BLANKS);
-
+	text = read_text(fp, &len);
+	if (text == NULL) {
+		if (errno == EFBIG)
+			snprintf(err, errlen, "%s: longer than %d bytes", path,
+			    EXCEPTIONS_FILE_MAX - 1);
+		else
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		fclose(fp);
+		return -1;
+	}
+	fclose(fp);
+	p = text;
+	end = text + len;
+	while ((rc = text_line(&p, end, sizeof(line) - 1, &s, &n)) == 1) {
 		lineno++;
-		if (*p == '\0' || *p == '#')
+		memcpy(line, s, n);
+		line[n] = '\0';
+		s = line + strspn(line, BLANKS);
+		if (*s == '\0' || *s == '#')
 			continue;
-		if (exception_parse(p, passwd, group, &x, why, sizeof(why)) < 0 ||
+		if (exception_parse(s, passwd, group, &x, why, sizeof(why)) < 0 ||
 		    exceptions_add(xs, &x, why, sizeof(why)) < 0) {
 			snprintf(err, errlen, "%s:%d: %s", path, lineno, why);
 			goto fail;
 		}
 	}
 	if (rc < 0) {
-		snprintf(err, errlen, "%s:%d: %s", path, lineno + 1, what);
+		snprintf(err, errlen, "%s:%d: %s", path, lineno + 1,
+		    errno == EILSEQ ? "a NUL byte" : "too long");
 		goto fail;
 	}
-	fclose(fp);
+	free(text);
 	return 0;
 fail:
-	fclose(fp);
+	free(text);
 	exceptions_free(xs);
 	return -1;
 }

@@ -96,19 +96,11 @@ flood_free(struct flood *f)
 static size_t
 flood_hash(const struct flood *f, uid_t uid, const char *exe, size_t len, enum action a)
 {
-	uint64_t h = 14695981039346656037ULL;
-	const uint64_t prime = 1099511628211ULL;
+	uint8_t act = (uint8_t)a;
+	uint64_t h = fnv1a64(FNV1A64_BASIS, &uid, sizeof(uid));
 
-	for (size_t i = 0; i < sizeof(uid); i++) {
-		h ^= (uint8_t)(uid >> (8 * i));
-		h *= prime;
-	}
-	h ^= (uint8_t)a;
-	h *= prime;
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)exe[i];
-		h *= prime;
-	}
+	h = fnv1a64(h, &act, 1);
+	h = fnv1a64(h, exe, len);
 	return (size_t)(h ^ (h >> 32)) & (f->nbuckets - 1);
 }
 

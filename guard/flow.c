@@ -34,13 +34,8 @@ flow_key_of(const struct pkt *p, struct flow_key *k)
 static size_t
 flow_hash(const struct flow_key *k, size_t nbuckets)
 {
-	const uint8_t *b = (const uint8_t *)k;
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = fnv1a64(FNV1A64_BASIS, k, sizeof(*k));
 
-	for (size_t i = 0; i < sizeof(*k); i++) {
-		h ^= b[i];
-		h *= 1099511628211ULL;
-	}
 	return (size_t)(h ^ (h >> 32)) & (nbuckets - 1);
 }
 

@@ -1,11 +1,16 @@
 /*
  * inspect.c — passive reading of an audited SMTP session: the client's
- * segments, in sequence-number order, into lines for smtpcmd.c, until
+ * segments, in sequence-number order, into lines for smtp.c, until
  * there is nothing more worth reading. The session is released (its
  * conntrack mark set to "allowed") at DATA, at STARTTLS once the TLS
  * ClientHello has shown its SNI, after inspect_bytes, at FIN/RST, or at
  * a gap stream.c cannot fill ("incomplete"), so the message body never
- * crosses userspace. Pure: it only reads the bytes it is given.
+ * crosses userspace.
+ *
+ * With detect_any_port it also reads a probed flow's first client bytes
+ * (inspect_probe): an SMTP greeting, a TLS ClientHello's SNI, or something
+ * else; whether that is mail is policy.c's to say.
+ * Pure: it only reads the bytes it is given.
  */
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -101,6 +106,41 @@ inspect_segment(struct inspect *in, const struct pkt *p)
 		return INSPECT_DONE;
 	}
 	return INSPECT_MORE;
+}
+
+/* The length of the first line of a payload, without its CRLF, bounded. */
+static size_t
+first_line_len(const uint8_t *p, size_t len)
+{
+	size_t n = 0;
+
+	while (n < len && n < SMTP_LINE_MAX && p[n] != '\r' && p[n] != '\n')
+		n++;
+	return n;
+}
+
+/*
+ * Only the first packet with payload matters: a probed flow is never
+ * reassembled. Payload-less packets (the handshake's ACK) are waited out, up
+ * to a bound, unless the flow ends.
+ */
+enum inspect_probe
+inspect_probe(struct inspect *in, const struct pkt *p)
+{
+	if (p->payload_len == 0 && !(p->tcp_flags & (TH_FIN | TH_RST)) &&
+	    ++in->empty < INSPECT_PROBE_EMPTY_MAX)
+		return INSPECT_PROBE_MORE;
+	if (p->payload_len == 0)
+		return INSPECT_PROBE_OTHER;
+	in->info.bytes = p->payload_len;
+	if (smtp_looks_like_smtp(p->payload, p->payload_len)) {
+		smtp_client_line(&in->client, &in->info, (const char *)p->payload,
+		    first_line_len(p->payload, p->payload_len));
+		return INSPECT_PROBE_SMTP;
+	}
+	if (tls_sni(p->payload, p->payload_len, in->info.tls_sni, sizeof(in->info.tls_sni)) == 0)
+		return INSPECT_PROBE_TLS;
+	return INSPECT_PROBE_OTHER;
 }
 
 void

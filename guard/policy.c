@@ -1,15 +1,34 @@
 /*
- * policy.c — the decision for a new flow: an exception that covers its uid
- * and destination (and is under its cap) allows or audits it; everything
- * else gets the configured action. Caps count connections per rolling hour
- * in 60 one-minute buckets: fixed memory whatever the cap, exact to the
- * minute (a connection leaves the count 59 to 60 minutes after it was made).
- * Plain exceptions are normally settled in the kernel; one whose SYN still
- * arrives (a race with a set update) is allowed here too. No uid, no
- * exception: the default. Pure: never logs; the caller raises the alert.
+ * policy.c — the whole decision for a packet the fence queued, as pure
+ * functions behind one entry point, policy_decide(). It answers:
+ *   - a self-check SYN (`smtpguard check`, the probe mark) is refused and
+ *     logged, whoever sent it;
+ *   - with detect_any_port, a flow to a port nobody fences is followed to its
+ *     first client bytes (or, begun before we saw it, let go); those bytes,
+ *     as inspect_probe() read them, reset it if they speak SMTP, or TLS to a
+ *     name in mail_relays, and let it go for good otherwise;
+ *   - any other new flow: an exception that covers its uid and destination
+ *     (and is under its cap) allows or audits it; everything else gets the
+ *     configured action. No uid, no exception: the default.
+ * and says what the verdict's mark is, what the fence must follow (a trapped
+ * flow's report, an audited or probed flow's bytes), and which mark applies
+ * when it cannot follow it (an audited flow goes out uninspected: audit
+ * means it may go out).
+ *
+ * Caps count connections per rolling hour in 60 one-minute buckets: fixed
+ * memory whatever the cap, exact to the minute (a connection leaves the count
+ * 59 to 60 minutes after it was made). Plain exceptions are normally settled
+ * in the kernel; one whose SYN still arrives (a race with a set update) is
+ * allowed here too.
+ *
+ * Pure: no logging, no clock but the query's now, no I/O. It writes only the
+ * decision and the exceptions' hit and cap counters; the caller verdicts,
+ * follows, logs and raises the alert.
  */
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "smtpguard.h"
 
@@ -60,32 +79,172 @@ cap_take(struct exception *x, time_t now)
 	return true;
 }
 
-void
-policy_decide(enum action default_action, struct exceptions *xs, uid_t uid, bool has_uid,
-    const struct pkt *p, time_t now, struct decision *d)
+static bool
+port_fenced(const struct config *cfg, uint16_t port)
 {
-	memset(d, 0, sizeof(*d));
-	d->action = default_action;
+	for (size_t i = 0; i < cfg->nports; i++)
+		if (cfg->ports[i] == port)
+			return true;
+	return false;
+}
+
+/* "smtp.example.net, *.relay.example": exact names, or any name under a "*." suffix. */
+static bool
+relay_named(const char *relays, const char *name)
+{
+	char list[CONFIG_MAX_LIST], *tok, *save = NULL;
+	size_t n = strlen(name);
+
+	strlcpy_sg(list, relays, sizeof(list));
+	for (tok = strtok_r(list, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		size_t t = strlen(tok);
+
+		if (strcasecmp(tok, name) == 0)
+			return true;
+		if (t > 2 && tok[0] == '*' && tok[1] == '.' && n > t - 1 &&
+		    strcasecmp(name + n - (t - 1), tok + 1) == 0)
+			return true;
+	}
+	return false;
+}
+
+static enum mark_state
+action_mark(enum action a)
+{
+	switch (a) {
+	case ACTION_ALLOW:
+		return MARK_ALLOW;
+	case ACTION_TRAP:
+		return MARK_TRAP;
+	case ACTION_AUDIT:
+		return MARK_INSPECT;
+	case ACTION_REJECT:
+	case ACTION_NONE:
+		break;
+	}
+	return MARK_REJECT;
+}
+
+/* A probed flow's first bytes (detect_any_port): reset if they speak SMTP. */
+static void
+decide_probe(const struct policy_query *q, struct decision *d)
+{
+	strlcpy_sg(d->rule, "any-port", sizeof(d->rule));
+	switch (q->probe) {
+	case INSPECT_PROBE_MORE:
+		d->mark = MARK_NONE;	/* nothing sent yet: keep reading */
+		return;
+	case INSPECT_PROBE_SMTP:
+		d->proto = "smtp";
+		break;
+	case INSPECT_PROBE_TLS:
+		if (q->sni == NULL || !relay_named(q->cfg->mail_relays, q->sni)) {
+			d->mark = MARK_ALLOW;
+			return;
+		}
+		d->proto = "smtp-tls";	/* TLS to a host named as a mail relay */
+		break;
+	case INSPECT_PROBE_NONE:
+	case INSPECT_PROBE_OTHER:
+		d->mark = MARK_ALLOW;	/* not mail: let go for good */
+		return;
+	}
+	d->action = ACTION_REJECT;
+	d->mark = MARK_REJECT;
+	strlcpy_sg(d->rule, "smtp-on-any-port", sizeof(d->rule));
+}
+
+/* Exceptions, in order; a capped one past its cap lets a later one still cover the flow. */
+static void
+decide_exceptions(const struct policy_query *q, struct decision *d)
+{
+	struct exceptions *xs = q->exc;
+
+	d->action = q->cfg->action;
 	strlcpy_sg(d->rule, "default", sizeof(d->rule));
-	if (!has_uid)
+	if (!q->has_uid || xs == NULL)
 		return;
 	for (size_t i = 0; i < xs->n; i++) {
 		struct exception *x = &xs->v[i];
 
-		if (!covers_uid(x, uid) || !covers_dst(x, p))
+		if (!covers_uid(x, q->uid) || !covers_dst(x, q->pkt))
 			continue;
-		if (x->cap_per_hour > 0 && !cap_take(x, now)) {
+		if (x->cap_per_hour > 0 && !cap_take(x, q->now)) {
 			d->cap_exceeded = true;
 			snprintf(d->rule, sizeof(d->rule), "cap:%s", x->who);
 			d->matched = x;
 			continue;	/* another exception may still cover it */
 		}
 		x->hits++;
-		x->last_hit = now;
+		x->last_hit = q->now;
 		d->action = x->audit ? ACTION_AUDIT : ACTION_ALLOW;
 		d->cap_exceeded = false;
 		d->matched = x;
 		snprintf(d->rule, sizeof(d->rule), "exception:%s", x->who);
 		return;
+	}
+}
+
+void
+policy_decide(const struct policy_query *q, struct decision *d)
+{
+	const struct pkt *p = q->pkt;
+	bool syn = (p->tcp_flags & TH_SYN) != 0;
+	bool self_check = syn && mark_state_of(q->cfg->mark_mask, q->mark) == MARK_PROBE;
+
+	memset(d, 0, sizeof(*d));
+	d->action = ACTION_NONE;
+	if (q->probe != INSPECT_PROBE_NONE) {
+		decide_probe(q, d);
+		return;
+	}
+	if (q->cfg->detect_any_port && !self_check && !port_fenced(q->cfg, p->dport)) {
+		strlcpy_sg(d->rule, "any-port", sizeof(d->rule));
+		if (!syn) {
+			d->mark = MARK_ALLOW;	/* begun before we could see it */
+			return;
+		}
+		d->mark = MARK_INSPECT;
+		d->follow = POLICY_FOLLOW_PROBE;
+		d->unfollowed = MARK_ALLOW;	/* no room to follow it: let it be */
+		return;
+	}
+	if (!q->named) {
+		/* The rest depends on who sent it; until then, nothing goes out. */
+		d->need_sender = true;
+		d->mark = MARK_REJECT;
+		strlcpy_sg(d->rule, "default", sizeof(d->rule));
+		return;
+	}
+	/*
+	 * Exceptions are matched (hits and caps counted) before the self-check
+	 * override, as the daemon always did: a self-check from an excepted uid
+	 * counts as a hit of that exception.
+	 */
+	decide_exceptions(q, d);
+	if (self_check) {
+		/* `smtpguard check` asks whether the fence holds: refused, always logged. */
+		d->action = ACTION_REJECT;
+		strlcpy_sg(d->rule, "self-check", sizeof(d->rule));
+		d->cap_exceeded = false;
+		d->self_check = true;
+	}
+	d->mark = action_mark(d->action);
+	d->unfollowed = d->mark;
+	if (d->action == ACTION_TRAP) {
+		/* Unfollowed, the trap still answers; its report then lacks the attribution. */
+		d->follow = POLICY_FOLLOW_TRAP;
+	} else if (d->action == ACTION_AUDIT) {
+		/*
+		 * Only a SYN starts an inspection (its sequence number anchors the
+		 * stream); a flow we cannot follow, for lack of a SYN or of room,
+		 * is let through uninspected: audit means it may go out.
+		 */
+		d->unfollowed = MARK_ALLOW;
+		if (syn) {
+			d->follow = POLICY_FOLLOW_AUDIT;
+			d->implicit_tls = p->dport == 465;
+		} else
+			d->mark = MARK_ALLOW;
 	}
 }

@@ -320,7 +320,7 @@ write_default_config(struct cli *c)
 	FILE *fp;
 
 	config_defaults(&cfg);
-	if (mta_resolve(&cfg, PASSWD_FILE, uids, &n, found, sizeof(found), err,
+	if (mtauser_resolve(&cfg, PASSWD_FILE, uids, &n, found, sizeof(found), err,
 	    sizeof(err)) < 0) {
 		errx_msg("%s", err);
 		return -1;

@@ -168,6 +168,8 @@ int		 action_parse(const char *, enum action *);
 uint32_t	 mark_value(uint32_t mask, enum mark_state);
 enum mark_state	 mark_state_of(uint32_t mask, uint32_t mark);
 size_t		 strlcpy_sg(char *, const char *, size_t);
+int		 text_line(const char **p, const char *end, size_t max, const char **line,
+		    size_t *len);
 bool		 uid_in_sorted(uid_t, const uid_t *, size_t);
 int		 ensure_parent_dir(const char *, mode_t);
 uint64_t	 mono_ns(void);
@@ -188,6 +190,9 @@ void		 htab_insert(struct htab *, struct hnode *);
 void		 htab_remove(struct htab *, struct hnode *);
 void		 htab_free(struct htab *, void (*free_node)(struct hnode *));
 void		 hnode_free(struct hnode *);
+#define FNV1A64_BASIS	14695981039346656037ULL	/* FNV-1a's 64-bit offset basis */
+#define FNV1A64_PRIME	1099511628211ULL	/* FNV's 64-bit prime, 2^40 + 2^8 + 0xb3 */
+uint64_t	 fnv1a64(uint64_t h, const void *, size_t);
 size_t		 str_hash(const char *);
 
 /* log.c */
@@ -241,7 +246,6 @@ void		 control_close(struct control *);
 void		 control_accept(struct control *);
 void		 control_client_event(struct control *, uint64_t tag);
 void		 control_expire(struct control *, time_t now);
-int		 control_connect(const char *path, char *err, size_t errlen);
 char		*control_call(const char *path, enum ctl_cmd, const char *arg, char *err,
 		    size_t errlen);
 
@@ -343,9 +347,20 @@ void		 flood_free(struct flood *);
 bool		 flood_admit(struct flood *, uid_t, const char *exe, enum action, time_t now);
 size_t		 flood_expire(struct flood *, time_t now, flood_summary_fn, void *arg);
 
+/* cidr.c */
+struct cidr {
+	int		 family;
+	uint8_t		 addr[16];
+	uint8_t		 prefix;
+};
+int	 cidr_parse(const char *, struct cidr *);
+bool	 cidr_contains(const struct cidr *, int family, const uint8_t *addr);
+void	 cidr_format(const struct cidr *, char *, size_t);
+
 /* exceptions.c */
 #define EXCEPTIONS_MAX		1024	/* a big shared host has a few hundred sites */
 #define EXCEPTION_LINE_MAX	1024	/* one line, NUL included, also once written out */
+#define EXCEPTIONS_FILE_MAX	(4 * 1024 * 1024)	/* 4x every line at its longest: room for notes */
 #define EXCEPTION_WHO_MAX	(USER_NAME_MAX + 1)	/* "@" + a group name */
 #define EXCEPTION_UIDS_MAX	256	/* users of one @group */
 #define EXCEPTION_CIDRS_MAX	16	/* a relay's or provider's published ranges */
@@ -354,11 +369,6 @@ size_t		 flood_expire(struct flood *, time_t now, flood_summary_fn, void *arg);
 #define EXCEPTION_CAP_MAX	100000	/* connections per hour; more is as good as none */
 #define EXCEPTION_CAP_BUCKETS	60	/* one per minute of the rolling hour */
 #define KERNEL_UIDS_MAX		4096	/* uids in @allow_uids; more go to policy_decide() */
-struct cidr {
-	int		 family;
-	uint8_t		 addr[16];
-	uint8_t		 prefix;
-};
 struct exception {
 	char		 who[EXCEPTION_WHO_MAX];	/* as written: name, uid or @group */
 	uid_t		 uids[EXCEPTION_UIDS_MAX];
@@ -380,9 +390,6 @@ struct exceptions {
 	struct exception	*v;
 	size_t			 n;
 };
-int	 cidr_parse(const char *, struct cidr *);
-bool	 cidr_contains(const struct cidr *, int family, const uint8_t *addr);
-void	 cidr_format(const struct cidr *, char *, size_t);
 int	 exception_parse(const char *line, const char *passwd, const char *group,
 	    struct exception *, char *err, size_t errlen);
 bool	 exception_is_plain(const struct exception *);
@@ -503,16 +510,6 @@ int	 mtareport_cli_users(char **logs, size_t nlogs, time_t since, time_t until,
 /* mtacheck.c */
 int	 mta_check(int argc, char **argv);
 
-/* policy.c */
-struct decision {
-	enum action		 action;
-	char			 rule[96];	/* "default", "exception:WHO", "cap:WHO" */
-	bool			 cap_exceeded;
-	const struct exception	*matched;
-};
-void	 policy_decide(enum action default_action, struct exceptions *, uid_t uid,
-	    bool has_uid, const struct pkt *, time_t now, struct decision *);
-
 /* when.c: the times typed after --since and --until */
 int	 when_parse(const char *, time_t now, time_t *);
 int	 when_parse_ts(const char *, time_t now, char *out, size_t len);
@@ -608,15 +605,10 @@ int	 review_log(const char *events_path, int argc, char **argv);
 /* review_top.c */
 int	 review_top(const char *events_path, int argc, char **argv);
 
-/* smtpcmd.c */
+/* smtp.c */
 enum smtp_verb {
 	SMTP_UNKNOWN = 0, SMTP_HELO, SMTP_EHLO, SMTP_MAIL, SMTP_RCPT, SMTP_DATA, SMTP_RSET,
 	SMTP_NOOP, SMTP_QUIT, SMTP_STARTTLS, SMTP_AUTH, SMTP_VRFY, SMTP_EXPN, SMTP_HELP,
-};
-struct smtp_cmd {
-	enum smtp_verb	 verb;
-	const char	*arg;		/* into the caller's line */
-	size_t		 arglen;
 };
 enum smtp_auth_step {
 	SMTP_AUTH_NONE = 0, SMTP_AUTH_PLAIN_NEXT, SMTP_AUTH_LOGIN_USER, SMTP_AUTH_LOGIN_PASS,
@@ -630,11 +622,9 @@ struct smtp_client {
 };
 #define SMTP_LINE_MAX		1000	/* RFC 5321 4.5.3.1.6: text line, with CRLF */
 bool		 smtp_looks_like_smtp(const uint8_t *, size_t);
-int		 smtp_parse_cmd(const char *line, size_t len, struct smtp_cmd *);
 enum smtp_verb	 smtp_client_line(struct smtp_client *, struct smtp_info *, const char *line,
 		    size_t len);
 void		 smtp_decode_header(const char *, size_t, char *out, size_t size);
-void		 smtp_header(struct smtp_info *, const char *field, size_t len);
 bool		 smtp_message_line(struct smtp_client *, struct smtp_info *, const char *line,
 		    size_t len);
 
@@ -683,8 +673,8 @@ int	 config_load(struct config *, const char *path, char *err, size_t errlen);
 int	 config_load_string(struct config *, const char *text, size_t len,
 	    const char *name, char *err, size_t errlen);
 
-/* mta.c */
-int	 mta_resolve(const struct config *, const char *passwd_path, uid_t *uids,
+/* mtauser.c */
+int	 mtauser_resolve(const struct config *, const char *passwd_path, uid_t *uids,
 	    size_t *nuids, char *found, size_t foundlen, char *err, size_t errlen);
 
 /* pkt.c */
@@ -723,7 +713,6 @@ struct attrib_ctx;
 struct attrib_ctx	*attrib_open(const char *proc_root);
 void			 attrib_close(struct attrib_ctx *);
 int			 attrib_hook(struct attrib_ctx *, char *cgroup_root, size_t);
-void			 attrib_user(struct attrib *);
 void			 attrib_flow(struct attrib_ctx *, const struct pkt *, bool has_uid,
 			    uid_t uid, bool has_gid, gid_t gid, struct attrib *);
 void			 attrib_sender(struct attrib_ctx *, const struct pkt *, bool has_uid,
@@ -732,8 +721,6 @@ void			 attrib_details(struct attrib_ctx *, struct attrib *);
 
 /* event.c */
 #define EVENT_LINE_MAX		(64 * 1024)	/* a full attempt is ~9 KiB at most */
-size_t	 event_utf8_clean(const char *, size_t, char *out);
-void	 event_addr(int family, const uint8_t *, char *, size_t);
 void	 event_time(const struct timespec *, char *, size_t);
 int	 event_encode(const struct event *, char *buf, size_t len);
 struct event_log;
@@ -795,5 +782,54 @@ struct inspect {
 struct inspect	*inspect_new(uint32_t syn_seq, size_t max_bytes, bool implicit_tls);
 void		 inspect_free(struct inspect *);
 enum inspect_result inspect_segment(struct inspect *, const struct pkt *);
+/* detect_any_port: what a probed flow's packet showed of its first client bytes. */
+enum inspect_probe {
+	INSPECT_PROBE_NONE = 0,	/* not a probed flow's packet */
+	INSPECT_PROBE_MORE,	/* no payload yet: keep reading */
+	INSPECT_PROBE_SMTP,	/* an SMTP greeting (EHLO/HELO), read into info */
+	INSPECT_PROBE_TLS,	/* a TLS ClientHello; its SNI is in info.tls_sni */
+	INSPECT_PROBE_OTHER,	/* anything else; nothing before FIN/RST or the bound */
+};
+#define INSPECT_PROBE_EMPTY_MAX	16	/* empty packets before a probed flow is let go */
+enum inspect_probe inspect_probe(struct inspect *, const struct pkt *);
+
+/* policy.c */
+/*
+ * One question about a queued packet. Until the sender is looked for (named),
+ * the answer may be "need_sender": ask again with its uid. cfg gives the
+ * action, the fenced ports, detect_any_port, mail_relays and the mark mask.
+ */
+struct policy_query {
+	const struct config	*cfg;
+	struct exceptions	*exc;		/* hits and caps are counted here */
+	const struct pkt	*pkt;
+	uint32_t		 mark;		/* packet mark; MARK_PROBE: self-check */
+	bool			 named;		/* attrib_sender has looked */
+	bool			 has_uid;
+	uid_t			 uid;
+	enum inspect_probe	 probe;		/* a probed flow's bytes */
+	const char		*sni;		/* with INSPECT_PROBE_TLS */
+	time_t			 now;
+};
+enum policy_follow {
+	POLICY_FOLLOW_NONE = 0,
+	POLICY_FOLLOW_TRAP,	/* keep the attribution for the trap's report */
+	POLICY_FOLLOW_AUDIT,	/* inspect the client's bytes from the SYN on */
+	POLICY_FOLLOW_PROBE,	/* detect_any_port: read its first client bytes */
+};
+struct decision {
+	enum action		 action;	/* ACTION_NONE: no attempt */
+	char			 rule[96];	/* "default", "exception:WHO", ... */
+	enum mark_state		 mark;		/* MARK_NONE: pass, keep reading */
+	enum policy_follow	 follow;
+	enum mark_state		 unfollowed;	/* when it cannot be followed */
+	bool			 implicit_tls;	/* audit on 465: TLS at once */
+	bool			 need_sender;	/* ask again, named (mark: reject) */
+	bool			 self_check;
+	bool			 cap_exceeded;	/* a cap was reached: alert */
+	const char		*proto;		/* "smtp", "smtp-tls" on another port */
+	const struct exception	*matched;
+};
+void	 policy_decide(const struct policy_query *, struct decision *);
 
 #endif /* SMTPGUARD_H */

@@ -184,55 +184,70 @@ trap_accept(struct trap *t, int lfd, int family)
 	}
 }
 
-static void
-trap_reply_for(struct trap *t, struct trap_session *s, enum smtp_verb v)
+/* What the session does once a command is answered. */
+enum trap_next {
+	TRAP_NEXT_COMMAND = 0,
+	TRAP_NEXT_DATA,		/* the message follows, up to "." */
+	TRAP_NEXT_QUIT,		/* the client said goodbye: end the session */
+};
+
+#define TRAP_REPLY_OK		"250 2.0.0 Ok\r\n"
+#define TRAP_REPLY_NOT_OFFERED	"502 5.5.1 Not implemented\r\n"
+
+/*
+ * The answer to each command outside DATA, one row per verb (OpenSMTPD
+ * keeps its verbs in a table too). STARTTLS and AUTH are not offered, so a
+ * client shows its envelope in the clear or not at all; an unknown verb
+ * counts toward TRAP_BAD_COMMANDS.
+ */
+static const struct trap_answer {
+	const char	*reply;
+	bool		 bad;		/* counts toward TRAP_BAD_COMMANDS */
+	bool		 size;		/* then "250 SIZE <trap_bytes>" (EHLO) */
+	const char	*no_rcpt;	/* the reply instead while no RCPT was accepted */
+	enum trap_next	 next;
+} trap_answers[] = {
+	[SMTP_UNKNOWN]	= { .reply = "500 5.5.2 Command not recognized\r\n", .bad = true },
+	[SMTP_HELO]	= { .reply = "250 localhost\r\n" },
+	[SMTP_EHLO]	= { .reply = "250-localhost\r\n250-PIPELINING\r\n250-8BITMIME\r\n",
+			    .size = true },
+	[SMTP_MAIL]	= { .reply = "250 2.1.0 Ok\r\n" },
+	[SMTP_RCPT]	= { .reply = "250 2.1.5 Ok\r\n" },
+	[SMTP_DATA]	= { .reply = "354 End data with <CR><LF>.<CR><LF>\r\n",
+			    .no_rcpt = "554 5.5.1 No valid recipients\r\n",
+			    .next = TRAP_NEXT_DATA },
+	[SMTP_RSET]	= { .reply = TRAP_REPLY_OK },
+	[SMTP_NOOP]	= { .reply = TRAP_REPLY_OK },
+	[SMTP_QUIT]	= { .reply = "221 2.0.0 Bye\r\n", .next = TRAP_NEXT_QUIT },
+	[SMTP_STARTTLS]	= { .reply = TRAP_REPLY_NOT_OFFERED },
+	[SMTP_AUTH]	= { .reply = TRAP_REPLY_NOT_OFFERED },
+	[SMTP_VRFY]	= { .reply = "252 2.1.5 Cannot VRFY user\r\n" },
+	[SMTP_EXPN]	= { .reply = TRAP_REPLY_NOT_OFFERED },
+	[SMTP_HELP]	= { .reply = TRAP_REPLY_NOT_OFFERED },
+};
+
+static enum trap_next
+trap_answer(struct trap *t, struct trap_session *s, enum smtp_verb v)
 {
+	const struct trap_answer *a;
 	char buf[256];
 
-	switch (v) {
-	case SMTP_EHLO:
-		snprintf(buf, sizeof(buf), "250-localhost\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
-		    "250 SIZE %zu\r\n", t->cfg->trap_bytes);
-		trap_send(s, buf);
-		return;
-	case SMTP_HELO:
-		trap_send(s, "250 localhost\r\n");
-		return;
-	case SMTP_MAIL:
-		trap_send(s, "250 2.1.0 Ok\r\n");
-		return;
-	case SMTP_RCPT:
-		trap_send(s, "250 2.1.5 Ok\r\n");
-		return;
-	case SMTP_DATA:
-		if (s->report.info.nrcpt == 0) {
-			trap_send(s, "554 5.5.1 No valid recipients\r\n");
-			return;
-		}
-		s->in_data = true;
-		trap_send(s, "354 End data with <CR><LF>.<CR><LF>\r\n");
-		return;
-	case SMTP_RSET:
-		trap_send(s, "250 2.0.0 Ok\r\n");
-		return;
-	case SMTP_NOOP:
-		trap_send(s, "250 2.0.0 Ok\r\n");
-		return;
-	case SMTP_VRFY:
-		trap_send(s, "252 2.1.5 Cannot VRFY user\r\n");
-		return;
-	case SMTP_STARTTLS:
-	case SMTP_AUTH:
-	case SMTP_EXPN:
-	case SMTP_HELP:
-		trap_send(s, "502 5.5.1 Not implemented\r\n");
-		return;
-	case SMTP_QUIT:
-	case SMTP_UNKNOWN:
-		break;
+	if ((size_t)v >= sizeof(trap_answers) / sizeof(trap_answers[0]) ||
+	    trap_answers[v].reply == NULL)
+		v = SMTP_UNKNOWN;
+	a = &trap_answers[v];
+	if (a->no_rcpt != NULL && s->report.info.nrcpt == 0) {
+		trap_send(s, a->no_rcpt);
+		return TRAP_NEXT_COMMAND;
 	}
-	s->bad++;
-	trap_send(s, "500 5.5.2 Command not recognized\r\n");
+	if (a->bad)
+		s->bad++;
+	if (a->size) {
+		snprintf(buf, sizeof(buf), "%s250 SIZE %zu\r\n", a->reply, t->cfg->trap_bytes);
+		trap_send(s, buf);
+	} else
+		trap_send(s, a->reply);
+	return a->next;
 }
 
 /* One complete line (without CRLF). Returns false when the session is over. */
@@ -263,14 +278,18 @@ trap_line(struct trap *t, struct trap_session *s, const char *line, size_t len)
 	/* The AUTH dialogue never starts: AUTH is refused, so every line is a command. */
 	s->client.auth_step = SMTP_AUTH_NONE;
 	v = smtp_client_line(&s->client, m, line, len);
-	if (v == SMTP_QUIT) {
-		trap_send(s, "221 2.0.0 Bye\r\n");
-		trap_end(t, s, "quit");
-		return false;
-	}
 	if (v == SMTP_STARTTLS)
 		m->starttls = false;	/* asked for, not done: nothing to log as TLS */
-	trap_reply_for(t, s, v);
+	switch (trap_answer(t, s, v)) {
+	case TRAP_NEXT_QUIT:
+		trap_end(t, s, "quit");
+		return false;
+	case TRAP_NEXT_DATA:
+		s->in_data = true;
+		break;
+	case TRAP_NEXT_COMMAND:
+		break;
+	}
 	if (s->bad >= TRAP_BAD_COMMANDS) {
 		trap_send(s, "421 4.7.0 Too many errors\r\n");
 		trap_end(t, s, "errors");

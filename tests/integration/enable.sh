@@ -8,7 +8,9 @@
 # rule and nft table stay byte-identical through two cycles. Runs in a private mount
 # namespace (tmpfs over /run and /var/log, a fake /etc/passwd) inside the
 # test's network namespace: nothing on the host changes.
-. "$(dirname "$0")/lib.sh"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/scripts/lib/check.sh"
+. "$ROOT/scripts/lib/netns.sh"
 
 setup_net
 start_mx 25
@@ -68,7 +70,11 @@ SESSION
 ip netns exec "$HOST_NS" unshare -m sh "$T/session.sh" >"$T/session.out" 2>&1
 section() { sed -n "/^== $1\$/,/^== /p" "$T/session.out" | sed '1d;$d'; }
 has() { section "$1" | grep -Eq -- "$2"; }
-lacks() { ! section "$1" | grep -q -- "$2"; }
+lacks() {	# (an empty or missing section proves nothing: it fails)
+	section "$1" >"$T/section"
+	[ -s "$T/section" ] || { echo "no output in section '$1'"; return 1; }
+	! grep -- "$2" "$T/section"
+}
 
 check "enable writes a config naming the detected MTA" grep -q "^mta_users = postfix$" "$T/conf.kept"
 check "enable says what it detected" has enable "MTA users detected: postfix\(uid $MTA_UID\)"

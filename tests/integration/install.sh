@@ -2,18 +2,10 @@
 # make install into a DESTDIR puts exactly these files in place; a second
 # install changes nothing and keeps an edited config; make uninstall removes
 # all but the config. No namespace needed: nothing outside DESTDIR is touched.
-set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-D=$(mktemp -d /tmp/smtpguard-install.XXXXXX) || exit 1
-trap 'rm -rf "$D"' EXIT
-FAILS=0
-check() {
-	name=$1
-	shift
-	if "$@" >"$D/out" 2>&1; then echo "PASS: $name"; else
-		echo "FAIL: $name"; tail -n 20 "$D/out"; FAILS=$((FAILS + 1)); fi
-}
-cat >"$D/expected" <<LIST
+. "$ROOT/scripts/lib/check.sh"
+CHECK_TAIL=20	# a failed make says why in more than five lines
+cat >"$T/expected" <<LIST
 ./etc/logrotate.d/smtpguard
 ./etc/smtpguard/smtpguard.conf
 ./etc/systemd/system/smtpguard.service
@@ -24,23 +16,23 @@ cat >"$D/expected" <<LIST
 ./usr/share/man/man8/smtpguard.8
 ./usr/share/man/man8/smtpguardd.8
 LIST
-mk() { make -s -C "$ROOT" DESTDIR="$D/root" PREFIX=/usr "$@"; }
+mk() { make -s -C "$ROOT" DESTDIR="$T/root" PREFIX=/usr "$@"; }
 
 check "make install DESTDIR=... PREFIX=/usr succeeds" mk install
 check "it installs exactly the expected files" sh -c \
-    "cd '$D/root' && find . -type f | sort | diff -u '$D/expected' -"
+    "cd '$T/root' && find . -type f | sort | diff -u '$T/expected' -"
 check "the unit runs the installed daemon" grep -q '^ExecStart=/usr/sbin/smtpguardd -f$' \
-    "$D/root/etc/systemd/system/smtpguard.service"
+    "$T/root/etc/systemd/system/smtpguard.service"
 check "binaries are mode 0755, the config 0644" sh -c \
-    "test \"\$(stat -c %a '$D/root/usr/sbin/smtpguardd')\" = 755 &&
-     test \"\$(stat -c %a '$D/root/etc/smtpguard/smtpguard.conf')\" = 644"
-echo "# edited by the admin" >>"$D/root/etc/smtpguard/smtpguard.conf"
+    "test \"\$(stat -c %a '$T/root/usr/sbin/smtpguardd')\" = 755 &&
+     test \"\$(stat -c %a '$T/root/etc/smtpguard/smtpguard.conf')\" = 644"
+echo "# edited by the admin" >>"$T/root/etc/smtpguard/smtpguard.conf"
 check "a second install succeeds" mk install
 check "a second install keeps the admin's edited config" \
-    grep -q '^# edited by the admin$' "$D/root/etc/smtpguard/smtpguard.conf"
+    grep -q '^# edited by the admin$' "$T/root/etc/smtpguard/smtpguard.conf"
 check "a second install installs the same files" sh -c \
-    "cd '$D/root' && find . -type f | sort | diff -u '$D/expected' -"
+    "cd '$T/root' && find . -type f | sort | diff -u '$T/expected' -"
 check "make uninstall succeeds" mk uninstall
 check "uninstall leaves only the config" sh -c \
-    "cd '$D/root' && test \"\$(find . -type f)\" = ./etc/smtpguard/smtpguard.conf"
-[ "$FAILS" -eq 0 ]
+    "cd '$T/root' && test \"\$(find . -type f)\" = ./etc/smtpguard/smtpguard.conf"
+finish

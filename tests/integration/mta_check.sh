@@ -5,13 +5,9 @@
 # namespace (its config, queue and data directories are this test's), so
 # the host's Postfix files are never touched. Every process is stopped by PID.
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/scripts/lib/check.sh"
+. "$ROOT/scripts/lib/netns.sh"
 SG="$ROOT/build/smtpguard"
-NS=sgmc$$
-work=$(mktemp -d) || exit 1
-fails=0
-pass() { echo "PASS: mta-check: $1"; }
-fail() { echo "FAIL: mta-check: $1"; fails=$((fails + 1)); }
-in_ns() { ip netns exec "$NS" "$@"; }
 
 postfix_pid=
 stop_postfix() {
@@ -23,25 +19,19 @@ stop_postfix() {
 	wait "$postfix_pid" 2>/dev/null
 	postfix_pid=
 }
-cleanup() {
-	stop_postfix
-	[ -n "${fake_pid:-}" ] && kill "$fake_pid" 2>/dev/null
-	ip netns del "$NS" 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+at_exit stop_postfix	# before the namespace goes (hooks run newest first)
 
-command -v postfix >/dev/null || { echo "FAIL: mta-check: postfix not installed (scripts/deps check installs it, unless another MTA is installed)"; exit 1; }
-ip netns add "$NS" && in_ns ip link set lo up || { echo "FAIL: mta-check: netns"; exit 1; }
+command -v postfix >/dev/null || { fail "mta-check: postfix not installed (scripts/deps check installs it, unless another MTA is installed)"; finish; }
+setup_lone_host
 
 # start_postfix MYNETWORKS: Postfix listening on all addresses of the namespace.
 start_postfix() {
-	cat >"$work/postfix.sh" <<EOS
+	cat >"$T/postfix.sh" <<EOS
 #!/bin/sh
 set -e
 mount --make-rprivate /
-cp -a /etc/postfix/. "$work/etc/"
-mount --bind "$work/etc" /etc/postfix
+cp -a /etc/postfix/. "$T/etc/"
+mount --bind "$T/etc" /etc/postfix
 mount -t tmpfs -o mode=0755 tmpfs /var/spool/postfix
 mount -t tmpfs -o mode=0755 tmpfs /var/lib/postfix
 chown postfix:postfix /var/lib/postfix
@@ -71,16 +61,16 @@ printf '%s\n' \
  >/etc/postfix/master.cf
 exec postfix start-fg
 EOS
-	chmod +x "$work/postfix.sh"
-	rm -rf "$work/etc" && mkdir "$work/etc"
+	chmod +x "$T/postfix.sh"
+	rm -rf "$T/etc" && mkdir "$T/etc"
 	# ip netns exec and unshare exec: $! ends up as postfix-script, master's parent.
-	ip netns exec "$NS" unshare -m "$work/postfix.sh" >"$work/postfix.log" 2>&1 &
+	ip netns exec "$HOST_NS" unshare -m "$T/postfix.sh" >"$T/postfix.log" 2>&1 &
 	postfix_pid=$!
 	for _ in $(seq 100); do
-		in_ns ss -ltn 2>/dev/null | grep -q ':25 ' && return 0
+		in_host ss -ltn 2>/dev/null | grep -q ':25 ' && return 0
 		sleep 0.1
 	done
-	cat "$work/postfix.log"
+	cat "$T/postfix.log"
 	return 1
 }
 
@@ -92,48 +82,53 @@ queued() {	# files in Postfix's queue, seen through master's mount namespace
 }
 
 # 1. Postfix as Debian ships it: relaying only for its own networks.
-start_postfix "127.0.0.0/8" || fail "postfix did not start"
-in_ns "$SG" mta-check >"$work/closed.txt" 2>&1
+start_postfix "127.0.0.0/8" || fail "mta-check: postfix starts"
+in_host "$SG" mta-check >"$T/closed.txt" 2>&1
 rc=$?
-cat "$work/closed.txt"
-if [ $rc -eq 0 ] && grep -q 'verdict  refuses to relay' "$work/closed.txt" &&
-    grep -q 'Relay access denied' "$work/closed.txt"; then
-	pass "a correctly configured Postfix is reported as refusing to relay (exit 0)"
-else
-	fail "closed relay: rc=$rc"
-fi
-grep -q 'banner   220 mx-test.example ESMTP Postfix' "$work/closed.txt" &&
-    grep -q 'EHLO     mx-test.example (PIPELINING' "$work/closed.txt" &&
-    pass "the MTA's banner and EHLO name are reported" || fail "banner/EHLO"
-grep -q 'STARTTLS NOT offered; AUTH before TLS: no' "$work/closed.txt" &&
-    pass "STARTTLS and AUTH are reported" || fail "STARTTLS/AUTH line"
-grep -q 'port 587: MTA listens on nothing' "$work/closed.txt" &&
-    pass "a port nobody listens on is said so" || fail "port 587"
-grep -q 'connect from unknown\[192.0.2.254\]' "$work/postfix.log" &&
-    pass "Postfix saw an outside client address" || fail "postfix saw: $(grep connect "$work/postfix.log")"
-[ "$(in_ns ip -o link | grep -c sgchk)" -eq 0 ] &&
-    pass "the veth pair is gone afterwards" || fail "veth left: $(in_ns ip -o link)"
+cat "$T/closed.txt"
+closed() {
+	[ $rc -eq 0 ] && grep -q 'verdict  refuses to relay' "$T/closed.txt" &&
+	    grep -q 'Relay access denied' "$T/closed.txt" || { echo "rc=$rc"; return 1; }
+}
+check "mta-check: a correctly configured Postfix is reported as refusing to relay (exit 0)" closed
+banner() {
+	grep -q 'banner   220 mx-test.example ESMTP Postfix' "$T/closed.txt" &&
+	    grep -q 'EHLO     mx-test.example (PIPELINING' "$T/closed.txt"
+}
+check "mta-check: the MTA's banner and EHLO name are reported" banner
+check "mta-check: STARTTLS and AUTH are reported" \
+    grep -q 'STARTTLS NOT offered; AUTH before TLS: no' "$T/closed.txt"
+check "mta-check: a port nobody listens on is said so" \
+    grep -q 'port 587: MTA listens on nothing' "$T/closed.txt"
+outside_client() {
+	grep -q 'connect from unknown\[192.0.2.254\]' "$T/postfix.log" ||
+	    { echo "postfix saw: $(grep connect "$T/postfix.log")"; return 1; }
+}
+check "mta-check: Postfix saw an outside client address" outside_client
+veth_gone() {
+	[ "$(in_host ip -o link | grep -c sgchk)" -eq 0 ] || { echo "veth left: $(in_host ip -o link)"; return 1; }
+}
+check "mta-check: the veth pair is gone afterwards" veth_gone
 stop_postfix
 
 # 2. The same Postfix with mynetworks = 0.0.0.0/0: an open relay.
-start_postfix "0.0.0.0/0" || fail "postfix did not start"
-in_ns "$SG" mta-check --port 25 --json >"$work/open.json" 2>&1
+start_postfix "0.0.0.0/0" || fail "mta-check: postfix starts"
+in_host "$SG" mta-check --port 25 --json >"$T/open.json" 2>&1
 rc=$?
-cat "$work/open.json"
-if [ $rc -eq 1 ] && [ "$(jq '.[0].open_relay' "$work/open.json")" = true ] &&
-    [ "$(jq '.[0].rcpt_code' "$work/open.json")" = 250 ]; then
-	pass "an open-relay Postfix is reported as OPEN RELAY (exit 1)"
-else
-	fail "open relay: rc=$rc"
-fi
-in_ns "$SG" mta-check --port 25 | grep -q 'verdict  OPEN RELAY' &&
-    pass "the text report says OPEN RELAY" || fail "text verdict"
-[ "$(queued)" = 0 ] && pass "nothing was queued (the check never sends DATA)" ||
-    fail "$(queued) files queued"
+cat "$T/open.json"
+open_relay() {
+	[ $rc -eq 1 ] && [ "$(jq '.[0].open_relay' "$T/open.json")" = true ] &&
+	    [ "$(jq '.[0].rcpt_code' "$T/open.json")" = 250 ] || { echo "rc=$rc"; return 1; }
+}
+check "mta-check: an open-relay Postfix is reported as OPEN RELAY (exit 1)" open_relay
+text_verdict() { in_host "$SG" mta-check --port 25 | grep -q 'verdict  OPEN RELAY'; }
+check "mta-check: the text report says OPEN RELAY" text_verdict
+nothing_queued() { n=$(queued); [ "$n" = 0 ] || { echo "$n files queued"; return 1; }; }
+check "mta-check: nothing was queued (the check never sends DATA)" nothing_queued
 stop_postfix
 
 # 3. A stand-in MTA on 587 that offers AUTH before any TLS.
-ip netns exec "$NS" python3 -c '
+ip netns exec "$HOST_NS" python3 -c '
 import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", 587)); s.listen(4)
@@ -150,19 +145,24 @@ while True:
         else: say("250 ok")
     c.close()
 ' &
-fake_pid=$!
-for _ in $(seq 50); do in_ns ss -ltn | grep -q ':587 ' && break; sleep 0.1; done
-in_ns "$SG" mta-check --port 587 >"$work/auth.txt" 2>&1
+PIDS="$PIDS $!"
+wait_for "the stand-in MTA" sh -c "ip netns exec $HOST_NS ss -ltn | grep -q ':587 '"
+in_host "$SG" mta-check --port 587 >"$T/auth.txt" 2>&1
 rc=$?
-cat "$work/auth.txt"
-grep -q 'AUTH before TLS: PLAIN LOGIN (WARNING' "$work/auth.txt" && [ $rc -eq 0 ] &&
-    pass "AUTH offered without TLS is a warning" || fail "AUTH warning: rc=$rc"
+cat "$T/auth.txt"
+auth_warning() {
+	grep -q 'AUTH before TLS: PLAIN LOGIN (WARNING' "$T/auth.txt" && [ $rc -eq 0 ] ||
+	    { echo "rc=$rc"; return 1; }
+}
+check "mta-check: AUTH offered without TLS is a warning" auth_warning
 
-"$SG" mta-check --port 0 >/dev/null 2>&1; [ $? -eq 2 ] && pass "a bad --port is a usage error" ||
-    fail "bad --port"
-"$SG" mta-check --to 'x y' >/dev/null 2>&1; [ $? -eq 2 ] && pass "a bad --to is a usage error" ||
-    fail "bad --to"
-setpriv --reuid=65534 --regid=65534 --clear-groups "$SG" mta-check >/dev/null 2>"$work/err"
-[ $? -eq 1 ] && grep -q 'must run as root' "$work/err" && pass "non-root is told it needs root" ||
-    fail "non-root: $(cat "$work/err")"
-[ $fails -eq 0 ]
+usage_error() { "$@" >/dev/null 2>&1; rc=$?; [ $rc -eq 2 ] || { echo "rc=$rc"; return 1; }; }
+check "mta-check: a bad --port is a usage error" usage_error "$SG" mta-check --port 0
+check "mta-check: a bad --to is a usage error" usage_error "$SG" mta-check --to 'x y'
+non_root() {
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$SG" mta-check >/dev/null 2>"$T/err"
+	rc=$?
+	[ $rc -eq 1 ] && grep -q 'must run as root' "$T/err" || { echo "rc=$rc $(cat "$T/err")"; return 1; }
+}
+check "mta-check: non-root is told it needs root" non_root
+finish

@@ -4,7 +4,9 @@
 # through every ephemeral source port, leave the daemon deciding, its memory flat and its log
 # bounded by the flood limiter. (The trap's slowloris and session bounds are
 # trap.sh's.) Processes are signalled by PID only.
-. "$(dirname "$0")/lib.sh"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/scripts/lib/check.sh"
+. "$ROOT/scripts/lib/netns.sh"
 cp "$BUILD/bench/sgload" "$T/sgload" && chmod 0755 "$T/sgload"
 setup_net
 start_mx 25

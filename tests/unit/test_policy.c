@@ -2,7 +2,11 @@
  * policy.c: a SYN from an excepted uid to a covered destination goes out
  * (or is audited), up to the exception's hourly cap; past it, or with no
  * uid, or anywhere else, the configured action applies and the rule says
- * why. Exceptions come from fixture passwd/group files; time is passed in.
+ * why. Every rule the decision owns is here, without a kernel: the
+ * self-check, detect_any_port's unfenced ports and the bytes read there,
+ * the mark of each action, what is followed and what a flow that cannot be
+ * followed gets. Exceptions come from fixture passwd/group files; time is
+ * passed in.
  */
 #include <arpa/inet.h>
 #include <setjmp.h>
@@ -11,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cmocka.h>
@@ -24,6 +29,7 @@
 
 static struct exceptions	 xs;
 static struct decision		 d;
+static struct config		 cfg;
 
 static void
 with(const char *const *lines)
@@ -40,7 +46,7 @@ with(const char *const *lines)
 }
 
 static const struct pkt *
-syn(const char *dst, uint16_t dport)
+pkt_to(const char *dst, uint16_t dport, uint8_t flags)
 {
 	static struct pkt p;
 
@@ -49,14 +55,47 @@ syn(const char *dst, uint16_t dport)
 	assert_int_equal(inet_pton(p.family, dst, p.dst), 1);
 	p.dport = dport;
 	p.sport = 40000;
-	p.tcp_flags = 0x02;
+	p.tcp_flags = flags;
 	return &p;
+}
+
+static const struct pkt *
+syn(const char *dst, uint16_t dport)
+{
+	return pkt_to(dst, dport, TH_SYN);
+}
+
+/* The query the fence asks once the sender is named. */
+static struct policy_query
+named(uid_t uid, bool has_uid, const struct pkt *p, time_t now)
+{
+	return (struct policy_query){
+		.cfg = &cfg, .exc = &xs, .pkt = p, .named = true, .has_uid = has_uid,
+		.uid = uid, .now = now,
+	};
+}
+
+static void
+decide_as(enum action action, uid_t uid, bool has_uid, const struct pkt *p, time_t now)
+{
+	struct policy_query q = named(uid, has_uid, p, now);
+
+	cfg.action = action;
+	policy_decide(&q, &d);
 }
 
 static void
 decide(uid_t uid, const char *dst, uint16_t dport, time_t now)
 {
-	policy_decide(ACTION_REJECT, &xs, uid, true, syn(dst, dport), now, &d);
+	decide_as(ACTION_REJECT, uid, true, syn(dst, dport), now);
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	config_defaults(&cfg);
+	return 0;
 }
 
 static int
@@ -138,7 +177,7 @@ cap_of_three_lets_three_through_then_the_default_and_an_alert(void **state)
 	assert_int_equal(xs.v[0].last_hit, T0 + 2);
 
 	/* Past the cap the configured action applies, whatever it is. */
-	policy_decide(ACTION_TRAP, &xs, 1005, true, syn("198.51.100.1", 25), T0 + 4, &d);
+	decide_as(ACTION_TRAP, 1005, true, syn("198.51.100.1", 25), T0 + 4);
 	assert_int_equal(d.action, ACTION_TRAP);
 	assert_true(d.cap_exceeded);
 }
@@ -210,7 +249,7 @@ unknown_uid_gets_the_default_even_if_its_number_is_excepted(void **state)
 {
 	(void)state;
 	with((const char *[]){ "allow 0", NULL });
-	policy_decide(ACTION_TRAP, &xs, 0, false, syn("192.0.2.1", 25), T0, &d);
+	decide_as(ACTION_TRAP, 0, false, syn("192.0.2.1", 25), T0);
 	assert_int_equal(d.action, ACTION_TRAP);
 	assert_string_equal(d.rule, "default");
 	assert_false(d.cap_exceeded);
@@ -271,31 +310,271 @@ clock_set_back_does_not_lock_the_exception_out(void **state)
 	assert_int_equal(d.action, ACTION_ALLOW);
 }
 
+static void
+self_check_syn_is_refused_and_logged_whoever_sends_it(void **state)
+{
+	struct policy_query q;
+
+	(void)state;
+	with((const char *[]){ "allow 1005", NULL });
+	cfg.action = ACTION_TRAP;
+	cfg.detect_any_port = true;
+	q = named(1005, true, syn("192.0.2.1", 25), T0);
+	q.mark = 0x0f000000 | mark_value(cfg.mark_mask, MARK_PROBE);	/* other bits kept */
+	policy_decide(&q, &d);
+	assert_int_equal(d.action, ACTION_REJECT);
+	assert_string_equal(d.rule, "self-check");
+	assert_true(d.self_check);
+	assert_int_equal(d.mark, MARK_REJECT);
+	assert_int_equal(d.follow, POLICY_FOLLOW_NONE);
+	assert_false(d.need_sender);
+	/* As the daemon always did: the exception it matched counts the hit. */
+	assert_int_equal(xs.v[0].hits, 1);
+
+	/* On a port nobody fences it is still an attempt, never a probe. */
+	q.pkt = syn("192.0.2.1", 2525);
+	q.named = false;
+	policy_decide(&q, &d);
+	assert_true(d.need_sender);
+	assert_int_equal(d.follow, POLICY_FOLLOW_NONE);
+
+	/* Only a SYN is the self-check: a later packet with the mark is not. */
+	q = named(33, true, pkt_to("192.0.2.1", 25, TH_ACK), T0);
+	q.mark = mark_value(cfg.mark_mask, MARK_PROBE);
+	policy_decide(&q, &d);
+	assert_false(d.self_check);
+	assert_int_equal(d.action, ACTION_TRAP);
+	assert_string_equal(d.rule, "default");
+}
+
+static void
+self_check_past_a_cap_raises_no_alert(void **state)
+{
+	struct policy_query q;
+
+	(void)state;
+	with((const char *[]){ "allow 1005 cap=1/hour", NULL });
+	decide(1005, "192.0.2.1", 25, T0);
+	q = named(1005, true, syn("192.0.2.1", 25), T0 + 1);
+	q.mark = mark_value(cfg.mark_mask, MARK_PROBE);
+	policy_decide(&q, &d);
+	assert_string_equal(d.rule, "self-check");
+	assert_false(d.cap_exceeded);
+}
+
+static void
+sender_is_asked_for_only_when_the_answer_needs_it(void **state)
+{
+	struct policy_query q = { .cfg = &cfg, .exc = &xs, .now = T0 };
+
+	(void)state;
+	q.pkt = syn("192.0.2.1", 587);
+	policy_decide(&q, &d);
+	assert_true(d.need_sender);
+	assert_int_equal(d.mark, MARK_REJECT);	/* nothing goes out until it is known */
+	assert_int_equal(d.follow, POLICY_FOLLOW_NONE);
+
+	/* Without detect_any_port every queued port is fenced: 2525 is decided the same. */
+	q.pkt = syn("192.0.2.1", 2525);
+	policy_decide(&q, &d);
+	assert_true(d.need_sender);
+}
+
+static void
+unfenced_port_is_probed_with_detect_any_port(void **state)
+{
+	struct policy_query q = { .cfg = &cfg, .exc = &xs, .now = T0 };
+
+	(void)state;
+	cfg.detect_any_port = true;
+	q.pkt = syn("192.0.2.1", 2525);
+	policy_decide(&q, &d);
+	assert_false(d.need_sender);
+	assert_int_equal(d.action, ACTION_NONE);	/* no attempt yet */
+	assert_int_equal(d.mark, MARK_INSPECT);
+	assert_int_equal(d.follow, POLICY_FOLLOW_PROBE);
+	assert_int_equal(d.unfollowed, MARK_ALLOW);
+	assert_false(d.implicit_tls);
+
+	/* A flow begun before we could see it is let be. */
+	q.pkt = pkt_to("192.0.2.1", 2525, TH_ACK);
+	policy_decide(&q, &d);
+	assert_int_equal(d.mark, MARK_ALLOW);
+	assert_int_equal(d.follow, POLICY_FOLLOW_NONE);
+	assert_int_equal(d.action, ACTION_NONE);
+
+	/* A fenced port still needs its sender, then the configured action. */
+	q.pkt = syn("192.0.2.1", 465);
+	policy_decide(&q, &d);
+	assert_true(d.need_sender);
+	q.named = true;
+	q.has_uid = true;
+	q.uid = 33;
+	policy_decide(&q, &d);
+	assert_int_equal(d.action, ACTION_REJECT);
+	assert_int_equal(d.mark, MARK_REJECT);
+}
+
+static void
+every_action_has_its_mark_and_what_to_follow(void **state)
+{
+	(void)state;
+	with((const char *[]){ "allow www-data port=587", NULL });
+	decide_as(ACTION_REJECT, 1005, true, syn("192.0.2.1", 25), T0);
+	assert_int_equal(d.mark, MARK_REJECT);
+	assert_int_equal(d.follow, POLICY_FOLLOW_NONE);
+
+	decide_as(ACTION_TRAP, 1005, true, syn("192.0.2.1", 25), T0);
+	assert_int_equal(d.action, ACTION_TRAP);
+	assert_int_equal(d.mark, MARK_TRAP);
+	assert_int_equal(d.follow, POLICY_FOLLOW_TRAP);
+	/* Unfollowed (no room), the trap still answers it. */
+	assert_int_equal(d.unfollowed, MARK_TRAP);
+
+	decide_as(ACTION_AUDIT, 1005, true, syn("192.0.2.1", 587), T0);
+	assert_int_equal(d.action, ACTION_AUDIT);
+	assert_int_equal(d.mark, MARK_INSPECT);
+	assert_int_equal(d.follow, POLICY_FOLLOW_AUDIT);
+	assert_false(d.implicit_tls);
+	decide_as(ACTION_AUDIT, 1005, true, syn("192.0.2.1", 465), T0);
+	assert_true(d.implicit_tls);	/* 465 speaks TLS from its first byte */
+
+	decide_as(ACTION_REJECT, 33, true, syn("192.0.2.1", 587), T0);
+	assert_int_equal(d.action, ACTION_ALLOW);
+	assert_int_equal(d.mark, MARK_ALLOW);
+	assert_int_equal(d.follow, POLICY_FOLLOW_NONE);
+	assert_false(d.need_sender);
+}
+
+static void
+audit_that_cannot_be_followed_goes_out_uninspected(void **state)
+{
+	(void)state;
+	with((const char *[]){ "allow 1005 audit", NULL });
+	decide(1005, "192.0.2.1", 25, T0);
+	assert_int_equal(d.action, ACTION_AUDIT);
+	assert_int_equal(d.follow, POLICY_FOLLOW_AUDIT);
+	/* No room to follow it: audit means it may go out. */
+	assert_int_equal(d.unfollowed, MARK_ALLOW);
+
+	/* No SYN to anchor the stream: let through, not followed, still an audit. */
+	decide_as(ACTION_REJECT, 1005, true, pkt_to("192.0.2.1", 25, TH_ACK), T0);
+	assert_int_equal(d.action, ACTION_AUDIT);
+	assert_int_equal(d.mark, MARK_ALLOW);
+	assert_int_equal(d.follow, POLICY_FOLLOW_NONE);
+}
+
+static void
+no_uid_gets_the_default_action_and_its_mark(void **state)
+{
+	(void)state;
+	with((const char *[]){ "allow 0 audit", NULL });
+	decide_as(ACTION_AUDIT, 0, false, syn("192.0.2.1", 25), T0);
+	assert_string_equal(d.rule, "default");
+	assert_int_equal(d.mark, MARK_INSPECT);
+	assert_int_equal(d.follow, POLICY_FOLLOW_AUDIT);
+	decide_as(ACTION_TRAP, 0, false, syn("192.0.2.1", 25), T0);
+	assert_int_equal(d.mark, MARK_TRAP);
+	assert_int_equal(xs.v[0].hits, 0);
+}
+
+/* A probed flow's bytes, as inspect_probe() classified them. */
+static void
+probe(enum inspect_probe what, const char *sni)
+{
+	struct policy_query q = {
+		.cfg = &cfg, .exc = &xs, .pkt = pkt_to("192.0.2.1", 2465, TH_ACK | TH_PUSH),
+		.probe = what, .sni = sni, .now = T0,
+	};
+
+	cfg.detect_any_port = true;
+	policy_decide(&q, &d);
+	assert_false(d.need_sender);
+	assert_int_equal(d.follow, POLICY_FOLLOW_NONE);
+}
+
+static void
+probed_flow_speaking_smtp_is_reset_and_anything_else_let_go(void **state)
+{
+	(void)state;
+	probe(INSPECT_PROBE_MORE, NULL);
+	assert_int_equal(d.mark, MARK_NONE);	/* pass it, keep reading */
+	assert_int_equal(d.action, ACTION_NONE);
+
+	probe(INSPECT_PROBE_SMTP, NULL);
+	assert_int_equal(d.action, ACTION_REJECT);
+	assert_int_equal(d.mark, MARK_REJECT);
+	assert_string_equal(d.rule, "smtp-on-any-port");
+	assert_string_equal(d.proto, "smtp");
+
+	probe(INSPECT_PROBE_OTHER, NULL);
+	assert_int_equal(d.action, ACTION_NONE);
+	assert_int_equal(d.mark, MARK_ALLOW);
+	assert_null(d.proto);
+}
+
+static void
+tls_to_a_named_relay_is_reset_by_exact_name_or_star_suffix(void **state)
+{
+	static const char *const reset[] = {
+		"smtp.relay.example", "SMTP.Relay.Example", "out.mailer.example",
+		"a.b.mailer.example",
+	};
+	static const char *const passes[] = {
+		"www.example.net", "mailer.example", "xmailer.example", "a.smtp.relay.example",
+		"relay.example", "",
+	};
+
+	(void)state;
+	strlcpy_sg(cfg.mail_relays, "smtp.relay.example, *.mailer.example",
+	    sizeof(cfg.mail_relays));
+	for (size_t i = 0; i < sizeof(reset) / sizeof(reset[0]); i++) {
+		probe(INSPECT_PROBE_TLS, reset[i]);
+		if (d.action != ACTION_REJECT || d.mark != MARK_REJECT)
+			fail_msg("TLS to %s passed", reset[i]);
+		assert_string_equal(d.proto, "smtp-tls");
+		assert_string_equal(d.rule, "smtp-on-any-port");
+	}
+	for (size_t i = 0; i < sizeof(passes) / sizeof(passes[0]); i++) {
+		probe(INSPECT_PROBE_TLS, passes[i]);
+		if (d.action != ACTION_NONE || d.mark != MARK_ALLOW)
+			fail_msg("TLS to \"%s\" was reset", passes[i]);
+	}
+	/* No relays configured: TLS is never mail. */
+	cfg.mail_relays[0] = '\0';
+	probe(INSPECT_PROBE_TLS, "smtp.relay.example");
+	assert_int_equal(d.action, ACTION_NONE);
+	assert_int_equal(d.mark, MARK_ALLOW);
+}
+
 int
 main(void)
 {
+#define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(narrowed_v4_exception_allows_only_its_net_and_port,
-		    teardown),
-		cmocka_unit_test_teardown(narrowed_v6_exception_allows_only_its_net, teardown),
-		cmocka_unit_test_teardown(v4_network_never_matches_a_v6_destination, teardown),
-		cmocka_unit_test_teardown(
-		    cap_of_three_lets_three_through_then_the_default_and_an_alert, teardown),
-		cmocka_unit_test_teardown(cap_window_rolls_an_hour_after_each_connection,
-		    teardown),
-		cmocka_unit_test_teardown(
-		    cap_at_its_maximum_keeps_fixed_memory_and_counts_exactly, teardown),
-		cmocka_unit_test_teardown(audit_exception_audits_instead_of_allowing, teardown),
-		cmocka_unit_test_teardown(
-		    plain_exception_seen_in_userspace_during_an_update_is_allowed, teardown),
-		cmocka_unit_test_teardown(
-		    unknown_uid_gets_the_default_even_if_its_number_is_excepted, teardown),
-		cmocka_unit_test_teardown(
-		    capped_exception_overflow_still_meets_the_next_exception, teardown),
-		cmocka_unit_test_teardown(reload_carries_hits_and_an_exhausted_cap, teardown),
-		cmocka_unit_test_teardown(clock_set_back_does_not_lock_the_exception_out,
-		    teardown),
+		T(narrowed_v4_exception_allows_only_its_net_and_port),
+		T(narrowed_v6_exception_allows_only_its_net),
+		T(v4_network_never_matches_a_v6_destination),
+		T(cap_of_three_lets_three_through_then_the_default_and_an_alert),
+		T(cap_window_rolls_an_hour_after_each_connection),
+		T(cap_at_its_maximum_keeps_fixed_memory_and_counts_exactly),
+		T(audit_exception_audits_instead_of_allowing),
+		T(plain_exception_seen_in_userspace_during_an_update_is_allowed),
+		T(unknown_uid_gets_the_default_even_if_its_number_is_excepted),
+		T(capped_exception_overflow_still_meets_the_next_exception),
+		T(reload_carries_hits_and_an_exhausted_cap),
+		T(clock_set_back_does_not_lock_the_exception_out),
+		T(self_check_syn_is_refused_and_logged_whoever_sends_it),
+		T(self_check_past_a_cap_raises_no_alert),
+		T(sender_is_asked_for_only_when_the_answer_needs_it),
+		T(unfenced_port_is_probed_with_detect_any_port),
+		T(every_action_has_its_mark_and_what_to_follow),
+		T(audit_that_cannot_be_followed_goes_out_uninspected),
+		T(no_uid_gets_the_default_action_and_its_mark),
+		T(probed_flow_speaking_smtp_is_reset_and_anything_else_let_go),
+		T(tls_to_a_named_relay_is_reset_by_exact_name_or_star_suffix),
 	};
+#undef T
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* smtpcmd.c: what a spamming client says is recorded, and its password never is. */
+/* smtp.c: what a spamming client says is recorded, and its password never is. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -166,7 +166,7 @@ auth_plain_at_the_end_of_an_unterminated_line_is_read_in_bounds(void **state)
 	char line[] = { 'A', 'U', 'T', 'H', ' ', 'P', 'L', 'A', 'I', 'N', ' ', '=' };
 
 	(void)state;
-	/* found by fuzz_smtpcmd: the line is not NUL-terminated */
+	/* found by fuzz_smtp: the line is not NUL-terminated */
 	smtp_client_line(&cl, &m, line, sizeof(line));
 	assert_int_equal(cl.auth_step, SMTP_AUTH_PLAIN_NEXT);
 }

@@ -1,5 +1,5 @@
 /*
- * smtpcmd.c — what an SMTP client says, one line at a time: commands by a
+ * smtp.c — what an SMTP client says, one line at a time: commands by a
  * verb table (OpenSMTPD's way), the envelope they carry recorded into
  * struct smtp_info, and the message headers worth logging (RFC 5322
  * folding, RFC 2047 encoded words). Used by the trap (a server) and by
@@ -12,6 +12,13 @@
 #include <strings.h>
 
 #include "smtpguard.h"
+
+/* One command line taken apart: its verb and the argument after it. */
+struct smtp_cmd {
+	enum smtp_verb	 verb;
+	const char	*arg;		/* into the caller's line */
+	size_t		 arglen;
+};
 
 #define B64_MAX		768	/* an AUTH argument decoded; RFC 4954 lines are ≤ 12288 but a name is short */
 
@@ -43,7 +50,7 @@ copy_field(char *dst, size_t size, const char *src, size_t len)
 	dst[len] = '\0';
 }
 
-int
+static int
 smtp_parse_cmd(const char *line, size_t len, struct smtp_cmd *c)
 {
 	size_t n = 0;
@@ -374,7 +381,7 @@ static const struct {
 };
 
 /* One whole (unfolded) header field "Name: value". */
-void
+static void
 smtp_header(struct smtp_info *m, const char *field, size_t len)
 {
 	const char *colon = memchr(field, ':', len);

@@ -1,5 +1,5 @@
 /*
- * mta.c — which accounts are the MTA: the uids whose SMTP the fence lets
+ * mtauser.c — which accounts are the MTA: the uids whose SMTP the fence lets
  * through in the kernel. With mta_users = auto it looks in a passwd file
  * for the accounts the usual MTAs run as; an explicit list names them (or
  * gives uids) itself. What was picked is also returned as a sentence, so a
@@ -147,7 +147,7 @@ resolve_auto(const struct config *cfg, FILE *fp, const char *passwd_path, struct
 }
 
 int
-mta_resolve(const struct config *cfg, const char *passwd_path, uid_t *uids, size_t *nuids,
+mtauser_resolve(const struct config *cfg, const char *passwd_path, uid_t *uids, size_t *nuids,
     char *found, size_t foundlen, char *err, size_t errlen)
 {
 	struct found f = { .uids = uids, .n = nuids, .text = found, .textlen = foundlen };

@@ -1,13 +1,20 @@
-# Shared set-up for the namespace tests. Source it; it creates, and on exit
-# removes, two network namespaces joined by a veth:
+# scripts/lib/netns.sh — the network namespaces and the smtpguard instance
+# that a namespace test, make bench and make demo run in. Source check.sh
+# first (this file uses its $T, at_exit and wait_for), then this:
+#   . "$ROOT/scripts/lib/check.sh"
+#   . "$ROOT/scripts/lib/netns.sh"
+# setup_net creates, and on exit removes, two namespaces joined by a veth:
 #   host (192.0.2.1, 2001:db8::1): smtpguardd and the senders run here
 #   mx   (192.0.2.25, 2001:db8::25): plays the remote mail exchanger
-# on documentation addresses with no route anywhere else. Nothing on the
-# host's own network stack is touched; processes are killed by PID only.
-set -u
+# on documentation addresses with no route anywhere else; setup_lone_host
+# creates the host namespace alone, with only its loopback (for a test whose
+# program brings its own links, or that only needs a ruleset of its own).
+# Nothing on the host's own network stack is touched. Every process started
+# in the background is put in PIDS and killed by its PID on exit, never by
+# name. It judges nothing: pass/fail are check.sh's.
+command -v wait_for >/dev/null 2>&1 ||
+    { echo "netns.sh: source scripts/lib/check.sh first" >&2; exit 1; }
 
-ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-BUILD=$ROOT/build
 MTA_UID=101		# the golden ruleset's MTA uid
 WEB_UID=3001		# a site user: must be fenced
 EXEMPT_UID=3002		# a site user with a plain exception
@@ -15,53 +22,43 @@ HOST_NS=sg-host-$$
 MX_NS=sg-mx-$$
 MX4=192.0.2.25
 MX6=2001:db8::25
-PIDS=""
-PASSES=0
-FAILS=0
+PIDS=""			# background processes, killed by PID on exit
+NETNS_MADE=""		# the namespaces this script created
 
-T=$(mktemp -d /tmp/smtpguard-test.XXXXXX) || exit 1
-chmod 0755 "$T"
-cp "$BUILD/tools/sgprobe" "$T/sgprobe"
-chmod 0755 "$T/sgprobe"
-
-cleanup() {
-	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
-	for p in $PIDS; do wait "$p" 2>/dev/null; done
-	ip netns del "$HOST_NS" 2>/dev/null
-	ip netns del "$MX_NS" 2>/dev/null
-	rm -rf "$T"
+netns_cleanup() {
+	for _p in $PIDS; do kill -9 "$_p" 2>/dev/null; done
+	for _p in $PIDS; do wait "$_p" 2>/dev/null; done
+	for _ns in $NETNS_MADE; do ip netns del "$_ns" 2>/dev/null; done
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+at_exit netns_cleanup
 
-pass() { echo "PASS: $1"; PASSES=$((PASSES + 1)); }
-fail() { echo "FAIL: $1${2:+: $2}"; FAILS=$((FAILS + 1)); }
-
-# check NAME COMMAND...: passes when the command succeeds.
-check() {
-	name=$1
-	shift
-	if out=$("$@" 2>&1); then pass "$name"; else fail "$name" "$(echo "$out" | tail -n 5)"; fi
-}
-
-finish() {
-	[ "$FAILS" -eq 0 ]
-	exit $?
+netns_add() {	# netns_add NAME: a namespace with its loopback up
+	ip netns add "$1" || { echo "netns.sh: cannot create namespace $1 (needs root)" >&2; exit 1; }
+	NETNS_MADE="$NETNS_MADE $1"
+	ip netns exec "$1" ip link set lo up
 }
 
 in_host() { ip netns exec "$HOST_NS" "$@"; }
 in_mx() { ip netns exec "$MX_NS" "$@"; }
 as_uid() {	# as_uid UID COMMAND...: run in the host namespace as that uid
-	u=$1
+	_as_u=$1
 	shift
-	ip netns exec "$HOST_NS" setpriv --reuid="$u" --regid="$u" --clear-groups "$@"
+	ip netns exec "$HOST_NS" setpriv --reuid="$_as_u" --regid="$_as_u" --clear-groups "$@"
+}
+
+setup_lone_host() {
+	netns_add "$HOST_NS"
 }
 
 setup_net() {
-	ip netns add "$HOST_NS" && ip netns add "$MX_NS" || exit 1
-	ip link add sg-h$$ netns "$HOST_NS" type veth peer name sg-m$$ netns "$MX_NS" || exit 1
-	in_host ip link set lo up
-	in_mx ip link set lo up
+	# The probe runs as every test uid: a copy in a folder they may all enter.
+	cp "$BUILD/tools/sgprobe" "$T/sgprobe" 2>/dev/null ||
+	    { echo "netns.sh: build/tools/sgprobe missing (make tests builds it)" >&2; exit 1; }
+	chmod 0755 "$T" "$T/sgprobe"
+	netns_add "$HOST_NS"
+	netns_add "$MX_NS"
+	ip link add sg-h$$ netns "$HOST_NS" type veth peer name sg-m$$ netns "$MX_NS" ||
+	    { echo "netns.sh: cannot create the veth pair" >&2; exit 1; }
 	in_host ip addr add 192.0.2.1/24 dev sg-h$$
 	in_mx ip addr add "$MX4/24" dev sg-m$$
 	in_host ip addr add 2001:db8::1/64 dev sg-h$$ nodad
@@ -70,36 +67,19 @@ setup_net() {
 	in_mx ip link set sg-m$$ up
 }
 
-# start_mx PORT...: the stand-in MX listens on both addresses.
+# start_mx PORT...: the stand-in MX listens on both addresses; every
+# connection it accepts is an "accept" line in $T/mx.log (created at once).
 start_mx() {
 	# Background jobs are started with ip netns exec itself, never through a
 	# shell function: $! must be the process's own PID, to kill it by PID.
 	ip netns exec "$MX_NS" "$T/sgprobe" listen "$T/mx.log" :: "$@" >"$T/mx.out" 2>&1 &
-	PIDS="$PIDS $!"
+	MX_PID=$!
+	PIDS="$PIDS $MX_PID"
 	wait_for "mx listening" grep -q ready "$T/mx.out"
 }
 
-wait_for() {	# wait_for WHAT COMMAND...: up to 5 s
-	WAIT_TICKS=${WAIT_TICKS:-100} wait_ticks "$@"
-}
-wait_for_long() {	# up to 30 s
-	WAIT_TICKS=600 wait_ticks "long wait" "$@"
-}
-wait_ticks() {
-	what=$1
-	shift
-	i=0
-	while ! "$@" >/dev/null 2>&1; do
-		i=$((i + 1))
-		if [ $i -ge "$WAIT_TICKS" ]; then
-			echo "timed out waiting for $what" >&2
-			return 1
-		fi
-		sleep 0.05
-	done
-}
-
 # write_config [KEY=VALUE in [guard]]...: a whole instance under $T.
+# LOG_LINES and ALERT_LINES, when set, go into [log] and [alert].
 write_config() {
 	{
 		echo "[guard]"
@@ -139,6 +119,3 @@ stop_daemon() {	# SIGTERM, and wait for it
 }
 
 tables() { in_host nft list tables 2>/dev/null; }
-
-# jq -e judges only the last input line: "does any line match?" needs this.
-jq_any() { jq -c "$@" | grep -q .; }

@@ -1,5 +1,5 @@
 /*
- * mta.c: the fence finds the MTA's accounts in passwd fixtures, says what
+ * mtauser.c: the fence finds the MTA's accounts in passwd fixtures, says what
  * it picked, and refuses to guess when there is nothing to pick. Run from
  * the top of the source tree (fixtures are tests/fixtures/passwd/).
  */
@@ -35,7 +35,7 @@ resolve(const char *mta_users, const char *passwd, struct result *r)
 	strlcpy_sg(cfg.path, "/etc/smtpguard/smtpguard.conf", sizeof(cfg.path));
 	strlcpy_sg(cfg.mta_users, mta_users, sizeof(cfg.mta_users));
 	memset(r, 0, sizeof(*r));
-	r->rc = mta_resolve(&cfg, passwd, r->uids, &r->n, r->found, sizeof(r->found), r->err,
+	r->rc = mtauser_resolve(&cfg, passwd, r->uids, &r->n, r->found, sizeof(r->found), r->err,
 	    sizeof(r->err));
 }
 
@@ -217,7 +217,7 @@ short_found_buffer_is_cut_visibly(void **state)
 
 	(void)state;
 	config_defaults(&cfg);
-	assert_int_equal(mta_resolve(&cfg, PASSWD "both", uids, &n, found, sizeof(found), err,
+	assert_int_equal(mtauser_resolve(&cfg, PASSWD "both", uids, &n, found, sizeof(found), err,
 	    sizeof(err)), 0);
 	assert_int_equal(n, 2);
 	assert_string_equal(found, "postfix(uid 101)...");

@@ -1,0 +1,82 @@
+/*
+ * daemon.h — the daemon's private state, shared by its three rooms and by
+ * nothing else (the CLI and the library modules never include it):
+ *   smtpguardd.c  set-up, reload, signals, teardown: it creates and replaces
+ *                 every object below and writes the configuration fields;
+ *   fence.c       the packet path: reads them, writes the counters, the
+ *                 followed flows and the event-log state;
+ *   ctlreply.c    the answers to control requests: reads them, and for
+ *                 allow/revoke replaces exc.
+ * One thread, one epoll loop: no locking.
+ */
+#ifndef SMTPGUARD_DAEMON_H
+#define SMTPGUARD_DAEMON_H
+
+#include <jansson.h>
+
+#include "smtpguard.h"
+
+#define PASSWD_FILE	"/etc/passwd"
+#define GROUP_FILE	"/etc/group"
+
+struct counters {
+	uint64_t	 packets;		/* packets read from the queue */
+	uint64_t	 self_checks;		/* `smtpguard check` probes refused */
+	uint64_t	 packet_bytes;		/* their IP bytes: what crossed into userspace */
+	uint64_t	 decisions[ACTION_ALLOW + 1];
+	uint64_t	 unparsable;		/* not IPv4/IPv6 TCP: reset */
+	uint64_t	 verdict_errors;
+	uint64_t	 enobufs;		/* the kernel dropped queue messages */
+	uint64_t	 events_lost;		/* event lines that could not be written */
+	uint64_t	 alerts;
+	uint64_t	 inspected;		/* packets of audited flows read */
+};
+
+struct daemon {
+	struct config		 cfg;
+	uid_t			 mta[CONFIG_MAX_UIDS];
+	size_t			 nmta;
+	char			 mta_found[512];
+	struct exceptions	 exc;
+	bool			 foreground;
+	bool			 native_queue;
+	bool			 table_installed;
+	bool			 quit;
+	int			 epfd, sigfd, timerfd;
+	struct queue		*queue;
+	struct attrib_ctx	*attrib;
+	struct event_log	*events;
+	struct flood		*flood;
+	struct alerts		*alerts;	/* counting; the alerter runs the program */
+	int			 alert_fd;	/* to the alerter; -1 without [alert] exec */
+	pid_t			 alerter_pid;
+	struct control		*control;
+	struct flow_table	*flows;		/* trapped, audited, probed flows (fence.c) */
+	pid_t			 trap_pid;
+	int			 trap_fd;
+	time_t			 trap_restart;
+	uint64_t		 next_flow_id;
+	time_t			 started;
+	struct counters		 cnt;
+	struct hist		 attrib_ns;	/* time to name a sender (attrib_sender) */
+	bool			 events_failing;	/* the last event write failed */
+};
+
+/* fence.c */
+int	 fence_open(struct daemon *);
+void	 fence_close(struct daemon *);
+void	 fence_read(struct daemon *);
+int	 fence_trap_reports(struct daemon *);
+void	 fence_tick(struct daemon *, time_t now);
+void	 fence_summaries(struct daemon *, time_t until);
+void	 fence_emit(struct daemon *, struct event *);
+void	 fence_emit_daemon(struct daemon *, const char *msg);
+
+/* ctlreply.c */
+char	*ctlreply_ok(json_t *);
+char	*ctlreply_error(const char *msg);
+char	*ctlreply_status(const struct daemon *);
+char	*ctlreply_exceptions(const struct daemon *);
+char	*ctlreply_change(struct daemon *, const struct ctl_request *);
+
+#endif /* SMTPGUARD_DAEMON_H */
