@@ -11,7 +11,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -617,62 +616,68 @@ CLIENT_ADDR ", joined to this host by a veth (" HOST_ADDR "/30, removed after),\
 "not be checked, 2 usage.\n"
 "It also reports STARTTLS and whether AUTH is offered before TLS.\n";
 
+enum { OPT_PORT = CLIOPT_OWN, OPT_TO };
+
+struct check_args {
+	uint16_t	 ports[PORTS_MAX];
+	size_t		 nports;
+	const char	*rcpt;
+};
+
+static int
+check_option(void *ctx, int ch, const char *arg, char *err, size_t errlen)
+{
+	struct check_args *a = ctx;
+	char *end;
+
+	switch (ch) {
+	case OPT_PORT: {
+		long p = strtol(arg, &end, 10);
+
+		if (*end != '\0' || p < 1 || p > 65535 || a->nports == PORTS_MAX) {
+			snprintf(err, errlen, "bad --port '%s' (1-65535, at most %d)", arg,
+			    PORTS_MAX);
+			return -1;
+		}
+		a->ports[a->nports++] = (uint16_t)p;
+		return 1;
+	}
+	case OPT_TO:
+		if (strlen(arg) > 254 || strchr(arg, '@') == NULL ||
+		    strpbrk(arg, "<> \r\n\t") != NULL) {
+			snprintf(err, errlen, "bad --to '%s' (user@domain)", arg);
+			return -1;
+		}
+		a->rcpt = arg;
+		return 1;
+	}
+	return 0;
+}
+
 int
 mta_check(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "port", required_argument, NULL, 'p' },
-		{ "to", required_argument, NULL, 't' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	static const struct cliopt_option opts[] = {
+		{ "port", true, OPT_PORT },
+		{ "to", true, OPT_TO },
+		{ NULL, false, 0 },
 	};
+	static const char *const help[] = { check_help, NULL };
+	struct cliopt o = { .cmd = "mta-check", .help = help, .takes = CLIOPT_WANT_JSON };
+	struct check_args args = { .ports = { 25, 587 }, .rcpt = DEFAULT_RCPT };
 	struct port_check pcs[PORTS_MAX];
-	uint16_t ports[PORTS_MAX] = { 25, 587 };
-	size_t nports = 0;
-	const char *rcpt = DEFAULT_RCPT;
-	char err[256], *end;
-	bool json = false, any = false;
-	int ch, open = 0;
+	uint16_t *ports = args.ports;
+	size_t nports;
+	const char *rcpt;
+	char err[256];
+	bool json, any = false;
+	int rc, open = 0;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'p': {
-			long p = strtol(optarg, &end, 10);
-
-			if (*end != '\0' || p < 1 || p > 65535 || nports == PORTS_MAX) {
-				fprintf(stderr, "smtpguard mta-check: bad --port '%s' (1-65535, at "
-				    "most %d)\n", optarg, PORTS_MAX);
-				return 2;
-			}
-			ports[nports++] = (uint16_t)p;
-			break;
-		}
-		case 't':
-			if (strlen(optarg) > 254 || strchr(optarg, '@') == NULL ||
-			    strpbrk(optarg, "<> \r\n\t") != NULL) {
-				fprintf(stderr, "smtpguard mta-check: bad --to '%s' (user@domain)\n",
-				    optarg);
-				return 2;
-			}
-			rcpt = optarg;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			fputs(check_help, stdout);
-			return 0;
-		default:
-			fprintf(stderr, "smtpguard mta-check: see smtpguard mta-check --help\n");
-			return 2;
-		}
-	}
-	if (optind != argc) {
-		fprintf(stderr, "smtpguard mta-check: unexpected argument '%s'\n", argv[optind]);
-		return 2;
-	}
+	if ((rc = cliopt_parse(&o, argc, argv, "h", opts, check_option, &args)) != 0)
+		return rc == 1 ? 0 : 2;
+	nports = args.nports;
+	rcpt = args.rcpt;
+	json = o.json;
 	if (nports == 0)
 		nports = 2;
 	if (geteuid() != 0) {

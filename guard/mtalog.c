@@ -2,7 +2,7 @@
  * mtalog.c — one line of an MTA's log, taken apart: Postfix through syslog
  * (RFC 3339 or traditional "Nov 22 10:00:01" stamps) and Exim's main log.
  * The result points into the caller's line; nothing is copied or allocated,
- * and a line is never trusted: any byte sequence gives MTA_OTHER or MTA_BAD.
+ * and a line is never trusted: any byte sequence gives MTALOG_OTHER or MTALOG_BAD.
  * What a line means for a message (the join by queue id) is mtareport.c's.
  */
 #include <string.h>
@@ -66,10 +66,10 @@ find(const char *p, const char *end, const char *s)
 	return NULL;
 }
 
-static struct mta_str
+static struct mtalog_str
 span(const char *p, const char *q)
 {
-	return (struct mta_str){ p, (size_t)(q - p) };
+	return (struct mtalog_str){ p, (size_t)(q - p) };
 }
 
 /* --- time ----------------------------------------------------------------- */
@@ -105,7 +105,7 @@ civil_seconds(int y, int mo, int d, int h, int mi, int s)
  * once per hour of log (logs are in time order, so the cache almost always hits).
  */
 static int64_t
-local_to_utc(struct mta_clock *c, int64_t wall)
+local_to_utc(struct mtalog_clock *c, int64_t wall)
 {
 	int64_t hour = wall - (wall % 3600 + 3600) % 3600;
 
@@ -124,7 +124,7 @@ local_to_utc(struct mta_clock *c, int64_t wall)
 }
 
 void
-mta_clock_init(struct mta_clock *c, time_t ref)
+mtalog_clock_init(struct mtalog_clock *c, time_t ref)
 {
 	struct tm tm;
 
@@ -137,7 +137,7 @@ mta_clock_init(struct mta_clock *c, time_t ref)
 
 /* "2026-11-22T10:00:01[.123456](Z|+01:00|+0100) ": p moves past the space. */
 static int
-stamp_rfc3339(struct mta_clock *c, const char **pp, const char *end, int64_t *ts)
+stamp_rfc3339(struct mtalog_clock *c, const char **pp, const char *end, int64_t *ts)
 {
 	const char *p = *pp;
 	int y = digits(p, end, 4), mo = digits(p + 5, end, 2), d = digits(p + 8, end, 2);
@@ -180,7 +180,7 @@ stamp_rfc3339(struct mta_clock *c, const char **pp, const char *end, int64_t *ts
  * more than a day after the reference (a log that spans New Year).
  */
 static int
-stamp_traditional(struct mta_clock *c, const char **pp, const char *end, int64_t *ts)
+stamp_traditional(struct mtalog_clock *c, const char **pp, const char *end, int64_t *ts)
 {
 	const char *p = *pp, *m;
 	int mo, d, h, mi, s, y;
@@ -209,7 +209,7 @@ stamp_traditional(struct mta_clock *c, const char **pp, const char *end, int64_t
 
 /* The value of "key=" up to the next ", " (or end), searched from p. */
 static bool
-pf_field(const char *p, const char *end, const char *key, struct mta_str *out)
+pf_field(const char *p, const char *end, const char *key, struct mtalog_str *out)
 {
 	const char *v, *e;
 
@@ -226,17 +226,17 @@ pf_field(const char *p, const char *end, const char *key, struct mta_str *out)
 }
 
 /* "<addr>" without its brackets. */
-static struct mta_str
-unbracket(struct mta_str s)
+static struct mtalog_str
+unbracket(struct mtalog_str s)
 {
 	if (s.len >= 2 && s.p[0] == '<' && s.p[s.len - 1] == '>')
-		return (struct mta_str){ s.p + 1, s.len - 2 };
+		return (struct mtalog_str){ s.p + 1, s.len - 2 };
 	return s;
 }
 
 /* "name[192.0.2.7]" or "name[192.0.2.7]:25": the address in brackets. */
 static bool
-bracketed_ip(struct mta_str s, struct mta_str *ip)
+bracketed_ip(struct mtalog_str s, struct mtalog_str *ip)
 {
 	const char *end = s.p + s.len, *o = memchr(s.p, '[', s.len), *c;
 
@@ -250,7 +250,7 @@ bracketed_ip(struct mta_str s, struct mta_str *ip)
 }
 
 static long long
-number(struct mta_str s)
+number(struct mtalog_str s)
 {
 	long long v = 0;
 
@@ -265,7 +265,7 @@ number(struct mta_str s)
 }
 
 static int
-pf_status(struct mta_str s, struct mta_line *l, const char *end)
+pf_status(struct mtalog_str s, struct mtalog_line *l, const char *end)
 {
 	const char *word_end = s.p;
 
@@ -273,11 +273,11 @@ pf_status(struct mta_str s, struct mta_line *l, const char *end)
 		word_end++;
 	s = span(s.p, word_end);
 	if (s.len == 4 && memcmp(s.p, "sent", 4) == 0)
-		l->status = MTA_SENT;
+		l->status = MTALOG_SENT;
 	else if (s.len == 8 && memcmp(s.p, "deferred", 8) == 0)
-		l->status = MTA_DEFERRED;
+		l->status = MTALOG_DEFERRED;
 	else if (s.len == 7 && memcmp(s.p, "bounced", 7) == 0)
-		l->status = MTA_BOUNCED;
+		l->status = MTALOG_BOUNCED;
 	else
 		return -1;
 	/* " (remote reply or reason)" */
@@ -297,23 +297,23 @@ pf_status(struct mta_str s, struct mta_line *l, const char *end)
  * Lines without a queue id (connect, disconnect, NOQUEUE, warnings) are OTHER.
  */
 static void
-postfix_line(const char *daemon, size_t dlen, const char *p, const char *end, struct mta_line *l)
+postfix_line(const char *daemon, size_t dlen, const char *p, const char *end, struct mtalog_line *l)
 {
 	const char *q = p;
-	struct mta_str v;
+	struct mtalog_str v;
 
 	while (q < end && is_alnum(*q))
 		q++;
-	if (q - p < 5 || q - p > MTA_QID_MAX || !starts(q, end, ": ") ||
+	if (q - p < 5 || q - p > MTALOG_QID_MAX || !starts(q, end, ": ") ||
 	    (q - p == 7 && memcmp(p, "NOQUEUE", 7) == 0))
 		return;
 	l->qid = span(p, q);
 	p = q + 2;
 #define DAEMON(s)	(dlen == sizeof(s) - 1 && memcmp(daemon, s, dlen) == 0)
 	if (DAEMON("smtpd") && starts(p, end, "client=")) {
-		l->kind = MTA_ORIGIN;
+		l->kind = MTALOG_ORIGIN;
 		if (pf_field(p, end, "client=", &v) && !bracketed_ip(v, &l->client_ip))
-			l->kind = MTA_BAD;
+			l->kind = MTALOG_BAD;
 		if (pf_field(p, end, "sasl_username=", &v))
 			l->sasl_user = v;
 	} else if (DAEMON("pickup") && starts(p, end, "uid=")) {
@@ -323,23 +323,23 @@ postfix_line(const char *daemon, size_t dlen, const char *p, const char *end, st
 			ue++;
 		l->uid = number(span(u, ue));
 		if (l->uid < 0 || !starts(ue, end, " from=<") || end[-1] != '>') {
-			l->kind = MTA_BAD;
+			l->kind = MTALOG_BAD;
 			return;
 		}
-		l->kind = MTA_ORIGIN;
+		l->kind = MTALOG_ORIGIN;
 		l->sender = unbracket(span(ue + 6, end));
 		l->has_sender = true;
 	} else if (DAEMON("cleanup") && starts(p, end, "message-id=")) {
-		l->kind = MTA_MSGID;
+		l->kind = MTALOG_MSGID;
 		l->msgid = unbracket(span(p + 11, end));
 	} else if (DAEMON("qmgr") && starts(p, end, "from=<")) {
 		if (find(p, end, ", size=") == NULL) {
 			return;	/* "from=<...>, status=expired, returned to sender" */
 		}
-		l->kind = MTA_QUEUED;
+		l->kind = MTALOG_QUEUED;
 		if (!pf_field(p, end, "from=", &v) || v.len < 2 || v.p[0] != '<' ||
 		    v.p[v.len - 1] != '>') {
-			l->kind = MTA_BAD;
+			l->kind = MTALOG_BAD;
 			return;
 		}
 		l->sender = unbracket(v);
@@ -352,28 +352,28 @@ postfix_line(const char *daemon, size_t dlen, const char *p, const char *end, st
 			l->nrcpt = number(sp ? span(v.p, sp) : v);
 		}
 	} else if ((DAEMON("qmgr") || DAEMON("postsuper")) && starts(p, end, "removed")) {
-		l->kind = MTA_DONE;
+		l->kind = MTALOG_DONE;
 	} else if (DAEMON("bounce") && starts(p, end, "sender non-delivery notification: ")) {
 		const char *c = p + 34, *ce = c;
 
 		while (ce < end && is_alnum(*ce))
 			ce++;
-		if (ce == c || ce - c > MTA_QID_MAX) {
-			l->kind = MTA_BAD;
+		if (ce == c || ce - c > MTALOG_QID_MAX) {
+			l->kind = MTALOG_BAD;
 			return;
 		}
-		l->kind = MTA_NDR;
+		l->kind = MTALOG_NDR;
 		l->child_qid = span(c, ce);
 	} else if (starts(p, end, "to=<")) {
-		struct mta_str status;
+		struct mtalog_str status;
 
 		if (!pf_field(p, end, "to=", &v) || !pf_field(p, end, "status=", &status) ||
 		    pf_status(status, l, end) < 0) {
-			l->kind = MTA_BAD;
-			l->reply = (struct mta_str){ 0 };
+			l->kind = MTALOG_BAD;
+			l->reply = (struct mtalog_str){ 0 };
 			return;
 		}
-		l->kind = MTA_RCPT;
+		l->kind = MTALOG_RCPT;
 		l->rcpt = unbracket(v);
 		if (pf_field(p, end, "relay=", &v))
 			l->relay = v;
@@ -413,7 +413,7 @@ exim_qid(const char *p, const char *end)
  * when searching, so a subject cannot fake a field.
  */
 static bool
-exim_field(const char *p, const char *end, const char *key, struct mta_str *out)
+exim_field(const char *p, const char *end, const char *key, struct mtalog_str *out)
 {
 	size_t klen = strlen(key);
 
@@ -449,9 +449,9 @@ exim_field(const char *p, const char *end, const char *key, struct mta_str *out)
 
 /* H=name (helo) [192.0.2.7]:25: the name, and the bracketed address. */
 static bool
-exim_host(const char *p, const char *end, struct mta_str *ip, struct mta_str *name)
+exim_host(const char *p, const char *end, struct mtalog_str *ip, struct mtalog_str *name)
 {
-	struct mta_str h;
+	struct mtalog_str h;
 	const char *o, *c;
 
 	if (!exim_field(p, end, "H=", &h))
@@ -465,10 +465,10 @@ exim_host(const char *p, const char *end, struct mta_str *ip, struct mta_str *na
 }
 
 static void
-exim_line(const char *p, const char *end, struct mta_line *l)
+exim_line(const char *p, const char *end, struct mtalog_line *l)
 {
 	const char *q;
-	struct mta_str v;
+	struct mtalog_str v;
 
 	/* optional "+0100 " (log_timezone) and "[1234] " (log_selector +pid) */
 	if (p < end && (*p == '+' || *p == '-') && digits(p + 1, end, 4) >= 0 &&
@@ -485,7 +485,7 @@ exim_line(const char *p, const char *end, struct mta_line *l)
 		const char *s = p + 3, *se = memchr(s, ' ', (size_t)(end - s));
 
 		se = se ? se : end;
-		l->kind = MTA_ORIGIN;
+		l->kind = MTALOG_ORIGIN;
 		l->sender = span(s, se);
 		if (l->sender.len == 2 && memcmp(s, "<>", 2) == 0)
 			l->sender.len = 0;
@@ -511,32 +511,32 @@ exim_line(const char *p, const char *end, struct mta_line *l)
 	} else if (starts(p, end, "=> ") || starts(p, end, "-> ") || starts(p, end, "** ") ||
 	    starts(p, end, "== ")) {
 		const char *r = p + 3, *re = r, *colon;
-		struct mta_str t;
+		struct mtalog_str t;
 
 		while (re < end && *re != ' ' && *re != ':')
 			re++;
 		if (re == r) {
-			l->kind = MTA_BAD;
+			l->kind = MTALOG_BAD;
 			return;
 		}
-		l->kind = MTA_RCPT;
+		l->kind = MTALOG_RCPT;
 		l->rcpt = unbracket(span(r, re));
-		l->status = p[0] == '*' ? MTA_BOUNCED : p[0] == '=' && p[1] == '=' ?
-		    MTA_DEFERRED : MTA_SENT;
+		l->status = p[0] == '*' ? MTALOG_BOUNCED : p[0] == '=' && p[1] == '=' ?
+		    MTALOG_DEFERRED : MTALOG_SENT;
 		l->remote = exim_host(re, end, &v, &l->relay) ||
 		    (exim_field(re, end, "T=", &t) && memmem(t.p, t.len, "smtp", 4) != NULL);
-		if (l->status != MTA_SENT && (colon = find(re, end, ": ")) != NULL)
+		if (l->status != MTALOG_SENT && (colon = find(re, end, ": ")) != NULL)
 			l->reply = span(colon + 2, end);
 		else if (exim_field(re, end, "C=", &v))
 			l->reply = v;
 	} else if (starts(p, end, "Completed"))
-		l->kind = MTA_DONE;
+		l->kind = MTALOG_DONE;
 }
 
 /* --- one line ---------------------------------------------------------------- */
 
-enum mta_kind
-mta_parse(struct mta_clock *c, const char *line, size_t len, struct mta_line *l)
+enum mtalog_kind
+mtalog_parse(struct mtalog_clock *c, const char *line, size_t len, struct mtalog_line *l)
 {
 	const char *p = line, *end = line + len, *tag, *colon, *bracket, *daemon;
 
@@ -546,7 +546,7 @@ mta_parse(struct mta_clock *c, const char *line, size_t len, struct mta_line *l)
 	l->nrcpt = -1;
 	while (end > p && (end[-1] == '\n' || end[-1] == '\r'))
 		end--;
-	l->kind = MTA_BAD;
+	l->kind = MTALOG_BAD;
 	if (end - p >= 20 && is_digit(p[0]) && p[10] == ' ') {
 		/* Exim: "2026-11-22 10:00:01 " in local time */
 		int y = digits(p, end, 4), mo = digits(p + 5, end, 2), d = digits(p + 8, end, 2);
@@ -556,34 +556,34 @@ mta_parse(struct mta_clock *c, const char *line, size_t len, struct mta_line *l)
 
 		if (p[4] != '-' || p[7] != '-' || p[13] != ':' || p[16] != ':' ||
 		    !valid_date(y, mo, d, h, mi, s))
-			return MTA_BAD;
+			return MTALOG_BAD;
 		if (*q == '.')	/* log_selector +millisec */
 			for (q++; q < end && is_digit(*q); q++)
 				;
 		if (q >= end || *q != ' ')
-			return MTA_BAD;
+			return MTALOG_BAD;
 		l->ts = local_to_utc(c, civil_seconds(y, mo, d, h, mi, s));
-		l->kind = MTA_OTHER;
+		l->kind = MTALOG_OTHER;
 		exim_line(q + 1, end, l);
 		return l->kind;
 	}
 	if (p == end || (is_digit(p[0]) ? stamp_rfc3339(c, &p, end, &l->ts) < 0 :
 	    stamp_traditional(c, &p, end, &l->ts) < 0))
-		return MTA_BAD;
+		return MTALOG_BAD;
 	/* "host program[pid]: message" */
-	l->kind = MTA_OTHER;
+	l->kind = MTALOG_OTHER;
 	if ((tag = memchr(p, ' ', (size_t)(end - p))) == NULL)
-		return MTA_OTHER;
+		return MTALOG_OTHER;
 	tag++;
 	if ((colon = find(tag, end, ": ")) == NULL || !starts(tag, colon, "postfix"))
-		return MTA_OTHER;
+		return MTALOG_OTHER;
 	bracket = memchr(tag, '[', (size_t)(colon - tag));
 	bracket = bracket ? bracket : colon;
 	/* postfix/smtpd, postfix/submission/smtpd, postfix-out/smtp: the last part */
 	for (daemon = bracket; daemon > tag && daemon[-1] != '/'; daemon--)
 		;
 	if (daemon == tag)
-		return MTA_OTHER;
+		return MTALOG_OTHER;
 	postfix_line(daemon, (size_t)(bracket - daemon), colon + 2, end, l);
 	return l->kind;
 }
@@ -599,7 +599,7 @@ static const char *const blacklist_words[] = {
 };
 
 bool
-mta_blacklisted(const char *reply, size_t len)
+mtalog_blacklisted(const char *reply, size_t len)
 {
 	char low[512];
 

@@ -815,7 +815,7 @@ static int
 cmd_mta_report(struct cli *c, int argc, char **argv)
 {
 	(void)c;
-	return mta_report(argc, argv);
+	return mtareport_cli(argc, argv);
 }
 
 static int

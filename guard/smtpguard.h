@@ -409,62 +409,202 @@ void	 exceptions_carry_counters(struct exceptions *next, const struct exceptions
 void	 exceptions_free(struct exceptions *);
 
 /* mtalog.c: one line of a Postfix (syslog) or Exim main log */
-#define MTA_QID_MAX	24	/* Exim 4.97 ids are 23 characters, Postfix long ids fewer */
-enum mta_kind {
-	MTA_BAD,	/* not a log line we can read: counted, never fatal */
-	MTA_OTHER,	/* a log line that says nothing about a message's path */
-	MTA_ORIGIN,	/* where a message came from (smtpd client=, pickup uid=, Exim <=) */
-	MTA_QUEUED,	/* Postfix qmgr: envelope sender, size, recipient count */
-	MTA_MSGID,	/* Postfix cleanup: Message-ID */
-	MTA_RCPT,	/* one recipient's delivery attempt and its outcome */
-	MTA_NDR,	/* Postfix bounce: this message caused the non-delivery report child_qid */
-	MTA_DONE,	/* the message left the queue (removed, Completed) */
+#define MTALOG_QID_MAX	24	/* Exim 4.97 ids are 23 characters, Postfix long ids fewer */
+enum mtalog_kind {
+	MTALOG_BAD,	/* not a log line we can read: counted, never fatal */
+	MTALOG_OTHER,	/* a log line that says nothing about a message's path */
+	MTALOG_ORIGIN,	/* where a message came from (smtpd client=, pickup uid=, Exim <=) */
+	MTALOG_QUEUED,	/* Postfix qmgr: envelope sender, size, recipient count */
+	MTALOG_MSGID,	/* Postfix cleanup: Message-ID */
+	MTALOG_RCPT,	/* one recipient's delivery attempt and its outcome */
+	MTALOG_NDR,	/* Postfix bounce: this message caused the non-delivery report child_qid */
+	MTALOG_DONE,	/* the message left the queue (removed, Completed) */
 };
-enum mta_status { MTA_NO_STATUS, MTA_SENT, MTA_DEFERRED, MTA_BOUNCED };
-struct mta_str {
+enum mtalog_status { MTALOG_NO_STATUS, MTALOG_SENT, MTALOG_DEFERRED, MTALOG_BOUNCED };
+struct mtalog_str {
 	const char	*p;		/* into the caller's line, not NUL-terminated */
 	size_t		 len;
 };
-struct mta_line {
-	enum mta_kind	 kind;
+struct mtalog_line {
+	enum mtalog_kind kind;
 	int64_t		 ts;		/* seconds since the epoch, UTC */
-	struct mta_str	 qid, sender, client_ip, sasl_user, local_user, rcpt, relay, reply,
+	struct mtalog_str qid, sender, client_ip, sasl_user, local_user, rcpt, relay, reply,
 			 msgid, child_qid;
 	long		 uid;		/* pickup uid=, else -1 */
 	long long	 size, nrcpt;	/* -1: not in this line */
-	enum mta_status	 status;
+	enum mtalog_status status;
 	bool		 has_sender;	/* sender is set; empty means the null sender <> */
 	bool		 remote;	/* the recipient's attempt went to a remote host */
 	bool		 local;		/* Exim P=local: submitted by a local process */
 };
 /* Turns wall-clock stamps into UTC; the reference date gives syslog stamps their year. */
-struct mta_clock {
+struct mtalog_clock {
 	int		 ref_year, ref_mon, ref_mday;
 	int64_t		 hour_key, hour_off;
 	bool		 hour_valid;
 };
-void		 mta_clock_init(struct mta_clock *, time_t ref);
-enum mta_kind	 mta_parse(struct mta_clock *, const char *line, size_t len, struct mta_line *);
-bool		 mta_blacklisted(const char *reply, size_t len);
+void		 mtalog_clock_init(struct mtalog_clock *, time_t ref);
+enum mtalog_kind mtalog_parse(struct mtalog_clock *, const char *line, size_t len,
+		    struct mtalog_line *);
+bool		 mtalog_blacklisted(const char *reply, size_t len);
 
-/* mtareport.c */
-struct mta_user {
+/* mtareport.c: the mail that went through the MTA, per origin, from its logs */
+#define MTAREPORT_INFLIGHT_MAX	1000000	/* messages open at once; past it, new ones are not followed */
+#define MTAREPORT_EVIDENCE_MAX	3	/* queue ids shown per flag */
+#define MTAREPORT_BAD_EXAMPLES	3	/* unparseable lines shown by file:line */
+#define MTAREPORT_NLOGS		4	/* default logs: Postfix, Exim, both spellings */
+enum mtareport_kind { MTAREPORT_SASL, MTAREPORT_BOUNCE, MTAREPORT_USER, MTAREPORT_IP,
+    MTAREPORT_SENDER, MTAREPORT_UNKNOWN, MTAREPORT_OTHER };
+/* What makes an origin a likely culprit (the thresholds are in mtareport.c). */
+enum mtareport_flag { MTAREPORT_FLAG_VOLUME, MTAREPORT_FLAG_DOMAINS, MTAREPORT_FLAG_BOUNCES,
+    MTAREPORT_FLAG_DEFERRALS, MTAREPORT_FLAG_BLOCKLISTED, MTAREPORT_FLAG_BACKSCATTER,
+    MTAREPORT_FLAG_MANY_IPS, MTAREPORT_NFLAGS };
+struct mtareport_evidence {
+	char		 qid[MTALOG_QID_MAX + 1];
+	char		 text[200];
+};
+struct mtareport_origin {
+	struct hnode	 node;
+	enum mtareport_kind kind;
+	char		 key[256];		/* what rows are told apart by */
+	char		 name[256];		/* what the admin reads */
+	bool		 labelled;		/* a user's name(uid) was looked up */
+	char		 user[USER_NAME_MAX];	/* that name; empty if this host lacks it */
+	long		 uid;
+	uint64_t	 messages, recipients, sent, bounced, deferred, pending, blocklisted;
+	uint64_t	 domains, ips, senders;
+	bool		 capped;		/* a cap was reached: distinct counts are lower bounds */
+	char		 sender[256];		/* the first envelope sender seen */
+	int64_t		 first, last, peak_hour;
+	uint64_t	 peak;
+	unsigned	 flags;			/* 1 << enum mtareport_flag */
+	struct mtareport_evidence ev[MTAREPORT_NFLAGS][MTAREPORT_EVIDENCE_MAX];
+	unsigned	 nev[MTAREPORT_NFLAGS];
+};
+struct mtareport {
+	struct htab	 msgs, origins, pairs;
+	struct mtareport_origin *other;
+	int64_t		 since, until;		/* 0: open */
+	uint64_t	 files, lines, used, other_lines, bad, untracked, outbound_msgs,
+			 local_only, undelivered;
+	int64_t		 first, last;
+	char		 bad_where[MTAREPORT_BAD_EXAMPLES][PATH_MAX + 24];
+};
+extern const char *const mtareport_logs[MTAREPORT_NLOGS];
+int		 mtareport_init(struct mtareport *, time_t since, time_t until);
+int		 mtareport_file(struct mtareport *, const char *path, char *err, size_t errlen);
+void		 mtareport_end(struct mtareport *);
+struct mtareport_origin **mtareport_rows(struct mtareport *, size_t *n);
+size_t		 mtareport_default_logs(char ***paths);
+void		 mtareport_free(struct mtareport *);
+
+/* mtareport_cli.c: `smtpguard mta-report`, and the MTA volume of `top --mta` */
+struct mtareport_user {
 	long		 uid;		/* -1: a name this host's password file lacks */
 	char		 name[USER_NAME_MAX];
 	uint64_t	 messages, recipients;	/* outbound */
 };
-int	 mta_report(int argc, char **argv);
-int	 mta_user_volume(char **logs, size_t nlogs, time_t since, time_t until,
-	    void (*fn)(const struct mta_user *, void *), void *arg);
+int	 mtareport_cli(int argc, char **argv);
+int	 mtareport_cli_users(char **logs, size_t nlogs, time_t since, time_t until,
+	    void (*fn)(const struct mtareport_user *, void *), void *arg);
 
 /* mtacheck.c */
 int	 mta_check(int argc, char **argv);
 
-/* review.c */
+/* when.c: the times typed after --since and --until */
+int	 when_parse(const char *, time_t now, time_t *);
+int	 when_parse_ts(const char *, time_t now, char *out, size_t len);
+
+/* cliopt.c: --since/--until/--limit/--help of log, top, mta-report, mta-check */
+enum {
+	CLIOPT_SINCE = 256,	/* getopt codes of the shared long options */
+	CLIOPT_UNTIL,
+	CLIOPT_LIMIT,
+	CLIOPT_HELP,
+	CLIOPT_JSON,
+	CLIOPT_OWN = 300,	/* a command's own long-only codes start here */
+};
+#define CLIOPT_WANT_TIME	0x1	/* the command takes --since and --until */
+#define CLIOPT_WANT_LIMIT	0x2	/* ... and --limit */
+#define CLIOPT_WANT_JSON	0x4	/* ... and --json */
+#define CLIOPT_TS_MAX		40	/* an RFC 3339 UTC time with microseconds, and more */
+struct cliopt {
+	const char	*cmd;		/* "top": messages say "smtpguard top: ..." */
+	const char	*const *help;	/* NULL-ended parts that --help and -h print */
+	unsigned	 takes;		/* CLIOPT_WANT_* */
+	bool		 operands;	/* arguments after the options are the command's */
+	time_t		 since, until;	/* 0: open */
+	char		 since_ts[CLIOPT_TS_MAX], until_ts[CLIOPT_TS_MAX];	/* "": open */
+	long		 limit;		/* the command's default until --limit */
+	bool		 json;		/* --json */
+	int		 next;		/* argv[next..]: the operands */
+};
+/* One of a command's own long options (getopt's struct option, without its flag pointer). */
+struct cliopt_option {
+	const char	*name;
+	bool		 arg;		/* takes a value */
+	int		 code;		/* what the callback is given */
+};
+/* A command's own option: 1 taken, 0 not its own, -1 a bad value (why: in err). */
+typedef int	 cliopt_fn(void *ctx, int ch, const char *arg, char *err, size_t errlen);
+int		 cliopt_parse(struct cliopt *, int argc, char **argv, const char *shortopts,
+		    const struct cliopt_option *own, cliopt_fn *, void *ctx);
+const char	*cliopt_word(const char *arg, const char *const *words, size_t n);
+
+/* evread.c: reading and filtering the event log for log and top */
+#define EVREAD_LINE_MAX		(EVENT_LINE_MAX + 1)
+enum evread_field { EVREAD_TS, EVREAD_EVENT, EVREAD_ACTION, EVREAD_USER, EVREAD_UID,
+    EVREAD_EXE, EVREAD_CWD, EVREAD_DST_IP, EVREAD_DST_PORT, EVREAD_MAIL_FROM,
+    EVREAD_PHP_SCRIPT, EVREAD_SUBJECT, EVREAD_SUPPRESSED, EVREAD_NFIELDS };
+/* An event as the filters and top see it: each field a string, an integer, or absent. */
+struct evread_event {
+	const char	*s[EVREAD_NFIELDS];
+	long long	 n[EVREAD_NFIELDS];
+	bool		 has_n[EVREAD_NFIELDS];
+};
+struct evread_filter {
+	char		 since[CLIOPT_TS_MAX], until[CLIOPT_TS_MAX];	/* compared as strings */
+	const char	*user, *action, *event, *dst;
+	long		 uid;		/* -1: any */
+	struct cidr	 dst_net;
+	bool		 dst_is_net;
+	long		 dst_port;	/* -1: any */
+};
+#define EVREAD_FILTER_INIT	{ .uid = -1, .dst_port = -1 }
+enum { EVREAD_OPT_USER = CLIOPT_OWN, EVREAD_OPT_UID, EVREAD_OPT_ACTION, EVREAD_OPT_EVENT,
+    EVREAD_OPT_DST, EVREAD_OPT_END /* log's and top's own codes start here */ };
+#define EVREAD_FILTER_OPTIONS \
+	{ "user", true, EVREAD_OPT_USER }, { "uid", true, EVREAD_OPT_UID }, \
+	{ "action", true, EVREAD_OPT_ACTION }, { "event", true, EVREAD_OPT_EVENT }, \
+	{ "dst", true, EVREAD_OPT_DST }
+extern const char evread_filter_help[];
+struct evread {
+	FILE		*fp;
+	char		*line;		/* the last line read, as it is in the file */
+	size_t		 cap;
+	uint64_t	 unreadable;	/* lines skipped: not JSON objects, or too long */
+};
+typedef struct json_t json_t;
+cliopt_fn	 evread_filter_option;	/* ctx: a struct evread_filter */
+void		 evread_filter_window(struct evread_filter *, const struct cliopt *);
+bool		 evread_matches(const struct evread_filter *, const struct evread_event *);
+bool		 evread_matches_json(const struct evread_filter *, json_t *);
+void		 evread_from_json(struct evread_event *, json_t *);
+int		 evread_flat_scan(char *line, size_t len, struct evread_event *);
+int		 evread_open(struct evread *, const char *path);
+int		 evread_reopen(struct evread *, const char *path);
+bool		 evread_outside(const struct evread_filter *, const char *line, size_t len);
+json_t		*evread_next(struct evread *, const struct evread_filter *, size_t *len);
+bool		 evread_next_event(struct evread *, const struct evread_filter *,
+		    struct evread_event *, json_t **owner);
+void		 evread_close(struct evread *);
+const char	*evread_local_time(const char *ts, char *out, size_t len);
+
+/* review_log.c */
 int	 review_log(const char *events_path, int argc, char **argv);
+
+/* review_top.c */
 int	 review_top(const char *events_path, int argc, char **argv);
-int	 review_parse_time(const char *, time_t now, char *out, size_t len);
-int	 review_parse_when(const char *, time_t now, time_t *);
 
 /* smtp.c */
 enum smtp_verb {

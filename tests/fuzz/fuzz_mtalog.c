@@ -42,11 +42,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data++;
 	size--;
 	if (pick == 0) {
-		struct mta_clock clk;
-		struct mta_line l;
+		struct mtalog_clock clk;
+		struct mtalog_line l;
 		const uint8_t *p = data, *end = data + size, *nl;
 
-		mta_clock_init(&clk, 1795305600);
+		mtalog_clock_init(&clk, 1795305600);
 		for (; p < end; p = nl + 1) {
 			size_t n;
 			char *line;
@@ -58,8 +58,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if ((line = malloc(n ? n : 1)) == NULL)
 				return 0;
 			memcpy(line, p, n);
-			if (mta_parse(&clk, line, n, &l) == MTA_RCPT && l.reply.len > 0)
-				(void)mta_blacklisted(l.reply.p, l.reply.len);
+			if (mtalog_parse(&clk, line, n, &l) == MTALOG_RCPT && l.reply.len > 0)
+				(void)mtalog_blacklisted(l.reply.p, l.reply.len);
 			free(line);
 		}
 		return 0;
@@ -72,7 +72,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		argv[argc++] = "2026-11-22T10:00Z";
 	}
 	harness_quiet();
-	(void)mta_report(argc, argv);
+	(void)mtareport_cli(argc, argv);
 	harness_loud();
 	return 0;
 }

@@ -16,7 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../guard/review.c"
+#include <jansson.h>
+
+#include "smtpguard.h"
 #include "harness.h"
 
 #define TIME_ARG_MAX	64
@@ -54,24 +56,24 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return harness_init("events");
 }
 
-/* Whatever flat_scan() accepts, jansson must accept and read the same way. */
+/* Whatever evread_flat_scan() accepts, jansson must accept and read the same way. */
 static void
 check_flat(const uint8_t *data, size_t size)
 {
 	char *copy = malloc(size ? size : 1);
 	json_error_t jerr;
 	json_t *ev;
-	struct ev flat, full;
+	struct evread_event flat, full;
 
 	if (copy == NULL)
 		return;
 	memcpy(copy, data, size);
-	if (flat_scan(copy, size, &flat) == 0) {
+	if (evread_flat_scan(copy, size, &flat) == 0) {
 		ev = json_loadb((const char *)data, size, JSON_DISABLE_EOF_CHECK, &jerr);
 		if (ev == NULL || !json_is_object(ev))
 			abort();	/* the scanner took a line jansson refuses */
-		ev_from_json(&full, ev);
-		for (int i = 0; i < EV_NFIELDS; i++)
+		evread_from_json(&full, ev);
+		for (int i = 0; i < EVREAD_NFIELDS; i++)
 			if ((flat.s[i] == NULL) != (full.s[i] == NULL) ||
 			    (flat.s[i] != NULL && strcmp(flat.s[i], full.s[i]) != 0) ||
 			    flat.has_n[i] != full.has_n[i] || flat.n[i] != full.n[i])
@@ -104,7 +106,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			size = sizeof(s) - 1;
 		memcpy(s, data, size);
 		s[size] = '\0';
-		(void)review_parse_time(s, 1795341600, ts, sizeof(ts));
+		(void)when_parse_ts(s, 1795341600, ts, sizeof(ts));
 		return 0;
 	}
 	if (harness_file(data, size) < 0)

@@ -1,5 +1,5 @@
 /*
- * review.c: `smtpguard log` and `smtpguard top` tell the admin exactly what
+ * review_log.c, review_top.c: `smtpguard log` and `smtpguard top` tell the admin exactly what
  * the event log holds — exact counts, honest filters, hostile strings shown
  * harmlessly, and a follow mode that survives rotation.
  */
@@ -402,6 +402,31 @@ more_than_100000_keys_fold_into_other(void **state)
 	assert_non_null(strstr(out, "more than 100000 distinct keys"));
 }
 
+/* log, top and mta-report read --since/--until/--limit through one parser (cliopt.c). */
+static void
+log_and_top_read_the_shared_options_alike(void **state)
+{
+	char *lower;
+
+	(void)state;
+	write_known_log(events);
+	assert_int_equal(run(review_log, events, "--until", "soon", NULL), 2);
+	assert_non_null(strstr(err, "smtpguard log: bad time 'soon'"));
+	assert_int_equal(run(review_top, events, "--until", "soon", NULL), 2);
+	assert_non_null(strstr(err, "smtpguard top: bad time 'soon'"));
+	assert_int_equal(run(review_top, events, "--limit", "x", NULL), 2);
+	assert_non_null(strstr(err, "smtpguard top: bad --limit 'x'"));
+	/* log shows the last -n events; a --limit is a usage error, not ignored */
+	assert_int_equal(run(review_log, events, "--limit", "3", NULL), 2);
+	/* --action takes the names action_parse() takes, as the config's action key does */
+	assert_int_equal(run(review_log, events, "--json", "-n", "0", "--action", "trap", NULL), 0);
+	assert_true(count_lines(out) > 0);
+	assert_non_null(lower = strdup(out));
+	assert_int_equal(run(review_log, events, "--json", "-n", "0", "--action", "TRAP", NULL), 0);
+	assert_string_equal(out, lower);
+	free(lower);
+}
+
 /* --- log --------------------------------------------------------------------- */
 
 static void
@@ -523,32 +548,32 @@ since_accepts_relative_and_absolute_times(void **state)
 	(void)state;
 	setenv("TZ", "XST+5", 1);	/* a fixed UTC-5 zone without tzdata */
 	tzset();
-	assert_int_equal(review_parse_time("10m", T0, ts, sizeof(ts)), 0);
+	assert_int_equal(when_parse_ts("10m", T0, ts, sizeof(ts)), 0);
 	assert_string_equal(ts, "2026-11-22T09:50:00.000000Z");
-	assert_int_equal(review_parse_time("2h", T0, ts, sizeof(ts)), 0);
+	assert_int_equal(when_parse_ts("2h", T0, ts, sizeof(ts)), 0);
 	assert_string_equal(ts, "2026-11-22T08:00:00.000000Z");
-	assert_int_equal(review_parse_time("3d", T0, ts, sizeof(ts)), 0);
+	assert_int_equal(when_parse_ts("3d", T0, ts, sizeof(ts)), 0);
 	assert_string_equal(ts, "2026-11-19T10:00:00.000000Z");
-	assert_int_equal(review_parse_time("45s", T0, ts, sizeof(ts)), 0);
+	assert_int_equal(when_parse_ts("45s", T0, ts, sizeof(ts)), 0);
 	assert_string_equal(ts, "2026-11-22T09:59:15.000000Z");
-	assert_int_equal(review_parse_time("2026-11-22T10:00Z", T0, ts, sizeof(ts)), 0);
+	assert_int_equal(when_parse_ts("2026-11-22T10:00Z", T0, ts, sizeof(ts)), 0);
 	assert_string_equal(ts, "2026-11-22T10:00:00.000000Z");
-	assert_int_equal(review_parse_time("2026-11-22T10:00:30Z", T0, ts, sizeof(ts)), 0);
+	assert_int_equal(when_parse_ts("2026-11-22T10:00:30Z", T0, ts, sizeof(ts)), 0);
 	assert_string_equal(ts, "2026-11-22T10:00:30.000000Z");
 	/* without Z: the admin's local time */
-	assert_int_equal(review_parse_time("2026-11-22T10:00", T0, ts, sizeof(ts)), 0);
+	assert_int_equal(when_parse_ts("2026-11-22T10:00", T0, ts, sizeof(ts)), 0);
 	assert_string_equal(ts, "2026-11-22T15:00:00.000000Z");
-	assert_int_equal(review_parse_time("2026-11-22", T0, ts, sizeof(ts)), 0);
+	assert_int_equal(when_parse_ts("2026-11-22", T0, ts, sizeof(ts)), 0);
 	assert_string_equal(ts, "2026-11-22T05:00:00.000000Z");
-	assert_int_equal(review_parse_time("10x", T0, ts, sizeof(ts)), -1);
-	assert_int_equal(review_parse_time("m", T0, ts, sizeof(ts)), -1);
-	assert_int_equal(review_parse_time("", T0, ts, sizeof(ts)), -1);
-	assert_int_equal(review_parse_time("-5m", T0, ts, sizeof(ts)), -1);
-	assert_int_equal(review_parse_time("2026-11-22T25:00", T0, ts, sizeof(ts)), -1);
-	assert_int_equal(review_parse_time("2026-11-22Tjunk", T0, ts, sizeof(ts)), -1);
-	assert_int_equal(review_parse_time("99999999999d", T0, ts, sizeof(ts)), -1);
-	assert_int_equal(review_parse_time("5000d", T0, ts, sizeof(ts)), -1);
-	assert_int_equal(review_parse_time("3000d", T0, ts, sizeof(ts)), 0);
+	assert_int_equal(when_parse_ts("10x", T0, ts, sizeof(ts)), -1);
+	assert_int_equal(when_parse_ts("m", T0, ts, sizeof(ts)), -1);
+	assert_int_equal(when_parse_ts("", T0, ts, sizeof(ts)), -1);
+	assert_int_equal(when_parse_ts("-5m", T0, ts, sizeof(ts)), -1);
+	assert_int_equal(when_parse_ts("2026-11-22T25:00", T0, ts, sizeof(ts)), -1);
+	assert_int_equal(when_parse_ts("2026-11-22Tjunk", T0, ts, sizeof(ts)), -1);
+	assert_int_equal(when_parse_ts("99999999999d", T0, ts, sizeof(ts)), -1);
+	assert_int_equal(when_parse_ts("5000d", T0, ts, sizeof(ts)), -1);
+	assert_int_equal(when_parse_ts("3000d", T0, ts, sizeof(ts)), 0);
 	setenv("TZ", "UTC0", 1);
 	tzset();
 }
@@ -748,6 +773,7 @@ main(void)
 		cmocka_unit_test(since_accepts_relative_and_absolute_times),
 		cmocka_unit_test(since_ago_selects_recent_events),
 		cmocka_unit_test(usage_errors_name_the_bad_value),
+		cmocka_unit_test(log_and_top_read_the_shared_options_alike),
 		cmocka_unit_test(a_missing_log_is_an_io_error),
 		cmocka_unit_test(follow_keeps_reading_across_rotation),
 	};

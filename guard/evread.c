@@ -1,0 +1,542 @@
+/*
+ * evread.c — the event log as `log` and `top` read it: lines under a bound,
+ * each parsed by jansson or, for top's hot loop, by a flat scanner that
+ * allocates nothing; the fields the filters and top look at; the filters
+ * (--user, --uid, --action, --event, --dst, and the time window, which is
+ * compared as RFC 3339 strings so no date is parsed per line). Lines that are
+ * not JSON objects are counted, never fatal. It prints nothing: the commands
+ * (review_log.c, review_top.c) say what is wrong and show what is found.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "smtpguard.h"
+
+#define READ_BUF	(1 << 20)	/* stdio buffer: few read(2)s over a big log */
+
+/* --- the fields the filters and top read ------------------------------------- */
+
+/* The names of enum evread_field, in its order. */
+static const char *const ev_names[EVREAD_NFIELDS] = { "ts", "event", "action", "user", "uid",
+    "exe", "cwd", "dst_ip", "dst_port", "mail_from", "php_script", "subject", "suppressed" };
+
+void
+evread_from_json(struct evread_event *e, json_t *o)
+{
+	for (int i = 0; i < EVREAD_NFIELDS; i++) {
+		json_t *v = json_object_get(o, ev_names[i]);
+
+		e->s[i] = json_string_value(v);
+		e->has_n[i] = json_is_integer(v);
+		e->n[i] = e->has_n[i] ? (long long)json_integer_value(v) : 0;
+	}
+}
+
+/*
+ * The fast path of `top`: the daemon's lines are flat JSON objects of ASCII
+ * strings and integers, and a full parse (jansson builds a hash table and
+ * copies every string) is most of top's time. evread_flat_scan() validates the line
+ * without allocating and keeps the fields above; anything it is not sure of
+ * (\u escapes, bytes >= 0x80, reals, big integers, deep nesting) makes it
+ * answer -1, and jansson decides that line as before.
+ */
+#define FLAT_DEPTH_MAX	16
+
+static const char *
+flat_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* Past a string's closing quote, or NULL; *escaped says whether it held escapes. */
+static const char *
+flat_string(const char *p, const char *end, bool *escaped)
+{
+	*escaped = false;
+	for (p++; p < end; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c == '"')
+			return p + 1;
+		if (c < 0x20 || c >= 0x80)
+			return NULL;
+		if (c == '\\') {
+			if (++p >= end || strchr("\"\\/bfnrt", *p) == NULL || *p == '\0')
+				return NULL;
+			*escaped = true;
+		}
+	}
+	return NULL;
+}
+
+/* Past an integer, or NULL (reals and integers of 19+ digits are left to jansson). */
+static const char *
+flat_integer(const char *p, const char *end)
+{
+	const char *d;
+
+	if (p < end && *p == '-')
+		p++;
+	d = p;
+	while (p < end && *p >= '0' && *p <= '9')
+		p++;
+	if (p == d || p - d > 18 || (*d == '0' && p - d > 1))
+		return NULL;
+	if (p < end && (*p == '.' || *p == 'e' || *p == 'E'))
+		return NULL;
+	return p;
+}
+
+static const char *
+flat_value(const char *p, const char *end, int depth)
+{
+	bool escaped;
+
+	if (p >= end)
+		return NULL;
+	switch (*p) {
+	case '"':
+		return flat_string(p, end, &escaped);
+	case 't':
+		return end - p >= 4 && memcmp(p, "true", 4) == 0 ? p + 4 : NULL;
+	case 'f':
+		return end - p >= 5 && memcmp(p, "false", 5) == 0 ? p + 5 : NULL;
+	case 'n':
+		return end - p >= 4 && memcmp(p, "null", 4) == 0 ? p + 4 : NULL;
+	case '[':
+	case '{': {
+		char close = *p == '[' ? ']' : '}';
+
+		if (depth >= FLAT_DEPTH_MAX)
+			return NULL;
+		p = flat_ws(p + 1, end);
+		if (p < end && *p == close)
+			return p + 1;
+		for (;;) {
+			if (close == '}') {
+				if (p >= end || *p != '"' || (p = flat_string(p, end, &escaped)) == NULL)
+					return NULL;
+				p = flat_ws(p, end);
+				if (p >= end || *p != ':')
+					return NULL;
+				p = flat_ws(p + 1, end);
+			}
+			if ((p = flat_value(p, end, depth + 1)) == NULL)
+				return NULL;
+			p = flat_ws(p, end);
+			if (p < end && *p == close)
+				return p + 1;
+			if (p >= end || *p != ',')
+				return NULL;
+			p = flat_ws(p + 1, end);
+		}
+	}
+	default:
+		return flat_integer(p, end);
+	}
+}
+
+static int
+ev_field_of(const char *k, size_t n)
+{
+	for (int i = 0; i < EVREAD_NFIELDS; i++)
+		if (ev_names[i][0] == k[0] && strlen(ev_names[i]) == n &&
+		    memcmp(ev_names[i], k, n) == 0)
+			return i;
+	return -1;
+}
+
+/* Unescapes a validated string in place and ends it with NUL where its quote was. */
+static const char *
+flat_unescape(char *p, char *close)
+{
+	char *w = p;
+
+	for (char *r = p; r < close; r++) {
+		if (*r == '\\') {
+			r++;
+			*w++ = *r == 'b' ? '\b' : *r == 'f' ? '\f' : *r == 'n' ? '\n' :
+			    *r == 'r' ? '\r' : *r == 't' ? '\t' : *r;
+		} else
+			*w++ = *r;
+	}
+	*w = '\0';
+	return p;
+}
+
+/* 0: the line is a valid object and e holds its fields (strings now NUL-ended in the line). */
+int
+evread_flat_scan(char *line, size_t len, struct evread_event *e)
+{
+	const char *p = line, *end = line + len;
+	char *str_start[EVREAD_NFIELDS], *str_close[EVREAD_NFIELDS];
+	bool escaped;
+
+	memset(e, 0, sizeof(*e));
+	memset(str_start, 0, sizeof(str_start));
+	p = flat_ws(p, end);
+	if (p >= end || *p != '{')
+		return -1;
+	p = flat_ws(p + 1, end);
+	if (p < end && *p == '}')
+		return 0;
+	for (;;) {
+		const char *k = p, *v;
+		int field;
+
+		if (p >= end || *p != '"' || (p = flat_string(p, end, &escaped)) == NULL ||
+		    escaped)
+			return -1;
+		field = ev_field_of(k + 1, (size_t)(p - k - 2));
+		p = flat_ws(p, end);
+		if (p >= end || *p != ':')
+			return -1;
+		v = p = flat_ws(p + 1, end);
+		if ((p = flat_value(p, end, 1)) == NULL)
+			return -1;
+		if (field >= 0) {
+			/* a repeated key: the last one counts, as in jansson */
+			str_start[field] = NULL;
+			e->has_n[field] = false;
+			e->n[field] = 0;
+			if (*v == '"') {
+				str_start[field] = (char *)v + 1;
+				str_close[field] = (char *)p - 1;
+			} else if (*v == '-' || (*v >= '0' && *v <= '9')) {
+				/* at most 18 digits (flat_integer): no overflow, and no
+				 * strtoll reading past a line that is not NUL-ended */
+				bool neg = *v == '-';
+
+				e->has_n[field] = true;
+				for (v += neg; v < p && *v >= '0' && *v <= '9'; v++)
+					e->n[field] = e->n[field] * 10 + (*v - '0');
+				if (neg)
+					e->n[field] = -e->n[field];
+			}
+		}
+		p = flat_ws(p, end);
+		if (p < end && *p == '}')
+			break;
+		if (p >= end || *p != ',')
+			return -1;
+		p = flat_ws(p + 1, end);
+	}
+	/* Valid: only now is the line written to. What follows the object is ignored. */
+	for (int i = 0; i < EVREAD_NFIELDS; i++)
+		if (str_start[i] != NULL)
+			e->s[i] = flat_unescape(str_start[i], str_close[i]);
+	return 0;
+}
+
+/* --- filters ---------------------------------------------------------------- */
+
+static bool
+dst_matches(const struct evread_filter *f, const struct evread_event *e)
+{
+	const char *ip = e->s[EVREAD_DST_IP];
+	uint8_t addr[16];
+	int family;
+
+	if (ip == NULL)
+		return false;
+	if (f->dst_port >= 0 && e->n[EVREAD_DST_PORT] != f->dst_port)
+		return false;
+	if (f->dst_is_net) {
+		family = strchr(ip, ':') ? AF_INET6 : AF_INET;
+		return inet_pton(family, ip, addr) == 1 &&
+		    cidr_contains(&f->dst_net, family, addr);
+	}
+	return true;
+}
+
+bool
+evread_matches(const struct evread_filter *f, const struct evread_event *e)
+{
+	const char *ts = e->s[EVREAD_TS], *s;
+
+	if ((f->since[0] || f->until[0]) && ts == NULL)
+		return false;
+	if (f->since[0] && strcmp(ts, f->since) < 0)
+		return false;
+	if (f->until[0] && strcmp(ts, f->until) >= 0)
+		return false;
+	if (f->user && ((s = e->s[EVREAD_USER]) == NULL || strcmp(s, f->user) != 0))
+		return false;
+	if (f->uid >= 0 && (!e->has_n[EVREAD_UID] || e->n[EVREAD_UID] != f->uid))
+		return false;
+	if (f->action && ((s = e->s[EVREAD_ACTION]) == NULL || strcmp(s, f->action) != 0))
+		return false;
+	if (f->event && ((s = e->s[EVREAD_EVENT]) == NULL || strcmp(s, f->event) != 0))
+		return false;
+	if (f->dst && !dst_matches(f, e))
+		return false;
+	return true;
+}
+
+bool
+evread_matches_json(const struct evread_filter *f, json_t *ev)
+{
+	struct evread_event e;
+
+	evread_from_json(&e, ev);
+	return evread_matches(f, &e);
+}
+
+/* "192.0.2.25", "192.0.2.0/24", "192.0.2.25:25", "[2001:db8::25]:25", ":25" */
+static int
+parse_dst(const char *s, struct evread_filter *f)
+{
+	char buf[INET6_ADDRSTRLEN + 16], *colon, *end;
+
+	f->dst = s;
+	f->dst_port = -1;
+	if (strlcpy_sg(buf, s, sizeof(buf)) >= sizeof(buf))
+		return -1;
+	if (buf[0] == '[') {
+		char *close = strchr(buf, ']');
+
+		if (close == NULL || (close[1] != '\0' && close[1] != ':'))
+			return -1;
+		*close = '\0';
+		if (close[1] == ':') {
+			f->dst_port = strtol(close + 2, &end, 10);
+			if (*end != '\0' || f->dst_port < 1 || f->dst_port > 65535)
+				return -1;
+		}
+		memmove(buf, buf + 1, strlen(buf));
+	} else if ((colon = strchr(buf, ':')) != NULL && strchr(colon + 1, ':') == NULL) {
+		*colon = '\0';
+		f->dst_port = strtol(colon + 1, &end, 10);
+		if (*end != '\0' || f->dst_port < 1 || f->dst_port > 65535)
+			return -1;
+	}
+	if (buf[0] == '\0')
+		return f->dst_port > 0 ? 0 : -1;
+	f->dst_is_net = true;
+	return cidr_parse(buf, &f->dst_net);
+}
+
+/* The --event names, as event.c writes them. */
+static const char *const event_names[] = { "attempt", "smtp", "summary", "alert", "daemon" };
+
+const char evread_filter_help[] =
+    "  --since T      only events at or after T: 10m, 2h, 3d, 45s ago, or\n"
+    "                 2026-11-22, 2026-11-22T10:00[:SS] (local time; add Z for UTC)\n"
+    "  --until T      only events before T (same forms)\n"
+    "  --user NAME    only this user      --uid N     only this uid\n"
+    "  --action A     reject|trap|audit|allow\n"
+    "  --event E      attempt|smtp|summary|alert|daemon\n"
+    "  --dst D        destination: 192.0.2.25, 192.0.2.0/24, 192.0.2.25:25,\n"
+    "                 [2001:db8::25]:25 or :25\n"
+    "  --json         JSON lines instead of text\n";
+
+/* A filter option (EVREAD_FILTER_OPTIONS) into the struct evread_filter CTX. */
+int
+evread_filter_option(void *ctx, int ch, const char *arg, char *err, size_t errlen)
+{
+	struct evread_filter *f = ctx;
+	enum action a;
+	char *end;
+
+	switch (ch) {
+	case EVREAD_OPT_USER:
+		f->user = arg;
+		return 1;
+	case EVREAD_OPT_UID:
+		f->uid = strtol(arg, &end, 10);
+		if (*end != '\0' || arg[0] == '\0' || f->uid < 0) {
+			snprintf(err, errlen, "bad uid '%s'", arg);
+			return -1;
+		}
+		return 1;
+	case EVREAD_OPT_ACTION:
+		if (action_parse(arg, &a) < 0) {
+			snprintf(err, errlen, "bad action '%s' (reject, trap, audit, allow)", arg);
+			return -1;
+		}
+		f->action = action_name(a);	/* as the daemon writes it */
+		return 1;
+	case EVREAD_OPT_EVENT:
+		f->event = cliopt_word(arg, event_names, sizeof(event_names) / sizeof(event_names[0]));
+		if (f->event == NULL) {
+			snprintf(err, errlen, "bad event '%s' (attempt, smtp, summary, alert, "
+			    "daemon)", arg);
+			return -1;
+		}
+		return 1;
+	case EVREAD_OPT_DST:
+		if (parse_dst(arg, f) < 0) {
+			snprintf(err, errlen, "bad destination '%s'", arg);
+			return -1;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+/* The time window of a parsed command line (cliopt.c), as the filter compares it. */
+void
+evread_filter_window(struct evread_filter *f, const struct cliopt *o)
+{
+	strlcpy_sg(f->since, o->since_ts, sizeof(f->since));
+	strlcpy_sg(f->until, o->until_ts, sizeof(f->until));
+}
+
+/* An event's "ts" in local time as "2026-11-22 11:00:00", or "?" padded to the same width. */
+const char *
+evread_local_time(const char *ts, char *out, size_t len)
+{
+	struct tm tm;
+	time_t t;
+
+	memset(&tm, 0, sizeof(tm));
+	if (ts == NULL || strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm) == NULL) {
+		snprintf(out, len, "%-19s", "?");
+		return out;
+	}
+	t = timegm(&tm);
+	strftime(out, len, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+	return out;
+}
+
+/* --- reading ---------------------------------------------------------------- */
+
+int
+evread_open(struct evread *r, const char *path)
+{
+	memset(r, 0, sizeof(*r));
+	if ((r->fp = fopen(path, "re")) == NULL)
+		return -1;
+	setvbuf(r->fp, NULL, _IOFBF, READ_BUF);
+	return 0;
+}
+
+/* Reads PATH from its start from now on (log --follow after a rotation); -1: keeps the old. */
+int
+evread_reopen(struct evread *r, const char *path)
+{
+	FILE *fp = fopen(path, "re");
+
+	if (fp == NULL)
+		return -1;
+	fclose(r->fp);
+	r->fp = fp;
+	setvbuf(r->fp, NULL, _IOFBF, READ_BUF);
+	return 0;
+}
+
+/*
+ * Lines as the daemon writes them open with {"ts":"<27 characters>": such a
+ * line outside --since/--until is skipped without being parsed. Any other
+ * line is parsed and judged by evread_matches().
+ */
+#define TS_PREFIX	"{\"ts\":\""
+#define TS_LEN		27	/* 2026-11-22T10:00:00.123456Z */
+
+bool
+evread_outside(const struct evread_filter *f, const char *line, size_t len)
+{
+	const char *ts = line + sizeof(TS_PREFIX) - 1;
+
+	if ((!f->since[0] && !f->until[0]) || len < sizeof(TS_PREFIX) + TS_LEN ||
+	    memcmp(line, TS_PREFIX, sizeof(TS_PREFIX) - 1) != 0 || ts[TS_LEN] != '"' ||
+	    memchr(ts, '\\', TS_LEN) != NULL)
+		return false;
+	if (f->since[0] && strncmp(ts, f->since, TS_LEN) < 0)
+		return true;
+	return f->until[0] && strncmp(ts, f->until, TS_LEN) >= 0;
+}
+
+/* The next line worth parsing (within the time window), or -1 at EOF. */
+static ssize_t
+reader_line(struct evread *r, const struct evread_filter *f)
+{
+	ssize_t n;
+
+	while ((n = getline(&r->line, &r->cap, r->fp)) > 0) {
+		if (r->line[n - 1] != '\n') {
+			/* A line still being written: leave it for the next read. */
+			if (fseeko(r->fp, -n, SEEK_CUR) == 0)
+				break;
+		}
+		if (n > EVREAD_LINE_MAX) {
+			r->unreadable++;
+			continue;
+		}
+		if (f != NULL && evread_outside(f, r->line, (size_t)n))
+			continue;
+		return n;
+	}
+	/* At EOF, forget it so --follow can read on; keep a read error for the caller. */
+	if (!ferror(r->fp))
+		clearerr(r->fp);
+	return -1;
+}
+
+static json_t *
+reader_parse(struct evread *r, size_t n)
+{
+	json_error_t jerr;
+	json_t *ev = json_loadb(r->line, n, JSON_DISABLE_EOF_CHECK, &jerr);
+
+	if (ev == NULL || !json_is_object(ev)) {
+		json_decref(ev);
+		r->unreadable++;
+		return NULL;
+	}
+	return ev;
+}
+
+/* Next event, or NULL at EOF. The JSON text stays in r->line. */
+json_t *
+evread_next(struct evread *r, const struct evread_filter *f, size_t *len)
+{
+	ssize_t n;
+	json_t *ev;
+
+	while ((n = reader_line(r, f)) > 0)
+		if ((ev = reader_parse(r, (size_t)n)) != NULL) {
+			*len = (size_t)n;
+			return ev;
+		}
+	return NULL;
+}
+
+/*
+ * Next event as its fields, false at EOF: by evread_flat_scan() when it can (the
+ * strings then live in r->line), else by jansson (*owner then holds them;
+ * the caller drops it).
+ */
+bool
+evread_next_event(struct evread *r, const struct evread_filter *f, struct evread_event *e,
+    json_t **owner)
+{
+	ssize_t n;
+
+	*owner = NULL;
+	while ((n = reader_line(r, f)) > 0) {
+		if (evread_flat_scan(r->line, (size_t)n, e) == 0)
+			return true;
+		if ((*owner = reader_parse(r, (size_t)n)) != NULL) {
+			evread_from_json(e, *owner);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The caller says how many lines were unreadable (r->unreadable) before or after. */
+void
+evread_close(struct evread *r)
+{
+	if (r->fp != NULL)
+		fclose(r->fp);
+	free(r->line);
+}
