@@ -65,6 +65,7 @@ struct msg {
 	struct hnode	 node;
 	char		 qid[MTALOG_QID_MAX + 1];
 	int64_t		 first;
+	uint64_t	 seq;		/* first seen: the logs' order, not the table's */
 	char		 sasl[256], user[USER_NAME_MAX], ip[48], sender[256];
 	long		 uid;
 	bool		 has_sender, has_origin, local;
@@ -89,13 +90,7 @@ copy_str(char *dst, size_t size, struct mtalog_str s)
 static uint64_t
 hash_lower(const char *p, size_t n)
 {
-	uint64_t h = 1469598103934665603ULL;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)(p[i] >= 'A' && p[i] <= 'Z' ? p[i] + 32 : p[i]);
-		h *= 1099511628211ULL;
-	}
-	return h;
+	return fnv1a64_lower(FNV1A64_BASIS, p, n);
 }
 
 static size_t
@@ -146,6 +141,7 @@ msg_get(struct mtareport *r, const struct mtalog_line *l)
 	copy_str(m->qid, sizeof(m->qid), l->qid);
 	m->uid = -1;
 	m->first = l->ts;
+	m->seq = r->next_seq++;
 	m->node.hash = h;
 	htab_insert(&r->msgs, &m->node);
 	return m;
@@ -603,10 +599,35 @@ mtareport_init(struct mtareport *r, time_t since, time_t until)
 	return 0;
 }
 
-/* The logs are read: messages still queued count with what they did so far. */
+static int
+cmp_seq(const void *a, const void *b)
+{
+	const struct msg *x = *(struct msg *const *)a, *y = *(struct msg *const *)b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * The logs are read: messages still queued count with what they did so far,
+ * closed in the order they were first seen, so the evidence a report shows
+ * follows the logs and not the hash table's layout.
+ */
 void
 mtareport_end(struct mtareport *r)
 {
+	struct msg **left;
+	size_t n = 0;
+
+	if ((left = calloc(r->msgs.n + 1, sizeof(*left))) != NULL) {
+		for (size_t b = 0; b < r->msgs.nb; b++)
+			for (struct hnode *x = r->msgs.b[b]; x != NULL; x = x->next)
+				left[n++] = (struct msg *)x;
+		qsort(left, n, sizeof(*left), cmp_seq);
+		for (size_t i = 0; i < n; i++)
+			msg_close(r, left[i]);
+		free(left);
+	}
+	/* Out of memory for the list: the table's order, every message still counted. */
 	for (size_t b = 0; b < r->msgs.nb; b++)
 		while (r->msgs.b[b] != NULL)
 			msg_close(r, (struct msg *)r->msgs.b[b]);

@@ -194,6 +194,7 @@ void		 hnode_free(struct hnode *);
 #define FNV1A64_BASIS	14695981039346656037ULL	/* FNV-1a's 64-bit offset basis */
 #define FNV1A64_PRIME	1099511628211ULL	/* FNV's 64-bit prime, 2^40 + 2^8 + 0xb3 */
 uint64_t	 fnv1a64(uint64_t h, const void *, size_t);
+uint64_t	 fnv1a64_lower(uint64_t h, const void *, size_t);
 size_t		 str_hash(const char *);
 
 /* log.c */
@@ -488,6 +489,7 @@ struct mtareport {
 	uint64_t	 files, lines, used, other_lines, bad, untracked, outbound_msgs,
 			 local_only, undelivered;
 	int64_t		 first, last;
+	uint64_t	 next_seq;		/* messages in the order first seen */
 	char		 bad_where[MTAREPORT_BAD_EXAMPLES][PATH_MAX + 24];
 };
 extern const char *const mtareport_logs[MTAREPORT_NLOGS];

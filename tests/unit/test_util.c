@@ -31,6 +31,9 @@ fnv1a64_matches_the_published_vectors(void **state)
 	/* fed in pieces, the same hash as in one call */
 	assert_int_equal(fnv1a64(fnv1a64(FNV1A64_BASIS, "foo", 3), "bar", 3),
 	    0x85944171f73967e8ULL);
+	/* the string and case-folding forms are the same hash */
+	assert_int_equal(str_hash("foobar"), (size_t)0x85944171f73967e8ULL);
+	assert_int_equal(fnv1a64_lower(FNV1A64_BASIS, "FooBAR", 6), 0x85944171f73967e8ULL);
 }
 
 static void
