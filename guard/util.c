@@ -238,6 +238,8 @@ put_safe(FILE *fp, const char *s, size_t max)
 	for (; *p != '\0' && shown < max; p++, shown++) {
 		if (*p < 0x20 || *p == 0x7f)
 			fprintf(fp, "\\x%02x", *p);
+		else if (*p == '\\')
+			fputs("\\\\", fp);	/* else a name holding "\x1b" reads as an escaped ESC */
 		else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
 			fprintf(fp, "\\u%04x", p[1]);
 			p++;

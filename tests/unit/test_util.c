@@ -8,6 +8,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -34,6 +36,22 @@ fnv1a64_matches_the_published_vectors(void **state)
 	/* the string and case-folding forms are the same hash */
 	assert_int_equal(str_hash("foobar"), (size_t)0x85944171f73967e8ULL);
 	assert_int_equal(fnv1a64_lower(FNV1A64_BASIS, "FooBAR", 6), 0x85944171f73967e8ULL);
+}
+
+/* A literal backslash is doubled, so "\\x1b" typed by an attacker is not an escaped ESC. */
+static void
+put_safe_tells_a_backslash_from_an_escape(void **state)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	(void)state;
+	assert_non_null(fp);
+	put_safe(fp, "a\\x1bb\x1b" "c", 100);
+	fclose(fp);
+	assert_string_equal(buf, "a\\\\x1bb\\x1bc");
+	free(buf);
 }
 
 static void
@@ -77,6 +95,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(fnv1a64_matches_the_published_vectors),
+		cmocka_unit_test(put_safe_tells_a_backslash_from_an_escape),
 		cmocka_unit_test(lines_lose_their_crlf_and_the_last_needs_no_newline),
 		cmocka_unit_test(long_lines_and_nul_bytes_are_refused_and_still_quoted),
 	};
