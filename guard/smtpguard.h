@@ -48,6 +48,7 @@ enum mark_state {
 	MARK_INSPECT = 4,	/* keep queueing the flow's packets (audit) */
 	MARK_STATE_MAX = 4,	/* the last one stored in the ct mark */
 	MARK_PROBE = 5,		/* packet mark of the self-check's SYN: not local, refused */
+	MARK_NAT = 6,		/* packet mark of a SYN queued after NAT: allow or reject only */
 };
 
 struct config {

@@ -5,8 +5,9 @@
  *
  * Set-up order matters: the queue is bound before the ruleset sends packets
  * to it, and the ruleset is installed last, in one atomic batch that replaces
- * any table a previous instance left behind. A crash leaves that table in
- * place: SYNs of non-exempt users are then queued to nobody and dropped.
+ * any table a previous instance left behind. A crash or a stop leaves that
+ * table in place: SYNs of non-exempt users are then queued to nobody and
+ * dropped; only `smtpguard disable` removes it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -546,6 +547,21 @@ on_packet(const struct queue_packet *qp, void *arg)
 	attrib_sender(d->attrib, &p, qp->has_uid, qp->uid, qp->has_gid, qp->gid, &who);
 	hist_add(&d->attrib_ns, mono_ns() - t0);
 	policy_decide(d->cfg.action, &d->exc, who.uid, who.has_uid, &p, now, &dec);
+	/*
+	 * A flow met mid-way (begun before the fence, or under an exception
+	 * since revoked) can be neither trapped (NAT is bound at its first
+	 * packet) nor inspected (the stream is anchored at its SYN), and a SYN
+	 * queued after NAT (MARK_NAT) cannot be trapped or audited either:
+	 * unless an exception allows them, they are reset, and the rule says why.
+	 */
+	if (dec.action != ACTION_ALLOW && !(p.tcp_flags & TH_SYN)) {
+		dec.action = ACTION_REJECT;
+		strlcpy_sg(dec.rule, "established-before-fence", sizeof(dec.rule));
+	} else if ((dec.action == ACTION_TRAP || dec.action == ACTION_AUDIT) &&
+	    mark_state_of(d->cfg.mark_mask, qp->mark) == MARK_NAT) {
+		dec.action = ACTION_REJECT;
+		strlcpy_sg(dec.rule, "after-nat", sizeof(dec.rule));
+	}
 	if (probe) {
 		/* `smtpguard check` asks whether the fence holds: refused, always logged. */
 		dec.action = ACTION_REJECT;
@@ -1214,13 +1230,15 @@ setup(struct daemon *d, const char *config_path)
 static void
 teardown(struct daemon *d)
 {
-	char err[512];
-
-	/* An orderly stop opens the fence on purpose: the admin asked for it. */
-	if (d->table_installed && ruleset_remove(TABLE_NAME, err, sizeof(err)) < 0)
-		log_warnx("removing table inet %s: %s", TABLE_NAME, err);
+	/*
+	 * A stop never opens the fence: a restart, an upgrade or a service
+	 * manager's SIGTERM leaves the table, whose SYNs then queue to nobody
+	 * and are dropped, and the next start replaces it atomically. Only
+	 * `smtpguard disable` removes it, once this process is gone.
+	 */
 	flood_expire(d->flood, time(NULL) + d->cfg.log_window, flood_summary, d);
-	emit_daemon(d, "stopped; table removed");
+	emit_daemon(d, d->table_installed ? "stopped; the table stays (fail closed) until "
+	    "smtpguard disable" : "stopped");
 	control_close(d->control);
 	stop_trap(d);
 	flow_table_free(d->flows, flow_done, d);
