@@ -584,9 +584,9 @@ on_packet(const struct queue_packet *qp, void *arg)
 		struct flow *f = NULL;
 
 		/*
-		 * Only a SYN starts an inspection (its sequence number anchors the
-		 * stream); a flow we cannot follow, for lack of a SYN or of room,
-		 * is let through uninspected: audit means it may go out.
+		 * Only a SYN gets here (its sequence number anchors the stream);
+		 * a flow we cannot follow for lack of room is let through
+		 * uninspected: audit means it may go out.
 		 */
 		if ((p.tcp_flags & TH_SYN) &&
 		    (f = follow_flow(d, &p, &who, e.flow_id, dec.action, now)) != NULL &&
