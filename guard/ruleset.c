@@ -25,6 +25,7 @@
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_conntrack_tuple_common.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/xt_NFQUEUE.h>
@@ -56,6 +57,9 @@
 /* The label suffix of rules that carry a queue expression (see ruleset_install). */
 #define QUEUE_LABEL		" (queue)"
 #define ANSWER_WAIT_MS		2000
+#define TCP_FLAGS_OFFSET	13	/* RFC 9293: the flags byte of the TCP header */
+#define TCP_FLAG_SYN		0x02
+#define TH_SYN_ACK_MASK		0x12	/* SYN | ACK */
 
 /* A rule being built; any failed allocation is remembered and reported once. */
 struct rb {
@@ -137,6 +141,12 @@ x_cmp_u32(struct rb *rb, uint32_t op, uint32_t v)
 	x_cmp(rb, op, &v, sizeof(v));
 }
 
+static void
+x_cmp_u8(struct rb *rb, uint32_t op, uint8_t v)
+{
+	x_cmp(rb, op, &v, sizeof(v));
+}
+
 /* reg1 = (reg1 & mask) ^ xor, on a 32-bit host-order value (marks, ct state). */
 static void
 x_bitwise(struct rb *rb, uint32_t mask, uint32_t xor)
@@ -164,6 +174,30 @@ x_tcp_dport(struct rb *rb)
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_TRANSPORT_HEADER);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, 2);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, sizeof(uint16_t));
+	x_add(rb, e);
+}
+
+/* The TCP flags byte, masked, in register 1. */
+static void
+x_tcp_flags(struct rb *rb, uint8_t mask)
+{
+	struct nftnl_expr *e;
+	uint8_t zero = 0;
+
+	if ((e = x_new(rb, "payload")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_TRANSPORT_HEADER);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, TCP_FLAGS_OFFSET);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, sizeof(uint8_t));
+	x_add(rb, e);
+	if ((e = x_new(rb, "bitwise")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(uint8_t));
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
 	x_add(rb, e);
 }
 
@@ -748,6 +782,7 @@ static int
 build_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 {
 	unsigned int n = 0;
+	struct rb rb;
 
 	if (put_uid_accepts(b, sp, CHAIN_FENCE, &n) < 0 ||
 	    put_verdicts(b, sp, CHAIN_FENCE, verdicts, NELEM(verdicts), &n) < 0 ||
@@ -759,8 +794,22 @@ build_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 	/*
 	 * No "ct state established accept": a flow that began before the fence
 	 * (or under an exception since revoked) is queued at its next packet
-	 * and decided like a new one.
+	 * and decided like a new one. What a local server answers in a flow
+	 * the far side opened is no outbound mail and goes on; the one reply
+	 * that could start a session of our own, a bare SYN (a simultaneous
+	 * open against a spoofed SYN "from the mx"), is still decided.
 	 */
+	if (rb_start(&rb, sp->table, CHAIN_FENCE,
+	    "answers in flows the far side opened, but a SYN") < 0)
+		return -1;
+	x_ct_load(&rb, NFT_CT_DIRECTION);	/* one byte */
+	x_cmp_u8(&rb, NFT_CMP_EQ, IP_CT_DIR_REPLY);
+	x_l4proto_tcp(&rb);	/* all TCP here; it lets nft print "tcp flags" */
+	x_tcp_flags(&rb, TH_SYN_ACK_MASK);
+	x_cmp_u8(&rb, NFT_CMP_NEQ, TCP_FLAG_SYN);
+	x_verdict(&rb, NF_ACCEPT, NULL);
+	if (rb_put(b, &rb, "%s #%u (replies)", CHAIN_FENCE, ++n) < 0)
+		return -1;
 	return put_queue_and_socketless(b, sp, CHAIN_FENCE, MARK_NONE,
 	    "everyone else: smtpguardd decides (no bypass: fails closed)", native, &n);
 }

@@ -7,7 +7,8 @@
 #   daemon; an untracked (notrack) flow still gets a final verdict;
 #   a sender retrying every 20 ms across a stop and a start never connects;
 #   an admin's output DNAT (the host's own address, or port 2526, to the mx)
-#   never carries a web user's session there, while the MTA still delivers.
+#   never carries a web user's session there, while the MTA still delivers;
+#   and a connection the far side opens to a site user's server is answered.
 # The admin tables are the test's own, in the host namespace it made.
 . "$(dirname "$0")/lib.sh"
 
@@ -117,6 +118,30 @@ check "the host's resets do not loop through the daemon ($packets queued for $((
 check "the daemon does not spin ($ticks ticks of CPU in 2 s, under 20)" test "$ticks" -lt 20
 check "after the SYN-ACKs a web user is still refused at once" refused_at_once $WEB_UID $MX4 25
 check "after the SYN-ACKs the MTA still delivers" connects $MTA_UID $MX4 25
+
+# A connection the far side opens (here from its port 587) to a site user's
+# server is answered in the kernel: no outbound mail, no attempt, no reset.
+: >"$T/web.log" && chmod 0666 "$T/web.log"	# the server, as the web user, appends to it
+ip netns exec "$HOST_NS" setpriv --reuid=$WEB_UID --regid=$WEB_UID --clear-groups \
+    "$T/sgprobe" listen "$T/web.log" :: 8080 >"$T/web.out" 2>&1 &
+PIDS="$PIDS $!"
+wait_for "the web user's server" grep -q ready "$T/web.out"
+packets0=$(status_num packets)
+inbound() {
+	in_mx python3 -c '
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("192.0.2.25", 587))
+s.settimeout(2)
+s.connect(("192.0.2.1", 8080))
+print(s.recv(100).decode().strip())
+s.sendall(b"QUIT\r\n")
+s.recv(100)
+s.close()' | grep -q '^220'
+}
+check "a connection opened from the mx's port 587 to a web user's server is answered" inbound
+check "... and none of it went through the daemon" test "$(status_num packets)" = "$packets0"
 
 # --- untracked flows: no conntrack entry to carry a decision ---------------------
 in_host nft -f - <<'NFT' || fail "the admin's notrack table is added"

@@ -21,6 +21,7 @@
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_conntrack_tuple_common.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/xt_NFQUEUE.h>
@@ -401,7 +402,7 @@ mta_and_exceptions_are_accepted_before_anything_is_queued(void **state)
 	(void)state;
 	build(&p, &sp, true);
 	n = rules_of(&p, "fence", r, 32);
-	assert_int_equal(n, 17);
+	assert_int_equal(n, 18);
 	assert_string_equal(r[0]->exprs, "meta,lookup,immediate");
 	assert_string_equal(nftnl_expr_get_str(expr_at(r[0]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
 	    "mta_uids");
@@ -442,6 +443,39 @@ no_flow_passes_for_being_established(void **state)
 				    NFT_CT_STATE);
 		nftnl_expr_iter_destroy(it);
 	}
+	release(&p);
+}
+
+/*
+ * What a local server answers in a flow the far side opened goes on in the
+ * kernel, except a bare SYN: a simultaneous open against a spoofed SYN
+ * "from the mx" would make our own session look like a reply.
+ */
+static void
+replies_pass_but_not_a_syn(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct msg *r[32];
+	struct parsed p;
+	struct nftnl_expr *e;
+	size_t n;
+
+	(void)state;
+	build(&p, &sp, false);
+	n = rules_of(&p, "fence", r, 32);
+	assert_string_equal(r[n - 3]->exprs, "ct,cmp,meta,cmp,payload,bitwise,cmp,immediate");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[n - 3]->rule, 0), NFTNL_EXPR_CT_KEY),
+	    NFT_CT_DIRECTION);
+	assert_int_equal(*(const uint8_t *)nftnl_expr_get(expr_at(r[n - 3]->rule, 1),
+	    NFTNL_EXPR_CMP_DATA, &(uint32_t){ 0 }), IP_CT_DIR_REPLY);
+	e = expr_at(r[n - 3]->rule, 4);
+	assert_int_equal(nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET), 13);
+	assert_int_equal(*(const uint8_t *)nftnl_expr_get(expr_at(r[n - 3]->rule, 5),
+	    NFTNL_EXPR_BITWISE_MASK, &(uint32_t){ 0 }), 0x12);	/* SYN|ACK */
+	e = expr_at(r[n - 3]->rule, 6);
+	assert_int_equal(nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_OP), NFT_CMP_NEQ);
+	assert_int_equal(*(const uint8_t *)nftnl_expr_get(e, NFTNL_EXPR_CMP_DATA,
+	    &(uint32_t){ 0 }), 0x02);	/* a bare SYN is decided */
 	release(&p);
 }
 
@@ -632,8 +666,8 @@ native_path_queues_without_bypass(void **state)
 	assert_int_equal(nftnl_expr_get_u16(q, NFTNL_EXPR_QUEUE_FLAGS) & NFT_QUEUE_FLAG_BYPASS,
 	    0);
 	assert_int_equal(nftnl_expr_get_u16(q, NFTNL_EXPR_QUEUE_FLAGS), 0);
-	assert_string_equal(r[n - 3]->exprs, "ct,bitwise,cmp,queue");	/* audited flows */
-	assert_int_equal(nftnl_expr_get_u16(expr_at(r[n - 3]->rule, 3), NFTNL_EXPR_QUEUE_FLAGS),
+	assert_string_equal(r[n - 4]->exprs, "ct,bitwise,cmp,queue");	/* audited flows */
+	assert_int_equal(nftnl_expr_get_u16(expr_at(r[n - 4]->rule, 3), NFTNL_EXPR_QUEUE_FLAGS),
 	    0);
 	for (size_t i = 0; i < p.n; i++)
 		assert_null(strstr(p.m[i].exprs, "target"));
@@ -656,7 +690,7 @@ compat_path_is_xt_nfqueue_v3_without_bypass(void **state)
 	build(&p, &sp, false);
 	n = rules_of(&p, "fence", r, 32);
 	assert_string_equal(r[n - 2]->exprs, "meta,cmp,target");
-	assert_string_equal(r[n - 3]->exprs, "ct,bitwise,cmp,target");
+	assert_string_equal(r[n - 4]->exprs, "ct,bitwise,cmp,target");
 	t = expr_at(r[n - 2]->rule, 2);
 	assert_string_equal(nftnl_expr_get_str(t, NFTNL_EXPR_TG_NAME), "NFQUEUE");
 	assert_int_equal(nftnl_expr_get_u32(t, NFTNL_EXPR_TG_REV), 3);
@@ -984,6 +1018,7 @@ main(void)
 		cmocka_unit_test(mta_and_exceptions_are_accepted_before_anything_is_queued),
 		cmocka_unit_test(no_flow_passes_for_being_established),
 		cmocka_unit_test(every_verdict_is_final_without_conntrack),
+		cmocka_unit_test(replies_pass_but_not_a_syn),
 		cmocka_unit_test(only_packets_with_a_socket_owner_are_queued),
 		cmocka_unit_test(flows_dnatted_to_smtp_ports_are_judged_after_nat),
 		cmocka_unit_test(a_full_allow_set_fits_in_one_transaction),
