@@ -57,7 +57,8 @@ table inet sgtest_ct {
 	}
 }
 NFT
-check "with no fence yet a web user's session opens" hold early $WEB_UID $MX4 25
+hold early $WEB_UID $MX4 25	# not under check: $! must reach PIDS
+check "with no fence yet a web user's session opens" grep -q connected "$T/early.out"
 poke early
 check "... and is answered" answered early
 start_daemon || { fail "smtpguardd starts"; finish; }
@@ -68,7 +69,8 @@ check "... and logged as established-before-fence, with the web user's uid" \
 
 # --- a plain exception revoked while its session is open -------------------------
 sg allow $EXEMPT_UID >/dev/null
-check "an excepted user's session opens" hold revoked $EXEMPT_UID $MX4 25
+hold revoked $EXEMPT_UID $MX4 25
+check "an excepted user's session opens" grep -q connected "$T/revoked.out"
 poke revoked
 check "... and lives while the exception holds" answered revoked
 sg revoke $EXEMPT_UID >/dev/null
