@@ -1,11 +1,14 @@
 /*
  * ruleset.c — the fence as nf_tables objects: table inet smtpguard, its sets
- * (ports, mta_uids, allow_uids), the output/fence chains and the optional
- * trap nat chain, built as libnftnl messages in an nl_batch (pure, no kernel)
- * and sent as one atomic transaction. Installing replaces our table whole, so
- * there is never a moment without the fence and never two copies of it. It
- * never names any other table, never logs, and never falls back to anything
- * that lets traffic bypass the queue.
+ * (ports, mta_uids, allow_uids), the output/fence chains before NAT, the trap
+ * nat chain, and the after_nat/nat_fence chains that judge a flow NAT sent to
+ * an SMTP port, built as libnftnl messages in an nl_batch (pure, no kernel)
+ * and sent as one atomic transaction. Every packet the fence queues gets a
+ * final verdict on its second pass, with or without a conntrack entry.
+ * Installing replaces our table whole, so there is never a moment without
+ * the fence and never two copies of it. It never names any other table,
+ * never logs, and never falls back to anything that lets traffic bypass
+ * the queue.
  */
 #include <arpa/inet.h>
 #include <errno.h>
