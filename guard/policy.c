@@ -222,6 +222,21 @@ policy_decide(const struct policy_query *q, struct decision *d)
 	 * counts as a hit of that exception.
 	 */
 	decide_exceptions(q, d);
+	/*
+	 * A flow met mid-way (begun before the fence, or under an exception
+	 * since revoked) can be neither trapped (NAT is bound at its first
+	 * packet) nor inspected (the stream is anchored at its SYN), and a SYN
+	 * queued after NAT (MARK_NAT) cannot be trapped or audited either:
+	 * unless an exception allows them, they are reset, and the rule says why.
+	 */
+	if (d->action != ACTION_ALLOW && !syn) {
+		d->action = ACTION_REJECT;
+		strlcpy_sg(d->rule, "established-before-fence", sizeof(d->rule));
+	} else if ((d->action == ACTION_TRAP || d->action == ACTION_AUDIT) &&
+	    mark_state_of(q->cfg->mark_mask, q->mark) == MARK_NAT) {
+		d->action = ACTION_REJECT;
+		strlcpy_sg(d->rule, "after-nat", sizeof(d->rule));
+	}
 	if (self_check) {
 		/* `smtpguard check` asks whether the fence holds: refused, always logged. */
 		d->action = ACTION_REJECT;
@@ -236,15 +251,12 @@ policy_decide(const struct policy_query *q, struct decision *d)
 		d->follow = POLICY_FOLLOW_TRAP;
 	} else if (d->action == ACTION_AUDIT) {
 		/*
-		 * Only a SYN starts an inspection (its sequence number anchors the
-		 * stream); a flow we cannot follow, for lack of a SYN or of room,
-		 * is let through uninspected: audit means it may go out.
+		 * Only a SYN gets here (its sequence number anchors the stream);
+		 * a flow we cannot follow for lack of room is let through
+		 * uninspected: audit means it may go out.
 		 */
 		d->unfollowed = MARK_ALLOW;
-		if (syn) {
-			d->follow = POLICY_FOLLOW_AUDIT;
-			d->implicit_tls = p->dport == 465;
-		} else
-			d->mark = MARK_ALLOW;
+		d->follow = POLICY_FOLLOW_AUDIT;
+		d->implicit_tls = p->dport == 465;
 	}
 }

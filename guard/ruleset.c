@@ -1,11 +1,14 @@
 /*
  * ruleset.c — the fence as nf_tables objects: table inet smtpguard, its sets
- * (ports, mta_uids, allow_uids), the output/fence chains and the optional
- * trap nat chain, built as libnftnl messages in an nl_batch (pure, no kernel)
- * and sent as one atomic transaction. Installing replaces our table whole, so
- * there is never a moment without the fence and never two copies of it. It
- * never names any other table, never logs, and never falls back to anything
- * that lets traffic bypass the queue.
+ * (ports, mta_uids, allow_uids), the output/fence chains before NAT, the trap
+ * nat chain, and the after_nat/nat_fence chains that judge a flow NAT sent to
+ * an SMTP port, built as libnftnl messages in an nl_batch (pure, no kernel)
+ * and sent as one atomic transaction. Every packet the fence queues gets a
+ * final verdict on its second pass, with or without a conntrack entry.
+ * Installing replaces our table whole, so there is never a moment without
+ * the fence and never two copies of it. It never names any other table,
+ * never logs, and never falls back to anything that lets traffic bypass
+ * the queue.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,6 +28,7 @@
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_conntrack_tuple_common.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/xt_NFQUEUE.h>
@@ -38,9 +42,13 @@
 #define CHAIN_OUTPUT		"output"
 #define CHAIN_FENCE		"fence"
 #define CHAIN_TRAP		"trap"
+#define CHAIN_AFTER_NAT		"after_nat"
+#define CHAIN_NAT_FENCE		"nat_fence"
 /* Before NAT (-100): the verdict must be in the ct mark when the trap chain looks. */
 #define FENCE_PRIORITY		(-150)
 #define TRAP_PRIORITY		(-100)	/* NF_IP_PRI_NAT_DST: where nat output chains sit */
+/* After the output nat chains of every usual priority (dstnat -100 up to filter 0). */
+#define AFTER_NAT_PRIORITY	100
 /* nftables' datatype and byte order numbers (include/datatype.h), so `nft list` prints them. */
 #define NFT_TYPE_INET_SERVICE	13
 #define NFT_TYPE_UID		24
@@ -52,8 +60,9 @@
 /* The label suffix of rules that carry a queue expression (see ruleset_install). */
 #define QUEUE_LABEL		" (queue)"
 #define ANSWER_WAIT_MS		2000
-#define CT_STATE_EST_REL	(NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | \
-				 NF_CT_STATE_BIT(IP_CT_RELATED))
+#define TCP_FLAGS_OFFSET	13	/* RFC 9293: the flags byte of the TCP header */
+#define TCP_FLAG_SYN		0x02
+#define TH_SYN_ACK_MASK		0x12	/* SYN | ACK */
 
 /* A rule being built; any failed allocation is remembered and reported once. */
 struct rb {
@@ -135,6 +144,12 @@ x_cmp_u32(struct rb *rb, uint32_t op, uint32_t v)
 	x_cmp(rb, op, &v, sizeof(v));
 }
 
+static void
+x_cmp_u8(struct rb *rb, uint32_t op, uint8_t v)
+{
+	x_cmp(rb, op, &v, sizeof(v));
+}
+
 /* reg1 = (reg1 & mask) ^ xor, on a 32-bit host-order value (marks, ct state). */
 static void
 x_bitwise(struct rb *rb, uint32_t mask, uint32_t xor)
@@ -162,6 +177,30 @@ x_tcp_dport(struct rb *rb)
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_TRANSPORT_HEADER);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, 2);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, sizeof(uint16_t));
+	x_add(rb, e);
+}
+
+/* The TCP flags byte, masked, in register 1. */
+static void
+x_tcp_flags(struct rb *rb, uint8_t mask)
+{
+	struct nftnl_expr *e;
+	uint8_t zero = 0;
+
+	if ((e = x_new(rb, "payload")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_TRANSPORT_HEADER);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, TCP_FLAGS_OFFSET);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, sizeof(uint8_t));
+	x_add(rb, e);
+	if ((e = x_new(rb, "bitwise")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(uint8_t));
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
 	x_add(rb, e);
 }
 
@@ -531,120 +570,273 @@ build_sets(struct nl_batch *b, const struct ruleset_spec *sp)
 }
 
 /* What each verdict carried in the packet mark does to the flow. */
-static const struct {
+struct verdict_rule {
 	enum mark_state	 state;
 	const char	*name;
 	int		 verdict;	/* NF_ACCEPT, or NF_DROP meaning "reset" */
-	bool		 queue;		/* later packets keep visiting smtpguardd */
+	bool		 queue;		/* (ct mark rules) later packets visit smtpguardd */
 	const char	*comment;
-} verdicts[] = {
+};
+
+static const struct verdict_rule verdicts[] = {
 	{ MARK_ALLOW, "allow", NF_ACCEPT, false, "verdict: allow" },
 	{ MARK_REJECT, "reject", NF_DROP, false, "verdict: reject" },
 	{ MARK_TRAP, "trap", NF_ACCEPT, false, "verdict: trap" },
-	{ MARK_INSPECT, "audit", NF_ACCEPT, true, "verdict: audit, keep inspecting" },
+	{ MARK_INSPECT, "audit", NF_ACCEPT, false, "verdict: audit, keep inspecting" },
 };
 
-static int
-build_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
+/* A decided flow's later packets, before NAT. */
+static const struct verdict_rule decided[] = {
+	{ MARK_ALLOW, "allow", NF_ACCEPT, false, NULL },
+	{ MARK_REJECT, "reject", NF_DROP, false, NULL },
+	{ MARK_TRAP, "trap", NF_ACCEPT, false, NULL },
+	{ MARK_INSPECT, "audit", NF_ACCEPT, true, NULL },
+};
+
+/*
+ * After NAT only allow and reject can be carried out: the trap's redirect
+ * is NAT, bound at the flow's first packet, and smtpguardd answers a SYN
+ * queued there (MARK_NAT) with one of these two.
+ */
+static const struct verdict_rule nat_verdicts[] = {
+	{ MARK_ALLOW, "allow", NF_ACCEPT, false, "verdict after NAT: allow" },
+	{ MARK_REJECT, "reject", NF_DROP, false, "verdict after NAT: reject" },
+};
+
+/*
+ * What a flow already decided before NAT gets after it, when it was
+ * translated to a fenced port (a rejected one never gets this far): a
+ * trapped flow there was taken by another NAT rule before our redirect, so
+ * it would never reach the trap: reset.
+ */
+static const struct verdict_rule nat_decided[] = {
+	{ MARK_ALLOW, "allow", NF_ACCEPT, false, NULL },
+	{ MARK_TRAP, "trap", NF_DROP, false,
+	    "trapped, but another NAT rule took the flow before the trap's redirect" },
+	{ MARK_INSPECT, "audit", NF_ACCEPT, false, NULL },
+};
+
+#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
+
+static void
+x_final(struct rb *rb, const struct verdict_rule *v, const struct ruleset_spec *sp,
+    bool native)
 {
-	const char *t = sp->table;
+	if (v->queue)
+		x_queue(rb, sp->queue_num, native);
+	else if (v->verdict == NF_DROP)
+		x_reject_rst(rb);
+	else
+		x_verdict(rb, v->verdict, NULL);
+}
+
+/* reg1 = our bits of the packet mark; the rule goes on if they hold ST. */
+static void
+x_mark_is(struct rb *rb, uint32_t mask, enum mark_state st)
+{
+	x_meta_load(rb, NFT_META_MARK);
+	x_bitwise(rb, mask, 0);
+	x_cmp_u32(rb, NFT_CMP_EQ, mark_value(mask, st));
+}
+
+/*
+ * smtpguardd answers NF_REPEAT with its decision in the packet mark, and
+ * the chain that queued the packet runs again. Per decision, two rules:
+ * the first copies it into the ct mark (leaving every bit outside the mask
+ * as other software set it) so the rest of the flow stays in the kernel;
+ * with no conntrack entry (untracked, invalid: the stack's own resets) the
+ * ct expression breaks that rule and nothing else. The second gives the
+ * verdict whatever the first did, so a packet leaves the fence on its
+ * second pass and never goes back to the queue.
+ */
+static int
+put_verdicts(struct nl_batch *b, const struct ruleset_spec *sp, const char *chain,
+    const struct verdict_rule *vs, size_t nv, unsigned int *n)
+{
 	uint32_t m = sp->mark_mask;
-	size_t nv = sizeof(verdicts) / sizeof(verdicts[0]);
-	unsigned int n = 0;
 	struct rb rb;
 
-	if (rb_start(&rb, t, CHAIN_FENCE, "the MTA: decided in the kernel") < 0)
+	for (size_t i = 0; i < nv; i++) {
+		uint32_t v = mark_value(m, vs[i].state);
+
+		if (rb_start(&rb, sp->table, chain, NULL) < 0)
+			return -1;
+		x_mark_is(&rb, m, vs[i].state);
+		x_ct_load(&rb, NFT_CT_MARK);
+		x_bitwise(&rb, ~m, v);
+		x_ct_store(&rb, NFT_CT_MARK);
+		if (rb_put(b, &rb, "%s #%u (ct mark := %s)", chain, ++*n, vs[i].name) < 0)
+			return -1;
+
+		if (rb_start(&rb, sp->table, chain, vs[i].comment) < 0)
+			return -1;
+		x_mark_is(&rb, m, vs[i].state);
+		x_meta_load(&rb, NFT_META_MARK);
+		x_bitwise(&rb, ~m, 0);
+		x_meta_store(&rb, NFT_META_MARK);
+		/* Final, even for audit: "keep inspecting" lives in the ct mark. */
+		x_final(&rb, &vs[i], sp, false);
+		if (rb_put(b, &rb, "%s #%u (verdict %s)", chain, ++*n, vs[i].name) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The kernel's part of a decided flow: its later packets never leave the kernel. */
+static int
+put_decided(struct nl_batch *b, const struct ruleset_spec *sp, const char *chain,
+    const struct verdict_rule *vs, size_t nv, bool native, unsigned int *n)
+{
+	struct rb rb;
+
+	for (size_t i = 0; i < nv; i++) {
+		if (rb_start(&rb, sp->table, chain, vs[i].comment) < 0)
+			return -1;
+		x_ct_load(&rb, NFT_CT_MARK);
+		x_bitwise(&rb, sp->mark_mask, 0);
+		x_cmp_u32(&rb, NFT_CMP_EQ, mark_value(sp->mark_mask, vs[i].state));
+		x_final(&rb, &vs[i], sp, native);
+		if (rb_put(b, &rb, "%s #%u (ct mark %s)%s", chain, ++*n, vs[i].name,
+		    vs[i].queue ? QUEUE_LABEL : "") < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+put_uid_accepts(struct nl_batch *b, const struct ruleset_spec *sp, const char *chain,
+    unsigned int *n)
+{
+	struct rb rb;
+
+	if (rb_start(&rb, sp->table, chain, "the MTA: decided in the kernel") < 0)
 		return -1;
 	x_meta_load(&rb, NFT_META_SKUID);
 	x_lookup(&rb, SET_MTA, ID_MTA);
 	x_verdict(&rb, NF_ACCEPT, NULL);
-	if (rb_put(b, &rb, "fence #%u (mta_uids)", ++n) < 0)
+	if (rb_put(b, &rb, "%s #%u (mta_uids)", chain, ++*n) < 0)
 		return -1;
 
-	if (rb_start(&rb, t, CHAIN_FENCE, "plain exceptions") < 0)
+	if (rb_start(&rb, sp->table, chain, "plain exceptions") < 0)
 		return -1;
 	x_meta_load(&rb, NFT_META_SKUID);
 	x_lookup(&rb, SET_ALLOW, ID_ALLOW);
 	x_verdict(&rb, NF_ACCEPT, NULL);
-	if (rb_put(b, &rb, "fence #%u (allow_uids)", ++n) < 0)
+	return rb_put(b, &rb, "%s #%u (allow_uids)", chain, ++*n);
+}
+
+/* The self-check's SYN (`smtpguard check`, probe mark) is never local. */
+static int
+put_allow_local(struct nl_batch *b, const struct ruleset_spec *sp, const char *chain,
+    const char *comment, unsigned int *n)
+{
+	struct rb rb;
+
+	if (!sp->allow_local)
+		return 0;
+	if (rb_start(&rb, sp->table, chain, comment) < 0)
 		return -1;
-
-	/*
-	 * smtpguardd answers NF_REPEAT with its decision in the packet mark; the
-	 * chain runs again and these rules move it to the ct mark, leaving every
-	 * bit outside the mask as other software set it.
-	 */
-	for (size_t i = 0; i < nv; i++) {
-		uint32_t v = mark_value(m, verdicts[i].state);
-
-		if (rb_start(&rb, t, CHAIN_FENCE, verdicts[i].comment) < 0)
-			return -1;
-		x_meta_load(&rb, NFT_META_MARK);
-		x_bitwise(&rb, m, 0);
-		x_cmp_u32(&rb, NFT_CMP_EQ, v);
-		x_ct_load(&rb, NFT_CT_MARK);
-		x_bitwise(&rb, ~m, v);
-		x_ct_store(&rb, NFT_CT_MARK);
-		x_meta_load(&rb, NFT_META_MARK);
-		x_bitwise(&rb, ~m, 0);
-		x_meta_store(&rb, NFT_META_MARK);
-		if (verdicts[i].verdict == NF_DROP)
-			x_reject_rst(&rb);
-		else
-			x_verdict(&rb, verdicts[i].verdict, NULL);
-		if (rb_put(b, &rb, "fence #%u (verdict %s)", ++n, verdicts[i].name) < 0)
-			return -1;
-	}
-
-	/*
-	 * After the verdicts: a repeated packet never needs it, and the
-	 * self-check's SYN (`smtpguard check`, probe mark) is not local.
-	 */
-	if (sp->allow_local) {
-		if (rb_start(&rb, t, CHAIN_FENCE, "allow_local: this host's own addresses") < 0)
-			return -1;
-		x_meta_load(&rb, NFT_META_MARK);
-		x_bitwise(&rb, m, 0);
-		x_cmp_u32(&rb, NFT_CMP_NEQ, mark_value(m, MARK_PROBE));
-		x_fib_daddr_local(&rb);
-		x_verdict(&rb, NF_ACCEPT, NULL);
-		if (rb_put(b, &rb, "fence #%u (allow_local)", ++n) < 0)
-			return -1;
-	}
-
-	/* Later packets of a decided flow never leave the kernel. */
-	for (size_t i = 0; i < nv; i++) {
-		if (rb_start(&rb, t, CHAIN_FENCE, NULL) < 0)
-			return -1;
-		x_ct_load(&rb, NFT_CT_MARK);
-		x_bitwise(&rb, m, 0);
-		x_cmp_u32(&rb, NFT_CMP_EQ, mark_value(m, verdicts[i].state));
-		if (verdicts[i].queue)
-			x_queue(&rb, sp->queue_num, native);
-		else if (verdicts[i].verdict == NF_DROP)
-			x_reject_rst(&rb);
-		else
-			x_verdict(&rb, verdicts[i].verdict, NULL);
-		if (rb_put(b, &rb, "fence #%u (ct mark %s)%s", ++n, verdicts[i].name,
-		    verdicts[i].queue ? QUEUE_LABEL : "") < 0)
-			return -1;
-	}
-
-	if (rb_start(&rb, t, CHAIN_FENCE,
-	    "flows begun before the fence or under a revoked exception") < 0)
-		return -1;
-	x_ct_load(&rb, NFT_CT_STATE);
-	x_bitwise(&rb, CT_STATE_EST_REL, 0);
-	x_cmp_u32(&rb, NFT_CMP_NEQ, 0);
+	x_meta_load(&rb, NFT_META_MARK);
+	x_bitwise(&rb, sp->mark_mask, 0);
+	x_cmp_u32(&rb, NFT_CMP_NEQ, mark_value(sp->mark_mask, MARK_PROBE));
+	x_fib_daddr_local(&rb);
 	x_verdict(&rb, NF_ACCEPT, NULL);
-	if (rb_put(b, &rb, "fence #%u (established)", ++n) < 0)
+	return rb_put(b, &rb, "%s #%u (allow_local)", chain, ++*n);
+}
+
+/*
+ * The queue takes only packets that have a socket owner: `meta skuid` is
+ * defined for every full socket a process holds, and breaks the rule on
+ * the rest (the stack's resets and TIME_WAIT acks, the tail of a socket
+ * its process already closed), which the rule after it accepts. Those carry
+ * no process to name and no decision to wait for, and would otherwise go
+ * round the queue for ever. MARK: the packet mark state to queue with
+ * (MARK_NONE: leave the mark as it is).
+ */
+static int
+put_queue_and_socketless(struct nl_batch *b, const struct ruleset_spec *sp,
+    const char *chain, enum mark_state mark, const char *comment, bool native,
+    unsigned int *n)
+{
+	uint32_t m = sp->mark_mask;
+	struct rb rb;
+
+	if (rb_start(&rb, sp->table, chain, comment) < 0)
+		return -1;
+	x_meta_load(&rb, NFT_META_SKUID);
+	x_cmp_u32(&rb, NFT_CMP_GTE, 0);
+	if (mark != MARK_NONE) {
+		x_meta_load(&rb, NFT_META_MARK);
+		x_bitwise(&rb, ~m, mark_value(m, mark));
+		x_meta_store(&rb, NFT_META_MARK);
+	}
+	x_queue(&rb, sp->queue_num, native);
+	if (rb_put(b, &rb, "%s #%u" QUEUE_LABEL, chain, ++*n) < 0)
 		return -1;
 
-	if (rb_start(&rb, t, CHAIN_FENCE,
-	    "everyone else: smtpguardd decides (no bypass: fails closed)") < 0)
+	if (rb_start(&rb, sp->table, chain,
+	    "no socket: the kernel's own resets and acks carry no mail") < 0)
 		return -1;
-	x_queue(&rb, sp->queue_num, native);
-	return rb_put(b, &rb, "fence #%u" QUEUE_LABEL, ++n);
+	x_verdict(&rb, NF_ACCEPT, NULL);
+	return rb_put(b, &rb, "%s #%u (no socket)", chain, ++*n);
+}
+
+static int
+build_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
+{
+	unsigned int n = 0;
+	struct rb rb;
+
+	if (put_uid_accepts(b, sp, CHAIN_FENCE, &n) < 0 ||
+	    put_verdicts(b, sp, CHAIN_FENCE, verdicts, NELEM(verdicts), &n) < 0 ||
+	    /* After the verdicts: a repeated packet never needs it. */
+	    put_allow_local(b, sp, CHAIN_FENCE, "allow_local: this host's own addresses",
+	    &n) < 0 ||
+	    put_decided(b, sp, CHAIN_FENCE, decided, NELEM(decided), native, &n) < 0)
+		return -1;
+	/*
+	 * No "ct state established accept": a flow that began before the fence
+	 * (or under an exception since revoked) is queued at its next packet
+	 * and decided like a new one. What a local server answers in a flow
+	 * the far side opened is no outbound mail and goes on; the one reply
+	 * that could start a session of our own, a bare SYN (a simultaneous
+	 * open against a spoofed SYN "from the mx"), is still decided.
+	 */
+	if (rb_start(&rb, sp->table, CHAIN_FENCE,
+	    "answers in flows the far side opened, but a SYN") < 0)
+		return -1;
+	x_ct_load(&rb, NFT_CT_DIRECTION);	/* one byte */
+	x_cmp_u8(&rb, NFT_CMP_EQ, IP_CT_DIR_REPLY);
+	x_l4proto_tcp(&rb);	/* all TCP here; it lets nft print "tcp flags" */
+	x_tcp_flags(&rb, TH_SYN_ACK_MASK);
+	x_cmp_u8(&rb, NFT_CMP_NEQ, TCP_FLAG_SYN);
+	x_verdict(&rb, NF_ACCEPT, NULL);
+	if (rb_put(b, &rb, "%s #%u (replies)", CHAIN_FENCE, ++n) < 0)
+		return -1;
+	return put_queue_and_socketless(b, sp, CHAIN_FENCE, MARK_NONE,
+	    "everyone else: smtpguardd decides (no bypass: fails closed)", native, &n);
+}
+
+/*
+ * After NAT: a flow an output NAT rule (the admin's, not our trap) sent to
+ * a fenced port is judged again on the destination it really leaves for.
+ * Undecided ones are queued marked MARK_NAT, so smtpguardd sees the
+ * translated address and knows a trap or audit cannot apply there.
+ */
+static int
+build_nat_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
+{
+	unsigned int n = 0;
+
+	if (put_uid_accepts(b, sp, CHAIN_NAT_FENCE, &n) < 0 ||
+	    put_verdicts(b, sp, CHAIN_NAT_FENCE, nat_verdicts, NELEM(nat_verdicts), &n) < 0 ||
+	    put_allow_local(b, sp, CHAIN_NAT_FENCE,
+	    "allow_local: translated to this host's own addresses", &n) < 0 ||
+	    put_decided(b, sp, CHAIN_NAT_FENCE, nat_decided, NELEM(nat_decided), native,
+	    &n) < 0)
+		return -1;
+	return put_queue_and_socketless(b, sp, CHAIN_NAT_FENCE, MARK_NAT,
+	    "translated to an SMTP port: smtpguardd judges the real destination", native, &n);
 }
 
 static int
@@ -660,7 +852,7 @@ check_spec(const struct ruleset_spec *sp)
 		return -1;
 	}
 	/* A state the mask cannot hold would read as 0, "undecided", and match everyone. */
-	for (int st = MARK_NONE + 1; st <= MARK_PROBE; st++)
+	for (int st = MARK_NONE + 1; st <= MARK_NAT; st++)
 		if (mark_value(sp->mark_mask, (enum mark_state)st) == 0) {
 			errno = EINVAL;
 			return -1;
@@ -694,6 +886,10 @@ ruleset_build(struct nl_batch *b, const struct ruleset_spec *sp, bool native_que
 	if (sp->trap && put_chain(b, sp->table, CHAIN_TRAP, "nat", NF_INET_LOCAL_OUT,
 	    TRAP_PRIORITY) < 0)
 		return -1;
+	if (put_chain(b, sp->table, CHAIN_AFTER_NAT, "filter", NF_INET_LOCAL_OUT,
+	    AFTER_NAT_PRIORITY) < 0 ||
+	    put_chain(b, sp->table, CHAIN_NAT_FENCE, NULL, -1, 0) < 0)
+		return -1;
 
 	if (sp->detect_any_port) {
 		/*
@@ -720,6 +916,22 @@ ruleset_build(struct nl_batch *b, const struct ruleset_spec *sp, bool native_que
 	}
 
 	if (build_fence(b, sp, native_queue) < 0)
+		return -1;
+
+	/* Our own redirect is DNAT too, but to the trap port: never a fenced one. */
+	if (rb_start(&rb, sp->table, CHAIN_AFTER_NAT,
+	    "flows output NAT sent to an SMTP port meet the fence again") < 0)
+		return -1;
+	x_ct_load(&rb, NFT_CT_STATUS);
+	x_bitwise(&rb, IPS_DST_NAT, 0);
+	x_cmp_u32(&rb, NFT_CMP_NEQ, 0);
+	x_l4proto_tcp(&rb);
+	x_tcp_dport(&rb);
+	x_lookup(&rb, SET_PORTS, ID_PORTS);
+	x_verdict(&rb, NFT_JUMP, CHAIN_NAT_FENCE);
+	if (rb_put(b, &rb, "after_nat #1 (dnat to ports)") < 0)
+		return -1;
+	if (build_nat_fence(b, sp, native_queue) < 0)
 		return -1;
 
 	if (sp->trap) {

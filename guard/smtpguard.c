@@ -266,9 +266,10 @@ cmd_status(struct cli *c, int argc, char **argv)
 		printf("{\"running\":false,\"table\":%s}\n", table == 1 ? "true" : "false");
 	else if (table == 1)
 		printf("smtpguard: NOT running, but the fence is closed: table inet %s is still\n"
-		    "  installed (the daemon crashed or was killed). SMTP connections of\n"
-		    "  non-MTA users are dropped, and nothing is logged. Restart it with:\n"
-		    "  smtpguard enable\n", TABLE_NAME);
+		    "  installed (the daemon was stopped, crashed or was killed). SMTP\n"
+		    "  connections of non-MTA users are dropped, and nothing is logged.\n"
+		    "  Restart it with: smtpguard enable (smtpguard disable removes the fence)\n",
+		    TABLE_NAME);
 	else if (table == 0)
 		printf("smtpguard: not running; no fence installed (smtpguard enable turns it on)\n");
 	else
@@ -680,8 +681,8 @@ cmd_disable(struct cli *c, int argc, char **argv)
 			errx_msg("removing table inet %s: %s", TABLE_NAME, err);
 			return 1;
 		}
-		printf("removed table inet %s left by a daemon that did not stop cleanly\n",
-		    TABLE_NAME);
+		/* The daemon never removes it: a stop must not open the fence. */
+		printf("removed table inet %s\n", TABLE_NAME);
 	}
 	if (!purge) {
 		printf("smtpguard disabled: no fence; configuration kept in %s\n", c->config_path);

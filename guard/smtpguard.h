@@ -48,6 +48,7 @@ enum mark_state {
 	MARK_INSPECT = 4,	/* keep queueing the flow's packets (audit) */
 	MARK_STATE_MAX = 4,	/* the last one stored in the ct mark */
 	MARK_PROBE = 5,		/* packet mark of the self-check's SYN: not local, refused */
+	MARK_NAT = 6,		/* packet mark of a SYN queued after NAT: allow or reject only */
 };
 
 struct config {
@@ -281,7 +282,7 @@ void		 flow_expire(struct flow_table *, time_t idle_before,
 		    void (*)(struct flow *, void *), void *);
 
 /* nl.c */
-#define NL_BATCH_MAX_MSGS	64	/* the whole ruleset is under 30 messages */
+#define NL_BATCH_MAX_MSGS	64	/* the whole ruleset is 46 messages, 50 with every set full */
 #define NL_LABEL_MAX		64	/* "add rule fence #12 (queue)" */
 struct mnl_nlmsg_batch;
 struct mnl_socket;

@@ -10,8 +10,9 @@
  *
  * Set-up order matters: the queue is bound before the ruleset sends packets
  * to it, and the ruleset is installed last, in one atomic batch that replaces
- * any table a previous instance left behind. A crash leaves that table in
- * place: SYNs of non-exempt users are then queued to nobody and dropped.
+ * any table a previous instance left behind. A crash or a stop leaves that
+ * table in place: SYNs of non-exempt users are then queued to nobody and
+ * dropped; only `smtpguard disable` removes it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -516,13 +517,15 @@ setup(struct daemon *d, const char *config_path)
 static void
 teardown(struct daemon *d)
 {
-	char err[512];
-
-	/* An orderly stop opens the fence on purpose: the admin asked for it. */
-	if (d->table_installed && ruleset_remove(TABLE_NAME, err, sizeof(err)) < 0)
-		log_warnx("removing table inet %s: %s", TABLE_NAME, err);
+	/*
+	 * A stop never opens the fence: a restart, an upgrade or a service
+	 * manager's SIGTERM leaves the table, whose SYNs then queue to nobody
+	 * and are dropped, and the next start replaces it atomically. Only
+	 * `smtpguard disable` removes it, once this process is gone.
+	 */
 	fence_summaries(d, time(NULL) + d->cfg.log_window);
-	fence_emit_daemon(d, "stopped; table removed");
+	fence_emit_daemon(d, d->table_installed ? "stopped; the table stays (fail closed) "
+	    "until smtpguard disable" : "stopped");
 	control_close(d->control);
 	stop_trap(d);
 	fence_close(d);

@@ -57,7 +57,7 @@ mark_state_of(uint32_t mask, uint32_t mark)
 	if (mask == 0)
 		return MARK_NONE;
 	uint32_t v = (mark & mask) >> __builtin_ctz(mask);
-	return v <= MARK_PROBE ? (enum mark_state)v : MARK_NONE;
+	return v <= MARK_NAT ? (enum mark_state)v : MARK_NONE;
 }
 
 size_t

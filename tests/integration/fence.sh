@@ -1,7 +1,8 @@
 #!/bin/sh
 # The fence, end to end in two namespaces: the MTA delivers, site users are
 # refused at once and named, exceptions and non-SMTP ports pass, allow_local
-# works both ways, the fence holds while the daemon is dead.
+# works both ways, the fence holds while the daemon is dead or stopped, and
+# only smtpguard disable removes it.
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/scripts/lib/check.sh"
 . "$ROOT/scripts/lib/netns.sh"
@@ -97,10 +98,17 @@ start_daemon || fail "smtpguardd restarts over its own table"
 one_table() { [ "$(tables | grep -c 'table inet smtpguard')" -eq 1 ]; }
 check "a restart leaves exactly one table" one_table
 check "after the restart a web user is refused again" refused_at_once $WEB_UID $MX6 25
+# SIGTERM (a restart, an upgrade, a service manager) never opens the fence.
 stop_daemon
+check "SIGTERM leaves the table: a stop never opens the fence" one_table
+check "stopped: a web user still cannot connect" not_connected
+check "stopped: the MTA still delivers" connects $MTA_UID $MX4 25
+says_stopped() { sg status | grep -q 'NOT running, but the fence is closed'; }
+check "stopped: status says the fence is closed but unattended" says_stopped
 no_table() {	# (nft failing to list is no evidence: it fails)
 	listed=$(in_host nft list tables) || return 1
 	! printf '%s\n' "$listed" | grep 'table inet smtpguard'
 }
-check "SIGTERM removes the table" no_table
+check "smtpguard disable removes the table" sg disable
+check "after disable no table is left" no_table
 finish

@@ -343,8 +343,9 @@ self_check_syn_is_refused_and_logged_whoever_sends_it(void **state)
 	q.mark = mark_value(cfg.mark_mask, MARK_PROBE);
 	policy_decide(&q, &d);
 	assert_false(d.self_check);
-	assert_int_equal(d.action, ACTION_TRAP);
-	assert_string_equal(d.rule, "default");
+	/* ...and a flow met mid-way can be neither trapped nor inspected: reset. */
+	assert_int_equal(d.action, ACTION_REJECT);
+	assert_string_equal(d.rule, "established-before-fence");
 }
 
 static void
@@ -457,11 +458,40 @@ audit_that_cannot_be_followed_goes_out_uninspected(void **state)
 	/* No room to follow it: audit means it may go out. */
 	assert_int_equal(d.unfollowed, MARK_ALLOW);
 
-	/* No SYN to anchor the stream: let through, not followed, still an audit. */
+	/*
+	 * No SYN to anchor the stream (a flow begun before the fence, or a
+	 * restart mid-session): reset, and the rule says why; the retry is audited.
+	 */
 	decide_as(ACTION_REJECT, 1005, true, pkt_to("192.0.2.1", 25, TH_ACK), T0);
-	assert_int_equal(d.action, ACTION_AUDIT);
-	assert_int_equal(d.mark, MARK_ALLOW);
+	assert_int_equal(d.action, ACTION_REJECT);
+	assert_string_equal(d.rule, "established-before-fence");
+	assert_int_equal(d.mark, MARK_REJECT);
 	assert_int_equal(d.follow, POLICY_FOLLOW_NONE);
+
+	/* A plain allow still lets a flow met mid-way go on. */
+	with((const char *[]){ "allow 1006 to=192.0.2.0/24", NULL });
+	decide_as(ACTION_REJECT, 1006, true, pkt_to("192.0.2.1", 25, TH_ACK), T0);
+	assert_int_equal(d.action, ACTION_ALLOW);
+	assert_int_equal(d.mark, MARK_ALLOW);
+}
+
+/* A SYN queued after NAT (the admin's DNAT took it to an SMTP port): allow or reject only. */
+static void
+syn_after_nat_is_never_trapped_or_audited(void **state)
+{
+	struct policy_query q;
+
+	(void)state;
+	with((const char *[]){ "allow 1005 audit", NULL });
+	cfg.action = ACTION_REJECT;
+	q = named(1005, true, syn("192.0.2.1", 25), T0);
+	q.mark = mark_value(cfg.mark_mask, MARK_NAT);
+	policy_decide(&q, &d);
+	assert_int_equal(d.action, ACTION_REJECT);
+	assert_string_equal(d.rule, "after-nat");
+	assert_int_equal(d.follow, POLICY_FOLLOW_NONE);
+	decide_as(ACTION_TRAP, 33, true, syn("192.0.2.1", 25), T0);
+	assert_int_equal(d.action, ACTION_TRAP);	/* before NAT: trapped */
 }
 
 static void
@@ -570,6 +600,7 @@ main(void)
 		T(unfenced_port_is_probed_with_detect_any_port),
 		T(every_action_has_its_mark_and_what_to_follow),
 		T(audit_that_cannot_be_followed_goes_out_uninspected),
+		T(syn_after_nat_is_never_trapped_or_audited),
 		T(no_uid_gets_the_default_action_and_its_mark),
 		T(probed_flow_speaking_smtp_is_reset_and_anything_else_let_go),
 		T(tls_to_a_named_relay_is_reset_by_exact_name_or_star_suffix),

@@ -20,6 +20,8 @@
 #include <libnftnl/table.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_conntrack_tuple_common.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/xt_NFQUEUE.h>
@@ -400,7 +402,7 @@ mta_and_exceptions_are_accepted_before_anything_is_queued(void **state)
 	(void)state;
 	build(&p, &sp, true);
 	n = rules_of(&p, "fence", r, 32);
-	assert_int_equal(n, 13);
+	assert_int_equal(n, 18);
 	assert_string_equal(r[0]->exprs, "meta,lookup,immediate");
 	assert_string_equal(nftnl_expr_get_str(expr_at(r[0]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
 	    "mta_uids");
@@ -409,11 +411,238 @@ mta_and_exceptions_are_accepted_before_anything_is_queued(void **state)
 	assert_string_equal(nftnl_expr_get_str(expr_at(r[1]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
 	    "allow_uids");
 	/* The first queue is the ct mark "audit" rule, after every accept that could apply. */
-	for (size_t i = 0; i < 10; i++)
+	for (size_t i = 0; i < 14; i++)
 		assert_null(strstr(r[i]->exprs, "queue"));
-	assert_string_equal(r[11]->exprs, "ct,bitwise,cmp,immediate");	/* established */
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[11]->rule, 0), NFTNL_EXPR_CT_KEY),
-	    NFT_CT_STATE);
+	assert_string_equal(r[14]->exprs, "ct,bitwise,cmp,queue");
+	release(&p);
+}
+
+/*
+ * No "ct state established accept" any more: a flow begun before the fence
+ * or under a revoked exception is queued at its next packet and decided.
+ */
+static void
+no_flow_passes_for_being_established(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct parsed p;
+
+	(void)state;
+	build(&p, &sp, false);
+	for (size_t i = 0; i < p.n; i++) {
+		struct nftnl_expr_iter *it;
+		struct nftnl_expr *e;
+
+		if (p.m[i].rule == NULL)
+			continue;
+		assert_non_null(it = nftnl_expr_iter_create(p.m[i].rule));
+		while ((e = nftnl_expr_iter_next(it)) != NULL)
+			if (strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), "ct") == 0 &&
+			    nftnl_expr_is_set(e, NFTNL_EXPR_CT_DREG))
+				assert_int_not_equal(nftnl_expr_get_u32(e, NFTNL_EXPR_CT_KEY),
+				    NFT_CT_STATE);
+		nftnl_expr_iter_destroy(it);
+	}
+	release(&p);
+}
+
+/*
+ * What a local server answers in a flow the far side opened goes on in the
+ * kernel, except a bare SYN: a simultaneous open against a spoofed SYN
+ * "from the mx" would make our own session look like a reply.
+ */
+static void
+replies_pass_but_not_a_syn(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct msg *r[32];
+	struct parsed p;
+	struct nftnl_expr *e;
+	size_t n;
+
+	(void)state;
+	build(&p, &sp, false);
+	n = rules_of(&p, "fence", r, 32);
+	assert_string_equal(r[n - 3]->exprs, "ct,cmp,meta,cmp,payload,bitwise,cmp,immediate");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[n - 3]->rule, 0), NFTNL_EXPR_CT_KEY),
+	    NFT_CT_DIRECTION);
+	assert_int_equal(*(const uint8_t *)nftnl_expr_get(expr_at(r[n - 3]->rule, 1),
+	    NFTNL_EXPR_CMP_DATA, &(uint32_t){ 0 }), IP_CT_DIR_REPLY);
+	e = expr_at(r[n - 3]->rule, 4);
+	assert_int_equal(nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET), 13);
+	assert_int_equal(*(const uint8_t *)nftnl_expr_get(expr_at(r[n - 3]->rule, 5),
+	    NFTNL_EXPR_BITWISE_MASK, &(uint32_t){ 0 }), 0x12);	/* SYN|ACK */
+	e = expr_at(r[n - 3]->rule, 6);
+	assert_int_equal(nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_OP), NFT_CMP_NEQ);
+	assert_int_equal(*(const uint8_t *)nftnl_expr_get(e, NFTNL_EXPR_CMP_DATA,
+	    &(uint32_t){ 0 }), 0x02);	/* a bare SYN is decided */
+	release(&p);
+}
+
+/*
+ * Each decision smtpguardd can send back is two rules: one copies it into
+ * the ct mark and gives no verdict (with no conntrack entry the ct
+ * expression breaks it), the next matches the same mark with no ct
+ * expression at all and ends in accept or reset: a packet without
+ * conntrack still leaves on its second pass.
+ */
+static void
+every_verdict_is_final_without_conntrack(void **state)
+{
+	const struct { const char *chain; size_t first, pairs; } chains[] = {
+		{ "fence", 2, 4 }, { "nat_fence", 2, 2 },
+	};
+	struct ruleset_spec sp = golden_spec();
+	struct parsed p;
+
+	(void)state;
+	build(&p, &sp, false);
+	for (size_t c = 0; c < sizeof(chains) / sizeof(chains[0]); c++) {
+		struct msg *r[32];
+		size_t n = rules_of(&p, chains[c].chain, r, 32);
+
+		assert_true(n >= chains[c].first + 2 * chains[c].pairs);
+		for (size_t k = 0; k < chains[c].pairs; k++) {
+			struct msg *copy = r[chains[c].first + 2 * k];
+			struct msg *final = r[chains[c].first + 2 * k + 1];
+			uint32_t v = expr_u32_data(expr_at(copy->rule, 2), NFTNL_EXPR_CMP_DATA);
+
+			assert_string_equal(copy->exprs, "meta,bitwise,cmp,ct,bitwise,ct");
+			assert_true(nftnl_expr_is_set(expr_at(copy->rule, 5), NFTNL_EXPR_CT_SREG));
+			assert_true(strcmp(final->exprs,
+			    "meta,bitwise,cmp,meta,bitwise,meta,immediate") == 0 ||
+			    strcmp(final->exprs, "meta,bitwise,cmp,meta,bitwise,meta,reject") == 0);
+			assert_int_equal(expr_u32_data(expr_at(final->rule, 2), NFTNL_EXPR_CMP_DATA),
+			    v);
+			if (strstr(final->exprs, "immediate") != NULL)
+				assert_int_equal(nftnl_expr_get_u32(expr_at(final->rule, 6),
+				    NFTNL_EXPR_IMM_VERDICT), NF_ACCEPT);
+			/* Allow first, then reject, in both chains. */
+			assert_int_equal(mark_state_of(GOLDEN_MASK, v), k + 1);
+		}
+	}
+	release(&p);
+}
+
+/*
+ * The queue takes only packets with a socket owner (meta skuid >= 0 holds
+ * for every uid and breaks the rule when there is no socket); the rule
+ * after it, the chain's last, lets the socketless rest go.
+ */
+static void
+only_packets_with_a_socket_owner_are_queued(void **state)
+{
+	const char *chains[] = { "fence", "nat_fence" };
+	struct ruleset_spec sp = golden_spec();
+	struct parsed p;
+
+	(void)state;
+	build(&p, &sp, false);
+	for (size_t c = 0; c < 2; c++) {
+		struct msg *r[32];
+		size_t n = rules_of(&p, chains[c], r, 32);
+		struct nftnl_expr *cmp;
+
+		assert_int_equal(strncmp(r[n - 2]->exprs, "meta,cmp,", 9), 0);
+		assert_non_null(strstr(r[n - 2]->exprs, "target"));
+		assert_int_equal(nftnl_expr_get_u32(expr_at(r[n - 2]->rule, 0),
+		    NFTNL_EXPR_META_KEY), NFT_META_SKUID);
+		cmp = expr_at(r[n - 2]->rule, 1);
+		assert_int_equal(nftnl_expr_get_u32(cmp, NFTNL_EXPR_CMP_OP), NFT_CMP_GTE);
+		assert_int_equal(expr_u32_data(cmp, NFTNL_EXPR_CMP_DATA), 0);
+		assert_string_equal(r[n - 1]->exprs, "immediate");
+		assert_int_equal(nftnl_expr_get_u32(expr_at(r[n - 1]->rule, 0),
+		    NFTNL_EXPR_IMM_VERDICT), NF_ACCEPT);
+		/* Every other queue rule is the audited flows' ct mark rule. */
+		for (size_t i = 0; i < n - 2; i++)
+			if (strstr(r[i]->exprs, "target") != NULL)
+				assert_string_equal(r[i]->exprs, "ct,bitwise,cmp,target");
+	}
+	release(&p);
+}
+
+static void
+flows_dnatted_to_smtp_ports_are_judged_after_nat(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct msg *r[32], *c;
+	struct parsed p;
+	size_t n;
+
+	(void)state;
+	build(&p, &sp, true);
+	assert_non_null(c = find(&p, NFT_MSG_NEWCHAIN, "after_nat"));
+	assert_string_equal(nftnl_chain_get_str(c->chain, NFTNL_CHAIN_TYPE), "filter");
+	assert_int_equal(nftnl_chain_get_u32(c->chain, NFTNL_CHAIN_HOOKNUM), NF_INET_LOCAL_OUT);
+	/* After the nat chains of the usual priorities (ours and iptables' at -100). */
+	assert_true(nftnl_chain_get_s32(c->chain, NFTNL_CHAIN_PRIO) > 0);
+	assert_int_equal(nftnl_chain_get_u32(c->chain, NFTNL_CHAIN_POLICY), NF_ACCEPT);
+	assert_non_null(c = find(&p, NFT_MSG_NEWCHAIN, "nat_fence"));
+	assert_false(nftnl_chain_is_set(c->chain, NFTNL_CHAIN_HOOKNUM));
+
+	assert_int_equal(rules_of(&p, "after_nat", r, 32), 1);
+	assert_string_equal(r[0]->exprs, "ct,bitwise,cmp,meta,cmp,payload,lookup,immediate");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[0]->rule, 0), NFTNL_EXPR_CT_KEY),
+	    NFT_CT_STATUS);
+	assert_int_equal(expr_u32_data(expr_at(r[0]->rule, 1), NFTNL_EXPR_BITWISE_MASK),
+	    IPS_DST_NAT);
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[0]->rule, 2), NFTNL_EXPR_CMP_OP),
+	    NFT_CMP_NEQ);
+	assert_string_equal(nftnl_expr_get_str(expr_at(r[0]->rule, 6), NFTNL_EXPR_LOOKUP_SET),
+	    "ports");
+	assert_string_equal(nftnl_expr_get_str(expr_at(r[0]->rule, 7), NFTNL_EXPR_IMM_CHAIN),
+	    "nat_fence");
+
+	n = rules_of(&p, "nat_fence", r, 32);
+	assert_int_equal(n, 12);
+	assert_string_equal(nftnl_expr_get_str(expr_at(r[0]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
+	    "mta_uids");
+	assert_string_equal(nftnl_expr_get_str(expr_at(r[1]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
+	    "allow_uids");
+	assert_string_equal(r[6]->exprs, "meta,bitwise,cmp,fib,cmp,immediate");
+	/* Decided before NAT: allowed and audited go on, trapped ones never reach the trap. */
+	assert_string_equal(r[7]->exprs, "ct,bitwise,cmp,immediate");
+	assert_int_equal(expr_u32_data(expr_at(r[7]->rule, 2), NFTNL_EXPR_CMP_DATA),
+	    mark_value(GOLDEN_MASK, MARK_ALLOW));
+	assert_string_equal(r[8]->exprs, "ct,bitwise,cmp,reject");
+	assert_int_equal(expr_u32_data(expr_at(r[8]->rule, 2), NFTNL_EXPR_CMP_DATA),
+	    mark_value(GOLDEN_MASK, MARK_TRAP));
+	assert_string_equal(r[9]->exprs, "ct,bitwise,cmp,immediate");
+	assert_int_equal(expr_u32_data(expr_at(r[9]->rule, 2), NFTNL_EXPR_CMP_DATA),
+	    mark_value(GOLDEN_MASK, MARK_INSPECT));
+	/* Queued with MARK_NAT, every bit outside the mask kept. */
+	assert_string_equal(r[10]->exprs, "meta,cmp,meta,bitwise,meta,queue");
+	assert_int_equal(expr_u32_data(expr_at(r[10]->rule, 3), NFTNL_EXPR_BITWISE_MASK),
+	    ~GOLDEN_MASK);
+	assert_int_equal(expr_u32_data(expr_at(r[10]->rule, 3), NFTNL_EXPR_BITWISE_XOR),
+	    mark_value(GOLDEN_MASK, MARK_NAT));
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[10]->rule, 4), NFTNL_EXPR_META_KEY),
+	    NFT_META_MARK);
+	assert_true(nftnl_expr_is_set(expr_at(r[10]->rule, 4), NFTNL_EXPR_META_SREG));
+	release(&p);
+}
+
+/* The largest table smtpguardd builds still goes in one batch. */
+static void
+a_full_allow_set_fits_in_one_transaction(void **state)
+{
+	static uid_t uids[KERNEL_UIDS_MAX];
+	struct ruleset_spec sp = golden_spec();
+	uint16_t ports[CONFIG_MAX_PORTS];
+	struct parsed p;
+
+	(void)state;
+	for (size_t i = 0; i < KERNEL_UIDS_MAX; i++)
+		uids[i] = (uid_t)(20000 + i);
+	for (size_t i = 0; i < CONFIG_MAX_PORTS; i++)
+		ports[i] = (uint16_t)(2500 + i);
+	sp.allow_uids = uids;
+	sp.nallow = KERNEL_UIDS_MAX;
+	sp.ports = ports;
+	sp.nports = CONFIG_MAX_PORTS;
+	sp.detect_any_port = true;
+	build(&p, &sp, false);
+	assert_true(p.n <= NL_BATCH_MAX_MSGS + 2);
 	release(&p);
 }
 
@@ -430,14 +659,16 @@ native_path_queues_without_bypass(void **state)
 	sp.queue_num = 7;
 	build(&p, &sp, true);
 	n = rules_of(&p, "fence", r, 32);
-	assert_string_equal(r[n - 1]->exprs, "queue");
-	q = expr_at(r[n - 1]->rule, 0);
+	assert_string_equal(r[n - 2]->exprs, "meta,cmp,queue");
+	q = expr_at(r[n - 2]->rule, 2);
 	assert_int_equal(nftnl_expr_get_u16(q, NFTNL_EXPR_QUEUE_NUM), 7);
 	assert_int_equal(nftnl_expr_get_u16(q, NFTNL_EXPR_QUEUE_TOTAL), 1);
 	assert_int_equal(nftnl_expr_get_u16(q, NFTNL_EXPR_QUEUE_FLAGS) & NFT_QUEUE_FLAG_BYPASS,
 	    0);
 	assert_int_equal(nftnl_expr_get_u16(q, NFTNL_EXPR_QUEUE_FLAGS), 0);
-	assert_string_equal(r[n - 3]->exprs, "ct,bitwise,cmp,queue");	/* audited flows */
+	assert_string_equal(r[n - 4]->exprs, "ct,bitwise,cmp,queue");	/* audited flows */
+	assert_int_equal(nftnl_expr_get_u16(expr_at(r[n - 4]->rule, 3), NFTNL_EXPR_QUEUE_FLAGS),
+	    0);
 	for (size_t i = 0; i < p.n; i++)
 		assert_null(strstr(p.m[i].exprs, "target"));
 	release(&p);
@@ -458,9 +689,9 @@ compat_path_is_xt_nfqueue_v3_without_bypass(void **state)
 	sp.queue_num = 7;
 	build(&p, &sp, false);
 	n = rules_of(&p, "fence", r, 32);
-	assert_string_equal(r[n - 1]->exprs, "target");
-	assert_string_equal(r[n - 3]->exprs, "ct,bitwise,cmp,target");
-	t = expr_at(r[n - 1]->rule, 0);
+	assert_string_equal(r[n - 2]->exprs, "meta,cmp,target");
+	assert_string_equal(r[n - 4]->exprs, "ct,bitwise,cmp,target");
+	t = expr_at(r[n - 2]->rule, 2);
 	assert_string_equal(nftnl_expr_get_str(t, NFTNL_EXPR_TG_NAME), "NFQUEUE");
 	assert_int_equal(nftnl_expr_get_u32(t, NFTNL_EXPR_TG_REV), 3);
 	info = nftnl_expr_get(t, NFTNL_EXPR_TG_INFO, &len);
@@ -491,7 +722,7 @@ queue_rules_are_labelled_for_the_fallback(void **state)
 		assert_int_equal(labelled, strstr(p.m[i].exprs, "queue") != NULL);
 		nq += labelled;
 	}
-	assert_int_equal(nq, 2);
+	assert_int_equal(nq, 3);	/* audited flows, fence, nat_fence */
 	release(&p);
 }
 
@@ -506,19 +737,19 @@ allow_local_off_drops_the_fib_rule(void **state)
 	(void)state;
 	build(&p, &sp, true);
 	n = rules_of(&p, "fence", r, 32);
-	/* After the mta, allow and four verdict rules; the self-check's probe mark is not local. */
-	assert_string_equal(r[6]->exprs, "meta,bitwise,cmp,fib,cmp,immediate");
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[6]->rule, 0), NFTNL_EXPR_META_KEY),
+	/* After the mta, allow and 4 x 2 verdict rules; the self-check's probe mark is not local. */
+	assert_string_equal(r[10]->exprs, "meta,bitwise,cmp,fib,cmp,immediate");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[10]->rule, 0), NFTNL_EXPR_META_KEY),
 	    NFT_META_MARK);
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[6]->rule, 2), NFTNL_EXPR_CMP_OP),
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[10]->rule, 2), NFTNL_EXPR_CMP_OP),
 	    NFT_CMP_NEQ);
-	assert_int_equal(expr_u32_data(expr_at(r[6]->rule, 2), NFTNL_EXPR_CMP_DATA),
+	assert_int_equal(expr_u32_data(expr_at(r[10]->rule, 2), NFTNL_EXPR_CMP_DATA),
 	    mark_value(sp.mark_mask, MARK_PROBE));
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[6]->rule, 3), NFTNL_EXPR_FIB_FLAGS),
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[10]->rule, 3), NFTNL_EXPR_FIB_FLAGS),
 	    NFTA_FIB_F_DADDR);
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[6]->rule, 3), NFTNL_EXPR_FIB_RESULT),
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[10]->rule, 3), NFTNL_EXPR_FIB_RESULT),
 	    NFT_FIB_RESULT_ADDRTYPE);
-	assert_int_equal(expr_u32_data(expr_at(r[6]->rule, 4), NFTNL_EXPR_CMP_DATA), RTN_LOCAL);
+	assert_int_equal(expr_u32_data(expr_at(r[10]->rule, 4), NFTNL_EXPR_CMP_DATA), RTN_LOCAL);
 	release(&p);
 
 	sp.allow_local = false;
@@ -529,59 +760,77 @@ allow_local_off_drops_the_fib_rule(void **state)
 	release(&p);
 }
 
-/* Every mark rule reads and writes only the configured bits. */
+/* Every mark rule reads and writes only the configured bits, in both fence chains. */
 static void
 verdict_marks_never_touch_bits_outside_the_mask(void **state)
 {
 	const uint32_t masks[] = { GOLDEN_MASK, 0x0000f000, 0x7, 0xe0000000 };
+	const char *chains[] = { "fence", "nat_fence" };
+	const uint32_t copies[] = { MARK_STATE_MAX, 2 };	/* allow, reject after NAT */
 
 	(void)state;
 	for (size_t k = 0; k < sizeof(masks) / sizeof(masks[0]); k++) {
 		struct ruleset_spec sp = golden_spec();
 		const uint32_t m = masks[k];
-		uint32_t seen = 0;
-		struct msg *r[32];
 		struct parsed p;
-		size_t n;
 
 		sp.mark_mask = m;
 		build(&p, &sp, false);
-		n = rules_of(&p, "fence", r, 32);
-		for (size_t i = 0; i < n; i++) {
-			struct nftnl_rule *rule = r[i]->rule;
-			uint32_t v;
+		for (size_t c = 0; c < 2; c++) {
+			uint32_t seen = 0, finals = 0;
+			struct msg *r[32];
+			size_t n = rules_of(&p, chains[c], r, 32);
 
-			if (strncmp(r[i]->exprs, "meta,bitwise,cmp,ct,bitwise,ct,meta,bitwise,meta",
-			    48) == 0) {
-				/* meta mark & M == V  ct mark set ct mark & ~M ^ V  meta mark &= ~M */
-				assert_int_equal(nftnl_expr_get_u32(expr_at(rule, 0),
-				    NFTNL_EXPR_META_KEY), NFT_META_MARK);
-				assert_int_equal(expr_u32_data(expr_at(rule, 1),
-				    NFTNL_EXPR_BITWISE_MASK), m);
-				v = expr_u32_data(expr_at(rule, 2), NFTNL_EXPR_CMP_DATA);
-				assert_int_not_equal(v, 0);
-				assert_int_equal(v & ~m, 0);
-				assert_int_equal(expr_u32_data(expr_at(rule, 4),
-				    NFTNL_EXPR_BITWISE_MASK), ~m);
-				assert_int_equal(expr_u32_data(expr_at(rule, 4),
-				    NFTNL_EXPR_BITWISE_XOR), v);
-				assert_int_equal(expr_u32_data(expr_at(rule, 7),
-				    NFTNL_EXPR_BITWISE_MASK), ~m);
-				assert_int_equal(expr_u32_data(expr_at(rule, 7),
-				    NFTNL_EXPR_BITWISE_XOR), 0);
-				assert_int_equal(mark_state_of(m, v), seen + 1);
-				seen++;
-			} else if (strncmp(r[i]->exprs, "ct,bitwise,cmp", 14) == 0 &&
-			    nftnl_expr_get_u32(expr_at(rule, 0), NFTNL_EXPR_CT_KEY) ==
-			    NFT_CT_MARK) {
-				assert_int_equal(expr_u32_data(expr_at(rule, 1),
-				    NFTNL_EXPR_BITWISE_MASK), m);
-				v = expr_u32_data(expr_at(rule, 2), NFTNL_EXPR_CMP_DATA);
-				assert_int_not_equal(v, 0);
-				assert_int_equal(v & ~m, 0);
+			for (size_t i = 0; i < n; i++) {
+				struct nftnl_rule *rule = r[i]->rule;
+				uint32_t v;
+
+				if (strcmp(r[i]->exprs, "meta,bitwise,cmp,ct,bitwise,ct") == 0) {
+					/* meta mark & M == V  ct mark set ct mark & ~M ^ V */
+					assert_int_equal(nftnl_expr_get_u32(expr_at(rule, 0),
+					    NFTNL_EXPR_META_KEY), NFT_META_MARK);
+					assert_int_equal(expr_u32_data(expr_at(rule, 1),
+					    NFTNL_EXPR_BITWISE_MASK), m);
+					v = expr_u32_data(expr_at(rule, 2), NFTNL_EXPR_CMP_DATA);
+					assert_int_not_equal(v, 0);
+					assert_int_equal(v & ~m, 0);
+					assert_int_equal(expr_u32_data(expr_at(rule, 4),
+					    NFTNL_EXPR_BITWISE_MASK), ~m);
+					assert_int_equal(expr_u32_data(expr_at(rule, 4),
+					    NFTNL_EXPR_BITWISE_XOR), v);
+					assert_int_equal(mark_state_of(m, v), seen + 1);
+					seen++;
+				} else if (strncmp(r[i]->exprs, "meta,bitwise,cmp,meta,bitwise,meta",
+				    34) == 0) {
+					/* meta mark & M == V  meta mark set meta mark & ~M  verdict */
+					assert_int_equal(expr_u32_data(expr_at(rule, 1),
+					    NFTNL_EXPR_BITWISE_MASK), m);
+					v = expr_u32_data(expr_at(rule, 2), NFTNL_EXPR_CMP_DATA);
+					assert_int_equal(v & ~m, 0);
+					assert_int_equal(expr_u32_data(expr_at(rule, 4),
+					    NFTNL_EXPR_BITWISE_MASK), ~m);
+					assert_int_equal(expr_u32_data(expr_at(rule, 4),
+					    NFTNL_EXPR_BITWISE_XOR), 0);
+					finals++;
+				} else if (strncmp(r[i]->exprs, "ct,bitwise,cmp", 14) == 0 &&
+				    nftnl_expr_get_u32(expr_at(rule, 0), NFTNL_EXPR_CT_KEY) ==
+				    NFT_CT_MARK) {
+					assert_int_equal(expr_u32_data(expr_at(rule, 1),
+					    NFTNL_EXPR_BITWISE_MASK), m);
+					v = expr_u32_data(expr_at(rule, 2), NFTNL_EXPR_CMP_DATA);
+					assert_int_not_equal(v, 0);
+					assert_int_equal(v & ~m, 0);
+				} else if (strcmp(r[i]->exprs, "meta,cmp,meta,bitwise,meta,target") == 0) {
+					/* queued after NAT: meta mark set meta mark & ~M ^ NAT */
+					assert_int_equal(expr_u32_data(expr_at(rule, 3),
+					    NFTNL_EXPR_BITWISE_MASK), ~m);
+					assert_int_equal(expr_u32_data(expr_at(rule, 3),
+					    NFTNL_EXPR_BITWISE_XOR), mark_value(m, MARK_NAT));
+				}
 			}
+			assert_int_equal(seen, copies[c]);
+			assert_int_equal(finals, copies[c]);
 		}
-		assert_int_equal(seen, MARK_STATE_MAX);
 		release(&p);
 	}
 }
@@ -767,6 +1016,12 @@ main(void)
 		cmocka_unit_test(sets_list_as_ports_and_uids),
 		cmocka_unit_test(only_tcp_to_smtp_ports_enters_the_fence),
 		cmocka_unit_test(mta_and_exceptions_are_accepted_before_anything_is_queued),
+		cmocka_unit_test(no_flow_passes_for_being_established),
+		cmocka_unit_test(every_verdict_is_final_without_conntrack),
+		cmocka_unit_test(replies_pass_but_not_a_syn),
+		cmocka_unit_test(only_packets_with_a_socket_owner_are_queued),
+		cmocka_unit_test(flows_dnatted_to_smtp_ports_are_judged_after_nat),
+		cmocka_unit_test(a_full_allow_set_fits_in_one_transaction),
 		cmocka_unit_test(native_path_queues_without_bypass),
 		cmocka_unit_test(compat_path_is_xt_nfqueue_v3_without_bypass),
 		cmocka_unit_test(queue_rules_are_labelled_for_the_fallback),

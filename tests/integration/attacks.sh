@@ -1,0 +1,246 @@
+#!/bin/sh
+# The fence under attack, in the tests' namespaces:
+#   a session a web user opened before the fence is cut and logged once it
+#   starts, and so is an excepted user's session when the exception is revoked;
+#   raw SYN-ACKs from "port 25" make the host's stack answer with resets that
+#   own no socket and no conntrack entry: they must not loop through the
+#   daemon; an untracked (notrack) flow still gets a final verdict;
+#   a sender retrying every 20 ms across a stop and a start never connects;
+#   an admin's output DNAT (the host's own address, or port 2526, to the mx)
+#   never carries a web user's session there, while the MTA still delivers;
+#   and a connection the far side opens to a site user's server is answered.
+# The admin tables are the test's own, in the host namespace it made.
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/scripts/lib/check.sh"
+. "$ROOT/scripts/lib/netns.sh"
+
+setup_net
+start_mx 25
+: >"$T/exceptions.conf"
+write_config "allow_local = yes"
+
+status_num() { sg status --json | jq -r ".$1"; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$DAEMON_PID/stat"; }
+connects() {	# connects UID ADDR PORT
+	out=$(as_uid "$1" "$T/sgprobe" connect -q -t 2000 "$2" "$3") &&
+	    case $out in connected*) ;; *) false ;; esac
+}
+refused_at_once() {	# a reset within the timeout, not a silent drop
+	out=$(as_uid "$1" "$T/sgprobe" connect -t 1000 "$2" "$3")
+	case $out in refused*) return 0 ;; esac
+	echo "$out"
+	return 1
+}
+# hold NAME UID ADDR PORT: a session kept open. Once $T/NAME exists it sends a
+# NOOP every 20 ms (the uid cannot remove the file) until the server stops answering.
+hold() {
+	ip netns exec "$HOST_NS" setpriv --reuid="$2" --regid="$2" --clear-groups \
+	    "$T/sgprobe" hold -t 1500 "$3" "$4" "$T/$1" >"$T/$1.out" 2>&1 &
+	PIDS="$PIDS $!"
+	wait_for "$1 connected" grep -q connected "$T/$1.out"
+}
+poke() { echo noop >"$T/$1.tmp" && mv "$T/$1.tmp" "$T/$1"; }
+answered() { wait_for "$1 answers" grep -q '^alive' "$T/$1.out"; }
+cut() { wait_for "$1 is cut" grep -q '^dead' "$T/$1.out"; }
+logged_rule() {	# logged_rule UID RULE
+	jq_any --argjson uid "$1" --arg rule "$2" \
+	    'select(.event == "attempt" and .uid == $uid and .rule == $rule and .action == "reject")' \
+	    "$T/events.jsonl"
+}
+
+# --- a session opened before the fence -----------------------------------------
+# Conntrack already runs, as on any host with ufw, firewalld or docker: the
+# session is tracked as established before the fence exists.
+in_host nft -f - <<'NFT' || fail "the admin's conntrack table is added"
+table inet sgtest_ct {
+	chain out {
+		type filter hook output priority 0; policy accept;
+		ct state established counter
+	}
+}
+NFT
+hold early $WEB_UID $MX4 25	# not under check: $! must reach PIDS
+check "with no fence yet a web user's session opens" grep -q connected "$T/early.out"
+poke early
+check "... and is answered" answered early
+start_daemon || { fail "smtpguardd starts"; finish; }
+poke early
+check "once the fence is up, the session opened before it is cut at its next packet" cut early
+check "... and logged as established-before-fence, with the web user's uid" \
+    wait_for "event" logged_rule $WEB_UID established-before-fence
+
+# --- a plain exception revoked while its session is open -------------------------
+sg allow $EXEMPT_UID >/dev/null
+hold revoked $EXEMPT_UID $MX4 25
+check "an excepted user's session opens" grep -q connected "$T/revoked.out"
+poke revoked
+check "... and lives while the exception holds" answered revoked
+sg revoke $EXEMPT_UID >/dev/null
+poke revoked
+check "revoking the exception cuts its live session" cut revoked
+
+# --- raw SYN-ACKs from port 25: the host answers with socketless resets ----------
+cat >"$T/synack.py" <<'PY'
+import socket, struct, sys
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+
+def tcp(sport, dport, seq):	# SYN+ACK, no options
+    return struct.pack("!HHIIBBHHH", sport, dport, seq, 1, 5 << 4, 0x12, 65535, 0, 0)
+
+n = int(sys.argv[1])
+s4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+s6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_TCP)
+s6.setsockopt(socket.IPPROTO_IPV6, 7, 16)	# IPV6_CHECKSUM: the kernel sums at offset 16
+src4, dst4 = socket.inet_aton("192.0.2.25"), socket.inet_aton("192.0.2.1")
+for i in range(n):
+    dport = 40000 + i
+    h = tcp(25, dport, 1000 + i)
+    pseudo = src4 + dst4 + struct.pack("!BBH", 0, 6, len(h))
+    c = csum(pseudo + h)
+    s4.sendto(h[:16] + struct.pack("!H", c) + h[18:], ("192.0.2.1", 0))
+    s6.sendto(tcp(25, dport, 1000 + i), ("2001:db8::1", 0))
+print("sent", 2 * n)
+PY
+N=100
+packets0=$(status_num packets)
+ticks0=$(cpu_ticks)
+in_mx python3 "$T/synack.py" $N >"$T/synack.out" 2>&1
+check "the mx sent $N IPv4 and $N IPv6 SYN-ACKs from port 25" grep -q "^sent $((2 * N))" "$T/synack.out"
+sleep 2
+packets=$(( $(status_num packets) - packets0 ))
+ticks=$(( $(cpu_ticks) - ticks0 ))
+echo "info: after $((2 * N)) spoofed SYN-ACKs: $packets packets through the daemon, $ticks CPU ticks in 2 s"
+check "the host's resets do not loop through the daemon ($packets queued for $((2 * N)) SYN-ACKs)" \
+    test "$packets" -le $((2 * N))
+check "the daemon does not spin ($ticks ticks of CPU in 2 s, under 20)" test "$ticks" -lt 20
+check "after the SYN-ACKs a web user is still refused at once" refused_at_once $WEB_UID $MX4 25
+check "after the SYN-ACKs the MTA still delivers" connects $MTA_UID $MX4 25
+
+# A connection the far side opens (here from its port 587) to a site user's
+# server is answered in the kernel: no outbound mail, no attempt, no reset.
+: >"$T/web.log" && chmod 0666 "$T/web.log"	# the server, as the web user, appends to it
+ip netns exec "$HOST_NS" setpriv --reuid=$WEB_UID --regid=$WEB_UID --clear-groups \
+    "$T/sgprobe" listen "$T/web.log" :: 8080 >"$T/web.out" 2>&1 &
+PIDS="$PIDS $!"
+wait_for "the web user's server" grep -q ready "$T/web.out"
+packets0=$(status_num packets)
+inbound() {
+	in_mx python3 -c '
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("192.0.2.25", 587))
+s.settimeout(2)
+s.connect(("192.0.2.1", 8080))
+print(s.recv(100).decode().strip())
+s.sendall(b"QUIT\r\n")
+s.recv(100)
+s.close()' | grep -q '^220'
+}
+check "a connection opened from the mx's port 587 to a web user's server is answered" inbound
+check "... and none of it went through the daemon" test "$(status_num packets)" = "$packets0"
+
+# --- untracked flows: no conntrack entry to carry a decision ---------------------
+in_host nft -f - <<'NFT' || fail "the admin's notrack table is added"
+table inet sgtest_notrack {
+	chain out {
+		type filter hook output priority raw; policy accept;
+		tcp dport 25 notrack
+	}
+}
+NFT
+packets0=$(status_num packets)
+check "untracked: a web user is refused at once" refused_at_once $WEB_UID $MX4 25
+check "untracked: ... over IPv6 too" refused_at_once $WEB_UID $MX6 25
+check "untracked: the MTA delivers" connects $MTA_UID $MX4 25
+sg allow $EXEMPT_UID --port 25 >/dev/null	# narrowed: decided by the daemon, per packet here
+check "untracked: a flow the daemon allows gets through, each packet decided" \
+    connects $EXEMPT_UID $MX4 25
+sg revoke $EXEMPT_UID >/dev/null
+sleep 1
+packets=$(( $(status_num packets) - packets0 ))
+check "untracked: every queued packet got a final verdict ($packets queued)" test "$packets" -le 40
+in_host nft delete table inet sgtest_notrack
+
+# --- a sender retrying every 20 ms across a stop and a start ---------------------
+mx_accepts() { grep -c '^accept' "$T/mx.log" 2>/dev/null || echo 0; }
+accepts0=$(mx_accepts)
+cat >"$T/retry.sh" <<RETRY
+while [ ! -f "$T/retry.stop" ]; do
+	"$T/sgprobe" hold -t 20 $MX4 25 "$T/retry" && break
+	sleep 0.02
+done
+RETRY
+ip netns exec "$HOST_NS" setpriv --reuid=$WEB_UID --regid=$WEB_UID --clear-groups \
+    sh "$T/retry.sh" >"$T/retry.out" 2>&1 &
+RETRY_PID=$!
+PIDS="$PIDS $RETRY_PID"
+sleep 0.5
+stop_daemon
+check "stopped by SIGTERM: the table stays" test "$(tables | grep -c 'table inet smtpguard')" = 1
+sleep 0.5
+start_daemon || fail "smtpguardd starts again over its table"
+sleep 0.5
+poke retry	# a session that got in during the gap would now send its NOOP
+sleep 0.5
+touch "$T/retry.stop"
+wait "$RETRY_PID"
+check "the retrying sender never connected, before, during or after the restart" \
+    sh -c "! grep -q -e connected -e alive '$T/retry.out'"
+check "the mx saw no connection from it" test "$(mx_accepts)" = "$accepts0"
+check "after the restart it is refused at once" refused_at_once $WEB_UID $MX4 25
+
+# --- the admin's output DNAT in front of the fence -------------------------------
+in_host nft -f - <<'NFT' || fail "the admin's dnat table is added"
+table ip sgtest_nat {
+	chain out {
+		type nat hook output priority -100; policy accept;
+		ip daddr 192.0.2.1 tcp dport 25 dnat to 192.0.2.25
+		tcp dport 2526 dnat to 192.0.2.25:25
+	}
+}
+NFT
+to_mx_events() {
+	jq -c --argjson uid $WEB_UID 'select(.event == "attempt" and .uid == $uid and
+	    .action == "reject" and .dst_ip == "192.0.2.25" and .dst_port == 25)' \
+	    "$T/events.jsonl" | wc -l
+}
+mx_events_grew() { [ "$(to_mx_events)" -ge $((events0 + 2)) ]; }
+accepts0=$(mx_accepts)
+events0=$(to_mx_events)
+check "dnat of the host's own address: a web user is refused at once" \
+    refused_at_once $WEB_UID 192.0.2.1 25
+check "dnat of port 2526 to the mx's port 25: a web user is refused at once" \
+    refused_at_once $WEB_UID $MX4 2526
+check "the mx saw neither" test "$(mx_accepts)" = "$accepts0"
+check "both attempts are logged with the destination they would have reached" \
+    wait_for "events" mx_events_grew
+check "the MTA delivers through the dnat of the host's own address" connects $MTA_UID 192.0.2.1 25
+check "the MTA delivers through the dnat of port 2526" connects $MTA_UID $MX4 2526
+sg allow $EXEMPT_UID >/dev/null
+exempt_through_dnat() { connects $EXEMPT_UID 192.0.2.1 25 && connects $EXEMPT_UID $MX4 2526; }
+check "a plain exception delivers through both" exempt_through_dnat
+sg revoke $EXEMPT_UID >/dev/null
+
+# action = trap: a trap is NAT itself; after the admin's NAT it is a reset.
+stop_daemon
+write_config "allow_local = yes" "action = trap" "trap_port = 10025"
+start_daemon || fail "smtpguardd restarts with action = trap"
+accepts0=$(mx_accepts)
+check "trap mode, dnat of the host's own address: refused at once" \
+    refused_at_once $WEB_UID 192.0.2.1 25
+check "trap mode, dnat of port 2526: refused at once" refused_at_once $WEB_UID $MX4 2526
+check "trap mode: the mx saw neither" test "$(mx_accepts)" = "$accepts0"
+check "trap mode: logged with rule after-nat" wait_for "event" logged_rule $WEB_UID after-nat
+trapped() { out=$(as_uid $WEB_UID "$T/sgprobe" connect -q -t 2000 $MX4 25) && case $out in connected*) ;; *) false ;; esac; }
+check "trap mode: a direct connection to the mx is still trapped, not refused" trapped
+check "trap mode: ... and never reaches the mx" test "$(mx_accepts)" = "$accepts0"
+check "trap mode: the MTA delivers through the dnat" connects $MTA_UID 192.0.2.1 25
+finish
