@@ -298,12 +298,14 @@ control_expire(struct control *c, time_t now)
 	}
 }
 
+/* Says so in err and leaves errno ETIMEDOUT, which callers tell from "not running". */
 static void
 control_timed_out(const char *path, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "%s: smtpguardd did not answer within %d s (is it stopped or "
 	    "hung? see `systemctl status smtpguard`); the fence stays as it is",
 	    path, CTL_CALL_TIMEOUT_S);
+	errno = ETIMEDOUT;
 }
 
 static int
@@ -325,9 +327,10 @@ control_connect(const char *path, char *err, size_t errlen)
 	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		int saved = errno;
 
-		if (saved == EAGAIN || saved == EWOULDBLOCK)
+		if (saved == EAGAIN || saved == EWOULDBLOCK) {
 			control_timed_out(path, err, errlen);
-		else
+			saved = ETIMEDOUT;
+		} else
 			snprintf(err, errlen, "%s: %s", path, strerror(saved));
 		close(fd);
 		errno = saved;
@@ -342,7 +345,7 @@ control_call(const char *path, enum ctl_cmd cmd, const char *arg, char *err, siz
 	char *req, *buf = NULL, *nbuf;
 	size_t len = 0, cap = 0;
 	ssize_t n;
-	int fd;
+	int fd, saved;
 
 	if ((req = ctl_format_request(cmd, arg)) == NULL) {
 		snprintf(err, errlen, "cannot encode the request");
@@ -396,8 +399,10 @@ control_call(const char *path, enum ctl_cmd cmd, const char *arg, char *err, siz
 	free(req);
 	return buf;
 fail:
+	saved = errno;
 	close(fd);
 	free(req);
 	free(buf);
+	errno = saved;
 	return NULL;
 }

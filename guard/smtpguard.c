@@ -167,11 +167,15 @@ call(struct cli *c, enum ctl_cmd cmd, const char *arg, bool quiet_if_down)
 	json_error_t jerr;
 
 	if ((raw = control_call(c->cfg.control_socket, cmd, arg, err, sizeof(err))) == NULL) {
-		if (!quiet_if_down && strstr(err, "did not answer") != NULL)
+		int saved = errno;
+
+		/* A daemon that does not answer is not "down": always say so. */
+		if (saved == ETIMEDOUT)
 			errx_msg("%s", err);
 		else if (!quiet_if_down)
 			errx_msg("cannot reach smtpguardd: %s\n  is it running? "
 			    "(smtpguard status; smtpguard enable)", err);
+		errno = saved;
 		return NULL;
 	}
 	reply = json_loads(raw, 0, &jerr);
@@ -260,6 +264,12 @@ cmd_status(struct cli *c, int argc, char **argv)
 			print_status(st);
 		json_decref(st);
 		return 0;
+	}
+	if (errno == ETIMEDOUT) {
+		/* call() said why on stderr: running, but not answering. */
+		if (json)
+			printf("{\"running\":true,\"answering\":false}\n");
+		return 1;
 	}
 	table = ruleset_exists(TABLE_NAME);
 	if (json)

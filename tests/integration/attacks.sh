@@ -243,4 +243,61 @@ trapped() { out=$(as_uid $WEB_UID "$T/sgprobe" connect -q -t 2000 $MX4 25) && ca
 check "trap mode: a direct connection to the mx is still trapped, not refused" trapped
 check "trap mode: ... and never reaches the mx" test "$(mx_accepts)" = "$accepts0"
 check "trap mode: the MTA delivers through the dnat" connects $MTA_UID 192.0.2.1 25
+# --- the trap answers only what the fence sent it ---------------------------------
+# Connecting to the trap port yourself must not write "evidence" with a chosen envelope.
+as_uid $WEB_UID swaks --server 127.0.0.1 --port 10025 --from forged@example.org \
+    --to victim@example.net --timeout 3 >"$T/direct.out" 2>&1
+no_banner() { ! grep -q '<-  220' "$T/direct.out" && grep -q 'Connected to\|Trying' "$T/direct.out"; }
+check "a direct connection to the trap port gets no banner" no_banner
+direct_counted() { [ "$(status_num trap_direct)" -ge 1 ]; }
+check "... is counted as trap_direct" wait_for "trap_direct" direct_counted
+direct_logged() {
+	jq_any 'select(.event == "attempt" and .rule == "trap-direct" and .action == "reject" and
+	    .dst_port == 10025)' "$T/events.jsonl"
+}
+check "... and logged as a refused attempt with rule trap-direct" wait_for "event" direct_logged
+check "... never as trap evidence with the chosen envelope" \
+    sh -c "! grep -q forged@example.org '$T/events.jsonl'"
+
+# --- values that would open the fence are refused on reload, with file:line --------
+conf_line() { grep -n "^$1 = " "$T/smtpguard.conf" | cut -d: -f1; }
+reload_refused() {	# reload_refused KEY=VALUE PATTERN: the reload fails naming the line
+	cp "$T/smtpguard.conf" "$T/good.conf"
+	sed -i "/^\[guard\]/a $1" "$T/smtpguard.conf"
+	out=$(sg reload 2>&1); rc=$?
+	cp "$T/good.conf" "$T/smtpguard.conf"
+	[ "$rc" -eq 1 ] && printf '%s\n' "$out" | grep -q "$2" || { echo "rc $rc: $out"; return 1; }
+}
+sed -i '/^trap_port = /d' "$T/smtpguard.conf"	# the reload tests set it themselves
+sg reload >/dev/null || fail "reload without trap_port"
+check "reload: trap_port = 25 (a fenced port) is refused with file:line" \
+    reload_refused "trap_port = 25" "smtpguard.conf:2: \[guard\] trap_port: 25 is a fenced port"
+check "reload: mta_users = 0 (root) is refused with file:line" \
+    reload_refused "mta_users = 0" "smtpguard.conf:2: \[guard\] mta_users: '0' is root"
+sed -i '/^mta_users = /d' "$T/smtpguard.conf"
+check "reload: an unknown mta_users account is named with its line" \
+    reload_refused "mta_users = $MTA_UID nosuchmta" \
+    "smtpguard.conf:2: \[guard\] mta_users: no account 'nosuchmta'"
+write_config "allow_local = yes" "action = trap" "trap_port = 10025"
+check "the running state survived the refused reloads" trapped
+
+# --- a literal backslash in a name is not an escape ---------------------------------
+cp "$T/sgprobe" "$T/evil\\x1bname"
+as_uid $WEB_UID "$T/evil\\x1bname" connect -t 1000 $MX4 25 >/dev/null 2>&1
+shows_backslash() { sg log -n 50 | grep -qF 'evil\\x1bname'; }
+check "log doubles a literal backslash (\\x1b typed in a name is not an ESC)" \
+    wait_for "log line" shows_backslash
+
+# --- the CLI does not hang on a stopped daemon ---------------------------------------
+kill -STOP "$DAEMON_PID"
+t0=$(date +%s)
+sg status >"$T/stopped.out" 2>&1; rc=$?
+t1=$(date +%s)
+kill -CONT "$DAEMON_PID"
+gives_up() {
+	[ "$rc" -eq 1 ] && [ $((t1 - t0)) -le 8 ] && grep -q 'did not answer within 5 s' "$T/stopped.out" ||
+	    { echo "rc $rc after $((t1 - t0)) s: $(cat "$T/stopped.out")"; return 1; }
+}
+check "status gives up on a stopped daemon within its timeout and says why" gives_up
+check "... and answers again once it runs" sg status
 finish
