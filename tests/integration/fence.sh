@@ -101,7 +101,7 @@ check "after the restart a web user is refused again" refused_at_once $WEB_UID $
 # SIGTERM (a restart, an upgrade, a service manager) never opens the fence.
 stop_daemon
 check "SIGTERM leaves the table: a stop never opens the fence" one_table
-check "stopped: a web user still cannot connect" not_connected
+check "stopped: a web user still cannot connect" dropped
 check "stopped: the MTA still delivers" connects $MTA_UID $MX4 25
 says_stopped() { sg status | grep -q 'NOT running, but the fence is closed'; }
 check "stopped: status says the fence is closed but unattended" says_stopped
