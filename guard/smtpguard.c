@@ -842,8 +842,14 @@ main(int argc, char **argv)
 	struct cli c = { .config_path = DEFAULT_CONFIG };
 	int ch;
 
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+
 	/* Options before the command only; the command parses its own. */
-	while ((ch = getopt(argc, argv, "+c:hV")) != -1) {
+	while ((ch = getopt_long(argc, argv, "+c:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			c.config_path = optarg;

@@ -49,14 +49,15 @@ enum tag {
 };
 
 static void __attribute__((noreturn))
-usage(void)
+usage(FILE *fp, int status)
 {
-	fprintf(stderr,
+	fprintf(fp,
 	    "usage: smtpguardd [-fn] [-c file]\n"
 	    "  -c file  configuration (default " DEFAULT_CONFIG ")\n"
 	    "  -f       stay in the foreground, diagnostics on stderr\n"
-	    "  -n       check the configuration and exceptions, then exit\n");
-	exit(2);
+	    "  -n       check the configuration and exceptions, then exit\n"
+	    "  -V       print the version\n");
+	exit(status);
 }
 
 static void
@@ -552,7 +553,13 @@ main(int argc, char **argv)
 	struct epoll_event evs[EPOLL_BATCH];
 	int ch, n;
 
-	while ((ch = getopt(argc, argv, "c:fhnV")) != -1) {
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+
+	while ((ch = getopt_long(argc, argv, "c:fhnV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			config_path = optarg;
@@ -566,12 +573,14 @@ main(int argc, char **argv)
 		case 'V':
 			printf("smtpguardd %s\n", SMTPGUARD_VERSION);
 			return 0;
+		case 'h':
+			usage(stdout, 0);
 		default:
-			usage();
+			usage(stderr, 2);
 		}
 	}
 	if (optind != argc)
-		usage();
+		usage(stderr, 2);
 	log_init(true);
 	if (check_only) {
 		struct loaded l;
