@@ -45,6 +45,9 @@ enum key_type {
 	K_OPT_PATH,	/* absolute path or empty */
 	K_RATE,		/* N or N/10min */
 	K_TEXT,		/* printable text, not empty */
+	K_MAIL_RATE,	/* N/hour; "off" too where max is MAILLIMIT_OFF */
+	K_MAIL_OVER,	/* hold|defer|reject */
+	K_MAIL_FAIL,	/* accept|tempfail */
 };
 
 struct key {
@@ -86,10 +89,19 @@ static const struct key keys[] = {
 	{ "trap", "bytes", K_SIZE, NUM(trap_bytes), 1024, 64 * 1024 * 1024 },
 	{ "trap", "reply", K_TEXT, STR(trap_reply), 0, 0 },
 	{ "trap", "user", K_TEXT, STR(trap_user), 0, 0 },
+	{ "mail", "gate", K_BOOL, NUM(mail_gate), 0, 0 },
+	{ "mail", "socket", K_PATH, STR(mail_socket), 0, 0 },
+	{ "mail", "limit", K_MAIL_RATE, NUM(mail_limit), 0, MAILLIMIT_MAX },
+	{ "mail", "domain_limit", K_MAIL_RATE, NUM(mail_domain_limit), 0, MAILLIMIT_OFF },
+	{ "mail", "over_limit", K_MAIL_OVER, NUM(mail_over), 0, 0 },
+	{ "mail", "fail", K_MAIL_FAIL, NUM(mail_fail_tempfail), 0, 0 },
+	{ "mail", "state", K_PATH, STR(mail_state), 0, 0 },
+	{ "mail", "user", K_TEXT, STR(mail_user), 0, 0 },
+	{ "mail", "group", K_TEXT, STR(mail_group), 0, 0 },
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
-static const char *const sections[] = { "guard", "log", "alert", "trap" };
+static const char *const sections[] = { "guard", "log", "alert", "trap", "mail" };
 #define NSECTIONS	(sizeof(sections) / sizeof(sections[0]))
 
 struct parse {
@@ -137,6 +149,17 @@ config_defaults(struct config *cfg)
 	strlcpy_sg(cfg->trap_reply, "5.7.1 This host does not send mail directly to remote "
 	    "servers; hand it to the local MTA", sizeof(cfg->trap_reply));
 	strlcpy_sg(cfg->trap_user, "nobody", sizeof(cfg->trap_user));
+	cfg->mail_gate = false;
+	/* Inside Postfix's queue directory, where its chrooted smtpd and cleanup reach. */
+	strlcpy_sg(cfg->mail_socket, "/var/spool/postfix/smtpguard/gate.sock",
+	    sizeof(cfg->mail_socket));
+	cfg->mail_limit = 200;
+	cfg->mail_domain_limit = MAILLIMIT_OFF;
+	cfg->mail_over = MAIL_HOLD;
+	cfg->mail_fail_tempfail = false;
+	strlcpy_sg(cfg->mail_state, "/var/lib/smtpguard/mail.state", sizeof(cfg->mail_state));
+	strlcpy_sg(cfg->mail_user, "nobody", sizeof(cfg->mail_user));
+	strlcpy_sg(cfg->mail_group, "postfix", sizeof(cfg->mail_group));
 }
 
 /* "FILE:LINE: [section] key: what (got 'value')"; the first error wins. */
@@ -206,7 +229,7 @@ check_line(struct parse *ps, const char *s, size_t n)
 			return -1;
 		}
 		if (!known_section(s + 1, (size_t)(close - s - 1))) {
-			fail_line(ps, "unknown section (known: [guard], [log], [alert])", s, n);
+			fail_line(ps, "unknown section (known: [guard], [log], [alert], [trap], [mail])", s, n);
 			return -1;
 		}
 		return 0;
@@ -499,6 +522,27 @@ set_key(struct parse *ps, const struct key *k, const char *v)
 		if (strlcpy_sg(field, v, k->size) >= k->size)
 			return fail_key(ps, k->section, k->name, v, "longer than %zu bytes",
 			    k->size - 1);
+		return 1;
+	case K_MAIL_RATE:
+		if (maillimit_parse_rate(v, k->max == MAILLIMIT_OFF, (uint32_t *)field) < 0)
+			return fail_key(ps, k->section, k->name, v, "expected N/hour, N from 0 "
+			    "to %d%s", MAILLIMIT_MAX, k->max == MAILLIMIT_OFF ? ", or off" : "");
+		return 1;
+	case K_MAIL_OVER:
+		if (strcmp(v, "hold") == 0)
+			ps->cfg->mail_over = MAIL_HOLD;
+		else if (strcmp(v, "defer") == 0)
+			ps->cfg->mail_over = MAIL_DEFER;
+		else if (strcmp(v, "reject") == 0)
+			ps->cfg->mail_over = MAIL_REJECT;
+		else
+			return fail_key(ps, k->section, k->name, v,
+			    "expected hold, defer or reject");
+		return 1;
+	case K_MAIL_FAIL:
+		if (strcmp(v, "accept") != 0 && strcmp(v, "tempfail") != 0)
+			return fail_key(ps, k->section, k->name, v, "expected accept or tempfail");
+		ps->cfg->mail_fail_tempfail = strcmp(v, "tempfail") == 0;
 		return 1;
 	}
 	return fail_key(ps, k->section, k->name, v, "no parser for this key");

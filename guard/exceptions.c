@@ -3,6 +3,11 @@
  * in exceptions.conf and on the control socket alike:
  *
  *   allow WHO [to=CIDR,...] [port=N,...] [audit] [cap=N/hour] [comment="..."]
+ *   limit ORIGIN N/hour [comment="..."]
+ *
+ * (limit lines are the mail gate's, parsed and written by maillimit.c; they
+ * are kept here, in file order after the allow lines, so one file and one
+ * atomic save serve both.)
  *
  * WHO is a user name, a numeric uid or @group (its listed members and the
  * users whose primary group it is), resolved through passwd/group files given
@@ -599,17 +604,69 @@ exceptions_free(struct exceptions *xs)
 	free(xs->v);
 	xs->v = NULL;
 	xs->n = 0;
+	free(xs->limits);
+	xs->limits = NULL;
+	xs->nlimits = 0;
+}
+
+/* A second limit for the same origin would be ambiguous: refused. */
+int
+exceptions_add_limit(struct exceptions *xs, const struct mail_limit_rule *r, char *err,
+    size_t errlen)
+{
+	struct mail_limit_rule *grown;
+
+	for (size_t i = 0; i < xs->nlimits; i++)
+		if (strcmp(xs->limits[i].origin, r->origin) == 0) {
+			snprintf(err, errlen, "%s already has a limit (%lu/hour); unlimit it "
+			    "first to change it", r->origin, (unsigned long)xs->limits[i].per_hour);
+			return -1;
+		}
+	if (xs->nlimits == MAILLIMIT_RULES_MAX) {
+		snprintf(err, errlen, "more than %d limits", MAILLIMIT_RULES_MAX);
+		return -1;
+	}
+	if ((grown = realloc(xs->limits, (xs->nlimits + 1) * sizeof(*grown))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	xs->limits = grown;
+	xs->limits[xs->nlimits++] = *r;
+	return 0;
+}
+
+int
+exceptions_remove_limit(struct exceptions *xs, const char *origin, char *err, size_t errlen)
+{
+	char q[QUOTE_MAX + 4];
+
+	for (size_t i = 0; i < xs->nlimits; i++)
+		if (strcmp(xs->limits[i].origin, origin) == 0) {
+			memmove(&xs->limits[i], &xs->limits[i + 1],
+			    (xs->nlimits - i - 1) * sizeof(*xs->limits));
+			xs->nlimits--;
+			return 0;
+		}
+	snprintf(err, errlen, "no limit for '%s'", quote(origin, strlen(origin), q, sizeof(q)));
+	return -1;
 }
 
 int
 exceptions_copy(struct exceptions *dst, const struct exceptions *src)
 {
-	dst->n = 0;
-	dst->v = NULL;
+	memset(dst, 0, sizeof(*dst));
+	if (src->nlimits > 0) {
+		if ((dst->limits = calloc(src->nlimits, sizeof(*dst->limits))) == NULL)
+			return -1;
+		memcpy(dst->limits, src->limits, src->nlimits * sizeof(*dst->limits));
+		dst->nlimits = src->nlimits;
+	}
 	if (src->n == 0)
 		return 0;
-	if ((dst->v = calloc(src->n, sizeof(*dst->v))) == NULL)
+	if ((dst->v = calloc(src->n, sizeof(*dst->v))) == NULL) {
+		exceptions_free(dst);
 		return -1;
+	}
 	memcpy(dst->v, src->v, src->n * sizeof(*dst->v));
 	dst->n = src->n;
 	return 0;
@@ -806,8 +863,7 @@ exceptions_load(const char *path, const char *passwd, const char *group,
 	FILE *fp;
 	int lineno = 0, rc;
 
-	xs->v = NULL;
-	xs->n = 0;
+	memset(xs, 0, sizeof(*xs));
 	if ((fp = fopen(path, "re")) == NULL) {
 		if (errno == ENOENT)
 			return 0;
@@ -834,6 +890,16 @@ exceptions_load(const char *path, const char *passwd, const char *group,
 		s = line + strspn(line, BLANKS);
 		if (*s == '\0' || *s == '#')
 			continue;
+		if (strncmp(s, "limit", 5) == 0 && (s[5] == ' ' || s[5] == '\t')) {
+			struct mail_limit_rule r;
+
+			if (maillimit_rule_parse(s, &r, why, sizeof(why)) < 0 ||
+			    exceptions_add_limit(xs, &r, why, sizeof(why)) < 0) {
+				snprintf(err, errlen, "%s:%d: %s", path, lineno, why);
+				goto fail;
+			}
+			continue;
+		}
 		if (exception_parse(s, passwd, group, &x, why, sizeof(why)) < 0 ||
 		    exceptions_add(xs, &x, why, sizeof(why)) < 0) {
 			snprintf(err, errlen, "%s:%d: %s", path, lineno, why);
@@ -864,6 +930,14 @@ write_all(FILE *fp, const struct exceptions *xs)
 	    "[comment=\"...\"]\n");
 	for (size_t i = 0; i < xs->n; i++) {
 		if (exception_format(&xs->v[i], line, sizeof(line)) < 0)
+			return -1;
+		fprintf(fp, "%s\n", line);
+	}
+	if (xs->nlimits > 0)
+		fprintf(fp, "# mail gate limits (smtpguard limit/unlimit):\n"
+		    "#   limit sasl:LOGIN|user:NAME|domain:DOMAIN|client:ADDR|bounce N/hour\n");
+	for (size_t i = 0; i < xs->nlimits; i++) {
+		if (maillimit_rule_format(&xs->limits[i], line, sizeof(line)) < 0)
 			return -1;
 		fprintf(fp, "%s\n", line);
 	}

@@ -35,6 +35,14 @@ enum action {
 	ACTION_ALLOW,
 };
 
+/* What the mail gate does with one message (DESIGN.md §6). */
+enum mail_action {
+	MAIL_PASS = 0,		/* on to the queue */
+	MAIL_HOLD,		/* into the MTA's hold queue (quarantine, freeze) */
+	MAIL_DEFER,		/* 4xx: the client retries later */
+	MAIL_REJECT,		/* 5xx */
+};
+
 /*
  * Flow states kept in the configured mark bits (config.mark_mask), in the packet
  * mark of a verdict and then in the conntrack mark. The value is shifted to the
@@ -81,6 +89,16 @@ struct config {
 	size_t		 trap_bytes;		/* bytes a trap client may send */
 	char		 trap_reply[200];	/* after "550 " at the end of DATA */
 	char		 trap_user[USER_NAME_MAX];	/* the trap child runs as this user */
+	/* [mail]: the gate (gate.c) */
+	bool		 mail_gate;
+	char		 mail_socket[PATH_MAX];	/* the milter socket the MTA connects to */
+	uint32_t	 mail_limit;		/* recipients per origin per hour */
+	uint32_t	 mail_domain_limit;	/* per sender domain; MAILLIMIT_OFF: none */
+	enum mail_action mail_over;		/* past a limit: hold, defer or reject */
+	bool		 mail_fail_tempfail;	/* no verdict: tempfail (else accept) */
+	char		 mail_state[PATH_MAX];	/* the counters across restarts */
+	char		 mail_user[USER_NAME_MAX];	/* the gate child runs as this user */
+	char		 mail_group[USER_NAME_MAX];	/* the MTA's group: may use the socket */
 };
 
 /* A decoded IPv4/IPv6 TCP segment. Addresses are in network order. */
@@ -389,9 +407,12 @@ struct exception {
 	long		 cap_minute[EXCEPTION_CAP_BUCKETS];	/* now / 60 of the bucket */
 	uint32_t	 cap_count[EXCEPTION_CAP_BUCKETS];	/* connections that minute */
 };
+struct mail_limit_rule;
 struct exceptions {
 	struct exception	*v;
 	size_t			 n;
+	struct mail_limit_rule	*limits;	/* the file's limit lines (maillimit.c) */
+	size_t			 nlimits;
 };
 int	 exception_parse(const char *line, const char *passwd, const char *group,
 	    struct exception *, char *err, size_t errlen);
@@ -409,6 +430,10 @@ int	 exceptions_copy(struct exceptions *dst, const struct exceptions *src);
 size_t	 exceptions_kernel_uids(const struct exceptions *, uid_t *, size_t max);
 void	 exceptions_carry_counters(struct exceptions *next, const struct exceptions *old);
 void	 exceptions_free(struct exceptions *);
+int	 exceptions_add_limit(struct exceptions *, const struct mail_limit_rule *, char *err,
+	    size_t errlen);
+int	 exceptions_remove_limit(struct exceptions *, const char *origin, char *err,
+	    size_t errlen);
 
 /* mtalog.c: one line of a Postfix (syslog) or Exim main log */
 #define MTALOG_QID_MAX	24	/* Exim 4.97 ids are 23 characters, Postfix long ids fewer */
@@ -883,5 +908,122 @@ enum sniff_result	 sniff_end(struct sniff *, enum sniff_dir);
 enum sniff_result	 sniff_finish(struct sniff *);
 bool			 sniff_wants(const struct sniff *, enum sniff_dir);
 const char		*sniff_result_name(enum sniff_result);
+
+/* mailorigin.c: the facts an MTA gives about one message, and whom they name */
+#define MAIL_QID_MAX		32	/* Postfix long ids are 15+, Exim's 23 */
+#define MAIL_ORIGIN_MAX		(SMTP_FIELD_MAX + 16)	/* "sasl:" + a login or address */
+#define MAIL_NAME_MAX		64	/* an MTA or daemon name */
+/*
+ * Everything the gate learns about one message, MTA-neutral: the Postfix
+ * milter and (later) the Exim ACL fill the same struct. Strings are
+ * NUL-terminated and cut at their bound; empty means "not said".
+ */
+struct mail_facts {
+	char		 mta[MAIL_NAME_MAX];		/* "postfix", "exim" */
+	char		 queue_id[MAIL_QID_MAX];
+	char		 sasl_user[SMTP_FIELD_MAX];	/* {auth_authen} */
+	char		 client_addr[INET6_ADDRSTRLEN];	/* {client_addr}, as printed */
+	char		 client_name[SMTP_FIELD_MAX];	/* {client_name} */
+	uint16_t	 client_port;			/* 0: not known */
+	char		 daemon_addr[INET6_ADDRSTRLEN];	/* where the client connected to */
+	uint16_t	 daemon_port;
+	char		 daemon_name[MAIL_NAME_MAX];	/* {daemon_name} */
+	bool		 local_submit;	/* not SMTP: sendmail(1), pickup, Exim -bm */
+	bool		 has_uid;	/* a uid in the first Received field: trusted */
+					/* only with local_submit (see mailorigin.c) */
+	uint32_t	 uid;
+	bool		 received_seen;	/* the first Received header has been read */
+	bool		 has_mail_from;	/* MAIL FROM was given; empty mail_from = <> */
+	struct smtp_info info;		/* helo, mail_from, rcpt_to, subject, ... */
+};
+enum mail_origin_kind {
+	MAIL_ORIGIN_UNKNOWN = 0,
+	MAIL_ORIGIN_SASL,	/* "sasl:LOGIN" */
+	MAIL_ORIGIN_BOUNCE,	/* "bounce": the null sender */
+	MAIL_ORIGIN_USER,	/* "user:NAME" (or "user:UID" for a uid without a name) */
+	MAIL_ORIGIN_CLIENT,	/* "client:ADDR" */
+};
+struct mail_origin {
+	enum mail_origin_kind	 kind;
+	char			 name[MAIL_ORIGIN_MAX];
+	char			 domain[MAIL_ORIGIN_MAX];	/* "domain:D" or "" */
+};
+void	 mailorigin_reset(struct mail_facts *, const char *mta);
+void	 mailorigin_header(struct mail_facts *, const char *name, const char *value);
+void	 mailorigin_mail_from(struct mail_facts *, const char *arg);
+void	 mailorigin_rcpt(struct mail_facts *, const char *arg);
+int	 mailorigin_received_uid(const char *value, uint32_t *uid);
+int	 mailorigin_domain(const char *addr, char *out, size_t len);
+int	 mailorigin_norm_addr(const char *in, char *out, size_t len);
+bool	 mailorigin_is_loopback(const char *addr);
+void	 mailorigin_name(const struct mail_facts *, const struct attrib *local,
+	    struct mail_origin *);
+
+/* maillimit.c: recipients per origin and per domain over a sliding hour */
+#define MAILLIMIT_ORIGINS	4096	/* origins counted at once; see maillimit.c */
+#define MAILLIMIT_BUCKETS	60	/* one per minute of the hour */
+#define MAILLIMIT_MAX		10000000	/* recipients per hour; more is no limit */
+#define MAILLIMIT_RULES_MAX	1024	/* limit lines in exceptions.conf */
+#define MAILLIMIT_OFF		UINT32_MAX	/* no limit */
+#define MAILLIMIT_OVERFLOW	"overflow"	/* the shared bucket once the table is full */
+struct mail_limit_rule {
+	char		 origin[MAIL_ORIGIN_MAX];	/* "sasl:X", "user:X", "domain:X", "client:A" */
+	uint32_t	 per_hour;			/* 0: hold everything */
+	char		 comment[EXCEPTION_COMMENT_MAX + 1];
+};
+struct mail_decision {
+	enum mail_action action;
+	uint32_t	 hour_count;	/* the origin's recipients this hour, this message's too */
+	uint32_t	 limit;		/* the origin's limit, MAILLIMIT_OFF if none */
+	uint32_t	 domain_count, domain_limit;
+	bool		 over;		/* past a limit (the action says what was done) */
+	bool		 alert;		/* first time over this hour: raise an alert */
+	bool		 overflow;	/* counted in the shared overflow bucket */
+	char		 rule[MAIL_ORIGIN_MAX + 16];	/* "limit:ORIGIN", "domain_limit:D", ... */
+};
+struct maillimit;
+const char	*maillimit_action_name(enum mail_action);
+int		 maillimit_parse_rate(const char *, bool allow_off, uint32_t *);
+int		 maillimit_rule_parse(const char *line, struct mail_limit_rule *, char *err,
+		    size_t errlen);
+int		 maillimit_rule_format(const struct mail_limit_rule *, char *, size_t);
+int		 maillimit_rule_from_argv(int, char **, char *line, size_t, char *err,
+		    size_t errlen);
+struct maillimit *maillimit_new(size_t max_origins);
+void		 maillimit_free(struct maillimit *);
+size_t		 maillimit_count(const struct maillimit *);
+void		 maillimit_decide(struct maillimit *, const struct mail_origin *,
+		    uint32_t nrcpt, uint32_t limit, uint32_t domain_limit,
+		    enum mail_action over_action, time_t now, struct mail_decision *);
+uint32_t	 maillimit_limit_for(const struct mail_limit_rule *, size_t, const char *origin,
+		    uint32_t fallback);
+int		 maillimit_save(const struct maillimit *, const char *path, time_t now,
+		    char *err, size_t errlen);
+int		 maillimit_load(struct maillimit *, const char *path, time_t now, char *err,
+		    size_t errlen);
+
+/* gateproto.c: the gate child <-> smtpguardd, one SOCK_SEQPACKET message each way */
+#define GATEPROTO_VERSION	1
+struct gate_request {
+	uint32_t		 version;
+	uint32_t		 len;		/* sizeof(struct gate_request) */
+	uint64_t		 id;		/* the gate's, echoed in the reply */
+	struct mail_facts	 facts;
+};
+struct gate_reply {
+	uint32_t		 version;
+	uint32_t		 len;
+	uint64_t		 id;
+	uint32_t		 action;	/* enum mail_action */
+	char			 reason[SMTP_FIELD_MAX];	/* for a defer/reject reply text */
+};
+int	 gateproto_check_request(const void *, size_t, struct gate_request *);
+int	 gateproto_check_reply(const void *, size_t, struct gate_reply *);
+void	 gateproto_terminate(struct mail_facts *);
+
+/* gate.c: the libmilter process (unprivileged child of smtpguardd) */
+#define GATE_VERDICT_WAIT_MS	5000	/* then the gate answers as [mail] fail says */
+pid_t	 gate_start(const struct config *, const char *chroot_dir, int *parent_fd,
+	    char *err, size_t errlen);
 
 #endif /* SMTPGUARD_H */

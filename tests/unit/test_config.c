@@ -67,6 +67,13 @@ defaults_are_the_documented_ones(void **state)
 	assert_int_equal(c.log_window, 60);
 	assert_int_equal(c.alert_threshold, 0);
 	assert_string_equal(c.alert_exec, "");
+	assert_false(c.mail_gate);
+	assert_string_equal(c.mail_socket, "/var/spool/postfix/smtpguard/gate.sock");
+	assert_int_equal(c.mail_limit, 200);
+	assert_int_equal(c.mail_domain_limit, MAILLIMIT_OFF);
+	assert_int_equal(c.mail_over, MAIL_HOLD);
+	assert_false(c.mail_fail_tempfail);
+	assert_string_equal(c.mail_state, "/var/lib/smtpguard/mail.state");
 	assert_string_equal(c.path, "");
 }
 
@@ -346,9 +353,22 @@ static const struct bad bad_values[] = {
 	{ "[log]\nqueue = 1\n",
 	  "t.conf:2: [log] queue: unknown key (got '1')" },
 	{ "[mail]\nrelay = yes\n",
-	  "t.conf:1: unknown section (known: [guard], [log], [alert]) (got '[mail]')" },
+	  "t.conf:2: [mail] relay: unknown key (got 'yes')" },
+	{ "[mail]\nlimit = 200\n",
+	  "t.conf:2: [mail] limit: expected N/hour, N from 0 to 10000000 (got '200')" },
+	{ "[mail]\ndomain_limit = none\n",
+	  "t.conf:2: [mail] domain_limit: expected N/hour, N from 0 to 10000000, or off "
+	  "(got 'none')" },
+	{ "[mail]\nover_limit = drop\n",
+	  "t.conf:2: [mail] over_limit: expected hold, defer or reject (got 'drop')" },
+	{ "[mail]\nfail = open\n",
+	  "t.conf:2: [mail] fail: expected accept or tempfail (got 'open')" },
+	{ "[gate]\nx = 1\n",
+	  "t.conf:1: unknown section (known: [guard], [log], [alert], [trap], [mail]) "
+	  "(got '[gate]')" },
 	{ "[guard]\nqueue = 1\n[bogus]\n",
-	  "t.conf:3: unknown section (known: [guard], [log], [alert]) (got '[bogus]')" },
+	  "t.conf:3: unknown section (known: [guard], [log], [alert], [trap], [mail]) "
+	  "(got '[bogus]')" },
 	{ "[guard\nqueue = 1\n",
 	  "t.conf:1: a [section] line without ']' (got '[guard')" },
 	{ "[guard] queue = 1\n",
