@@ -12,7 +12,9 @@ WARN	= -Wall -Wextra -Wshadow -Wformat=2 -Wimplicit-fallthrough \
 	  -Wmissing-prototypes -Werror
 CFLAGS	?= -O2 -g
 SGFLAGS	= -std=c17 -D_GNU_SOURCE $(WARN) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS	= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libmilter (the mail gate, gate.c) ships no pkg-config file; it brings its own threads.
+MILTER_LIBS = -lmilter -pthread
+LIBS	= $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(MILTER_LIBS)
 SANFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	  -fno-sanitize-recover=undefined
 

@@ -91,6 +91,7 @@ static const struct key keys[] = {
 	{ "trap", "user", K_TEXT, STR(trap_user), 0, 0 },
 	{ "mail", "gate", K_BOOL, NUM(mail_gate), 0, 0 },
 	{ "mail", "socket", K_PATH, STR(mail_socket), 0, 0 },
+	{ "mail", "postfix_queue", K_PATH, STR(mail_queue), 0, 0 },
 	{ "mail", "limit", K_MAIL_RATE, NUM(mail_limit), 0, MAILLIMIT_MAX },
 	{ "mail", "domain_limit", K_MAIL_RATE, NUM(mail_domain_limit), 0, MAILLIMIT_OFF },
 	{ "mail", "over_limit", K_MAIL_OVER, NUM(mail_over), 0, 0 },
@@ -153,6 +154,7 @@ config_defaults(struct config *cfg)
 	/* Inside Postfix's queue directory, where its chrooted smtpd and cleanup reach. */
 	strlcpy_sg(cfg->mail_socket, "/var/spool/postfix/smtpguard/gate.sock",
 	    sizeof(cfg->mail_socket));
+	strlcpy_sg(cfg->mail_queue, "/var/spool/postfix", sizeof(cfg->mail_queue));
 	cfg->mail_limit = 200;
 	cfg->mail_domain_limit = MAILLIMIT_OFF;
 	cfg->mail_over = MAIL_HOLD;

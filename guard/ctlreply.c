@@ -92,6 +92,7 @@ ctlreply_status(const struct daemon *d)
 	    "p50", (json_int_t)hist_quantile(&d->attrib_ns, 0.50),
 	    "p99", (json_int_t)hist_quantile(&d->attrib_ns, 0.99),
 	    "max", (json_int_t)d->attrib_ns.max));
+	gatewire_status(d, o);
 	if (queue_stats(d->cfg.queue_num, &qs) == 0) {
 		json_object_set_new(o, "queue_waiting", json_integer(qs.waiting));
 		json_object_set_new(o, "queue_dropped", json_integer(qs.queue_dropped));

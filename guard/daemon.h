@@ -6,7 +6,9 @@
  *   fence.c       the packet path: reads them, writes the counters, the
  *                 followed flows and the event-log state;
  *   ctlreply.c    the answers to control requests: reads them, and for
- *                 allow/revoke replaces exc.
+ *                 allow/revoke replaces exc;
+ *   gatewire.c    the mail gate's child and its requests: writes the gate
+ *                 fields and the event log (through fence.c).
  * One thread, one epoll loop: no locking.
  */
 #ifndef SMTPGUARD_DAEMON_H
@@ -56,6 +58,12 @@ struct daemon {
 	pid_t			 trap_pid;
 	int			 trap_fd;
 	time_t			 trap_restart;
+	struct mailgate		*mailgate;	/* [mail]: counters and decisions (gatewire.c) */
+	pid_t			 gate_pid;	/* the milter child */
+	int			 gate_fd;
+	uint64_t		 gate_tag;	/* its epoll tag */
+	time_t			 gate_restart;
+	struct hist		 gate_ns;	/* request in to verdict out, per message */
 	uint64_t		 next_flow_id;
 	time_t			 started;
 	struct counters		 cnt;
@@ -72,6 +80,18 @@ void	 fence_tick(struct daemon *, time_t now);
 void	 fence_summaries(struct daemon *, time_t until);
 void	 fence_emit(struct daemon *, struct event *);
 void	 fence_emit_daemon(struct daemon *, const char *msg);
+void	 fence_alert(struct daemon *, const struct event *, const char *msg);
+
+/* gatewire.c */
+int	 gatewire_open(struct daemon *, char *err, size_t errlen);
+void	 gatewire_close(struct daemon *);
+int	 gatewire_start(struct daemon *, char *err, size_t errlen);
+void	 gatewire_stop(struct daemon *);
+void	 gatewire_requests(struct daemon *);
+void	 gatewire_tick(struct daemon *, time_t now);
+bool	 gatewire_child_changed(const struct config *, const struct config *);
+void	 gatewire_reload(struct daemon *, bool child_changed);
+void	 gatewire_status(const struct daemon *, json_t *);
 
 /* ctlreply.c */
 char	*ctlreply_ok(json_t *);

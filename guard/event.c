@@ -166,6 +166,22 @@ set_smtp(json_t *o, const struct smtp_info *m)
 	set_str(o, "proto", m->proto);
 }
 
+/* The mail gate's fields (mailgate.c); rcpt_count always, as a mail event's size. */
+static void
+set_mail(json_t *o, const struct mail_event *m)
+{
+	set_str(o, "origin", m->origin);
+	set_str(o, "domain", m->domain);
+	set_str(o, "sasl_user", m->sasl_user);
+	set_str(o, "client_ip", m->client_ip);
+	set_str(o, "queue_id", m->queue_id);
+	set_str(o, "mta", m->mta);
+	set_int(o, "rcpt_count", (json_int_t)m->rcpt_count);
+	set_int(o, "hour_count", m->hour_count);
+	if (m->limit != UINT32_MAX)
+		set_int(o, "limit", m->limit);
+}
+
 int
 event_encode(const struct event *e, char *buf, size_t len)
 {
@@ -210,6 +226,8 @@ event_encode(const struct event *e, char *buf, size_t len)
 		set_int(o, "flow_id", (json_int_t)e->flow_id);
 	if (e->smtp != NULL)
 		set_smtp(o, e->smtp);
+	if (e->mail != NULL)
+		set_mail(o, e->mail);
 	if (e->suppressed > 0) {
 		set_int(o, "suppressed", (json_int_t)e->suppressed);
 		set_int(o, "window", e->window);

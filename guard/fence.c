@@ -219,8 +219,8 @@ follow(struct daemon *d, const struct pkt *p, const struct attrib *who, uint64_t
  * An alert: one event, always written (never flood-limited), and the
  * admin's program run with it on stdin.
  */
-static void
-raise_alert(struct daemon *d, const struct event *attempt, const char *msg)
+void
+fence_alert(struct daemon *d, const struct event *attempt, const char *msg)
 {
 	static char line[EVENT_LINE_MAX];
 	struct event a = *attempt;
@@ -377,7 +377,7 @@ attempt(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
 
 		snprintf(msg, sizeof(msg), "exception cap reached (%s): the default action "
 		    "applies", dec.rule);
-		raise_alert(d, &e, msg);
+		fence_alert(d, &e, msg);
 	}
 	if (alert_due) {
 		char msg[ALERT_MSG_MAX];
@@ -385,7 +385,7 @@ attempt(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
 		snprintf(msg, sizeof(msg), "uid %lu made %llu SMTP attempts in 10 minutes "
 		    "(threshold %u)", (unsigned long)who.uid, (unsigned long long)in_window,
 		    d->cfg.alert_threshold);
-		raise_alert(d, &e, msg);
+		fence_alert(d, &e, msg);
 	}
 }
 

@@ -1,8 +1,10 @@
 /*
  * mailorigin.c — who a message comes from, from what the MTA tells the
  * gate. It fills struct mail_facts from milter (or Exim) input — envelope
- * arguments, header fields, the uid in the Received line Postfix's pickup
- * adds — and names the message's origin in the order mta-report uses: the
+ * arguments, header fields — reads the uid of a local submission from the
+ * Received field Postfix's cleanup writes into the queue file (milters
+ * never see it; the caller reads the file), and names the message's origin
+ * in the order mta-report uses: the
  * SASL login; else the null sender (counted as "bounce"); else the local
  * user who submitted it; else the client address. A client on this host is
  * named by its socket's owner, which the caller (smtpguardd, through
@@ -34,9 +36,8 @@ mailorigin_reset(struct mail_facts *f, const char *mta)
 }
 
 /*
- * "by host (Postfix, from userid 33)\n\tid 4Xyz; date": the uid pickup
- * saw submit the message. Only the first Received field is asked (the
- * caller's job): the ones below it are the client's to forge.
+ * "by host (Postfix, from userid 33)\n\tid 4Xyz; date": the uid that
+ * submitted a local message, in the field Postfix's cleanup puts first.
  */
 int
 mailorigin_received_uid(const char *value, uint32_t *uid)
@@ -58,24 +59,67 @@ mailorigin_received_uid(const char *value, uint32_t *uid)
 	return 0;
 }
 
+/*
+ * A Postfix queue file (records: a type byte, a length in 7-bit groups,
+ * low group first, then the data): the uid in the first line of the
+ * message content, which is the Received field cleanup prepends to a local
+ * submission. Postfix keeps that field from its milters, so smtpguardd
+ * reads it from the queue file the message's queue id names.
+ */
+#define REC_TYPE_MESG	'M'	/* the message content starts */
+#define REC_TYPE_NORM	'N'	/* a line of it */
+#define REC_LEN_BYTES	5	/* 7 bits each: more than any record holds */
+int
+mailorigin_queue_uid(const uint8_t *buf, size_t len, uint32_t *uid)
+{
+	char line[SMTP_LINE_MAX + 1];
+	size_t i = 0;
+	bool in_message = false;
+
+	while (i < len) {
+		uint8_t type = buf[i++];
+		size_t n = 0;
+		int shift = 0, k;
+
+		for (k = 0; k < REC_LEN_BYTES && i < len; k++, shift += 7) {
+			n |= (size_t)(buf[i] & 0x7f) << shift;
+			if (!(buf[i++] & 0x80))
+				break;
+		}
+		if (k == REC_LEN_BYTES || n > len - i)
+			return -1;
+		if (in_message) {
+			/* Only the first line counts: the rest is the sender's to write. */
+			if (type != REC_TYPE_NORM || n > SMTP_LINE_MAX || n < 9 ||
+			    strncasecmp((const char *)buf + i, "Received:", 9) != 0)
+				return -1;
+			memcpy(line, buf + i, n);
+			line[n] = '\0';
+			return mailorigin_received_uid(line, uid);
+		}
+		in_message = type == REC_TYPE_MESG;
+		i += n;
+	}
+	return -1;
+}
+
 /* One header field as the milter hands it: name, and value with its folding. */
 void
 mailorigin_header(struct mail_facts *f, const char *name, const char *value)
 {
 	char field[SMTP_HEADER_MAX * 2];
+	struct smtp_client cl;
 	size_t n = 0;
 
+	/*
+	 * Postfix hides its own Received field from milters: every one the
+	 * gate sees was written by the sender, so none of them names a uid.
+	 */
 	if (strcasecmp(name, "Received") == 0) {
-		uint32_t uid;
-
-		if (!f->received_seen && mailorigin_received_uid(value, &uid) == 0) {
-			f->has_uid = true;
-			f->uid = uid;
-		}
 		f->received_seen = true;
 		return;
 	}
-	/* "Name: value", unfolded: smtpcmd.c's header table keeps what we log. */
+	/* "Name: value", unfolded. */
 	n = (size_t)snprintf(field, sizeof(field), "%s: ", name);
 	if (n >= sizeof(field))
 		return;
@@ -85,7 +129,10 @@ mailorigin_header(struct mail_facts *f, const char *name, const char *value)
 		field[n++] = *p == '\n' ? ' ' : *p;
 	}
 	field[n] = '\0';
-	smtp_header(&f->info, field, n);
+	/* One field, then the blank line that flushes it: smtp.c keeps what we log. */
+	memset(&cl, 0, sizeof(cl));
+	(void)smtp_message_line(&cl, &f->info, field, n);
+	(void)smtp_message_line(&cl, &f->info, "", 0);
 }
 
 /* A printable copy of an envelope address without its <>, cut at the bound. */

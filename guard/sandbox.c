@@ -41,7 +41,7 @@ static const char *const allowed_calls[] = {
 	"brk", "mmap", "munmap", "mremap", "mprotect", "madvise",
 	"clock_gettime", "clock_nanosleep", "nanosleep", "gettimeofday", "time",
 	"getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid",
-	"getrandom", "exit", "exit_group", "rt_sigreturn", "rt_sigprocmask",
+	"getrandom", "exit", "exit_group", "rt_sigreturn", "rt_sigprocmask", "rt_sigtimedwait",
 	"rt_sigaction", "sigaltstack", "restart_syscall", "prctl", "sched_yield", "futex",
 	"set_robust_list", "rseq", "uname", "sysinfo",
 	/* the trap child: forked here, then chrooted and unprivileged by trap.c */

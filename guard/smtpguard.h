@@ -92,6 +92,7 @@ struct config {
 	/* [mail]: the gate (gate.c) */
 	bool		 mail_gate;
 	char		 mail_socket[PATH_MAX];	/* the milter socket the MTA connects to */
+	char		 mail_queue[PATH_MAX];	/* Postfix's queue_directory */
 	uint32_t	 mail_limit;		/* recipients per origin per hour */
 	uint32_t	 mail_domain_limit;	/* per sender domain; MAILLIMIT_OFF: none */
 	enum mail_action mail_over;		/* past a limit: hold, defer or reject */
@@ -160,6 +161,14 @@ struct smtp_info {
 	uint64_t	 bytes;		/* client bytes seen */
 };
 
+/* What a mail event adds (the gate, DESIGN.md §6); NULL/empty fields are left out. */
+struct mail_event {
+	const char	*origin, *domain, *sasl_user, *client_ip, *queue_id, *mta;
+	uint64_t	 rcpt_count;
+	uint32_t	 hour_count;
+	uint32_t	 limit;		/* UINT32_MAX: none */
+};
+
 /* One event-log line; NULL / has_* false fields are left out of the JSON. */
 struct event {
 	struct timespec		 ts;		/* CLOCK_REALTIME */
@@ -171,6 +180,7 @@ struct event {
 	const struct pkt	*flow;		/* addresses and ports */
 	uint64_t		 flow_id;	/* 0 = none */
 	const struct smtp_info	*smtp;		/* smtp events */
+	const struct mail_event	*mail;		/* mail events */
 	/* summary events */
 	uint64_t		 suppressed;
 	unsigned int		 window;
@@ -929,8 +939,8 @@ struct mail_facts {
 	uint16_t	 daemon_port;
 	char		 daemon_name[MAIL_NAME_MAX];	/* {daemon_name} */
 	bool		 local_submit;	/* not SMTP: sendmail(1), pickup, Exim -bm */
-	bool		 has_uid;	/* a uid in the first Received field: trusted */
-					/* only with local_submit (see mailorigin.c) */
+	bool		 has_uid;	/* the submitting uid, as the MTA recorded it: */
+					/* trusted only with local_submit */
 	uint32_t	 uid;
 	bool		 received_seen;	/* the first Received header has been read */
 	bool		 has_mail_from;	/* MAIL FROM was given; empty mail_from = <> */
@@ -953,6 +963,7 @@ void	 mailorigin_header(struct mail_facts *, const char *name, const char *value
 void	 mailorigin_mail_from(struct mail_facts *, const char *arg);
 void	 mailorigin_rcpt(struct mail_facts *, const char *arg);
 int	 mailorigin_received_uid(const char *value, uint32_t *uid);
+int	 mailorigin_queue_uid(const uint8_t *, size_t, uint32_t *uid);
 int	 mailorigin_domain(const char *addr, char *out, size_t len);
 int	 mailorigin_norm_addr(const char *in, char *out, size_t len);
 bool	 mailorigin_is_loopback(const char *addr);
@@ -1020,6 +1031,33 @@ struct gate_reply {
 int	 gateproto_check_request(const void *, size_t, struct gate_request *);
 int	 gateproto_check_reply(const void *, size_t, struct gate_reply *);
 void	 gateproto_terminate(struct mail_facts *);
+
+/* mailgate.c: smtpguardd's half of the gate: counters, decision, event */
+#define MAILGATE_SAVE_EVERY	5	/* seconds between saves of the counters */
+#define MAILGATE_ALERT_RCPTS	10	/* recipients named in a limit alert */
+struct mailgate;
+struct mailgate_result {
+	struct gate_reply	 reply;
+	struct attrib		 who;		/* the local sender, when known */
+	struct mail_origin	 origin;
+	struct mail_decision	 dec;
+	struct mail_event	 mail;
+	char			 client_ip[INET6_ADDRSTRLEN];
+	struct event		 ev;		/* the mail event (points into this and the request) */
+	bool			 alert;		/* raise ev as an alert, with alert_smtp */
+	struct smtp_info	 alert_smtp;	/* the message, first recipients only */
+	char			 alert_msg[MAIL_ORIGIN_MAX * 2 + 128];
+};
+struct mailgate	*mailgate_new(size_t max_origins);
+void		 mailgate_free(struct mailgate *);
+int		 mailgate_load(struct mailgate *, const char *path, time_t now, char *err,
+		    size_t errlen);
+int		 mailgate_save(struct mailgate *, const char *path, time_t now, bool force,
+		    char *err, size_t errlen);
+void		 mailgate_decide(struct mailgate *, const struct config *,
+		    const struct exceptions *, struct attrib_ctx *, struct gate_request *,
+		    time_t now, struct mailgate_result *);
+void		 mailgate_counts(const struct mailgate *, uint64_t by_action[MAIL_REJECT + 1]);
 
 /* gate.c: the libmilter process (unprivileged child of smtpguardd) */
 #define GATE_VERDICT_WAIT_MS	5000	/* then the gate answers as [mail] fail says */

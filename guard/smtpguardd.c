@@ -2,7 +2,8 @@
  * smtpguardd.c — the daemon: set-up in a fixed order, one epoll loop, reload,
  * signals, an orderly teardown. It creates the objects the other rooms use
  * (daemon.h) and wires them: queue → fence.c (attrib → policy → verdict →
- * event), control → ctlreply.c, the trap's reports → fence.c. It is, with
+ * event), control → ctlreply.c, the trap's reports → fence.c, the mail
+ * gate's requests → gatewire.c. It is, with
  * set-up code, the only place that exits. It stays one room past 600 lines
  * because set-up, reload and teardown are one story read together: what
  * set-up creates, reload validates and replaces, and teardown undoes in
@@ -46,6 +47,7 @@ enum tag {
 	TAG_TIMER,
 	TAG_CONTROL,
 	TAG_TRAP,
+	TAG_GATE,
 };
 
 static void __attribute__((noreturn))
@@ -194,7 +196,7 @@ adopt(struct daemon *d, struct loaded *l)
 static int
 reload(struct daemon *d, char *err, size_t errlen)
 {
-	bool trap_changed;
+	bool trap_changed, gate_changed;
 	struct loaded l;
 	char msg[PATH_MAX + 600];
 
@@ -238,7 +240,10 @@ reload(struct daemon *d, char *err, size_t errlen)
 	    l.cfg.trap_timeout != d->cfg.trap_timeout || l.cfg.trap_bytes != d->cfg.trap_bytes ||
 	    strcmp(l.cfg.trap_reply, d->cfg.trap_reply) != 0 ||
 	    strcmp(l.cfg.trap_user, d->cfg.trap_user) != 0;
+	gate_changed = gatewire_child_changed(&l.cfg, &d->cfg);
 	adopt(d, &l);
+	/* Mail limits apply at once; the gate child restarts for its own settings. */
+	gatewire_reload(d, gate_changed);
 	/* The trap child runs with the settings it was started with: restart it. */
 	if (trap_changed) {
 		stop_trap(d);
@@ -309,6 +314,7 @@ on_timer(struct daemon *d)
 
 	(void)read(d->timerfd, &ticks, sizeof(ticks));
 	fence_tick(d, now);
+	gatewire_tick(d, now);
 	control_expire(d->control, now);
 	if (d->trap_fd < 0 && now != d->trap_restart) {
 		char err[512];
@@ -478,6 +484,8 @@ setup(struct daemon *d, const char *config_path)
 		fatal("flow table");
 	if (start_trap(d, err, sizeof(err)) < 0)
 		fatalx("%s", err);
+	if (gatewire_open(d, err, sizeof(err)) < 0)
+		fatalx("mail gate: %s", err);
 	if ((d->attrib = attrib_open(PROC_ROOT)) == NULL)
 		fatal("opening sock_diag");
 	if (d->cfg.connect_hook) {
@@ -529,6 +537,7 @@ teardown(struct daemon *d)
 	    "until smtpguard disable" : "stopped");
 	control_close(d->control);
 	stop_trap(d);
+	gatewire_close(d);
 	fence_close(d);
 	queue_close(d->queue);
 	attrib_close(d->attrib);
@@ -547,7 +556,8 @@ teardown(struct daemon *d)
 int
 main(int argc, char **argv)
 {
-	static struct daemon d = { .trap_fd = -1, .alert_fd = -1 };
+	static struct daemon d = { .trap_fd = -1, .alert_fd = -1, .gate_fd = -1,
+	    .gate_tag = TAG_GATE };
 	const char *config_path = DEFAULT_CONFIG;
 	bool check_only = false;
 	struct epoll_event evs[EPOLL_BATCH];
@@ -621,6 +631,8 @@ main(int argc, char **argv)
 				on_timer(&d);
 			else if (tag == TAG_TRAP)
 				on_trap(&d);
+			else if (tag == TAG_GATE)
+				gatewire_requests(&d);
 			else if (tag == TAG_CONTROL)
 				control_accept(d.control);
 			else

@@ -2,7 +2,8 @@
  * fuzz_mailgate: any bytes as what an MTA hands the gate, one item per line
  * ("H name<TAB>value" header, "F" MAIL FROM, "R" RCPT TO, "S" SASL login,
  * "C" client address, "L" a limit line of exceptions.conf, "P" the whole
- * rest as a gate request from the child). Nothing may read outside its
+ * rest as a gate request from the child, "Q" the whole rest as the head of
+ * a Postfix queue file). Nothing may read outside its
  * input; an origin is always named, as a key of printable ASCII without
  * blanks; an accepted limit line formats to a line that parses back to the
  * same rule; a request the parent accepts has every string terminated.
@@ -65,6 +66,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t n = 0;
 		char *tab;
 
+		if (data[i] == 'Q') {
+			uint32_t uid;
+
+			if (mailorigin_queue_uid(data + i + 1, size - i - 1, &uid) == 0 &&
+			    uid == (uint32_t)-1)
+				abort();
+			break;
+		}
 		if (data[i] == 'P') {
 			if (gateproto_check_request(data + i + 1, size - i - 1, &req) == 0) {
 				mailorigin_name(&req.facts, NULL, &o);

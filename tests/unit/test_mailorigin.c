@@ -45,23 +45,64 @@ test_received_uid_from_pickup_line(void **state)
 }
 
 static void
-test_only_the_first_received_field_names_the_uid(void **state)
+test_no_received_field_a_milter_sees_names_a_uid(void **state)
 {
 	struct mail_facts f;
 
 	(void)state;
+	/* Postfix hides its own: every Received field the gate sees is the sender's. */
 	facts(&f, "<www-data@web1.example>", "127.0.0.1");
-	mailorigin_header(&f, "Received", "from client (x [192.0.2.9]) by h (Postfix) with "
-	    "ESMTP id A");
-	/* A client's forged pickup line further down is not believed. */
 	mailorigin_header(&f, "Received", PICKUP_RECEIVED);
 	assert_false(f.has_uid);
+	assert_true(f.received_seen);
+}
 
-	facts(&f, "<www-data@web1.example>", "127.0.0.1");
-	mailorigin_header(&f, "Received", PICKUP_RECEIVED);
-	mailorigin_header(&f, "Received", "by forged (Postfix, from userid 0)");
-	assert_true(f.has_uid);
-	assert_int_equal(f.uid, 33);
+/* A queue file as Postfix's cleanup writes one: records, then the content. */
+static size_t
+record(uint8_t *buf, size_t off, char type, const char *data)
+{
+	size_t n = strlen(data);
+
+	buf[off++] = (uint8_t)type;
+	do {
+		buf[off++] = (uint8_t)((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
+		n >>= 7;
+	} while (n > 0);
+	memcpy(buf + off, data, strlen(data));
+	return off + strlen(data);
+}
+
+static void
+test_local_uid_read_from_the_queue_file(void **state)
+{
+	static uint8_t q[4096];
+	char long_sender[300];
+	size_t n = 0;
+	uint32_t uid = 0;
+
+	(void)state;
+	memset(long_sender, 'a', sizeof(long_sender) - 1);
+	long_sender[sizeof(long_sender) - 1] = '\0';
+	n = record(q, n, 'C', "             353             292               1");
+	n = record(q, n, 'S', long_sender);	/* a length in two 7-bit groups */
+	n = record(q, n, 'R', "bob@remote.example");
+	n = record(q, n, 'M', "");
+	n = record(q, n, 'N', "Received: by web1.example (Postfix, from userid 33)");
+	n = record(q, n, 'N', "\tid 5DA5429; Tue,  1 Dec 2026 22:40:28 +0000 (UTC)");
+	n = record(q, n, 'N', "Received: by forged (Postfix, from userid 0)");
+	assert_int_equal(mailorigin_queue_uid(q, n, &uid), 0);
+	assert_int_equal(uid, 33);
+	/* Cut inside a record, or a message whose first line is not Postfix's: no uid. */
+	assert_int_equal(mailorigin_queue_uid(q, 10, &uid), -1);
+	n = 0;
+	n = record(q, n, 'M', "");
+	n = record(q, n, 'N', "Subject: (Postfix, from userid 0)");
+	assert_int_equal(mailorigin_queue_uid(q, n, &uid), -1);
+	n = 0;
+	n = record(q, n, 'N', "Received: by x (Postfix, from userid 0)");	/* before M */
+	assert_int_equal(mailorigin_queue_uid(q, n, &uid), -1);
+	memset(q, 0xff, 16);	/* a length that never ends */
+	assert_int_equal(mailorigin_queue_uid(q, 16, &uid), -1);
 }
 
 static void
@@ -223,7 +264,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_received_uid_from_pickup_line),
-		cmocka_unit_test(test_only_the_first_received_field_names_the_uid),
+		cmocka_unit_test(test_no_received_field_a_milter_sees_names_a_uid),
+		cmocka_unit_test(test_local_uid_read_from_the_queue_file),
 		cmocka_unit_test(test_headers_kept_for_the_event),
 		cmocka_unit_test(test_envelope_addresses_lose_brackets_and_control_bytes),
 		cmocka_unit_test(test_sasl_login_comes_first),

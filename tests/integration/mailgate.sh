@@ -1,0 +1,254 @@
+#!/bin/sh
+# The mail gate with a real Postfix, in this test's own namespaces: Postfix
+# runs in the host namespace (where smtpguardd and the web user live) in a
+# private mount namespace whose /etc/postfix and /var/spool/postfix are
+# this test's folders (never the system's), and relays everything to the
+# stand-in MX on 192.0.2.25. The gate's socket is in that queue directory,
+# where Postfix reaches it as unix:smtpguard/gate.sock, and smtpguardd reads
+# a local submission's uid from the queue file there. Every process is
+# stopped by PID.
+. "$(dirname "$0")/lib.sh"
+
+WEB_USER=www-data	# Debian's web server user (uid 33), sending through PHP mail()
+SPOOL=$T/spool		# Postfix's queue_directory, mounted on /var/spool/postfix
+MAILQ=$SPOOL/smtpguard	# the gate's socket directory, seen by Postfix as smtpguard/
+
+command -v postfix >/dev/null || { fail "postfix not installed (scripts/deps check installs it, unless another MTA is installed)"; finish; }
+WEB_UID=$(id -u "$WEB_USER") || { fail "no $WEB_USER user"; finish; }
+
+setup_net
+start_mx 25
+mkdir -p "$SPOOL"
+
+postfix_pid=
+# Postfix's master, whose mount namespace holds the test's config and queue.
+master() { pgrep -P "$postfix_pid" | head -n1; }
+in_postfix() {	# in_postfix COMMAND...: inside Postfix's namespaces, as root
+	nsenter --mount="/proc/$(master)/ns/mnt" --net="/run/netns/$HOST_NS" "$@"
+}
+as_web() {	# as_web COMMAND...: inside Postfix's namespaces, as the web user
+	in_postfix setpriv --reuid="$WEB_UID" --regid="$WEB_UID" --clear-groups "$@"
+}
+
+# start_postfix DEFAULT_ACTION: milter_default_action (accept|tempfail).
+start_postfix() {
+	cat >"$T/postfix.sh" <<EOS
+#!/bin/sh
+set -e
+mount --make-rprivate /
+mkdir -p "$T/pf-etc"
+cp -a /etc/postfix/. "$T/pf-etc/"
+mount --bind "$T/pf-etc" /etc/postfix
+mount --bind "$SPOOL" /var/spool/postfix
+mount -t tmpfs -o mode=0755 tmpfs /var/lib/postfix
+chown postfix:postfix /var/lib/postfix
+cat >/etc/postfix/main.cf <<'EOC'
+compatibility_level = 3.6
+myhostname = web1.example
+mydestination = localhost
+inet_interfaces = 192.0.2.1, 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8, 192.0.2.0/24
+relayhost = [$MX4]:25
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_peername_lookup = no
+smtp_host_lookup = native
+maillog_file = /dev/stdout
+alias_maps =
+smtpd_milters = unix:smtpguard/gate.sock
+non_smtpd_milters = unix:smtpguard/gate.sock
+milter_default_action = $1
+EOC
+printf '%s\n' \
+ 'smtp      inet  n - n - - smtpd' 'pickup    unix  n - n 60 1 pickup' \
+ 'cleanup   unix  n - n - 0 cleanup' 'qmgr      unix  n - n 300 1 qmgr' \
+ 'rewrite   unix  - - n - - trivial-rewrite' 'bounce    unix  - - n - 0 bounce' \
+ 'defer     unix  - - n - 0 bounce' 'trace     unix  - - n - 0 bounce' \
+ 'verify    unix  - - n - 1 verify' 'proxymap  unix  - - n - - proxymap' \
+ 'smtp      unix  - - n - - smtp' 'error     unix  - - n - - error' \
+ 'retry     unix  - - n - - error' 'discard   unix  - - n - - discard' \
+ 'local     unix  - n n - - local' 'anvil     unix  - - n - 1 anvil' \
+ 'scache    unix  - - n - 1 scache' 'postlog   unix-dgram n - n - 1 postlogd' \
+ 'showq     unix  n - n - - showq' 'flush     unix  n - n 1000? 0 flush' \
+ >/etc/postfix/master.cf
+exec postfix start-fg
+EOS
+	chmod +x "$T/postfix.sh"
+	rm -rf "$T/pf-etc"
+	ip netns exec "$HOST_NS" unshare -m "$T/postfix.sh" >>"$T/postfix.log" 2>&1 &
+	postfix_pid=$!
+	PIDS="$PIDS $postfix_pid"
+	wait_for "postfix listening" sh -c "ip netns exec $HOST_NS ss -ltn | grep -q '192.0.2.1:25 '" ||
+	    { cat "$T/postfix.log" >&2; return 1; }
+}
+stop_postfix() {
+	[ -n "$postfix_pid" ] || return 0
+	pkill -TERM -P "$postfix_pid" 2>/dev/null
+	for _ in $(seq 50); do kill -0 "$postfix_pid" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$postfix_pid" 2>/dev/null
+	wait "$postfix_pid" 2>/dev/null
+	postfix_pid=
+	# Its smtpd children hold the listener until they see master gone.
+	wait_for "postfix gone" sh -c "! ip netns exec $HOST_NS ss -ltn | grep -q '192.0.2.1:25 '"
+}
+
+gate_pid() {	# the daemon's child whose root is the gate's (the trap runs as nobody too)
+	for p in $(pgrep -P "$DAEMON_PID" -u nobody); do
+		case $(readlink "/proc/$p/root") in *gate-root) echo "$p" ;; esac
+	done
+}
+delivered() { grep -c '^data ' "$T/mx.log" 2>/dev/null || echo 0; }
+held() { in_postfix postqueue -j 2>/dev/null | jq -s '[.[] | select(.queue_name == "hold")] | length'; }
+queued() { in_postfix postqueue -j 2>/dev/null | jq -s 'length'; }
+mail_events() { jq -c 'select(.event == "mail")' "$T/events.jsonl"; }
+count() { jq -c "select($1)" "$T/events.jsonl" 2>/dev/null | wc -l; }	# events matching
+atleast() { [ "$(count "$1")" -ge "$2" ]; }
+exactly() { [ "$(count "$1")" -eq "$2" ]; }
+
+# submit N SCRIPT: N messages by the web user through sendmail, as PHP mail() sends them.
+submit() {
+	for i in $(seq "$1"); do
+		printf 'To: bob@remote.example\nFrom: shop@web1.example\nSubject: offer %s\nX-PHP-Originating-Script: %s:%s\n\nhello\n' \
+		    "$i" "$WEB_UID" "$2" | as_web /usr/sbin/sendmail -f shop@web1.example bob@remote.example ||
+		    return 1
+	done
+}
+
+# relay N: N messages from a relay client in mynetworks (the MX's namespace).
+relay() {
+	for i in $(seq "$1"); do
+		in_mx swaks --server 192.0.2.1 --port 25 --helo relay.example \
+		    --from "news@relay.example" --to "carol@remote.example" \
+		    --header "Subject: relayed $i" --body "x" >>"$T/swaks.log" 2>&1 || return 1
+	done
+}
+
+write_config "mta_users = postfix"
+cat >>"$T/smtpguard.conf" <<EOF
+[mail]
+gate = yes
+socket = $MAILQ/gate.sock
+postfix_queue = $SPOOL
+limit = 200/hour
+state = $T/mail.state
+EOF
+cat >"$T/exceptions.conf" <<EOF
+limit user:$WEB_USER 10/hour
+limit client:192.0.2.25 3/hour
+EOF
+
+start_daemon || { fail "smtpguardd did not start" "$(tail -n 5 "$T/daemon.log")"; finish; }
+wait_for "the gate's socket" test -S "$MAILQ/gate.sock"
+check "the gate's socket is there for the MTA's group only" \
+    sh -c "[ \"\$(stat -c '%a %U %G' '$MAILQ')\" = '750 root postfix' ] &&
+	[ \"\$(stat -c '%a %G' '$MAILQ/gate.sock')\" = '660 postfix' ]"
+gate_pid=$(gate_pid)
+check "the gate runs unprivileged, in an empty root, without capabilities" \
+    sh -c "[ -n '$gate_pid' ] && [ \"\$(readlink /proc/$gate_pid/root)\" != / ] &&
+	grep -q '^CapEff:	0000000000000000' /proc/$gate_pid/status"
+
+start_postfix accept || { fail "postfix did not start"; finish; }
+
+# 1. A PHP script as the web user: 30 messages, limit 10/hour.
+submit 30 contact.php || fail "sendmail as $WEB_USER"
+wait_for_long atleast '.event == "mail"' 30
+wait_for_long sh -c "[ \$(grep -c '^data ' '$T/mx.log') -ge 10 ]"
+sleep 2	# anything more that would leave has had time to
+check "exactly 10 of the web user's 30 messages reach the MX" [ "$(delivered)" -eq 10 ]
+check "the other 20 sit in Postfix's hold queue" [ "$(held)" -eq 20 ]
+in_postfix postqueue -j >"$T/postqueue.json" 2>&1
+check "the held messages are the web user's" \
+    sh -c "[ \$(jq -s '[.[] | select(.queue_name == \"hold\" and .sender == \"shop@web1.example\")] | length' '$T/postqueue.json') -eq 20 ]"
+mail_events >"$T/mail.jsonl"
+check "every message has one mail event naming uid $WEB_UID, the user and the script" \
+    exactly ".event == \"mail\" and .uid == $WEB_UID and .user == \"$WEB_USER\" and .origin == \"user:$WEB_USER\" and .php_script == \"$WEB_UID:contact.php\" and .mta == \"postfix\" and .rcpt_count == 1 and .limit == 10" 30
+check "10 pass and 20 are held" exactly '.event == "mail" and .action == "pass"' 10
+check "20 are held" exactly '.event == "mail" and .action == "hold"' 20
+check "the last one held counts the hour's 30" exactly '.event == "mail" and .action == "hold" and .hour_count == 30' 1
+held_ids() { jq -r 'select(.event == "mail" and .action == "hold") | .queue_id' "$T/events.jsonl" | sort; }
+check "the events' queue ids are the ones Postfix holds" \
+    [ "$(held_ids)" = "$(jq -r 'select(.queue_name == "hold") | .queue_id' "$T/postqueue.json" | sort)" ]
+check "one alert for the web user this hour, with the subject and recipients" \
+    exactly ".event == \"alert\" and .origin == \"user:$WEB_USER\" and .subject == \"offer 11\" and .rcpt_to == [\"bob@remote.example\"]" 1
+
+# 2. A relay client in mynetworks, from another namespace: limited by its address.
+before=$(delivered)
+relay 5 || fail "swaks relay" "$(tail -n 5 "$T/swaks.log")"
+wait_for_long atleast '.event == "mail" and .origin == "client:192.0.2.25"' 5
+wait_for_long sh -c "[ \$(grep -c '^data ' '$T/mx.log') -ge $((before + 3)) ]"
+sleep 2
+check "the relay client sends 3 of 5 (limit client:192.0.2.25 3/hour)" [ "$(delivered)" -eq $((before + 3)) ]
+check "its other 2 are held" [ "$(held)" -eq 22 ]
+check "its events name the client address, the HELO, and no uid" \
+    exactly '.event == "mail" and .origin == "client:192.0.2.25" and .client_ip == "192.0.2.25" and .helo == "relay.example" and (has("uid") | not)' 5
+
+# 3. A client on this host over SMTP: named by its socket's owner, not 127.0.0.1.
+as_web swaks --server 127.0.0.1 --port 25 --from shop@web1.example --to dan@remote.example \
+    --header "Subject: via localhost" --body x >>"$T/swaks.log" 2>&1
+wait_for_long atleast '.event == "mail" and .subject == "via localhost"' 1
+check "a web user's SMTP client on localhost is named by its uid, pid and exe" \
+    exactly ".event == \"mail\" and .subject == \"via localhost\" and .origin == \"user:$WEB_USER\" and .uid == $WEB_UID and .pid > 0 and (.exe | test(\"perl\")) and .client_ip == \"127.0.0.1\" and .action == \"hold\"" 1
+
+# 4. The counters survive a restart: no fresh hour.
+stop_daemon
+check "the counters are saved at exit" grep -q "^user:$WEB_USER " "$T/mail.state"
+start_daemon || fail "smtpguardd restart"
+before=$(delivered)
+submit 1 after-restart.php
+wait_for_long atleast ".event == \"mail\" and .php_script == \"$WEB_UID:after-restart.php\"" 1
+check "after a restart the web user is still over its limit" \
+    exactly ".php_script == \"$WEB_UID:after-restart.php\" and .action == \"hold\" and .hour_count == 32" 1
+check "and is not alerted again this hour" exactly ".event == \"alert\" and .origin == \"user:$WEB_USER\"" 1
+
+# 5. The gate killed: it is restarted, and meanwhile the MTA's default action applies.
+gate_pid=$(gate_pid)
+kill -9 "$gate_pid"
+old=$gate_pid
+for _ in $(seq 100); do
+	gate_pid=$(gate_pid)
+	[ -n "$gate_pid" ] && [ "$gate_pid" != "$old" ] && break
+	sleep 0.05
+done
+check "the gate was restarted" [ -n "$gate_pid" ] && [ "$gate_pid" != "$old" ]
+submit 1 after-gate-restart.php
+wait_for_long atleast ".php_script == \"$WEB_UID:after-gate-restart.php\"" 1
+check "a restarted gate decides again" \
+    exactly ".php_script == \"$WEB_UID:after-gate-restart.php\" and .action == \"hold\"" 1
+
+# smtpguardd killed outright: its gate dies with it, nobody answers on the socket.
+kill -9 "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+wait_for "the gate gone with its parent" sh -c "! kill -0 $gate_pid"
+before=$(delivered)
+submit 1 gate-down.php
+wait_for_long sh -c "[ \$(grep -c '^data ' '$T/mx.log') -ge $((before + 1)) ]"
+check "with the gate down and fail = accept, mail still flows" [ "$(delivered)" -eq $((before + 1)) ]
+
+stop_postfix
+start_postfix tempfail || fail "postfix restart"
+before=$(delivered)
+in_mx swaks --server 192.0.2.1 --port 25 --from news@relay.example --to carol@remote.example \
+    --header "Subject: gate down" --body x >"$T/swaks-down.log" 2>&1
+check "with the gate down and fail = tempfail, a client is told to retry (451)" \
+    grep -q '<\*\* *4[0-9][0-9]' "$T/swaks-down.log"
+sleep 1
+check "and nothing left" [ "$(delivered)" -eq "$before" ]
+
+echo "--- mail events:"
+mail_events | head -n 3
+mail_events | sed -n '29,36p'
+echo "--- alerts:"
+jq -c 'select(.event == "alert")' "$T/events.jsonl"
+echo "--- postqueue -j (hold queue, first 3):"
+jq -c 'select(.queue_name == "hold")' "$T/postqueue.json" | head -n 3
+
+if [ "$FAILS" -gt 0 ]; then
+	echo "--- daemon log:"
+	tail -n 20 "$T/daemon.log"
+	echo "--- swaks with the gate down:"
+	cat "$T/swaks-down.log"
+	echo "--- postfix log:"
+	grep -i -E 'milter|warning|error|fatal' "$T/postfix.log" | tail -n 20
+fi
+stop_postfix
+finish
