@@ -1,0 +1,196 @@
+/*
+ * mailgate.c: smtpguardd decides each message the gate asks about. A local
+ * submission is named by the uid in Postfix's own queue file, never by
+ * what the (less trusted) gate child claims; past the limit the verdict is
+ * the configured action and the reply says so; the event carries the
+ * origin, the counts and the limit.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "smtpguard.h"
+
+#define T0	1800000000
+
+static char queue_dir[64];
+
+static size_t
+record(uint8_t *buf, size_t off, char type, const char *data)
+{
+	size_t n = strlen(data);
+
+	buf[off++] = (uint8_t)type;
+	buf[off++] = (uint8_t)n;	/* short records: one length byte */
+	memcpy(buf + off, data, n);
+	return off + n;
+}
+
+/* incoming/QID as cleanup leaves it when it asks its milters. */
+static void
+queue_file(const char *qid, const char *first_line)
+{
+	uint8_t q[512];
+	char path[128];
+	size_t n = 0;
+	FILE *fp;
+
+	n = record(q, n, 'S', "shop@web1.example");
+	n = record(q, n, 'M', "");
+	n = record(q, n, 'N', first_line);
+	snprintf(path, sizeof(path), "%s/incoming/%s", queue_dir, qid);
+	assert_non_null(fp = fopen(path, "w"));
+	assert_int_equal(fwrite(q, 1, n, fp), n);
+	fclose(fp);
+}
+
+static int
+setup(void **state)
+{
+	char path[128];
+
+	(void)state;
+	strlcpy_sg(queue_dir, "/tmp/test_mailgate.XXXXXX", sizeof(queue_dir));
+	assert_non_null(mkdtemp(queue_dir));
+	snprintf(path, sizeof(path), "%s/incoming", queue_dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[160];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", queue_dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+request(struct gate_request *req, const char *qid, bool local)
+{
+	memset(req, 0, sizeof(*req));
+	req->id = 7;
+	mailorigin_reset(&req->facts, "postfix");
+	strlcpy_sg(req->facts.queue_id, qid, sizeof(req->facts.queue_id));
+	strlcpy_sg(req->facts.client_addr, local ? "127.0.0.1" : "192.0.2.9",
+	    sizeof(req->facts.client_addr));
+	req->facts.local_submit = local;
+	mailorigin_mail_from(&req->facts, "<shop@web1.example>");
+	mailorigin_rcpt(&req->facts, "<bob@remote.example>");
+	mailorigin_header(&req->facts, "X-PHP-Originating-Script", "0:contact.php");
+}
+
+static void
+config(struct config *cfg)
+{
+	config_defaults(cfg);
+	strlcpy_sg(cfg->mail_queue, queue_dir, sizeof(cfg->mail_queue));
+	cfg->mail_limit = 2;
+}
+
+static void
+test_php_mail_is_named_by_the_queue_files_uid(void **state)
+{
+	static struct gate_request req;
+	static struct mailgate_result r;
+	struct mailgate *g = mailgate_new(64);
+	struct exceptions xs = { 0 };
+	struct config cfg;
+
+	(void)state;
+	config(&cfg);
+	queue_file("4AbC1", "Received: by web1.example (Postfix, from userid 0)");
+	for (int i = 0; i < 3; i++) {
+		request(&req, "4AbC1", true);
+		mailgate_decide(g, &cfg, &xs, NULL, &req, T0, &r);
+	}
+	assert_string_equal(r.origin.name, "user:root");
+	assert_true(r.who.has_uid);
+	assert_int_equal(r.who.uid, 0);
+	assert_string_equal(r.ev.event, "mail");
+	assert_string_equal(r.ev.action, "hold");
+	assert_string_equal(r.ev.smtp->php_script, "0:contact.php");
+	assert_null(r.mail.client_ip);	/* a local submission has no client */
+	assert_int_equal(r.mail.hour_count, 3);
+	assert_int_equal(r.mail.limit, 2);
+	assert_int_equal(r.reply.id, 7);
+	assert_int_equal(r.reply.action, MAIL_HOLD);
+	assert_non_null(strstr(r.reply.reason, "user:root"));
+	assert_true(r.alert);
+	mailgate_free(g);
+}
+
+static void
+test_the_gate_child_cannot_claim_a_uid(void **state)
+{
+	static struct gate_request req;
+	static struct mailgate_result r;
+	struct mailgate *g = mailgate_new(64);
+	struct exceptions xs = { 0 };
+	struct config cfg;
+
+	(void)state;
+	config(&cfg);
+	/* An SMTP client: no queue file read, whatever the child says. */
+	queue_file("5XyZ2", "Received: by web1.example (Postfix, from userid 0)");
+	request(&req, "5XyZ2", false);
+	req.facts.has_uid = true;
+	req.facts.uid = 0;
+	mailgate_decide(g, &cfg, &xs, NULL, &req, T0, &r);
+	assert_string_equal(r.origin.name, "client:192.0.2.9");
+	assert_false(r.who.has_uid);
+	/* A local submission with no queue file, or a queue id that is a path: unnamed. */
+	request(&req, "NoSuchFile", true);
+	req.facts.has_uid = true;
+	mailgate_decide(g, &cfg, &xs, NULL, &req, T0, &r);
+	assert_false(r.who.has_uid);
+	assert_string_equal(r.origin.name, "client:127.0.0.1");
+	request(&req, "../incoming/5XyZ2", true);
+	mailgate_decide(g, &cfg, &xs, NULL, &req, T0, &r);
+	assert_false(r.who.has_uid);
+	mailgate_free(g);
+}
+
+static void
+test_limit_lines_apply_per_origin(void **state)
+{
+	static struct gate_request req;
+	static struct mailgate_result r;
+	struct mailgate *g = mailgate_new(64);
+	struct mail_limit_rule rule = { .origin = "client:192.0.2.9", .per_hour = 0 };
+	struct exceptions xs = { .limits = &rule, .nlimits = 1 };
+	struct config cfg;
+
+	(void)state;
+	config(&cfg);
+	cfg.mail_over = MAIL_DEFER;
+	request(&req, "6Q", false);
+	mailgate_decide(g, &cfg, &xs, NULL, &req, T0, &r);
+	assert_string_equal(r.ev.action, "defer");
+	assert_string_equal(r.ev.rule, "limit:client:192.0.2.9");
+	assert_int_equal(r.mail.limit, 0);
+	assert_string_equal(r.mail.client_ip, "192.0.2.9");
+	mailgate_free(g);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_php_mail_is_named_by_the_queue_files_uid),
+		cmocka_unit_test(test_the_gate_child_cannot_claim_a_uid),
+		cmocka_unit_test(test_limit_lines_apply_per_origin),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
