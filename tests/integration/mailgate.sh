@@ -182,6 +182,11 @@ check "its other 2 are held" [ "$(held)" -eq 22 ]
 check "its events name the client address, the HELO, and no uid" \
     exactly '.event == "mail" and .origin == "client:192.0.2.25" and .client_ip == "192.0.2.25" and .helo == "relay.example" and (has("uid") | not)' 5
 
+sg status --json >"$T/status.json"
+check "status shows the gate up, with what it passed and held and its decision time" \
+    jq -e '.mail_gate.up == true and .mail_gate.passed == 13 and .mail_gate.held == 22 and
+	.mail_gate.fail == "accept" and .mail_gate.decision_ns.p99 < 2000000' "$T/status.json"
+
 # 3. A client on this host over SMTP: named by its socket's owner, not 127.0.0.1.
 as_web swaks --server 127.0.0.1 --port 25 --from shop@web1.example --to dan@remote.example \
     --header "Subject: via localhost" --body x >>"$T/swaks.log" 2>&1
@@ -234,6 +239,8 @@ check "with the gate down and fail = tempfail, a client is told to retry (451)" 
 sleep 1
 check "and nothing left" [ "$(delivered)" -eq "$before" ]
 
+echo "--- status (mail gate):"
+jq -c .mail_gate "$T/status.json"
 echo "--- mail events:"
 mail_events | head -n 3
 mail_events | sed -n '29,36p'

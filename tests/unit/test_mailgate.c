@@ -127,6 +127,17 @@ test_php_mail_is_named_by_the_queue_files_uid(void **state)
 	assert_int_equal(r.reply.action, MAIL_HOLD);
 	assert_non_null(strstr(r.reply.reason, "user:root"));
 	assert_true(r.alert);
+	{
+		static char line[EVENT_LINE_MAX];
+
+		r.ev.ts.tv_sec = T0;
+		assert_true(event_encode(&r.ev, line, sizeof(line)) > 0);
+		assert_non_null(strstr(line, "\"event\":\"mail\",\"action\":\"hold\","
+		    "\"rule\":\"limit:user:root\",\"uid\":0,\"user\":\"root\""));
+		assert_non_null(strstr(line, "\"php_script\":\"0:contact.php\",\"origin\":"
+		    "\"user:root\",\"domain\":\"domain:web1.example\",\"queue_id\":\"4AbC1\","
+		    "\"mta\":\"postfix\",\"rcpt_count\":1,\"hour_count\":3,\"limit\":2}"));
+	}
 	mailgate_free(g);
 }
 
