@@ -7,7 +7,9 @@
 # where Postfix reaches it as unix:smtpguard/gate.sock, and smtpguardd reads
 # a local submission's uid from the queue file there. Every process is
 # stopped by PID.
-. "$(dirname "$0")/lib.sh"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/scripts/lib/check.sh"
+. "$ROOT/scripts/lib/netns.sh"
 
 WEB_USER=www-data	# Debian's web server user (uid 33), sending through PHP mail()
 SPOOL=$T/spool		# Postfix's queue_directory, mounted on /var/spool/postfix
