@@ -207,6 +207,16 @@ check "after a restart the web user is still over its limit" \
     exactly ".php_script == \"$WEB_UID:after-restart.php\" and .action == \"hold\" and .hour_count == 32" 1
 check "and is not alerted again this hour" exactly ".event == \"alert\" and .origin == \"user:$WEB_USER\"" 1
 
+# A new limit applies on reload, without a restart of the gate.
+sed -i "s/^limit user:$WEB_USER 10\/hour/limit user:$WEB_USER 100\/hour/" "$T/exceptions.conf"
+sg reload >/dev/null || fail "reload"
+submit 1 after-reload.php
+wait_for_long atleast ".php_script == \"$WEB_UID:after-reload.php\"" 1
+check "a raised limit applies at the next message after reload" \
+    exactly ".php_script == \"$WEB_UID:after-reload.php\" and .action == \"pass\" and .limit == 100" 1
+sed -i "s/^limit user:$WEB_USER 100\/hour/limit user:$WEB_USER 10\/hour/" "$T/exceptions.conf"
+sg reload >/dev/null || fail "reload"
+
 # 5. The gate killed: it is restarted, and meanwhile the MTA's default action applies.
 gate_pid=$(gate_pid)
 kill -9 "$gate_pid"

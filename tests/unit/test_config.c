@@ -74,6 +74,9 @@ defaults_are_the_documented_ones(void **state)
 	assert_int_equal(c.mail_over, MAIL_HOLD);
 	assert_false(c.mail_fail_tempfail);
 	assert_string_equal(c.mail_state, "/var/lib/smtpguard/mail.state");
+	assert_string_equal(c.mail_queue, "/var/spool/postfix");
+	assert_string_equal(c.mail_user, "nobody");
+	assert_string_equal(c.mail_group, "postfix");
 	assert_string_equal(c.path, "");
 }
 
