@@ -147,6 +147,8 @@ void
 mailgate_decide(struct mailgate *g, const struct config *cfg, const struct exceptions *xs,
     struct attrib_ctx *ac, struct gate_request *req, time_t now, struct mailgate_result *r)
 {
+	static const char *const done[] = { "passed", "held in the MTA's hold queue",
+	    "deferred", "rejected" };
 	const struct mail_facts *f = &req->facts;
 	uint32_t limit, dlimit, nrcpt;
 
@@ -206,11 +208,11 @@ mailgate_decide(struct mailgate *g, const struct config *cfg, const struct excep
 		r->alert_smtp.nrcpt_kept = MAILGATE_ALERT_RCPTS;
 	if (r->dec.rule[0] == 'd')
 		snprintf(r->alert_msg, sizeof(r->alert_msg), "sender domain %s passed its "
-		    "limit of %lu recipients/hour (%s): mail %s", r->origin.domain,
-		    (unsigned long)r->dec.domain_limit, r->origin.name, r->ev.action);
+		    "limit of %lu recipients/hour (%s): its mail is %s", r->origin.domain,
+		    (unsigned long)r->dec.domain_limit, r->origin.name, done[r->dec.action]);
 	else
 		snprintf(r->alert_msg, sizeof(r->alert_msg), "origin %s passed its limit of "
-		    "%lu recipients/hour%s: mail %s", r->origin.name,
+		    "%lu recipients/hour%s: its mail is %s", r->origin.name,
 		    (unsigned long)r->dec.limit, r->dec.overflow ? " (counted in the shared "
-		    "overflow bucket: the origin table is full)" : "", r->ev.action);
+		    "overflow bucket: the origin table is full)" : "", done[r->dec.action]);
 }
