@@ -177,7 +177,8 @@ set_mail(json_t *o, const struct mail_event *m)
 	set_str(o, "queue_id", m->queue_id);
 	set_str(o, "mta", m->mta);
 	set_int(o, "rcpt_count", (json_int_t)m->rcpt_count);
-	set_int(o, "hour_count", m->hour_count);
+	if (m->counted)
+		set_int(o, "hour_count", m->hour_count);
 	if (m->limit != UINT32_MAX)
 		set_int(o, "limit", m->limit);
 }

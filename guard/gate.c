@@ -189,7 +189,7 @@ gate_envrcpt(SMFICTX *ctx, char **argv)
 	struct gate_conn *c = conn_of(ctx);
 
 	if (c != NULL && argv != NULL && argv[0] != NULL)
-		mailorigin_rcpt(&c->req.facts, argv[0]);
+		mailorigin_rcpt(&c->req.facts, argv[0], smfi_getsymval(ctx, "{rcpt_mailer}"));
 	return SMFIS_CONTINUE;
 }
 

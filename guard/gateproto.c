@@ -32,6 +32,8 @@ gateproto_terminate(struct mail_facts *f)
 		m->nrcpt_kept = SMTP_RCPT_KEEP;
 	if (m->nrcpt < m->nrcpt_kept)
 		m->nrcpt = m->nrcpt_kept;
+	if (f->nrcpt_here > m->nrcpt)
+		f->nrcpt_here = (uint32_t)(m->nrcpt > UINT32_MAX ? UINT32_MAX : m->nrcpt);
 	/* Pointers mean nothing across a process boundary. */
 	m->inspect = NULL;
 	m->proto = NULL;

@@ -169,8 +169,16 @@ mailgate_decide(struct mailgate *g, const struct config *cfg, const struct excep
 	dlimit = r->origin.domain[0] == '\0' ? MAILLIMIT_OFF :
 	    maillimit_limit_for(xs->limits, xs->nlimits, r->origin.domain,
 	    cfg->mail_domain_limit);
+	/* What stays on this host is no egress: it is neither limited nor counted. */
 	nrcpt = f->info.nrcpt > UINT32_MAX ? UINT32_MAX : (uint32_t)f->info.nrcpt;
-	maillimit_decide(g->ml, &r->origin, nrcpt, limit, dlimit, cfg->mail_over, now, &r->dec);
+	nrcpt -= f->nrcpt_here < nrcpt ? f->nrcpt_here : nrcpt;
+	if (nrcpt > 0)
+		maillimit_decide(g->ml, &r->origin, nrcpt, limit, dlimit, cfg->mail_over, now,
+		    &r->dec);
+	else {
+		r->dec.limit = limit;
+		strlcpy_sg(r->dec.rule, "delivered-here", sizeof(r->dec.rule));
+	}
 	g->dirty = true;
 	g->by_action[r->dec.action]++;
 
@@ -192,6 +200,7 @@ mailgate_decide(struct mailgate *g, const struct config *cfg, const struct excep
 	r->mail.queue_id = f->queue_id;
 	r->mail.mta = f->mta;
 	r->mail.rcpt_count = f->info.nrcpt;
+	r->mail.counted = nrcpt > 0;
 	r->mail.hour_count = r->dec.hour_count;
 	r->mail.limit = r->dec.limit;
 	r->ev.event = "mail";

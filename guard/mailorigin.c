@@ -158,10 +158,32 @@ mailorigin_mail_from(struct mail_facts *f, const char *arg)
 	envelope_addr(arg, f->info.mail_from, sizeof(f->info.mail_from));
 }
 
+/*
+ * The transport Postfix will deliver a recipient with ({rcpt_mailer}):
+ * these keep the mail on this host (mailboxes, LMTP to the local IMAP
+ * server, refusals), so it is no egress and counts against no limit. Any
+ * other (smtp, relay, a custom one) may leave. NULL: not said, so it may.
+ */
+static const char *const here_mailers[] = { "local", "virtual", "lmtp", "error", "discard" };
+
+bool
+mailorigin_mailer_here(const char *mailer)
+{
+	if (mailer == NULL)
+		return false;
+	for (size_t i = 0; i < sizeof(here_mailers) / sizeof(here_mailers[0]); i++)
+		if (strcmp(mailer, here_mailers[i]) == 0)
+			return true;
+	return false;
+}
+
 void
-mailorigin_rcpt(struct mail_facts *f, const char *arg)
+mailorigin_rcpt(struct mail_facts *f, const char *arg, const char *mailer)
 {
 	struct smtp_info *m = &f->info;
+
+	if (mailorigin_mailer_here(mailer) && f->nrcpt_here < UINT32_MAX)
+		f->nrcpt_here++;
 
 	if (m->nrcpt_kept < SMTP_RCPT_KEEP)
 		envelope_addr(arg, m->rcpt_to[m->nrcpt_kept++], SMTP_FIELD_MAX);

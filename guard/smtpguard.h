@@ -165,6 +165,7 @@ struct smtp_info {
 struct mail_event {
 	const char	*origin, *domain, *sasl_user, *client_ip, *queue_id, *mta;
 	uint64_t	 rcpt_count;
+	bool		 counted;	/* hour_count means something: it left, or was to */
 	uint32_t	 hour_count;
 	uint32_t	 limit;		/* UINT32_MAX: none */
 };
@@ -944,6 +945,7 @@ struct mail_facts {
 	uint32_t	 uid;
 	bool		 received_seen;	/* the first Received header has been read */
 	bool		 has_mail_from;	/* MAIL FROM was given; empty mail_from = <> */
+	uint32_t	 nrcpt_here;	/* recipients delivered on this host (not egress) */
 	struct smtp_info info;		/* helo, mail_from, rcpt_to, subject, ... */
 };
 enum mail_origin_kind {
@@ -961,7 +963,8 @@ struct mail_origin {
 void	 mailorigin_reset(struct mail_facts *, const char *mta);
 void	 mailorigin_header(struct mail_facts *, const char *name, const char *value);
 void	 mailorigin_mail_from(struct mail_facts *, const char *arg);
-void	 mailorigin_rcpt(struct mail_facts *, const char *arg);
+void	 mailorigin_rcpt(struct mail_facts *, const char *arg, const char *mailer);
+bool	 mailorigin_mailer_here(const char *mailer);
 int	 mailorigin_received_uid(const char *value, uint32_t *uid);
 int	 mailorigin_queue_uid(const uint8_t *, size_t, uint32_t *uid);
 int	 mailorigin_domain(const char *addr, char *out, size_t len);

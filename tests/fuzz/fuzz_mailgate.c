@@ -101,7 +101,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			mailorigin_mail_from(&f, line + 1);
 			break;
 		case 'R':
-			mailorigin_rcpt(&f, line + 1);
+			mailorigin_rcpt(&f, line + 1, line[1] == 'l' ? "local" : "smtp");
 			break;
 		case 'S':
 			strlcpy_sg(f.sasl_user, line + 1, sizeof(f.sasl_user));

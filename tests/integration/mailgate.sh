@@ -184,9 +184,15 @@ check "its other 2 are held" [ "$(held)" -eq 22 ]
 check "its events name the client address, the HELO, and no uid" \
     exactly '.event == "mail" and .origin == "client:192.0.2.25" and .client_ip == "192.0.2.25" and .helo == "relay.example" and (has("uid") | not)' 5
 
+# Mail that stays on this host is no egress: past its limit, the client still reaches a mailbox.
+in_mx swaks --server 192.0.2.1 --port 25 --from news@relay.example --to postmaster@localhost \
+    --header "Subject: for a local mailbox" --body x >>"$T/swaks.log" 2>&1
+wait_for_long atleast '.event == "mail" and .subject == "for a local mailbox"' 1
+check "a message for a local mailbox passes, uncounted, from a client over its limit" \
+    exactly '.subject == "for a local mailbox" and .action == "pass" and .rule == "delivered-here" and (has("hour_count") | not)' 1
 sg status --json >"$T/status.json"
 check "status shows the gate up, with what it passed and held and its decision time" \
-    jq -e '.mail_gate.up == true and .mail_gate.passed == 13 and .mail_gate.held == 22 and
+    jq -e '.mail_gate.up == true and .mail_gate.passed == 14 and .mail_gate.held == 22 and
 	.mail_gate.fail == "accept" and .mail_gate.decision_ns.p99 < 2000000' "$T/status.json"
 
 # 3. A client on this host over SMTP: named by its socket's owner, not 127.0.0.1.

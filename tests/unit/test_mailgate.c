@@ -86,7 +86,7 @@ request(struct gate_request *req, const char *qid, bool local)
 	    sizeof(req->facts.client_addr));
 	req->facts.local_submit = local;
 	mailorigin_mail_from(&req->facts, "<shop@web1.example>");
-	mailorigin_rcpt(&req->facts, "<bob@remote.example>");
+	mailorigin_rcpt(&req->facts, "<bob@remote.example>", "smtp");
 	mailorigin_header(&req->facts, "X-PHP-Originating-Script", "0:contact.php");
 }
 
@@ -173,6 +173,41 @@ test_the_gate_child_cannot_claim_a_uid(void **state)
 }
 
 static void
+test_mail_that_stays_here_is_neither_limited_nor_counted(void **state)
+{
+	static struct gate_request req;
+	static struct mailgate_result r;
+	struct mailgate *g = mailgate_new(64);
+	struct exceptions xs = { 0 };
+	struct config cfg;
+
+	(void)state;
+	config(&cfg);
+	for (int i = 0; i < 3; i++) {
+		request(&req, "7A", false);
+		mailgate_decide(g, &cfg, &xs, NULL, &req, T0, &r);
+	}
+	assert_string_equal(r.ev.action, "hold");
+	/* Over its limit, the client still reaches a mailbox on this host. */
+	request(&req, "7B", false);
+	memset(&req.facts.info.rcpt_to, 0, sizeof(req.facts.info.rcpt_to));
+	req.facts.info.nrcpt = req.facts.info.nrcpt_kept = 0;
+	mailorigin_rcpt(&req.facts, "<postmaster@web1.example>", "local");
+	mailorigin_rcpt(&req.facts, "<info@web1.example>", "lmtp");
+	mailgate_decide(g, &cfg, &xs, NULL, &req, T0, &r);
+	assert_string_equal(r.ev.action, "pass");
+	assert_string_equal(r.ev.rule, "delivered-here");
+	assert_false(r.mail.counted);
+	/* One remote recipient among local ones: the remote one counts. */
+	mailorigin_rcpt(&req.facts, "<bob@remote.example>", "smtp");
+	mailgate_decide(g, &cfg, &xs, NULL, &req, T0, &r);
+	assert_string_equal(r.ev.action, "hold");
+	assert_int_equal(r.mail.hour_count, 4);
+	assert_int_equal(r.mail.rcpt_count, 3);
+	mailgate_free(g);
+}
+
+static void
 test_limit_lines_apply_per_origin(void **state)
 {
 	static struct gate_request req;
@@ -200,6 +235,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_php_mail_is_named_by_the_queue_files_uid),
 		cmocka_unit_test(test_the_gate_child_cannot_claim_a_uid),
+		cmocka_unit_test(test_mail_that_stays_here_is_neither_limited_nor_counted),
 		cmocka_unit_test(test_limit_lines_apply_per_origin),
 	};
 

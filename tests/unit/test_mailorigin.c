@@ -23,7 +23,7 @@ facts(struct mail_facts *f, const char *from, const char *client)
 	if (from != NULL)
 		mailorigin_mail_from(f, from);
 	strlcpy_sg(f->client_addr, client, sizeof(f->client_addr));
-	mailorigin_rcpt(f, "<bob@remote.example>");
+	mailorigin_rcpt(f, "<bob@remote.example>", NULL);
 }
 
 static void
@@ -130,7 +130,7 @@ test_envelope_addresses_lose_brackets_and_control_bytes(void **state)
 	mailorigin_mail_from(&f, "<ev\til@x.example>");
 	assert_string_equal(f.info.mail_from, "ev?il@x.example");
 	for (int i = 0; i < SMTP_RCPT_KEEP + 5; i++)
-		mailorigin_rcpt(&f, "<r@y.example>");
+		mailorigin_rcpt(&f, "<r@y.example>", "smtp");
 	assert_int_equal(f.info.nrcpt, SMTP_RCPT_KEEP + 5);
 	assert_int_equal(f.info.nrcpt_kept, SMTP_RCPT_KEEP);
 	assert_string_equal(f.info.rcpt_to[0], "r@y.example");
