@@ -445,12 +445,12 @@ trap_child(struct trap *t, const char *chroot_dir)
 	struct passwd *pw = getpwnam(t->cfg->trap_user);
 	uid_t uid = pw ? pw->pw_uid : 65534;
 	gid_t gid = pw ? pw->pw_gid : 65534;
+	pid_t ppid = getppid();
 	sigset_t none;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	trap_close_inherited(t);
 	if ((t->sessions = calloc(t->cfg->trap_sessions, sizeof(*t->sessions))) == NULL)
 		_exit(1);
@@ -459,6 +459,12 @@ trap_child(struct trap *t, const char *chroot_dir)
 	if (chroot(chroot_dir) < 0 || chdir("/") < 0 || setgroups(0, NULL) < 0 ||
 	    setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0 ||
 	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		_exit(1);
+	/*
+	 * After the uid change, which clears the death signal; a parent that
+	 * died before it was set is caught by getppid().
+	 */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != ppid)
 		_exit(1);
 	if ((t->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		_exit(1);
