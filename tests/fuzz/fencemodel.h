@@ -161,6 +161,14 @@ struct fm_case {
 	uint8_t	 follow;	/* enum fm_follow: it follows this flow */
 	uint8_t	 inspect_done;
 	uint8_t	 probe;		/* enum inspect_probe for a probed flow's bytes */
+	/*
+	 * Scripted: the daemon answers from SCRIPT (3 bits a visit) instead of
+	 * policy, anything verdict() can send: accept, or repeat with allow,
+	 * reject, trap or audit; a packet the fence queued after NAT (MARK_NAT)
+	 * only accept, allow or reject, as policy_decide() promises.
+	 */
+	uint8_t	 scripted;
+	uint16_t script;
 };
 
 static const uint32_t fm_uids[] = { 0, FM_UID_MTA, FM_UID_PLAIN, FM_UID_NARROW, FM_UID_WEB, 0 };
@@ -264,11 +272,21 @@ fm_answer(void *arg, const struct nm_packet *np, unsigned int visit, uint32_t *m
 	struct fm_daemon *d = arg;
 	enum mark_state st;
 
-	(void)visit;
 	if (d->c->down)
 		return NM_ANS_NOLISTENER;
 	d->asked++;
-	st = d->last = fm_decide(d, np);
+	if (d->c->scripted) {
+		static const enum mark_state any[] = { MARK_NONE, MARK_ALLOW, MARK_REJECT,
+		    MARK_TRAP, MARK_INSPECT };
+		unsigned int pick = (d->c->script >> (3 * ((visit - 1) % 5))) & 7;
+
+		if (mark_state_of(d->w->cfg.mark_mask, np->mark) == MARK_NAT)
+			st = any[pick % 3];
+		else
+			st = any[pick % 5];
+		d->last = st;
+	} else
+		st = d->last = fm_decide(d, np);
 	if (st == MARK_NONE)
 		return NM_ANS_ACCEPT;	/* verdict(): accept, keep inspecting */
 	*mark = (np->mark & ~d->w->cfg.mark_mask) | mark_value(d->w->cfg.mark_mask, st);

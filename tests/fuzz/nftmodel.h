@@ -1195,7 +1195,7 @@ nm_chain_run(struct nm_run *run, int base)
 			}
 			stack[sp].chain = c;
 			stack[sp++].rule = r + 1;
-			/* fallthrough */
+			__attribute__((fallthrough));
 		case NFT_GOTO:
 			c = jump->target;
 			r = 0;

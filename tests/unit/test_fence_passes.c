@@ -25,7 +25,7 @@
 #define WHY_MAX		2048
 
 struct grid_stats {
-	unsigned long	 packets, runs, queued, looped;
+	unsigned long	 packets, runs, queued, twice, redirected;
 	unsigned long	 final[NM_ERROR + 1];
 };
 
@@ -55,6 +55,8 @@ one(struct fm_world *w, const struct fm_case *c, struct grid_stats *st)
 		fail_msg("%s", why);
 	st->runs++;
 	st->final[res.final]++;
+	st->twice += res.queued == 2;
+	st->redirected += res.redirected;
 	return res.queued;
 }
 
@@ -139,10 +141,18 @@ grid(bool native, bool any_port, bool v6)
 	/* A grid that never queued, never rejected or never accepted tested nothing. */
 	assert_true(st.queued > 0);
 	assert_true(st.final[NM_ACCEPT] > 0 && st.final[NM_REJECT] > 0 && st.final[NM_DROP] > 0);
+	/* ... and one that never went through the queue twice (after NAT) or to the trap. */
+	assert_true(st.twice > 0 && st.redirected > 0);
 	print_message("%s queue, detect_any_port %s, %s: %lu packets, %lu runs (%lu queued "
-	    "packets); accept %lu, reject %lu, drop %lu\n", native ? "native" : "xt",
-	    any_port ? "on" : "off", v6 ? "IPv6" : "IPv4", st.packets, st.runs, st.queued,
+	    "packets, %lu runs queued twice, %lu redirected); accept %lu, reject %lu, "
+	    "drop %lu\n", native ? "native" : "xt", any_port ? "on" : "off",
+	    v6 ? "IPv6" : "IPv4", st.packets, st.runs, st.queued, st.twice, st.redirected,
 	    st.final[NM_ACCEPT], st.final[NM_REJECT], st.final[NM_DROP]);
+	/* Every kind of expression the ruleset holds was evaluated. */
+	for (size_t i = 0; i < w.rs->npool; i++)
+		for (size_t k = 0; k < w.rs->pool[i].n; k++)
+			if (w.rs->used[w.rs->pool[i].e[k].op] == 0)
+				fail_msg("expression kind %d never evaluated", w.rs->pool[i].e[k].op);
 	fm_world_free(&w);
 }
 
