@@ -18,7 +18,7 @@
  * (nf_reinject); NF_ACCEPT goes on with the next hook entry.
  *
  * Anything it does not know — an expression, a key, an attribute, a hook,
- * a set flag, a rule position — is an error (nm->err), never a guess, so a
+ * a set flag, a rule position — is an error (rs->err), never a guess, so a
  * future rule cannot slip past the model. It never touches the kernel.
  */
 #ifndef NFTMODEL_H
