@@ -153,7 +153,7 @@ struct fm_case {
 	uint8_t	 pmark_foreign;
 	uint8_t	 flags;		/* index into fm_flags */
 	uint8_t	 payload;
-	uint8_t	 dport;		/* index into fm_dports */
+	uint8_t	 dport;		/* index into fm_dports (inbound: the server's port, sport) */
 	uint8_t	 local;
 	/* the daemon */
 	uint8_t	 down;
@@ -185,7 +185,8 @@ fm_packet(const struct fm_case *c, struct nm_packet *p)
 	uint8_t flags = fm_flags[c->flags % FM_FLAGS_N];
 
 	nm_packet_init(p, c->v6 ? AF_INET6 : AF_INET, c->udp ? IPPROTO_UDP : IPPROTO_TCP,
-	    !c->inbound, c->local || c->inbound, c->inbound ? 25 : 40000,
+	    !c->inbound, c->local || c->inbound,
+	    c->inbound ? fm_dports[c->dport % FM_DPORTS_N] : 40000,
 	    c->inbound ? 40000 : fm_dports[c->dport % FM_DPORTS_N], flags, c->payload ? 24 : 0);
 	p->mark = (c->pmark_foreign ? FM_FOREIGN : 0) |
 	    (c->probe_mark ? mark_value(FM_MASK, MARK_PROBE) : 0);
@@ -316,6 +317,14 @@ fm_check(struct fm_world *w, const struct fm_case *c, struct nm_result *res, cha
 	struct fm_daemon d = { .w = w, .c = c, .last = MARK_NONE };
 	uint8_t flags;
 	bool syn, fenced_uid, mta, out_fenced, decided_flow, inspected;
+
+	/*
+	 * Property 6 is for packets leaving: a received reply of a rejected
+	 * flow may pass (it carries no mail); the client's next packet is reset.
+	 * A received reply of a flow under inspection may be queued whoever
+	 * owns it: an MTA flow never gets that ct mark (property 3 on its way
+	 * out sees to it).
+	 */
 	const char *bad = NULL;
 
 	fm_packet(c, &p);
@@ -345,14 +354,15 @@ fm_check(struct fm_world *w, const struct fm_case *c, struct nm_result *res, cha
 	else if (syn && fenced_uid && out_fenced && !decided_flow && res->final == NM_ACCEPT &&
 	    (res->answered == 0 || d.last == MARK_REJECT))
 		bad = "2: a fenced SYN was accepted without the daemon allowing it";
-	else if (mta && res->queued > 0)
+	else if (mta && res->queued > 0 && !(c->inbound && inspected))
 		bad = "3: an MTA or plain-exception packet reached the queue";
 	else if ((p.mark & ~FM_MASK) != (p0.mark & ~FM_MASK) ||
 	    (p.ctmark & ~FM_MASK) != (p0.ctmark & ~FM_MASK))
 		bad = "4: mark bits outside the mask changed";
 	else if (!p0.sock && !c->inbound && res->queued > 0 && !inspected)
 		bad = "5: a socketless packet reached the queue";
-	else if (res->answered > 0 && d.last == MARK_REJECT && res->final == NM_ACCEPT)
+	else if (!c->inbound && res->answered > 0 && d.last == MARK_REJECT &&
+	    res->final == NM_ACCEPT)
 		bad = "6: the daemon's reject was not carried out";
 	if (bad == NULL)
 		return NULL;
