@@ -6,7 +6,10 @@
  * names FILE:LINE, the section and key, and the offending value; nothing is
  * truncated silently and nothing is half-applied: on error the struct is
  * zeroed (unusable) and the caller keeps its old config. Pure: no logging,
- * no exit; the only I/O is reading the file in config_load().
+ * no exit; the only I/O is reading the file in config_load(). It stays one
+ * room past 600 lines because the key table, the parser of each value type
+ * and the checks across keys are read together: a key's bounds and its
+ * message live beside the table row that names it.
  */
 #include <ctype.h>
 #include <errno.h>

@@ -17,7 +17,10 @@
  * control characters. The file is replaced atomically (temp file, fsync,
  * rename, fsync of the directory). Pure: never logs, never exits; errors are
  * printable ASCII sentences in err (with FILE:LINE when loading), so they
- * travel safely in a JSON reply and on a terminal.
+ * travel safely in a JSON reply and on a terminal. It stays one room past
+ * 600 lines because the line grammar, its writer and the atomic file update
+ * must agree byte for byte (a line written out parses back to the same
+ * exception or limit), so they are read and changed together.
  */
 #include <errno.h>
 #include <fcntl.h>

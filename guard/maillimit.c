@@ -25,7 +25,8 @@
  *
  * The counters are saved to a state file (temp file, fsync, rename) and
  * loaded at start, so a restart does not start a fresh hour. Pure: never
- * logs, never exits; errors go to err.
+ * logs, never exits; errors go to err. One room past 600 lines: the table,
+ * its state file and the limit lines name the same keys and must agree.
  */
 #include <errno.h>
 #include <fcntl.h>

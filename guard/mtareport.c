@@ -8,7 +8,9 @@
  * Origins that look like abuse are flagged, with the queue ids that show it.
  * Memory grows with the messages in flight and the distinct keys, each under
  * a named cap; never with the size of the log. It never prints: errors come
- * back in the caller's buffer, and mtareport_cli.c shows the report.
+ * back in the caller's buffer, and mtareport_cli.c shows the report. One
+ * room past 600 lines: the join by queue id, the origin tables and the
+ * culprit flags share the in-flight message and the caps that bound it.
  */
 #include <errno.h>
 #include <fcntl.h>
