@@ -321,10 +321,11 @@ list_held(const struct mq_mta *m, struct held *h)
 	argv[argc] = NULL;
 	if (run_ok(argv, &r) < 0)
 		return -1;
-	for (char *line = r.out, *nl; *line != '\0'; line = nl + (*nl != '\0')) {
+	for (char *line = r.out, *nl, *next; *line != '\0'; line = next) {
 		int k;
 
 		nl = line + strcspn(line, "\n");
+		next = nl + (*nl == '\n');
 		*nl = '\0';
 		if (m->kind == MQ_POSTFIX) {
 			if (line[0] == '\0')
