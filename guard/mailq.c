@@ -22,7 +22,8 @@ mailq_valid_qid(const char *s, bool exim)
 {
 	size_t n = strlen(s);
 
-	if (n == 0 || n >= MAIL_QID_MAX)
+	/* Never a leading '-': postsuper and exim would read an option. */
+	if (n == 0 || n >= MAIL_QID_MAX || s[0] == '-')
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
@@ -133,18 +134,19 @@ mailq_exim_line(const char *line, struct mailq_msg *m, char *err, size_t errlen)
 	}
 	if (line[strspn(line, " \t")] == '\0')
 		return 0;
-	if (line[0] == ' ' || line[0] == '\t') {
+	/* The age is right-aligned (" 3h"): a head line is told by its fields. */
+	if (sscanf(line, "%15s %15s %31s %[^\n]", age, size, id, rest) != 4 ||
+	    !mailq_valid_qid(id, true) || strchr(id, '-') == NULL) {
 		const char *r = line + strspn(line, " \t");
 
+		if (line[0] != ' ' && line[0] != '\t') {
+			snprintf(err, errlen, "not a message line of exim -bp");
+			return -1;
+		}
 		if (m->queue_id[0] != '\0' && strncmp(r, "D ", 2) != 0 &&
 		    m->nrcpt < UINT32_MAX)
 			m->nrcpt++;
 		return 0;
-	}
-	if (sscanf(line, "%15s %15s %31s %[^\n]", age, size, id, rest) != 4 ||
-	    !mailq_valid_qid(id, true)) {
-		snprintf(err, errlen, "not a message line of exim -bp");
-		return -1;
 	}
 	memset(m, 0, sizeof(*m));
 	strlcpy_sg(m->queue_id, id, sizeof(m->queue_id));
