@@ -246,7 +246,7 @@ check "main.cf is byte-identical to before mail enable" cmp "$PF/main.cf" "$T/ma
 check "mail disable twice has nothing to undo" sh -c "$SGC mail disable --postfix-config '$PF' | grep -q 'nothing to undo'"
 sg status >"$T/status-unwired.txt" 2>&1
 check "once unwired, status no longer warns of unguarded mail" \
-    sh -c "grep -q 'not running' '$T/status-unwired.txt' && ! grep -q 'UNGUARDED' '$T/status-unwired.txt'"
+    sh -c "grep -qi 'not running' '$T/status-unwired.txt' && ! grep -q 'UNGUARDED' '$T/status-unwired.txt'"
 
 # ... and if the admin edited main.cf in between: only our entries are undone.
 check "mail enable again" sgpf mail enable
