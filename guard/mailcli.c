@@ -860,43 +860,6 @@ pf_unset(const char *dir, const char *name)
 	return 0;
 }
 
-/* Is ENTRY one of the list's elements (commas or blanks between)? */
-static bool
-list_has(const char *list, const char *entry)
-{
-	size_t n = strlen(entry);
-
-	for (const char *p = list; *p != '\0';) {
-		size_t k;
-
-		p += strspn(p, ", \t");
-		k = strcspn(p, ", \t");
-		if (k == n && strncmp(p, entry, n) == 0)
-			return true;
-		p += k;
-	}
-	return false;
-}
-
-/* The list without ENTRY, its other elements in order, ", " between. */
-static void
-list_without(const char *list, const char *entry, char *out, size_t len)
-{
-	size_t n = strlen(entry);
-
-	out[0] = '\0';
-	for (const char *p = list; *p != '\0';) {
-		size_t k;
-
-		p += strspn(p, ", \t");
-		k = strcspn(p, ", \t");
-		if (k > 0 && !(k == n && strncmp(p, entry, n) == 0))
-			snprintf(out + strlen(out), len - strlen(out), "%s%.*s", out[0] ? ", " : "",
-			    (int)k, p);
-		p += k;
-	}
-}
-
 static char *
 slurp(const char *path, size_t *len)
 {
@@ -1099,7 +1062,7 @@ pf_enable(const struct config *cfg, const char *dir)
 	}
 	if (pf_get(dir, "smtpd_milters", cur, sizeof(cur)) < 0)
 		return 1;
-	if (loaded == 1 && list_has(cur, old.entry)) {
+	if (loaded == 1 && mailq_list_has(cur, old.entry)) {
 		printf("the mail gate is already in %s (%s); nothing changed\n", main_cf, old.entry);
 		return 0;
 	}
@@ -1108,7 +1071,7 @@ pf_enable(const struct config *cfg, const char *dir)
 		    sizeof(s.was[i])) < 0)
 			return 1;
 	for (int i = 0; i < 2; i++)
-		if (list_has(s.was[i], s.entry)) {
+		if (mailq_list_has(s.was[i], s.entry)) {
 			say("%s already names %s, but smtpguard did not put it there: remove it "
 			    "(postconf -c %s -e) and run mail enable again", pf_params[i], s.entry,
 			    dir);
@@ -1206,21 +1169,29 @@ pf_disable(const struct config *cfg, const char *dir)
 
 			if (pf_get_explicit(dir, pf_params[i], &set, cur, sizeof(cur)) < 0)
 				goto out;
-			if (!set || !list_has(cur, s.entry))
+			if (!set || !mailq_list_has(cur, s.entry))
 				continue;
-			list_without(cur, s.entry, rest, sizeof(rest));
-			list_without(s.was[i], s.entry, was_rest, sizeof(was_rest));
-			if (strcmp(rest, was_rest) == 0 && !s.was_set[i] ? pf_unset(dir,
-			    pf_params[i]) < 0 : pf_set(dir, pf_params[i], strcmp(rest, was_rest) == 0 ?
-			    s.was[i] : rest) < 0)
+			mailq_list_without(cur, s.entry, rest, sizeof(rest));
+			mailq_list_without(s.was[i], s.entry, was_rest, sizeof(was_rest));
+			/* Left as enable found it: its own words back (or unset again). */
+			if (strcmp(rest, was_rest) == 0)
+				rc = s.was_set[i] ? pf_set(dir, pf_params[i], s.was[i]) :
+				    pf_unset(dir, pf_params[i]);
+			else
+				rc = pf_set(dir, pf_params[i], rest);	/* the admin's other edits kept */
+			if (rc < 0) {
+				rc = 1;
 				goto out;
+			}
 		}
+		rc = 1;
 		{
 			bool set;
 			char cur[4096];
 
 			if (pf_get_explicit(dir, pf_params[2], &set, cur, sizeof(cur)) < 0)
 				goto out;
+			/* Ours only if it still says what we set. */
 			if (set && strcmp(cur, s.action) == 0 && (s.was_set[2] ?
 			    pf_set(dir, pf_params[2], s.was[2]) : pf_unset(dir, pf_params[2])) < 0)
 				goto out;

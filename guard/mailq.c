@@ -6,7 +6,9 @@
  * sender and the subject are whatever a client sent), so every field is
  * type-checked, bounded and NUL-terminated here, and a queue id is accepted
  * only in the characters the MTA itself uses (postsuper and exim get them
- * as arguments). Pure: no I/O, no logging; errors in a caller's buffer.
+ * as arguments). Also the list arithmetic mail enable/disable does on a
+ * Postfix parameter (is our milter in it; the list without it). Pure: no
+ * I/O, no logging; errors in a caller's buffer.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -231,4 +233,41 @@ mailq_matches(const struct mailq_msg *m, const char *origin)
 	if (strcmp(origin, "unknown") == 0)
 		return m->origin[0] == '\0';
 	return strcmp(m->origin, origin) == 0 || strcmp(m->domain, origin) == 0;
+}
+
+/* Is ENTRY one of a Postfix list's elements (commas or blanks between)? */
+bool
+mailq_list_has(const char *list, const char *entry)
+{
+	size_t n = strlen(entry);
+
+	for (const char *p = list; *p != '\0';) {
+		size_t k;
+
+		p += strspn(p, ", \t");
+		k = strcspn(p, ", \t");
+		if (k == n && strncmp(p, entry, n) == 0)
+			return true;
+		p += k;
+	}
+	return false;
+}
+
+/* The list without ENTRY, its other elements in order, ", " between. */
+void
+mailq_list_without(const char *list, const char *entry, char *out, size_t len)
+{
+	size_t n = strlen(entry);
+
+	out[0] = '\0';
+	for (const char *p = list; *p != '\0';) {
+		size_t k;
+
+		p += strspn(p, ", \t");
+		k = strcspn(p, ", \t");
+		if (k > 0 && !(k == n && strncmp(p, entry, n) == 0))
+			snprintf(out + strlen(out), len - strlen(out), "%s%.*s", out[0] ? ", " : "",
+			    (int)k, p);
+		p += k;
+	}
 }

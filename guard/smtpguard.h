@@ -1100,6 +1100,8 @@ int	 mailq_exim_line(const char *, struct mailq_msg *, char *err, size_t errlen)
 int	 mailq_event_line(const char *, size_t, struct mailq_event *);
 bool	 mailq_matches(const struct mailq_msg *, const char *origin);
 int	 mailq_origin_key(const char *, char *out, size_t len, char *err, size_t errlen);
+bool	 mailq_list_has(const char *list, const char *entry);
+void	 mailq_list_without(const char *list, const char *entry, char *out, size_t len);
 
 /* mailcli.c: smtpguard held|release|purge and mail enable|disable */
 int	 mailcli_held(const struct config *, int, char **);

@@ -228,6 +228,26 @@ held_origin_selects_by_origin_domain_or_unknown(void **state)
 	assert_false(mailq_matches(&m, "sasl:info"));
 }
 
+static void
+the_gate_is_taken_out_of_a_milter_list_leaving_the_others_in_order(void **state)
+{
+	char out[256];
+
+	(void)state;
+	assert_true(mailq_list_has("inet:127.0.0.1:8891, unix:smtpguard/gate.sock",
+	    "unix:smtpguard/gate.sock"));
+	assert_false(mailq_list_has("unix:smtpguard/gate.sock.old", "unix:smtpguard/gate.sock"));
+	assert_false(mailq_list_has("", "unix:smtpguard/gate.sock"));
+	mailq_list_without("inet:127.0.0.1:8891, unix:smtpguard/gate.sock,inet:[::1]:8893",
+	    "unix:smtpguard/gate.sock", out, sizeof(out));
+	assert_string_equal(out, "inet:127.0.0.1:8891, inet:[::1]:8893");
+	mailq_list_without("unix:smtpguard/gate.sock", "unix:smtpguard/gate.sock", out,
+	    sizeof(out));
+	assert_string_equal(out, "");
+	mailq_list_without(" a\tb ,, c ", "x", out, sizeof(out));
+	assert_string_equal(out, "a, b, c");
+}
+
 int
 main(void)
 {
@@ -242,6 +262,7 @@ main(void)
 		cmocka_unit_test(other_lines_of_the_log_name_no_message),
 		cmocka_unit_test(origins_are_keyed_as_the_limit_lines_key_them),
 		cmocka_unit_test(held_origin_selects_by_origin_domain_or_unknown),
+		cmocka_unit_test(the_gate_is_taken_out_of_a_milter_list_leaving_the_others_in_order),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
