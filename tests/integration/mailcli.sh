@@ -260,6 +260,22 @@ check "non_smtpd_milters and milter_default_action are unset again" \
     sh -c "[ -z \"\$(postconf -c '$PF' -n non_smtpd_milters milter_default_action)\" ]"
 check "the admin's edit is kept" [ "$(pf_get myorigin)" = web1.example ]
 
+# enable --mail: the fence first, then the gate; undone by disable and mail disable.
+at_exit 'p=$(cat "$T/smtpguardd.pid" 2>/dev/null) && kill -9 "$p" 2>/dev/null'
+cp "$PF/main.cf" "$T/main.cf.before2"
+# nsenter, as start_daemon does: the daemon it starts sees the host's /sys.
+nsenter --net="/run/netns/$HOST_NS" "$BUILD/smtpguard" -c "$T/smtpguard.conf" enable --mail \
+    --postfix-config "$PF" >"$T/enable-mail.txt" 2>&1
+cat "$T/enable-mail.txt"
+check "enable --mail starts the fence, passes the self-check, then wires the gate" \
+    sh -c "grep -q '^smtpguard enabled' '$T/enable-mail.txt' && grep -q 'the fence holds' '$T/enable-mail.txt' &&
+	grep -q '^mail gate added to $PF/main.cf' '$T/enable-mail.txt'"
+check "... and the gate is in main.cf" [ "$(pf_get non_smtpd_milters)" = "unix:smtpguard/gate.sock" ]
+check "enable --postfix-config without --mail is a usage error (exit 2)" rc_is 2 sg enable --postfix-config "$PF"
+check "disable stops the daemon" sg disable
+check "mail disable after enable --mail restores main.cf byte for byte" \
+    sh -c "$SGC mail disable --postfix-config '$PF' >/dev/null && cmp '$PF/main.cf' '$T/main.cf.before2'"
+
 check "mail enable for Exim refuses clearly (exit 1)" rc_is 1 sg mail enable --exim-config /etc/exim4/exim4.conf.template
 check "... saying Exim support is not built yet" grep -q 'Exim support is not built yet' "$T/err"
 check "mail with no verb is a usage error (exit 2)" rc_is 2 sg mail
