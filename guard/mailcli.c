@@ -1213,12 +1213,11 @@ out:
 }
 
 int
-mailcli_mail(const struct config *cfg, const char *config_path, int argc, char **argv)
+mailcli_mail(const struct config *cfg, int argc, char **argv)
 {
 	struct mailopts o;
 	bool enable;
 
-	(void)config_path;
 	if (parse_opts(argc, argv, false, &o,
 	    "enable|disable [--postfix-config DIR | --exim-config FILE]") < 0)
 		return 2;

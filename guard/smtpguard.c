@@ -288,7 +288,8 @@ print_gate(const struct config *cfg, json_t *gate)
 	printf("  mail gate:   %s, MTA: %s\n", up ? "up" : gate == NULL ?
 	    "DOWN (smtpguardd is not running)" : json_is_true(json_object_get(gate, "enabled")) ?
 	    "DOWN (smtpguardd restarts it each second)" : "off ([mail] gate = no)",
-	    n > 0 ? wired : "not wired into any MTA (smtpguard mail enable)");
+	    n > 0 ? wired : "none recorded (smtpguard mail enable wires Postfix; a hand-made "
+	    "milter entry is not seen here)");
 	if (gate != NULL)
 		printf("  mail:        %lld passed, %lld held, %lld deferred, %lld rejected since "
 		    "the daemon started (smtpguard held lists the held)\n", jint(gate, "passed"),
@@ -629,7 +630,7 @@ cmd_enable(struct cli *c, int argc, char **argv)
 		json_decref(st);
 		if (self_check(c) < 0)
 			return 1;
-		return mail ? mailcli_mail(&c->cfg, c->config_path, mail_argc, mail_argv) : 0;
+		return mail ? mailcli_mail(&c->cfg, mail_argc, mail_argv) : 0;
 	}
 	if (under_systemd(c)) {
 		char *args[] = { SYSTEMCTL, "enable", "--now", SYSTEMD_UNIT, NULL };
@@ -668,7 +669,7 @@ cmd_enable(struct cli *c, int argc, char **argv)
 	if (self_check(c) < 0)
 		return 1;
 	/* The fence first: the gate is wired into the MTA only once the daemon answers. */
-	return mail ? mailcli_mail(&c->cfg, c->config_path, mail_argc, mail_argv) : 0;
+	return mail ? mailcli_mail(&c->cfg, mail_argc, mail_argv) : 0;
 }
 
 /* The pid in the pid file, if that process is really an smtpguardd. */
@@ -959,7 +960,7 @@ cmd_mail(struct cli *c, int argc, char **argv)
 {
 	if (load_config(c) < 0)
 		return 1;
-	return mailcli_mail(&c->cfg, c->config_path, argc, argv);
+	return mailcli_mail(&c->cfg, argc, argv);
 }
 
 /* log and top answer --help even where no config exists yet. */

@@ -1106,7 +1106,7 @@ void	 mailq_list_without(const char *list, const char *entry, char *out, size_t 
 /* mailcli.c: smtpguard held|release|purge and mail enable|disable */
 int	 mailcli_held(const struct config *, int, char **);
 int	 mailcli_act(const struct config *, int, char **);
-int	 mailcli_mail(const struct config *, const char *config_path, int, char **);
+int	 mailcli_mail(const struct config *, int, char **);
 int	 mailcli_wired(const struct config *, char *out, size_t len, bool *unguarded_if_down);
 
 #endif /* SMTPGUARD_H */
