@@ -7,6 +7,9 @@
  *             {"v":1,"cmd":"allow","line":"allow www-data port=587"}
  *             {"v":1,"cmd":"revoke","who":"www-data"}
  *             {"v":1,"cmd":"exceptions"}  {"v":1,"cmd":"reload"}
+ *             {"v":1,"cmd":"limit","line":"limit user:www-data 50/hour"}
+ *             {"v":1,"cmd":"unlimit","origin":"user:www-data"}
+ *             {"v":1,"cmd":"mailop","note":"mail: released 20 held messages ..."}
  *   reply:    {"v":1,"ok":true,...}  or  {"v":1,"ok":false,"error":"why"}
  * Pure: parses and validates untrusted bytes, never logs.
  */
@@ -28,6 +31,9 @@ static const struct {
 	{ "revoke",	CTL_REVOKE,	"who" },
 	{ "exceptions",	CTL_EXCEPTIONS,	NULL },
 	{ "reload",	CTL_RELOAD,	NULL },
+	{ "limit",	CTL_LIMIT,	"line" },
+	{ "unlimit",	CTL_UNLIMIT,	"origin" },
+	{ "mailop",	CTL_MAILOP,	"note" },
 };
 
 int

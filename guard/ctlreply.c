@@ -2,7 +2,9 @@
  * ctlreply.c — the daemon's answers to control requests: status (what runs,
  * its counters and the queue's), the exceptions in force, and allow/revoke,
  * which change the kernel set and the exceptions file together or not at
- * all. Each answer is one JSON line (ctlproto.c's version), malloc'd for
+ * all; limit/unlimit, which change the mail gate's limit lines in the same
+ * file the same way; and mailop, the CLI's note that it released or purged
+ * held mail, written to the event log. Each answer is one JSON line (ctlproto.c's version), malloc'd for
  * control.c to send. Bad requests get an error reply, never a crash; it
  * never exits. Reload is smtpguardd.c's (it replaces everything); the state
  * read here is described in daemon.h.
@@ -117,6 +119,28 @@ exception_list(const struct exception *x, bool cidrs)
 	return a;
 }
 
+/* The mail gate's limit lines, in file order. */
+static json_t *
+limit_list(const struct exceptions *xs)
+{
+	json_t *a = json_array();
+	char line[EXCEPTION_LINE_MAX];
+
+	for (size_t i = 0; i < xs->nlimits; i++) {
+		const struct mail_limit_rule *r = &xs->limits[i];
+		json_t *e;
+
+		if (maillimit_rule_format(r, line, sizeof(line)) < 0)
+			continue;
+		e = json_pack("{s:s, s:I, s:s}", "origin", r->origin, "per_hour",
+		    (json_int_t)r->per_hour, "line", line);
+		if (r->comment[0] != '\0')
+			json_object_set_new(e, "comment", json_string(r->comment));
+		json_array_append_new(a, e);
+	}
+	return a;
+}
+
 char *
 ctlreply_exceptions(const struct daemon *d)
 {
@@ -141,6 +165,7 @@ ctlreply_exceptions(const struct daemon *d)
 		json_array_append_new(list, e);
 	}
 	json_object_set_new(o, "exceptions", list);
+	json_object_set_new(o, "limits", limit_list(&d->exc));
 	return ctlreply_ok(o);
 }
 
@@ -206,4 +231,61 @@ fail:
 	exceptions_free(&next);
 	reply = ctlreply_error(err);
 	return reply;
+}
+
+/*
+ * limit/unlimit: the same order as allow/revoke, with no kernel part: the
+ * change is made on a copy, written to the file atomically, and only then
+ * put in force (the gate reads d->exc.limits for each message). A refusal
+ * changes nothing.
+ */
+char *
+ctlreply_limit(struct daemon *d, const struct ctl_request *req)
+{
+	struct exceptions next = { 0 };
+	struct mail_limit_rule r;
+	char err[512], origin[MAIL_ORIGIN_MAX], msg[CTL_ARG_MAX + 64];
+
+	if (exceptions_copy(&next, &d->exc) < 0)
+		return ctlreply_error("out of memory");
+	if (req->cmd == CTL_LIMIT) {
+		if (maillimit_rule_parse(req->arg, &r, err, sizeof(err)) < 0 ||
+		    exceptions_add_limit(&next, &r, err, sizeof(err)) < 0)
+			goto fail;
+		snprintf(msg, sizeof(msg), "limited: %s %lu/hour", r.origin,
+		    (unsigned long)r.per_hour);
+	} else {
+		if (mailq_origin_key(req->arg, origin, sizeof(origin), err, sizeof(err)) < 0 ||
+		    exceptions_remove_limit(&next, origin, err, sizeof(err)) < 0)
+			goto fail;
+		snprintf(msg, sizeof(msg), "unlimited: %s (the [mail] limit applies)", origin);
+	}
+	if (exceptions_save(d->cfg.exceptions, &next, err, sizeof(err)) < 0)
+		goto fail;
+	exceptions_free(&d->exc);
+	d->exc = next;
+	fence_emit_daemon(d, msg);
+	return ctlreply_ok(json_pack("{s:s}", "done", msg));
+fail:
+	exceptions_free(&next);
+	return ctlreply_error(err);
+}
+
+#define MAILOP_NOTE_MAX	512	/* "mail: released 20 held messages of ORIGIN (postsuper -H)" */
+
+/* The CLI's note of what it did to held mail: a daemon event, printable text only. */
+char *
+ctlreply_mailop(struct daemon *d, const struct ctl_request *req)
+{
+	size_t n = strlen(req->arg);
+
+	if (strncmp(req->arg, CTL_MAILOP_PREFIX, strlen(CTL_MAILOP_PREFIX)) != 0 ||
+	    n >= MAILOP_NOTE_MAX)
+		return ctlreply_error("a mailop note starts with \"" CTL_MAILOP_PREFIX "\" and "
+		    "is shorter than 512 bytes");
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)req->arg[i] < 0x20 || (unsigned char)req->arg[i] > 0x7e)
+			return ctlreply_error("a mailop note is printable ASCII");
+	fence_emit_daemon(d, req->arg);
+	return ctlreply_ok(json_pack("{s:s}", "done", "noted"));
 }

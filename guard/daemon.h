@@ -99,5 +99,7 @@ char	*ctlreply_error(const char *msg);
 char	*ctlreply_status(const struct daemon *);
 char	*ctlreply_exceptions(const struct daemon *);
 char	*ctlreply_change(struct daemon *, const struct ctl_request *);
+char	*ctlreply_limit(struct daemon *, const struct ctl_request *);
+char	*ctlreply_mailop(struct daemon *, const struct ctl_request *);
 
 #endif /* SMTPGUARD_DAEMON_H */

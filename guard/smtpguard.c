@@ -64,10 +64,16 @@ static int	cmd_log(struct cli *, int, char **);
 static int	cmd_top(struct cli *, int, char **);
 static int	cmd_mta_report(struct cli *, int, char **);
 static int	cmd_mta_check(struct cli *, int, char **);
+static int	cmd_limit(struct cli *, int, char **);
+static int	cmd_unlimit(struct cli *, int, char **);
+static int	cmd_held(struct cli *, int, char **);
+static int	cmd_release(struct cli *, int, char **);
+static int	cmd_mail(struct cli *, int, char **);
 
 static const struct command commands[] = {
-	{ "enable", cmd_enable, "",
-	  "write a default config if none, start smtpguardd, confirm the fence", false },
+	{ "enable", cmd_enable, "[--mail [--postfix-config DIR]]",
+	  "write a default config if none, start smtpguardd, confirm the fence; --mail also "
+	  "adds the mail gate to the MTA (mail enable)", false },
 	{ "disable", cmd_disable, "[--purge]",
 	  "stop smtpguardd and remove its table; the config is kept unless --purge, which "
 	  "also removes the config, the exceptions and the event log", false },
@@ -82,7 +88,21 @@ static const struct command commands[] = {
 	  "USER|UID|@GROUP [--to CIDR,..] [--port N,..] [--audit] [--cap N/hour] [--comment TEXT]",
 	  "add an exception, live and persistent", false },
 	{ "revoke", cmd_revoke, "USER|UID|@GROUP", "remove an exception", false },
-	{ "exceptions", cmd_exceptions, "[--json]", "list exceptions with their hits", false },
+	{ "exceptions", cmd_exceptions, "[--json]",
+	  "list exceptions with their hits, and the mail gate's limits", false },
+	{ "limit", cmd_limit, "ORIGIN N/hour [--comment TEXT]",
+	  "a mail gate limit for sasl:LOGIN, user:NAME, domain:DOMAIN, client:ADDR or bounce "
+	  "(0/hour holds everything), live and persistent", false },
+	{ "unlimit", cmd_unlimit, "ORIGIN", "remove a mail gate limit (the [mail] limit applies)",
+	  false },
+	{ "held", cmd_held, "[ORIGIN] [--json] [--postfix-config DIR | --exim-config FILE]",
+	  "mail the gate holds, by origin: queue id, from, recipients, subject", false },
+	{ "release", cmd_release, "ORIGIN|QUEUE_ID [--postfix-config DIR | --exim-config FILE]",
+	  "let held mail go (postsuper -H / exim -Mt)", false },
+	{ "purge", cmd_release, "ORIGIN|QUEUE_ID [--postfix-config DIR | --exim-config FILE]",
+	  "delete held mail (postsuper -d / exim -Mrm)", false },
+	{ "mail", cmd_mail, "enable|disable [--postfix-config DIR | --exim-config FILE]",
+	  "add the mail gate to the MTA's config, or take it out (main.cf restored)", false },
 	{ "log", cmd_log, "[--since T] [--user U] [--action A] [-f] [--json] ...",
 	  "show events (smtpguard log --help)", true },
 	{ "top", cmd_top, "[--by user|process|dst|sender|script|subject] [--since T] ...",
@@ -247,6 +267,46 @@ print_status(json_t *st)
 	    jint(st, "events_lost"));
 }
 
+/*
+ * The mail gate's part of status: whether it answers, which MTA asks it,
+ * what it did since the daemon started; and, loudly, when the MTA is told
+ * to pass mail while the gate is down. gate is NULL when the daemon is not
+ * running (then the gate is down too).
+ */
+static void
+print_gate(const struct config *cfg, json_t *gate)
+{
+	char wired[2048];
+	bool unguarded, up = gate != NULL && json_is_true(json_object_get(gate, "up"));
+	int n = mailcli_wired(cfg, wired, sizeof(wired), &unguarded);
+	json_t *dns = gate ? json_object_get(gate, "decision_ns") : NULL;
+
+	if (gate != NULL && !json_is_true(json_object_get(gate, "enabled")) && n == 0)
+		return;	/* no gate, none wired: nothing to say */
+	if (gate == NULL && n == 0)
+		return;
+	printf("  mail gate:   %s, MTA: %s\n", up ? "up" : gate == NULL ?
+	    "DOWN (smtpguardd is not running)" : json_is_true(json_object_get(gate, "enabled")) ?
+	    "DOWN (smtpguardd restarts it each second)" : "off ([mail] gate = no)",
+	    n > 0 ? wired : "none recorded (smtpguard mail enable wires Postfix; a hand-made "
+	    "milter entry is not seen here)");
+	if (gate != NULL)
+		printf("  mail:        %lld passed, %lld held, %lld deferred, %lld rejected since "
+		    "the daemon started (smtpguard held lists the held)\n", jint(gate, "passed"),
+		    jint(gate, "held"), jint(gate, "deferred"), jint(gate, "rejected"));
+	if (dns != NULL && jint(dns, "messages") > 0)
+		printf("  mail gate:   decision p50 %.0f us, p99 %.0f us\n",
+		    (double)jint(dns, "p50") / 1000, (double)jint(dns, "p99") / 1000);
+	if (!up && n > 0 && unguarded)
+		printf("\n  !!! MAIL IS FLOWING UNGUARDED: the mail gate is down and the MTA is told\n"
+		    "  !!! to accept without it (milter_default_action = accept, [mail] fail = accept):\n"
+		    "  !!! no limits, nothing held, no mail events. %s\n\n", gate == NULL ?
+		    "Start smtpguardd (smtpguard enable)." : "See the daemon's log.");
+	else if (!up && n > 0)
+		printf("  mail gate:   down: the MTA defers mail until it is back ([mail] fail = "
+		    "tempfail)\n");
+}
+
 static int
 cmd_status(struct cli *c, int argc, char **argv)
 {
@@ -260,8 +320,10 @@ cmd_status(struct cli *c, int argc, char **argv)
 		if (json) {
 			json_dumpf(st, stdout, JSON_COMPACT | JSON_SORT_KEYS);
 			putchar('\n');
-		} else
+		} else {
 			print_status(st);
+			print_gate(&c->cfg, json_object_get(st, "mail_gate"));
+		}
 		json_decref(st);
 		return 0;
 	}
@@ -284,6 +346,8 @@ cmd_status(struct cli *c, int argc, char **argv)
 		printf("smtpguard: not running; no fence installed (smtpguard enable turns it on)\n");
 	else
 		printf("smtpguard: not running; cannot read the ruleset: %s\n", strerror(errno));
+	if (!json)
+		print_gate(&c->cfg, NULL);
 	return 1;
 }
 
@@ -530,8 +594,27 @@ cmd_enable(struct cli *c, int argc, char **argv)
 	char dpath[PATH_MAX];
 	json_t *st;
 	struct stat sb;
+	char *mail_argv[8] = { "mail", "enable" };
+	int mail_argc = 2;
+	bool mail = false;
 
-	no_extra_args(argc, argv, "enable");
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--mail") == 0)
+			mail = true;
+		else if ((strcmp(argv[i], "--postfix-config") == 0 ||
+		    strcmp(argv[i], "--exim-config") == 0) && i + 1 < argc && mail_argc < 6) {
+			mail_argv[mail_argc++] = argv[i];
+			mail_argv[mail_argc++] = argv[++i];
+		} else {
+			errx_msg("enable: unexpected argument '%s' (usage: smtpguard enable [--mail "
+			    "[--postfix-config DIR | --exim-config FILE]])", argv[i]);
+			return 2;
+		}
+	}
+	if (!mail && mail_argc > 2) {
+		errx_msg("enable: %s goes with --mail", mail_argv[2]);
+		return 2;
+	}
 	if (geteuid() != 0) {
 		errx_msg("enable must run as root");
 		return 1;
@@ -545,7 +628,9 @@ cmd_enable(struct cli *c, int argc, char **argv)
 		printf("smtpguard is already enabled; nothing changed.\n");
 		print_status(st);
 		json_decref(st);
-		return self_check(c) == 0 ? 0 : 1;
+		if (self_check(c) < 0)
+			return 1;
+		return mail ? mailcli_mail(&c->cfg, mail_argc, mail_argv) : 0;
 	}
 	if (under_systemd(c)) {
 		char *args[] = { SYSTEMCTL, "enable", "--now", SYSTEMD_UNIT, NULL };
@@ -581,7 +666,10 @@ cmd_enable(struct cli *c, int argc, char **argv)
 	printf("smtpguard enabled (%s; pid file %s).\n", how, c->cfg.pid_file);
 	print_status(st);
 	json_decref(st);
-	return self_check(c) == 0 ? 0 : 1;
+	if (self_check(c) < 0)
+		return 1;
+	/* The fence first: the gate is wired into the MTA only once the daemon answers. */
+	return mail ? mailcli_mail(&c->cfg, mail_argc, mail_argv) : 0;
 }
 
 /* The pid in the pid file, if that process is really an smtpguardd. */
@@ -752,16 +840,21 @@ static int
 cmd_exceptions(struct cli *c, int argc, char **argv)
 {
 	bool json = want_json(argc, argv, "exceptions");
-	json_t *r, *list, *x;
+	json_t *r, *list, *x, *limits;
 	size_t i;
 	char when[32];
 
 	if (load_config(c) < 0 || (r = call(c, CTL_EXCEPTIONS, NULL, false)) == NULL)
 		return 1;
 	list = json_object_get(r, "exceptions");
+	limits = json_object_get(r, "limits");
 	if (json) {
-		json_dumpf(list, stdout, JSON_COMPACT);
+		json_t *both = json_pack("{s:O, s:O}", "exceptions", list, "limits",
+		    limits ? limits : json_array());
+
+		json_dumpf(both, stdout, JSON_COMPACT | JSON_SORT_KEYS);
 		putchar('\n');
+		json_decref(both);
 	} else if (json_array_size(list) == 0)
 		printf("no exceptions (smtpguard allow USER adds one)\n");
 	else {
@@ -791,8 +884,83 @@ cmd_exceptions(struct cli *c, int argc, char **argv)
 			    jstr(x, "comment") : "");
 		}
 	}
+	if (!json && json_array_size(limits) > 0) {
+		printf("\nmail gate limits (recipients per hour; past them: [mail] over_limit):\n");
+		printf("%-40s %12s  %s\n", "ORIGIN", "LIMIT", "COMMENT");
+		json_array_foreach(limits, i, x) {
+			char lim[32];
+
+			snprintf(lim, sizeof(lim), "%lld/hour", jint(x, "per_hour"));
+			printf("%-40s %12s  %s\n", jstr(x, "origin"),
+			    jint(x, "per_hour") == 0 ? "0 (hold all)" : lim,
+			    json_object_get(x, "comment") ? jstr(x, "comment") : "");
+		}
+	}
 	json_decref(r);
 	return 0;
+}
+
+static int
+cmd_limit(struct cli *c, int argc, char **argv)
+{
+	char line[EXCEPTION_LINE_MAX], err[512];
+	json_t *r;
+
+	if (maillimit_rule_from_argv(argc, argv, line, sizeof(line), err, sizeof(err)) < 0) {
+		errx_msg("limit: %s", err);
+		return 2;
+	}
+	if (load_config(c) < 0 || (r = call(c, CTL_LIMIT, line, false)) == NULL)
+		return 1;
+	printf("%s\n", jstr(r, "done"));
+	json_decref(r);
+	return 0;
+}
+
+static int
+cmd_unlimit(struct cli *c, int argc, char **argv)
+{
+	char origin[MAIL_ORIGIN_MAX], err[512];
+	json_t *r;
+
+	if (argc != 2) {
+		errx_msg("usage: smtpguard unlimit ORIGIN");
+		return 2;
+	}
+	if (mailq_origin_key(argv[1], origin, sizeof(origin), err, sizeof(err)) < 0) {
+		errx_msg("unlimit: '%s': %s", argv[1], err);
+		return 2;
+	}
+	if (load_config(c) < 0 || (r = call(c, CTL_UNLIMIT, origin, false)) == NULL)
+		return 1;
+	printf("%s\n", jstr(r, "done"));
+	json_decref(r);
+	return 0;
+}
+
+static int
+cmd_held(struct cli *c, int argc, char **argv)
+{
+	if (load_config(c) < 0)
+		return 1;
+	return mailcli_held(&c->cfg, argc, argv);
+}
+
+/* release and purge */
+static int
+cmd_release(struct cli *c, int argc, char **argv)
+{
+	if (load_config(c) < 0)
+		return 1;
+	return mailcli_act(&c->cfg, argc, argv);
+}
+
+static int
+cmd_mail(struct cli *c, int argc, char **argv)
+{
+	if (load_config(c) < 0)
+		return 1;
+	return mailcli_mail(&c->cfg, argc, argv);
 }
 
 /* log and top answer --help even where no config exists yet. */

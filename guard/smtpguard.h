@@ -255,7 +255,11 @@ enum ctl_cmd {
 	CTL_REVOKE,
 	CTL_EXCEPTIONS,
 	CTL_RELOAD,
+	CTL_LIMIT,	/* a mail gate limit line, as exceptions.conf holds it */
+	CTL_UNLIMIT,	/* an origin */
+	CTL_MAILOP,	/* the CLI acted on held mail: a note for the event log */
 };
+#define CTL_MAILOP_PREFIX	"mail: "	/* every mailop note starts so */
 struct ctl_request {
 	enum ctl_cmd	 cmd;
 	char		 arg[CTL_ARG_MAX];
@@ -1066,5 +1070,43 @@ void		 mailgate_counts(const struct mailgate *, uint64_t by_action[MAIL_REJECT +
 #define GATE_VERDICT_WAIT_MS	5000	/* then the gate answers as [mail] fail says */
 pid_t	 gate_start(const struct config *, const char *chroot_dir, int *parent_fd,
 	    char *err, size_t errlen);
+
+/* mailq.c: the MTA's queue listing and our mail events, read for held/release/purge */
+#define MAILQ_LINE_MAX		(64 * 1024)	/* a postqueue -j line: 1000 recipients fit */
+struct mailq_msg {
+	char		 queue_id[MAIL_QID_MAX];
+	char		 queue_name[16];		/* "hold", "deferred", ...; "frozen" */
+	bool		 held;				/* Postfix hold queue / Exim frozen */
+	char		 sender[SMTP_FIELD_MAX];	/* "" for <> */
+	uint32_t	 nrcpt;
+	int64_t		 arrival;			/* 0: not said */
+	uint64_t	 size;
+	/* from the event log's mail event for this queue id; "" if none */
+	char		 origin[MAIL_ORIGIN_MAX];
+	char		 domain[MAIL_ORIGIN_MAX];
+	char		 subject[SMTP_FIELD_MAX];
+};
+struct mailq_event {
+	char		 queue_id[MAIL_QID_MAX];
+	char		 origin[MAIL_ORIGIN_MAX];
+	char		 domain[MAIL_ORIGIN_MAX];
+	char		 subject[SMTP_FIELD_MAX];
+	char		 action[16];
+};
+bool	 mailq_valid_qid(const char *, bool exim);
+int	 mailq_postqueue_line(const char *, size_t, struct mailq_msg *, char *err,
+	    size_t errlen);
+int	 mailq_exim_line(const char *, struct mailq_msg *, char *err, size_t errlen);
+int	 mailq_event_line(const char *, size_t, struct mailq_event *);
+bool	 mailq_matches(const struct mailq_msg *, const char *origin);
+int	 mailq_origin_key(const char *, char *out, size_t len, char *err, size_t errlen);
+bool	 mailq_list_has(const char *list, const char *entry);
+void	 mailq_list_without(const char *list, const char *entry, char *out, size_t len);
+
+/* mailcli.c: smtpguard held|release|purge and mail enable|disable */
+int	 mailcli_held(const struct config *, int, char **);
+int	 mailcli_act(const struct config *, int, char **);
+int	 mailcli_mail(const struct config *, int, char **);
+int	 mailcli_wired(const struct config *, char *out, size_t len, bool *unguarded_if_down);
 
 #endif /* SMTPGUARD_H */

@@ -270,6 +270,11 @@ on_control(const struct ctl_request *req, uid_t peer, void *arg)
 	case CTL_ALLOW:
 	case CTL_REVOKE:
 		return ctlreply_change(d, req);
+	case CTL_LIMIT:
+	case CTL_UNLIMIT:
+		return ctlreply_limit(d, req);
+	case CTL_MAILOP:
+		return ctlreply_mailop(d, req);
 	case CTL_RELOAD:
 		if (reload(d, err, sizeof(err)) < 0) {
 			log_warnx("reload refused, running state kept: %s", err);

@@ -104,6 +104,32 @@ an_argument_longer_than_its_buffer_is_refused(void **state)
 	free(req_text);
 }
 
+static void
+limit_unlimit_and_mailop_carry_their_argument(void **state)
+{
+	static const struct { enum ctl_cmd cmd; const char *arg, *key; } cases[] = {
+		{ CTL_LIMIT, "limit user:www-data 50/hour", "\"line\"" },
+		{ CTL_UNLIMIT, "sasl:info@shop.example", "\"origin\"" },
+		{ CTL_MAILOP, "mail: released 20 held messages of user:www-data (postsuper -H)",
+		  "\"note\"" },
+	};
+	struct ctl_request req;
+	char err[256], *s;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_non_null(s = ctl_format_request(cases[i].cmd, cases[i].arg));
+		assert_non_null(strstr(s, cases[i].key));
+		assert_int_equal(parse(s, &req, err), 0);
+		assert_int_equal(req.cmd, cases[i].cmd);
+		assert_string_equal(req.arg, cases[i].arg);
+		free(s);
+	}
+	/* The argument is required, and a string. */
+	assert_int_equal(parse("{\"v\":1,\"cmd\":\"limit\"}", &req, err), -1);
+	assert_int_equal(parse("{\"v\":1,\"cmd\":\"unlimit\",\"origin\":5}", &req, err), -1);
+}
+
 int
 main(void)
 {
@@ -114,6 +140,7 @@ main(void)
 		cmocka_unit_test(garbage_gets_an_error_not_a_crash),
 		cmocka_unit_test(an_oversized_request_is_refused),
 		cmocka_unit_test(an_argument_longer_than_its_buffer_is_refused),
+		cmocka_unit_test(limit_unlimit_and_mailop_carry_their_argument),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
