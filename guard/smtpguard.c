@@ -278,7 +278,7 @@ print_gate(const struct config *cfg, json_t *gate)
 {
 	char wired[2048];
 	bool unguarded, up = gate != NULL && json_is_true(json_object_get(gate, "up"));
-	int n = mailcli_wired(cfg, wired, sizeof(wired), &unguarded);
+	int n = mailenable_wired(cfg, wired, sizeof(wired), &unguarded);
 	json_t *dns = gate ? json_object_get(gate, "decision_ns") : NULL;
 
 	if (gate != NULL && !json_is_true(json_object_get(gate, "enabled")) && n == 0)
@@ -630,7 +630,7 @@ cmd_enable(struct cli *c, int argc, char **argv)
 		json_decref(st);
 		if (self_check(c) < 0)
 			return 1;
-		return mail ? mailcli_mail(&c->cfg, mail_argc, mail_argv) : 0;
+		return mail ? mailenable_cmd(&c->cfg, mail_argc, mail_argv) : 0;
 	}
 	if (under_systemd(c)) {
 		char *args[] = { SYSTEMCTL, "enable", "--now", SYSTEMD_UNIT, NULL };
@@ -669,7 +669,7 @@ cmd_enable(struct cli *c, int argc, char **argv)
 	if (self_check(c) < 0)
 		return 1;
 	/* The fence first: the gate is wired into the MTA only once the daemon answers. */
-	return mail ? mailcli_mail(&c->cfg, mail_argc, mail_argv) : 0;
+	return mail ? mailenable_cmd(&c->cfg, mail_argc, mail_argv) : 0;
 }
 
 /* The pid in the pid file, if that process is really an smtpguardd. */
@@ -960,7 +960,7 @@ cmd_mail(struct cli *c, int argc, char **argv)
 {
 	if (load_config(c) < 0)
 		return 1;
-	return mailcli_mail(&c->cfg, argc, argv);
+	return mailenable_cmd(&c->cfg, argc, argv);
 }
 
 /* log and top answer --help even where no config exists yet. */

@@ -1103,10 +1103,34 @@ int	 mailq_origin_key(const char *, char *out, size_t len, char *err, size_t err
 bool	 mailq_list_has(const char *list, const char *entry);
 void	 mailq_list_without(const char *list, const char *entry, char *out, size_t len);
 
-/* mailcli.c: smtpguard held|release|purge and mail enable|disable */
+/* mailrun.c: running the MTA's tools, and the options of the mail commands */
+#define MAILRUN_ERR_MAX	(64 * 1024)	/* what a tool says on stderr */
+struct mailrun {
+	char	*out;	/* stdout, NUL-terminated */
+	size_t	 outlen;
+	char	 err[MAILRUN_ERR_MAX];	/* stderr, NUL-terminated, cut */
+	int	 status;	/* exit status; -1: killed or not run */
+};
+struct mailrun_opts {
+	const char	*postfix_dir, *exim_conf;
+	bool		 json;
+	const char	*arg;	/* the one positional argument */
+};
+void	 mailrun_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int	 mailrun_append(char **buf, size_t *len, size_t *cap, const char *, size_t n,
+	    size_t max);
+int	 mailrun(char *const argv[], struct mailrun *);
+int	 mailrun_ok(char *const argv[], struct mailrun *);
+bool	 mailrun_in_path(const char *name);
+int	 mailrun_opts(int argc, char **argv, bool json_ok, struct mailrun_opts *,
+	    const char *usage);
+
+/* mailcli.c: smtpguard held|release|purge */
 int	 mailcli_held(const struct config *, int, char **);
 int	 mailcli_act(const struct config *, int, char **);
-int	 mailcli_mail(const struct config *, int, char **);
-int	 mailcli_wired(const struct config *, char *out, size_t len, bool *unguarded_if_down);
+
+/* mailenable.c: smtpguard mail enable|disable */
+int	 mailenable_cmd(const struct config *, int, char **);
+int	 mailenable_wired(const struct config *, char *out, size_t len, bool *unguarded_if_down);
 
 #endif /* SMTPGUARD_H */
