@@ -92,15 +92,6 @@ build/fuzz/%: tests/fuzz/%.c $(LIBSRC) $(HDRS) $(wildcard tests/fuzz/*.h)
 	$(CLANG) $(SGFLAGS) -Wno-missing-prototypes -O1 -g -fsanitize=fuzzer,address,undefined \
 	  -Iguard -o $@ $< $(LIBSRC) $(LIBS)
 
-# Targets that reach a module's static code (the trap session) compile that
-# module in themselves.
-FUZZ_INCLUDES = trap
-$(FUZZ_INCLUDES:%=build/fuzz/fuzz_%): build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIBSRC) $(HDRS) \
-  $(wildcard tests/fuzz/*.h)
-	@mkdir -p $(@D)
-	$(CLANG) $(SGFLAGS) -Wno-missing-prototypes -O1 -g -fsanitize=fuzzer,address,undefined \
-	  -Iguard -o $@ $< $(filter-out guard/$*.c,$(LIBSRC)) $(LIBS)
-
 # Test helpers (the probe client/server, the ruleset driver) use the library too.
 build/tools/%: tests/tools/%.c build/libguard.a $(HDRS)
 	@mkdir -p $(@D)

@@ -684,6 +684,23 @@ pid_t	 trap_start(const struct config *, const char *chroot_dir, int *report_fd,
 	    char *err, size_t errlen);
 int	 trap_read_report(int fd, struct trap_report *);
 
+/* trap_session.c: one trapped client's SMTP dialogue */
+struct trap_session {
+	int			 fd;		/* -1: free */
+	time_t			 last;
+	uint64_t		 bytes;
+	int			 bad;
+	bool			 in_data;
+	size_t			 len;		/* bytes in line */
+	bool			 overlong;	/* discarding the rest of a too-long line */
+	char			 line[SMTP_LINE_MAX + 1];
+	struct smtp_client	 client;
+	struct trap_report	 report;
+};
+void		 trap_session_send(struct trap_session *, const char *text);
+const char	*trap_session_feed(struct trap_session *, const struct config *, const char *,
+		    size_t);
+
 /* queue.c */
 struct queue_packet {
 	uint32_t	 id;

@@ -1,11 +1,14 @@
 /*
  * libFuzzer: a trap session fed a client's bytes in pieces of varying size
  * (the first byte picks them): line splitting across reads, the overlong
- * and bad-command bounds, DATA with dot-unstuffing, the byte bound. trap.c
- * is compiled in whole for its static session code; nothing is sent (the
- * session has no socket).
+ * and bad-command bounds, DATA with dot-unstuffing, the byte bound, through
+ * trap_session.c's one entry point; nothing is sent (the session has no
+ * socket).
  */
-#include "../../guard/trap.c"
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtpguard.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -13,7 +16,6 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct config cfg;
-	struct trap t = { .cfg = &cfg, .lfd4 = -1, .lfd6 = -1, .parent = -1, .epfd = -1 };
 	struct trap_session *s;
 	size_t piece, off = 1;
 
@@ -28,7 +30,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (off < size) {
 		size_t n = size - off < piece ? size - off : piece;
 
-		if (!trap_feed(&t, s, (const char *)data + off, n))
+		if (trap_session_feed(s, &cfg, (const char *)data + off, n) != NULL)
 			break;
 		off += n;
 		piece = 1 + (piece * 31 + data[off - 1]) % 97;
