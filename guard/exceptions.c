@@ -952,51 +952,20 @@ write_all(FILE *fp, const struct exceptions *xs)
 	return fsync(fileno(fp));
 }
 
+static int
+fill_exceptions(FILE *fp, void *arg)
+{
+	return write_all(fp, arg);
+}
+
 int
 exceptions_save(const char *path, const struct exceptions *xs, char *err, size_t errlen)
 {
-	char tmp[PATH_MAX], dir[PATH_MAX];
-	FILE *fp = NULL;
-	int fd, dfd, saved;
-
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp)) {
-		snprintf(err, errlen, "%s: path too long", path);
+	/* 0644: the file holds no secret, and admins read it. */
+	if (file_replace(path, 0644, fill_exceptions, (void *)xs) < 0) {
+		snprintf(err, errlen, "writing %s: %s; the old file is unchanged", path,
+		    strerror(errno));
 		return -1;
-	}
-	if (ensure_parent_dir(path, 0755) < 0 || (fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
-		snprintf(err, errlen, "writing %s: %s", path, strerror(errno));
-		return -1;
-	}
-	/* mkostemp makes it 0600; the file holds no secret, and admins read it. */
-	if (fchmod(fd, 0644) < 0 || (fp = fdopen(fd, "w")) == NULL) {
-		saved = errno;
-		close(fd);
-		goto fail;
-	}
-	errno = 0;
-	if (write_all(fp, xs) < 0) {
-		saved = errno;
-		fclose(fp);
-		goto fail;
-	}
-	if (fclose(fp) != 0 || rename(tmp, path) < 0) {
-		saved = errno;
-		goto fail;
-	}
-	/*
-	 * The rename is done: the new file is what a reader sees. A failed
-	 * directory fsync only weakens durability across a crash, so it is not
-	 * reported as a failed save (the caller would undo a change that stands).
-	 */
-	strlcpy_sg(dir, path, sizeof(dir));
-	if ((dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		(void)fsync(dfd);
-		close(dfd);
 	}
 	return 0;
-fail:
-	unlink(tmp);
-	snprintf(err, errlen, "writing %s: %s; the old file is unchanged", path,
-	    strerror(saved));
-	return -1;
 }

@@ -40,7 +40,7 @@ mta_pick(struct mq_mta *m, const char *postfix_dir, const char *exim_conf)
 {
 	memset(m, 0, sizeof(*m));
 	if (postfix_dir != NULL && exim_conf != NULL) {
-		mailrun_say("--postfix-config and --exim-config name two MTAs; give one");
+		cli_say("--postfix-config and --exim-config name two MTAs; give one");
 		return -1;
 	}
 	if (postfix_dir != NULL || (exim_conf == NULL && mailrun_in_path("postqueue"))) {
@@ -52,7 +52,7 @@ mta_pick(struct mq_mta *m, const char *postfix_dir, const char *exim_conf)
 	m->config = exim_conf;
 	strlcpy_sg(m->exim, mailrun_in_path("exim4") ? "exim4" : "exim", sizeof(m->exim));
 	if (!mailrun_in_path(m->exim)) {
-		mailrun_say("no MTA found: neither Postfix (postqueue) nor Exim (exim4, exim) is in PATH");
+		cli_say("no MTA found: neither Postfix (postqueue) nor Exim (exim4, exim) is in PATH");
 		return -1;
 	}
 	return 0;
@@ -150,13 +150,13 @@ list_held(const struct mq_mta *m, struct held *h)
 	if (m->kind == MQ_EXIM && cur.held && held_add(h, &cur) < 0)
 		goto out;
 	if (bad > 0)
-		mailrun_say("warning: %zu lines of the queue listing were not understood and are left out",
+		cli_say("warning: %zu lines of the queue listing were not understood and are left out",
 		    bad);
 	qsort(h->v, h->n, sizeof(*h->v), by_qid);
 	rc = 0;
 out:
 	if (rc < 0)
-		mailrun_say("listing the queue: %s", strerror(errno));
+		cli_say("listing the queue: %s", strerror(errno));
 	free(r.out);
 	return rc;
 }
@@ -178,7 +178,7 @@ join_events(const struct config *cfg, struct held *h)
 		snprintf(path, sizeof(path), "%s%s", cfg->log_file, pass == 0 ? ".1" : "");
 		if ((fp = fopen(path, "re")) == NULL) {
 			if (pass == 1 && errno != ENOENT)
-				mailrun_say("warning: %s: %s (origins unknown)", path, strerror(errno));
+				cli_say("warning: %s: %s (origins unknown)", path, strerror(errno));
 			continue;
 		}
 		while ((n = getline(&line, &cap, fp)) > 0) {
@@ -228,13 +228,13 @@ selector(const char *arg, bool exim, char *origin, size_t len, bool *is_qid)
 	}
 	if (strchr(arg, ':') != NULL || strcmp(arg, "bounce") == 0) {
 		if (mailq_origin_key(arg, origin, len, err, sizeof(err)) < 0) {
-			mailrun_say("%s", err);
+			cli_say("%s", err);
 			return -1;
 		}
 		return 0;
 	}
 	if (!mailq_valid_qid(arg, exim)) {
-		mailrun_say("'%s' is neither an origin (sasl:LOGIN, user:NAME, domain:DOMAIN, "
+		cli_say("'%s' is neither an origin (sasl:LOGIN, user:NAME, domain:DOMAIN, "
 		    "client:ADDR, bounce, unknown) nor a queue id", arg);
 		return -1;
 	}
@@ -337,7 +337,7 @@ mailcli_held(const struct config *cfg, int argc, char **argv)
 	if (o.arg != NULL && (selector(o.arg, o.exim_conf != NULL, origin, sizeof(origin),
 	    &is_qid) < 0 || is_qid)) {
 		if (is_qid)
-			mailrun_say("held takes an origin, not a queue id (postqueue -j lists one message)");
+			cli_say("held takes an origin, not a queue id (postqueue -j lists one message)");
 		return 2;
 	}
 	if (mta_pick(&m, o.postfix_dir, o.exim_conf) < 0 || list_held(&m, &h) < 0)
@@ -451,7 +451,7 @@ mailcli_act(const struct config *cfg, int argc, char **argv)
 	    "ORIGIN|QUEUE_ID [--postfix-config DIR | --exim-config FILE]") < 0)
 		return 2;
 	if (o.arg == NULL) {
-		mailrun_say("usage: smtpguard %s ORIGIN|QUEUE_ID [--postfix-config DIR | "
+		cli_say("usage: smtpguard %s ORIGIN|QUEUE_ID [--postfix-config DIR | "
 		    "--exim-config FILE]", argv[0]);
 		return 2;
 	}
@@ -459,14 +459,14 @@ mailcli_act(const struct config *cfg, int argc, char **argv)
 	    !mailrun_in_path("postqueue")), sel, sizeof(sel), &is_qid) < 0)
 		return 2;
 	if (geteuid() != 0) {
-		mailrun_say("%s must run as root (it changes the MTA's queue)", argv[0]);
+		cli_say("%s must run as root (it changes the MTA's queue)", argv[0]);
 		return 1;
 	}
 	if (mta_pick(&m, o.postfix_dir, o.exim_conf) < 0 || list_held(&m, &h) < 0)
 		return 1;
 	join_events(cfg, &h);
 	if ((ids = calloc(h.n + 1, sizeof(*ids))) == NULL) {
-		mailrun_say("out of memory");
+		cli_say("out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < h.n; i++)
@@ -474,9 +474,9 @@ mailcli_act(const struct config *cfg, int argc, char **argv)
 			ids[n++] = h.v[i].queue_id;
 	if (n == 0) {
 		if (is_qid)
-			mailrun_say("%s is not held (smtpguard held lists what is)", sel);
+			cli_say("%s is not held (smtpguard held lists what is)", sel);
 		else
-			mailrun_say("no held mail of %s (smtpguard held lists what is)", sel);
+			cli_say("no held mail of %s (smtpguard held lists what is)", sel);
 		goto out;
 	}
 	if (act_on(&m, release, ids, n) < 0)

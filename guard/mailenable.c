@@ -89,7 +89,7 @@ pf_get_explicit(const char *dir, const char *name, bool *set, char *val, size_t 
 		*set = true;
 		r.out[strcspn(r.out, "\n")] = '\0';
 		if (strlcpy_sg(val, r.out + nl + 3, len) >= len) {
-			mailrun_say("%s in %s/main.cf is longer than %zu bytes", name, dir, len - 1);
+			cli_say("%s in %s/main.cf is longer than %zu bytes", name, dir, len - 1);
 			free(r.out);
 			return -1;
 		}
@@ -118,7 +118,7 @@ pf_set(const char *dir, const char *name, const char *value)
 	struct mailrun r;
 
 	if ((size_t)snprintf(kv, sizeof(kv), "%s=%s", name, value) >= sizeof(kv)) {
-		mailrun_say("%s: value too long", name);
+		cli_say("%s: value too long", name);
 		return -1;
 	}
 	if (postconf(dir, &r, "-e", kv, NULL, NULL) < 0)
@@ -316,12 +316,12 @@ pf_enable(const struct config *cfg, const char *dir)
 
 	snprintf(main_cf, sizeof(main_cf), "%s/main.cf", dir);
 	if (access(main_cf, R_OK) < 0) {
-		mailrun_say("%s: %s (is Postfix installed there? --postfix-config DIR names another "
+		cli_say("%s: %s (is Postfix installed there? --postfix-config DIR names another "
 		    "instance)", main_cf, strerror(errno));
 		return 1;
 	}
 	if (!cfg->mail_gate) {
-		mailrun_say("the gate is off ([mail] gate = no in the config): turn it on (gate = yes, then "
+		cli_say("the gate is off ([mail] gate = no in the config): turn it on (gate = yes, then "
 		    "smtpguard reload) before wiring it into Postfix, or Postfix would %s every "
 		    "message while nothing answers", cfg->mail_fail_tempfail ? "defer" : "pass");
 		return 1;
@@ -335,7 +335,7 @@ pf_enable(const struct config *cfg, const char *dir)
 	state_path(cfg, dir, "orig", orig, sizeof(orig));
 	state_path(cfg, dir, "after", after, sizeof(after));
 	if ((loaded = state_load_path(spath, &old)) < 0) {
-		mailrun_say("%s is unreadable: remove it after checking %s by hand", spath, main_cf);
+		cli_say("%s is unreadable: remove it after checking %s by hand", spath, main_cf);
 		return 1;
 	}
 	if (pf_get(dir, "smtpd_milters", cur, sizeof(cur)) < 0)
@@ -350,17 +350,17 @@ pf_enable(const struct config *cfg, const char *dir)
 			return 1;
 	for (int i = 0; i < 2; i++)
 		if (mailq_list_has(s.was[i], s.entry)) {
-			mailrun_say("%s already names %s, but smtpguard did not put it there: remove it "
+			cli_say("%s already names %s, but smtpguard did not put it there: remove it "
 			    "(postconf -c %s -e) and run mail enable again", pf_params[i], s.entry,
 			    dir);
 			return 1;
 		}
 	if (copy_file(main_cf, orig) < 0) {
-		mailrun_say("keeping a copy of %s in %s: %s", main_cf, orig, strerror(errno));
+		cli_say("keeping a copy of %s in %s: %s", main_cf, orig, strerror(errno));
 		return 1;
 	}
 	if (state_save(cfg, &s) < 0) {
-		mailrun_say("writing %s: %s", spath, strerror(errno));
+		cli_say("writing %s: %s", spath, strerror(errno));
 		unlink(orig);
 		return 1;
 	}
@@ -374,7 +374,7 @@ pf_enable(const struct config *cfg, const char *dir)
 	if (pf_set(dir, pf_params[2], s.action) < 0)
 		goto undo;
 	if (copy_file(main_cf, after) < 0) {
-		mailrun_say("keeping a copy of the new %s: %s", main_cf, strerror(errno));
+		cli_say("keeping a copy of the new %s: %s", main_cf, strerror(errno));
 		goto undo;
 	}
 	printf("mail gate added to %s: smtpd_milters and non_smtpd_milters end with %s%s; "
@@ -393,9 +393,9 @@ undo:
 
 		if (data != NULL && stat(main_cf, &sb) == 0 &&
 		    write_atomic(main_cf, data, len, sb.st_mode & 07777, sb.st_uid, sb.st_gid) == 0)
-			mailrun_say("%s left as it was", main_cf);
+			cli_say("%s left as it was", main_cf);
 		else
-			mailrun_say("could not put %s back: its original is in %s", main_cf, orig);
+			cli_say("could not put %s back: its original is in %s", main_cf, orig);
 		free(data);
 	}
 	unlink(spath);
@@ -419,7 +419,7 @@ pf_disable(const struct config *cfg, const char *dir)
 	state_path(cfg, dir, "after", after, sizeof(after));
 	if ((loaded = state_load_path(spath, &s)) <= 0) {
 		if (loaded < 0)
-			mailrun_say("%s is unreadable: check %s by hand", spath, main_cf);
+			cli_say("%s is unreadable: check %s by hand", spath, main_cf);
 		else
 			printf("the mail gate was not added to %s by smtpguard: nothing to undo\n",
 			    main_cf);
@@ -429,13 +429,13 @@ pf_disable(const struct config *cfg, const char *dir)
 	then = slurp(after, &nthen);
 	first = slurp(orig, &nfirst);
 	if (now == NULL || stat(main_cf, &sb) < 0) {
-		mailrun_say("%s: %s", main_cf, strerror(errno));
+		cli_say("%s: %s", main_cf, strerror(errno));
 		goto out;
 	}
 	if (then != NULL && first != NULL && nnow == nthen && memcmp(now, then, nnow) == 0) {
 		if (write_atomic(main_cf, first, nfirst, sb.st_mode & 07777, sb.st_uid,
 		    sb.st_gid) < 0) {
-			mailrun_say("restoring %s: %s", main_cf, strerror(errno));
+			cli_say("restoring %s: %s", main_cf, strerror(errno));
 			goto out;
 		}
 		printf("restored %s as it was before mail enable (byte for byte)\n", main_cf);
@@ -500,21 +500,21 @@ mailenable_cmd(const struct config *cfg, int argc, char **argv)
 	    "enable|disable [--postfix-config DIR | --exim-config FILE]") < 0)
 		return 2;
 	if (o.arg == NULL || (strcmp(o.arg, "enable") != 0 && strcmp(o.arg, "disable") != 0)) {
-		mailrun_say("usage: smtpguard mail enable|disable [--postfix-config DIR | "
+		cli_say("usage: smtpguard mail enable|disable [--postfix-config DIR | "
 		    "--exim-config FILE]");
 		return 2;
 	}
 	enable = strcmp(o.arg, "enable") == 0;
 	if (o.postfix_dir != NULL && o.exim_conf != NULL) {
-		mailrun_say("--postfix-config and --exim-config name two MTAs; give one");
+		cli_say("--postfix-config and --exim-config name two MTAs; give one");
 		return 2;
 	}
 	if (geteuid() != 0) {
-		mailrun_say("mail %s must run as root (it edits the MTA's configuration)", o.arg);
+		cli_say("mail %s must run as root (it edits the MTA's configuration)", o.arg);
 		return 1;
 	}
 	if (o.exim_conf != NULL || (o.postfix_dir == NULL && !mailrun_in_path("postconf"))) {
-		mailrun_say("Exim support is not built yet: the gate has no Exim ACL to install (for "
+		cli_say("Exim support is not built yet: the gate has no Exim ACL to install (for "
 		    "Postfix: smtpguard mail %s --postfix-config DIR)", o.arg);
 		return 1;
 	}

@@ -551,52 +551,35 @@ write_entry(FILE *fp, const struct ml_entry *e, time_t now)
 	return fputc('\n', fp) == EOF ? -1 : 0;
 }
 
+struct ml_saving {
+	const struct maillimit	*ml;
+	time_t			 now;
+};
+
+static int
+fill_state(FILE *fp, void *arg)
+{
+	const struct ml_saving *sv = arg;
+
+	fprintf(fp, "%s %lld\n", STATE_MAGIC, (long long)sv->now);
+	for (size_t i = 0; i < sv->ml->max; i++)
+		if (sv->ml->v[i].used)
+			(void)write_entry(fp, &sv->ml->v[i], sv->now);
+	(void)write_entry(fp, &sv->ml->overflow, sv->now);
+	return 0;
+}
+
 int
 maillimit_save(const struct maillimit *ml, const char *path, time_t now, char *err,
     size_t errlen)
 {
-	char tmp[PATH_MAX], dir[PATH_MAX];
-	FILE *fp = NULL;
-	int fd, dfd, saved;
+	struct ml_saving sv = { .ml = ml, .now = now };
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp)) {
-		snprintf(err, errlen, "%s: path too long", path);
-		return -1;
-	}
-	if (ensure_parent_dir(path, 0755) < 0 || (fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
+	if (file_replace(path, 0600, fill_state, &sv) < 0) {
 		snprintf(err, errlen, "writing %s: %s", path, strerror(errno));
 		return -1;
 	}
-	if ((fp = fdopen(fd, "w")) == NULL) {
-		saved = errno;
-		close(fd);
-		goto fail;
-	}
-	errno = 0;
-	fprintf(fp, "%s %lld\n", STATE_MAGIC, (long long)now);
-	for (size_t i = 0; i < ml->max; i++)
-		if (ml->v[i].used)
-			(void)write_entry(fp, &ml->v[i], now);
-	(void)write_entry(fp, &ml->overflow, now);
-	if (fflush(fp) != 0 || ferror(fp) || fsync(fileno(fp)) < 0) {
-		saved = errno != 0 ? errno : EIO;
-		fclose(fp);
-		goto fail;
-	}
-	if (fclose(fp) != 0 || rename(tmp, path) < 0) {
-		saved = errno;
-		goto fail;
-	}
-	strlcpy_sg(dir, path, sizeof(dir));
-	if ((dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
 	return 0;
-fail:
-	unlink(tmp);
-	snprintf(err, errlen, "writing %s: %s", path, strerror(saved));
-	return -1;
 }
 
 /* One "KEY ALERTED MIN:PASSED:SEEN..." line into its entry; -1 if malformed. */

@@ -3,8 +3,8 @@
  * mailenable.c: mail enable|disable) share: running one of the MTA's own
  * tools with both outputs kept and bounded, finding it in PATH, the options
  * every mail command takes (--postfix-config DIR, --exim-config FILE,
- * --json) and the one way they speak to the admin. It decides nothing
- * about mail and never touches the MTA's files itself.
+ * --json). It decides nothing about mail and never touches the MTA's files
+ * itself.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,18 +23,6 @@
 #define RUN_OUT_MAX	(256 * 1024 * 1024)	/* a queue listing: ~1 M held messages */
 
 extern char **environ;
-
-void
-mailrun_say(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("smtpguard: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 /* --- running the MTA's tools ---------------------------------------------------- */
 
@@ -165,11 +153,11 @@ int
 mailrun_ok(char *const argv[], struct mailrun *r)
 {
 	if (mailrun(argv, r) < 0) {
-		mailrun_say("cannot run %s: %s", argv[0], strerror(errno));
+		cli_say("cannot run %s: %s", argv[0], strerror(errno));
 		return -1;
 	}
 	if (r->status != 0) {
-		mailrun_say("%s failed (exit %d): %s", argv[0], r->status, first_line(r->err));
+		cli_say("%s failed (exit %d): %s", argv[0], r->status, first_line(r->err));
 		free(r->out);
 		r->out = NULL;
 		return -1;
@@ -212,14 +200,14 @@ mailrun_opts(int argc, char **argv, bool json_ok, struct mailrun_opts *o, const 
 		else if (argv[i][0] != '-' && o->arg == NULL)
 			o->arg = argv[i];
 		else {
-			mailrun_say("%s: unexpected argument '%s' (usage: smtpguard %s %s)", argv[0],
+			cli_say("%s: unexpected argument '%s' (usage: smtpguard %s %s)", argv[0],
 			    argv[i], argv[0], usage);
 			return -1;
 		}
 	}
 	if ((o->postfix_dir != NULL && o->postfix_dir[0] != '/') ||
 	    (o->exim_conf != NULL && o->exim_conf[0] != '/')) {
-		mailrun_say("%s: the MTA's configuration is an absolute path", argv[0]);
+		cli_say("%s: the MTA's configuration is an absolute path", argv[0]);
 		return -1;
 	}
 	return 0;

@@ -126,21 +126,6 @@ usage(FILE *fp)
 	    "\nexit status: 0 ok, 1 the operation failed, 2 usage error\n", DEFAULT_CONFIG);
 }
 
-static void
-errx_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void
-errx_msg(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("smtpguard: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
 static int
 load_config(struct cli *c)
 {
@@ -149,7 +134,7 @@ load_config(struct cli *c)
 	if (c->cfg_loaded)
 		return 0;
 	if (config_load(&c->cfg, c->config_path, err, sizeof(err)) < 0) {
-		errx_msg("%s", err);
+		cli_say("%s", err);
 		return -1;
 	}
 	c->cfg_loaded = true;
@@ -162,7 +147,7 @@ want_json(int argc, char **argv, const char *cmd)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
 			continue;
-		errx_msg("%s: unknown argument '%s' (usage: smtpguard %s [--json])", cmd, argv[i],
+		cli_say("%s: unknown argument '%s' (usage: smtpguard %s [--json])", cmd, argv[i],
 		    cmd);
 		exit(2);
 	}
@@ -173,7 +158,7 @@ static void
 no_extra_args(int argc, char **argv, const char *cmd)
 {
 	if (argc > 1) {
-		errx_msg("%s: unexpected argument '%s'", cmd, argv[1]);
+		cli_say("%s: unexpected argument '%s'", cmd, argv[1]);
 		exit(2);
 	}
 }
@@ -191,9 +176,9 @@ call(struct cli *c, enum ctl_cmd cmd, const char *arg, bool quiet_if_down)
 
 		/* A daemon that does not answer is not "down": always say so. */
 		if (saved == ETIMEDOUT)
-			errx_msg("%s", err);
+			cli_say("%s", err);
 		else if (!quiet_if_down)
-			errx_msg("cannot reach smtpguardd: %s\n  is it running? "
+			cli_say("cannot reach smtpguardd: %s\n  is it running? "
 			    "(smtpguard status; smtpguard enable)", err);
 		errno = saved;
 		return NULL;
@@ -201,13 +186,13 @@ call(struct cli *c, enum ctl_cmd cmd, const char *arg, bool quiet_if_down)
 	reply = json_loads(raw, 0, &jerr);
 	free(raw);
 	if (reply == NULL) {
-		errx_msg("unreadable reply from smtpguardd: %s", jerr.text);
+		cli_say("unreadable reply from smtpguardd: %s", jerr.text);
 		return NULL;
 	}
 	if (!json_is_true(json_object_get(reply, "ok"))) {
 		const char *e = json_string_value(json_object_get(reply, "error"));
 
-		errx_msg("%s", e ? e : "the daemon refused the request");
+		cli_say("%s", e ? e : "the daemon refused the request");
 		json_decref(reply);
 		return NULL;
 	}
@@ -358,7 +343,7 @@ run_program(char *const argv[])
 	int status, rc;
 
 	if ((rc = posix_spawn(&pid, argv[0], NULL, NULL, argv, environ)) != 0) {
-		errx_msg("cannot run %s: %s", argv[0], strerror(rc));
+		cli_say("cannot run %s: %s", argv[0], strerror(rc));
 		return -1;
 	}
 	while (waitpid(pid, &status, 0) < 0)
@@ -399,7 +384,7 @@ write_default_config(struct cli *c)
 	config_defaults(&cfg);
 	if (mtauser_resolve(&cfg, PASSWD_FILE, uids, &n, found, sizeof(found), err,
 	    sizeof(err)) < 0) {
-		errx_msg("%s", err);
+		cli_say("%s", err);
 		return -1;
 	}
 	/* "postfix(uid 101), exim(uid 102)" → "postfix, exim" */
@@ -414,12 +399,12 @@ write_default_config(struct cli *c)
 		p += 3;
 	}
 	if (ensure_parent_dir(c->config_path, 0755) < 0) {
-		errx_msg("creating the directory of %s: %s", c->config_path, strerror(errno));
+		cli_say("creating the directory of %s: %s", c->config_path, strerror(errno));
 		return -1;
 	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp", c->config_path);
 	if ((fp = fopen(tmp, "wxe")) == NULL) {
-		errx_msg("%s: %s", tmp, strerror(errno));
+		cli_say("%s: %s", tmp, strerror(errno));
 		return -1;
 	}
 	for (line = default_conf; *line != '\0'; line = end + (*end != '\0')) {
@@ -433,7 +418,7 @@ write_default_config(struct cli *c)
 	}
 	if (fflush(fp) != 0 || fsync(fileno(fp)) < 0 || fclose(fp) != 0 ||
 	    rename(tmp, c->config_path) < 0) {
-		errx_msg("writing %s: %s", c->config_path, strerror(errno));
+		cli_say("writing %s: %s", c->config_path, strerror(errno));
 		unlink(tmp);
 		return -1;
 	}
@@ -540,17 +525,17 @@ self_check(struct cli *c)
 		case PROBE_NO_FAMILY:
 			break;	/* no IPv6 on this host: nothing to fence there */
 		case PROBE_CONNECTED:
-			errx_msg("SELF-CHECK FAILED: a connection as nobody to %s:%u got through: "
+			cli_say("SELF-CHECK FAILED: a connection as nobody to %s:%u got through: "
 			    "the fence does NOT hold (nft list table inet %s)", probes[i].addr,
 			    port, TABLE_NAME);
 			return -1;
 		case PROBE_UNANSWERED:
-			errx_msg("SELF-CHECK FAILED: the probe to %s:%u was never answered: "
+			cli_say("SELF-CHECK FAILED: the probe to %s:%u was never answered: "
 			    "smtpguardd is not deciding (fenced users' connections hang)",
 			    probes[i].addr, port);
 			return -1;
 		case PROBE_ERROR:
-			errx_msg("SELF-CHECK FAILED: the probe to %s:%u could not run",
+			cli_say("SELF-CHECK FAILED: the probe to %s:%u could not run",
 			    probes[i].addr, port);
 			return -1;
 		}
@@ -560,11 +545,11 @@ self_check(struct cli *c)
 	after = jint(st, "self_checks");
 	json_decref(st);
 	if (refused == 0) {
-		errx_msg("SELF-CHECK FAILED: no probe could be sent (is loopback up?)");
+		cli_say("SELF-CHECK FAILED: no probe could be sent (is loopback up?)");
 		return -1;
 	}
 	if (after - before != refused) {
-		errx_msg("SELF-CHECK FAILED: %lld of %lld probes were refused by the kernel "
+		cli_say("SELF-CHECK FAILED: %lld of %lld probes were refused by the kernel "
 		    "without reaching smtpguardd: the fence did not see them", refused -
 		    (after - before), refused);
 		return -1;
@@ -579,7 +564,7 @@ cmd_check(struct cli *c, int argc, char **argv)
 {
 	no_extra_args(argc, argv, "check");
 	if (geteuid() != 0) {
-		errx_msg("check must run as root (it marks its probe with SO_MARK)");
+		cli_say("check must run as root (it marks its probe with SO_MARK)");
 		return 1;
 	}
 	if (load_config(c) < 0)
@@ -606,17 +591,17 @@ cmd_enable(struct cli *c, int argc, char **argv)
 			mail_argv[mail_argc++] = argv[i];
 			mail_argv[mail_argc++] = argv[++i];
 		} else {
-			errx_msg("enable: unexpected argument '%s' (usage: smtpguard enable [--mail "
+			cli_say("enable: unexpected argument '%s' (usage: smtpguard enable [--mail "
 			    "[--postfix-config DIR | --exim-config FILE]])", argv[i]);
 			return 2;
 		}
 	}
 	if (!mail && mail_argc > 2) {
-		errx_msg("enable: %s goes with --mail", mail_argv[2]);
+		cli_say("enable: %s goes with --mail", mail_argv[2]);
 		return 2;
 	}
 	if (geteuid() != 0) {
-		errx_msg("enable must run as root");
+		cli_say("enable must run as root");
 		return 1;
 	}
 	if (stat(c->config_path, &sb) < 0 && errno == ENOENT &&
@@ -637,20 +622,20 @@ cmd_enable(struct cli *c, int argc, char **argv)
 
 		printf("starting %s through systemd (systemctl enable --now)\n", SYSTEMD_UNIT);
 		if (run_program(args) != 0) {
-			errx_msg("systemctl could not start %s (journalctl -u %s says why); "
+			cli_say("systemctl could not start %s (journalctl -u %s says why); "
 			    "the fence is NOT up", SYSTEMD_UNIT, SYSTEMD_UNIT);
 			return 1;
 		}
 		how = "by systemd";
 	} else {
 		if (daemon_path(dpath, sizeof(dpath)) < 0) {
-			errx_msg("cannot find smtpguardd beside this program");
+			cli_say("cannot find smtpguardd beside this program");
 			return 1;
 		}
 		printf("starting %s -c %s\n", dpath, c->config_path);
 		char *args[] = { dpath, "-c", (char *)c->config_path, NULL };
 		if (run_program(args) != 0) {
-			errx_msg("smtpguardd did not start (see the message above); the fence is "
+			cli_say("smtpguardd did not start (see the message above); the fence is "
 			    "NOT up");
 			return 1;
 		}
@@ -658,7 +643,7 @@ cmd_enable(struct cli *c, int argc, char **argv)
 	if ((st = call(c, CTL_STATUS, NULL, false)) == NULL)
 		return 1;
 	if (!json_is_true(json_object_get(st, "table"))) {
-		errx_msg("smtpguardd runs but table inet %s is missing: the fence is NOT up",
+		cli_say("smtpguardd runs but table inet %s is missing: the fence is NOT up",
 		    TABLE_NAME);
 		json_decref(st);
 		return 1;
@@ -713,7 +698,7 @@ purge_files(struct cli *c)
 		if (unlink(files[i]) == 0)
 			printf("removed %s\n", files[i]);
 		else if (errno != ENOENT) {
-			errx_msg("removing %s: %s", files[i], strerror(errno));
+			cli_say("removing %s: %s", files[i], strerror(errno));
 			rc = 1;
 		}
 		strlcpy_sg(dir, files[i], sizeof(dir));
@@ -738,12 +723,12 @@ cmd_disable(struct cli *c, int argc, char **argv)
 	if (argc == 2 && strcmp(argv[1], "--purge") == 0)
 		purge = true;
 	else if (argc > 1) {
-		errx_msg("disable: unknown argument '%s' (usage: smtpguard disable [--purge])",
+		cli_say("disable: unknown argument '%s' (usage: smtpguard disable [--purge])",
 		    argv[1]);
 		return 2;
 	}
 	if (geteuid() != 0) {
-		errx_msg("disable must run as root");
+		cli_say("disable must run as root");
 		return 1;
 	}
 	if (load_config(c) < 0)
@@ -753,19 +738,19 @@ cmd_disable(struct cli *c, int argc, char **argv)
 
 		printf("stopping %s through systemd (systemctl disable --now)\n", SYSTEMD_UNIT);
 		if (run_program(args) != 0) {
-			errx_msg("systemctl could not stop %s", SYSTEMD_UNIT);
+			cli_say("systemctl could not stop %s", SYSTEMD_UNIT);
 			return 1;
 		}
 	} else if ((pid = running_daemon(&c->cfg)) > 0) {
 		printf("stopping smtpguardd (pid %ld)\n", (long)pid);
 		if (kill(pid, SIGTERM) < 0) {
-			errx_msg("kill %ld: %s", (long)pid, strerror(errno));
+			cli_say("kill %ld: %s", (long)pid, strerror(errno));
 			return 1;
 		}
 		snprintf(proc, sizeof(proc), "/proc/%ld", (long)pid);
 		for (int waited = 0; access(proc, F_OK) == 0; waited += 50) {
 			if (waited >= STOP_WAIT_MS) {
-				errx_msg("smtpguardd (pid %ld) did not stop within %d s",
+				cli_say("smtpguardd (pid %ld) did not stop within %d s",
 				    (long)pid, STOP_WAIT_MS / 1000);
 				return 1;
 			}
@@ -776,7 +761,7 @@ cmd_disable(struct cli *c, int argc, char **argv)
 	table = ruleset_exists(TABLE_NAME);
 	if (table == 1) {
 		if (ruleset_remove(TABLE_NAME, err, sizeof(err)) < 0) {
-			errx_msg("removing table inet %s: %s", TABLE_NAME, err);
+			cli_say("removing table inet %s: %s", TABLE_NAME, err);
 			return 1;
 		}
 		/* The daemon never removes it: a stop must not open the fence. */
@@ -810,7 +795,7 @@ cmd_allow(struct cli *c, int argc, char **argv)
 	json_t *r;
 
 	if (exception_from_argv(argc, argv, line, sizeof(line), err, sizeof(err)) < 0) {
-		errx_msg("allow: %s", err);
+		cli_say("allow: %s", err);
 		return 2;
 	}
 	if (load_config(c) < 0 || (r = call(c, CTL_ALLOW, line, false)) == NULL)
@@ -826,7 +811,7 @@ cmd_revoke(struct cli *c, int argc, char **argv)
 	json_t *r;
 
 	if (argc != 2) {
-		errx_msg("usage: smtpguard revoke USER|UID|@GROUP");
+		cli_say("usage: smtpguard revoke USER|UID|@GROUP");
 		return 2;
 	}
 	if (load_config(c) < 0 || (r = call(c, CTL_REVOKE, argv[1], false)) == NULL)
@@ -907,7 +892,7 @@ cmd_limit(struct cli *c, int argc, char **argv)
 	json_t *r;
 
 	if (maillimit_rule_from_argv(argc, argv, line, sizeof(line), err, sizeof(err)) < 0) {
-		errx_msg("limit: %s", err);
+		cli_say("limit: %s", err);
 		return 2;
 	}
 	if (load_config(c) < 0 || (r = call(c, CTL_LIMIT, line, false)) == NULL)
@@ -924,11 +909,11 @@ cmd_unlimit(struct cli *c, int argc, char **argv)
 	json_t *r;
 
 	if (argc != 2) {
-		errx_msg("usage: smtpguard unlimit ORIGIN");
+		cli_say("usage: smtpguard unlimit ORIGIN");
 		return 2;
 	}
 	if (mailq_origin_key(argv[1], origin, sizeof(origin), err, sizeof(err)) < 0) {
-		errx_msg("unlimit: '%s': %s", argv[1], err);
+		cli_say("unlimit: '%s': %s", argv[1], err);
 		return 2;
 	}
 	if (load_config(c) < 0 || (r = call(c, CTL_UNLIMIT, origin, false)) == NULL)
@@ -1054,6 +1039,6 @@ main(int argc, char **argv)
 			optind = 1;
 			return commands[i].run(&c, argc, argv);
 		}
-	errx_msg("unknown command '%s' (smtpguard --help lists them)", argv[0]);
+	cli_say("unknown command '%s' (smtpguard --help lists them)", argv[0]);
 	return 2;
 }

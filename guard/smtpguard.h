@@ -203,10 +203,12 @@ int		 text_line(const char **p, const char *end, size_t max, const char **line,
 		    size_t *len);
 bool		 uid_in_sorted(uid_t, const uid_t *, size_t);
 int		 ensure_parent_dir(const char *, mode_t);
+int		 file_replace(const char *path, mode_t, int (*fill)(FILE *, void *), void *arg);
 uint64_t	 mono_ns(void);
 void		 hist_add(struct hist *, uint64_t);
 uint64_t	 hist_quantile(const struct hist *, double q);
 void		 put_safe(FILE *, const char *, size_t max);
+void		 cli_say(const char *, ...) __attribute__((format(printf, 1, 2)));
 /* A chained hash table of nodes that embed struct hnode first; it doubles as it fills. */
 struct hnode {
 	struct hnode	*next;
@@ -1133,7 +1135,6 @@ struct mailrun_opts {
 	bool		 json;
 	const char	*arg;	/* the one positional argument */
 };
-void	 mailrun_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int	 mailrun_append(char **buf, size_t *len, size_t *cap, const char *, size_t n,
 	    size_t max);
 int	 mailrun(char *const argv[], struct mailrun *);

@@ -4,6 +4,10 @@
  * hostile strings.
  * No logging; the only output is put_safe's, to the caller's stream.
  */
+#include <fcntl.h>
+#include <libgen.h>
+#include <unistd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +156,55 @@ ensure_parent_dir(const char *path, mode_t mode)
 		*p = c;
 	}
 	return 0;
+}
+
+/*
+ * Replaces PATH atomically: FILL writes the new contents to a temporary file
+ * beside it (mkostemp makes it 0600; it then gets MODE), which is flushed,
+ * fsynced and renamed over PATH, and the directory is fsynced after. On any
+ * failure the old file is as it was, the temporary file is gone, and errno
+ * says why. A failed directory fsync after the rename only weakens
+ * durability across a crash: the new file is what readers see, so it is
+ * not reported (the caller would undo a change that stands).
+ */
+int
+file_replace(const char *path, mode_t mode, int (*fill)(FILE *, void *), void *arg)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	FILE *fp;
+	int fd, dfd, saved;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (ensure_parent_dir(path, 0755) < 0 || (fd = mkostemp(tmp, O_CLOEXEC)) < 0)
+		return -1;
+	if (fchmod(fd, mode) < 0 || (fp = fdopen(fd, "w")) == NULL) {
+		saved = errno;
+		close(fd);
+		goto fail;
+	}
+	errno = 0;
+	if (fill(fp, arg) < 0 || fflush(fp) != 0 || ferror(fp) || fsync(fileno(fp)) < 0) {
+		saved = errno != 0 ? errno : EIO;
+		fclose(fp);
+		goto fail;
+	}
+	if (fclose(fp) != 0 || rename(tmp, path) < 0) {
+		saved = errno;
+		goto fail;
+	}
+	strlcpy_sg(dir, path, sizeof(dir));
+	if ((dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+fail:
+	unlink(tmp);
+	errno = saved;
+	return -1;
 }
 
 /* Nanoseconds on the monotonic clock: for budgets and latencies. */
@@ -358,4 +411,17 @@ size_t
 str_hash(const char *s)
 {
 	return (size_t)fnv1a64(FNV1A64_BASIS, s, strlen(s));
+}
+
+/* The admin's commands speak with one voice: "smtpguard: MESSAGE" on stderr. */
+void
+cli_say(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("smtpguard: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
 }
