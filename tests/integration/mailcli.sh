@@ -13,6 +13,7 @@
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/scripts/lib/check.sh"
 . "$ROOT/scripts/lib/netns.sh"
+. "$ROOT/scripts/lib/postfix.sh"
 
 WEB_USER=www-data	# Debian's web server user, sending through PHP mail()
 PF=$T/pf-etc		# the instance's config directory (--postfix-config)
@@ -58,18 +59,7 @@ maillog_file = /dev/stdout
 alias_maps =
 smtpd_milters = $DKIM
 EOC
-printf '%s\n' \
- 'smtp      inet  n - n - - smtpd' 'pickup    unix  n - n 60 1 pickup' \
- 'cleanup   unix  n - n - 0 cleanup' 'qmgr      unix  n - n 300 1 qmgr' \
- 'rewrite   unix  - - n - - trivial-rewrite' 'bounce    unix  - - n - 0 bounce' \
- 'defer     unix  - - n - 0 bounce' 'trace     unix  - - n - 0 bounce' \
- 'verify    unix  - - n - 1 verify' 'proxymap  unix  - - n - - proxymap' \
- 'smtp      unix  - - n - - smtp' 'error     unix  - - n - - error' \
- 'retry     unix  - - n - - error' 'discard   unix  - - n - - discard' \
- 'local     unix  - n n - - local' 'anvil     unix  - - n - 1 anvil' \
- 'scache    unix  - - n - 1 scache' 'postlog   unix-dgram n - n - 1 postlogd' \
- 'showq     unix  n - n - - showq' 'flush     unix  n - n 1000? 0 flush' \
- >"$PF/master.cf"
+postfix_services "$PF/master.cf"
 cp "$PF/main.cf" "$T/main.cf.before"
 
 cat >"$T/postfix.sh" <<EOS

@@ -10,6 +10,7 @@
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/scripts/lib/check.sh"
 . "$ROOT/scripts/lib/netns.sh"
+. "$ROOT/scripts/lib/postfix.sh"
 
 WEB_USER=www-data	# Debian's web server user (uid 33), sending through PHP mail()
 SPOOL=$T/spool		# Postfix's queue_directory, mounted on /var/spool/postfix
@@ -34,6 +35,7 @@ as_web() {	# as_web COMMAND...: inside Postfix's namespaces, as the web user
 
 # start_postfix DEFAULT_ACTION: milter_default_action (accept|tempfail).
 start_postfix() {
+	postfix_services "$T/master.cf"
 	cat >"$T/postfix.sh" <<EOS
 #!/bin/sh
 set -e
@@ -61,18 +63,7 @@ smtpd_milters = unix:smtpguard/gate.sock
 non_smtpd_milters = unix:smtpguard/gate.sock
 milter_default_action = $1
 EOC
-printf '%s\n' \
- 'smtp      inet  n - n - - smtpd' 'pickup    unix  n - n 60 1 pickup' \
- 'cleanup   unix  n - n - 0 cleanup' 'qmgr      unix  n - n 300 1 qmgr' \
- 'rewrite   unix  - - n - - trivial-rewrite' 'bounce    unix  - - n - 0 bounce' \
- 'defer     unix  - - n - 0 bounce' 'trace     unix  - - n - 0 bounce' \
- 'verify    unix  - - n - 1 verify' 'proxymap  unix  - - n - - proxymap' \
- 'smtp      unix  - - n - - smtp' 'error     unix  - - n - - error' \
- 'retry     unix  - - n - - error' 'discard   unix  - - n - - discard' \
- 'local     unix  - n n - - local' 'anvil     unix  - - n - 1 anvil' \
- 'scache    unix  - - n - 1 scache' 'postlog   unix-dgram n - n - 1 postlogd' \
- 'showq     unix  n - n - - showq' 'flush     unix  n - n 1000? 0 flush' \
- >/etc/postfix/master.cf
+cp "$T/master.cf" /etc/postfix/master.cf
 exec postfix start-fg
 EOS
 	chmod +x "$T/postfix.sh"

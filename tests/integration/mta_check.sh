@@ -7,6 +7,7 @@
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/scripts/lib/check.sh"
 . "$ROOT/scripts/lib/netns.sh"
+. "$ROOT/scripts/lib/postfix.sh"
 SG="$ROOT/build/smtpguard"
 
 postfix_pid=
@@ -26,6 +27,7 @@ setup_lone_host
 
 # start_postfix MYNETWORKS: Postfix listening on all addresses of the namespace.
 start_postfix() {
+	postfix_services "$T/master.cf"
 	cat >"$T/postfix.sh" <<EOS
 #!/bin/sh
 set -e
@@ -48,17 +50,7 @@ smtpd_peername_lookup = no
 maillog_file = /dev/stdout
 alias_maps =
 EOC
-printf '%s\n' \
- 'smtp      inet  n - n - - smtpd' 'pickup    unix  n - n 60 1 pickup' \
- 'cleanup   unix  n - n - 0 cleanup' 'qmgr      unix  n - n 300 1 qmgr' \
- 'rewrite   unix  - - n - - trivial-rewrite' 'bounce    unix  - - n - 0 bounce' \
- 'defer     unix  - - n - 0 bounce' 'trace     unix  - - n - 0 bounce' \
- 'verify    unix  - - n - 1 verify' 'proxymap  unix  - - n - - proxymap' \
- 'smtp      unix  - - n - - smtp' 'error     unix  - - n - - error' \
- 'retry     unix  - - n - - error' 'discard   unix  - - n - - discard' \
- 'local     unix  - n n - - local' 'anvil     unix  - - n - 1 anvil' \
- 'scache    unix  - - n - 1 scache' 'postlog   unix-dgram n - n - 1 postlogd' \
- >/etc/postfix/master.cf
+cp "$T/master.cf" /etc/postfix/master.cf
 exec postfix start-fg
 EOS
 	chmod +x "$T/postfix.sh"
