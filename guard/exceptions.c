@@ -35,25 +35,8 @@
 
 #include "smtpguard.h"
 
-#define QUOTE_MAX	64	/* bytes of hostile input echoed in an error */
 #define BLANKS		" \t"
 #define DIGITS		"0123456789"
-
-/* Input echoed in an error: printable ASCII only, cut to QUOTE_MAX. */
-static const char *
-quote(const char *s, size_t n, char *out, size_t outlen)
-{
-	size_t k = 0, keep = n < QUOTE_MAX ? n : QUOTE_MAX;
-
-	for (size_t i = 0; i < keep && k + 1 < outlen; i++)
-		out[k++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
-	if (keep < n && k + 3 < outlen) {
-		memcpy(out + k, "...", 3);
-		k += 3;
-	}
-	out[k] = '\0';
-	return out;
-}
 
 static bool
 all_digits(const char *s)
@@ -75,40 +58,8 @@ valid_who(const char *s)
 	return true;
 }
 
-/* RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF. */
-static bool
-valid_utf8(const unsigned char *s)
-{
-	while (*s != '\0') {
-		unsigned int c = *s, need, min;
-		unsigned long cp;
-
-		if (c < 0x80) {
-			s++;
-			continue;
-		}
-		if ((c & 0xe0) == 0xc0) {
-			need = 1, min = 0x80, cp = c & 0x1f;
-		} else if ((c & 0xf0) == 0xe0) {
-			need = 2, min = 0x800, cp = c & 0x0f;
-		} else if ((c & 0xf8) == 0xf0) {
-			need = 3, min = 0x10000, cp = c & 0x07;
-		} else
-			return false;
-		for (unsigned int i = 1; i <= need; i++) {
-			if ((s[i] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		s += need + 1;
-	}
-	return true;
-}
-
-static int
-check_comment(const char *s, char *err, size_t errlen)
+int
+exception_check_comment(const char *s, char *err, size_t errlen)
 {
 	if (strlen(s) > EXCEPTION_COMMENT_MAX) {
 		snprintf(err, errlen, "comment longer than %d bytes", EXCEPTION_COMMENT_MAX);
@@ -120,7 +71,7 @@ check_comment(const char *s, char *err, size_t errlen)
 			    "tab, ...): keep it to one line of text");
 			return -1;
 		}
-	if (!valid_utf8((const unsigned char *)s)) {
+	if (!utf8_valid((const unsigned char *)s)) {
 		snprintf(err, errlen, "comment is not valid UTF-8");
 		return -1;
 	}
@@ -253,19 +204,19 @@ resolve_who(struct exception *x, const char *passwd, const char *group, char *er
 static int
 add_cidr(struct exception *x, const char *s, char *err, size_t errlen)
 {
-	char q[QUOTE_MAX + 4];
+	char q[ERR_QUOTE_MAX + 4];
 	struct cidr c;
 
 	if (cidr_parse(s, &c) < 0) {
 		snprintf(err, errlen, "bad destination '%s' (an IPv4 or IPv6 address or "
 		    "network such as 192.0.2.0/24 or 2001:db8::/32, host bits clear)",
-		    quote(s, strlen(s), q, sizeof(q)));
+		    err_quote(s, q, sizeof(q)));
 		return -1;
 	}
 	for (size_t i = 0; i < x->nto; i++)
 		if (memcmp(&x->to[i], &c, sizeof(c)) == 0) {
 			snprintf(err, errlen, "destination '%s' given twice",
-			    quote(s, strlen(s), q, sizeof(q)));
+			    err_quote(s, q, sizeof(q)));
 			return -1;
 		}
 	if (x->nto == EXCEPTION_CIDRS_MAX) {
@@ -279,13 +230,13 @@ add_cidr(struct exception *x, const char *s, char *err, size_t errlen)
 static int
 add_port(struct exception *x, const char *s, char *err, size_t errlen)
 {
-	char q[QUOTE_MAX + 4], *end;
+	char q[ERR_QUOTE_MAX + 4], *end;
 	unsigned long p;
 
 	errno = 0;
 	p = all_digits(s) ? strtoul(s, &end, 10) : 0;
 	if (errno != 0 || p < 1 || p > 65535) {
-		snprintf(err, errlen, "bad port '%s' (1-65535)", quote(s, strlen(s), q, sizeof(q)));
+		snprintf(err, errlen, "bad port '%s' (1-65535)", err_quote(s, q, sizeof(q)));
 		return -1;
 	}
 	for (size_t i = 0; i < x->nports; i++)
@@ -332,7 +283,7 @@ parse_list(const char *v, bool cidrs, struct exception *x, char *err, size_t err
 static int
 parse_cap(const char *v, unsigned int *cap, char *err, size_t errlen)
 {
-	char q[QUOTE_MAX + 4], *end = NULL;
+	char q[ERR_QUOTE_MAX + 4], *end = NULL;
 	unsigned long n = 0;
 
 	errno = 0;
@@ -341,7 +292,7 @@ parse_cap(const char *v, unsigned int *cap, char *err, size_t errlen)
 	if (end == NULL || errno != 0 || strcmp(end, "/hour") != 0 || n < 1 ||
 	    n > EXCEPTION_CAP_MAX) {
 		snprintf(err, errlen, "bad cap '%s' (N/hour, N from 1 to %d)",
-		    quote(v, strlen(v), q, sizeof(q)), EXCEPTION_CAP_MAX);
+		    err_quote(v, q, sizeof(q)), EXCEPTION_CAP_MAX);
 		return -1;
 	}
 	*cap = (unsigned int)n;
@@ -376,7 +327,7 @@ parse_comment(const char *p, char *out, char *err, size_t errlen)
 		raw[n++] = *p;
 	}
 	raw[n] = '\0';
-	if (check_comment(raw, err, errlen) < 0)
+	if (exception_check_comment(raw, err, errlen) < 0)
 		return NULL;
 	memcpy(out, raw, n + 1);
 	return p + 1;
@@ -405,7 +356,7 @@ parse_option(const char *word, struct exception *x, unsigned int *seen, char *er
 	static const char *const names[OPT_COUNT] = { "to", "port", "cap", "audit" };
 	const char *eq = strchr(word, '=');
 	size_t n = eq != NULL ? (size_t)(eq - word) : strlen(word);
-	char q[QUOTE_MAX + 4];
+	char q[ERR_QUOTE_MAX + 4];
 	int o;
 
 	for (o = 0; o < OPT_COUNT; o++)
@@ -413,7 +364,7 @@ parse_option(const char *word, struct exception *x, unsigned int *seen, char *er
 			break;
 	if (o == OPT_COUNT || (o == OPT_AUDIT) != (eq == NULL)) {
 		snprintf(err, errlen, "unknown option '%s' (to=, port=, audit, cap=, "
-		    "comment=)", quote(word, strlen(word), q, sizeof(q)));
+		    "comment=)", err_quote(word, q, sizeof(q)));
 		return -1;
 	}
 	if (*seen & 1u << o) {
@@ -438,7 +389,7 @@ int
 exception_parse(const char *line, const char *passwd, const char *group,
     struct exception *x, char *err, size_t errlen)
 {
-	char word[EXCEPTION_LINE_MAX], q[QUOTE_MAX + 4];
+	char word[EXCEPTION_LINE_MAX], q[ERR_QUOTE_MAX + 4];
 	const char *p;
 	unsigned int seen = 0;
 	bool seen_comment = false;
@@ -451,14 +402,14 @@ exception_parse(const char *line, const char *passwd, const char *group,
 	p = next_word(line, word);
 	if (strcmp(word, "allow") != 0) {
 		snprintf(err, errlen, "expected 'allow USER|UID|@GROUP [options]', got '%s'",
-		    quote(word, strlen(word), q, sizeof(q)));
+		    err_quote(word, q, sizeof(q)));
 		return -1;
 	}
 	p = next_word(p, word);
 	if (!valid_who(word)) {
 		snprintf(err, errlen, word[0] == '\0' ? "allow whom? (USER, UID or @GROUP)" :
 		    "'%s' is not a user name, uid or @group",
-		    quote(word, strlen(word), q, sizeof(q)));
+		    err_quote(word, q, sizeof(q)));
 		return -1;
 	}
 	strlcpy_sg(x->who, word, sizeof(x->who));
@@ -544,7 +495,7 @@ exception_from_argv(int argc, char **argv, char *line, size_t len, char *err, si
 {
 	struct exception x = { 0 };
 	const char *to = NULL, *port = NULL, *cap = NULL, *comment = NULL;
-	char q[QUOTE_MAX + 4];
+	char q[ERR_QUOTE_MAX + 4];
 
 	if (argc < 2 || argv[1][0] == '-') {
 		snprintf(err, errlen, "usage: smtpguard allow USER|UID|@GROUP [--to CIDR,...] "
@@ -553,7 +504,7 @@ exception_from_argv(int argc, char **argv, char *line, size_t len, char *err, si
 	}
 	if (!valid_who(argv[1])) {
 		snprintf(err, errlen, "'%s' is not a user name, uid or @group",
-		    quote(argv[1], strlen(argv[1]), q, sizeof(q)));
+		    err_quote(argv[1], q, sizeof(q)));
 		return -1;
 	}
 	strlcpy_sg(x.who, argv[1], sizeof(x.who));
@@ -578,7 +529,7 @@ exception_from_argv(int argc, char **argv, char *line, size_t len, char *err, si
 			slot = &comment;
 		if (slot == NULL) {
 			snprintf(err, errlen, "unknown option '%s' (--to, --port, --audit, "
-			    "--cap, --comment)", quote(argv[i], strlen(argv[i]), q, sizeof(q)));
+			    "--cap, --comment)", err_quote(argv[i], q, sizeof(q)));
 			return -1;
 		}
 		if (i + 1 == argc || *slot != NULL) {
@@ -590,7 +541,7 @@ exception_from_argv(int argc, char **argv, char *line, size_t len, char *err, si
 	if ((to != NULL && parse_list(to, true, &x, err, errlen) < 0) ||
 	    (port != NULL && parse_list(port, false, &x, err, errlen) < 0) ||
 	    (cap != NULL && parse_cap(cap, &x.cap_per_hour, err, errlen) < 0) ||
-	    (comment != NULL && check_comment(comment, err, errlen) < 0))
+	    (comment != NULL && exception_check_comment(comment, err, errlen) < 0))
 		return -1;
 	if (comment != NULL)
 		strlcpy_sg(x.comment, comment, sizeof(x.comment));
@@ -641,7 +592,7 @@ exceptions_add_limit(struct exceptions *xs, const struct mail_limit_rule *r, cha
 int
 exceptions_remove_limit(struct exceptions *xs, const char *origin, char *err, size_t errlen)
 {
-	char q[QUOTE_MAX + 4];
+	char q[ERR_QUOTE_MAX + 4];
 
 	for (size_t i = 0; i < xs->nlimits; i++)
 		if (strcmp(xs->limits[i].origin, origin) == 0) {
@@ -650,7 +601,7 @@ exceptions_remove_limit(struct exceptions *xs, const char *origin, char *err, si
 			xs->nlimits--;
 			return 0;
 		}
-	snprintf(err, errlen, "no limit for '%s'", quote(origin, strlen(origin), q, sizeof(q)));
+	snprintf(err, errlen, "no limit for '%s'", err_quote(origin, q, sizeof(q)));
 	return -1;
 }
 
@@ -745,7 +696,7 @@ exceptions_add(struct exceptions *xs, const struct exception *x, char *err, size
 int
 exceptions_remove(struct exceptions *xs, const char *who, char *err, size_t errlen)
 {
-	char q[QUOTE_MAX + 4];
+	char q[ERR_QUOTE_MAX + 4];
 	size_t i;
 
 	for (i = 0; i < xs->n; i++)
@@ -766,7 +717,7 @@ exceptions_remove(struct exceptions *xs, const char *who, char *err, size_t errl
 	}
 	if (i == xs->n) {
 		snprintf(err, errlen, "no exception for '%s' (smtpguard exceptions lists them)",
-		    quote(who, strlen(who), q, sizeof(q)));
+		    err_quote(who, q, sizeof(q)));
 		return -1;
 	}
 	memmove(&xs->v[i], &xs->v[i + 1], (xs->n - i - 1) * sizeof(*xs->v));

@@ -43,7 +43,6 @@
 #define HOUR			3600
 #define STATE_MAGIC		"smtpguard-mail-state 1"
 #define STATE_LINE_MAX		4096	/* a key and 60 "minute:passed:seen" triples */
-#define QUOTE_MAX		64	/* bytes of hostile input echoed in an error */
 
 struct ml_bucket {
 	int32_t		 minute;	/* now / 60; far beyond 2038 */
@@ -74,22 +73,6 @@ maillimit_action_name(enum mail_action a)
 {
 	return (unsigned int)a < sizeof(action_names) / sizeof(action_names[0]) ?
 	    action_names[a] : "?";
-}
-
-/* Input echoed in an error: printable ASCII only, cut to QUOTE_MAX. */
-static const char *
-quote(const char *s, char *out, size_t outlen)
-{
-	size_t n = strlen(s), k = 0, keep = n < QUOTE_MAX ? n : QUOTE_MAX;
-
-	for (size_t i = 0; i < keep && k + 1 < outlen; i++)
-		out[k++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
-	if (keep < n && k + 3 < outlen) {
-		memcpy(out + k, "...", 3);
-		k += 3;
-	}
-	out[k] = '\0';
-	return out;
 }
 
 /* "N/hour" (N from 0 to MAILLIMIT_MAX), or "off" where allowed. */
@@ -148,64 +131,10 @@ origin_key(const char *in, char *out, size_t len)
 	return -1;
 }
 
-/* RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF. */
-static bool
-valid_utf8(const unsigned char *s)
-{
-	while (*s != '\0') {
-		unsigned int c = *s, need;
-		unsigned long cp, min;
-
-		if (c < 0x80) {
-			s++;
-			continue;
-		}
-		if ((c & 0xe0) == 0xc0)
-			need = 1, min = 0x80, cp = c & 0x1f;
-		else if ((c & 0xf0) == 0xe0)
-			need = 2, min = 0x800, cp = c & 0x0f;
-		else if ((c & 0xf8) == 0xf0)
-			need = 3, min = 0x10000, cp = c & 0x07;
-		else
-			return false;
-		for (unsigned int i = 1; i <= need; i++) {
-			if ((s[i] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		s += need + 1;
-	}
-	return true;
-}
-
-static int
-check_comment(const char *s, char *err, size_t errlen)
-{
-	size_t n = strlen(s);
-
-	if (n > EXCEPTION_COMMENT_MAX) {
-		snprintf(err, errlen, "comment longer than %d bytes", EXCEPTION_COMMENT_MAX);
-		return -1;
-	}
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
-			snprintf(err, errlen, "comment holds a control character: keep it to "
-			    "one line of text");
-			return -1;
-		}
-	if (!valid_utf8((const unsigned char *)s)) {
-		snprintf(err, errlen, "comment is not valid UTF-8");
-		return -1;
-	}
-	return 0;
-}
-
 int
 maillimit_rule_parse(const char *line, struct mail_limit_rule *r, char *err, size_t errlen)
 {
-	char word[EXCEPTION_LINE_MAX], q[QUOTE_MAX + 4];
+	char word[EXCEPTION_LINE_MAX], q[ERR_QUOTE_MAX + 4];
 	const char *p = line;
 	size_t n;
 
@@ -222,19 +151,19 @@ maillimit_rule_parse(const char *line, struct mail_limit_rule *r, char *err, siz
 		p += n;
 		if (w == 0 && strcmp(word, "limit") != 0) {
 			snprintf(err, errlen, "expected 'limit ORIGIN N/hour', got '%s'",
-			    quote(word, q, sizeof(q)));
+			    err_quote(word, q, sizeof(q)));
 			return -1;
 		}
 		if (w == 1 && origin_key(word, r->origin, sizeof(r->origin)) < 0) {
 			snprintf(err, errlen, word[0] == '\0' ? "limit what? (sasl:LOGIN, "
 			    "user:NAME, domain:DOMAIN, client:ADDR or bounce)" : "'%s' is not "
 			    "an origin (sasl:LOGIN, user:NAME, domain:DOMAIN, client:ADDR or "
-			    "bounce)", quote(word, q, sizeof(q)));
+			    "bounce)", err_quote(word, q, sizeof(q)));
 			return -1;
 		}
 		if (w == 2 && maillimit_parse_rate(word, false, &r->per_hour) < 0) {
 			snprintf(err, errlen, "bad limit '%s' (N/hour, N from 0 to %d; 0 holds "
-			    "everything)", quote(word, q, sizeof(q)), MAILLIMIT_MAX);
+			    "everything)", err_quote(word, q, sizeof(q)), MAILLIMIT_MAX);
 			return -1;
 		}
 	}
@@ -258,14 +187,14 @@ maillimit_rule_parse(const char *line, struct mail_limit_rule *r, char *err, siz
 			word[k++] = *p;	/* bounded by the line, shorter than word */
 		}
 		word[k] = '\0';
-		if (check_comment(word, err, errlen) < 0)
+		if (exception_check_comment(word, err, errlen) < 0)
 			return -1;
 		strlcpy_sg(r->comment, word, sizeof(r->comment));
 		p += 1 + strspn(p + 1, " \t");
 	}
 	if (*p != '\0') {
 		snprintf(err, errlen, "unexpected '%s' after the limit (only comment=\"...\" "
-		    "may follow)", quote(p, q, sizeof(q)));
+		    "may follow)", err_quote(p, q, sizeof(q)));
 		return -1;
 	}
 	if (maillimit_rule_format(r, word, sizeof(word)) < 0) {
@@ -307,7 +236,7 @@ maillimit_rule_from_argv(int argc, char **argv, char *line, size_t len, char *er
     size_t errlen)
 {
 	struct mail_limit_rule r;
-	char q[QUOTE_MAX + 4];
+	char q[ERR_QUOTE_MAX + 4];
 
 	if (argc != 3 && !(argc == 5 && strcmp(argv[3], "--comment") == 0)) {
 		snprintf(err, errlen, "usage: smtpguard limit ORIGIN N/hour [--comment TEXT]");
@@ -316,16 +245,16 @@ maillimit_rule_from_argv(int argc, char **argv, char *line, size_t len, char *er
 	memset(&r, 0, sizeof(r));
 	if (origin_key(argv[1], r.origin, sizeof(r.origin)) < 0) {
 		snprintf(err, errlen, "'%s' is not an origin (sasl:LOGIN, user:NAME, "
-		    "domain:DOMAIN, client:ADDR or bounce)", quote(argv[1], q, sizeof(q)));
+		    "domain:DOMAIN, client:ADDR or bounce)", err_quote(argv[1], q, sizeof(q)));
 		return -1;
 	}
 	if (maillimit_parse_rate(argv[2], false, &r.per_hour) < 0) {
 		snprintf(err, errlen, "bad limit '%s' (N/hour, N from 0 to %d)",
-		    quote(argv[2], q, sizeof(q)), MAILLIMIT_MAX);
+		    err_quote(argv[2], q, sizeof(q)), MAILLIMIT_MAX);
 		return -1;
 	}
 	if (argc == 5) {
-		if (check_comment(argv[4], err, errlen) < 0)
+		if (exception_check_comment(argv[4], err, errlen) < 0)
 			return -1;
 		strlcpy_sg(r.comment, argv[4], sizeof(r.comment));
 	}

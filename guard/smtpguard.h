@@ -209,6 +209,9 @@ void		 hist_add(struct hist *, uint64_t);
 uint64_t	 hist_quantile(const struct hist *, double q);
 void		 put_safe(FILE *, const char *, size_t max);
 void		 cli_say(const char *, ...) __attribute__((format(printf, 1, 2)));
+#define ERR_QUOTE_MAX	64	/* bytes of hostile input echoed in an error */
+const char	*err_quote(const char *, char *out, size_t outlen);
+bool		 utf8_valid(const unsigned char *);
 /* A chained hash table of nodes that embed struct hnode first; it doubles as it fills. */
 struct hnode {
 	struct hnode	*next;
@@ -434,6 +437,7 @@ struct exceptions {
 int	 exception_parse(const char *line, const char *passwd, const char *group,
 	    struct exception *, char *err, size_t errlen);
 bool	 exception_is_plain(const struct exception *);
+int	 exception_check_comment(const char *, char *err, size_t errlen);
 int	 exception_format(const struct exception *, char *, size_t);
 int	 exception_from_argv(int, char **, char *line, size_t, char *err, size_t errlen);
 int	 exceptions_load(const char *path, const char *passwd, const char *group,

@@ -425,3 +425,51 @@ cli_say(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 }
+
+/* Input echoed in an error: printable ASCII only, cut to ERR_QUOTE_MAX. */
+const char *
+err_quote(const char *s, char *out, size_t outlen)
+{
+	size_t n = strlen(s), k = 0, keep = n < ERR_QUOTE_MAX ? n : ERR_QUOTE_MAX;
+
+	for (size_t i = 0; i < keep && k + 1 < outlen; i++)
+		out[k++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+	if (keep < n && k + 3 < outlen) {
+		memcpy(out + k, "...", 3);
+		k += 3;
+	}
+	out[k] = '\0';
+	return out;
+}
+
+/* RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF. */
+bool
+utf8_valid(const unsigned char *s)
+{
+	while (*s != '\0') {
+		unsigned int c = *s, need, min;
+		unsigned long cp;
+
+		if (c < 0x80) {
+			s++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0) {
+			need = 1, min = 0x80, cp = c & 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			need = 2, min = 0x800, cp = c & 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			need = 3, min = 0x10000, cp = c & 0x07;
+		} else
+			return false;
+		for (unsigned int i = 1; i <= need; i++) {
+			if ((s[i] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		s += need + 1;
+	}
+	return true;
+}
