@@ -238,7 +238,7 @@ policy_decide(const struct policy_query *q, struct decision *d)
 			return;
 		}
 		d->action = ACTION_REJECT;
-		strlcpy_sg(d->rule, "any-port-unfollowed", sizeof(d->rule));
+		strlcpy_sg(d->rule, "established-before-fence", sizeof(d->rule));
 		return;
 	}
 	if (!q->named) {

@@ -74,8 +74,11 @@ as_uid $WEB_UID swaks --server $MX4 --port 2525 --from bot@example.org --to x@ex
     >"$T/swaks.out" 2>&1
 swaks_rc=$?
 # It connected (a swaks that never ran must not pass), then failed before MAIL.
+# The greeting decides: the reset may land before swaks has even looked at
+# its connect(), which it then reports as reset.
 reset_at_greeting() {
-	grep -q '^=== Connected to' "$T/swaks.out" && [ "$swaks_rc" -ne 0 ] &&
+	grep -q -e '^=== Connected to' -e 'connect: Connection reset by peer' "$T/swaks.out" &&
+	    [ "$swaks_rc" -ne 0 ] &&
 	    ! grep -q '<-  250 2.0.0 queued' "$T/swaks.out" && ! grep -q 'MAIL FROM' "$T/swaks.out" ||
 	    { echo "swaks exit $swaks_rc"; tail -n 4 "$T/swaks.out"; return 1; }
 }
@@ -177,7 +180,7 @@ for target in 2525 2526; do
 	check "a tab after EHLO, to $target: never delivered" caught tab-$target
 	steps nohelo-$target --banner $MX4 $target "$M1" "$M2" "$M3" "$M4"
 	check "MAIL FROM with no greeting, to $target: never delivered" caught nohelo-$target
-	steps burst-$target $MX4 $target "EHLO bot.example\\r\\n$M1$M2$M3$M4"
+	steps burst-$target $MX4 $target "RSET\\r\\nEHLO bot.example\\r\\n$M1$M2$M3$M4"
 	check "a pipelined burst, to $target: never delivered" caught burst-$target
 done
 check "the plain mx never saw a message" sh -c "! grep -q '^data' '$T/plain.log'"
@@ -238,8 +241,17 @@ IDLE_PID=$!
 PIDS="$PIDS $IDLE_PID"
 WAIT_TICKS=400 wait_ticks "1,030 connects" grep -q held "$T/idle-flows.out"
 echo "info: $(cat "$T/idle-flows.out")"
+refused1=$(sg status --json | jq .any_port_refused)
 steps share-2525 $MX4 2525 'EHLO bot.example\r\n' "$M1" "$M2" "$M3" "$M4"
-check "after 1,030 idle flows, the same user's SMTP is refused at once" caught share-2525 flow-share
+# Its event may be flood-limited (the same uid and program as the 966 before): counted.
+share_refused() {
+	[ "$(tail -n 1 "$T/share-2525.out")" = refused ] || { tail -n 3 "$T/share-2525.out"; return 1; }
+	[ "$(sg status --json | jq .any_port_refused)" -gt "$refused1" ] || { echo "not counted"; return 1; }
+	jq_any --arg u $WEB_UID 'select(.event == "attempt" and .rule == "flow-share" and
+	    .uid == ($u | tonumber) and .dst_port == 2527)' "$T/events.jsonl" ||
+	    { echo "no flow-share event"; return 1; }
+}
+check "after 1,030 idle flows, the same user's SMTP is refused at once" share_refused
 share_counted() {
 	_r=$(sg status --json | jq .any_port_refused)
 	[ $((_r - refused0)) -ge 900 ] || { echo "refused $((_r - refused0))"; return 1; }

@@ -406,7 +406,7 @@ unfenced_port_is_probed_with_detect_any_port(void **state)
 	policy_decide(&q, &d);
 	assert_int_equal(d.action, ACTION_REJECT);
 	assert_int_equal(d.mark, MARK_REJECT);
-	assert_string_equal(d.rule, "any-port-unfollowed");
+	assert_string_equal(d.rule, "established-before-fence");
 
 	/* A packet queued as followed ("inspect" in its mark) whose flow is lost: reset. */
 	q.named = false;
