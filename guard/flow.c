@@ -46,8 +46,10 @@ flow_key_of(const struct pkt *p, struct flow_key *k)
 
 /* The key a reply packet of the flow K gives (flow_key_of on the server's packet). */
 void
-flow_key_reverse(const struct flow_key *k, struct flow_key *r)
+flow_key_reverse(const struct flow_key *key, struct flow_key *r)
 {
+	struct flow_key copy = *key, *k = &copy;	/* r may be key */
+
 	memset(r, 0, sizeof(*r));
 	r->family = k->family;
 	memcpy(r->src, k->dst, sizeof(r->src));

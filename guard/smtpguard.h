@@ -329,7 +329,7 @@ void		 flow_expire(struct flow_table *, time_t idle_before,
 		    void (*)(struct flow *, void *), void *);
 
 /* nl.c */
-#define NL_BATCH_MAX_MSGS	64	/* the whole ruleset is 46 messages, 50 with every set full */
+#define NL_BATCH_MAX_MSGS	64	/* the ruleset: 46 messages; 56 with full sets and detect_any_port */
 #define NL_LABEL_MAX		64	/* "add rule fence #12 (queue)" */
 struct mnl_nlmsg_batch;
 struct mnl_socket;
