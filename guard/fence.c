@@ -308,8 +308,8 @@ query_of(struct daemon *d, const struct queue_packet *qp, const struct pkt *p, t
  * An attempt's event and alerts, for every attempt alike (a new flow's, a
  * probed flow's once it is found to speak SMTP, one refused for lack of
  * room): the flood limiter decides whether the line is written (a
- * self-check's always is), and each one counts toward the uid's alert
- * threshold. E carries the attempt; who is complete (attrib_details) when
+ * self-check's always is), and each SMTP attempt (SMTP) counts toward the
+ * uid's alert threshold. E carries the attempt; who is complete (attrib_details) when
  * WRITTEN or ALERT_DUE say it will be read: the caller asks attempt_admit
  * first.
  */
@@ -320,7 +320,7 @@ struct admit {
 
 static void
 attempt_admit(struct daemon *d, const struct attrib *who, const struct decision *dec,
-    time_t now, struct admit *ad)
+    bool smtp, time_t now, struct admit *ad)
 {
 	if (dec->self_check) {
 		d->cnt.self_checks++;
@@ -328,7 +328,9 @@ attempt_admit(struct daemon *d, const struct attrib *who, const struct decision 
 	} else
 		ad->written = flood_admit(d->flood, who->has_uid ? who->uid : (uid_t)-1, who->exe,
 		    dec->action, now);
-	ad->alert_due = who->has_uid && alerts_count(d->alerts, who->uid, now, &ad->in_window);
+	/* A flow refused for want of room, or reset undecided, is no SMTP attempt to alert on. */
+	ad->alert_due = smtp && who->has_uid &&
+	    alerts_count(d->alerts, who->uid, now, &ad->in_window);
 }
 
 static void
@@ -385,7 +387,7 @@ probe_decided(struct daemon *d, const struct queue_packet *qp, struct flow *f,
 		return;
 	if (dec.action != ACTION_NONE) {
 		d->cnt.decisions[dec.action]++;
-		attempt_admit(d, f->who, &dec, now, &ad);
+		attempt_admit(d, f->who, &dec, dec.proto != NULL, now, &ad);
 		if (dec.proto != NULL)
 			a->sniff.info.proto = dec.proto;
 		e.flow = &f->addr;
@@ -465,7 +467,7 @@ probe_refused(struct daemon *d, const struct queue_packet *qp, const struct pkt 
 	d->cnt.decisions[ACTION_REJECT]++;
 	strlcpy_sg(dec.rule, rule, sizeof(dec.rule));
 	verdict(d, qp, MARK_REJECT);
-	attempt_admit(d, who, &dec, now, &ad);
+	attempt_admit(d, who, &dec, false, now, &ad);
 	attempt_emit(d, &e, who, &dec, &ad);
 }
 
@@ -534,7 +536,7 @@ attempt(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
 	q->has_uid = who.has_uid;
 	q->uid = who.uid;
 	policy_decide(q, &dec);
-	attempt_admit(d, &who, &dec, now, &ad);
+	attempt_admit(d, &who, &dec, true, now, &ad);
 	if (ad.written || ad.alert_due || dec.cap_exceeded || dec.follow != POLICY_FOLLOW_NONE)
 		attrib_details(d->attrib, &who);
 	e.flow_id = d->next_flow_id++;

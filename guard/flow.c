@@ -208,17 +208,16 @@ flow_remove(struct flow_table *t, struct flow *f)
 /*
  * F is decided (MARK): keep its key and mark only, out of the followed
  * flows' count and its uid's share. The caller has released F->inspect.
- * With FLOW_MARKERS_MAX kept already it is forgotten at once.
+ * It stays linked (a sweep may be walking its chain): with
+ * FLOW_MARKERS_MAX kept already it is dated so the next sweep forgets it.
  */
 void
 flow_retire(struct flow_table *t, struct flow *f, enum mark_state mark, time_t now)
 {
 	if (f->marker != MARK_NONE || mark == MARK_NONE)
 		return;
-	if (t->nmarkers >= FLOW_MARKERS_MAX) {
-		flow_remove(t, f);
-		return;
-	}
+	if (t->nmarkers >= FLOW_MARKERS_MAX)
+		now = 0;
 	share_give_back(t, f);
 	t->count--;
 	t->nmarkers++;

@@ -209,6 +209,12 @@ inspect_any_packet(struct inspect_any *a, enum sniff_dir dir, const struct pkt *
 	if (a->result != INSPECT_PROBE_MORE)
 		return a->result;
 	if (dir == SNIFF_SERVER && !sd->anchored) {
+		if ((p->tcp_flags & TH_RST) && !syn) {
+			/* Refused (a closed port): no session, nothing was said. */
+			a->result = INSPECT_PROBE_OTHER;
+			a->sniff.info.inspect = "reset by the server before its SYN-ACK";
+			return a->result;
+		}
 		/* The server's stream starts at its SYN-ACK; anything else cannot be placed. */
 		if ((p->tcp_flags & (TH_SYN | TH_ACK)) != (TH_SYN | TH_ACK))
 			return undecided(a, "a reply before the server's SYN-ACK: fails closed");

@@ -271,6 +271,18 @@ a_reply_before_the_syn_ack_fails_closed(void **state)
 }
 
 static void
+a_closed_port_refusing_the_syn_is_no_attempt(void **state)
+{
+	struct decision d;
+
+	(void)state;
+	assert_int_equal(packet(SNIFF_CLIENT, CLIENT_ISN, TH_SYN, "", 0), INSPECT_PROBE_MORE);
+	assert_int_equal(packet(SNIFF_SERVER, 0, TH_RST | TH_ACK, "", 0), INSPECT_PROBE_OTHER);
+	assert_int_equal(verdict_of(a->result, &d), MARK_ALLOW);
+	assert_int_equal(d.action, ACTION_NONE);
+}
+
+static void
 client_bytes_with_no_syn_ack_seen_fail_closed(void **state)
 {
 	(void)state;
@@ -368,6 +380,7 @@ main(void)
 		T(ehlo_inside_the_syn_is_smtp_at_the_syn),
 		T(retransmitted_and_reordered_segments_read_once_in_order),
 		T(a_reply_before_the_syn_ack_fails_closed),
+		T(a_closed_port_refusing_the_syn_is_no_attempt),
 		T(client_bytes_with_no_syn_ack_seen_fail_closed),
 		T(http_passes_at_the_servers_first_bytes),
 		T(tls_to_a_named_relay_is_reset),
