@@ -423,14 +423,14 @@ inspected_packet(struct daemon *d, const struct queue_packet *qp, const struct p
 	}
 	if (f == NULL)
 		return false;
+	if ((p->tcp_flags & TH_SYN) && dir == SNIFF_CLIENT && p->seq != f->addr.seq)
+		return false;	/* a new connection on the same ports: start it afresh */
 	if (f->marker != MARK_NONE) {
-		verdict(d, qp, f->marker);
+		verdict(d, qp, f->marker);	/* queued before its verdict landed */
 		return true;
 	}
 	if (f->inspect == NULL)
 		return false;
-	if ((p->tcp_flags & TH_SYN) && dir == SNIFF_CLIENT && p->seq != f->addr.seq)
-		return false;	/* a new connection on the same ports: start it afresh */
 	d->cnt.inspected++;
 	f->last_seen = now;
 	if (f->probe) {
