@@ -98,8 +98,11 @@ after=$(sg status --json | jq .packets)
 check "HTTP to port 80 passes byte-identical" \
     [ "$(cat "$T/http.sum")" = "$(sha256sum <"$T/www/blob" | cut -d' ' -f1)" ]
 echo "info: userspace packets for one HTTP flow of 300 KB: $((after - before))"
+# SYN, SYN-ACK, ACK, the request, the server's ACK and first bytes (which
+# decide), then whatever of its first burst was queued before the verdict
+# landed: 6 to 8 here. 12 is still "a few"; a flow left in userspace is hundreds.
 check "an HTTP flow costs a bounded number of userspace trips ($((after - before)))" \
-    [ $((after - before)) -le 8 ]
+    [ $((after - before)) -le 12 ]
 mta_direct() { out=$(as_uid $MTA_UID "$T/sgprobe" connect -q $MX4 2525) && case $out in connected*) ;; *) false ;; esac; }
 check "the MTA reaches port 2525 untouched" mta_direct
 
@@ -119,7 +122,7 @@ tls_to www.example.net
 after=$(sg status --json | jq .packets)
 echo "info: userspace packets for one TLS handshake to another name: $((after - before))"
 check "a TLS flow costs a bounded number of userspace trips ($((after - before)))" \
-    [ $((after - before)) -le 8 ]
+    [ $((after - before)) -le 12 ]
 tls_reset() {	# tls_reset NAME: the client failed on a reset, never completed
 	[ "$(cat "$T/tls-$1.rc")" -ne 0 ] && grep -q 'errno=104' "$T/tls-$1.out" ||
 	    { echo "$1: exit $(cat "$T/tls-$1.rc")"; tail -n 3 "$T/tls-$1.out"; return 1; }
