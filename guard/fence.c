@@ -3,19 +3,23 @@
  * decided (policy.c), given exactly one verdict, followed if the decision says
  * so (a trapped flow until the trap reports, an audited flow until inspect.c
  * is done, a probed flow in both directions until sniff.c tells SMTP from the
- * rest), and logged. The trap's
- * reports are joined here to the flows they belong to, and alerts are raised
- * from the attempts. It is also the parent's one writer of the event log
- * (fence_emit), so a failing log is noticed and counted in one place.
+ * rest), and logged. The trap's reports are joined here to the flows they
+ * belong to, and alerts are raised from the attempts. It is also the
+ * parent's one writer of the event log (fence_emit), so a failing log is
+ * noticed and counted in one place.
  *
  * Every verdict goes through verdict(), and an internal error gives the
  * default: an unparsable packet is reset, a flow that cannot be followed gets
  * the decision's unfollowed mark. A probed flow (detect_any_port) is never
  * released unread: no room for it, its time up undecided, or its state lost,
  * and it is reset. A decided probed flow stays a few seconds as a marker, so
- * the packets queued before its verdict landed get the same one. It never changes the configuration, the
- * exceptions' list or the ruleset, never calls back into smtpguardd.c, and
- * never exits. The state it shares is described in daemon.h.
+ * the packets queued before its verdict landed get the same one. It never
+ * changes the configuration, the exceptions' list or the ruleset, never calls
+ * back into smtpguardd.c, and never exits. The state it shares is described
+ * in daemon.h. It stays one room past 600 lines because every path a queued
+ * packet can take ends in the one verdict() and the one attempt_emit() here:
+ * split, the "exactly one verdict, every attempt flood-limited and counted"
+ * rule would have to be kept in two places.
  */
 #include <errno.h>
 #include <netinet/in.h>
