@@ -906,6 +906,18 @@ build_input(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 
 	if (put_verdicts(b, sp, CHAIN_INPUT, input_verdicts, NELEM(input_verdicts), &n) < 0)
 		return -1;
+	/* Any other answer to a reply is final too: it never goes round the queue again. */
+	if (rb_start(&rb, sp->table, CHAIN_INPUT, "any other answer to a reply: accept") < 0)
+		return -1;
+	x_meta_load(&rb, NFT_META_MARK);
+	x_bitwise(&rb, m, 0);
+	x_cmp_u32(&rb, NFT_CMP_NEQ, 0);
+	x_meta_load(&rb, NFT_META_MARK);
+	x_bitwise(&rb, ~m, 0);
+	x_meta_store(&rb, NFT_META_MARK);
+	x_verdict(&rb, NF_ACCEPT, NULL);
+	if (rb_put(b, &rb, "%s #%u (other answers)", CHAIN_INPUT, ++n) < 0)
+		return -1;
 	if (rb_start(&rb, sp->table, CHAIN_INPUT,
 	    "detect_any_port: replies of flows still being read go to smtpguardd") < 0)
 		return -1;

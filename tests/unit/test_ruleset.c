@@ -681,7 +681,7 @@ detect_any_port_queues_replies_of_followed_flows_marked(void **state)
 	assert_int_equal(nftnl_chain_get_s32(c->chain, NFTNL_CHAIN_PRIO), 150);
 	assert_int_equal(nftnl_chain_get_u32(c->chain, NFTNL_CHAIN_POLICY), NF_ACCEPT);
 
-	assert_int_equal(rules_of(&p, "input", r, 32), 5);
+	assert_int_equal(rules_of(&p, "input", r, 32), 6);
 	/* allow, reject: ct mark := it; then the mark cleared and accept, both. */
 	for (size_t i = 0; i < 4; i += 2) {
 		enum mark_state st = i == 0 ? MARK_ALLOW : MARK_REJECT;
@@ -694,18 +694,22 @@ detect_any_port_queues_replies_of_followed_flows_marked(void **state)
 		assert_int_equal(nftnl_expr_get_u32(expr_at(r[i + 1]->rule, 6),
 		    NFTNL_EXPR_IMM_VERDICT), NF_ACCEPT);	/* a reply is never reset */
 	}
-	assert_string_equal(r[4]->exprs,
+	/* Any other answer is final: our bits cleared, accepted. */
+	assert_string_equal(r[4]->exprs, "meta,bitwise,cmp,meta,bitwise,meta,immediate");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[4]->rule, 2), NFTNL_EXPR_CMP_OP),
+	    NFT_CMP_NEQ);
+	assert_string_equal(r[5]->exprs,
 	    "meta,cmp,ct,bitwise,cmp,payload,lookup,meta,bitwise,meta,target");
-	assert_int_equal(expr_u32_data(expr_at(r[4]->rule, 4), NFTNL_EXPR_CMP_DATA), inspect);
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[4]->rule, 5), NFTNL_EXPR_PAYLOAD_OFFSET),
+	assert_int_equal(expr_u32_data(expr_at(r[5]->rule, 4), NFTNL_EXPR_CMP_DATA), inspect);
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[5]->rule, 5), NFTNL_EXPR_PAYLOAD_OFFSET),
 	    0);	/* the reply's source port: the server's */
-	assert_string_equal(nftnl_expr_get_str(expr_at(r[4]->rule, 6), NFTNL_EXPR_LOOKUP_SET),
+	assert_string_equal(nftnl_expr_get_str(expr_at(r[5]->rule, 6), NFTNL_EXPR_LOOKUP_SET),
 	    "ports");
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[4]->rule, 6), NFTNL_EXPR_LOOKUP_FLAGS),
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[5]->rule, 6), NFTNL_EXPR_LOOKUP_FLAGS),
 	    NFT_LOOKUP_F_INV);
-	assert_int_equal(expr_u32_data(expr_at(r[4]->rule, 8), NFTNL_EXPR_BITWISE_MASK), ~m);
-	assert_int_equal(expr_u32_data(expr_at(r[4]->rule, 8), NFTNL_EXPR_BITWISE_XOR), inspect);
-	assert_non_null(strstr(label_of(&p, r[4]), " (queue)"));
+	assert_int_equal(expr_u32_data(expr_at(r[5]->rule, 8), NFTNL_EXPR_BITWISE_MASK), ~m);
+	assert_int_equal(expr_u32_data(expr_at(r[5]->rule, 8), NFTNL_EXPR_BITWISE_XOR), inspect);
+	assert_non_null(strstr(label_of(&p, r[5]), " (queue)"));
 
 	/* The fence's "keep inspecting" queue rule marks its packets too. */
 	n = rules_of(&p, "fence", r, 32);
