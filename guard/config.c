@@ -76,6 +76,7 @@ static const struct key keys[] = {
 	{ "guard", "trap_port", K_U16, NUM(trap_port), 1, 65535 },
 	{ "guard", "inspect_bytes", K_SIZE, NUM(inspect_bytes), 64, 1048576 },
 	{ "guard", "detect_any_port", K_BOOL, NUM(detect_any_port), 0, 0 },
+	{ "guard", "any_port_timeout", K_U32, NUM(any_port_timeout), 1, 3600 },
 	{ "guard", "mail_relays", K_TEXT, STR(mail_relays), 0, 0 },
 	{ "guard", "mark_mask", K_MASK, NUM(mark_mask), 1, 0xffffffffUL },
 	{ "guard", "exceptions", K_PATH, STR(exceptions), 0, 0 },
@@ -136,6 +137,7 @@ config_defaults(struct config *cfg)
 	cfg->trap_port = 10025;
 	cfg->inspect_bytes = 4096;
 	cfg->detect_any_port = false;
+	cfg->any_port_timeout = 300;	/* RFC 5321 4.5.3.2.1: a client waits 5 min for the greeting */
 	cfg->mark_mask = 0x00700000;
 	strlcpy_sg(cfg->exceptions, "/etc/smtpguard/exceptions.conf", sizeof(cfg->exceptions));
 	strlcpy_sg(cfg->control_socket, "/run/smtpguard/control.sock",

@@ -88,6 +88,11 @@ ctlreply_status(const struct daemon *d)
 	json_object_set_new(o, "alerts", json_integer((json_int_t)d->cnt.alerts));
 	json_object_set_new(o, "inspected", json_integer((json_int_t)d->cnt.inspected));
 	json_object_set_new(o, "trap_direct", json_integer((json_int_t)d->cnt.trap_direct));
+	json_object_set_new(o, "any_port_lost", json_integer((json_int_t)d->cnt.any_port_lost));
+	json_object_set_new(o, "any_port_expired",
+	    json_integer((json_int_t)d->cnt.any_port_expired));
+	json_object_set_new(o, "any_port_refused",
+	    json_integer((json_int_t)d->cnt.any_port_refused));
 	json_object_set_new(o, "flows_followed", json_integer((json_int_t)flow_count(d->flows)));
 	json_object_set_new(o, "attribution_ns", json_pack("{s:I, s:I, s:I, s:I}",
 	    "lookups", (json_int_t)d->attrib_ns.total,

@@ -33,6 +33,10 @@ struct counters {
 	uint64_t	 alerts;
 	uint64_t	 inspected;		/* packets of audited flows read */
 	uint64_t	 trap_direct;		/* connections to the trap port it was not sent */
+	/* detect_any_port: flows reset because they could not be read to a decision */
+	uint64_t	 any_port_lost;		/* packets of followed flows the daemon lost */
+	uint64_t	 any_port_expired;	/* undecided when their time was up */
+	uint64_t	 any_port_refused;	/* SYNs with no room: the table or the uid's share full */
 };
 
 struct daemon {

@@ -2,16 +2,24 @@
  * fence.c — the daemon's packet path: a queued packet is parsed, attributed,
  * decided (policy.c), given exactly one verdict, followed if the decision says
  * so (a trapped flow until the trap reports, an audited flow until inspect.c
- * is done, a probed flow until its first bytes), and logged. The trap's
- * reports are joined here to the flows they belong to, and alerts are raised
- * from the attempts. It is also the parent's one writer of the event log
- * (fence_emit), so a failing log is noticed and counted in one place.
+ * is done, a probed flow in both directions until sniff.c tells SMTP from the
+ * rest), and logged. The trap's reports are joined here to the flows they
+ * belong to, and alerts are raised from the attempts. It is also the
+ * parent's one writer of the event log (fence_emit), so a failing log is
+ * noticed and counted in one place.
  *
  * Every verdict goes through verdict(), and an internal error gives the
  * default: an unparsable packet is reset, a flow that cannot be followed gets
- * the decision's unfollowed mark. It never changes the configuration, the
- * exceptions' list or the ruleset, never calls back into smtpguardd.c, and
- * never exits. The state it shares is described in daemon.h.
+ * the decision's unfollowed mark. A probed flow (detect_any_port) is never
+ * released unread: no room for it, its time up undecided, or its state lost,
+ * and it is reset. A decided probed flow stays a few seconds as a marker, so
+ * the packets queued before its verdict landed get the same one. It never
+ * changes the configuration, the exceptions' list or the ruleset, never calls
+ * back into smtpguardd.c, and never exits. The state it shares is described
+ * in daemon.h. It stays one room past 600 lines because every path a queued
+ * packet can take ends in the one verdict() and the one attempt_emit() here:
+ * split, the "exactly one verdict, every attempt flood-limited and counted"
+ * rule would have to be kept in two places.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -27,6 +35,12 @@
 #define QUEUE_READS_MAX		64	/* queue batches per wakeup: the loop stays fair */
 #define TRAP_REPORTS_MAX	64	/* trap reports read per wakeup, likewise */
 #define ALERT_MSG_MAX		256
+/*
+ * How long a decided probed flow is remembered: packets queued before its
+ * verdict reached the kernel are read within milliseconds, seconds at worst
+ * under load; later ones meet the ct mark and never come here.
+ */
+#define MARKER_KEEP_S		5
 
 static void
 now_ts(struct timespec *ts)
@@ -74,7 +88,9 @@ verdict(struct daemon *d, const struct queue_packet *qp, enum mark_state st)
 	int r;
 
 	if (st == MARK_NONE)
-		r = queue_verdict(d->queue, qp->id, NF_ACCEPT, false, 0);
+		/* A probed flow's packets come marked "inspect": they leave without it. */
+		r = queue_verdict(d->queue, qp->id, NF_ACCEPT, (qp->mark & d->cfg.mark_mask) != 0,
+		    mark);
 	else
 		r = queue_verdict(d->queue, qp->id, NF_REPEAT, true, mark);
 	if (r < 0 && d->cnt.verdict_errors++ == 0)
@@ -109,9 +125,9 @@ audit_event(struct daemon *d, struct flow *f)
 {
 	struct event e = { .event = "smtp", .action = "audit" };
 
-	if (f->inspect == NULL)
+	if (f->inspect == NULL || f->probe)
 		return;
-	e.who = &f->who;
+	e.who = f->who;
 	e.flow = &f->addr;
 	e.flow_id = f->flow_id;
 	e.smtp = &((struct inspect *)f->inspect)->info;
@@ -120,11 +136,22 @@ audit_event(struct daemon *d, struct flow *f)
 	f->inspect = NULL;
 }
 
+/* A probed flow's state goes: it never had an smtp event to give (no audit). */
+static void
+drop_probe(struct flow *f)
+{
+	if (!f->probe)
+		return;
+	inspect_any_free(f->inspect);
+	f->inspect = NULL;
+}
+
 static void
 flow_done(struct flow *f, void *arg)
 {
 	struct daemon *d = arg;
 
+	drop_probe(f);
 	if (f->inspect != NULL && ((struct inspect *)f->inspect)->info.inspect == NULL)
 		((struct inspect *)f->inspect)->info.inspect = "idle";
 	audit_event(d, f);
@@ -133,17 +160,10 @@ flow_done(struct flow *f, void *arg)
 static void
 forget_flow(struct daemon *d, struct flow *f, const char *why)
 {
+	drop_probe(f);
 	if (f->inspect != NULL && ((struct inspect *)f->inspect)->info.inspect == NULL)
 		((struct inspect *)f->inspect)->info.inspect = why;
 	audit_event(d, f);
-	flow_remove(d->flows, f);
-}
-
-static void
-forget_probe(struct daemon *d, struct flow *f)
-{
-	inspect_free(f->inspect);
-	f->inspect = NULL;
 	flow_remove(d->flows, f);
 }
 
@@ -163,12 +183,52 @@ fence_close(struct daemon *d)
 	d->flows = NULL;
 }
 
+static void probe_decided(struct daemon *, const struct queue_packet *, struct flow *,
+    enum inspect_probe, time_t now);
+
+struct sweep {
+	struct daemon	*d;
+	time_t		 now;
+};
+
+/*
+ * What leaves the table at a tick: markers past their keep, trapped or
+ * audited flows idle too long (a trap session that never reported). A probed
+ * flow still undecided when its time is up is reset: it becomes a "reject"
+ * marker, and once that is gone too its packets come back marked "inspect"
+ * and are reset as lost (policy.c). Keepalives do not make it younger.
+ */
+static bool
+sweep_gone(struct flow *f, void *arg)
+{
+	struct sweep *w = arg;
+	struct daemon *d = w->d;
+
+	if (f->marker != MARK_NONE)
+		return f->last_seen < w->now - MARKER_KEEP_S;
+	if (!f->probe)
+		return f->last_seen < w->now - (time_t)d->cfg.trap_timeout - 60;
+	if (f->created + (time_t)d->cfg.any_port_timeout > w->now)
+		return false;
+	d->cnt.any_port_expired++;
+	probe_decided(d, NULL, f, inspect_any_finish(f->inspect,
+	    "undecided when its time was up (any_port_timeout): fails closed"), w->now);
+	return false;
+}
+
+static void
+sweep_done(struct flow *f, void *arg)
+{
+	flow_done(f, ((struct sweep *)arg)->d);
+}
+
 void
 fence_tick(struct daemon *d, time_t now)
 {
+	struct sweep w = { .d = d, .now = now };
+
 	flood_expire(d->flood, now, flood_summary, d);
-	/* A trapped flow whose session never reported (the client never connected). */
-	flow_expire(d->flows, now - (time_t)d->cfg.trap_timeout - 60, flow_done, d);
+	flow_sweep(d->flows, sweep_gone, sweep_done, &w);
 }
 
 /* Keeps the attempt's attribution for the smtp event that comes later. */
@@ -186,7 +246,7 @@ follow_flow(struct daemon *d, const struct pkt *p, const struct attrib *who, uin
 		return NULL;	/* full: bounded; the caller copes */
 	f->flow_id = flow_id;
 	f->action = a;
-	f->who = *who;
+	*f->who = *who;
 	f->addr = *p;
 	f->addr.payload = NULL;
 	f->addr.payload_len = 0;
@@ -210,7 +270,6 @@ follow(struct daemon *d, const struct pkt *p, const struct attrib *who, uint64_t
 		flow_remove(d->flows, f);
 		return dec->unfollowed;
 	}
-	in->probe = dec->follow == POLICY_FOLLOW_PROBE;
 	f->inspect = in;
 	return dec->mark;
 }
@@ -245,64 +304,145 @@ query_of(struct daemon *d, const struct queue_packet *qp, const struct pkt *p, t
 	q->cfg = &d->cfg;
 	q->exc = &d->exc;
 	q->pkt = p;
-	q->mark = qp->mark;
+	q->mark = qp != NULL ? qp->mark : 0;
 	q->now = now;
 }
 
 /*
- * detect_any_port: a probed flow's packet. SMTP's greeting there is reset and
- * logged; anything else is let go for good (ct mark "allowed"), so each flow
- * costs a few userspace trips.
+ * An attempt's event and alerts, for every attempt alike (a new flow's, a
+ * probed flow's once it is found to speak SMTP, one refused for lack of
+ * room): the flood limiter decides whether the line is written (a
+ * self-check's always is), and each SMTP attempt (SMTP) counts toward the
+ * uid's alert threshold. E carries the attempt; who is complete (attrib_details) when
+ * WRITTEN or ALERT_DUE say it will be read: the caller asks attempt_admit
+ * first.
+ */
+struct admit {
+	bool	 written, alert_due;
+	uint64_t in_window;
+};
+
+static void
+attempt_admit(struct daemon *d, const struct attrib *who, const struct decision *dec,
+    bool smtp, time_t now, struct admit *ad)
+{
+	if (dec->self_check) {
+		d->cnt.self_checks++;
+		ad->written = true;
+	} else
+		ad->written = flood_admit(d->flood, who->has_uid ? who->uid : (uid_t)-1, who->exe,
+		    dec->action, now);
+	/* A flow refused for want of room, or reset undecided, is no SMTP attempt to alert on. */
+	ad->alert_due = smtp && who->has_uid &&
+	    alerts_count(d->alerts, who->uid, now, &ad->in_window);
+}
+
+static void
+attempt_emit(struct daemon *d, struct event *e, const struct attrib *who,
+    const struct decision *dec, const struct admit *ad)
+{
+	if (e->ts.tv_sec == 0)
+		now_ts(&e->ts);
+	e->action = action_name(dec->action);
+	e->rule = dec->rule;
+	e->who = who;
+	if (ad->written)
+		fence_emit(d, e);
+	if (dec->cap_exceeded) {
+		char msg[ALERT_MSG_MAX];
+
+		snprintf(msg, sizeof(msg), "exception cap reached (%s): the default action "
+		    "applies", dec->rule);
+		fence_alert(d, e, msg);
+	}
+	if (ad->alert_due) {
+		char msg[ALERT_MSG_MAX];
+
+		snprintf(msg, sizeof(msg), "uid %lu made %llu SMTP attempts in 10 minutes "
+		    "(threshold %u)", (unsigned long)who->uid, (unsigned long long)ad->in_window,
+		    d->cfg.alert_threshold);
+		fence_alert(d, e, msg);
+	}
+}
+
+/*
+ * A probed flow's reading reached R (QP: the packet that brought it there,
+ * or NULL when its time ran out). MORE: the packet passes. Otherwise the
+ * verdict, the attempt if it is one (SMTP, or reset undecided), and the
+ * flow becomes a marker that gives the same verdict to its packets still
+ * queued.
  */
 static void
-probe_packet(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
-    struct flow *f, time_t now)
+probe_decided(struct daemon *d, const struct queue_packet *qp, struct flow *f,
+    enum inspect_probe r, time_t now)
 {
-	struct inspect *in = f->inspect;
+	struct inspect_any *a = f->inspect;
 	struct event e = { .event = "attempt" };
 	struct policy_query q;
 	struct decision dec;
+	struct admit ad;
 
-	query_of(d, qp, p, now, &q);
-	q.probe = inspect_probe(in, p);
-	q.sni = in->info.tls_sni;
+	query_of(d, qp, &f->addr, now, &q);
+	q.probe = r;
 	policy_decide(&q, &dec);
-	verdict(d, qp, dec.mark);
+	if (qp != NULL)
+		verdict(d, qp, dec.mark);
 	if (dec.mark == MARK_NONE)
 		return;
 	if (dec.action != ACTION_NONE) {
 		d->cnt.decisions[dec.action]++;
-		in->info.proto = dec.proto;
-		e.action = action_name(dec.action);
-		e.rule = dec.rule;
-		e.who = &f->who;
+		attempt_admit(d, f->who, &dec, dec.proto != NULL, now, &ad);
+		if (dec.proto != NULL)
+			a->sniff.info.proto = dec.proto;
 		e.flow = &f->addr;
 		e.flow_id = f->flow_id;
-		e.smtp = &in->info;
-		fence_emit(d, &e);
+		e.smtp = &a->sniff.info;
+		attempt_emit(d, &e, f->who, &dec, &ad);
 	}
-	forget_probe(d, f);
+	inspect_any_free(a);
+	f->inspect = NULL;
+	flow_retire(d->flows, f, dec.mark, now);
 }
 
 /*
- * A later packet of a followed flow: read it, let it go on, and once
- * inspection is done release the flow to the kernel. Returns false if the
- * packet belongs to no flow under inspection.
+ * A packet of a followed flow, found by its 4-tuple (a probed flow's replies
+ * by the reversed one): read it, let it go on, and once inspection is done
+ * release the flow to the kernel. A marker repeats its verdict. Returns
+ * false if the packet belongs to no flow the daemon follows.
  */
 static bool
 inspected_packet(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
     time_t now)
 {
-	struct flow_key k;
+	enum sniff_dir dir = SNIFF_CLIENT;
+	struct flow_key k, r;
 	struct flow *f;
 
 	flow_key_of(p, &k);
-	if ((f = flow_lookup(d->flows, &k)) == NULL || f->inspect == NULL)
+	if ((f = flow_lookup(d->flows, &k)) == NULL && d->cfg.detect_any_port) {
+		flow_key_reverse(&k, &r);
+		if ((f = flow_lookup(d->flows, &r)) != NULL && !f->probe && f->marker == MARK_NONE)
+			f = NULL;	/* only a probed flow's replies are queued */
+		dir = SNIFF_SERVER;
+	}
+	if (f == NULL)
+		return false;
+	if ((p->tcp_flags & TH_SYN) && dir == SNIFF_CLIENT && p->seq != f->addr.seq)
+		return false;	/* a new connection on the same ports: start it afresh */
+	if (f->marker != MARK_NONE) {
+		verdict(d, qp, f->marker);	/* queued before its verdict landed */
+		return true;
+	}
+	if (f->inspect == NULL)
 		return false;
 	d->cnt.inspected++;
 	f->last_seen = now;
-	if (((struct inspect *)f->inspect)->probe) {
-		probe_packet(d, qp, p, f, now);
+	if (f->probe) {
+		probe_decided(d, qp, f, inspect_any_packet(f->inspect, dir, p), now);
+		return true;
+	}
+	if (p->tcp_flags & TH_SYN) {
+		verdict(d, qp, MARK_NONE);	/* its SYN again: the stream trims it */
 		return true;
 	}
 	if (inspect_segment(f->inspect, p) == INSPECT_MORE) {
@@ -314,15 +454,66 @@ inspected_packet(struct daemon *d, const struct queue_packet *qp, const struct p
 	return true;
 }
 
-/* The SYN of a flow to an unfenced port: name its sender now, decide at its first bytes. */
+/*
+ * A SYN that cannot be followed (detect_any_port): the table is full or its
+ * uid holds its share of it. Refused at once and counted; the attempt is
+ * logged, flood-limited, under a rule that says which.
+ */
+static void
+probe_refused(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
+    const struct attrib *who, uint64_t flow_id, const char *rule, time_t now)
+{
+	struct event e = { .event = "attempt", .flow = p, .flow_id = flow_id };
+	struct decision dec = { .action = ACTION_REJECT, .mark = MARK_REJECT };
+	struct admit ad;
+
+	d->cnt.any_port_refused++;
+	d->cnt.decisions[ACTION_REJECT]++;
+	strlcpy_sg(dec.rule, rule, sizeof(dec.rule));
+	verdict(d, qp, MARK_REJECT);
+	attempt_admit(d, who, &dec, false, now, &ad);
+	attempt_emit(d, &e, who, &dec, &ad);
+}
+
+/*
+ * The SYN of a flow to an unfenced port: name its sender now (it still sits
+ * in connect()), then read both directions from here on; the SYN's own
+ * payload (TCP Fast Open) is the client's first bytes.
+ */
 static void
 start_probe(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
     const struct decision *dec, time_t now)
 {
 	struct attrib who;
+	struct flow *f;
+	uint64_t id = d->next_flow_id++;
 
 	attrib_flow(d->attrib, p, qp->has_uid, qp->uid, qp->has_gid, qp->gid, &who);
-	verdict(d, qp, follow(d, p, &who, d->next_flow_id++, dec, now));
+	if ((f = follow_flow(d, p, &who, id, dec->action, now)) == NULL) {
+		probe_refused(d, qp, p, &who, id, "flow-table-full", now);
+		return;
+	}
+	if (flow_share_take(d->flows, f, who.has_uid ? who.uid : (uid_t)-1,
+	    FLOW_SHARE_MAX) < 0) {
+		flow_remove(d->flows, f);
+		probe_refused(d, qp, p, &who, id, "flow-share", now);
+		return;
+	}
+	if ((f->inspect = inspect_any_new(p->seq, policy_mail_relay, &d->cfg)) == NULL) {
+		flow_remove(d->flows, f);
+		probe_refused(d, qp, p, &who, id, "flow-table-full", now);
+		return;
+	}
+	f->probe = true;
+	switch (inspect_any_packet(f->inspect, SNIFF_CLIENT, p)) {
+	case INSPECT_PROBE_MORE:
+		verdict(d, qp, dec->mark);	/* inspect: its packets, both ways, come here */
+		break;
+	default:
+		/* Decided by the SYN's payload: never let it out, whatever it is. */
+		probe_decided(d, qp, f, ((struct inspect_any *)f->inspect)->result, now);
+		break;
+	}
 }
 
 /* A new flow whose sender is named: the attempt, its verdict, its event and alerts. */
@@ -333,9 +524,9 @@ attempt(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
 	struct attrib who;
 	struct decision dec;
 	struct event e = { .event = "attempt" };
-	uint64_t in_window, t0;
+	struct admit ad;
+	uint64_t t0;
 	enum mark_state mark;
-	bool written, alert_due;
 
 	/*
 	 * Attribute before the verdict: the process still sits in connect().
@@ -349,14 +540,8 @@ attempt(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
 	q->has_uid = who.has_uid;
 	q->uid = who.uid;
 	policy_decide(q, &dec);
-	if (dec.self_check) {
-		d->cnt.self_checks++;
-		written = true;
-	} else
-		written = flood_admit(d->flood, who.has_uid ? who.uid : (uid_t)-1, who.exe,
-		    dec.action, now);
-	alert_due = who.has_uid && alerts_count(d->alerts, who.uid, now, &in_window);
-	if (written || alert_due || dec.cap_exceeded || dec.follow != POLICY_FOLLOW_NONE)
+	attempt_admit(d, &who, &dec, true, now, &ad);
+	if (ad.written || ad.alert_due || dec.cap_exceeded || dec.follow != POLICY_FOLLOW_NONE)
 		attrib_details(d->attrib, &who);
 	e.flow_id = d->next_flow_id++;
 	mark = dec.mark;
@@ -364,29 +549,8 @@ attempt(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
 		mark = follow(d, p, &who, e.flow_id, &dec, now);
 	verdict(d, qp, mark);
 	d->cnt.decisions[dec.action]++;
-
-	now_ts(&e.ts);
-	e.action = action_name(dec.action);
-	e.rule = dec.rule;
-	e.who = &who;
 	e.flow = p;
-	if (written)
-		fence_emit(d, &e);
-	if (dec.cap_exceeded) {
-		char msg[ALERT_MSG_MAX];
-
-		snprintf(msg, sizeof(msg), "exception cap reached (%s): the default action "
-		    "applies", dec.rule);
-		fence_alert(d, &e, msg);
-	}
-	if (alert_due) {
-		char msg[ALERT_MSG_MAX];
-
-		snprintf(msg, sizeof(msg), "uid %lu made %llu SMTP attempts in 10 minutes "
-		    "(threshold %u)", (unsigned long)who.uid, (unsigned long long)in_window,
-		    d->cfg.alert_threshold);
-		fence_alert(d, &e, msg);
-	}
+	attempt_emit(d, &e, &who, &dec, &ad);
 }
 
 static void
@@ -406,12 +570,16 @@ on_packet(const struct queue_packet *qp, void *arg)
 		verdict(d, qp, MARK_REJECT);
 		return;
 	}
-	if (!(p.tcp_flags & TH_SYN) && inspected_packet(d, qp, &p, now))
+	if (inspected_packet(d, qp, &p, now))
 		return;
 	/* Asked first without the sender: a packet that needs none costs no lookup. */
 	query_of(d, qp, &p, now, &q);
 	policy_decide(&q, &dec);
-	if (dec.need_sender)
+	if (dec.lost) {
+		/* Followed once, unknown now: reset, counted, never released. */
+		d->cnt.any_port_lost++;
+		verdict(d, qp, dec.mark);
+	} else if (dec.need_sender)
 		attempt(d, qp, &p, &q, now);
 	else if (dec.follow == POLICY_FOLLOW_PROBE)
 		start_probe(d, qp, &p, &dec, now);
@@ -496,12 +664,12 @@ fence_trap_reports(struct daemon *d)
 		e.flow = &addr;
 		e.who = NULL;
 		e.flow_id = 0;
-		if ((f = flow_lookup(d->flows, &k)) != NULL) {
-			e.who = &f->who;
+		if ((f = flow_lookup(d->flows, &k)) != NULL && f->marker == MARK_NONE) {
+			e.who = f->who;
 			e.flow_id = f->flow_id;
 		}
 		fence_emit(d, &e);
-		if (f != NULL)
+		if (f != NULL && f->marker == MARK_NONE)
 			flow_remove(d->flows, f);
 	}
 	return 0;

@@ -7,10 +7,16 @@
  * a gap stream.c cannot fill ("incomplete"), so the message body never
  * crosses userspace.
  *
- * With detect_any_port it also reads a probed flow's first client bytes
- * (inspect_probe): an SMTP greeting, a TLS ClientHello's SNI, or something
- * else; whether that is mail is policy.c's to say.
- * Pure: it only reads the bytes it is given.
+ * With detect_any_port it also reads a probed flow (inspect_any_*): both
+ * directions, each put back in order from the SYN (client, its payload
+ * included: TCP Fast Open) and the SYN-ACK (server), fed to sniff.c, which
+ * says SMTP, SMTP over TLS to a mail relay, OTHER or MORE. What it cannot
+ * read on (a reply before the SYN-ACK, a gap it cannot hold) or can wait for
+ * no longer (inspect_any_finish) is UNDECIDED, which fails closed: whether
+ * that is reset is policy.c's to say. A direction in order (nearly always)
+ * costs no store; the 16 KiB stream.c store is allocated only when a segment
+ * comes ahead of a gap.
+ * Pure: it only reads the bytes it is given, and never looks at the clock.
  */
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -108,39 +114,147 @@ inspect_segment(struct inspect *in, const struct pkt *p)
 	return INSPECT_MORE;
 }
 
-/* The length of the first line of a payload, without its CRLF, bounded. */
-static size_t
-first_line_len(const uint8_t *p, size_t len)
+struct inspect_any *
+inspect_any_new(uint32_t syn_seq, sniff_relay_fn relay, void *relay_arg)
 {
+	struct inspect_any *a = calloc(1, sizeof(*a));
+
+	if (a == NULL)
+		return NULL;
+	sniff_init(&a->sniff, relay, relay_arg);
+	a->side[SNIFF_CLIENT].anchored = true;
+	a->side[SNIFF_CLIENT].next = syn_seq + 1;	/* the SYN takes one sequence number */
+	a->result = INSPECT_PROBE_MORE;
+	return a;
+}
+
+static enum inspect_probe
+undecided(struct inspect_any *a, const char *why)
+{
+	if (a->result == INSPECT_PROBE_MORE) {
+		a->result = INSPECT_PROBE_UNDECIDED;
+		a->sniff.info.inspect = why;
+	}
+	return a->result;
+}
+
+/* Bytes at SEQ of one direction, fed in order; -1: a gap that cannot be held. */
+static int
+side_bytes(struct inspect_any *a, enum sniff_dir dir, uint32_t seq, const uint8_t *p,
+    size_t len)
+{
+	struct inspect_side *sd = &a->side[dir];
+	struct stream_chunk out[STREAM_CHUNKS_MAX];
 	size_t n = 0;
 
-	while (n < len && n < SMTP_LINE_MAX && p[n] != '\r' && p[n] != '\n')
-		n++;
-	return n;
+	if (len == 0)
+		return 0;
+	if (sd->held == NULL) {
+		int32_t ahead = (int32_t)(seq - sd->next);
+
+		if (ahead <= 0) {
+			/* In order, or a retransmission: its new tail only (RFC 1982 arithmetic). */
+			size_t seen = (size_t)-(int64_t)ahead;
+
+			if (seen >= len)
+				return 0;
+			sd->next += (uint32_t)(len - seen);
+			(void)sniff_feed(&a->sniff, dir, p + seen, len - seen);
+			return 0;
+		}
+		if ((sd->held = malloc(sizeof(*sd->held))) == NULL)
+			return -1;
+		stream_init(sd->held, sd->next - 1);
+	}
+	if (stream_add(sd->held, seq, p, len, out, &n) != STREAM_OK)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		(void)sniff_feed(&a->sniff, dir, out[i].p, out[i].len);
+	return 0;
+}
+
+static enum inspect_probe
+result_of(struct inspect_any *a)
+{
+	if (a->result != INSPECT_PROBE_MORE)
+		return a->result;
+	switch (a->sniff.result) {
+	case SNIFF_MORE:
+		return INSPECT_PROBE_MORE;
+	case SNIFF_SMTP:
+		a->result = INSPECT_PROBE_SMTP;
+		break;
+	case SNIFF_SMTP_TLS:
+		a->result = INSPECT_PROBE_TLS;
+		break;
+	case SNIFF_OTHER:
+		a->result = INSPECT_PROBE_OTHER;
+		break;
+	}
+	a->sniff.info.inspect = a->sniff.why;
+	return a->result;
 }
 
 /*
- * Only the first packet with payload matters: a probed flow is never
- * reassembled. Payload-less packets (the handshake's ACK) are waited out, up
- * to a bound, unless the flow ends.
+ * One packet of a probed flow, DIR as the caller found it by its 4-tuple.
+ * The answer, once not MORE, never changes.
  */
 enum inspect_probe
-inspect_probe(struct inspect *in, const struct pkt *p)
+inspect_any_packet(struct inspect_any *a, enum sniff_dir dir, const struct pkt *p)
 {
-	if (p->payload_len == 0 && !(p->tcp_flags & (TH_FIN | TH_RST)) &&
-	    ++in->empty < INSPECT_PROBE_EMPTY_MAX)
-		return INSPECT_PROBE_MORE;
-	if (p->payload_len == 0)
-		return INSPECT_PROBE_OTHER;
-	in->info.bytes = p->payload_len;
-	if (smtp_looks_like_smtp(p->payload, p->payload_len)) {
-		smtp_client_line(&in->client, &in->info, (const char *)p->payload,
-		    first_line_len(p->payload, p->payload_len));
-		return INSPECT_PROBE_SMTP;
+	struct inspect_side *sd = &a->side[dir], *server = &a->side[SNIFF_SERVER];
+	bool syn = (p->tcp_flags & TH_SYN) != 0;
+	uint32_t seq = p->seq;
+
+	if (a->result != INSPECT_PROBE_MORE)
+		return a->result;
+	if (dir == SNIFF_SERVER && !sd->anchored) {
+		if ((p->tcp_flags & TH_RST) && !syn) {
+			/* Refused (a closed port): no session, nothing was said. */
+			a->result = INSPECT_PROBE_OTHER;
+			a->sniff.info.inspect = "reset by the server before its SYN-ACK";
+			return a->result;
+		}
+		/* The server's stream starts at its SYN-ACK; anything else cannot be placed. */
+		if ((p->tcp_flags & (TH_SYN | TH_ACK)) != (TH_SYN | TH_ACK))
+			return undecided(a, "a reply before the server's SYN-ACK: fails closed");
+		sd->anchored = true;
+		sd->next = p->seq + 1;
+	} else if (dir == SNIFF_CLIENT && !syn && !server->anchored &&
+	    (p->payload_len > 0 || !(p->tcp_flags & (TH_FIN | TH_RST)))) {
+		/*
+		 * The client answers the SYN-ACK only once it has passed the
+		 * reply queue: not seen means the replies are not being read.
+		 */
+		return undecided(a, "client bytes before the server's SYN-ACK: fails closed");
 	}
-	if (tls_sni(p->payload, p->payload_len, in->info.tls_sni, sizeof(in->info.tls_sni)) == 0)
-		return INSPECT_PROBE_TLS;
-	return INSPECT_PROBE_OTHER;
+	if (syn)
+		seq++;	/* a SYN's payload (TCP Fast Open) follows its own sequence number */
+	if (side_bytes(a, dir, seq, p->payload, p->payload_len) < 0)
+		(void)sniff_end(&a->sniff, dir);	/* a gap: what came before decides */
+	if (p->tcp_flags & (TH_FIN | TH_RST))
+		(void)sniff_end(&a->sniff, dir);
+	return result_of(a);
+}
+
+/* The caller can wait no longer (the flow's time is up): decide, failing closed. */
+enum inspect_probe
+inspect_any_finish(struct inspect_any *a, const char *why)
+{
+	if (a->result != INSPECT_PROBE_MORE)
+		return a->result;
+	(void)sniff_finish(&a->sniff);	/* what the event says it looked like (proto) */
+	return undecided(a, why);
+}
+
+void
+inspect_any_free(struct inspect_any *a)
+{
+	if (a == NULL)
+		return;
+	free(a->side[SNIFF_CLIENT].held);
+	free(a->side[SNIFF_SERVER].held);
+	free(a);
 }
 
 void

@@ -3,10 +3,13 @@
  * functions behind one entry point, policy_decide(). It answers:
  *   - a self-check SYN (`smtpguard check`, the probe mark) is refused and
  *     logged, whoever sent it;
- *   - with detect_any_port, a flow to a port nobody fences is followed to its
- *     first client bytes (or, begun before we saw it, let go); those bytes,
- *     as inspect_probe() read them, reset it if they speak SMTP, or TLS to a
- *     name in mail_relays, and let it go for good otherwise;
+ *   - with detect_any_port, a flow to a port nobody fences is followed from
+ *     its SYN until inspect_any_packet() tells SMTP from the rest: reset if it
+ *     speaks SMTP (or TLS to a name in mail_relays), let go for good if not,
+ *     reset if it stays undecided (fails closed). It is never released
+ *     unread: a flow the fence cannot follow (no room, its uid's share used
+ *     up, met after its SYN) is reset, and so is a packet the kernel queued
+ *     as followed (INSPECT in its mark) whose flow the daemon no longer knows;
  *   - any other new flow: an exception that covers its uid and destination
  *     (and is under its cap) allows or audits it; everything else gets the
  *     configured action. No uid, no exception: the default.
@@ -125,25 +128,36 @@ action_mark(enum action a)
 	return MARK_REJECT;
 }
 
-/* A probed flow's first bytes (detect_any_port): reset if they speak SMTP. */
+/* sniff_relay_fn for sniff.c: CFG is the struct config whose mail_relays name SMTP. */
+bool
+policy_mail_relay(const char *sni, void *cfg)
+{
+	const struct config *c = cfg;
+
+	return sni != NULL && sni[0] != '\0' && relay_named(c->mail_relays, sni);
+}
+
+/* A probed flow's packet (detect_any_port), as inspect_any_packet() read it. */
 static void
 decide_probe(const struct policy_query *q, struct decision *d)
 {
 	strlcpy_sg(d->rule, "any-port", sizeof(d->rule));
 	switch (q->probe) {
 	case INSPECT_PROBE_MORE:
-		d->mark = MARK_NONE;	/* nothing sent yet: keep reading */
+		d->mark = MARK_NONE;	/* undecided: this packet passes, the next is read */
 		return;
 	case INSPECT_PROBE_SMTP:
 		d->proto = "smtp";
 		break;
 	case INSPECT_PROBE_TLS:
-		if (q->sni == NULL || !relay_named(q->cfg->mail_relays, q->sni)) {
-			d->mark = MARK_ALLOW;
-			return;
-		}
 		d->proto = "smtp-tls";	/* TLS to a host named as a mail relay */
 		break;
+	case INSPECT_PROBE_UNDECIDED:
+		/* Fails closed: what cannot be read, or waited for, is reset. */
+		d->action = ACTION_REJECT;
+		d->mark = MARK_REJECT;
+		strlcpy_sg(d->rule, "any-port-undecided", sizeof(d->rule));
+		return;
 	case INSPECT_PROBE_NONE:
 	case INSPECT_PROBE_OTHER:
 		d->mark = MARK_ALLOW;	/* not mail: let go for good */
@@ -198,15 +212,33 @@ policy_decide(const struct policy_query *q, struct decision *d)
 		decide_probe(q, d);
 		return;
 	}
+	if (q->cfg->detect_any_port && mark_state_of(q->cfg->mark_mask, q->mark) == MARK_INSPECT) {
+		/*
+		 * Only the fence's "keep inspecting" rule queues a packet with
+		 * this mark (detect_any_port): the daemon followed its flow and
+		 * lost it (expired, restarted, out of room). Never released unread.
+		 */
+		d->mark = MARK_REJECT;
+		d->lost = true;
+		strlcpy_sg(d->rule, "lost-flow", sizeof(d->rule));
+		return;
+	}
 	if (q->cfg->detect_any_port && !self_check && !port_fenced(q->cfg, p->dport)) {
 		strlcpy_sg(d->rule, "any-port", sizeof(d->rule));
-		if (!syn) {
-			d->mark = MARK_ALLOW;	/* begun before we could see it */
+		if (syn) {
+			d->mark = MARK_INSPECT;
+			d->follow = POLICY_FOLLOW_PROBE;
+			d->unfollowed = MARK_REJECT;	/* no room to follow it: fails closed */
 			return;
 		}
-		d->mark = MARK_INSPECT;
-		d->follow = POLICY_FOLLOW_PROBE;
-		d->unfollowed = MARK_ALLOW;	/* no room to follow it: let it be */
+		/* Begun before the fence saw its SYN: it cannot be read, so it is reset. */
+		d->mark = MARK_REJECT;
+		if (!q->named) {
+			d->need_sender = true;
+			return;
+		}
+		d->action = ACTION_REJECT;
+		strlcpy_sg(d->rule, "established-before-fence", sizeof(d->rule));
 		return;
 	}
 	if (!q->named) {

@@ -1,8 +1,9 @@
 /*
  * ruleset.c — the fence as nf_tables objects: table inet smtpguard, its sets
  * (ports, mta_uids, allow_uids), the output/fence chains before NAT, the trap
- * nat chain, and the after_nat/nat_fence chains that judge a flow NAT sent to
- * an SMTP port, built as libnftnl messages in an nl_batch (pure, no kernel)
+ * nat chain, the after_nat/nat_fence chains that judge a flow NAT sent to
+ * an SMTP port, and with detect_any_port the input chain that queues the
+ * replies of the flows smtpguardd is still reading, built as libnftnl messages in an nl_batch (pure, no kernel)
  * and sent as one atomic transaction. Every packet the fence queues gets a
  * final verdict on its second pass, with or without a conntrack entry.
  * Installing replaces our table whole, so there is never a moment without
@@ -44,11 +45,18 @@
 #define CHAIN_TRAP		"trap"
 #define CHAIN_AFTER_NAT		"after_nat"
 #define CHAIN_NAT_FENCE		"nat_fence"
+#define CHAIN_INPUT		"input"
 /* Before NAT (-100): the verdict must be in the ct mark when the trap chain looks. */
 #define FENCE_PRIORITY		(-150)
 #define TRAP_PRIORITY		(-100)	/* NF_IP_PRI_NAT_DST: where nat output chains sit */
 /* After the output nat chains of every usual priority (dstnat -100 up to filter 0). */
 #define AFTER_NAT_PRIORITY	100
+/*
+ * detect_any_port's replies: after NF_IP_PRI_NAT_SRC (100), where the reply
+ * of a flow an output DNAT rule translated gets its original source back,
+ * so it carries the addresses the client's own packets were queued with.
+ */
+#define INPUT_PRIORITY		150
 /* nftables' datatype and byte order numbers (include/datatype.h), so `nft list` prints them. */
 #define NFT_TYPE_INET_SERVICE	13
 #define NFT_TYPE_UID		24
@@ -166,8 +174,9 @@ x_bitwise(struct rb *rb, uint32_t mask, uint32_t xor)
 	x_add(rb, e);
 }
 
+/* The TCP header's port at OFFSET (0: source, 2: destination) into reg1. */
 static void
-x_tcp_dport(struct rb *rb)
+x_tcp_port(struct rb *rb, uint32_t offset)
 {
 	struct nftnl_expr *e;
 
@@ -175,9 +184,15 @@ x_tcp_dport(struct rb *rb)
 		return;
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_TRANSPORT_HEADER);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, 2);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, sizeof(uint16_t));
 	x_add(rb, e);
+}
+
+static void
+x_tcp_dport(struct rb *rb)
+{
+	x_tcp_port(rb, 2);
 }
 
 /* The TCP flags byte, masked, in register 1. */
@@ -204,8 +219,9 @@ x_tcp_flags(struct rb *rb, uint8_t mask)
 	x_add(rb, e);
 }
 
+/* reg1 in SET; with INV, not in it. */
 static void
-x_lookup(struct rb *rb, const char *set, uint32_t set_id)
+x_lookup_in(struct rb *rb, const char *set, uint32_t set_id, bool inv)
 {
 	struct nftnl_expr *e;
 
@@ -214,7 +230,15 @@ x_lookup(struct rb *rb, const char *set, uint32_t set_id)
 	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
 	nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
+	if (inv)
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
 	x_add(rb, e);
+}
+
+static void
+x_lookup(struct rb *rb, const char *set, uint32_t set_id)
+{
+	x_lookup_in(rb, set, set_id, false);
 }
 
 static void
@@ -616,7 +640,32 @@ static const struct verdict_rule nat_decided[] = {
 	{ MARK_INSPECT, "audit", NF_ACCEPT, false, NULL },
 };
 
+/*
+ * detect_any_port's input chain: a reply smtpguardd decided. A rejected
+ * flow's reply is accepted: it carries no mail, and the client's next
+ * packet meets "ct mark reject" on its way out and is reset.
+ */
+static const struct verdict_rule input_verdicts[] = {
+	{ MARK_ALLOW, "allow", NF_ACCEPT, false, "reply verdict: allow" },
+	{ MARK_REJECT, "reject", NF_ACCEPT, false,
+	    "reply verdict: reject; the client's next packet is reset" },
+};
+
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
+
+/*
+ * detect_any_port: a followed flow's packet goes to the queue with "inspect"
+ * in our bits of its mark, so smtpguardd tells it from a new flow's: one
+ * whose flow it no longer knows (expired, evicted, restarted) is reset,
+ * never released unread.
+ */
+static void
+x_mark_followed(struct rb *rb, uint32_t m)
+{
+	x_meta_load(rb, NFT_META_MARK);
+	x_bitwise(rb, ~m, mark_value(m, MARK_INSPECT));
+	x_meta_store(rb, NFT_META_MARK);
+}
 
 static void
 x_final(struct rb *rb, const struct verdict_rule *v, const struct ruleset_spec *sp,
@@ -695,6 +744,8 @@ put_decided(struct nl_batch *b, const struct ruleset_spec *sp, const char *chain
 		x_ct_load(&rb, NFT_CT_MARK);
 		x_bitwise(&rb, sp->mark_mask, 0);
 		x_cmp_u32(&rb, NFT_CMP_EQ, mark_value(sp->mark_mask, vs[i].state));
+		if (vs[i].queue && sp->detect_any_port)
+			x_mark_followed(&rb, sp->mark_mask);
 		x_final(&rb, &vs[i], sp, native);
 		if (rb_put(b, &rb, "%s #%u (ct mark %s)%s", chain, ++*n, vs[i].name,
 		    vs[i].queue ? QUEUE_LABEL : "") < 0)
@@ -839,6 +890,48 @@ build_nat_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 	    "translated to an SMTP port: smtpguardd judges the real destination", native, &n);
 }
 
+/*
+ * detect_any_port: the replies of a flow smtpguardd is still reading (ct
+ * mark inspect) from a port nobody fences go to the queue, marked as
+ * followed: sniff.c needs the server's side, its greeting above all. An
+ * audited flow (an SMTP port) is read on its client's side only. The
+ * verdicts come first: NF_REPEAT runs this chain again from the top.
+ */
+static int
+build_input(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
+{
+	uint32_t m = sp->mark_mask;
+	unsigned int n = 0;
+	struct rb rb;
+
+	if (put_verdicts(b, sp, CHAIN_INPUT, input_verdicts, NELEM(input_verdicts), &n) < 0)
+		return -1;
+	/* Any other answer to a reply is final too: it never goes round the queue again. */
+	if (rb_start(&rb, sp->table, CHAIN_INPUT, "any other answer to a reply: accept") < 0)
+		return -1;
+	x_meta_load(&rb, NFT_META_MARK);
+	x_bitwise(&rb, m, 0);
+	x_cmp_u32(&rb, NFT_CMP_NEQ, 0);
+	x_meta_load(&rb, NFT_META_MARK);
+	x_bitwise(&rb, ~m, 0);
+	x_meta_store(&rb, NFT_META_MARK);
+	x_verdict(&rb, NF_ACCEPT, NULL);
+	if (rb_put(b, &rb, "%s #%u (other answers)", CHAIN_INPUT, ++n) < 0)
+		return -1;
+	if (rb_start(&rb, sp->table, CHAIN_INPUT,
+	    "detect_any_port: replies of flows still being read go to smtpguardd") < 0)
+		return -1;
+	x_l4proto_tcp(&rb);
+	x_ct_load(&rb, NFT_CT_MARK);
+	x_bitwise(&rb, m, 0);
+	x_cmp_u32(&rb, NFT_CMP_EQ, mark_value(m, MARK_INSPECT));
+	x_tcp_port(&rb, 0);
+	x_lookup_in(&rb, SET_PORTS, ID_PORTS, true);
+	x_mark_followed(&rb, m);
+	x_queue(&rb, sp->queue_num, native);
+	return rb_put(b, &rb, "%s #%u (replies)" QUEUE_LABEL, CHAIN_INPUT, ++n);
+}
+
 static int
 check_spec(const struct ruleset_spec *sp)
 {
@@ -890,6 +983,9 @@ ruleset_build(struct nl_batch *b, const struct ruleset_spec *sp, bool native_que
 	    AFTER_NAT_PRIORITY) < 0 ||
 	    put_chain(b, sp->table, CHAIN_NAT_FENCE, NULL, -1, 0) < 0)
 		return -1;
+	if (sp->detect_any_port && put_chain(b, sp->table, CHAIN_INPUT, "filter",
+	    NF_INET_LOCAL_IN, INPUT_PRIORITY) < 0)
+		return -1;
 
 	if (sp->detect_any_port) {
 		/*
@@ -916,6 +1012,8 @@ ruleset_build(struct nl_batch *b, const struct ruleset_spec *sp, bool native_que
 	}
 
 	if (build_fence(b, sp, native_queue) < 0)
+		return -1;
+	if (sp->detect_any_port && build_input(b, sp, native_queue) < 0)
 		return -1;
 
 	/* Our own redirect is DNAT too, but to the trap port: never a fenced one. */

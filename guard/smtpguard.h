@@ -73,6 +73,7 @@ struct config {
 	uint16_t	 trap_port;
 	size_t		 inspect_bytes;
 	bool		 detect_any_port;
+	uint32_t	 any_port_timeout;	/* seconds a probed flow may stay undecided */
 	char		 mail_relays[CONFIG_MAX_LIST];	/* TLS names that mean SMTP */
 	uint32_t	 mark_mask;
 	char		 exceptions[PATH_MAX];
@@ -291,7 +292,9 @@ char		*control_call(const char *path, enum ctl_cmd, const char *arg, char *err,
 		    size_t errlen);
 
 /* flow.c */
-#define FLOWS_MAX		1024	/* flows followed after their SYN; ~17 KiB each */
+#define FLOWS_MAX		1024	/* flows followed after their SYN; ~13 KiB each + what hangs on them */
+#define FLOW_SHARE_MAX		(FLOWS_MAX / 16)	/* held by one uid at once: 16 users fill it */
+#define FLOW_MARKERS_MAX	4096	/* decided flows remembered: ~0.3 KiB each */
 struct flow_key {
 	uint8_t		 family;
 	uint8_t		 src[16];
@@ -305,8 +308,12 @@ struct flow {
 	uint64_t	 flow_id;
 	enum action	 action;
 	struct pkt	 addr;		/* addresses, for the events (no payload) */
-	struct attrib	 who;		/* the attempt's attribution, repeated in smtp events */
+	struct attrib	*who;		/* the attempt's attribution (flow.c's); NULL on a marker */
 	void		*inspect;	/* the owner's inspection state */
+	bool		 probe;		/* detect_any_port: inspect is a struct inspect_any */
+	bool		 shared;	/* counted in its uid's share (flow_share_take) */
+	uid_t		 share_uid;
+	enum mark_state	 marker;	/* MARK_NONE: followed; else decided, kept as a marker */
 };
 struct flow_table;
 void		 flow_key_of(const struct pkt *, struct flow_key *);
@@ -316,11 +323,18 @@ struct flow	*flow_lookup(struct flow_table *, const struct flow_key *);
 struct flow	*flow_insert(struct flow_table *, const struct flow_key *, time_t now);
 void		 flow_remove(struct flow_table *, struct flow *);
 size_t		 flow_count(const struct flow_table *);
+size_t		 flow_markers(const struct flow_table *);
+void		 flow_key_reverse(const struct flow_key *, struct flow_key *);
+int		 flow_share_take(struct flow_table *, struct flow *, uid_t, size_t max);
+void		 flow_retire(struct flow_table *, struct flow *, enum mark_state, time_t now);
+void		 flow_expire_markers(struct flow_table *, time_t before);
+void		 flow_sweep(struct flow_table *, bool (*gone)(struct flow *, void *),
+		    void (*done)(struct flow *, void *), void *);
 void		 flow_expire(struct flow_table *, time_t idle_before,
 		    void (*)(struct flow *, void *), void *);
 
 /* nl.c */
-#define NL_BATCH_MAX_MSGS	64	/* the whole ruleset is 46 messages, 50 with every set full */
+#define NL_BATCH_MAX_MSGS	64	/* the ruleset: 46 messages; 56 with full sets and detect_any_port */
 #define NL_LABEL_MAX		64	/* "add rule fence #12 (queue)" */
 struct mnl_nlmsg_batch;
 struct mnl_socket;
@@ -832,73 +846,6 @@ size_t			 stream_pending(const struct stream *);
 /* tls.c */
 int	 tls_sni(const uint8_t *, size_t, char *out, size_t outlen);
 
-/* inspect.c */
-enum inspect_result { INSPECT_MORE, INSPECT_DONE };
-struct inspect {
-	struct stream		 stream;		/* the client's bytes, in order */
-	size_t			 max_bytes;	/* inspect_bytes */
-	bool			 tls_next;	/* the next bytes are a TLS ClientHello */
-	bool			 probe;		/* detect_any_port: only its first bytes matter */
-	unsigned int		 empty;		/* packets without payload seen */
-	bool			 overlong;
-	size_t			 len;
-	char			 line[SMTP_LINE_MAX + 1];
-	struct smtp_client	 client;
-	struct smtp_info	 info;
-};
-struct inspect	*inspect_new(uint32_t syn_seq, size_t max_bytes, bool implicit_tls);
-void		 inspect_free(struct inspect *);
-enum inspect_result inspect_segment(struct inspect *, const struct pkt *);
-/* detect_any_port: what a probed flow's packet showed of its first client bytes. */
-enum inspect_probe {
-	INSPECT_PROBE_NONE = 0,	/* not a probed flow's packet */
-	INSPECT_PROBE_MORE,	/* no payload yet: keep reading */
-	INSPECT_PROBE_SMTP,	/* an SMTP greeting (EHLO/HELO), read into info */
-	INSPECT_PROBE_TLS,	/* a TLS ClientHello; its SNI is in info.tls_sni */
-	INSPECT_PROBE_OTHER,	/* anything else; nothing before FIN/RST or the bound */
-};
-#define INSPECT_PROBE_EMPTY_MAX	16	/* empty packets before a probed flow is let go */
-enum inspect_probe inspect_probe(struct inspect *, const struct pkt *);
-
-/* policy.c */
-/*
- * One question about a queued packet. Until the sender is looked for (named),
- * the answer may be "need_sender": ask again with its uid. cfg gives the
- * action, the fenced ports, detect_any_port, mail_relays and the mark mask.
- */
-struct policy_query {
-	const struct config	*cfg;
-	struct exceptions	*exc;		/* hits and caps are counted here */
-	const struct pkt	*pkt;
-	uint32_t		 mark;		/* packet mark; MARK_PROBE: self-check */
-	bool			 named;		/* attrib_sender has looked */
-	bool			 has_uid;
-	uid_t			 uid;
-	enum inspect_probe	 probe;		/* a probed flow's bytes */
-	const char		*sni;		/* with INSPECT_PROBE_TLS */
-	time_t			 now;
-};
-enum policy_follow {
-	POLICY_FOLLOW_NONE = 0,
-	POLICY_FOLLOW_TRAP,	/* keep the attribution for the trap's report */
-	POLICY_FOLLOW_AUDIT,	/* inspect the client's bytes from the SYN on */
-	POLICY_FOLLOW_PROBE,	/* detect_any_port: read its first client bytes */
-};
-struct decision {
-	enum action		 action;	/* ACTION_NONE: no attempt */
-	char			 rule[96];	/* "default", "exception:WHO", ... */
-	enum mark_state		 mark;		/* MARK_NONE: pass, keep reading */
-	enum policy_follow	 follow;
-	enum mark_state		 unfollowed;	/* when it cannot be followed */
-	bool			 implicit_tls;	/* audit on 465: TLS at once */
-	bool			 need_sender;	/* ask again, named (mark: reject) */
-	bool			 self_check;
-	bool			 cap_exceeded;	/* a cap was reached: alert */
-	const char		*proto;		/* "smtp", "smtp-tls" on another port */
-	const struct exception	*matched;
-};
-void	 policy_decide(const struct policy_query *, struct decision *);
-
 /* sniff.c: is a flow to an unfenced port SMTP? (detect_any_port) */
 #define SNIFF_CLIENT_MAX	4096	/* client bytes read: a pipelined burst's first segments */
 #define SNIFF_SERVER_MAX	4096	/* server bytes: a long multi-line greeting and a few replies */
@@ -946,6 +893,89 @@ enum sniff_result	 sniff_end(struct sniff *, enum sniff_dir);
 enum sniff_result	 sniff_finish(struct sniff *);
 bool			 sniff_wants(const struct sniff *, enum sniff_dir);
 const char		*sniff_result_name(enum sniff_result);
+
+/* inspect.c */
+enum inspect_result { INSPECT_MORE, INSPECT_DONE };
+struct inspect {
+	struct stream		 stream;		/* the client's bytes, in order */
+	size_t			 max_bytes;	/* inspect_bytes */
+	bool			 tls_next;	/* the next bytes are a TLS ClientHello */
+	bool			 overlong;
+	size_t			 len;
+	char			 line[SMTP_LINE_MAX + 1];
+	struct smtp_client	 client;
+	struct smtp_info	 info;
+};
+struct inspect	*inspect_new(uint32_t syn_seq, size_t max_bytes, bool implicit_tls);
+void		 inspect_free(struct inspect *);
+enum inspect_result inspect_segment(struct inspect *, const struct pkt *);
+/*
+ * detect_any_port: a probed flow, read from both directions (each put back in
+ * order, its store allocated only when a segment comes ahead of a gap) by sniff.c.
+ */
+enum inspect_probe {
+	INSPECT_PROBE_NONE = 0,	/* not a probed flow's packet */
+	INSPECT_PROBE_MORE,	/* undecided: let this packet pass, read the next */
+	INSPECT_PROBE_SMTP,	/* it speaks SMTP */
+	INSPECT_PROBE_TLS,	/* TLS to a name in mail_relays */
+	INSPECT_PROBE_OTHER,	/* not SMTP: release it for good */
+	INSPECT_PROBE_UNDECIDED,	/* cannot be read on, or waited for no longer: reset */
+};
+struct inspect_side {
+	bool		 anchored;	/* its SYN (client) or SYN-ACK (server) was seen */
+	uint32_t	 next;		/* the next byte in order while held is NULL */
+	struct stream	*held;		/* segments ahead of a gap; allocated when one comes */
+};
+struct inspect_any {
+	struct sniff		 sniff;
+	struct inspect_side	 side[2];	/* by enum sniff_dir */
+	enum inspect_probe	 result;	/* sticky once not MORE */
+};
+struct inspect_any	*inspect_any_new(uint32_t syn_seq, sniff_relay_fn, void *relay_arg);
+enum inspect_probe	 inspect_any_packet(struct inspect_any *, enum sniff_dir,
+			    const struct pkt *);
+enum inspect_probe	 inspect_any_finish(struct inspect_any *, const char *why);
+void			 inspect_any_free(struct inspect_any *);
+
+/* policy.c */
+/*
+ * One question about a queued packet. Until the sender is looked for (named),
+ * the answer may be "need_sender": ask again with its uid. cfg gives the
+ * action, the fenced ports, detect_any_port, mail_relays and the mark mask.
+ */
+struct policy_query {
+	const struct config	*cfg;
+	struct exceptions	*exc;		/* hits and caps are counted here */
+	const struct pkt	*pkt;
+	uint32_t		 mark;		/* packet mark; MARK_PROBE: self-check */
+	bool			 named;		/* attrib_sender has looked */
+	bool			 has_uid;
+	uid_t			 uid;
+	enum inspect_probe	 probe;		/* a probed flow's bytes, as inspect_any read them */
+	time_t			 now;
+};
+enum policy_follow {
+	POLICY_FOLLOW_NONE = 0,
+	POLICY_FOLLOW_TRAP,	/* keep the attribution for the trap's report */
+	POLICY_FOLLOW_AUDIT,	/* inspect the client's bytes from the SYN on */
+	POLICY_FOLLOW_PROBE,	/* detect_any_port: read its first client bytes */
+};
+struct decision {
+	enum action		 action;	/* ACTION_NONE: no attempt */
+	char			 rule[96];	/* "default", "exception:WHO", ... */
+	enum mark_state		 mark;		/* MARK_NONE: pass, keep reading */
+	enum policy_follow	 follow;
+	enum mark_state		 unfollowed;	/* when it cannot be followed */
+	bool			 implicit_tls;	/* audit on 465: TLS at once */
+	bool			 need_sender;	/* ask again, named (mark: reject) */
+	bool			 self_check;
+	bool			 cap_exceeded;	/* a cap was reached: alert */
+	bool			 lost;		/* a followed flow's packet, flow unknown */
+	const char		*proto;		/* "smtp", "smtp-tls" on another port */
+	const struct exception	*matched;
+};
+void	 policy_decide(const struct policy_query *, struct decision *);
+bool	 policy_mail_relay(const char *sni, void *cfg);
 
 /* mailorigin.c: the facts an MTA gives about one message, and whom they name */
 #define MAIL_QID_MAX		32	/* Postfix long ids are 15+, Exim's 23 */

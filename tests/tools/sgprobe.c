@@ -21,9 +21,10 @@
  *   sgprobe ctl SOCKET FILE
  *	send FILE's bytes to a unix stream socket, print the reply; exit 0 if
  *	any reply came, 1 if connect failed (errno printed), 4 otherwise.
- *   sgprobe listen LOG ADDR PORT [PORT...]
- *	a tiny SMTP server on each port: a banner, 250 to everything, 354 to
- *	DATA, 221 to QUIT. Appends "accept ADDR PORT" per connection to LOG.
+ *   sgprobe listen [-b BANNER] LOG ADDR PORT [PORT...]
+ *	a tiny SMTP server on each port: a banner ("220 mx.test ESMTP
+ *	sgprobe", or BANNER), 250 to everything, 354 to DATA, 221 to QUIT.
+ *	Appends "accept ADDR PORT" per connection to LOG, "data N" per message.
  *	Prints "ready" once listening. Runs until killed.
  * Only ever used against loopback or the tests' own namespaces.
  */
@@ -215,6 +216,7 @@ cmd_hold(int argc, char **argv)
 }
 
 static FILE *listen_log;
+static const char *listen_banner = "220 mx.test ESMTP sgprobe";
 
 static void
 serve(int fd)
@@ -224,7 +226,8 @@ serve(int fd)
 	ssize_t n;
 	int in_data = 0;
 
-	if (write(fd, "220 mx.test ESMTP sgprobe\r\n", 27) < 0)
+	snprintf(buf, sizeof(buf), "%s\r\n", listen_banner);
+	if (write(fd, buf, strlen(buf)) < 0)
 		_exit(0);
 	while ((n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0) {
 		char *line, *nl;
@@ -278,6 +281,11 @@ cmd_listen(int argc, char **argv)
 	int nfd = 0, one = 1;
 	FILE *log;
 
+	if (argc >= 3 && strcmp(argv[1], "-b") == 0) {
+		listen_banner = argv[2];
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc < 4 || argc - 3 > MAX_PORTS)
 		return 4;
 	if ((log = fopen(argv[1], "a")) == NULL)

@@ -1,8 +1,11 @@
 /*
- * test_inspect.c — detect_any_port's reading of a probed flow's first client
- * bytes (inspect_probe), then what policy_decide makes of them: an SMTP
- * greeting is reset, TLS to a host named in mail_relays is reset, TLS to any
- * other name and HTTP pass. The ClientHello is test_tls.c's, captured from
+ * test_inspect.c — detect_any_port's reading of a probed flow in both
+ * directions (inspect_any_*), packet by packet as the fence gets them, then
+ * what policy_decide makes of it. Each way round issue 14 found (NOOP first,
+ * an empty line first, EH|LO cut in two, a tab after EHLO, MAIL FROM with no
+ * greeting, a pipelined burst, EHLO in the SYN, a long wait) is SMTP; HTTP
+ * and TLS to other names are not; what cannot be read or waited for fails
+ * closed. The ClientHello is test_tls.c's, captured from
  * `openssl s_client -servername mx.example.net`.
  */
 #include <netinet/tcp.h>
@@ -48,8 +51,12 @@ static const uint8_t hello[] = {
 	0x5b, 0x23, 0x86, 0x8f, 0xcd, 0x7d, 0x6d, 0x4b,
 };
 
-static struct inspect	*in;
-static struct config	 cfg;
+#define CLIENT_ISN	1000u
+#define SERVER_ISN	0xfffffff0u	/* the server's stream crosses 2^32 */
+
+static struct inspect_any	*a;
+static struct config		 cfg;
+static uint32_t			 cnext, snext;	/* next byte of each direction */
 
 static int
 setup(void **state)
@@ -57,9 +64,11 @@ setup(void **state)
 	(void)state;
 	config_defaults(&cfg);
 	cfg.detect_any_port = true;
-	in = inspect_new(1000, cfg.inspect_bytes, false);
-	assert_non_null(in);
-	in->probe = true;
+	strlcpy_sg(cfg.mail_relays, "smtp.relay.example, *.example.net", sizeof(cfg.mail_relays));
+	a = inspect_any_new(CLIENT_ISN, policy_mail_relay, &cfg);
+	assert_non_null(a);
+	cnext = CLIENT_ISN + 1;
+	snext = SERVER_ISN + 1;
 	return 0;
 }
 
@@ -67,54 +76,233 @@ static int
 teardown(void **state)
 {
 	(void)state;
-	inspect_free(in);
+	inspect_any_free(a);
 	return 0;
 }
 
-/* One client segment to port 2525, from an exact-size heap copy (ASan sees overreads). */
+/* One packet at SEQ, from an exact-size heap copy (ASan sees overreads). */
 static enum inspect_probe
-segment(const void *payload, size_t len, uint8_t flags)
+packet(enum sniff_dir dir, uint32_t seq, uint8_t flags, const char *payload, size_t len)
 {
-	struct pkt p = { .family = AF_INET, .sport = 40000, .dport = 2525, .seq = 1001,
+	struct pkt p = { .family = AF_INET, .sport = 40000, .dport = 2525, .seq = seq,
 	    .tcp_flags = flags };
 	uint8_t *copy = malloc(len > 0 ? len : 1);
 	enum inspect_probe r;
 
 	assert_non_null(copy);
 	memcpy(copy, payload, len);
+	if (dir == SNIFF_SERVER) {
+		p.sport = 2525;
+		p.dport = 40000;
+	}
 	p.payload = copy;
 	p.payload_len = len;
-	r = inspect_probe(in, &p);
+	r = inspect_any_packet(a, dir, &p);
 	free(copy);
 	return r;
 }
 
+/* The next in-order segment of a direction, a C string. */
+static enum inspect_probe
+say(enum sniff_dir dir, const char *text)
+{
+	uint32_t *next = dir == SNIFF_CLIENT ? &cnext : &snext;
+	size_t len = strlen(text);
+	uint32_t seq = *next;
+
+	*next += (uint32_t)len;
+	return packet(dir, seq, TH_ACK | (len > 0 ? TH_PUSH : 0), text, len);
+}
+
+/* SYN (without payload), SYN-ACK, ACK: the fence has read each, undecided. */
 static void
-decide(enum inspect_probe what, const char *relays, struct decision *d)
+handshake(void)
+{
+	assert_int_equal(packet(SNIFF_CLIENT, CLIENT_ISN, TH_SYN, "", 0), INSPECT_PROBE_MORE);
+	assert_int_equal(packet(SNIFF_SERVER, SERVER_ISN, TH_SYN | TH_ACK, "", 0),
+	    INSPECT_PROBE_MORE);
+	assert_int_equal(say(SNIFF_CLIENT, ""), INSPECT_PROBE_MORE);
+}
+
+static enum mark_state
+verdict_of(enum inspect_probe r, struct decision *d)
 {
 	struct pkt p = { .family = AF_INET, .dport = 2525, .tcp_flags = TH_ACK };
-	struct policy_query q = { .cfg = &cfg, .pkt = &p, .probe = what,
-	    .sni = in->info.tls_sni };
+	struct policy_query q = { .cfg = &cfg, .pkt = &p, .probe = r };
 
-	strlcpy_sg(cfg.mail_relays, relays, sizeof(cfg.mail_relays));
 	policy_decide(&q, d);
+	return d->mark;
 }
 
 static void
-smtp_greeting_on_another_port_is_read_and_reset(void **state)
+the_mx_greeting_decides_before_any_client_command(void **state)
 {
-	static const char ehlo[] = "EHLO spambot.example\r\nMAIL FROM:<x@example.org>\r\n";
 	struct decision d;
 
 	(void)state;
-	assert_int_equal(segment(ehlo, sizeof(ehlo) - 1, TH_ACK | TH_PUSH),
-	    INSPECT_PROBE_SMTP);
-	assert_string_equal(in->info.helo, "spambot.example");
-	assert_string_equal(in->info.mail_from, "");	/* only the first line is read */
-	assert_int_equal(in->info.bytes, sizeof(ehlo) - 1);
-	decide(INSPECT_PROBE_SMTP, "", &d);
-	assert_int_equal(d.action, ACTION_REJECT);
+	handshake();
+	/* A keepalive, idle: nothing released after any number of empty packets. */
+	for (int i = 0; i < 100; i++)
+		if (packet(SNIFF_CLIENT, cnext - 1, TH_ACK, "", 0) != INSPECT_PROBE_MORE)
+			fail_msg("empty packet %d decided the flow", i);
+	assert_int_equal(say(SNIFF_SERVER, "220 mx.test ESMTP sgprobe\r\n"), INSPECT_PROBE_SMTP);
+	assert_string_equal(a->sniff.info.reply, "220 mx.test ESMTP sgprobe");
+	assert_int_equal(verdict_of(a->result, &d), MARK_REJECT);
+	assert_string_equal(d.rule, "smtp-on-any-port");
 	assert_string_equal(d.proto, "smtp");
+	assert_non_null(a->sniff.info.inspect);	/* why: said in the event */
+}
+
+/* Against a server whose greeting names nothing: the client's commands decide. */
+static enum inspect_probe
+after_plain_greeting(const char *const *segments, size_t n)
+{
+	enum inspect_probe r = INSPECT_PROBE_MORE;
+
+	handshake();
+	assert_int_equal(say(SNIFF_SERVER, "220 welcome\r\n"), INSPECT_PROBE_MORE);
+	for (size_t i = 0; i < n && r == INSPECT_PROBE_MORE; i++)
+		r = say(SNIFF_CLIENT, segments[i]);
+	return r;
+}
+
+static void
+noop_first_then_ehlo_is_smtp(void **state)
+{
+	static const char *const s[] = { "NOOP\r\n", "EHLO bot.example\r\n" };
+
+	(void)state;
+	assert_int_equal(after_plain_greeting(s, 2), INSPECT_PROBE_SMTP);
+	assert_string_equal(a->sniff.info.helo, "bot.example");
+}
+
+static void
+empty_line_first_is_smtp(void **state)
+{
+	static const char *const s[] = { "\r\n", "\r\nHELO bot.example\r\n" };
+
+	(void)state;
+	assert_int_equal(after_plain_greeting(s, 2), INSPECT_PROBE_SMTP);
+}
+
+static void
+ehlo_cut_in_two_segments_is_smtp(void **state)
+{
+	static const char *const s[] = { "EH", "LO x\r\n" };
+
+	(void)state;
+	assert_int_equal(after_plain_greeting(s, 1), INSPECT_PROBE_MORE);
+	assert_int_equal(say(SNIFF_CLIENT, s[1]), INSPECT_PROBE_SMTP);
+}
+
+static void
+tab_after_ehlo_is_smtp(void **state)
+{
+	static const char *const s[] = { "ehlo\tbot.example\r\n" };
+
+	(void)state;
+	assert_int_equal(after_plain_greeting(s, 1), INSPECT_PROBE_SMTP);
+}
+
+static void
+mail_from_with_no_greeting_is_smtp(void **state)
+{
+	struct decision d;
+
+	(void)state;
+	handshake();	/* the server has not spoken */
+	assert_int_equal(say(SNIFF_CLIENT, "MAIL FROM:<bot@example.org>\r\n"),
+	    INSPECT_PROBE_SMTP);
+	assert_string_equal(a->sniff.info.mail_from, "bot@example.org");
+	assert_int_equal(verdict_of(a->result, &d), MARK_REJECT);
+}
+
+static void
+pipelined_burst_is_read_in_full_for_the_event(void **state)
+{
+	(void)state;
+	handshake();
+	assert_int_equal(say(SNIFF_CLIENT, "EHLO bot.example\r\nMAIL FROM:<a@example.org>\r\n"
+	    "RCPT TO:<b@example.net>\r\nDATA\r\n"), INSPECT_PROBE_SMTP);
+	assert_string_equal(a->sniff.info.helo, "bot.example");
+	assert_string_equal(a->sniff.info.mail_from, "a@example.org");
+}
+
+static void
+ehlo_inside_the_syn_is_smtp_at_the_syn(void **state)
+{
+	static const char ehlo[] = "EHLO bot.example\r\n";
+
+	(void)state;
+	/* TCP Fast Open: the SYN's payload is the client's first bytes. */
+	assert_int_equal(packet(SNIFF_CLIENT, CLIENT_ISN, TH_SYN, ehlo, sizeof(ehlo) - 1),
+	    INSPECT_PROBE_SMTP);
+	assert_string_equal(a->sniff.info.helo, "bot.example");
+}
+
+static void
+retransmitted_and_reordered_segments_read_once_in_order(void **state)
+{
+	(void)state;
+	handshake();
+	assert_int_equal(say(SNIFF_SERVER, "220 welcome\r\n"), INSPECT_PROBE_MORE);
+	/* "NOOP\r\n" then "EH" "LO x\r\n", the last two swapped, and each sent twice. */
+	assert_int_equal(packet(SNIFF_CLIENT, cnext + 8, TH_ACK, "LO x\r\n", 6),
+	    INSPECT_PROBE_MORE);
+	assert_int_equal(packet(SNIFF_CLIENT, cnext, TH_ACK, "NOOP\r\n", 6), INSPECT_PROBE_MORE);
+	assert_int_equal(packet(SNIFF_CLIENT, cnext, TH_ACK, "NOOP\r\n", 6), INSPECT_PROBE_MORE);
+	assert_int_equal(packet(SNIFF_CLIENT, cnext + 6, TH_ACK, "EH", 2), INSPECT_PROBE_SMTP);
+	assert_string_equal(a->sniff.info.helo, "x");
+}
+
+static void
+a_reply_before_the_syn_ack_fails_closed(void **state)
+{
+	struct decision d;
+
+	(void)state;
+	assert_int_equal(packet(SNIFF_CLIENT, CLIENT_ISN, TH_SYN, "", 0), INSPECT_PROBE_MORE);
+	assert_int_equal(packet(SNIFF_SERVER, SERVER_ISN + 1, TH_ACK, "HTTP/1.0 200 OK\r\n",
+	    17), INSPECT_PROBE_UNDECIDED);
+	assert_int_equal(verdict_of(a->result, &d), MARK_REJECT);
+	assert_string_equal(d.rule, "any-port-undecided");
+	/* Sticky: nothing after it changes the answer. */
+	assert_int_equal(say(SNIFF_CLIENT, "GET / HTTP/1.0\r\n"), INSPECT_PROBE_UNDECIDED);
+}
+
+static void
+a_closed_port_refusing_the_syn_is_no_attempt(void **state)
+{
+	struct decision d;
+
+	(void)state;
+	assert_int_equal(packet(SNIFF_CLIENT, CLIENT_ISN, TH_SYN, "", 0), INSPECT_PROBE_MORE);
+	assert_int_equal(packet(SNIFF_SERVER, 0, TH_RST | TH_ACK, "", 0), INSPECT_PROBE_OTHER);
+	assert_int_equal(verdict_of(a->result, &d), MARK_ALLOW);
+	assert_int_equal(d.action, ACTION_NONE);
+}
+
+static void
+client_bytes_with_no_syn_ack_seen_fail_closed(void **state)
+{
+	(void)state;
+	/* The replies are not being read (no conntrack mark on them): never release. */
+	assert_int_equal(packet(SNIFF_CLIENT, CLIENT_ISN, TH_SYN, "", 0), INSPECT_PROBE_MORE);
+	assert_int_equal(say(SNIFF_CLIENT, "GET / HTTP/1.0\r\n"), INSPECT_PROBE_UNDECIDED);
+}
+
+static void
+http_passes_at_the_servers_first_bytes(void **state)
+{
+	struct decision d;
+
+	(void)state;
+	handshake();
+	assert_int_equal(say(SNIFF_CLIENT, "GET / HTTP/1.1\r\nHost: www.example.net\r\n\r\n"),
+	    INSPECT_PROBE_MORE);
+	assert_int_equal(say(SNIFF_SERVER, "HTTP/1.1 200 OK\r\n"), INSPECT_PROBE_OTHER);
+	assert_int_equal(verdict_of(a->result, &d), MARK_ALLOW);
+	assert_int_equal(d.action, ACTION_NONE);
 }
 
 static void
@@ -123,55 +311,58 @@ tls_to_a_named_relay_is_reset(void **state)
 	struct decision d;
 
 	(void)state;
-	assert_int_equal(segment(hello, sizeof(hello), TH_ACK | TH_PUSH), INSPECT_PROBE_TLS);
-	assert_string_equal(in->info.tls_sni, "mx.example.net");
-	decide(INSPECT_PROBE_TLS, "smtp.relay.example, *.example.net", &d);
-	assert_int_equal(d.action, ACTION_REJECT);
-	assert_int_equal(d.mark, MARK_REJECT);
+	handshake();
+	assert_int_equal(packet(SNIFF_CLIENT, cnext, TH_ACK | TH_PUSH, (const char *)hello,
+	    sizeof(hello)), INSPECT_PROBE_TLS);
+	assert_string_equal(a->sniff.info.tls_sni, "mx.example.net");
+	assert_int_equal(verdict_of(a->result, &d), MARK_REJECT);
 	assert_string_equal(d.proto, "smtp-tls");
 }
 
 static void
-tls_to_another_name_passes(void **state)
+tls_to_another_name_passes_at_the_server_hello(void **state)
+{
+	static const char server_hello[] = "\x16\x03\x03\x00\x5a\x02";
+
+	(void)state;
+	cfg.mail_relays[0] = '\0';
+	handshake();
+	assert_int_equal(packet(SNIFF_CLIENT, cnext, TH_ACK | TH_PUSH, (const char *)hello,
+	    sizeof(hello)), INSPECT_PROBE_MORE);
+	assert_int_equal(say(SNIFF_SERVER, server_hello), INSPECT_PROBE_OTHER);
+}
+
+static void
+undecided_when_time_is_up_fails_closed(void **state)
 {
 	struct decision d;
 
 	(void)state;
-	assert_int_equal(segment(hello, sizeof(hello), TH_ACK | TH_PUSH), INSPECT_PROBE_TLS);
-	decide(INSPECT_PROBE_TLS, "smtp.relay.example, *.mailer.example", &d);
-	assert_int_equal(d.action, ACTION_NONE);
-	assert_int_equal(d.mark, MARK_ALLOW);
+	handshake();
+	assert_int_equal(say(SNIFF_SERVER, "220 welcome\r\n"), INSPECT_PROBE_MORE);
+	assert_int_equal(inspect_any_finish(a, "time up"), INSPECT_PROBE_UNDECIDED);
+	assert_string_equal(a->sniff.info.inspect, "time up");
+	assert_string_equal(a->sniff.info.proto, "smtp");	/* a greeting nobody refuted */
+	assert_int_equal(verdict_of(a->result, &d), MARK_REJECT);
+	assert_string_equal(d.rule, "any-port-undecided");
 }
 
 static void
-http_passes_for_good(void **state)
+silent_flow_when_time_is_up_is_reset_too(void **state)
 {
-	static const char get[] = "GET / HTTP/1.1\r\nHost: www.example.net\r\n\r\n";
-	struct decision d;
-
 	(void)state;
-	assert_int_equal(segment(get, sizeof(get) - 1, TH_ACK | TH_PUSH), INSPECT_PROBE_OTHER);
-	assert_string_equal(in->info.helo, "");
-	decide(INSPECT_PROBE_OTHER, "*.example.net", &d);
-	assert_int_equal(d.mark, MARK_ALLOW);
+	handshake();
+	assert_int_equal(inspect_any_finish(a, "time up"), INSPECT_PROBE_UNDECIDED);
+	assert_null(a->sniff.info.proto);
 }
 
 static void
-empty_packets_are_waited_out_up_to_a_bound(void **state)
+client_closing_first_waits_for_the_server(void **state)
 {
 	(void)state;
-	for (int i = 1; i < INSPECT_PROBE_EMPTY_MAX; i++)
-		if (segment("", 0, TH_ACK) != INSPECT_PROBE_MORE)
-			fail_msg("empty packet %d ended the probe", i);
-	assert_int_equal(segment("", 0, TH_ACK), INSPECT_PROBE_OTHER);
-}
-
-static void
-flow_closed_before_sending_anything_passes(void **state)
-{
-	(void)state;
-	assert_int_equal(segment("", 0, TH_ACK), INSPECT_PROBE_MORE);
-	assert_int_equal(segment("", 0, TH_ACK | TH_FIN), INSPECT_PROBE_OTHER);
+	handshake();
+	assert_int_equal(packet(SNIFF_CLIENT, cnext, TH_ACK | TH_FIN, "", 0), INSPECT_PROBE_MORE);
+	assert_int_equal(say(SNIFF_SERVER, "SSH-2.0-OpenSSH_9.2\r\n"), INSPECT_PROBE_OTHER);
 }
 
 int
@@ -179,12 +370,24 @@ main(void)
 {
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(smtp_greeting_on_another_port_is_read_and_reset),
+		T(the_mx_greeting_decides_before_any_client_command),
+		T(noop_first_then_ehlo_is_smtp),
+		T(empty_line_first_is_smtp),
+		T(ehlo_cut_in_two_segments_is_smtp),
+		T(tab_after_ehlo_is_smtp),
+		T(mail_from_with_no_greeting_is_smtp),
+		T(pipelined_burst_is_read_in_full_for_the_event),
+		T(ehlo_inside_the_syn_is_smtp_at_the_syn),
+		T(retransmitted_and_reordered_segments_read_once_in_order),
+		T(a_reply_before_the_syn_ack_fails_closed),
+		T(a_closed_port_refusing_the_syn_is_no_attempt),
+		T(client_bytes_with_no_syn_ack_seen_fail_closed),
+		T(http_passes_at_the_servers_first_bytes),
 		T(tls_to_a_named_relay_is_reset),
-		T(tls_to_another_name_passes),
-		T(http_passes_for_good),
-		T(empty_packets_are_waited_out_up_to_a_bound),
-		T(flow_closed_before_sending_anything_passes),
+		T(tls_to_another_name_passes_at_the_server_hello),
+		T(undecided_when_time_is_up_fails_closed),
+		T(silent_flow_when_time_is_up_is_reset_too),
+		T(client_closing_first_waits_for_the_server),
 	};
 #undef T
 

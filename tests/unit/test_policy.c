@@ -394,15 +394,34 @@ unfenced_port_is_probed_with_detect_any_port(void **state)
 	assert_int_equal(d.action, ACTION_NONE);	/* no attempt yet */
 	assert_int_equal(d.mark, MARK_INSPECT);
 	assert_int_equal(d.follow, POLICY_FOLLOW_PROBE);
-	assert_int_equal(d.unfollowed, MARK_ALLOW);
+	assert_int_equal(d.unfollowed, MARK_REJECT);	/* no room to follow: fails closed */
 	assert_false(d.implicit_tls);
 
-	/* A flow begun before we could see it is let be. */
+	/* A flow begun before its SYN was seen cannot be read: reset, as an attempt. */
 	q.pkt = pkt_to("192.0.2.1", 2525, TH_ACK);
 	policy_decide(&q, &d);
-	assert_int_equal(d.mark, MARK_ALLOW);
+	assert_true(d.need_sender);
+	assert_int_equal(d.mark, MARK_REJECT);
+	q.named = true;
+	policy_decide(&q, &d);
+	assert_int_equal(d.action, ACTION_REJECT);
+	assert_int_equal(d.mark, MARK_REJECT);
+	assert_string_equal(d.rule, "established-before-fence");
+
+	/* A packet queued as followed ("inspect" in its mark) whose flow is lost: reset. */
+	q.named = false;
+	q.mark = 0x0f000000 | mark_value(cfg.mark_mask, MARK_INSPECT);
+	policy_decide(&q, &d);
+	assert_true(d.lost);
+	assert_false(d.need_sender);
+	assert_int_equal(d.mark, MARK_REJECT);
+	q.pkt = syn("192.0.2.1", 2525);	/* its SYN again, too */
+	policy_decide(&q, &d);
+	assert_true(d.lost);
+	assert_int_equal(d.mark, MARK_REJECT);
 	assert_int_equal(d.follow, POLICY_FOLLOW_NONE);
 	assert_int_equal(d.action, ACTION_NONE);
+	q.mark = 0;
 
 	/* A fenced port still needs its sender, then the configured action. */
 	q.pkt = syn("192.0.2.1", 465);
@@ -508,13 +527,13 @@ no_uid_gets_the_default_action_and_its_mark(void **state)
 	assert_int_equal(xs.v[0].hits, 0);
 }
 
-/* A probed flow's bytes, as inspect_probe() classified them. */
+/* A probed flow's bytes, as inspect_any_packet() classified them. */
 static void
-probe(enum inspect_probe what, const char *sni)
+probe(enum inspect_probe what)
 {
 	struct policy_query q = {
 		.cfg = &cfg, .exc = &xs, .pkt = pkt_to("192.0.2.1", 2465, TH_ACK | TH_PUSH),
-		.probe = what, .sni = sni, .now = T0,
+		.probe = what, .now = T0,
 	};
 
 	cfg.detect_any_port = true;
@@ -527,20 +546,31 @@ static void
 probed_flow_speaking_smtp_is_reset_and_anything_else_let_go(void **state)
 {
 	(void)state;
-	probe(INSPECT_PROBE_MORE, NULL);
+	probe(INSPECT_PROBE_MORE);
 	assert_int_equal(d.mark, MARK_NONE);	/* pass it, keep reading */
 	assert_int_equal(d.action, ACTION_NONE);
 
-	probe(INSPECT_PROBE_SMTP, NULL);
+	probe(INSPECT_PROBE_SMTP);
 	assert_int_equal(d.action, ACTION_REJECT);
 	assert_int_equal(d.mark, MARK_REJECT);
 	assert_string_equal(d.rule, "smtp-on-any-port");
 	assert_string_equal(d.proto, "smtp");
 
-	probe(INSPECT_PROBE_OTHER, NULL);
+	probe(INSPECT_PROBE_TLS);
+	assert_int_equal(d.action, ACTION_REJECT);
+	assert_string_equal(d.rule, "smtp-on-any-port");
+	assert_string_equal(d.proto, "smtp-tls");
+
+	probe(INSPECT_PROBE_OTHER);
 	assert_int_equal(d.action, ACTION_NONE);
 	assert_int_equal(d.mark, MARK_ALLOW);
 	assert_null(d.proto);
+
+	/* Unreadable, or still undecided when its time is up: fails closed, an attempt. */
+	probe(INSPECT_PROBE_UNDECIDED);
+	assert_int_equal(d.action, ACTION_REJECT);
+	assert_int_equal(d.mark, MARK_REJECT);
+	assert_string_equal(d.rule, "any-port-undecided");
 }
 
 static void
@@ -558,23 +588,15 @@ tls_to_a_named_relay_is_reset_by_exact_name_or_star_suffix(void **state)
 	(void)state;
 	strlcpy_sg(cfg.mail_relays, "smtp.relay.example, *.mailer.example",
 	    sizeof(cfg.mail_relays));
-	for (size_t i = 0; i < sizeof(reset) / sizeof(reset[0]); i++) {
-		probe(INSPECT_PROBE_TLS, reset[i]);
-		if (d.action != ACTION_REJECT || d.mark != MARK_REJECT)
-			fail_msg("TLS to %s passed", reset[i]);
-		assert_string_equal(d.proto, "smtp-tls");
-		assert_string_equal(d.rule, "smtp-on-any-port");
-	}
-	for (size_t i = 0; i < sizeof(passes) / sizeof(passes[0]); i++) {
-		probe(INSPECT_PROBE_TLS, passes[i]);
-		if (d.action != ACTION_NONE || d.mark != MARK_ALLOW)
-			fail_msg("TLS to \"%s\" was reset", passes[i]);
-	}
+	for (size_t i = 0; i < sizeof(reset) / sizeof(reset[0]); i++)
+		if (!policy_mail_relay(reset[i], &cfg))
+			fail_msg("TLS to %s is not a relay's", reset[i]);
+	for (size_t i = 0; i < sizeof(passes) / sizeof(passes[0]); i++)
+		if (policy_mail_relay(passes[i], &cfg))
+			fail_msg("TLS to \"%s\" is a relay's", passes[i]);
 	/* No relays configured: TLS is never mail. */
 	cfg.mail_relays[0] = '\0';
-	probe(INSPECT_PROBE_TLS, "smtp.relay.example");
-	assert_int_equal(d.action, ACTION_NONE);
-	assert_int_equal(d.mark, MARK_ALLOW);
+	assert_false(policy_mail_relay("smtp.relay.example", &cfg));
 }
 
 int

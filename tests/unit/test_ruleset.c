@@ -646,6 +646,86 @@ a_full_allow_set_fits_in_one_transaction(void **state)
 	release(&p);
 }
 
+/*
+ * detect_any_port: the replies of a flow smtpguardd still reads come to the
+ * queue from an input chain that runs after the reply's de-NAT, whose
+ * verdicts (first, as NF_REPEAT reruns it) are final without conntrack and
+ * never reset a reply; an audited flow's replies (an SMTP port) stay out.
+ * Followed packets, both ways, carry "inspect" in our bits of their mark,
+ * so one whose flow the daemon lost is told from a new flow's. Without
+ * detect_any_port none of it is there (the golden ruleset is unchanged).
+ */
+static void
+detect_any_port_queues_replies_of_followed_flows_marked(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	uint32_t m = GOLDEN_MASK, inspect = mark_value(GOLDEN_MASK, MARK_INSPECT);
+	struct msg *r[32], *c;
+	struct parsed p;
+	size_t n;
+
+	(void)state;
+	build(&p, &sp, false);
+	assert_null(find(&p, NFT_MSG_NEWCHAIN, "input"));
+	n = rules_of(&p, "fence", r, 32);
+	for (size_t i = 0; i < n; i++)
+		if (strstr(r[i]->exprs, "target") != NULL)
+			assert_null(strstr(r[i]->exprs, "meta,bitwise,meta,target"));
+	release(&p);
+
+	sp.detect_any_port = true;
+	build(&p, &sp, false);
+	assert_non_null(c = find(&p, NFT_MSG_NEWCHAIN, "input"));
+	assert_string_equal(nftnl_chain_get_str(c->chain, NFTNL_CHAIN_TYPE), "filter");
+	assert_int_equal(nftnl_chain_get_u32(c->chain, NFTNL_CHAIN_HOOKNUM), NF_INET_LOCAL_IN);
+	assert_int_equal(nftnl_chain_get_s32(c->chain, NFTNL_CHAIN_PRIO), 150);
+	assert_int_equal(nftnl_chain_get_u32(c->chain, NFTNL_CHAIN_POLICY), NF_ACCEPT);
+
+	assert_int_equal(rules_of(&p, "input", r, 32), 6);
+	/* allow, reject: ct mark := it; then the mark cleared and accept, both. */
+	for (size_t i = 0; i < 4; i += 2) {
+		enum mark_state st = i == 0 ? MARK_ALLOW : MARK_REJECT;
+
+		assert_string_equal(r[i]->exprs, "meta,bitwise,cmp,ct,bitwise,ct");
+		assert_int_equal(expr_u32_data(expr_at(r[i]->rule, 2), NFTNL_EXPR_CMP_DATA),
+		    mark_value(m, st));
+		assert_string_equal(r[i + 1]->exprs,
+		    "meta,bitwise,cmp,meta,bitwise,meta,immediate");
+		assert_int_equal(nftnl_expr_get_u32(expr_at(r[i + 1]->rule, 6),
+		    NFTNL_EXPR_IMM_VERDICT), NF_ACCEPT);	/* a reply is never reset */
+	}
+	/* Any other answer is final: our bits cleared, accepted. */
+	assert_string_equal(r[4]->exprs, "meta,bitwise,cmp,meta,bitwise,meta,immediate");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[4]->rule, 2), NFTNL_EXPR_CMP_OP),
+	    NFT_CMP_NEQ);
+	assert_string_equal(r[5]->exprs,
+	    "meta,cmp,ct,bitwise,cmp,payload,lookup,meta,bitwise,meta,target");
+	assert_int_equal(expr_u32_data(expr_at(r[5]->rule, 4), NFTNL_EXPR_CMP_DATA), inspect);
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[5]->rule, 5), NFTNL_EXPR_PAYLOAD_OFFSET),
+	    0);	/* the reply's source port: the server's */
+	assert_string_equal(nftnl_expr_get_str(expr_at(r[5]->rule, 6), NFTNL_EXPR_LOOKUP_SET),
+	    "ports");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[5]->rule, 6), NFTNL_EXPR_LOOKUP_FLAGS),
+	    NFT_LOOKUP_F_INV);
+	assert_int_equal(expr_u32_data(expr_at(r[5]->rule, 8), NFTNL_EXPR_BITWISE_MASK), ~m);
+	assert_int_equal(expr_u32_data(expr_at(r[5]->rule, 8), NFTNL_EXPR_BITWISE_XOR), inspect);
+	assert_non_null(strstr(label_of(&p, r[5]), " (queue)"));
+
+	/* The fence's "keep inspecting" queue rule marks its packets too. */
+	n = rules_of(&p, "fence", r, 32);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(r[i]->exprs, "ct,bitwise,cmp,meta,bitwise,meta,target") != 0)
+			continue;
+		assert_int_equal(expr_u32_data(expr_at(r[i]->rule, 2), NFTNL_EXPR_CMP_DATA),
+		    inspect);
+		assert_int_equal(expr_u32_data(expr_at(r[i]->rule, 4), NFTNL_EXPR_BITWISE_XOR),
+		    inspect);
+		release(&p);
+		return;
+	}
+	fail_msg("no marked audit queue rule in the fence");
+}
+
 static void
 native_path_queues_without_bypass(void **state)
 {
@@ -1022,6 +1102,7 @@ main(void)
 		cmocka_unit_test(only_packets_with_a_socket_owner_are_queued),
 		cmocka_unit_test(flows_dnatted_to_smtp_ports_are_judged_after_nat),
 		cmocka_unit_test(a_full_allow_set_fits_in_one_transaction),
+		cmocka_unit_test(detect_any_port_queues_replies_of_followed_flows_marked),
 		cmocka_unit_test(native_path_queues_without_bypass),
 		cmocka_unit_test(compat_path_is_xt_nfqueue_v3_without_bypass),
 		cmocka_unit_test(queue_rules_are_labelled_for_the_fallback),
