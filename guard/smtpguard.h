@@ -241,166 +241,15 @@ void	 log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void fatal(const char *, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void fatalx(const char *, ...) __attribute__((format(printf, 1, 2)));
 
-/* alert.c */
-struct alerts;
-struct alerts	*alerts_new(unsigned int threshold);
-void		 alerts_free(struct alerts *);
-bool		 alerts_count(struct alerts *, uid_t, time_t now, uint64_t *in_window);
-int		 alerts_exec(struct alerts *, const char *program, const char *json, size_t);
-int		 alerts_reap(struct alerts *, time_t now);
-int		 alerter_start(const char *program, pid_t *);
+/* config.c */
+void	 config_defaults(struct config *);
+int	 config_load(struct config *, const char *path, char *err, size_t errlen);
+int	 config_load_string(struct config *, const char *text, size_t len,
+	    const char *name, char *err, size_t errlen);
 
-/* ctlproto.c */
-#define CTL_VERSION		1
-#define CTL_REQUEST_MAX		(64 * 1024)	/* an exception line is 1 KiB; room to spare */
-#define CTL_ARG_MAX		2048
-enum ctl_cmd {
-	CTL_NONE = 0,
-	CTL_STATUS,
-	CTL_ALLOW,
-	CTL_REVOKE,
-	CTL_EXCEPTIONS,
-	CTL_RELOAD,
-	CTL_LIMIT,	/* a mail gate limit line, as exceptions.conf holds it */
-	CTL_UNLIMIT,	/* an origin */
-	CTL_MAILOP,	/* the CLI acted on held mail: a note for the event log */
-};
-#define CTL_MAILOP_PREFIX	"mail: "	/* every mailop note starts so */
-struct ctl_request {
-	enum ctl_cmd	 cmd;
-	char		 arg[CTL_ARG_MAX];
-};
-int	 ctl_parse_request(const char *, size_t, struct ctl_request *, char *err,
-	    size_t errlen);
-char	*ctl_format_request(enum ctl_cmd, const char *arg);
-
-/* control.c */
-#define CTL_MAX_CLIENTS		16	/* root's CLI; more at once is a bug or an attack */
-#define CTL_CLIENT_TIMEOUT	5	/* seconds to send a request */
-/* epoll tags: control.c registers its clients as CTL_TAG_CLIENT + slot */
-#define CTL_TAG_CLIENT		1000
-/* Handles one request; returns a malloc'd JSON reply line (without newline). */
-typedef char *(*ctl_handler)(const struct ctl_request *, uid_t peer, void *arg);
-struct control;
-struct control	*control_open(const char *path, int epfd, uint64_t listen_tag,
-		    ctl_handler, void *arg, char *err, size_t errlen);
-void		 control_close(struct control *);
-void		 control_accept(struct control *);
-void		 control_client_event(struct control *, uint64_t tag);
-void		 control_expire(struct control *, time_t now);
-char		*control_call(const char *path, enum ctl_cmd, const char *arg, char *err,
-		    size_t errlen);
-
-/* flow.c */
-#define FLOWS_MAX		1024	/* flows followed after their SYN; ~13 KiB each + what hangs on them */
-#define FLOW_SHARE_MAX		(FLOWS_MAX / 16)	/* held by one uid at once: 16 users fill it */
-#define FLOW_MARKERS_MAX	4096	/* decided flows remembered: ~0.3 KiB each */
-struct flow_key {
-	uint8_t		 family;
-	uint8_t		 src[16];
-	uint8_t		 dst[16];
-	uint16_t	 sport, dport;
-};
-struct flow {
-	struct flow_key	 key;
-	struct flow	*next;		/* hash chain */
-	time_t		 created, last_seen;
-	uint64_t	 flow_id;
-	enum action	 action;
-	struct pkt	 addr;		/* addresses, for the events (no payload) */
-	struct attrib	*who;		/* the attempt's attribution (flow.c's); NULL on a marker */
-	void		*inspect;	/* the owner's inspection state */
-	bool		 probe;		/* detect_any_port: inspect is a struct inspect_any */
-	bool		 shared;	/* counted in its uid's share (flow_share_take) */
-	uid_t		 share_uid;
-	enum mark_state	 marker;	/* MARK_NONE: followed; else decided, kept as a marker */
-};
-struct flow_table;
-void		 flow_key_of(const struct pkt *, struct flow_key *);
-struct flow_table *flow_table_new(size_t max);
-void		 flow_table_free(struct flow_table *, void (*)(struct flow *, void *), void *);
-struct flow	*flow_lookup(struct flow_table *, const struct flow_key *);
-struct flow	*flow_insert(struct flow_table *, const struct flow_key *, time_t now);
-void		 flow_remove(struct flow_table *, struct flow *);
-size_t		 flow_count(const struct flow_table *);
-size_t		 flow_markers(const struct flow_table *);
-void		 flow_key_reverse(const struct flow_key *, struct flow_key *);
-int		 flow_share_take(struct flow_table *, struct flow *, uid_t, size_t max);
-void		 flow_retire(struct flow_table *, struct flow *, enum mark_state, time_t now);
-void		 flow_expire_markers(struct flow_table *, time_t before);
-void		 flow_sweep(struct flow_table *, bool (*gone)(struct flow *, void *),
-		    void (*done)(struct flow *, void *), void *);
-void		 flow_expire(struct flow_table *, time_t idle_before,
-		    void (*)(struct flow *, void *), void *);
-
-/* nl.c */
-#define NL_BATCH_MAX_MSGS	64	/* the ruleset: 46 messages; 56 with full sets and detect_any_port */
-#define NL_LABEL_MAX		64	/* "add rule fence #12 (queue)" */
-struct mnl_nlmsg_batch;
-struct mnl_socket;
-struct nlmsghdr;
-/*
- * One nf_tables transaction, built in its own buffer. Per message:
- * nl_batch_put() (labels it, returns the header to fill with libnftnl),
- * then nl_batch_next(). nl_batch_send() sends it once and reads every ACK.
- */
-struct nl_batch {
-	char			*buf;
-	struct mnl_nlmsg_batch	*mnl;
-	uint32_t		 seq0, seq;	/* seq0: BEGIN; message i has seq0 + 1 + i */
-	bool			 finished;	/* END appended */
-	int			 failed;	/* message the kernel refused, -1 if none */
-	size_t			 nlabels;
-	char			 labels[NL_BATCH_MAX_MSGS][NL_LABEL_MAX];
-};
-int		 nl_batch_init(struct nl_batch *);
-void		 nl_batch_free(struct nl_batch *);
-struct nlmsghdr	*nl_batch_put(struct nl_batch *, uint16_t type, uint16_t family,
-		    uint16_t flags, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-int		 nl_batch_next(struct nl_batch *);
-int		 nl_batch_finish(struct nl_batch *, const void **, size_t *);
-const char	*nl_batch_label(const struct nl_batch *, int);
-int		 nl_batch_send(struct nl_batch *, char *err, size_t errlen);
-struct mnl_socket *nl_open(void);
-
-/* ruleset.c */
-struct ruleset_spec {
-	const char	*table;
-	const uint16_t	*ports;
-	size_t		 nports;
-	const uid_t	*mta_uids;
-	size_t		 nmta;
-	const uid_t	*allow_uids;
-	size_t		 nallow;
-	bool		 allow_local;
-	uint16_t	 queue_num;
-	uint32_t	 mark_mask;
-	bool		 trap;		/* the nat chain that redirects trapped flows */
-	bool		 detect_any_port;	/* all TCP meets the fence, not just @ports */
-	uint16_t	 trap_port;
-};
-int	 ruleset_build(struct nl_batch *, const struct ruleset_spec *, bool native_queue);
-int	 ruleset_install(const struct ruleset_spec *, bool *native_queue, char *err,
-	    size_t errlen);
-int	 ruleset_remove(const char *table, char *err, size_t errlen);
-int	 ruleset_exists(const char *table);
-int	 ruleset_build_set_uids(struct nl_batch *, const char *table, const char *set,
-	    bool add, const uid_t *, size_t);
-int	 ruleset_set_uids(const char *table, const char *set, bool add, const uid_t *,
-	    size_t, char *err, size_t errlen);
-
-/* flood.c */
-/*
- * One summary per key whose window ended with attempts suppressed. The
- * overflow key (table full) reports uid (uid_t)-1, exe NULL, ACTION_NONE.
- */
-typedef void (*flood_summary_fn)(void *arg, uid_t, const char *exe, enum action,
-    uint64_t suppressed, unsigned int window);
-struct flood;
-struct flood	*flood_new(unsigned int rate, unsigned int window, size_t max_keys);
-void		 flood_free(struct flood *);
-bool		 flood_admit(struct flood *, uid_t, const char *exe, enum action, time_t now);
-size_t		 flood_expire(struct flood *, time_t now, flood_summary_fn, void *arg);
+/* mtauser.c */
+int	 mtauser_resolve(const struct config *, const char *passwd_path, uid_t *uids,
+	    size_t *nuids, char *found, size_t foundlen, char *err, size_t errlen);
 
 /* cidr.c */
 struct cidr {
@@ -470,256 +319,61 @@ int	 exceptions_add_limit(struct exceptions *, const struct mail_limit_rule *, c
 int	 exceptions_remove_limit(struct exceptions *, const char *origin, char *err,
 	    size_t errlen);
 
-/* mtalog.c: one line of a Postfix (syslog) or Exim main log */
-#define MTALOG_QID_MAX	24	/* Exim 4.97 ids are 23 characters, Postfix long ids fewer */
-enum mtalog_kind {
-	MTALOG_BAD,	/* not a log line we can read: counted, never fatal */
-	MTALOG_OTHER,	/* a log line that says nothing about a message's path */
-	MTALOG_ORIGIN,	/* where a message came from (smtpd client=, pickup uid=, Exim <=) */
-	MTALOG_QUEUED,	/* Postfix qmgr: envelope sender, size, recipient count */
-	MTALOG_MSGID,	/* Postfix cleanup: Message-ID */
-	MTALOG_RCPT,	/* one recipient's delivery attempt and its outcome */
-	MTALOG_NDR,	/* Postfix bounce: this message caused the non-delivery report child_qid */
-	MTALOG_DONE,	/* the message left the queue (removed, Completed) */
+/* nl.c */
+#define NL_BATCH_MAX_MSGS	64	/* the ruleset: 46 messages; 56 with full sets and detect_any_port */
+#define NL_LABEL_MAX		64	/* "add rule fence #12 (queue)" */
+struct mnl_nlmsg_batch;
+struct mnl_socket;
+struct nlmsghdr;
+/*
+ * One nf_tables transaction, built in its own buffer. Per message:
+ * nl_batch_put() (labels it, returns the header to fill with libnftnl),
+ * then nl_batch_next(). nl_batch_send() sends it once and reads every ACK.
+ */
+struct nl_batch {
+	char			*buf;
+	struct mnl_nlmsg_batch	*mnl;
+	uint32_t		 seq0, seq;	/* seq0: BEGIN; message i has seq0 + 1 + i */
+	bool			 finished;	/* END appended */
+	int			 failed;	/* message the kernel refused, -1 if none */
+	size_t			 nlabels;
+	char			 labels[NL_BATCH_MAX_MSGS][NL_LABEL_MAX];
 };
-enum mtalog_status { MTALOG_NO_STATUS, MTALOG_SENT, MTALOG_DEFERRED, MTALOG_BOUNCED };
-struct mtalog_str {
-	const char	*p;		/* into the caller's line, not NUL-terminated */
-	size_t		 len;
-};
-struct mtalog_line {
-	enum mtalog_kind kind;
-	int64_t		 ts;		/* seconds since the epoch, UTC */
-	struct mtalog_str qid, sender, client_ip, sasl_user, local_user, rcpt, relay, reply,
-			 msgid, child_qid;
-	long		 uid;		/* pickup uid=, else -1 */
-	long long	 size, nrcpt;	/* -1: not in this line */
-	enum mtalog_status status;
-	bool		 has_sender;	/* sender is set; empty means the null sender <> */
-	bool		 remote;	/* the recipient's attempt went to a remote host */
-	bool		 local;		/* Exim P=local: submitted by a local process */
-};
-/* Turns wall-clock stamps into UTC; the reference date gives syslog stamps their year. */
-struct mtalog_clock {
-	int		 ref_year, ref_mon, ref_mday;
-	int64_t		 hour_key, hour_off;
-	bool		 hour_valid;
-};
-void		 mtalog_clock_init(struct mtalog_clock *, time_t ref);
-enum mtalog_kind mtalog_parse(struct mtalog_clock *, const char *line, size_t len,
-		    struct mtalog_line *);
-bool		 mtalog_blacklisted(const char *reply, size_t len);
+int		 nl_batch_init(struct nl_batch *);
+void		 nl_batch_free(struct nl_batch *);
+struct nlmsghdr	*nl_batch_put(struct nl_batch *, uint16_t type, uint16_t family,
+		    uint16_t flags, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int		 nl_batch_next(struct nl_batch *);
+int		 nl_batch_finish(struct nl_batch *, const void **, size_t *);
+const char	*nl_batch_label(const struct nl_batch *, int);
+int		 nl_batch_send(struct nl_batch *, char *err, size_t errlen);
+struct mnl_socket *nl_open(void);
 
-/* mtareport.c: the mail that went through the MTA, per origin, from its logs */
-#define MTAREPORT_INFLIGHT_MAX	1000000	/* messages open at once; past it, new ones are not followed */
-#define MTAREPORT_EVIDENCE_MAX	3	/* queue ids shown per flag */
-#define MTAREPORT_BAD_EXAMPLES	3	/* unparseable lines shown by file:line */
-#define MTAREPORT_NLOGS		4	/* default logs: Postfix, Exim, both spellings */
-enum mtareport_kind { MTAREPORT_SASL, MTAREPORT_BOUNCE, MTAREPORT_USER, MTAREPORT_IP,
-    MTAREPORT_SENDER, MTAREPORT_UNKNOWN, MTAREPORT_OTHER };
-/* What makes an origin a likely culprit (the thresholds are in mtareport.c). */
-enum mtareport_flag { MTAREPORT_FLAG_VOLUME, MTAREPORT_FLAG_DOMAINS, MTAREPORT_FLAG_BOUNCES,
-    MTAREPORT_FLAG_DEFERRALS, MTAREPORT_FLAG_BLOCKLISTED, MTAREPORT_FLAG_BACKSCATTER,
-    MTAREPORT_FLAG_MANY_IPS, MTAREPORT_NFLAGS };
-struct mtareport_evidence {
-	char		 qid[MTALOG_QID_MAX + 1];
-	char		 text[200];
+/* ruleset.c */
+struct ruleset_spec {
+	const char	*table;
+	const uint16_t	*ports;
+	size_t		 nports;
+	const uid_t	*mta_uids;
+	size_t		 nmta;
+	const uid_t	*allow_uids;
+	size_t		 nallow;
+	bool		 allow_local;
+	uint16_t	 queue_num;
+	uint32_t	 mark_mask;
+	bool		 trap;		/* the nat chain that redirects trapped flows */
+	bool		 detect_any_port;	/* all TCP meets the fence, not just @ports */
+	uint16_t	 trap_port;
 };
-struct mtareport_origin {
-	struct hnode	 node;
-	enum mtareport_kind kind;
-	char		 key[256];		/* what rows are told apart by */
-	char		 name[256];		/* what the admin reads */
-	bool		 labelled;		/* a user's name(uid) was looked up */
-	char		 user[USER_NAME_MAX];	/* that name; empty if this host lacks it */
-	long		 uid;
-	uint64_t	 messages, recipients, sent, bounced, deferred, pending, blocklisted;
-	uint64_t	 domains, ips, senders;
-	bool		 capped;		/* a cap was reached: distinct counts are lower bounds */
-	char		 sender[256];		/* the first envelope sender seen */
-	int64_t		 first, last, peak_hour;
-	uint64_t	 peak;
-	unsigned	 flags;			/* 1 << enum mtareport_flag */
-	struct mtareport_evidence ev[MTAREPORT_NFLAGS][MTAREPORT_EVIDENCE_MAX];
-	unsigned	 nev[MTAREPORT_NFLAGS];
-};
-struct mtareport {
-	struct htab	 msgs, origins, pairs;
-	struct mtareport_origin *other;
-	int64_t		 since, until;		/* 0: open */
-	uint64_t	 files, lines, used, other_lines, bad, untracked, outbound_msgs,
-			 local_only, undelivered;
-	int64_t		 first, last;
-	uint64_t	 next_seq;		/* messages in the order first seen */
-	char		 bad_where[MTAREPORT_BAD_EXAMPLES][PATH_MAX + 24];
-};
-extern const char *const mtareport_logs[MTAREPORT_NLOGS];
-int		 mtareport_init(struct mtareport *, time_t since, time_t until);
-int		 mtareport_file(struct mtareport *, const char *path, char *err, size_t errlen);
-void		 mtareport_end(struct mtareport *);
-struct mtareport_origin **mtareport_rows(struct mtareport *, size_t *n);
-size_t		 mtareport_default_logs(char ***paths);
-void		 mtareport_free(struct mtareport *);
-
-/* mtareport_cli.c: `smtpguard mta-report`, and the MTA volume of `top --mta` */
-struct mtareport_user {
-	long		 uid;		/* -1: a name this host's password file lacks */
-	char		 name[USER_NAME_MAX];
-	uint64_t	 messages, recipients;	/* outbound */
-};
-int	 mtareport_cli(int argc, char **argv);
-int	 mtareport_cli_users(char **logs, size_t nlogs, time_t since, time_t until,
-	    void (*fn)(const struct mtareport_user *, void *), void *arg);
-
-/* mtacheck.c */
-int	 mta_check(int argc, char **argv);
-
-/* when.c: the times typed after --since and --until */
-int	 when_parse(const char *, time_t now, time_t *);
-int	 when_parse_ts(const char *, time_t now, char *out, size_t len);
-
-/* cliopt.c: --since/--until/--limit/--help of log, top, mta-report, mta-check */
-enum {
-	CLIOPT_SINCE = 256,	/* getopt codes of the shared long options */
-	CLIOPT_UNTIL,
-	CLIOPT_LIMIT,
-	CLIOPT_HELP,
-	CLIOPT_JSON,
-	CLIOPT_OWN = 300,	/* a command's own long-only codes start here */
-};
-#define CLIOPT_WANT_TIME	0x1	/* the command takes --since and --until */
-#define CLIOPT_WANT_LIMIT	0x2	/* ... and --limit */
-#define CLIOPT_WANT_JSON	0x4	/* ... and --json */
-#define CLIOPT_TS_MAX		40	/* an RFC 3339 UTC time with microseconds, and more */
-struct cliopt {
-	const char	*cmd;		/* "top": messages say "smtpguard top: ..." */
-	const char	*const *help;	/* NULL-ended parts that --help and -h print */
-	unsigned	 takes;		/* CLIOPT_WANT_* */
-	bool		 operands;	/* arguments after the options are the command's */
-	time_t		 since, until;	/* 0: open */
-	char		 since_ts[CLIOPT_TS_MAX], until_ts[CLIOPT_TS_MAX];	/* "": open */
-	long		 limit;		/* the command's default until --limit */
-	bool		 json;		/* --json */
-	int		 next;		/* argv[next..]: the operands */
-};
-/* One of a command's own long options (getopt's struct option, without its flag pointer). */
-struct cliopt_option {
-	const char	*name;
-	bool		 arg;		/* takes a value */
-	int		 code;		/* what the callback is given */
-};
-/* A command's own option: 1 taken, 0 not its own, -1 a bad value (why: in err). */
-typedef int	 cliopt_fn(void *ctx, int ch, const char *arg, char *err, size_t errlen);
-int		 cliopt_parse(struct cliopt *, int argc, char **argv, const char *shortopts,
-		    const struct cliopt_option *own, cliopt_fn *, void *ctx);
-const char	*cliopt_word(const char *arg, const char *const *words, size_t n);
-
-/* evread.c: reading and filtering the event log for log and top */
-#define EVREAD_LINE_MAX		(EVENT_LINE_MAX + 1)
-enum evread_field { EVREAD_TS, EVREAD_EVENT, EVREAD_ACTION, EVREAD_USER, EVREAD_UID,
-    EVREAD_EXE, EVREAD_CWD, EVREAD_DST_IP, EVREAD_DST_PORT, EVREAD_MAIL_FROM,
-    EVREAD_PHP_SCRIPT, EVREAD_SUBJECT, EVREAD_SUPPRESSED, EVREAD_NFIELDS };
-/* An event as the filters and top see it: each field a string, an integer, or absent. */
-struct evread_event {
-	const char	*s[EVREAD_NFIELDS];
-	long long	 n[EVREAD_NFIELDS];
-	bool		 has_n[EVREAD_NFIELDS];
-};
-struct evread_filter {
-	char		 since[CLIOPT_TS_MAX], until[CLIOPT_TS_MAX];	/* compared as strings */
-	const char	*user, *action, *event, *dst;
-	long		 uid;		/* -1: any */
-	struct cidr	 dst_net;
-	bool		 dst_is_net;
-	long		 dst_port;	/* -1: any */
-};
-#define EVREAD_FILTER_INIT	{ .uid = -1, .dst_port = -1 }
-enum { EVREAD_OPT_USER = CLIOPT_OWN, EVREAD_OPT_UID, EVREAD_OPT_ACTION, EVREAD_OPT_EVENT,
-    EVREAD_OPT_DST, EVREAD_OPT_END /* log's and top's own codes start here */ };
-#define EVREAD_FILTER_OPTIONS \
-	{ "user", true, EVREAD_OPT_USER }, { "uid", true, EVREAD_OPT_UID }, \
-	{ "action", true, EVREAD_OPT_ACTION }, { "event", true, EVREAD_OPT_EVENT }, \
-	{ "dst", true, EVREAD_OPT_DST }
-extern const char evread_filter_help[];
-struct evread {
-	FILE		*fp;
-	char		*line;		/* the last line read, as it is in the file */
-	size_t		 cap;
-	uint64_t	 unreadable;	/* lines skipped: not JSON objects, or too long */
-};
-typedef struct json_t json_t;
-cliopt_fn	 evread_filter_option;	/* ctx: a struct evread_filter */
-void		 evread_filter_window(struct evread_filter *, const struct cliopt *);
-bool		 evread_matches(const struct evread_filter *, const struct evread_event *);
-bool		 evread_matches_json(const struct evread_filter *, json_t *);
-void		 evread_from_json(struct evread_event *, json_t *);
-int		 evread_flat_scan(char *line, size_t len, struct evread_event *);
-int		 evread_open(struct evread *, const char *path);
-int		 evread_reopen(struct evread *, const char *path);
-bool		 evread_outside(const struct evread_filter *, const char *line, size_t len);
-json_t		*evread_next(struct evread *, const struct evread_filter *, size_t *len);
-bool		 evread_next_event(struct evread *, const struct evread_filter *,
-		    struct evread_event *, json_t **owner);
-void		 evread_close(struct evread *);
-const char	*evread_local_time(const char *ts, char *out, size_t len);
-
-/* review_log.c */
-int	 review_log(const char *events_path, int argc, char **argv);
-
-/* review_top.c */
-int	 review_top(const char *events_path, int argc, char **argv);
-
-/* smtp.c */
-enum smtp_verb {
-	SMTP_UNKNOWN = 0, SMTP_HELO, SMTP_EHLO, SMTP_MAIL, SMTP_RCPT, SMTP_DATA, SMTP_RSET,
-	SMTP_NOOP, SMTP_QUIT, SMTP_STARTTLS, SMTP_AUTH, SMTP_VRFY, SMTP_EXPN, SMTP_HELP,
-};
-enum smtp_auth_step {
-	SMTP_AUTH_NONE = 0, SMTP_AUTH_PLAIN_NEXT, SMTP_AUTH_LOGIN_USER, SMTP_AUTH_LOGIN_PASS,
-};
-/* A client's parse state across lines (commands, AUTH dialogue, headers). */
-struct smtp_client {
-	enum smtp_auth_step	 auth_step;
-	bool			 body;		/* past the header block */
-	size_t			 hlen;
-	char			 hbuf[1024];	/* the header field being unfolded */
-};
-#define SMTP_LINE_MAX		1000	/* RFC 5321 4.5.3.1.6: text line, with CRLF */
-bool		 smtp_looks_like_smtp(const uint8_t *, size_t);
-enum smtp_verb	 smtp_client_line(struct smtp_client *, struct smtp_info *, const char *line,
-		    size_t len);
-void		 smtp_decode_header(const char *, size_t, char *out, size_t size);
-bool		 smtp_message_line(struct smtp_client *, struct smtp_info *, const char *line,
-		    size_t len);
-
-/* trap.c */
-struct trap_report {
-	int		 family;
-	uint8_t		 src[16], dst[16];	/* the client; the destination it asked for */
-	uint16_t	 sport, dport;
-	char		 reason[16];		/* complete, quit, closed, timeout, bytes, errors */
-	struct smtp_info info;
-};
-pid_t	 trap_start(const struct config *, const char *chroot_dir, int *report_fd,
-	    char *err, size_t errlen);
-int	 trap_read_report(int fd, struct trap_report *);
-
-/* trap_session.c: one trapped client's SMTP dialogue */
-struct trap_session {
-	int			 fd;		/* -1: free */
-	time_t			 last;
-	uint64_t		 bytes;
-	int			 bad;
-	bool			 in_data;
-	size_t			 len;		/* bytes in line */
-	bool			 overlong;	/* discarding the rest of a too-long line */
-	char			 line[SMTP_LINE_MAX + 1];
-	struct smtp_client	 client;
-	struct trap_report	 report;
-};
-void		 trap_session_send(struct trap_session *, const char *text);
-const char	*trap_session_feed(struct trap_session *, const struct config *, const char *,
-		    size_t);
+int	 ruleset_build(struct nl_batch *, const struct ruleset_spec *, bool native_queue);
+int	 ruleset_install(const struct ruleset_spec *, bool *native_queue, char *err,
+	    size_t errlen);
+int	 ruleset_remove(const char *table, char *err, size_t errlen);
+int	 ruleset_exists(const char *table);
+int	 ruleset_build_set_uids(struct nl_batch *, const char *table, const char *set,
+	    bool add, const uid_t *, size_t);
+int	 ruleset_set_uids(const char *table, const char *set, bool add, const uid_t *,
+	    size_t, char *err, size_t errlen);
 
 /* queue.c */
 struct queue_packet {
@@ -748,18 +402,50 @@ int		 queue_verdict(struct queue *, uint32_t id, int verdict, bool set_mark,
 		    uint32_t mark);
 int		 queue_stats(uint16_t num, struct queue_stats *);
 
-/* config.c */
-void	 config_defaults(struct config *);
-int	 config_load(struct config *, const char *path, char *err, size_t errlen);
-int	 config_load_string(struct config *, const char *text, size_t len,
-	    const char *name, char *err, size_t errlen);
-
-/* mtauser.c */
-int	 mtauser_resolve(const struct config *, const char *passwd_path, uid_t *uids,
-	    size_t *nuids, char *found, size_t foundlen, char *err, size_t errlen);
-
 /* pkt.c */
 int	 pkt_parse(const uint8_t *buf, size_t len, struct pkt *);
+
+/* flow.c */
+#define FLOWS_MAX		1024	/* flows followed after their SYN; ~13 KiB each + what hangs on them */
+#define FLOW_SHARE_MAX		(FLOWS_MAX / 16)	/* held by one uid at once: 16 users fill it */
+#define FLOW_MARKERS_MAX	4096	/* decided flows remembered: ~0.3 KiB each */
+struct flow_key {
+	uint8_t		 family;
+	uint8_t		 src[16];
+	uint8_t		 dst[16];
+	uint16_t	 sport, dport;
+};
+struct flow {
+	struct flow_key	 key;
+	struct flow	*next;		/* hash chain */
+	time_t		 created, last_seen;
+	uint64_t	 flow_id;
+	enum action	 action;
+	struct pkt	 addr;		/* addresses, for the events (no payload) */
+	struct attrib	*who;		/* the attempt's attribution (flow.c's); NULL on a marker */
+	void		*inspect;	/* the owner's inspection state */
+	bool		 probe;		/* detect_any_port: inspect is a struct inspect_any */
+	bool		 shared;	/* counted in its uid's share (flow_share_take) */
+	uid_t		 share_uid;
+	enum mark_state	 marker;	/* MARK_NONE: followed; else decided, kept as a marker */
+};
+struct flow_table;
+void		 flow_key_of(const struct pkt *, struct flow_key *);
+struct flow_table *flow_table_new(size_t max);
+void		 flow_table_free(struct flow_table *, void (*)(struct flow *, void *), void *);
+struct flow	*flow_lookup(struct flow_table *, const struct flow_key *);
+struct flow	*flow_insert(struct flow_table *, const struct flow_key *, time_t now);
+void		 flow_remove(struct flow_table *, struct flow *);
+size_t		 flow_count(const struct flow_table *);
+size_t		 flow_markers(const struct flow_table *);
+void		 flow_key_reverse(const struct flow_key *, struct flow_key *);
+int		 flow_share_take(struct flow_table *, struct flow *, uid_t, size_t max);
+void		 flow_retire(struct flow_table *, struct flow *, enum mark_state, time_t now);
+void		 flow_expire_markers(struct flow_table *, time_t before);
+void		 flow_sweep(struct flow_table *, bool (*gone)(struct flow *, void *),
+		    void (*done)(struct flow *, void *), void *);
+void		 flow_expire(struct flow_table *, time_t idle_before,
+		    void (*)(struct flow *, void *), void *);
 
 /* diag.c */
 struct diag;
@@ -772,15 +458,6 @@ struct diag	*diag_open(void);
 void		 diag_close(struct diag *);
 int		 diag_lookup(struct diag *, const struct pkt *, struct diag_sock *);
 
-/* sandbox.c */
-int	 sandbox_enter(char *err, size_t);
-
-/* connhook.c */
-struct connhook;
-struct connhook	*connhook_open(char *cgroup_root, size_t);
-void		 connhook_close(struct connhook *);
-int		 connhook_pid(struct connhook *, uint64_t cookie, pid_t *);
-
 /* procfs.c */
 int	 procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode, pid_t *pid);
 bool	 procfs_holds_socket(const char *proc_root, pid_t pid, ino_t inode);
@@ -788,6 +465,12 @@ uid_t	 procfs_owner(const char *proc_root, pid_t pid);
 int	 procfs_read(const char *proc_root, pid_t pid, struct attrib *);
 int	 procfs_read_exe(const char *proc_root, pid_t pid, struct attrib *);
 int	 procfs_read_rest(const char *proc_root, pid_t pid, struct attrib *);
+
+/* connhook.c */
+struct connhook;
+struct connhook	*connhook_open(char *cgroup_root, size_t);
+void		 connhook_close(struct connhook *);
+int		 connhook_pid(struct connhook *, uint64_t cookie, pid_t *);
 
 /* attrib.c */
 struct attrib_ctx;
@@ -799,15 +482,6 @@ void			 attrib_flow(struct attrib_ctx *, const struct pkt *, bool has_uid,
 void			 attrib_sender(struct attrib_ctx *, const struct pkt *, bool has_uid,
 			    uid_t uid, bool has_gid, gid_t gid, struct attrib *);
 void			 attrib_details(struct attrib_ctx *, struct attrib *);
-
-/* event.c */
-#define EVENT_LINE_MAX		(64 * 1024)	/* a full attempt is ~9 KiB at most */
-void	 event_time(const struct timespec *, char *, size_t);
-int	 event_encode(const struct event *, char *buf, size_t len);
-struct event_log;
-struct event_log	*event_open(const char *path, bool use_syslog, char *err, size_t errlen);
-void			 event_close(struct event_log *);
-int			 event_write(struct event_log *, const struct event *);
 
 /* stream.c */
 #define STREAM_PENDING_MAX	8	/* segments held ahead of a gap */
@@ -842,6 +516,29 @@ void			 stream_init(struct stream *, uint32_t isn);
 enum stream_result	 stream_add(struct stream *, uint32_t seq, const uint8_t *, size_t,
 			    struct stream_chunk out[STREAM_CHUNKS_MAX], size_t *nout);
 size_t			 stream_pending(const struct stream *);
+
+/* smtp.c */
+enum smtp_verb {
+	SMTP_UNKNOWN = 0, SMTP_HELO, SMTP_EHLO, SMTP_MAIL, SMTP_RCPT, SMTP_DATA, SMTP_RSET,
+	SMTP_NOOP, SMTP_QUIT, SMTP_STARTTLS, SMTP_AUTH, SMTP_VRFY, SMTP_EXPN, SMTP_HELP,
+};
+enum smtp_auth_step {
+	SMTP_AUTH_NONE = 0, SMTP_AUTH_PLAIN_NEXT, SMTP_AUTH_LOGIN_USER, SMTP_AUTH_LOGIN_PASS,
+};
+/* A client's parse state across lines (commands, AUTH dialogue, headers). */
+struct smtp_client {
+	enum smtp_auth_step	 auth_step;
+	bool			 body;		/* past the header block */
+	size_t			 hlen;
+	char			 hbuf[1024];	/* the header field being unfolded */
+};
+#define SMTP_LINE_MAX		1000	/* RFC 5321 4.5.3.1.6: text line, with CRLF */
+bool		 smtp_looks_like_smtp(const uint8_t *, size_t);
+enum smtp_verb	 smtp_client_line(struct smtp_client *, struct smtp_info *, const char *line,
+		    size_t len);
+void		 smtp_decode_header(const char *, size_t, char *out, size_t size);
+bool		 smtp_message_line(struct smtp_client *, struct smtp_info *, const char *line,
+		    size_t len);
 
 /* tls.c */
 int	 tls_sni(const uint8_t *, size_t, char *out, size_t outlen);
@@ -977,6 +674,66 @@ struct decision {
 void	 policy_decide(const struct policy_query *, struct decision *);
 bool	 policy_mail_relay(const char *sni, void *cfg);
 
+/* flood.c */
+/*
+ * One summary per key whose window ended with attempts suppressed. The
+ * overflow key (table full) reports uid (uid_t)-1, exe NULL, ACTION_NONE.
+ */
+typedef void (*flood_summary_fn)(void *arg, uid_t, const char *exe, enum action,
+    uint64_t suppressed, unsigned int window);
+struct flood;
+struct flood	*flood_new(unsigned int rate, unsigned int window, size_t max_keys);
+void		 flood_free(struct flood *);
+bool		 flood_admit(struct flood *, uid_t, const char *exe, enum action, time_t now);
+size_t		 flood_expire(struct flood *, time_t now, flood_summary_fn, void *arg);
+
+/* alert.c */
+struct alerts;
+struct alerts	*alerts_new(unsigned int threshold);
+void		 alerts_free(struct alerts *);
+bool		 alerts_count(struct alerts *, uid_t, time_t now, uint64_t *in_window);
+int		 alerts_exec(struct alerts *, const char *program, const char *json, size_t);
+int		 alerts_reap(struct alerts *, time_t now);
+int		 alerter_start(const char *program, pid_t *);
+
+/* event.c */
+#define EVENT_LINE_MAX		(64 * 1024)	/* a full attempt is ~9 KiB at most */
+void	 event_time(const struct timespec *, char *, size_t);
+int	 event_encode(const struct event *, char *buf, size_t len);
+struct event_log;
+struct event_log	*event_open(const char *path, bool use_syslog, char *err, size_t errlen);
+void			 event_close(struct event_log *);
+int			 event_write(struct event_log *, const struct event *);
+
+/* trap.c */
+struct trap_report {
+	int		 family;
+	uint8_t		 src[16], dst[16];	/* the client; the destination it asked for */
+	uint16_t	 sport, dport;
+	char		 reason[16];		/* complete, quit, closed, timeout, bytes, errors */
+	struct smtp_info info;
+};
+pid_t	 trap_start(const struct config *, const char *chroot_dir, int *report_fd,
+	    char *err, size_t errlen);
+int	 trap_read_report(int fd, struct trap_report *);
+
+/* trap_session.c: one trapped client's SMTP dialogue */
+struct trap_session {
+	int			 fd;		/* -1: free */
+	time_t			 last;
+	uint64_t		 bytes;
+	int			 bad;
+	bool			 in_data;
+	size_t			 len;		/* bytes in line */
+	bool			 overlong;	/* discarding the rest of a too-long line */
+	char			 line[SMTP_LINE_MAX + 1];
+	struct smtp_client	 client;
+	struct trap_report	 report;
+};
+void		 trap_session_send(struct trap_session *, const char *text);
+const char	*trap_session_feed(struct trap_session *, const struct config *, const char *,
+		    size_t);
+
 /* mailorigin.c: the facts an MTA gives about one message, and whom they name */
 #define MAIL_QID_MAX		32	/* Postfix long ids are 15+, Exim's 23 */
 #define MAIL_ORIGIN_MAX		(SMTP_FIELD_MAX + 16)	/* "sasl:" + a login or address */
@@ -1092,6 +849,11 @@ int	 gateproto_check_request(const void *, size_t, struct gate_request *);
 int	 gateproto_check_reply(const void *, size_t, struct gate_reply *);
 void	 gateproto_terminate(struct mail_facts *);
 
+/* gate.c: the libmilter process (unprivileged child of smtpguardd) */
+#define GATE_VERDICT_WAIT_MS	5000	/* then the gate answers as [mail] fail says */
+pid_t	 gate_start(const struct config *, const char *chroot_dir, int *parent_fd,
+	    char *err, size_t errlen);
+
 /* mailgate.c: smtpguardd's half of the gate: counters, decision, event */
 #define MAILGATE_SAVE_EVERY	5	/* seconds between saves of the counters */
 #define MAILGATE_ALERT_RCPTS	10	/* recipients named in a limit alert */
@@ -1118,11 +880,6 @@ void		 mailgate_decide(struct mailgate *, const struct config *,
 		    const struct exceptions *, struct attrib_ctx *, struct gate_request *,
 		    time_t now, struct mailgate_result *);
 void		 mailgate_counts(const struct mailgate *, uint64_t by_action[MAIL_REJECT + 1]);
-
-/* gate.c: the libmilter process (unprivileged child of smtpguardd) */
-#define GATE_VERDICT_WAIT_MS	5000	/* then the gate answers as [mail] fail says */
-pid_t	 gate_start(const struct config *, const char *chroot_dir, int *parent_fd,
-	    char *err, size_t errlen);
 
 /* mailq.c: the MTA's queue listing and our mail events, read for held/release/purge */
 #define MAILQ_LINE_MAX		(64 * 1024)	/* a postqueue -j line: 1000 recipients fit */
@@ -1184,5 +941,248 @@ int	 mailcli_act(const struct config *, int, char **);
 /* mailenable.c: smtpguard mail enable|disable */
 int	 mailenable_cmd(const struct config *, int, char **);
 int	 mailenable_wired(const struct config *, char *out, size_t len, bool *unguarded_if_down);
+
+/* ctlproto.c */
+#define CTL_VERSION		1
+#define CTL_REQUEST_MAX		(64 * 1024)	/* an exception line is 1 KiB; room to spare */
+#define CTL_ARG_MAX		2048
+enum ctl_cmd {
+	CTL_NONE = 0,
+	CTL_STATUS,
+	CTL_ALLOW,
+	CTL_REVOKE,
+	CTL_EXCEPTIONS,
+	CTL_RELOAD,
+	CTL_LIMIT,	/* a mail gate limit line, as exceptions.conf holds it */
+	CTL_UNLIMIT,	/* an origin */
+	CTL_MAILOP,	/* the CLI acted on held mail: a note for the event log */
+};
+#define CTL_MAILOP_PREFIX	"mail: "	/* every mailop note starts so */
+struct ctl_request {
+	enum ctl_cmd	 cmd;
+	char		 arg[CTL_ARG_MAX];
+};
+int	 ctl_parse_request(const char *, size_t, struct ctl_request *, char *err,
+	    size_t errlen);
+char	*ctl_format_request(enum ctl_cmd, const char *arg);
+
+/* control.c */
+#define CTL_MAX_CLIENTS		16	/* root's CLI; more at once is a bug or an attack */
+#define CTL_CLIENT_TIMEOUT	5	/* seconds to send a request */
+/* epoll tags: control.c registers its clients as CTL_TAG_CLIENT + slot */
+#define CTL_TAG_CLIENT		1000
+/* Handles one request; returns a malloc'd JSON reply line (without newline). */
+typedef char *(*ctl_handler)(const struct ctl_request *, uid_t peer, void *arg);
+struct control;
+struct control	*control_open(const char *path, int epfd, uint64_t listen_tag,
+		    ctl_handler, void *arg, char *err, size_t errlen);
+void		 control_close(struct control *);
+void		 control_accept(struct control *);
+void		 control_client_event(struct control *, uint64_t tag);
+void		 control_expire(struct control *, time_t now);
+char		*control_call(const char *path, enum ctl_cmd, const char *arg, char *err,
+		    size_t errlen);
+
+/* when.c: the times typed after --since and --until */
+int	 when_parse(const char *, time_t now, time_t *);
+int	 when_parse_ts(const char *, time_t now, char *out, size_t len);
+
+/* cliopt.c: --since/--until/--limit/--help of log, top, mta-report, mta-check */
+enum {
+	CLIOPT_SINCE = 256,	/* getopt codes of the shared long options */
+	CLIOPT_UNTIL,
+	CLIOPT_LIMIT,
+	CLIOPT_HELP,
+	CLIOPT_JSON,
+	CLIOPT_OWN = 300,	/* a command's own long-only codes start here */
+};
+#define CLIOPT_WANT_TIME	0x1	/* the command takes --since and --until */
+#define CLIOPT_WANT_LIMIT	0x2	/* ... and --limit */
+#define CLIOPT_WANT_JSON	0x4	/* ... and --json */
+#define CLIOPT_TS_MAX		40	/* an RFC 3339 UTC time with microseconds, and more */
+struct cliopt {
+	const char	*cmd;		/* "top": messages say "smtpguard top: ..." */
+	const char	*const *help;	/* NULL-ended parts that --help and -h print */
+	unsigned	 takes;		/* CLIOPT_WANT_* */
+	bool		 operands;	/* arguments after the options are the command's */
+	time_t		 since, until;	/* 0: open */
+	char		 since_ts[CLIOPT_TS_MAX], until_ts[CLIOPT_TS_MAX];	/* "": open */
+	long		 limit;		/* the command's default until --limit */
+	bool		 json;		/* --json */
+	int		 next;		/* argv[next..]: the operands */
+};
+/* One of a command's own long options (getopt's struct option, without its flag pointer). */
+struct cliopt_option {
+	const char	*name;
+	bool		 arg;		/* takes a value */
+	int		 code;		/* what the callback is given */
+};
+/* A command's own option: 1 taken, 0 not its own, -1 a bad value (why: in err). */
+typedef int	 cliopt_fn(void *ctx, int ch, const char *arg, char *err, size_t errlen);
+int		 cliopt_parse(struct cliopt *, int argc, char **argv, const char *shortopts,
+		    const struct cliopt_option *own, cliopt_fn *, void *ctx);
+const char	*cliopt_word(const char *arg, const char *const *words, size_t n);
+
+/* evread.c: reading and filtering the event log for log and top */
+#define EVREAD_LINE_MAX		(EVENT_LINE_MAX + 1)
+enum evread_field { EVREAD_TS, EVREAD_EVENT, EVREAD_ACTION, EVREAD_USER, EVREAD_UID,
+    EVREAD_EXE, EVREAD_CWD, EVREAD_DST_IP, EVREAD_DST_PORT, EVREAD_MAIL_FROM,
+    EVREAD_PHP_SCRIPT, EVREAD_SUBJECT, EVREAD_SUPPRESSED, EVREAD_NFIELDS };
+/* An event as the filters and top see it: each field a string, an integer, or absent. */
+struct evread_event {
+	const char	*s[EVREAD_NFIELDS];
+	long long	 n[EVREAD_NFIELDS];
+	bool		 has_n[EVREAD_NFIELDS];
+};
+struct evread_filter {
+	char		 since[CLIOPT_TS_MAX], until[CLIOPT_TS_MAX];	/* compared as strings */
+	const char	*user, *action, *event, *dst;
+	long		 uid;		/* -1: any */
+	struct cidr	 dst_net;
+	bool		 dst_is_net;
+	long		 dst_port;	/* -1: any */
+};
+#define EVREAD_FILTER_INIT	{ .uid = -1, .dst_port = -1 }
+enum { EVREAD_OPT_USER = CLIOPT_OWN, EVREAD_OPT_UID, EVREAD_OPT_ACTION, EVREAD_OPT_EVENT,
+    EVREAD_OPT_DST, EVREAD_OPT_END /* log's and top's own codes start here */ };
+#define EVREAD_FILTER_OPTIONS \
+	{ "user", true, EVREAD_OPT_USER }, { "uid", true, EVREAD_OPT_UID }, \
+	{ "action", true, EVREAD_OPT_ACTION }, { "event", true, EVREAD_OPT_EVENT }, \
+	{ "dst", true, EVREAD_OPT_DST }
+extern const char evread_filter_help[];
+struct evread {
+	FILE		*fp;
+	char		*line;		/* the last line read, as it is in the file */
+	size_t		 cap;
+	uint64_t	 unreadable;	/* lines skipped: not JSON objects, or too long */
+};
+typedef struct json_t json_t;
+cliopt_fn	 evread_filter_option;	/* ctx: a struct evread_filter */
+void		 evread_filter_window(struct evread_filter *, const struct cliopt *);
+bool		 evread_matches(const struct evread_filter *, const struct evread_event *);
+bool		 evread_matches_json(const struct evread_filter *, json_t *);
+void		 evread_from_json(struct evread_event *, json_t *);
+int		 evread_flat_scan(char *line, size_t len, struct evread_event *);
+int		 evread_open(struct evread *, const char *path);
+int		 evread_reopen(struct evread *, const char *path);
+bool		 evread_outside(const struct evread_filter *, const char *line, size_t len);
+json_t		*evread_next(struct evread *, const struct evread_filter *, size_t *len);
+bool		 evread_next_event(struct evread *, const struct evread_filter *,
+		    struct evread_event *, json_t **owner);
+void		 evread_close(struct evread *);
+const char	*evread_local_time(const char *ts, char *out, size_t len);
+
+/* review_log.c */
+int	 review_log(const char *events_path, int argc, char **argv);
+
+/* review_top.c */
+int	 review_top(const char *events_path, int argc, char **argv);
+
+/* mtalog.c: one line of a Postfix (syslog) or Exim main log */
+#define MTALOG_QID_MAX	24	/* Exim 4.97 ids are 23 characters, Postfix long ids fewer */
+enum mtalog_kind {
+	MTALOG_BAD,	/* not a log line we can read: counted, never fatal */
+	MTALOG_OTHER,	/* a log line that says nothing about a message's path */
+	MTALOG_ORIGIN,	/* where a message came from (smtpd client=, pickup uid=, Exim <=) */
+	MTALOG_QUEUED,	/* Postfix qmgr: envelope sender, size, recipient count */
+	MTALOG_MSGID,	/* Postfix cleanup: Message-ID */
+	MTALOG_RCPT,	/* one recipient's delivery attempt and its outcome */
+	MTALOG_NDR,	/* Postfix bounce: this message caused the non-delivery report child_qid */
+	MTALOG_DONE,	/* the message left the queue (removed, Completed) */
+};
+enum mtalog_status { MTALOG_NO_STATUS, MTALOG_SENT, MTALOG_DEFERRED, MTALOG_BOUNCED };
+struct mtalog_str {
+	const char	*p;		/* into the caller's line, not NUL-terminated */
+	size_t		 len;
+};
+struct mtalog_line {
+	enum mtalog_kind kind;
+	int64_t		 ts;		/* seconds since the epoch, UTC */
+	struct mtalog_str qid, sender, client_ip, sasl_user, local_user, rcpt, relay, reply,
+			 msgid, child_qid;
+	long		 uid;		/* pickup uid=, else -1 */
+	long long	 size, nrcpt;	/* -1: not in this line */
+	enum mtalog_status status;
+	bool		 has_sender;	/* sender is set; empty means the null sender <> */
+	bool		 remote;	/* the recipient's attempt went to a remote host */
+	bool		 local;		/* Exim P=local: submitted by a local process */
+};
+/* Turns wall-clock stamps into UTC; the reference date gives syslog stamps their year. */
+struct mtalog_clock {
+	int		 ref_year, ref_mon, ref_mday;
+	int64_t		 hour_key, hour_off;
+	bool		 hour_valid;
+};
+void		 mtalog_clock_init(struct mtalog_clock *, time_t ref);
+enum mtalog_kind mtalog_parse(struct mtalog_clock *, const char *line, size_t len,
+		    struct mtalog_line *);
+bool		 mtalog_blacklisted(const char *reply, size_t len);
+
+/* mtareport.c: the mail that went through the MTA, per origin, from its logs */
+#define MTAREPORT_INFLIGHT_MAX	1000000	/* messages open at once; past it, new ones are not followed */
+#define MTAREPORT_EVIDENCE_MAX	3	/* queue ids shown per flag */
+#define MTAREPORT_BAD_EXAMPLES	3	/* unparseable lines shown by file:line */
+#define MTAREPORT_NLOGS		4	/* default logs: Postfix, Exim, both spellings */
+enum mtareport_kind { MTAREPORT_SASL, MTAREPORT_BOUNCE, MTAREPORT_USER, MTAREPORT_IP,
+    MTAREPORT_SENDER, MTAREPORT_UNKNOWN, MTAREPORT_OTHER };
+/* What makes an origin a likely culprit (the thresholds are in mtareport.c). */
+enum mtareport_flag { MTAREPORT_FLAG_VOLUME, MTAREPORT_FLAG_DOMAINS, MTAREPORT_FLAG_BOUNCES,
+    MTAREPORT_FLAG_DEFERRALS, MTAREPORT_FLAG_BLOCKLISTED, MTAREPORT_FLAG_BACKSCATTER,
+    MTAREPORT_FLAG_MANY_IPS, MTAREPORT_NFLAGS };
+struct mtareport_evidence {
+	char		 qid[MTALOG_QID_MAX + 1];
+	char		 text[200];
+};
+struct mtareport_origin {
+	struct hnode	 node;
+	enum mtareport_kind kind;
+	char		 key[256];		/* what rows are told apart by */
+	char		 name[256];		/* what the admin reads */
+	bool		 labelled;		/* a user's name(uid) was looked up */
+	char		 user[USER_NAME_MAX];	/* that name; empty if this host lacks it */
+	long		 uid;
+	uint64_t	 messages, recipients, sent, bounced, deferred, pending, blocklisted;
+	uint64_t	 domains, ips, senders;
+	bool		 capped;		/* a cap was reached: distinct counts are lower bounds */
+	char		 sender[256];		/* the first envelope sender seen */
+	int64_t		 first, last, peak_hour;
+	uint64_t	 peak;
+	unsigned	 flags;			/* 1 << enum mtareport_flag */
+	struct mtareport_evidence ev[MTAREPORT_NFLAGS][MTAREPORT_EVIDENCE_MAX];
+	unsigned	 nev[MTAREPORT_NFLAGS];
+};
+struct mtareport {
+	struct htab	 msgs, origins, pairs;
+	struct mtareport_origin *other;
+	int64_t		 since, until;		/* 0: open */
+	uint64_t	 files, lines, used, other_lines, bad, untracked, outbound_msgs,
+			 local_only, undelivered;
+	int64_t		 first, last;
+	uint64_t	 next_seq;		/* messages in the order first seen */
+	char		 bad_where[MTAREPORT_BAD_EXAMPLES][PATH_MAX + 24];
+};
+extern const char *const mtareport_logs[MTAREPORT_NLOGS];
+int		 mtareport_init(struct mtareport *, time_t since, time_t until);
+int		 mtareport_file(struct mtareport *, const char *path, char *err, size_t errlen);
+void		 mtareport_end(struct mtareport *);
+struct mtareport_origin **mtareport_rows(struct mtareport *, size_t *n);
+size_t		 mtareport_default_logs(char ***paths);
+void		 mtareport_free(struct mtareport *);
+
+/* mtareport_cli.c: `smtpguard mta-report`, and the MTA volume of `top --mta` */
+struct mtareport_user {
+	long		 uid;		/* -1: a name this host's password file lacks */
+	char		 name[USER_NAME_MAX];
+	uint64_t	 messages, recipients;	/* outbound */
+};
+int	 mtareport_cli(int argc, char **argv);
+int	 mtareport_cli_users(char **logs, size_t nlogs, time_t since, time_t until,
+	    void (*fn)(const struct mtareport_user *, void *), void *arg);
+
+/* mtacheck.c */
+int	 mta_check(int argc, char **argv);
+
+/* sandbox.c */
+int	 sandbox_enter(char *err, size_t);
 
 #endif /* SMTPGUARD_H */
