@@ -1,9 +1,8 @@
 /*
- * trap.c — the local SMTP server that trapped flows are redirected to. It
- * speaks enough RFC 5321 for real clients (EHLO with PIPELINING, 8BITMIME,
- * SIZE; MAIL, RCPT, DATA with dot-unstuffing, RSET, NOOP, QUIT), records
- * the envelope and the headers worth logging, answers 550 at the end of
- * DATA and closes. STARTTLS and AUTH are not offered. It serves only
+ * trap.c — the local SMTP server that trapped flows are redirected to: its
+ * process, listeners, sessions' sockets and reports. What each session says
+ * and hears (enough RFC 5321 for real clients, the envelope and headers
+ * recorded, 550 at the end of DATA) is trap_session.c's. It serves only
  * connections the fence redirected to it (their conntrack record says so):
  * one made to the trap port directly is reset without a banner and reported
  * as "direct", so nobody can write forged trap evidence into the log.
