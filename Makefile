@@ -22,6 +22,7 @@ MAINS	= guard/smtpguardd.c guard/smtpguard.c
 LIBSRC	= $(filter-out $(MAINS),$(wildcard guard/*.c))
 LIBOBJ	= $(LIBSRC:guard/%.c=build/obj/%.o)
 ASANOBJ	= $(LIBSRC:guard/%.c=build/asan/%.o)
+FUZZOBJ	= $(LIBSRC:guard/%.c=build/fuzzobj/%.o)
 HDRS	= $(wildcard guard/*.h)
 
 UNITSRC	= $(wildcard tests/unit/test_*.c)
@@ -87,10 +88,19 @@ build/tests/asan/%: tests/unit/%.c build/libguard-asan.a $(HDRS) $(wildcard test
 	@mkdir -p $(@D)
 	$(CC) $(SGFLAGS) $(SANFLAGS) -Iguard -o $@ $< build/libguard-asan.a $(LIBS) -lcmocka
 
-build/fuzz/%: tests/fuzz/%.c $(LIBSRC) $(HDRS) $(wildcard tests/fuzz/*.h)
+# The fuzz targets share one instrumented copy of the library, compiled once.
+FUZZFLAGS = -O1 -g -fsanitize=address,undefined
+build/fuzzobj/%.o: guard/%.c $(HDRS)
 	@mkdir -p $(@D)
-	$(CLANG) $(SGFLAGS) -Wno-missing-prototypes -O1 -g -fsanitize=fuzzer,address,undefined \
-	  -Iguard -o $@ $< $(LIBSRC) $(LIBS)
+	$(CLANG) $(SGFLAGS) $(FUZZFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/libguard-fuzz.a: $(FUZZOBJ)
+	rm -f $@ && ar rcs $@ $^
+
+build/fuzz/%: tests/fuzz/%.c build/libguard-fuzz.a $(HDRS) $(wildcard tests/fuzz/*.h)
+	@mkdir -p $(@D)
+	$(CLANG) $(SGFLAGS) -Wno-missing-prototypes $(FUZZFLAGS) -fsanitize=fuzzer \
+	  -Iguard -o $@ $< build/libguard-fuzz.a $(LIBS)
 
 # Test helpers (the probe client/server, the ruleset driver) use the library too.
 build/tools/%: tests/tools/%.c build/libguard.a $(HDRS)
