@@ -80,11 +80,11 @@ build/obj/smtpguard.o: guard/smtpguard.c build/gen/default_conf.inc $(HDRS)
 build/smtpguard: build/obj/smtpguard.o build/libguard.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
-build/tests/%: tests/unit/%.c build/libguard.a $(HDRS) $(wildcard tests/fuzz/*.h)
+build/tests/%: tests/unit/%.c build/libguard.a $(HDRS) $(wildcard tests/fuzz/*.h tests/unit/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(SGFLAGS) $(CFLAGS) -Iguard -o $@ $< build/libguard.a $(LIBS) -lcmocka
 
-build/tests/asan/%: tests/unit/%.c build/libguard-asan.a $(HDRS) $(wildcard tests/fuzz/*.h)
+build/tests/asan/%: tests/unit/%.c build/libguard-asan.a $(HDRS) $(wildcard tests/fuzz/*.h tests/unit/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(SGFLAGS) $(SANFLAGS) -Iguard -o $@ $< build/libguard-asan.a $(LIBS) -lcmocka
 
