@@ -467,8 +467,18 @@ int	 procfs_read_exe(const char *proc_root, pid_t pid, struct attrib *);
 int	 procfs_read_rest(const char *proc_root, pid_t pid, struct attrib *);
 
 /* connhook.c */
+#define CONNHOOK_PORTS_MAX	CONFIG_MAX_PORTS
+#define CONNHOOK_SKIP_MAX	CONFIG_MAX_UIDS
 struct connhook;
-struct connhook	*connhook_open(char *cgroup_root, size_t);
+/* Which connects the hook records; more than the bounds is refused (E2BIG). */
+struct connhook_filter {
+	const uint16_t	*ports;		/* destination ports; none: every port */
+	size_t		 nports;
+	const uid_t	*skip;		/* callers never recorded (the MTA's uids) */
+	size_t		 nskip;
+};
+struct connhook	*connhook_open(char *cgroup_root, size_t, const struct connhook_filter *);
+int		 connhook_refilter(struct connhook *, const struct connhook_filter *);
 void		 connhook_close(struct connhook *);
 int		 connhook_pid(struct connhook *, uint64_t cookie, pid_t *);
 
@@ -476,7 +486,9 @@ int		 connhook_pid(struct connhook *, uint64_t cookie, pid_t *);
 struct attrib_ctx;
 struct attrib_ctx	*attrib_open(const char *proc_root);
 void			 attrib_close(struct attrib_ctx *);
-int			 attrib_hook(struct attrib_ctx *, char *cgroup_root, size_t);
+int			 attrib_hook(struct attrib_ctx *, char *cgroup_root, size_t,
+			    const struct connhook_filter *);
+int			 attrib_hook_refilter(struct attrib_ctx *, const struct connhook_filter *);
 void			 attrib_flow(struct attrib_ctx *, const struct pkt *, bool has_uid,
 			    uid_t uid, bool has_gid, gid_t gid, struct attrib *);
 void			 attrib_sender(struct attrib_ctx *, const struct pkt *, bool has_uid,

@@ -193,9 +193,24 @@ adopt(struct daemon *d, struct loaded *l)
 	memcpy(d->mta_found, l->mta_found, sizeof(d->mta_found));
 }
 
+/*
+ * What the connect hook records: connects to the fenced ports (every port
+ * under detect_any_port), by anyone but the MTA. A connect to another port
+ * that reaches the queue after NAT is found by the /proc scan instead.
+ */
+static void
+hook_filter(const struct daemon *d, struct connhook_filter *f)
+{
+	f->ports = d->cfg.ports;
+	f->nports = d->cfg.detect_any_port ? 0 : d->cfg.nports;
+	f->skip = d->mta;
+	f->nskip = d->nmta;
+}
+
 static int
 reload(struct daemon *d, char *err, size_t errlen)
 {
+	struct connhook_filter hf;
 	bool trap_changed, gate_changed;
 	struct loaded l;
 	char msg[PATH_MAX + 600];
@@ -242,6 +257,10 @@ reload(struct daemon *d, char *err, size_t errlen)
 	    strcmp(l.cfg.trap_user, d->cfg.trap_user) != 0;
 	gate_changed = gatewire_child_changed(&l.cfg, &d->cfg);
 	adopt(d, &l);
+	hook_filter(d, &hf);
+	if (attrib_hook_refilter(d->attrib, &hf) < 0)
+		log_warn("connect hook keeps its old ports and MTA uids; those the reload "
+		    "added are found by scanning /proc");
 	/* Mail limits apply at once; the gate child restarts for its own settings. */
 	gatewire_reload(d, gate_changed);
 	/* The trap child runs with the settings it was started with: restart it. */
@@ -494,9 +513,11 @@ setup(struct daemon *d, const char *config_path)
 	if ((d->attrib = attrib_open(PROC_ROOT)) == NULL)
 		fatal("opening sock_diag");
 	if (d->cfg.connect_hook) {
+		struct connhook_filter hf;
 		char cgroot[PATH_MAX];
 
-		if (attrib_hook(d->attrib, cgroot, sizeof(cgroot)) == 0)
+		hook_filter(d, &hf);
+		if (attrib_hook(d->attrib, cgroot, sizeof(cgroot), &hf) == 0)
 			log_info("connect hook attached at %s: senders found by socket cookie",
 			    cgroot);
 		else
