@@ -82,7 +82,7 @@ ctlreply_status(const struct daemon *d)
 	json_object_set_new(o, "decisions", dec);
 	json_object_set_new(o, "unparsable", json_integer((json_int_t)d->cnt.unparsable));
 	json_object_set_new(o, "verdict_errors",
-	    json_integer((json_int_t)d->cnt.verdict_errors));
+	    json_integer((json_int_t)(d->cnt.verdict_errors + queue_verdicts_lost(d->queue))));
 	json_object_set_new(o, "socket_overruns", json_integer((json_int_t)d->cnt.enobufs));
 	json_object_set_new(o, "events_lost", json_integer((json_int_t)d->cnt.events_lost));
 	json_object_set_new(o, "alerts", json_integer((json_int_t)d->cnt.alerts));

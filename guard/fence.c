@@ -592,7 +592,12 @@ fence_read(struct daemon *d)
 {
 	/* Drain what is there; each read is one batch of packets. */
 	for (int i = 0; i < QUEUE_READS_MAX; i++) {
-		if (queue_read(d->queue, on_packet, d) == 0)
+		uint64_t lost = queue_verdicts_lost(d->queue);
+		int r = queue_read(d->queue, on_packet, d);
+
+		if (lost == 0 && queue_verdicts_lost(d->queue) > 0 && d->cnt.verdict_errors == 0)
+			log_warnx("a batch of verdicts could not be sent; counted in verdict_errors");
+		if (r == 0)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return;

@@ -400,6 +400,7 @@ int		 queue_fd(const struct queue *);
 int		 queue_read(struct queue *, queue_packet_cb, void *);
 int		 queue_verdict(struct queue *, uint32_t id, int verdict, bool set_mark,
 		    uint32_t mark);
+uint64_t	 queue_verdicts_lost(const struct queue *);
 int		 queue_stats(uint16_t num, struct queue_stats *);
 
 /* pkt.c */
