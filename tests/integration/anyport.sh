@@ -223,11 +223,12 @@ check "TCP Fast Open with EHLO inside the SYN: the SYN is refused and logged" tf
 # the flow table, the rest are refused at once (counted, flood-limited
 # events); its SMTP is still refused, and other users are not starved.
 refused0=$(sg status --json | jq .any_port_refused)
-as_uid $WEB_UID /usr/bin/python3 -c '
+# hold_idle.py ADDR COUNT SECONDS: COUNT idle connections to the silent server, kept open.
+cat >"$T/hold_idle.py" <<'PY'
 import resource, socket, sys, time
 resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
 socks, ok, refused = [], 0, 0
-for i in range(1030):
+for i in range(int(sys.argv[2])):
     s = socket.socket()
     s.settimeout(3)
     try:
@@ -238,8 +239,10 @@ for i in range(1030):
         refused += 1
         s.close()
 print("held", ok, "refused", refused, flush=True)
-time.sleep(30)
-' $MX4 >"$T/idle-flows.out" 2>&1 &
+time.sleep(float(sys.argv[3]))
+PY
+chmod 0644 "$T/hold_idle.py"
+as_uid $WEB_UID /usr/bin/python3 "$T/hold_idle.py" $MX4 1030 30 >"$T/idle-flows.out" 2>&1 &
 IDLE_PID=$!
 PIDS="$PIDS $IDLE_PID"
 WAIT_TICKS=400 wait_ticks "1,030 connects" grep -q held "$T/idle-flows.out"
@@ -282,21 +285,7 @@ kill "$IDLE_PID" 2>/dev/null
 # and logged as flow-table-full, never let through unread.
 FILL_UIDS=$(seq 3101 3116)
 for u in $FILL_UIDS; do
-	as_uid "$u" /usr/bin/python3 -c '
-import socket, sys, time
-socks, ok = [], 0
-for i in range(64):
-    s = socket.socket()
-    s.settimeout(3)
-    try:
-        s.connect((sys.argv[1], 2527))
-        ok += 1
-        socks.append(s)
-    except OSError:
-        s.close()
-print("held", ok, flush=True)
-time.sleep(20)
-' $MX4 >"$T/fill-$u.out" 2>&1 &
+	as_uid "$u" /usr/bin/python3 "$T/hold_idle.py" $MX4 64 20 >"$T/fill-$u.out" 2>&1 &
 	PIDS="$PIDS $!"
 done
 for u in $FILL_UIDS; do
