@@ -71,7 +71,7 @@ check "one run misses it: min / median / max, and the target is not met" one_mis
 printf 'intro\n<!-- bench-table: begin -->\nold\n<!-- bench-table: end -->\nprose\n' >"$T/README.md"
 readme_table() {
 	"$ROOT/scripts/bench-table" --readme "$T/README.md" "$json" >/dev/null 2>&1 &&
-	    head -n 3 "$T/README.md" | tail -n 1 | grep -q '^smtpguard bench' &&
+	    head -n 4 "$T/README.md" | tail -n 1 | grep -q '^smtpguard bench' &&
 	    ! grep -q '^old$' "$T/README.md" && tail -n 1 "$T/README.md" | grep -q '^prose$'
 }
 check "bench-table --readme replaces only what is between its markers" readme_table
