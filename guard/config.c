@@ -73,6 +73,7 @@ static const struct key keys[] = {
 	{ "guard", "connect_hook", K_BOOL, NUM(connect_hook), 0, 0 },
 	{ "guard", "queue", K_U16, NUM(queue_num), 0, 65535 },
 	{ "guard", "queue_maxlen", K_U32, NUM(queue_maxlen), 1, 1048576 },
+	{ "guard", "audit_log_group", K_U16, NUM(audit_log_group), 0, 65535 },
 	{ "guard", "trap_port", K_U16, NUM(trap_port), 1, 65535 },
 	{ "guard", "inspect_bytes", K_SIZE, NUM(inspect_bytes), 64, 1048576 },
 	{ "guard", "detect_any_port", K_BOOL, NUM(detect_any_port), 0, 0 },
@@ -134,6 +135,7 @@ config_defaults(struct config *cfg)
 	cfg->connect_hook = true;
 	cfg->queue_num = 0;
 	cfg->queue_maxlen = 4096;
+	cfg->audit_log_group = 2525;
 	cfg->trap_port = 10025;
 	cfg->inspect_bytes = 4096;
 	cfg->detect_any_port = false;

@@ -32,6 +32,8 @@ struct counters {
 	uint64_t	 events_lost;		/* event lines that could not be written */
 	uint64_t	 alerts;
 	uint64_t	 inspected;		/* packets of audited flows read */
+	uint64_t	 audit_overruns;		/* the tap's socket overran: copies lost (ENOBUFS) */
+	uint64_t	 audit_unreleased;	/* read flows whose ct mark could not be set */
 	uint64_t	 trap_direct;		/* connections to the trap port it was not sent */
 	/* detect_any_port: flows reset because they could not be read to a decision */
 	uint64_t	 any_port_lost;		/* packets of followed flows the daemon lost */
@@ -51,6 +53,8 @@ struct daemon {
 	bool			 quit;
 	int			 epfd, sigfd, timerfd;
 	struct queue		*queue;
+	struct nflog		*audit_tap;	/* copies of audited flows' packets */
+	struct ctmark		*ctmark;	/* releases an audited flow once read */
 	struct attrib_ctx	*attrib;
 	struct event_log	*events;
 	struct flood		*flood;
@@ -79,6 +83,7 @@ struct daemon {
 int	 fence_open(struct daemon *);
 void	 fence_close(struct daemon *);
 void	 fence_read(struct daemon *);
+void	 fence_read_audit(struct daemon *);
 int	 fence_trap_reports(struct daemon *);
 void	 fence_tick(struct daemon *, time_t now);
 void	 fence_summaries(struct daemon *, time_t until);

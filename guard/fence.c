@@ -614,6 +614,68 @@ fence_read(struct daemon *d)
 }
 
 /*
+ * An audited flow read to its end: the kernel stops copying it (its ct mark
+ * becomes allow, through ctnetlink: no packet of it waits here to carry a
+ * verdict) and its smtp event is written. If the mark cannot be set the
+ * flow only goes on being copied, and its copies are ignored: counted.
+ */
+static void
+release_audited(struct daemon *d, struct flow *f)
+{
+	if (ctmark_set(d->ctmark, &f->addr, d->cfg.mark_mask,
+	    mark_value(d->cfg.mark_mask, MARK_ALLOW)) < 0 && d->cnt.audit_unreleased++ == 0)
+		log_warn("setting an audited flow's conntrack mark (its copies go on, ignored)");
+	forget_flow(d, f, "complete");
+}
+
+/*
+ * A copy of an audited flow's packet (nflog.c), which itself went on in the
+ * kernel: read on the client's side until inspection is done. A copy of a
+ * flow no longer followed (read already, swept) is ignored.
+ */
+static void
+on_audit_copy(const struct nflog_packet *np, void *arg)
+{
+	struct daemon *d = arg;
+	struct flow_key k;
+	struct flow *f;
+	struct pkt p;
+
+	if (pkt_parse(np->payload, np->len, &p) < 0) {
+		d->cnt.unparsable++;
+		return;
+	}
+	flow_key_of(&p, &k);
+	if ((f = flow_lookup(d->flows, &k)) == NULL || f->probe || f->marker != MARK_NONE ||
+	    f->inspect == NULL || (p.tcp_flags & TH_SYN))
+		return;
+	d->cnt.inspected++;
+	f->last_seen = time(NULL);
+	if (inspect_segment(f->inspect, &p) != INSPECT_MORE)
+		release_audited(d, f);
+}
+
+void
+fence_read_audit(struct daemon *d)
+{
+	for (int i = 0; i < QUEUE_READS_MAX; i++) {
+		if (nflog_read(d->audit_tap, on_audit_copy, d) == 0)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		if (errno == ENOBUFS) {
+			/* Only the audit's record suffers: the packets went on. */
+			if (d->cnt.audit_overruns++ == 0)
+				log_warnx("audit tap overrun (ENOBUFS): copies were lost, some "
+				    "smtp events may be incomplete; counted");
+			continue;
+		}
+		log_warn("reading the audit tap");
+		return;
+	}
+}
+
+/*
  * Trapped sessions that ended: one smtp event each, with the attempt's
  * attribution. Returns -1 when the trap process is gone (the caller
  * restarts it), else 0.

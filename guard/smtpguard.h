@@ -69,6 +69,7 @@ struct config {
 	bool		 allow_local;
 	bool		 connect_hook;	/* find senders with the eBPF connect hook */
 	uint16_t	 queue_num;
+	uint16_t	 audit_log_group;	/* nfnetlink_log group of audited flows' copies */
 	uint32_t	 queue_maxlen;
 	uint16_t	 trap_port;
 	size_t		 inspect_bytes;
@@ -360,6 +361,7 @@ struct ruleset_spec {
 	size_t		 nallow;
 	bool		 allow_local;
 	uint16_t	 queue_num;
+	uint16_t	 audit_group;	/* nfnetlink_log group audited flows are copied to */
 	uint32_t	 mark_mask;
 	bool		 trap;		/* the nat chain that redirects trapped flows */
 	bool		 detect_any_port;	/* all TCP meets the fence, not just @ports */
@@ -402,6 +404,24 @@ int		 queue_verdict(struct queue *, uint32_t id, int verdict, bool set_mark,
 		    uint32_t mark);
 uint64_t	 queue_verdicts_lost(const struct queue *);
 int		 queue_stats(uint16_t num, struct queue_stats *);
+
+/* nflog.c */
+struct nflog_packet {
+	const uint8_t	*payload;	/* from the IP header on */
+	size_t		 len;
+};
+typedef void (*nflog_packet_cb)(const struct nflog_packet *, void *);
+struct nflog;
+struct nflog	*nflog_open(uint16_t group);
+void		 nflog_close(struct nflog *);
+int		 nflog_fd(const struct nflog *);
+int		 nflog_read(struct nflog *, nflog_packet_cb, void *);
+
+/* ctmark.c */
+struct ctmark;
+struct ctmark	*ctmark_open(void);
+void		 ctmark_close(struct ctmark *);
+int		 ctmark_set(struct ctmark *, const struct pkt *flow, uint32_t mask, uint32_t value);
 
 /* pkt.c */
 int	 pkt_parse(const uint8_t *buf, size_t len, struct pkt *);

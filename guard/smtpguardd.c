@@ -48,6 +48,7 @@ enum tag {
 	TAG_CONTROL,
 	TAG_TRAP,
 	TAG_GATE,
+	TAG_AUDIT,
 };
 
 static void __attribute__((noreturn))
@@ -140,6 +141,7 @@ ruleset_spec_of(const struct config *cfg, const uid_t *mta,
 	spec->nallow = nallow;
 	spec->allow_local = cfg->allow_local;
 	spec->queue_num = cfg->queue_num;
+	spec->audit_group = cfg->audit_log_group;
 	spec->mark_mask = cfg->mark_mask;
 	spec->trap = true;
 	spec->detect_any_port = cfg->detect_any_port;
@@ -220,12 +222,13 @@ reload(struct daemon *d, char *err, size_t errlen)
 		return -1;
 	}
 	if (l.cfg.queue_num != d->cfg.queue_num ||
+	    l.cfg.audit_log_group != d->cfg.audit_log_group ||
 	    strcmp(l.cfg.control_socket, d->cfg.control_socket) != 0 ||
 	    strcmp(l.cfg.log_file, d->cfg.log_file) != 0 ||
 	    strcmp(l.cfg.alert_exec, d->cfg.alert_exec) != 0 ||
 	    l.cfg.connect_hook != d->cfg.connect_hook) {
-		snprintf(err, errlen, "queue, control_socket, connect_hook, [log] file and "
-		    "[alert] exec change only with a restart; nothing applied");
+		snprintf(err, errlen, "queue, audit_log_group, control_socket, connect_hook, "
+		    "[log] file and [alert] exec change only with a restart; nothing applied");
 		exceptions_free(&l.exc);
 		return -1;
 	}
@@ -504,6 +507,12 @@ setup(struct daemon *d, const char *config_path)
 	if ((d->queue = queue_open(d->cfg.queue_num, d->cfg.queue_maxlen)) == NULL)
 		fatal("binding NFQUEUE %u (is another smtpguardd running?)", d->cfg.queue_num);
 	epoll_add(d->epfd, queue_fd(d->queue), TAG_QUEUE);
+	if ((d->audit_tap = nflog_open(d->cfg.audit_log_group)) == NULL)
+		fatal("binding nfnetlink_log group %u for audited flows (another program, "
+		    "ulogd?, holds it: set audit_log_group)", d->cfg.audit_log_group);
+	epoll_add(d->epfd, nflog_fd(d->audit_tap), TAG_AUDIT);
+	if ((d->ctmark = ctmark_open()) == NULL)
+		fatal("opening ctnetlink");
 	if (fence_open(d) < 0)
 		fatal("flow table");
 	if (start_trap(d, err, sizeof(err)) < 0)
@@ -566,6 +575,8 @@ teardown(struct daemon *d)
 	gatewire_close(d);
 	fence_close(d);
 	queue_close(d->queue);
+	nflog_close(d->audit_tap);
+	ctmark_close(d->ctmark);
 	attrib_close(d->attrib);
 	flood_free(d->flood);
 	alerts_free(d->alerts);
@@ -651,6 +662,8 @@ main(int argc, char **argv)
 
 			if (tag == TAG_QUEUE)
 				fence_read(&d);
+			else if (tag == TAG_AUDIT)
+				fence_read_audit(&d);
 			else if (tag == TAG_SIGNAL)
 				on_signal(&d);
 			else if (tag == TAG_TIMER)

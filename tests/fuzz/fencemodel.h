@@ -88,6 +88,7 @@ fm_world_init(struct fm_world *w, bool native, bool any_port, enum action action
 	sp.nallow = w->nallow;
 	sp.allow_local = w->cfg.allow_local;
 	sp.queue_num = w->cfg.queue_num;
+	sp.audit_group = w->cfg.audit_log_group;
 	sp.mark_mask = w->cfg.mark_mask;
 	sp.trap = true;
 	sp.detect_any_port = any_port;

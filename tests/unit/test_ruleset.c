@@ -66,6 +66,7 @@ golden_spec(void)
 		.allow_uids = NULL, .nallow = 0,
 		.allow_local = true,
 		.queue_num = 0,
+		.audit_group = 2525,
 		.mark_mask = GOLDEN_MASK,
 		.trap = true,
 		.trap_port = 10025,
@@ -410,10 +411,45 @@ mta_and_exceptions_are_accepted_before_anything_is_queued(void **state)
 	    NFT_META_SKUID);
 	assert_string_equal(nftnl_expr_get_str(expr_at(r[1]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
 	    "allow_uids");
-	/* The first queue is the ct mark "audit" rule, after every accept that could apply. */
-	for (size_t i = 0; i < 14; i++)
+	/* Nothing is queued before every accept that could apply; audit is never queued. */
+	for (size_t i = 0; i < n - 2; i++)
 		assert_null(strstr(r[i]->exprs, "queue"));
-	assert_string_equal(r[14]->exprs, "ct,bitwise,cmp,queue");
+	release(&p);
+}
+
+/*
+ * An audited flow's later packets (fenced ports) are copied to the audit
+ * group and accepted, never queued; without detect_any_port nothing else
+ * has the audit ct mark, and with it, only flows on other ports are queued.
+ */
+static void
+audited_flows_are_copied_never_queued(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct msg *r[32];
+	struct parsed p;
+	size_t n;
+
+	(void)state;
+	sp.audit_group = 4242;
+	build(&p, &sp, true);
+	n = rules_of(&p, "fence", r, 32);
+	assert_string_equal(r[14]->exprs, "ct,bitwise,cmp,meta,cmp,payload,lookup,log,immediate");
+	assert_string_equal(nftnl_expr_get_str(expr_at(r[14]->rule, 6), NFTNL_EXPR_LOOKUP_SET),
+	    "ports");
+	assert_int_equal(nftnl_expr_get_u16(expr_at(r[14]->rule, 7), NFTNL_EXPR_LOG_GROUP), 4242);
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[14]->rule, 8), NFTNL_EXPR_IMM_VERDICT),
+	    NF_ACCEPT);
+	for (size_t i = 0; i < n; i++)
+		assert_null(strstr(r[i]->exprs, "ct,bitwise,cmp,queue"));
+	release(&p);
+
+	sp.detect_any_port = true;
+	build(&p, &sp, true);
+	n = rules_of(&p, "fence", r, 32);
+	assert_string_equal(r[15]->exprs, "ct,bitwise,cmp,meta,bitwise,meta,queue");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[15]->rule, 2), NFTNL_EXPR_CMP_OP),
+	    NFT_CMP_EQ);
 	release(&p);
 }
 
@@ -746,9 +782,6 @@ native_path_queues_without_bypass(void **state)
 	assert_int_equal(nftnl_expr_get_u16(q, NFTNL_EXPR_QUEUE_FLAGS) & NFT_QUEUE_FLAG_BYPASS,
 	    0);
 	assert_int_equal(nftnl_expr_get_u16(q, NFTNL_EXPR_QUEUE_FLAGS), 0);
-	assert_string_equal(r[n - 4]->exprs, "ct,bitwise,cmp,queue");	/* audited flows */
-	assert_int_equal(nftnl_expr_get_u16(expr_at(r[n - 4]->rule, 3), NFTNL_EXPR_QUEUE_FLAGS),
-	    0);
 	for (size_t i = 0; i < p.n; i++)
 		assert_null(strstr(p.m[i].exprs, "target"));
 	release(&p);
@@ -770,7 +803,6 @@ compat_path_is_xt_nfqueue_v3_without_bypass(void **state)
 	build(&p, &sp, false);
 	n = rules_of(&p, "fence", r, 32);
 	assert_string_equal(r[n - 2]->exprs, "meta,cmp,target");
-	assert_string_equal(r[n - 4]->exprs, "ct,bitwise,cmp,target");
 	t = expr_at(r[n - 2]->rule, 2);
 	assert_string_equal(nftnl_expr_get_str(t, NFTNL_EXPR_TG_NAME), "NFQUEUE");
 	assert_int_equal(nftnl_expr_get_u32(t, NFTNL_EXPR_TG_REV), 3);
@@ -802,7 +834,7 @@ queue_rules_are_labelled_for_the_fallback(void **state)
 		assert_int_equal(labelled, strstr(p.m[i].exprs, "queue") != NULL);
 		nq += labelled;
 	}
-	assert_int_equal(nq, 3);	/* audited flows, fence, nat_fence */
+	assert_int_equal(nq, 2);	/* fence, nat_fence */
 	release(&p);
 }
 
@@ -1096,6 +1128,7 @@ main(void)
 		cmocka_unit_test(sets_list_as_ports_and_uids),
 		cmocka_unit_test(only_tcp_to_smtp_ports_enters_the_fence),
 		cmocka_unit_test(mta_and_exceptions_are_accepted_before_anything_is_queued),
+		cmocka_unit_test(audited_flows_are_copied_never_queued),
 		cmocka_unit_test(no_flow_passes_for_being_established),
 		cmocka_unit_test(every_verdict_is_final_without_conntrack),
 		cmocka_unit_test(replies_pass_but_not_a_syn),
