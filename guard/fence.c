@@ -530,7 +530,7 @@ attempt(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
 	struct decision dec;
 	struct event e = { .event = "attempt" };
 	struct admit ad;
-	uint64_t t0;
+	uint64_t t0, took;
 	enum mark_state mark;
 
 	/*
@@ -540,9 +540,9 @@ attempt(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
 	 */
 	t0 = mono_ns();
 	attrib_sender(d->attrib, p, qp->has_uid, qp->uid, qp->has_gid, qp->gid, &who);
-	t0 = mono_ns() - t0;
-	hist_add(&d->attrib_ns, t0);
-	metrics_latency_add(&d->attrib_le, t0);
+	took = mono_ns() - t0;
+	hist_add(&d->attrib_ns, took);
+	metrics_latency_add(&d->attrib_le, took);
 	q->named = true;
 	q->has_uid = who.has_uid;
 	q->uid = who.uid;
