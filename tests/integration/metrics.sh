@@ -131,6 +131,20 @@ rules_loaded() {
 }
 check "prometheus loaded and evaluates the four shipped rules" wait_for_long rules_loaded
 
+# A trapped session: action = trap by a reload, one message by swaks.
+sed -i 's/^action = reject$/action = trap/' "$T/smtpguard.conf"
+check "smtpguard reload to action = trap" sg reload
+as_uid $WEB2_UID swaks --server $MX4 --port 25 --helo spambot.example \
+    --from promo@example.org --to victim@example.net >"$T/swaks.out" 2>&1
+check "swaks was trapped (550 at the end of DATA)" grep -q '<\*\* 550 5.7.1' "$T/swaks.out"
+trapped() {
+	grep -qx 'smtpguard_trap_sessions_total 1' "$PROM" &&
+	    grep -qx 'smtpguard_attempts_total{action="trap"} 1' "$PROM"
+}
+check "the textfile counts the trapped attempt and its session" wait_for "trap" trapped
+check "prometheus returns the trapped session" \
+    wait_for_long query_is 'smtpguard_trap_sessions_total' 1
+
 # The bound on label cardinality, changed by a reload: top_users = 1 shows
 # only the busiest user.
 sed -i 's/^top_users = 5$/top_users = 1/' "$T/smtpguard.conf"
