@@ -4,9 +4,11 @@
 # prometheus-node-exporter (textfile collector) and prometheus run in the
 # same namespace on its loopback, as nobody, with their storage under $T;
 # prometheus scrapes node_exporter every second, and a query over its HTTP
-# API returns the attempts this test made. The shipped alert rules pass
-# promtool check rules and promtool test rules. The host's own prometheus
-# services are never started or touched.
+# API returns the attempts this test made; a reload to action = trap and
+# one trapped message show in both, and a reload to top_users = 1 leaves
+# only the busiest user's series. The shipped alert rules pass promtool
+# check rules and promtool test rules. The host's own prometheus services
+# are never started or touched.
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/scripts/lib/check.sh"
 . "$ROOT/scripts/lib/netns.sh"
