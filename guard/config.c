@@ -104,10 +104,13 @@ static const struct key keys[] = {
 	{ "mail", "state", K_PATH, STR(mail_state), 0, 0 },
 	{ "mail", "user", K_TEXT, STR(mail_user), 0, 0 },
 	{ "mail", "group", K_TEXT, STR(mail_group), 0, 0 },
+	{ "metrics", "textfile", K_OPT_PATH, STR(metrics_textfile), 0, 0 },
+	{ "metrics", "interval", K_U32, NUM(metrics_interval), 1, 3600 },
+	{ "metrics", "top_users", K_U32, NUM(metrics_top_users), 0, METRICS_TOP_MAX },
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
-static const char *const sections[] = { "guard", "log", "alert", "trap", "mail" };
+static const char *const sections[] = { "guard", "log", "alert", "trap", "mail", "metrics" };
 #define NSECTIONS	(sizeof(sections) / sizeof(sections[0]))
 
 struct parse {
@@ -169,6 +172,9 @@ config_defaults(struct config *cfg)
 	strlcpy_sg(cfg->mail_state, "/var/lib/smtpguard/mail.state", sizeof(cfg->mail_state));
 	strlcpy_sg(cfg->mail_user, "nobody", sizeof(cfg->mail_user));
 	strlcpy_sg(cfg->mail_group, "postfix", sizeof(cfg->mail_group));
+	cfg->metrics_textfile[0] = '\0';
+	cfg->metrics_interval = 15;	/* node_exporter's scrapes are 15 s by default */
+	cfg->metrics_top_users = 10;
 }
 
 /* "FILE:LINE: [section] key: what (got 'value')"; the first error wins. */
@@ -238,7 +244,8 @@ check_line(struct parse *ps, const char *s, size_t n)
 			return -1;
 		}
 		if (!known_section(s + 1, (size_t)(close - s - 1))) {
-			fail_line(ps, "unknown section (known: [guard], [log], [alert], [trap], [mail])", s, n);
+			fail_line(ps, "unknown section (known: [guard], [log], [alert], [trap], "
+			    "[mail], [metrics])", s, n);
 			return -1;
 		}
 		return 0;

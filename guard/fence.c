@@ -335,6 +335,11 @@ attempt_admit(struct daemon *d, const struct attrib *who, const struct decision 
 	/* A flow refused for want of room, or reset undecided, is no SMTP attempt to alert on. */
 	ad->alert_due = smtp && who->has_uid &&
 	    alerts_count(d->alerts, who->uid, now, &ad->in_window);
+	if (smtp && !dec->self_check) {
+		d->cnt.attempts[dec->action]++;
+		if (who->has_uid && d->users != NULL)
+			metrics_users_count(d->users, who->uid, now);
+	}
 }
 
 static void
@@ -525,7 +530,7 @@ attempt(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
 	struct decision dec;
 	struct event e = { .event = "attempt" };
 	struct admit ad;
-	uint64_t t0;
+	uint64_t t0, took;
 	enum mark_state mark;
 
 	/*
@@ -535,7 +540,9 @@ attempt(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
 	 */
 	t0 = mono_ns();
 	attrib_sender(d->attrib, p, qp->has_uid, qp->uid, qp->has_gid, qp->gid, &who);
-	hist_add(&d->attrib_ns, mono_ns() - t0);
+	took = mono_ns() - t0;
+	hist_add(&d->attrib_ns, took);
+	metrics_latency_add(&d->attrib_le, took);
 	q->named = true;
 	q->has_uid = who.has_uid;
 	q->uid = who.uid;
@@ -736,6 +743,7 @@ fence_trap_reports(struct daemon *d)
 			e.flow_id = f->flow_id;
 		}
 		fence_emit(d, &e);
+		d->cnt.trap_sessions++;
 		if (f != NULL && f->marker == MARK_NONE)
 			flow_remove(d->flows, f);
 	}

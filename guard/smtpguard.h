@@ -102,6 +102,10 @@ struct config {
 	char		 mail_state[PATH_MAX];	/* the counters across restarts */
 	char		 mail_user[USER_NAME_MAX];	/* the gate child runs as this user */
 	char		 mail_group[USER_NAME_MAX];	/* the MTA's group: may use the socket */
+	/* [metrics]: the Prometheus textfile (metrics.c) */
+	char		 metrics_textfile[PATH_MAX];	/* empty: no metrics written */
+	uint32_t	 metrics_interval;	/* seconds between writes */
+	uint32_t	 metrics_top_users;	/* users shown by name, at most METRICS_TOP_MAX */
 };
 
 /* A decoded IPv4/IPv6 TCP segment. Addresses are in network order. */
@@ -737,6 +741,51 @@ struct event_log;
 struct event_log	*event_open(const char *path, bool use_syslog, char *err, size_t errlen);
 void			 event_close(struct event_log *);
 int			 event_write(struct event_log *, const struct event *);
+
+/* metrics.c: the counters in the Prometheus text format (node_exporter's textfile collector) */
+#define METRICS_TOP_MAX		100	/* [metrics] top_users: two series each, so at most 200 */
+#define METRICS_UIDS_MAX	4096	/* uids counted; past that the least recently seen is reused */
+#define METRICS_WINDOW		10	/* minutes: the busiest users are ranked over these, as alerts are */
+#define METRICS_LATENCY_BOUNDS	13	/* histogram buckets, +Inf apart */
+#define METRICS_TEXT_MAX	(64 * 1024)	/* the whole file: ~10 KiB with 100 users */
+struct metrics_latency {
+	uint64_t	 bucket[METRICS_LATENCY_BOUNDS + 1];	/* per bucket, not cumulative; last: +Inf */
+	uint64_t	 count;
+	uint64_t	 sum_ns;
+};
+struct metrics_user {
+	uid_t		 uid;
+	char		 user[USER_NAME_MAX];	/* empty: unknown */
+	uint64_t	 total;		/* attempts since the daemon started */
+	uint64_t	 recent;	/* in the last METRICS_WINDOW minutes */
+};
+struct metrics {
+	bool		 fence_up;
+	bool		 native_queue;
+	unsigned int	 queue_num;
+	time_t		 started, now;
+	uint64_t	 packets, packet_bytes;
+	uint64_t	 decisions[ACTION_ALLOW + 1];
+	uint64_t	 attempts[ACTION_ALLOW + 1];
+	bool		 has_queue_stats;
+	struct queue_stats qs;
+	uint64_t	 socket_overruns, verdict_errors, unparsable, events_lost, alerts;
+	uint64_t	 trap_sessions, trap_direct;
+	const struct metrics_latency *attrib;
+	bool		 mail_gate, mail_up;
+	uint64_t	 mail[MAIL_REJECT + 1];
+	unsigned int	 top_users;
+	const struct metrics_user *users;
+	size_t		 nusers;
+};
+struct metrics_users;
+void		 metrics_latency_add(struct metrics_latency *, uint64_t ns);
+struct metrics_users *metrics_users_new(void);
+void		 metrics_users_free(struct metrics_users *);
+void		 metrics_users_count(struct metrics_users *, uid_t, time_t now);
+size_t		 metrics_users_top(const struct metrics_users *, time_t now,
+		    struct metrics_user *out, size_t max);
+int		 metrics_format(const struct metrics *, char *buf, size_t len);
 
 /* trap.c */
 struct trap_report {

@@ -342,6 +342,7 @@ on_timer(struct daemon *d)
 	(void)read(d->timerfd, &ticks, sizeof(ticks));
 	fence_tick(d, now);
 	gatewire_tick(d, now);
+	metricsfile_tick(d, now);
 	control_expire(d->control, now);
 	if (d->trap_fd < 0 && now != d->trap_restart) {
 		char err[512];
@@ -515,6 +516,8 @@ setup(struct daemon *d, const char *config_path)
 		fatal("opening ctnetlink");
 	if (fence_open(d) < 0)
 		fatal("flow table");
+	if ((d->users = metrics_users_new()) == NULL)
+		fatal("metrics_users_new");
 	if (start_trap(d, err, sizeof(err)) < 0)
 		fatalx("%s", err);
 	if (gatewire_open(d, err, sizeof(err)) < 0)
@@ -574,6 +577,7 @@ teardown(struct daemon *d)
 	stop_trap(d);
 	gatewire_close(d);
 	fence_close(d);
+	metrics_users_free(d->users);
 	queue_close(d->queue);
 	nflog_close(d->audit_tap);
 	ctmark_close(d->ctmark);
