@@ -290,11 +290,15 @@ group_label(struct top *t, struct group *g)
 	return 0;
 }
 
-/* Guard attempts, MTA recipients (--mta) and the gate's recipients count alike: mail tried. */
+/*
+ * Guard attempts and recipients through the MTA count alike: mail tried. The
+ * gate (mail events) and the MTA's logs (--mta) see the same messages, so
+ * the larger of the two counts, not their sum.
+ */
 static uint64_t
 group_total(const struct group *g)
 {
-	return g->count + g->mta_rcpts + g->mail_rcpts;
+	return g->count + (g->mta_rcpts > g->mail_rcpts ? g->mta_rcpts : g->mail_rcpts);
 }
 
 static int
@@ -344,8 +348,7 @@ print_json(struct top *t, struct group **rows, size_t n, size_t limit)
 
 	for (size_t i = 0; i < n && i < limit; i++) {
 		struct group *g = rows[i];
-		json_t *row = json_pack("{s:s?, s:s?}", "first_seen", g->first[0] ? g->first : NULL,
-		    "last_seen", g->last[0] ? g->last : NULL);
+		json_t *row = json_object();
 
 		if (row == NULL)
 			continue;
@@ -370,6 +373,10 @@ print_json(struct top *t, struct group **rows, size_t n, size_t limit)
 			json_object_set_new(row, "mail_stopped",
 			    json_integer((json_int_t)g->mail_stopped));
 		}
+		if (g->first[0])
+			json_object_set_new(row, "first_seen", json_string(g->first));
+		if (g->last[0])
+			json_object_set_new(row, "last_seen", json_string(g->last));
 		if (t->mta) {
 			json_object_set_new(row, "mta_messages", json_integer((json_int_t)g->mta_msgs));
 			json_object_set_new(row, "mta_recipients",
@@ -377,7 +384,7 @@ print_json(struct top *t, struct group **rows, size_t n, size_t limit)
 		}
 		json_array_append_new(a, row);
 	}
-	json_dumpf(a, stdout, JSON_COMPACT);
+	json_dumpf(a, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	putchar('\n');
 	json_decref(a);
 }
