@@ -984,6 +984,46 @@ follow_keeps_reading_across_rotation(void **state)
 	close(p[0]);
 }
 
+/* log -f over a collector's directory: new lines of every host's file. */
+static void
+follow_reads_every_file_given(void **state)
+{
+	char a[PATH_MAX / 2], b[PATH_MAX / 2], buf[8192] = "";
+	size_t len = 0;
+	int p[2], status;
+	pid_t pid;
+
+	(void)state;
+	snprintf(a, sizeof(a), "%s/fa.jsonl", dir);
+	snprintf(b, sizeof(b), "%s/fb.jsonl", dir);
+	fclose(fopen(a, "w"));
+	fclose(fopen(b, "w"));
+	append(a, "{\"host\":\"weba\",\"ts\":\"2026-11-22T09:00:00.000000Z\",\"event\":\"daemon\","
+	    "\"msg\":\"a was there\"}\n");
+	assert_int_equal(pipe(p), 0);
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		char *argv[] = { "log", "--follow", a, b, NULL };
+
+		close(p[0]);
+		dup2(p[1], STDOUT_FILENO);
+		_exit(review_log(events, 4, argv));
+	}
+	assert_true(pid > 0);
+	close(p[1]);
+	assert_true(wait_for(p[0], buf, &len, sizeof(buf), "a was there"));
+	append(b, "{\"host\":\"webb\",\"ts\":\"2026-11-22T10:00:00.000000Z\",\"event\":\"daemon\","
+	    "\"msg\":\"new in b\"}\n");
+	assert_true(wait_for(p[0], buf, &len, sizeof(buf), "new in b"));
+	append(a, "{\"host\":\"weba\",\"ts\":\"2026-11-22T10:00:01.000000Z\",\"event\":\"daemon\","
+	    "\"msg\":\"new in a\"}\n");
+	assert_true(wait_for(p[0], buf, &len, sizeof(buf), "new in a"));
+	assert_non_null(strstr(buf, "  webb  -"));
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	close(p[0]);
+}
+
 int
 main(void)
 {
@@ -1007,6 +1047,7 @@ main(void)
 		cmocka_unit_test(log_and_top_read_the_shared_options_alike),
 		cmocka_unit_test(a_missing_log_is_an_io_error),
 		cmocka_unit_test(follow_keeps_reading_across_rotation),
+		cmocka_unit_test(follow_reads_every_file_given),
 	};
 
 	setenv("TZ", "UTC0", 1);
