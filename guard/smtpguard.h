@@ -1109,8 +1109,10 @@ const char	*cliopt_word(const char *arg, const char *const *words, size_t n);
 #define EVREAD_LINE_MAX		(EVENT_LINE_MAX + 1)
 enum evread_field { EVREAD_TS, EVREAD_EVENT, EVREAD_ACTION, EVREAD_USER, EVREAD_UID,
     EVREAD_EXE, EVREAD_CWD, EVREAD_DST_IP, EVREAD_DST_PORT, EVREAD_MAIL_FROM,
-    EVREAD_PHP_SCRIPT, EVREAD_SUBJECT, EVREAD_SUPPRESSED, EVREAD_NFIELDS };
-/* An event as the filters and top see it: each field a string, an integer, or absent. */
+    EVREAD_PHP_SCRIPT, EVREAD_SUBJECT, EVREAD_SUPPRESSED, EVREAD_ORIGIN, EVREAD_DOMAIN,
+    EVREAD_RCPT_COUNT, EVREAD_HOST, EVREAD_NFIELDS };
+/* An event as the filters and top see it: each field a string, an integer, or absent
+ * (but the host: evread_local_host() where the event names none). */
 struct evread_event {
 	const char	*s[EVREAD_NFIELDS];
 	long long	 n[EVREAD_NFIELDS];
@@ -1118,7 +1120,7 @@ struct evread_event {
 };
 struct evread_filter {
 	char		 since[CLIOPT_TS_MAX], until[CLIOPT_TS_MAX];	/* compared as strings */
-	const char	*user, *action, *event, *dst;
+	const char	*user, *action, *event, *dst, *origin, *host;
 	long		 uid;		/* -1: any */
 	struct cidr	 dst_net;
 	bool		 dst_is_net;
@@ -1126,11 +1128,13 @@ struct evread_filter {
 };
 #define EVREAD_FILTER_INIT	{ .uid = -1, .dst_port = -1 }
 enum { EVREAD_OPT_USER = CLIOPT_OWN, EVREAD_OPT_UID, EVREAD_OPT_ACTION, EVREAD_OPT_EVENT,
-    EVREAD_OPT_DST, EVREAD_OPT_END /* log's and top's own codes start here */ };
+    EVREAD_OPT_DST, EVREAD_OPT_ORIGIN, EVREAD_OPT_HOST,
+    EVREAD_OPT_END /* log's and top's own codes start here */ };
 #define EVREAD_FILTER_OPTIONS \
 	{ "user", true, EVREAD_OPT_USER }, { "uid", true, EVREAD_OPT_UID }, \
 	{ "action", true, EVREAD_OPT_ACTION }, { "event", true, EVREAD_OPT_EVENT }, \
-	{ "dst", true, EVREAD_OPT_DST }
+	{ "dst", true, EVREAD_OPT_DST }, { "origin", true, EVREAD_OPT_ORIGIN }, \
+	{ "host", true, EVREAD_OPT_HOST }
 extern const char evread_filter_help[];
 struct evread {
 	FILE		*fp;
@@ -1153,6 +1157,15 @@ bool		 evread_next_event(struct evread *, const struct evread_filter *,
 		    struct evread_event *, json_t **owner);
 void		 evread_close(struct evread *);
 const char	*evread_local_time(const char *ts, char *out, size_t len);
+const char	*evread_local_host(void);
+/* The event files of a command line: its operands (directories expanded), else the default. */
+struct evread_files {
+	char		**paths;
+	size_t		 n, cap;
+};
+int		 evread_files_expand(struct evread_files *, char *const *args, size_t nargs,
+		    const char *deflt, char *err, size_t errlen);
+void		 evread_files_free(struct evread_files *);
 
 /* review_log.c */
 int	 review_log(const char *events_path, int argc, char **argv);
