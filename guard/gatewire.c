@@ -162,6 +162,7 @@ bool
 gatewire_child_changed(const struct config *a, const struct config *b)
 {
 	return a->mail_gate != b->mail_gate || a->mail_fail_tempfail != b->mail_fail_tempfail ||
+	    a->mail_exim != b->mail_exim ||
 	    strcmp(a->mail_socket, b->mail_socket) != 0 ||
 	    strcmp(a->mail_user, b->mail_user) != 0 || strcmp(a->mail_group, b->mail_group) != 0;
 }

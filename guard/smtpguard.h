@@ -92,7 +92,8 @@ struct config {
 	char		 trap_user[USER_NAME_MAX];	/* the trap child runs as this user */
 	/* [mail]: the gate (gate.c) */
 	bool		 mail_gate;
-	char		 mail_socket[PATH_MAX];	/* the milter socket the MTA connects to */
+	bool		 mail_exim;		/* mta = exim: an Exim ACL asks (eximreq.c), no milter */
+	char		 mail_socket[PATH_MAX];	/* the milter (or Exim readsocket) socket */
 	char		 mail_queue[PATH_MAX];	/* Postfix's queue_directory */
 	uint32_t	 mail_limit;		/* recipients per origin per hour */
 	uint32_t	 mail_domain_limit;	/* per sender domain; MAILLIMIT_OFF: none */
@@ -849,10 +850,21 @@ int	 gateproto_check_request(const void *, size_t, struct gate_request *);
 int	 gateproto_check_reply(const void *, size_t, struct gate_reply *);
 void	 gateproto_terminate(struct mail_facts *);
 
+/* eximreq.c: the Exim ACL's ${readsocket} request and the gate's answer */
+#define EXIMREQ_MAX		16384	/* one request: 32 recipients of 256 and the headers fit */
+#define EXIMREQ_REPLY_MAX	(SMTP_FIELD_MAX + 16)	/* "reject " + a reason + "\n" */
+int	 eximreq_parse(const char *, size_t, struct mail_facts *, char *err, size_t errlen);
+int	 eximreq_reply(enum mail_action, const char *reason, char *out, size_t len);
+
 /* gate.c: the libmilter process (unprivileged child of smtpguardd) */
 #define GATE_VERDICT_WAIT_MS	5000	/* then the gate answers as [mail] fail says */
 pid_t	 gate_start(const struct config *, const char *chroot_dir, int *parent_fd,
 	    char *err, size_t errlen);
+int	 gate_ask(struct gate_request *, struct gate_reply *);
+
+/* gate_exim.c: the gate child's ${readsocket} listener for Exim ([mail] mta = exim) */
+int	 gate_exim_listen(const char *path, gid_t group);
+int	 gate_exim_main(int listener, bool fail_tempfail);
 
 /* mailgate.c: smtpguardd's half of the gate: counters, decision, event */
 #define MAILGATE_SAVE_EVERY	5	/* seconds between saves of the counters */
