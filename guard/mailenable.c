@@ -163,35 +163,6 @@ slurp(const char *path, size_t *len)
 	return buf;
 }
 
-/* Writes data to path through a temporary file and rename, with mode and owner. */
-static int
-write_atomic(const char *path, const char *data, size_t len, mode_t mode, uid_t uid, gid_t gid)
-{
-	char tmp[PATH_MAX + 16];
-	int fd;
-
-	snprintf(tmp, sizeof(tmp), "%s.sgtmp", path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
-		return -1;
-	if (write(fd, data, len) != (ssize_t)len || fchown(fd, uid, gid) < 0 ||
-	    fchmod(fd, mode) < 0 || fsync(fd) < 0 || close(fd) < 0) {
-		int e = errno;
-
-		close(fd);
-		unlink(tmp);
-		errno = e;
-		return -1;
-	}
-	if (rename(tmp, path) < 0) {
-		int e = errno;
-
-		unlink(tmp);
-		errno = e;
-		return -1;
-	}
-	return 0;
-}
-
 static int
 copy_file(const char *from, const char *to)
 {
@@ -201,7 +172,7 @@ copy_file(const char *from, const char *to)
 
 	if (data == NULL)
 		return -1;
-	rc = ensure_parent_dir(to, 0755) < 0 ? -1 : write_atomic(to, data, len, 0600, 0, 0);
+	rc = ensure_parent_dir(to, 0755) < 0 ? -1 : file_replace_bytes(to, 0600, 0, 0, data, len);
 	free(data);
 	return rc;
 }
@@ -224,7 +195,7 @@ state_save(const struct config *cfg, const struct pfstate *s)
 	if (text == NULL)
 		return -1;
 	state_path(cfg, s->dir, "state", path, sizeof(path));
-	rc = write_atomic(path, text, strlen(text), 0600, 0, 0);
+	rc = file_replace_bytes(path, 0600, 0, 0, text, strlen(text));
 	free(text);
 	return rc;
 }
@@ -392,7 +363,8 @@ undo:
 		struct stat sb;
 
 		if (data != NULL && stat(main_cf, &sb) == 0 &&
-		    write_atomic(main_cf, data, len, sb.st_mode & 07777, sb.st_uid, sb.st_gid) == 0)
+		    file_replace_bytes(main_cf, sb.st_mode & 07777, sb.st_uid, sb.st_gid, data,
+		    len) == 0)
 			cli_say("%s left as it was", main_cf);
 		else
 			cli_say("could not put %s back: its original is in %s", main_cf, orig);
@@ -433,8 +405,8 @@ pf_disable(const struct config *cfg, const char *dir)
 		goto out;
 	}
 	if (then != NULL && first != NULL && nnow == nthen && memcmp(now, then, nnow) == 0) {
-		if (write_atomic(main_cf, first, nfirst, sb.st_mode & 07777, sb.st_uid,
-		    sb.st_gid) < 0) {
+		if (file_replace_bytes(main_cf, sb.st_mode & 07777, sb.st_uid, sb.st_gid, first,
+		    nfirst) < 0) {
 			cli_say("restoring %s: %s", main_cf, strerror(errno));
 			goto out;
 		}

@@ -206,6 +206,10 @@ int		 text_line(const char **p, const char *end, size_t max, const char **line,
 bool		 uid_in_sorted(uid_t, const uid_t *, size_t);
 int		 ensure_parent_dir(const char *, mode_t);
 int		 file_replace(const char *path, mode_t, int (*fill)(FILE *, void *), void *arg);
+int		 file_replace_owned(const char *path, mode_t, uid_t, gid_t,
+		    int (*fill)(FILE *, void *), void *arg);
+int		 file_replace_bytes(const char *path, mode_t, uid_t, gid_t, const char *,
+		    size_t);
 uint64_t	 mono_ns(void);
 void		 hist_add(struct hist *, uint64_t);
 uint64_t	 hist_quantile(const struct hist *, double q);
@@ -855,6 +859,14 @@ void	 gateproto_terminate(struct mail_facts *);
 #define EXIMREQ_REPLY_MAX	(SMTP_FIELD_MAX + 16)	/* "reject " + a reason + "\n" */
 int	 eximreq_parse(const char *, size_t, struct mail_facts *, char *err, size_t errlen);
 int	 eximreq_reply(enum mail_action, const char *reason, char *out, size_t len);
+
+/* eximconf.c: the gate's lines in a single-file Exim configuration (mail enable) */
+#define EXIMCONF_MAX	(16 * 1024 * 1024)	/* an exim4.conf is some 50 KiB */
+const char	*eximconf_statements(void);
+bool		 eximconf_wired(const char *, size_t);
+int		 eximconf_wire(const char *, size_t, const char *socket, bool tempfail,
+		    char **out, size_t *outlen, char *err, size_t errlen);
+int		 eximconf_unwire(const char *, size_t, char **out, size_t *outlen);
 
 /* gate.c: the libmilter process (unprivileged child of smtpguardd) */
 #define GATE_VERDICT_WAIT_MS	5000	/* then the gate answers as [mail] fail says */
