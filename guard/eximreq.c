@@ -216,6 +216,13 @@ eximreq_parse(const char *buf, size_t len, struct mail_facts *f, char *err, size
 	}
 	/* Local only when Exim says so and no host sent it (-bs has none either). */
 	f->local_submit = local && f->client_addr[0] == '\0';
+	/*
+	 * For mail submitted locally Exim sets $authenticated_id to the
+	 * caller's login: that is the uid's name, not a SASL login; only an
+	 * authenticator ($sender_host_authenticated) makes one.
+	 */
+	if (f->local_submit && f->info.auth_mech[0] == '\0')
+		f->sasl_user[0] = '\0';
 	if (!f->local_submit) {
 		f->has_uid = false;	/* $originator_uid of an SMTP client is Exim's own */
 		f->uid = 0;

@@ -33,7 +33,7 @@ a_php_mail_is_named_by_its_uid_and_script(void **state)
 {
 	(void)state;
 	assert_int_equal(parse("smtpguard-exim 1\nid=1tXyZa-000123-AB\nlocal=1\nuid=33\n"
-	    "auth=\nfrom=shop@web1.example\nrcpt-count=2\nrcpt=bob@remote.example, "
+	    "auth=www-data\nfrom=shop@web1.example\nrcpt-count=2\nrcpt=bob@remote.example, "
 	    "eve@remote.example\nip=\nport=\nhelo=\nsubject=offer 1\nmessage-id=<x@web1>\n"
 	    "php=33:contact.php\n"), 0);
 	assert_string_equal(f.mta, "exim");
@@ -41,6 +41,7 @@ a_php_mail_is_named_by_its_uid_and_script(void **state)
 	assert_true(f.local_submit);
 	assert_true(f.has_uid);
 	assert_int_equal(f.uid, 33);
+	assert_string_equal(f.sasl_user, "");	/* Exim's $authenticated_id: the caller's login */
 	assert_string_equal(f.info.mail_from, "shop@web1.example");
 	assert_true(f.has_mail_from);
 	assert_int_equal(f.info.nrcpt, 2);
