@@ -5,9 +5,11 @@
  * there, such as OpenDKIM, in order), sets milter_default_action from
  * [mail] fail, and keeps a byte copy of main.cf in smtpguard's state
  * directory, so that mail disable puts it back exactly, or, if the admin
- * edited main.cf since, undoes only our own entries. Exim is refused until
- * the gate has an Exim ACL to install. status asks mailenable_wired() which
- * instances are wired.
+ * edited main.cf since, undoes only our own entries. For Exim
+ * (--exim-config FILE, or /etc/exim4/exim4.conf) it puts eximconf.c's
+ * lines into the one config file, checked with exim -bV first, and keeps
+ * the same two copies for a byte-identical disable. status asks
+ * mailenable_wired() which instances are wired.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -462,6 +464,172 @@ out:
 	return rc;
 }
 
+/* --- mail enable / disable: Exim (one config file) ------------------------------ */
+
+#define EXIM_CONF	"/etc/exim4/exim4.conf"
+#define EXIM_PREFIX	"mta-exim-"	/* mail enable's copies of an Exim config */
+
+static void
+ex_state_path(const struct config *cfg, const char *file, const char *ext, char *out,
+    size_t len)
+{
+	char sd[PATH_MAX];
+
+	state_dir(cfg, sd, sizeof(sd));
+	snprintf(out, len, "%s/" EXIM_PREFIX "%016llx.%s", sd,
+	    (unsigned long long)fnv1a64(FNV1A64_BASIS, file, strlen(file)), ext);
+}
+
+/* exim -C TMP -bV on the new text before it replaces the file; 0 if no exim to ask. */
+static int
+ex_check(const char *file, const char *text, size_t len)
+{
+	char tmp[PATH_MAX + 32];
+	const char *exim = mailrun_in_path("exim4") ? "exim4" : "exim";
+	char *argv[] = { (char *)exim, "-C", tmp, "-bV", NULL };
+	struct mailrun r;
+	int rc;
+
+	if (!mailrun_in_path(exim)) {
+		printf("note: no exim in PATH: the new config was not checked with exim -bV\n");
+		return 0;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.smtpguard-check", file);
+	if (file_replace_bytes(tmp, 0644, 0, 0, text, len) < 0) {
+		cli_say("%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	rc = mailrun_ok(argv, &r);
+	unlink(tmp);
+	if (rc == 0)
+		free(r.out);
+	else
+		cli_say("exim refuses the config with the gate in it: %s left as it was", file);
+	return rc;
+}
+
+static int
+ex_enable(const struct config *cfg, const char *file)
+{
+	char orig[PATH_MAX + 64], after[PATH_MAX + 64], err[1024] = "";
+	char *now, *wired = NULL;
+	size_t nnow, nwired;
+	struct stat sb;
+	int rc = 1;
+
+	if (!cfg->mail_gate || !cfg->mail_exim) {
+		cli_say("the gate does not answer Exim: set [mail] gate = yes and mta = exim in the "
+		    "config (then smtpguard reload) before wiring it into %s, or Exim would %s "
+		    "every message while nothing answers", file, cfg->mail_fail_tempfail ?
+		    "defer" : "pass");
+		return 1;
+	}
+	if ((now = slurp(file, &nnow)) == NULL || stat(file, &sb) < 0) {
+		cli_say("%s: %s (--exim-config FILE names Exim's config file)", file,
+		    strerror(errno));
+		free(now);
+		return 1;
+	}
+	ex_state_path(cfg, file, "orig", orig, sizeof(orig));
+	ex_state_path(cfg, file, "after", after, sizeof(after));
+	if (eximconf_wired(now, nnow)) {
+		printf("the mail gate is already in %s; nothing changed\n", file);
+		free(now);
+		return access(orig, F_OK) == 0 ? 0 : 1;
+	}
+	if (eximconf_wire(now, nnow, cfg->mail_socket, cfg->mail_fail_tempfail, &wired,
+	    &nwired, err, sizeof(err)) < 0) {
+		cli_say("%s: %s", file, err);
+		goto out;
+	}
+	if (ex_check(file, wired, nwired) < 0)
+		goto out;
+	if (ensure_parent_dir(orig, 0755) < 0 ||
+	    file_replace_bytes(orig, 0600, 0, 0, now, nnow) < 0 ||
+	    file_replace_bytes(after, 0600, 0, 0, wired, nwired) < 0) {
+		cli_say("keeping copies of %s in %s: %s", file, orig, strerror(errno));
+		unlink(orig);
+		goto out;
+	}
+	if (file_replace_bytes(file, sb.st_mode & 07777, sb.st_uid, sb.st_gid, wired,
+	    nwired) < 0) {
+		cli_say("writing %s: %s (left as it was)", file, strerror(errno));
+		unlink(orig);
+		unlink(after);
+		goto out;
+	}
+	printf("mail gate added to %s: its statements open the data ACL and the not-SMTP ACL "
+	    "(SMTPGUARD_SOCKET = %s); if the gate is down Exim %s\n", file, cfg->mail_socket,
+	    cfg->mail_fail_tempfail ? "defers the message ([mail] fail = tempfail)" :
+	    "lets mail through unguarded ([mail] fail = accept; tempfail defers it instead)");
+	printf("the original is kept in %s; smtpguard mail disable puts it back\n", orig);
+	printf("Exim's daemon reads its config when it starts and on SIGHUP: reload it "
+	    "(systemctl reload exim4); local submissions see the change at once\n");
+	rc = 0;
+out:
+	free(now);
+	free(wired);
+	return rc;
+}
+
+static int
+ex_disable(const struct config *cfg, const char *file)
+{
+	char orig[PATH_MAX + 64], after[PATH_MAX + 64];
+	char *now, *then, *first, *rest = NULL;
+	size_t nnow, nthen = 0, nfirst = 0, nrest;
+	struct stat sb;
+	int rc = 1, blocks;
+
+	ex_state_path(cfg, file, "orig", orig, sizeof(orig));
+	ex_state_path(cfg, file, "after", after, sizeof(after));
+	if ((now = slurp(file, &nnow)) == NULL || stat(file, &sb) < 0) {
+		cli_say("%s: %s", file, strerror(errno));
+		free(now);
+		return 1;
+	}
+	then = slurp(after, &nthen);
+	first = slurp(orig, &nfirst);
+	if (then != NULL && first != NULL && nnow == nthen && memcmp(now, then, nnow) == 0) {
+		if (file_replace_bytes(file, sb.st_mode & 07777, sb.st_uid, sb.st_gid, first,
+		    nfirst) < 0) {
+			cli_say("restoring %s: %s", file, strerror(errno));
+			goto out;
+		}
+		printf("restored %s as it was before mail enable (byte for byte)\n", file);
+	} else {
+		/* Edited since (or enabled by hand): take out only the marked lines. */
+		if ((blocks = eximconf_unwire(now, nnow, &rest, &nrest)) < 0) {
+			cli_say("%s: %s", file, strerror(errno));
+			goto out;
+		}
+		if (blocks == 0) {
+			printf("the mail gate is not in %s: nothing to undo\n", file);
+			unlink(orig);
+			unlink(after);
+			rc = 0;
+			goto out;
+		}
+		if (file_replace_bytes(file, sb.st_mode & 07777, sb.st_uid, sb.st_gid, rest,
+		    nrest) < 0) {
+			cli_say("writing %s: %s", file, strerror(errno));
+			goto out;
+		}
+		printf("%s changed since mail enable: took out only the gate's %d marked "
+		    "block%s; the other changes are kept\n", file, blocks, blocks == 1 ? "" : "s");
+	}
+	unlink(orig);
+	unlink(after);
+	printf("reload Exim's daemon (systemctl reload exim4) for SMTP to stop asking the gate\n");
+	rc = 0;
+out:
+	free(now);
+	free(then);
+	free(first);
+	free(rest);
+	return rc;
+}
+
 int
 mailenable_cmd(const struct config *cfg, int argc, char **argv)
 {
@@ -486,9 +654,15 @@ mailenable_cmd(const struct config *cfg, int argc, char **argv)
 		return 1;
 	}
 	if (o.exim_conf != NULL || (o.postfix_dir == NULL && !mailrun_in_path("postconf"))) {
-		cli_say("Exim support is not built yet: the gate has no Exim ACL to install (for "
-		    "Postfix: smtpguard mail %s --postfix-config DIR)", o.arg);
-		return 1;
+		const char *file = o.exim_conf ? o.exim_conf : EXIM_CONF;
+
+		if (o.exim_conf == NULL && access(file, F_OK) < 0) {
+			cli_say("no Postfix (postconf) and no %s: for Debian's split Exim config "
+			    "install the conf.d snippet (conf/exim4/, see smtpguard(8)); for another "
+			    "single-file config name it with --exim-config FILE", file);
+			return 1;
+		}
+		return enable ? ex_enable(cfg, file) : ex_disable(cfg, file);
 	}
 	return enable ? pf_enable(cfg, o.postfix_dir ? o.postfix_dir : POSTFIX_DIR) :
 	    pf_disable(cfg, o.postfix_dir ? o.postfix_dir : POSTFIX_DIR);
