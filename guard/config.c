@@ -642,6 +642,11 @@ config_load_string(struct config *cfg, const char *text, size_t len, const char 
 		goto fail;
 	if (check_fence(&ps) < 0)
 		goto fail;
+	/* The Postfix defaults mean nothing to Exim: Debian's Exim has its own user. */
+	if (cfg->mail_exim && key_line(&ps, "mail", "socket") == 0)
+		strlcpy_sg(cfg->mail_socket, CONFIG_EXIM_SOCKET, sizeof(cfg->mail_socket));
+	if (cfg->mail_exim && key_line(&ps, "mail", "group") == 0)
+		strlcpy_sg(cfg->mail_group, "Debian-exim", sizeof(cfg->mail_group));
 	if (rc != 0) {
 		/* check_line() should have caught it; keep libinih's verdict anyway */
 		snprintf(err, errlen, "%s:%d: not a [section] or key = value line", name, rc);

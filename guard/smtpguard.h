@@ -93,6 +93,7 @@ struct config {
 	/* [mail]: the gate (gate.c) */
 	bool		 mail_gate;
 	bool		 mail_exim;		/* mta = exim: an Exim ACL asks (eximreq.c), no milter */
+#define CONFIG_EXIM_SOCKET	"/run/smtpguard-gate/gate.sock"	/* socket's default for Exim */
 	char		 mail_socket[PATH_MAX];	/* the milter (or Exim readsocket) socket */
 	char		 mail_queue[PATH_MAX];	/* Postfix's queue_directory */
 	uint32_t	 mail_limit;		/* recipients per origin per hour */
