@@ -511,8 +511,9 @@ ex_check(const char *file, const char *text, size_t len)
 static int
 ex_enable(const struct config *cfg, const char *file)
 {
-	char orig[PATH_MAX + 64], after[PATH_MAX + 64], err[1024] = "";
-	char *now, *wired = NULL;
+	char orig[PATH_MAX + 64], after[PATH_MAX + 64], spath[PATH_MAX + 64], err[1024] = "";
+	char *now, *wired = NULL, *text = NULL;
+	json_t *st = NULL;
 	size_t nnow, nwired;
 	struct stat sb;
 	int rc = 1;
@@ -558,6 +559,14 @@ ex_enable(const struct config *cfg, const char *file)
 		unlink(after);
 		goto out;
 	}
+	ex_state_path(cfg, file, "state", spath, sizeof(spath));
+	if ((st = json_pack("{s:s, s:s}", "config_file", file, "fallback",
+	    cfg->mail_fail_tempfail ? "defer" : "pass")) == NULL ||
+	    (text = json_dumps(st, JSON_INDENT(1) | JSON_SORT_KEYS)) == NULL ||
+	    file_replace_bytes(spath, 0600, 0, 0, text, strlen(text)) < 0)
+		printf("note: %s not written: status will not show this Exim\n", spath);
+	json_decref(st);
+	free(text);
 	printf("mail gate added to %s: its statements open the data ACL and the not-SMTP ACL "
 	    "(SMTPGUARD_SOCKET = %s); if the gate is down Exim %s\n", file, cfg->mail_socket,
 	    cfg->mail_fail_tempfail ? "defers the message ([mail] fail = tempfail)" :
@@ -620,6 +629,8 @@ ex_disable(const struct config *cfg, const char *file)
 	}
 	unlink(orig);
 	unlink(after);
+	ex_state_path(cfg, file, "state", orig, sizeof(orig));
+	unlink(orig);
 	printf("reload Exim's daemon (systemctl reload exim4) for SMTP to stop asking the gate\n");
 	rc = 0;
 out:
@@ -690,10 +701,25 @@ mailenable_wired(const struct config *cfg, char *out, size_t len, bool *unguarde
 	while ((de = readdir(dir)) != NULL) {
 		size_t k = strlen(de->d_name);
 
-		if (strncmp(de->d_name, STATE_PREFIX, strlen(STATE_PREFIX)) != 0 || k < 6 ||
-		    strcmp(de->d_name + k - 6, ".state") != 0)
+		if (k < 6 || strcmp(de->d_name + k - 6, ".state") != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", sd, de->d_name);
+		if (strncmp(de->d_name, EXIM_PREFIX, strlen(EXIM_PREFIX)) == 0) {
+			json_t *o = json_load_file(path, 0, NULL);
+			const char *file = json_string_value(json_object_get(o, "config_file"));
+			const char *fb = json_string_value(json_object_get(o, "fallback"));
+
+			if (file != NULL && fb != NULL) {
+				snprintf(out + strlen(out), len - strlen(out), "%sexim %s "
+				    "(SMTPGUARD_FALLBACK = %s)", n ? "; " : "", file, fb);
+				*unguarded |= strcmp(fb, "pass") == 0;
+				n++;
+			}
+			json_decref(o);
+			continue;
+		}
+		if (strncmp(de->d_name, STATE_PREFIX, strlen(STATE_PREFIX)) != 0)
+			continue;
 		if (state_load_path(path, &s) != 1)
 			continue;
 		snprintf(out + strlen(out), len - strlen(out), "%spostfix %s "

@@ -270,6 +270,9 @@ wait_for "the gate gone with its parent" sh -c "! kill -0 $gate_pid"
 submit 1 gate-down || fail "sendmail with the gate down"
 until_delivered 7
 check "with the gate down and fail = accept, mail still flows" [ "$(delivered)" -eq 7 ]
+sgx status >"$T/status-down.out" 2>&1
+check "status names the wired Exim and says loudly that mail flows unguarded" \
+    sh -c "grep -q 'MTA: exim $CONF (SMTPGUARD_FALLBACK = pass)' '$T/status-down.out' && grep -q 'MAIL IS FLOWING UNGUARDED' '$T/status-down.out'"
 
 # 5. mail disable restores the file byte for byte; fail = tempfail wires a deferring fallback.
 sgx mail disable --exim-config "$CONF" >"$T/disable.out" 2>&1
