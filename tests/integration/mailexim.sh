@@ -223,6 +223,8 @@ until_delivered 3
 sleep 1	# anything more that would leave has had time to
 check "exactly 3 of the web user's 5 messages reach the MX" [ "$(delivered)" -eq 3 ]
 check "the other 2 are frozen in Exim's queue (exim -bp)" [ "$(frozen)" -eq 2 ]
+check "Exim logs the gate's one-line answer for them" \
+    sh -c "[ \$(grep -c 'Warning: smtpguard: hold held: sending limit reached (user:$WEB_USER) *\$' '$T/eximlog/mainlog') -eq 2 ]"
 check "every local message has one mail event naming uid $WEB_UID, the user and the script" \
     exactly ".event == \"mail\" and .uid == $WEB_UID and .user == \"$WEB_USER\" and .origin == \"user:$WEB_USER\" and .php_script == \"$WEB_UID:offer\" and .mta == \"exim\" and .rcpt_count == 1 and .limit == 3 and (has(\"sasl_user\") | not) and (has(\"client_ip\") | not)" 5
 check "3 pass" exactly ".event == \"mail\" and .origin == \"user:$WEB_USER\" and .action == \"pass\"" 3
