@@ -177,7 +177,7 @@ auth() {
 	done
 }
 
-# gate_config FAIL: smtpguard's config, [mail] fail = FAIL.
+# gate_config FAIL [OVER]: smtpguard's config, [mail] fail = FAIL, over_limit = OVER (hold).
 gate_config() {
 	write_config "mta_users = 980"
 	cat >>"$T/smtpguard.conf" <<EOC
@@ -187,6 +187,7 @@ mta = exim
 socket = $GATE
 group = $MAIL_GROUP
 fail = $1
+over_limit = ${2:-hold}
 limit = 200/hour
 state = $T/mail.state
 EOC
@@ -292,6 +293,17 @@ check "and a local submission is refused (sendmail fails), nothing queued" \
     sh -c "[ $submit_rc -ne 0 ] && [ '$(queued)' = 0 ] && grep -q 'rejected by non-SMTP ACL: mail gate unavailable' '$T/eximlog/mainlog'"
 sleep 1
 check "and nothing left" [ "$(delivered)" -eq 7 ]
+
+# 6. over_limit = reject: the gate's own text reaches the client.
+gate_config tempfail reject
+sed -i 's|^limit sasl:info@shop.example 1/hour|limit sasl:info@shop.example 0/hour|' "$T/exceptions.conf"
+start_daemon || fail "smtpguardd restart"
+for _ in $(seq 100); do [ -n "$(gate_pid)" ] && break; sleep 0.05; done	# the new gate child
+auth 1 rejected
+check "past its limit with over_limit = reject, the AUTH user is refused with the gate's text (550)" \
+    grep -q '<\*\* *550 refused: sending limit reached (sasl:info@shop.example)' "$T/swaks.log"
+check "and its event says reject" exactly '.event == "mail" and .origin == "sasl:info@shop.example" and .action == "reject" and .limit == 0' 1
+check "still nothing left" [ "$(delivered)" -eq 7 ]
 sgx mail disable --exim-config "$CONF" >"$T/disable2.out" 2>&1
 check "disable again: byte for byte" cmp -s "$T/exim.conf.orig" "$CONF_OUT"
 
