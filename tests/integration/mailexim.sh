@@ -266,6 +266,21 @@ check "the queue is empty and nothing more left" sh -c "[ '$(queued)' = 0 ] && [
 check "release and purge are in the event log" \
     sh -c "grep -q 'released 2 held messages of user:$WEB_USER' '$T/events.jsonl' && grep -q 'purged 1 held message' '$T/events.jsonl'"
 
+# The gate child killed: smtpguardd starts another, which makes its socket anew.
+old=$gate_pid
+kill -9 "$old"
+for _ in $(seq 100); do
+	gate_pid=$(gate_pid)
+	[ -n "$gate_pid" ] && [ "$gate_pid" != "$old" ] && break
+	sleep 0.05
+done
+check "the gate was restarted" sh -c "[ -n '$gate_pid' ] && [ '$gate_pid' != '$old' ]"
+submit 1 after-restart || fail "sendmail after the gate's restart"
+wait_for_long atleast ".php_script == \"$WEB_UID:after-restart\"" 1
+check "a restarted gate decides again (the web user is still over its limit)" \
+    exactly ".php_script == \"$WEB_UID:after-restart\" and .action == \"hold\"" 1
+exim_cmd -Mrm "$(jq -r "select(.php_script == \"$WEB_UID:after-restart\") | .queue_id" "$T/events.jsonl")" >/dev/null 2>&1	# out of the way of the counts below
+
 # 4. The gate down: fail = accept lets mail through.
 kill -9 "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null
