@@ -51,6 +51,7 @@ enum key_type {
 	K_MAIL_RATE,	/* N/hour; "off" too where max is MAILLIMIT_OFF */
 	K_MAIL_OVER,	/* hold|defer|reject */
 	K_MAIL_FAIL,	/* accept|tempfail */
+	K_MAIL_MTA,	/* postfix|exim */
 };
 
 struct key {
@@ -95,6 +96,7 @@ static const struct key keys[] = {
 	{ "trap", "reply", K_TEXT, STR(trap_reply), 0, 0 },
 	{ "trap", "user", K_TEXT, STR(trap_user), 0, 0 },
 	{ "mail", "gate", K_BOOL, NUM(mail_gate), 0, 0 },
+	{ "mail", "mta", K_MAIL_MTA, NUM(mail_exim), 0, 0 },
 	{ "mail", "socket", K_PATH, STR(mail_socket), 0, 0 },
 	{ "mail", "postfix_queue", K_PATH, STR(mail_queue), 0, 0 },
 	{ "mail", "limit", K_MAIL_RATE, NUM(mail_limit), 0, MAILLIMIT_MAX },
@@ -169,6 +171,7 @@ config_defaults(struct config *cfg)
 	cfg->mail_domain_limit = MAILLIMIT_OFF;
 	cfg->mail_over = MAIL_HOLD;
 	cfg->mail_fail_tempfail = false;
+	cfg->mail_exim = false;
 	strlcpy_sg(cfg->mail_state, "/var/lib/smtpguard/mail.state", sizeof(cfg->mail_state));
 	strlcpy_sg(cfg->mail_user, "nobody", sizeof(cfg->mail_user));
 	strlcpy_sg(cfg->mail_group, "postfix", sizeof(cfg->mail_group));
@@ -560,6 +563,11 @@ set_key(struct parse *ps, const struct key *k, const char *v)
 			return fail_key(ps, k->section, k->name, v, "expected accept or tempfail");
 		ps->cfg->mail_fail_tempfail = strcmp(v, "tempfail") == 0;
 		return 1;
+	case K_MAIL_MTA:
+		if (strcmp(v, "postfix") != 0 && strcmp(v, "exim") != 0)
+			return fail_key(ps, k->section, k->name, v, "expected postfix or exim");
+		ps->cfg->mail_exim = strcmp(v, "exim") == 0;
+		return 1;
 	}
 	return fail_key(ps, k->section, k->name, v, "no parser for this key");
 }
@@ -643,6 +651,11 @@ config_load_string(struct config *cfg, const char *text, size_t len, const char 
 		goto fail;
 	if (check_fence(&ps) < 0)
 		goto fail;
+	/* The Postfix defaults mean nothing to Exim: Debian's Exim has its own user. */
+	if (cfg->mail_exim && key_line(&ps, "mail", "socket") == 0)
+		strlcpy_sg(cfg->mail_socket, CONFIG_EXIM_SOCKET, sizeof(cfg->mail_socket));
+	if (cfg->mail_exim && key_line(&ps, "mail", "group") == 0)
+		strlcpy_sg(cfg->mail_group, "Debian-exim", sizeof(cfg->mail_group));
 	if (rc != 0) {
 		/* check_line() should have caught it; keep libinih's verdict anyway */
 		snprintf(err, errlen, "%s:%d: not a [section] or key = value line", name, rc);

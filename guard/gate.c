@@ -17,6 +17,8 @@
  * threads live here, never in the daemon's epoll loop. One request is in
  * flight at a time (a mutex): the parent answers in microseconds, and ids
  * tie a late reply to nothing rather than to the wrong message.
+ * With [mail] mta = exim the same child runs gate_exim.c's listener
+ * instead of libmilter, with the same socket rules, drop and wire.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -226,9 +228,12 @@ gate_header(SMFICTX *ctx, char *name, char *value)
 	return read_on(c, SMFIP_NR_HDR);
 }
 
-/* One round trip to the parent; -1 when it does not answer in time. */
-static int
-ask_parent(struct gate_request *req, struct gate_reply *rep)
+/*
+ * One round trip to the parent: 0 with its verdict in rep; -1 when it
+ * does not answer in time; -2 when it is gone (so is the gate, then).
+ */
+int
+gate_ask(struct gate_request *req, struct gate_reply *rep)
 {
 	struct pollfd pfd = { .events = POLLIN };
 	uint64_t deadline = mono_ns() + (uint64_t)GATE_VERDICT_WAIT_MS * 1000000;
@@ -253,7 +258,7 @@ ask_parent(struct gate_request *req, struct gate_reply *rep)
 		if ((n = recv(gate.parent, &buf, sizeof(buf), MSG_DONTWAIT)) <= 0) {
 			if (n < 0 && (errno == EAGAIN || errno == EINTR))
 				continue;
-			(void)smfi_stop();	/* the parent is gone: so are we */
+			rc = -2;
 			goto out;
 		}
 		/* A reply to a request that timed out earlier belongs to nothing. */
@@ -265,6 +270,17 @@ ask_parent(struct gate_request *req, struct gate_reply *rep)
 out:
 	pthread_mutex_unlock(&gate.lock);
 	return rc;
+}
+
+/* libmilter's side of gate_ask: a parent gone stops the milter. */
+static int
+ask_parent(struct gate_request *req, struct gate_reply *rep)
+{
+	int rc = gate_ask(req, rep);
+
+	if (rc == -2)
+		(void)smfi_stop();	/* the parent is gone: so are we */
+	return rc < 0 ? -1 : 0;
 }
 
 static sfsistat
@@ -363,6 +379,7 @@ gate_child(const struct config *cfg, const char *chroot_dir, int parent, gid_t g
 	pid_t ppid = getppid();
 	char conn[PATH_MAX + 8];
 	sigset_t none;
+	int listener = -1;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -370,16 +387,22 @@ gate_child(const struct config *cfg, const char *chroot_dir, int parent, gid_t g
 	gate_close_inherited(parent);
 	gate.parent = parent;
 	gate.fail_tempfail = cfg->mail_fail_tempfail;
-	snprintf(conn, sizeof(conn), "unix:%s", cfg->mail_socket);
 	/* The socket is made here, as root, before anything is dropped. */
-	umask(0117);
-	if (smfi_register(gate_desc) != MI_SUCCESS || smfi_setconn(conn) != MI_SUCCESS ||
-	    smfi_settimeout(GATE_MTA_TIMEOUT) != MI_SUCCESS ||
-	    smfi_setbacklog(GATE_BACKLOG) != MI_SUCCESS || smfi_opensocket(true) != MI_SUCCESS)
-		_exit(2);
-	if (fchownat(AT_FDCWD, cfg->mail_socket, 0, group, 0) < 0 ||
-	    fchmodat(AT_FDCWD, cfg->mail_socket, 0660, 0) < 0)
-		_exit(3);
+	if (cfg->mail_exim) {
+		if ((listener = gate_exim_listen(cfg->mail_socket, group)) < 0)
+			_exit(2);
+	} else {
+		snprintf(conn, sizeof(conn), "unix:%s", cfg->mail_socket);
+		umask(0117);
+		if (smfi_register(gate_desc) != MI_SUCCESS || smfi_setconn(conn) != MI_SUCCESS ||
+		    smfi_settimeout(GATE_MTA_TIMEOUT) != MI_SUCCESS ||
+		    smfi_setbacklog(GATE_BACKLOG) != MI_SUCCESS ||
+		    smfi_opensocket(true) != MI_SUCCESS)
+			_exit(2);
+		if (fchownat(AT_FDCWD, cfg->mail_socket, 0, group, 0) < 0 ||
+		    fchmodat(AT_FDCWD, cfg->mail_socket, 0660, 0) < 0)
+			_exit(3);
+	}
 	/*
 	 * The parent-death signal is set after the drop, which clears it; and
 	 * a parent that died before it was set is caught by getppid().
@@ -389,6 +412,8 @@ gate_child(const struct config *cfg, const char *chroot_dir, int parent, gid_t g
 	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
 	    prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != ppid)
 		_exit(4);
+	if (cfg->mail_exim)
+		_exit(gate_exim_main(listener, cfg->mail_fail_tempfail));
 	_exit(smfi_main() == MI_SUCCESS ? 0 : 5);
 }
 

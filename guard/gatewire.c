@@ -4,7 +4,7 @@
  * mailgate.c's decision, writes the mail events and alerts through
  * fence.c's writer, saves the counters every few seconds and at exit,
  * restarts a gate that died, and reports it in status. It never decides
- * (mailgate.c does) and never speaks the milter protocol (gate.c does).
+ * (mailgate.c does) and never speaks to the MTA (gate.c and gate_exim.c do).
  */
 #include <errno.h>
 #include <signal.h>
@@ -102,7 +102,8 @@ gatewire_requests(struct daemon *d)
 			return;
 		if (n <= 0) {
 			log_warnx("gate: the mail gate process is gone; restarting it (the MTA "
-			    "applies milter_default_action meanwhile)");
+			    "applies %s meanwhile)", d->cfg.mail_exim ? "the snippet's "
+			    "SMTPGUARD_FALLBACK" : "milter_default_action");
 			gatewire_stop(d);
 			return;
 		}
@@ -162,6 +163,7 @@ bool
 gatewire_child_changed(const struct config *a, const struct config *b)
 {
 	return a->mail_gate != b->mail_gate || a->mail_fail_tempfail != b->mail_fail_tempfail ||
+	    a->mail_exim != b->mail_exim ||
 	    strcmp(a->mail_socket, b->mail_socket) != 0 ||
 	    strcmp(a->mail_user, b->mail_user) != 0 || strcmp(a->mail_group, b->mail_group) != 0;
 }

@@ -422,6 +422,31 @@ flush_released(const struct mq_mta *m, char **ids, size_t n)
 	}
 }
 
+/* Thawed Exim mail waits for the next queue run: deliver it now (exim -M). */
+static void
+deliver_thawed(const struct mq_mta *m, char **ids, size_t n)
+{
+	char *argv[IDS_PER_RUN + 8];
+	struct mailrun r;
+
+	for (size_t done = 0; done < n;) {
+		int argc = 0;
+
+		argv[argc++] = (char *)m->exim;
+		if (m->config != NULL) {
+			argv[argc++] = "-C";
+			argv[argc++] = (char *)m->config;
+		}
+		argv[argc++] = "-M";
+		for (size_t i = 0; i < IDS_PER_RUN && done < n; i++, done++)
+			argv[argc++] = ids[done];
+		argv[argc] = NULL;
+		/* A failed attempt stays queued for Exim's retry rules: not ours to report. */
+		if (mailrun(argv, &r) == 0)
+			free(r.out);
+	}
+}
+
 /* Tells the daemon what was done, for its event log; false if it is not running. */
 static bool
 note_daemon(const struct config *cfg, const char *note)
@@ -483,6 +508,8 @@ mailcli_act(const struct config *cfg, int argc, char **argv)
 		goto out;
 	if (release && m.kind == MQ_POSTFIX)
 		flush_released(&m, ids, n);
+	else if (release)
+		deliver_thawed(&m, ids, n);
 	/* What the MTA did, counted by listing again: ours that are still held. */
 	if (list_held(&m, &after) == 0) {
 		for (size_t i = 0; i < n; i++) {
@@ -497,10 +524,10 @@ mailcli_act(const struct config *cfg, int argc, char **argv)
 	snprintf(note, sizeof(note), "%s%s %zu held message%s of %s (%s)", CTL_MAILOP_PREFIX,
 	    release ? "released" : "purged", n - still, n - still == 1 ? "" : "s", sel,
 	    m.kind == MQ_POSTFIX ? (release ? "postsuper -H" : "postsuper -d") :
-	    (release ? "exim -Mt" : "exim -Mrm"));
+	    (release ? "exim -Mt, exim -M" : "exim -Mrm"));
 	printf("%s %zu message%s of %s%s\n", release ? "released" : "purged", n - still,
 	    n - still == 1 ? "" : "s", sel, release ? (m.kind == MQ_POSTFIX ?
-	    " (delivery scheduled)" : " (thawed: delivered at the next queue run)") : "");
+	    " (delivery scheduled)" : " (thawed, delivery started: exim -M)") : "");
 	if (still > 0)
 		printf("warning: %zu of them are still held (the MTA refused or was busy; "
 		    "smtpguard held shows them)\n", still);

@@ -5,9 +5,11 @@
  * there, such as OpenDKIM, in order), sets milter_default_action from
  * [mail] fail, and keeps a byte copy of main.cf in smtpguard's state
  * directory, so that mail disable puts it back exactly, or, if the admin
- * edited main.cf since, undoes only our own entries. Exim is refused until
- * the gate has an Exim ACL to install. status asks mailenable_wired() which
- * instances are wired.
+ * edited main.cf since, undoes only our own entries. For Exim
+ * (--exim-config FILE, or /etc/exim4/exim4.conf) it puts eximconf.c's
+ * lines into the one config file, checked with exim -bV first, and keeps
+ * the same two copies for a byte-identical disable. status asks
+ * mailenable_wired() which instances are wired.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -163,35 +165,6 @@ slurp(const char *path, size_t *len)
 	return buf;
 }
 
-/* Writes data to path through a temporary file and rename, with mode and owner. */
-static int
-write_atomic(const char *path, const char *data, size_t len, mode_t mode, uid_t uid, gid_t gid)
-{
-	char tmp[PATH_MAX + 16];
-	int fd;
-
-	snprintf(tmp, sizeof(tmp), "%s.sgtmp", path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
-		return -1;
-	if (write(fd, data, len) != (ssize_t)len || fchown(fd, uid, gid) < 0 ||
-	    fchmod(fd, mode) < 0 || fsync(fd) < 0 || close(fd) < 0) {
-		int e = errno;
-
-		close(fd);
-		unlink(tmp);
-		errno = e;
-		return -1;
-	}
-	if (rename(tmp, path) < 0) {
-		int e = errno;
-
-		unlink(tmp);
-		errno = e;
-		return -1;
-	}
-	return 0;
-}
-
 static int
 copy_file(const char *from, const char *to)
 {
@@ -201,7 +174,7 @@ copy_file(const char *from, const char *to)
 
 	if (data == NULL)
 		return -1;
-	rc = ensure_parent_dir(to, 0755) < 0 ? -1 : write_atomic(to, data, len, 0600, 0, 0);
+	rc = ensure_parent_dir(to, 0755) < 0 ? -1 : file_replace_bytes(to, 0600, 0, 0, data, len);
 	free(data);
 	return rc;
 }
@@ -224,7 +197,7 @@ state_save(const struct config *cfg, const struct pfstate *s)
 	if (text == NULL)
 		return -1;
 	state_path(cfg, s->dir, "state", path, sizeof(path));
-	rc = write_atomic(path, text, strlen(text), 0600, 0, 0);
+	rc = file_replace_bytes(path, 0600, 0, 0, text, strlen(text));
 	free(text);
 	return rc;
 }
@@ -392,7 +365,8 @@ undo:
 		struct stat sb;
 
 		if (data != NULL && stat(main_cf, &sb) == 0 &&
-		    write_atomic(main_cf, data, len, sb.st_mode & 07777, sb.st_uid, sb.st_gid) == 0)
+		    file_replace_bytes(main_cf, sb.st_mode & 07777, sb.st_uid, sb.st_gid, data,
+		    len) == 0)
 			cli_say("%s left as it was", main_cf);
 		else
 			cli_say("could not put %s back: its original is in %s", main_cf, orig);
@@ -433,8 +407,8 @@ pf_disable(const struct config *cfg, const char *dir)
 		goto out;
 	}
 	if (then != NULL && first != NULL && nnow == nthen && memcmp(now, then, nnow) == 0) {
-		if (write_atomic(main_cf, first, nfirst, sb.st_mode & 07777, sb.st_uid,
-		    sb.st_gid) < 0) {
+		if (file_replace_bytes(main_cf, sb.st_mode & 07777, sb.st_uid, sb.st_gid, first,
+		    nfirst) < 0) {
 			cli_say("restoring %s: %s", main_cf, strerror(errno));
 			goto out;
 		}
@@ -490,6 +464,183 @@ out:
 	return rc;
 }
 
+/* --- mail enable / disable: Exim (one config file) ------------------------------ */
+
+#define EXIM_CONF	"/etc/exim4/exim4.conf"
+#define EXIM_PREFIX	"mta-exim-"	/* mail enable's copies of an Exim config */
+
+static void
+ex_state_path(const struct config *cfg, const char *file, const char *ext, char *out,
+    size_t len)
+{
+	char sd[PATH_MAX];
+
+	state_dir(cfg, sd, sizeof(sd));
+	snprintf(out, len, "%s/" EXIM_PREFIX "%016llx.%s", sd,
+	    (unsigned long long)fnv1a64(FNV1A64_BASIS, file, strlen(file)), ext);
+}
+
+/* exim -C TMP -bV on the new text before it replaces the file; 0 if no exim to ask. */
+static int
+ex_check(const char *file, const char *text, size_t len)
+{
+	char tmp[PATH_MAX + 32];
+	const char *exim = mailrun_in_path("exim4") ? "exim4" : "exim";
+	char *argv[] = { (char *)exim, "-C", tmp, "-bV", NULL };
+	struct mailrun r;
+	int rc;
+
+	if (!mailrun_in_path(exim)) {
+		printf("note: no exim in PATH: the new config was not checked with exim -bV\n");
+		return 0;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.smtpguard-check", file);
+	if (file_replace_bytes(tmp, 0644, 0, 0, text, len) < 0) {
+		cli_say("%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	rc = mailrun_ok(argv, &r);
+	unlink(tmp);
+	if (rc == 0)
+		free(r.out);
+	else
+		cli_say("exim refuses the config with the gate in it: %s left as it was", file);
+	return rc;
+}
+
+static int
+ex_enable(const struct config *cfg, const char *file)
+{
+	char orig[PATH_MAX + 64], after[PATH_MAX + 64], spath[PATH_MAX + 64], err[1024] = "";
+	char *now, *wired = NULL, *text = NULL;
+	json_t *st = NULL;
+	size_t nnow, nwired;
+	struct stat sb;
+	int rc = 1;
+
+	if (!cfg->mail_gate || !cfg->mail_exim) {
+		cli_say("the gate does not answer Exim: set [mail] gate = yes and mta = exim in the "
+		    "config (then smtpguard reload) before wiring it into %s, or Exim would %s "
+		    "every message while nothing answers", file, cfg->mail_fail_tempfail ?
+		    "defer" : "pass");
+		return 1;
+	}
+	if ((now = slurp(file, &nnow)) == NULL || stat(file, &sb) < 0) {
+		cli_say("%s: %s (--exim-config FILE names Exim's config file)", file,
+		    strerror(errno));
+		free(now);
+		return 1;
+	}
+	ex_state_path(cfg, file, "orig", orig, sizeof(orig));
+	ex_state_path(cfg, file, "after", after, sizeof(after));
+	if (eximconf_wired(now, nnow)) {
+		printf("the mail gate is already in %s; nothing changed\n", file);
+		free(now);
+		return access(orig, F_OK) == 0 ? 0 : 1;
+	}
+	if (eximconf_wire(now, nnow, cfg->mail_socket, cfg->mail_fail_tempfail, &wired,
+	    &nwired, err, sizeof(err)) < 0) {
+		cli_say("%s: %s", file, err);
+		goto out;
+	}
+	if (ex_check(file, wired, nwired) < 0)
+		goto out;
+	if (ensure_parent_dir(orig, 0755) < 0 ||
+	    file_replace_bytes(orig, 0600, 0, 0, now, nnow) < 0 ||
+	    file_replace_bytes(after, 0600, 0, 0, wired, nwired) < 0) {
+		cli_say("keeping copies of %s in %s: %s", file, orig, strerror(errno));
+		unlink(orig);
+		goto out;
+	}
+	if (file_replace_bytes(file, sb.st_mode & 07777, sb.st_uid, sb.st_gid, wired,
+	    nwired) < 0) {
+		cli_say("writing %s: %s (left as it was)", file, strerror(errno));
+		unlink(orig);
+		unlink(after);
+		goto out;
+	}
+	ex_state_path(cfg, file, "state", spath, sizeof(spath));
+	if ((st = json_pack("{s:s, s:s}", "config_file", file, "fallback",
+	    cfg->mail_fail_tempfail ? "defer" : "pass")) == NULL ||
+	    (text = json_dumps(st, JSON_INDENT(1) | JSON_SORT_KEYS)) == NULL ||
+	    file_replace_bytes(spath, 0600, 0, 0, text, strlen(text)) < 0)
+		printf("note: %s not written: status will not show this Exim\n", spath);
+	json_decref(st);
+	free(text);
+	printf("mail gate added to %s: its statements open the data ACL and the not-SMTP ACL "
+	    "(SMTPGUARD_SOCKET = %s); if the gate is down Exim %s\n", file, cfg->mail_socket,
+	    cfg->mail_fail_tempfail ? "defers the message ([mail] fail = tempfail)" :
+	    "lets mail through unguarded ([mail] fail = accept; tempfail defers it instead)");
+	printf("the original is kept in %s; smtpguard mail disable puts it back\n", orig);
+	printf("Exim's daemon reads its config when it starts and on SIGHUP: reload it "
+	    "(systemctl reload exim4); local submissions see the change at once\n");
+	rc = 0;
+out:
+	free(now);
+	free(wired);
+	return rc;
+}
+
+static int
+ex_disable(const struct config *cfg, const char *file)
+{
+	char orig[PATH_MAX + 64], after[PATH_MAX + 64];
+	char *now, *then, *first, *rest = NULL;
+	size_t nnow, nthen = 0, nfirst = 0, nrest;
+	struct stat sb;
+	int rc = 1, blocks;
+
+	ex_state_path(cfg, file, "orig", orig, sizeof(orig));
+	ex_state_path(cfg, file, "after", after, sizeof(after));
+	if ((now = slurp(file, &nnow)) == NULL || stat(file, &sb) < 0) {
+		cli_say("%s: %s", file, strerror(errno));
+		free(now);
+		return 1;
+	}
+	then = slurp(after, &nthen);
+	first = slurp(orig, &nfirst);
+	if (then != NULL && first != NULL && nnow == nthen && memcmp(now, then, nnow) == 0) {
+		if (file_replace_bytes(file, sb.st_mode & 07777, sb.st_uid, sb.st_gid, first,
+		    nfirst) < 0) {
+			cli_say("restoring %s: %s", file, strerror(errno));
+			goto out;
+		}
+		printf("restored %s as it was before mail enable (byte for byte)\n", file);
+	} else {
+		/* Edited since (or enabled by hand): take out only the marked lines. */
+		if ((blocks = eximconf_unwire(now, nnow, &rest, &nrest)) < 0) {
+			cli_say("%s: %s", file, strerror(errno));
+			goto out;
+		}
+		if (blocks == 0) {
+			printf("the mail gate is not in %s: nothing to undo\n", file);
+			unlink(orig);
+			unlink(after);
+			rc = 0;
+			goto out;
+		}
+		if (file_replace_bytes(file, sb.st_mode & 07777, sb.st_uid, sb.st_gid, rest,
+		    nrest) < 0) {
+			cli_say("writing %s: %s", file, strerror(errno));
+			goto out;
+		}
+		printf("%s changed since mail enable: took out only the gate's %d marked "
+		    "block%s; the other changes are kept\n", file, blocks, blocks == 1 ? "" : "s");
+	}
+	unlink(orig);
+	unlink(after);
+	ex_state_path(cfg, file, "state", orig, sizeof(orig));
+	unlink(orig);
+	printf("reload Exim's daemon (systemctl reload exim4) for SMTP to stop asking the gate\n");
+	rc = 0;
+out:
+	free(now);
+	free(then);
+	free(first);
+	free(rest);
+	return rc;
+}
+
 int
 mailenable_cmd(const struct config *cfg, int argc, char **argv)
 {
@@ -514,9 +665,15 @@ mailenable_cmd(const struct config *cfg, int argc, char **argv)
 		return 1;
 	}
 	if (o.exim_conf != NULL || (o.postfix_dir == NULL && !mailrun_in_path("postconf"))) {
-		cli_say("Exim support is not built yet: the gate has no Exim ACL to install (for "
-		    "Postfix: smtpguard mail %s --postfix-config DIR)", o.arg);
-		return 1;
+		const char *file = o.exim_conf ? o.exim_conf : EXIM_CONF;
+
+		if (o.exim_conf == NULL && access(file, F_OK) < 0) {
+			cli_say("no Postfix (postconf) and no %s: for Debian's split Exim config "
+			    "install the conf.d snippet (conf/exim4/, see smtpguard(8)); for another "
+			    "single-file config name it with --exim-config FILE", file);
+			return 1;
+		}
+		return enable ? ex_enable(cfg, file) : ex_disable(cfg, file);
 	}
 	return enable ? pf_enable(cfg, o.postfix_dir ? o.postfix_dir : POSTFIX_DIR) :
 	    pf_disable(cfg, o.postfix_dir ? o.postfix_dir : POSTFIX_DIR);
@@ -544,10 +701,25 @@ mailenable_wired(const struct config *cfg, char *out, size_t len, bool *unguarde
 	while ((de = readdir(dir)) != NULL) {
 		size_t k = strlen(de->d_name);
 
-		if (strncmp(de->d_name, STATE_PREFIX, strlen(STATE_PREFIX)) != 0 || k < 6 ||
-		    strcmp(de->d_name + k - 6, ".state") != 0)
+		if (k < 6 || strcmp(de->d_name + k - 6, ".state") != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", sd, de->d_name);
+		if (strncmp(de->d_name, EXIM_PREFIX, strlen(EXIM_PREFIX)) == 0) {
+			json_t *o = json_load_file(path, 0, NULL);
+			const char *file = json_string_value(json_object_get(o, "config_file"));
+			const char *fb = json_string_value(json_object_get(o, "fallback"));
+
+			if (file != NULL && fb != NULL) {
+				snprintf(out + strlen(out), len - strlen(out), "%sexim %s "
+				    "(SMTPGUARD_FALLBACK = %s)", n ? "; " : "", file, fb);
+				*unguarded |= strcmp(fb, "pass") == 0;
+				n++;
+			}
+			json_decref(o);
+			continue;
+		}
+		if (strncmp(de->d_name, STATE_PREFIX, strlen(STATE_PREFIX)) != 0)
+			continue;
 		if (state_load_path(path, &s) != 1)
 			continue;
 		snprintf(out + strlen(out), len - strlen(out), "%spostfix %s "

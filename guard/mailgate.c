@@ -153,11 +153,20 @@ mailgate_decide(struct mailgate *g, const struct config *cfg, const struct excep
 	uint32_t limit, dlimit, nrcpt;
 
 	memset(r, 0, sizeof(*r));
-	/* Only the MTA's record of a local submission names its uid, never a header. */
-	req->facts.has_uid = false;
-	if (f->local_submit && queue_file_uid(cfg->mail_queue, f->queue_id,
-	    &req->facts.uid) == 0)
-		req->facts.has_uid = true;
+	/*
+	 * Only the MTA's record of a local submission names its uid, never a
+	 * header: Postfix's queue file, or Exim's $originator_uid in its request.
+	 */
+	if (cfg->mail_exim) {
+		strlcpy_sg(req->facts.mta, "exim", sizeof(req->facts.mta));
+		req->facts.has_uid = f->local_submit && f->has_uid;
+	} else {
+		strlcpy_sg(req->facts.mta, "postfix", sizeof(req->facts.mta));
+		req->facts.has_uid = false;
+		if (f->local_submit && queue_file_uid(cfg->mail_queue, f->queue_id,
+		    &req->facts.uid) == 0)
+			req->facts.has_uid = true;
+	}
 	if (f->local_submit && f->has_uid) {
 		r->who.has_uid = true;
 		r->who.uid = f->uid;

@@ -93,7 +93,9 @@ struct config {
 	char		 trap_user[USER_NAME_MAX];	/* the trap child runs as this user */
 	/* [mail]: the gate (gate.c) */
 	bool		 mail_gate;
-	char		 mail_socket[PATH_MAX];	/* the milter socket the MTA connects to */
+	bool		 mail_exim;		/* mta = exim: an Exim ACL asks (eximreq.c), no milter */
+#define CONFIG_EXIM_SOCKET	"/run/smtpguard-gate/gate.sock"	/* socket's default for Exim */
+	char		 mail_socket[PATH_MAX];	/* the milter (or Exim readsocket) socket */
 	char		 mail_queue[PATH_MAX];	/* Postfix's queue_directory */
 	uint32_t	 mail_limit;		/* recipients per origin per hour */
 	uint32_t	 mail_domain_limit;	/* per sender domain; MAILLIMIT_OFF: none */
@@ -210,6 +212,10 @@ int		 text_line(const char **p, const char *end, size_t max, const char **line,
 bool		 uid_in_sorted(uid_t, const uid_t *, size_t);
 int		 ensure_parent_dir(const char *, mode_t);
 int		 file_replace(const char *path, mode_t, int (*fill)(FILE *, void *), void *arg);
+int		 file_replace_owned(const char *path, mode_t, uid_t, gid_t,
+		    int (*fill)(FILE *, void *), void *arg);
+int		 file_replace_bytes(const char *path, mode_t, uid_t, gid_t, const char *,
+		    size_t);
 uint64_t	 mono_ns(void);
 void		 hist_add(struct hist *, uint64_t);
 uint64_t	 hist_quantile(const struct hist *, double q);
@@ -931,10 +937,29 @@ int	 gateproto_check_request(const void *, size_t, struct gate_request *);
 int	 gateproto_check_reply(const void *, size_t, struct gate_reply *);
 void	 gateproto_terminate(struct mail_facts *);
 
+/* eximreq.c: the Exim ACL's ${readsocket} request and the gate's answer */
+#define EXIMREQ_MAX		16384	/* one request: 32 recipients of 256 and the headers fit */
+#define EXIMREQ_REPLY_MAX	(SMTP_FIELD_MAX + 16)	/* "reject " + a reason + "\n" */
+int	 eximreq_parse(const char *, size_t, struct mail_facts *, char *err, size_t errlen);
+int	 eximreq_reply(enum mail_action, const char *reason, char *out, size_t len);
+
+/* eximconf.c: the gate's lines in a single-file Exim configuration (mail enable) */
+#define EXIMCONF_MAX	(16 * 1024 * 1024)	/* an exim4.conf is some 50 KiB */
+const char	*eximconf_statements(void);
+bool		 eximconf_wired(const char *, size_t);
+int		 eximconf_wire(const char *, size_t, const char *socket, bool tempfail,
+		    char **out, size_t *outlen, char *err, size_t errlen);
+int		 eximconf_unwire(const char *, size_t, char **out, size_t *outlen);
+
 /* gate.c: the libmilter process (unprivileged child of smtpguardd) */
 #define GATE_VERDICT_WAIT_MS	5000	/* then the gate answers as [mail] fail says */
 pid_t	 gate_start(const struct config *, const char *chroot_dir, int *parent_fd,
 	    char *err, size_t errlen);
+int	 gate_ask(struct gate_request *, struct gate_reply *);
+
+/* gate_exim.c: the gate child's ${readsocket} listener for Exim ([mail] mta = exim) */
+int	 gate_exim_listen(const char *path, gid_t group);
+int	 gate_exim_main(int listener, bool fail_tempfail);
 
 /* mailgate.c: smtpguardd's half of the gate: counters, decision, event */
 #define MAILGATE_SAVE_EVERY	5	/* seconds between saves of the counters */

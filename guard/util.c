@@ -170,6 +170,14 @@ ensure_parent_dir(const char *path, mode_t mode)
 int
 file_replace(const char *path, mode_t mode, int (*fill)(FILE *, void *), void *arg)
 {
+	return file_replace_owned(path, mode, (uid_t)-1, (gid_t)-1, fill, arg);
+}
+
+/* file_replace, the new file also owned by UID:GID ((uid_t)-1: the caller's, as made). */
+int
+file_replace_owned(const char *path, mode_t mode, uid_t uid, gid_t gid,
+    int (*fill)(FILE *, void *), void *arg)
+{
 	char tmp[PATH_MAX], dir[PATH_MAX];
 	FILE *fp;
 	int fd, dfd, saved;
@@ -180,7 +188,8 @@ file_replace(const char *path, mode_t mode, int (*fill)(FILE *, void *), void *a
 	}
 	if (ensure_parent_dir(path, 0755) < 0 || (fd = mkostemp(tmp, O_CLOEXEC)) < 0)
 		return -1;
-	if (fchmod(fd, mode) < 0 || (fp = fdopen(fd, "w")) == NULL) {
+	if (((uid != (uid_t)-1 || gid != (gid_t)-1) && fchown(fd, uid, gid) < 0) ||
+	    fchmod(fd, mode) < 0 || (fp = fdopen(fd, "w")) == NULL) {
 		saved = errno;
 		close(fd);
 		goto fail;
@@ -205,6 +214,29 @@ fail:
 	unlink(tmp);
 	errno = saved;
 	return -1;
+}
+
+struct bytes {
+	const char	*p;
+	size_t		 n;
+};
+
+static int
+fill_bytes(FILE *fp, void *arg)
+{
+	const struct bytes *b = arg;
+
+	return b->n == 0 || fwrite(b->p, 1, b->n, fp) == b->n ? 0 : -1;
+}
+
+/* file_replace_owned with the new contents already in memory (a config file's bytes). */
+int
+file_replace_bytes(const char *path, mode_t mode, uid_t uid, gid_t gid, const char *p,
+    size_t n)
+{
+	struct bytes b = { p, n };
+
+	return file_replace_owned(path, mode, uid, gid, fill_bytes, &b);
 }
 
 /* Nanoseconds on the monotonic clock: for budgets and latencies. */

@@ -147,6 +147,25 @@ every_key_reaches_the_config(void **state)
 	assert_int_equal(c.metrics_top_users, 100);
 }
 
+/* mta = exim: the gate answers Exim's readsocket, on a socket and group of Exim's. */
+static void
+mta_exim_gets_its_own_socket_and_group_unless_given(void **state)
+{
+	struct config c;
+
+	(void)state;
+	load_ok("[mail]\nmta = exim\n", &c);
+	assert_true(c.mail_exim);
+	assert_string_equal(c.mail_socket, CONFIG_EXIM_SOCKET);
+	assert_string_equal(c.mail_group, "Debian-exim");
+	load_ok("[mail]\nmta = exim\nsocket = /srv/g.sock\ngroup = mail\n", &c);
+	assert_string_equal(c.mail_socket, "/srv/g.sock");
+	assert_string_equal(c.mail_group, "mail");
+	load_ok("[mail]\nmta = postfix\n", &c);
+	assert_false(c.mail_exim);
+	assert_string_equal(c.mail_group, "postfix");
+}
+
 /* BOM, CRLF, indented lines, an inline comment, "key: value". */
 static void
 file_from_a_windows_editor_is_read(void **state)
@@ -368,6 +387,8 @@ static const struct bad bad_values[] = {
 	{ "[mail]\ndomain_limit = none\n",
 	  "t.conf:2: [mail] domain_limit: expected N/hour, N from 0 to 10000000, or off "
 	  "(got 'none')" },
+	{ "[mail]\nmta = sendmail\n",
+	  "t.conf:2: [mail] mta: expected postfix or exim (got 'sendmail')" },
 	{ "[mail]\nover_limit = drop\n",
 	  "t.conf:2: [mail] over_limit: expected hold, defer or reject (got 'drop')" },
 	{ "[mail]\nfail = open\n",
@@ -529,6 +550,7 @@ main(void)
 		cmocka_unit_test(shipped_conf_changes_nothing),
 		cmocka_unit_test(empty_file_means_defaults),
 		cmocka_unit_test(every_key_reaches_the_config),
+		cmocka_unit_test(mta_exim_gets_its_own_socket_and_group_unless_given),
 		cmocka_unit_test(file_from_a_windows_editor_is_read),
 		cmocka_unit_test(indented_key_is_a_key_not_a_continuation),
 		cmocka_unit_test(booleans_read_every_spelling),
