@@ -8,10 +8,12 @@
  * The process comes from the connect hook (connhook.c) when it is attached:
  * one map lookup by the socket's cookie, the answer checked against the
  * socket's owner. Without it, or when it does not know the socket, /proc is
- * scanned: one stat per process. Senders repeat (a spam script loops; a
- * PHP-FPM worker serves request after request), so the last pids found are
- * asked first, and only if one of them holds this very socket inode: a hint
- * is checked exactly, never trusted.
+ * searched. Senders repeat (a spam script loops; a PHP-FPM worker serves
+ * request after request), so the last pids found are asked first, and only
+ * if one of them holds this very socket inode: a hint is checked exactly,
+ * never trusted. Then procfs.c's index (new processes first, then the
+ * owner's) spares the listing of /proc; without it (it could not be built),
+ * the full search.
  */
 #include <errno.h>
 #include <pwd.h>
@@ -41,7 +43,8 @@ struct attrib_recent {
 
 struct attrib_ctx {
 	struct diag		*diag;
-	struct connhook		*hook;	/* NULL: /proc scan only */
+	struct connhook		*hook;	/* NULL: /proc search only */
+	struct procfs_index	*index;	/* NULL: the full search, listing /proc */
 	char			 proc_root[PATH_MAX];
 	struct attrib_recent	 recent[ATTRIB_RECENT_MAX];
 	size_t			 next;	/* slot the next new pid goes to */
@@ -68,6 +71,8 @@ attrib_open(const char *proc_root)
 		free(c);
 		return NULL;
 	}
+	/* Built now, not on the first SYN: listing /proc is the cost it spares. */
+	c->index = procfs_index_open(proc_root);
 	return c;
 }
 
@@ -78,6 +83,7 @@ attrib_close(struct attrib_ctx *c)
 		return;
 	diag_close(c->diag);
 	connhook_close(c->hook);
+	procfs_index_close(c->index);
 	free(c);
 }
 
@@ -133,6 +139,21 @@ from_hints(struct attrib_ctx *c, uid_t uid, ino_t inode, pid_t *pid)
 	return false;
 }
 
+static bool
+from_proc(struct attrib_ctx *c, uid_t uid, ino_t inode, pid_t *pid)
+{
+	if (c->index != NULL)
+		return procfs_index_find(c->index, uid, inode, pid) == 0;
+	return procfs_find_socket(c->proc_root, uid, inode, pid) == 0;
+}
+
+/* How the index answered; NULL if there is none. */
+const struct procfs_index_stats *
+attrib_index_stats(const struct attrib_ctx *c)
+{
+	return c->index != NULL ? procfs_index_stats(c->index) : NULL;
+}
+
 /*
  * Who sent it, cheaply: uid, gid, socket, pid and executable. Enough to
  * decide and to tell whether the event will be written (flood limiting).
@@ -160,7 +181,7 @@ attrib_sender(struct attrib_ctx *c, const struct pkt *p, bool has_uid, uid_t uid
 	    procfs_owner(c->proc_root, pid) == ds.uid)
 		(void)procfs_read_exe(c->proc_root, pid, a);
 	else if (a->inode != 0 && (from_hints(c, ds.uid, a->inode, &pid) ||
-	    procfs_find_socket(c->proc_root, ds.uid, a->inode, &pid) == 0)) {
+	    from_proc(c, ds.uid, a->inode, &pid))) {
 		/* /proc is searched by the socket's owner: whose process holds it. */
 		remember(c, ds.uid, pid);
 		(void)procfs_read_exe(c->proc_root, pid, a);
