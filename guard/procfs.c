@@ -664,7 +664,8 @@ add_new(struct procfs_index *x, uint64_t now)
 {
 	pid_t last = read_last_pid(x->procfd);
 
-	if (last == x->last_pid)
+	/* Without ns_last_pid (no CONFIG_CHECKPOINT_RESTORE), a listing each time. */
+	if (last != 0 && last == x->last_pid)
 		return;
 	if (last == 0 || x->last_pid == 0 || last < x->last_pid ||
 	    last - x->last_pid > PROCFS_PROBE_MAX) {
