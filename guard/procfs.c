@@ -379,9 +379,12 @@ procfs_read(const char *proc_root, pid_t pid, struct attrib *a)
  * (sys/kernel/ns_last_pid): the pids allocated since the last lookup are
  * probed one by one, and the newest processes are searched first, because a
  * sender that forks per attempt (a cron job, a spam loop) is new each time.
- * Then the rest of the socket owner's processes; only when none of them holds
- * the socket is /proc listed again, which also brings the owners up to date
- * (a process that changed uid) and forgets the processes that have gone.
+ * Then the owner's processes whose number of open fds changed since it was
+ * last looked at (a socket() adds one; Linux 6.2+ gives the number as the
+ * size of /proc/PID/fd, one stat instead of reading the table), then the rest
+ * of the owner's; only when none of them holds the socket is /proc listed
+ * again, which also brings the owners up to date (a process that changed uid)
+ * and forgets the processes that have gone.
  */
 #define PROCFS_INDEX_PIDS	65536	/* processes indexed: a crowded host has ~10,000 */
 #define PROCFS_INDEX_SLOTS	(2 * PROCFS_INDEX_PIDS)	/* hash slots: never more than half full */
@@ -400,12 +403,15 @@ procfs_read(const char *proc_root, pid_t pid, struct attrib *a)
 #define PROCFS_FRESH_NS		(2ULL * 1000 * 1000 * 1000)
 #define PROCFS_LASTPID_MAX	16	/* a pid in decimal and a newline */
 #define PROCFS_STATUS_MAX	512	/* Tgid is on status's 4th line */
+#define PROCFS_NFDS_UNKNOWN	UINT32_MAX
 
 struct procfs_proc {
 	pid_t		 pid;
 	uid_t		 owner;		/* /proc/PID's owner when last looked at */
 	uint32_t	 searched;	/* the lookup that last read its fd table */
 	uint32_t	 listed;	/* the listing that last saw it */
+	uint32_t	 nfds;		/* open fds when last looked at, or PROCFS_NFDS_UNKNOWN */
+	uint32_t	 changed;	/* the lookup that saw nfds change */
 	uint64_t	 born;		/* mono_ns when probed as new; 0: not new */
 };
 
@@ -421,6 +427,7 @@ struct procfs_index {
 	uint32_t		*slots;		/* pid hash: index into procs + 1; 0 empty */
 	struct procfs_inode	 inodes[PROCFS_INODE_SLOTS];
 	pid_t			 last_pid;	/* ns_last_pid at the last look; 0 unknown */
+	bool			 fd_counts;	/* stat of PID/fd gives the number of fds */
 	uint32_t		 lookup;
 	uint32_t		 listing;
 	struct procfs_index_stats stats;
@@ -469,6 +476,7 @@ proc_add(struct procfs_index *x, pid_t pid, uid_t owner, uint64_t born)
 	p->owner = owner;
 	p->born = born;
 	p->listed = x->listing;
+	p->nfds = PROCFS_NFDS_UNKNOWN;
 	x->slots[s] = (uint32_t)++x->nprocs;
 	return p;
 }
@@ -531,6 +539,7 @@ read_fds(struct procfs_index *x, struct procfs_proc *p, ino_t inode)
 	struct dirent *de;
 	DIR *dir;
 	int fd, found = 0;
+	uint32_t nfds = 0;
 
 	p->searched = x->lookup;
 	x->stats.fd_tables++;
@@ -547,6 +556,7 @@ read_fds(struct procfs_index *x, struct procfs_proc *p, ino_t inode)
 
 		if (de->d_name[0] == '.')
 			continue;
+		nfds++;
 		n = readlinkat(dirfd(dir), de->d_name, link, sizeof(link));
 		if (n <= 0 || (size_t)n >= sizeof(link) || (ino = link_inode(link, (size_t)n)) == 0)
 			continue;
@@ -556,7 +566,33 @@ read_fds(struct procfs_index *x, struct procfs_proc *p, ino_t inode)
 			found = 1;
 	}
 	closedir(dir);
+	p->nfds = nfds;
 	return found;
+}
+
+/* NAME's number of open fds (Linux 6.2+); PROCFS_NFDS_UNKNOWN if it cannot tell. */
+static uint32_t
+fd_count_at(int procfd, const char *name)
+{
+	char path[PROC_NAME_MAX + 4];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/fd", name);
+	if (fstatat(procfd, path, &sb, 0) < 0 || sb.st_size < 0 ||
+	    sb.st_size >= PROCFS_NFDS_UNKNOWN)
+		return PROCFS_NFDS_UNKNOWN;
+	return (uint32_t)sb.st_size;
+}
+
+static uint32_t
+fd_count(const struct procfs_index *x, pid_t pid)
+{
+	char name[PROC_NAME_MAX];
+
+	if (!x->fd_counts)
+		return PROCFS_NFDS_UNKNOWN;
+	snprintf(name, sizeof(name), "%ld", (long)pid);
+	return fd_count_at(x->procfd, name);
 }
 
 /* Searches P; a process found gone is forgotten (*I then names the next one). */
@@ -690,6 +726,7 @@ struct procfs_index *
 procfs_index_open(const char *proc_root)
 {
 	struct procfs_index *x;
+	uint32_t n;
 	int saved;
 
 	if ((x = calloc(1, sizeof(*x))) == NULL)
@@ -700,6 +737,11 @@ procfs_index_open(const char *proc_root)
 	    (x->procfd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
 	    list_all(x, 0) < 0)
 		goto err;
+	/* Older kernels say 0, and this process holds at least three fds. */
+	n = fd_count_at(x->procfd, "self");
+	x->fd_counts = n != 0 && n != PROCFS_NFDS_UNKNOWN;
+	for (size_t i = 0; i < x->nprocs && x->fd_counts; i++)
+		x->procs[i].nfds = fd_count(x, x->procs[i].pid);
 	return x;
 err:
 	saved = errno;
@@ -766,6 +808,41 @@ search_new(struct procfs_index *x, uid_t uid, ino_t inode, uint64_t now, pid_t *
 }
 
 /*
+ * The owner's processes whose fd count changed since it was last looked at
+ * (one stat each, ~2 us, against ~25 us for a table), newest first. Every
+ * count seen is kept for the next lookup; a process seen for the first time
+ * tells nothing and waits for the owner pass.
+ */
+static bool
+search_changed(struct procfs_index *x, uid_t uid, ino_t inode, uint64_t deadline, pid_t *pid)
+{
+	if (!x->fd_counts)
+		return false;
+	for (size_t i = x->nprocs; i-- > 0;) {
+		struct procfs_proc *p = &x->procs[i];
+		uint32_t n;
+
+		if (p->owner != uid || p->searched == x->lookup)
+			continue;
+		if (mono_ns() > deadline)
+			return false;
+		n = fd_count(x, p->pid);
+		if (n != p->nfds && p->nfds != PROCFS_NFDS_UNKNOWN && n != PROCFS_NFDS_UNKNOWN)
+			p->changed = x->lookup;
+		p->nfds = n;
+	}
+	for (size_t i = x->nprocs; i-- > 0;) {
+		if (x->procs[i].changed != x->lookup || x->procs[i].searched == x->lookup)
+			continue;
+		if (mono_ns() > deadline)
+			return false;
+		if (search(x, i, inode, pid))
+			return true;
+	}
+	return false;
+}
+
+/*
  * Processes owned by OWNER (or, with ANY, by anyone) not yet searched in this
  * lookup. -1 with ETIMEDOUT past the deadline.
  */
@@ -806,6 +883,10 @@ procfs_index_find(struct procfs_index *x, uid_t uid, ino_t inode, pid_t *pid)
 	add_new(x, now);
 	if (search_new(x, uid, inode, now, pid)) {
 		x->stats.by_new++;
+		return 0;
+	}
+	if (search_changed(x, uid, inode, deadline, pid)) {
+		x->stats.by_fd_count++;
 		return 0;
 	}
 	if ((r = search_owned(x, false, uid, inode, deadline, pid)) != 0)

@@ -467,6 +467,7 @@ struct procfs_index_stats {
 	uint64_t	 lookups;
 	uint64_t	 by_inode;	/* the socket was seen before, still held */
 	uint64_t	 by_new;	/* held by a process started since the last lookup */
+	uint64_t	 by_fd_count;	/* held by one whose number of fds changed */
 	uint64_t	 by_owner;	/* found by reading every candidate's fd table */
 	uint64_t	 not_found;
 	uint64_t	 timed_out;	/* PROC_SEARCH_BUDGET_NS spent */

@@ -11,7 +11,9 @@
  *	that forks per attempt) or from one of the sleepers that has been
  *	there since before the index was built (-k old: its worst case).
  *	Prints one JSON object: p50/p99/max in microseconds for each way,
- *	how many answers were wrong or missing, and the index's counters.
+ *	how many answers named another process (wrong: must be 0) or none
+ *	(missed: the 100 ms budget ran out), and the index's counters.
+ *	Exit 3 if the index named a wrong process.
  *
  * Needs root (setuid). Every process it starts dies with it (PDEATHSIG) and
  * is killed by its pid at the end.
@@ -110,7 +112,8 @@ int
 main(int argc, char **argv)
 {
 	const char *root = "/proc";
-	size_t n = 5000, attempts = 200, wrong_scan = 0, wrong_index = 0;
+	size_t n = 5000, attempts = 200, wrong_scan = 0, wrong_index = 0, missed_scan = 0,
+	    missed_index = 0;
 	uid_t uid = 3002, other = 3003;
 	bool old = false;
 	struct procfs_index *x;
@@ -143,17 +146,33 @@ main(int argc, char **argv)
 	    (t_index = calloc(attempts, sizeof(*t_index))) == NULL)
 		return 1;
 	atexit(kill_all);
-	for (size_t i = 0; i < attempts; i++) {
+	for (size_t i = 0; i < attempts; i++)
 		if (pipe(w[i].go) < 0 || pipe(w[i].back) < 0)
 			return 1;
-		/* A sleeper for -k old now; a sender forked per attempt otherwise. */
-		if (old && (w[i].pid = sleepers[nsleepers++] = spawn(uid, w[i].go[0],
-		    w[i].back[1])) < 0)
+	/*
+	 * With -k old, the senders are spread among the sleepers (every
+	 * PROCS/ATTEMPTS-th of the sender's uid), and asked in a shuffled order:
+	 * neither pid order nor listing order favours a way.
+	 */
+	for (size_t i = 0, k = 0; i < n; i++) {
+		pid_t pid;
+
+		if (old && i % 2 == 0 && k < attempts && i / 2 % (n / 2 / attempts) == 0) {
+			pid = w[k].pid = spawn(uid, w[k].go[0], w[k].back[1]);
+			k++;
+		} else
+			pid = spawn(i % 2 ? other : uid, -1, -1);
+		if ((sleepers[nsleepers++] = pid) < 0)
 			return 1;
 	}
-	for (size_t i = old ? attempts : 0; i < n; i++)
-		if ((sleepers[nsleepers++] = spawn(i % 2 ? other : uid, -1, -1)) < 0)
-			return 1;
+	srandom((unsigned)getpid());
+	for (size_t i = attempts; old && i > 1; i--) {
+		size_t j = (size_t)random() % i;
+		struct worker t = w[i - 1];
+
+		w[i - 1] = w[j];
+		w[j] = t;
+	}
 	if ((x = procfs_index_open(root)) == NULL) {
 		perror("procscan: procfs_index_open");
 		return 1;
@@ -181,12 +200,14 @@ main(int argc, char **argv)
 				if (procfs_find_socket(root, uid, (ino_t)ino, &got) < 0)
 					got = 0;
 				t_scan[i] = mono_ns() - t0;
-				wrong_scan += got != want;
+				missed_scan += got == 0;
+				wrong_scan += got != 0 && got != want;
 			} else {
 				if (procfs_index_find(x, uid, (ino_t)ino, &got) < 0)
 					got = 0;
 				t_index[i] = mono_ns() - t0;
-				wrong_index += got != want;
+				missed_index += got == 0;
+				wrong_index += got != 0 && got != want;
 			}
 		}
 	}
@@ -196,12 +217,14 @@ main(int argc, char **argv)
 	print_quantiles("scan", t_scan, attempts);
 	putchar(',');
 	print_quantiles("index", t_index, attempts);
-	printf(",\"wrong_scan\":%zu,\"wrong_index\":%zu,\"indexed\":%zu,"
-	    "\"by_inode\":%llu,\"by_new\":%llu,\"by_owner\":%llu,\"not_found\":%llu,"
+	printf(",\"wrong_scan\":%zu,\"wrong_index\":%zu,\"missed_scan\":%zu,"
+	    "\"missed_index\":%zu,\"indexed\":%zu,"
+	    "\"by_inode\":%llu,\"by_new\":%llu,\"by_fd_count\":%llu,\"by_owner\":%llu,\"not_found\":%llu,"
 	    "\"timed_out\":%llu,\"listings\":%llu,\"probed\":%llu,\"fd_tables\":%llu,"
-	    "\"full\":%llu}\n", wrong_scan, wrong_index, procfs_index_size(x),
+	    "\"full\":%llu}\n", wrong_scan, wrong_index, missed_scan, missed_index,
+	    procfs_index_size(x),
 	    (unsigned long long)st->by_inode, (unsigned long long)st->by_new,
-	    (unsigned long long)st->by_owner, (unsigned long long)st->not_found,
+	    (unsigned long long)st->by_fd_count,	    (unsigned long long)st->by_owner, (unsigned long long)st->not_found,
 	    (unsigned long long)st->timed_out, (unsigned long long)st->listings,
 	    (unsigned long long)st->probed, (unsigned long long)st->fd_tables,
 	    (unsigned long long)st->full);

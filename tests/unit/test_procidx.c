@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -111,20 +113,22 @@ move_socket(pid_t from, int fd, pid_t to, unsigned long ino)
 	assert_int_equal(symlink(link, path), 0);
 }
 
-/* Ten processes of the site, 101..110, each holding one socket 5000 + pid. */
+/*
+ * Ten processes of the site, 101..110, each holding one socket 5000 + pid,
+ * and init, in a folder under DIR.
+ */
 static int
-make_tree(void **state)
+make_tree_in(const char *dir)
 {
-	char tmpl[] = "/tmp/test_procidx.XXXXXX", path[PATH_MAX + 64];
+	char path[PATH_MAX + 64];
 
-	(void)state;
 	if (geteuid() != 0) {
 		fprintf(stderr, "test_procidx: not root: the owners cannot be set\n");
 		return 0;
 	}
-	if (mkdtemp(tmpl) == NULL)
+	snprintf(root, sizeof(root), "%s/test_procidx.XXXXXX", dir);
+	if (mkdtemp(root) == NULL)
 		return -1;
-	snprintf(root, sizeof(root), "%s", tmpl);
 	snprintf(path, sizeof(path), "%s/sys", root);
 	mkdir(path, 0755);
 	snprintf(path, sizeof(path), "%s/sys/kernel", root);
@@ -133,7 +137,33 @@ make_tree(void **state)
 		mkproc(p, UID_SITE, (unsigned long)(5000 + p), 0UL);
 	mkproc(1, 0, 11UL, 0UL);
 	last_pid(110);
-	return 0;
+	snprintf(path, sizeof(path), "%s/self", root);
+	return symlink("101", path);
+}
+
+static int
+make_tree(void **state)
+{
+	(void)state;
+	return make_tree_in("/tmp");
+}
+
+/*
+ * On tmpfs a directory's size grows with its entries, as /proc/PID/fd's does
+ * with the open fds (Linux 6.2+): the fd count pass can be seen at work.
+ */
+static int
+make_tree_tmpfs(void **state)
+{
+	struct statfs sf;
+
+	(void)state;
+	if (statfs("/dev/shm", &sf) < 0 || sf.f_type != TMPFS_MAGIC) {
+		fprintf(stderr, "test_procidx: /dev/shm is not tmpfs: no tree with fd counts\n");
+		root[0] = '\0';
+		return 0;
+	}
+	return make_tree_in("/dev/shm");
 }
 
 static int
@@ -147,6 +177,13 @@ remove_tree(void **state)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
 	root[0] = '\0';
 	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+need_tree(void)
+{
+	if (geteuid() != 0 || root[0] == '\0')
+		skip();
 }
 
 static pid_t
@@ -165,8 +202,7 @@ open_index(void)
 {
 	struct procfs_index *x;
 
-	if (geteuid() != 0)
-		skip();
+	need_tree();
 	assert_non_null(x = procfs_index_open(root));
 	assert_int_equal(procfs_index_size(x), 11);
 	assert_int_equal(procfs_index_stats(x)->listings, 1);
@@ -407,6 +443,34 @@ pids_that_share_a_hash_slot_survive_each_others_exit(void **state)
 }
 
 static void
+old_worker_that_opened_a_socket_is_read_first(void **state)
+{
+	char path[PATH_MAX + 64];
+	struct procfs_index *x;
+	uint64_t tables;
+
+	(void)state;
+	x = open_index();
+	/* 106 opens a socket; the other nine sit still. */
+	snprintf(path, sizeof(path), "%s/106/fd/7", root);
+	assert_int_equal(symlink("socket:[9001]", path), 0);
+	assert_int_equal(find(x, UID_SITE, 9001), 106);
+	assert_int_equal(procfs_index_stats(x)->by_fd_count, 1);
+	assert_int_equal(procfs_index_stats(x)->fd_tables, 1);
+	/* 108 opens one and closes another: the count tells nothing, all are read. */
+	snprintf(path, sizeof(path), "%s/108/fd/7", root);
+	assert_int_equal(symlink("socket:[9002]", path), 0);
+	snprintf(path, sizeof(path), "%s/108/fd/0", root);
+	assert_int_equal(unlink(path), 0);
+	tables = procfs_index_stats(x)->fd_tables;
+	assert_int_equal(find(x, UID_SITE, 9002), 108);
+	assert_int_equal(procfs_index_stats(x)->by_fd_count, 1);
+	assert_int_equal(procfs_index_stats(x)->by_owner, 1);
+	assert_true(procfs_index_stats(x)->fd_tables > tables);
+	procfs_index_close(x);
+}
+
+static void
 missing_proc_root_cannot_be_indexed(void **state)
 {
 	(void)state;
@@ -449,6 +513,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    pids_that_share_a_hash_slot_survive_each_others_exit,
 		    make_tree, remove_tree),
+		cmocka_unit_test_setup_teardown(old_worker_that_opened_a_socket_is_read_first,
+		    make_tree_tmpfs, remove_tree),
 		cmocka_unit_test(missing_proc_root_cannot_be_indexed),
 	};
 
