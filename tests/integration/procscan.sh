@@ -4,8 +4,9 @@
 # processes on the host, half of them the sender's own uid, a sender that
 # forks per attempt is named at p99 <= 5 ms (the daemon's own attribution
 # histogram), every attempt is still refused, and every event names the
-# forked sender itself, never one of the sleepers. Processes are started
-# here and killed by PID only.
+# forked sender itself, never one of the sleepers; an 8-client flood with
+# the hook off is decided attempt by attempt, none dropped, at >= 0.5x its
+# rate with the hook on. Processes are started here and killed by PID only.
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/scripts/lib/check.sh"
 . "$ROOT/scripts/lib/netns.sh"
@@ -56,5 +57,30 @@ named_right() {
 	    [ "$(sort -u "$T/named" | wc -l)" -eq "$(wc -l <"$T/named")" ]
 }
 check "each event names its own sender process (exe, a pid of its own)" named_right
+
+# A flood from one looping process, hook off, the 5,000 still there: one
+# decision per attempt, nothing dropped, and near the rate with the hook on.
+flood() {	# flood NAME: 8 clients for 3 s; $T/NAME.json, with the daemon's counts
+	b=$(sg status --json)
+	as_uid $WEB_UID "$T/sgload" connect -c 8 -d 3 $MX4 25 >"$T/$1.run" || return 1
+	a=$(sg status --json)
+	jq -c --argjson b "$b" --argjson a "$a" '. + {
+	    decisions: ($a.decisions.reject - $b.decisions.reject),
+	    queue_dropped: (($a.queue_dropped // 0) - ($b.queue_dropped // 0)),
+	    overruns: ($a.socket_overruns - $b.socket_overruns)}' "$T/$1.run" >"$T/$1.json"
+}
+flood hook-off
+check "a flood with the hook off: every attempt refused and decided, none dropped" \
+    jq -e '.refused == .connects and .connects > 0 and .decisions == .connects and
+        .queue_dropped == 0 and .overruns == 0' "$T/hook-off.json"
 stop_daemon
+write_config "action = reject"
+start_daemon || { fail "smtpguardd starts with the hook"; finish; }
+flood hook-on
+stop_daemon
+off=$(jq .per_second "$T/hook-off.json")
+on=$(jq .per_second "$T/hook-on.json")
+echo "procscan: flood $off/s with the hook off, $on/s with it on"
+check "the flood with the hook off runs at >= 0.5x its rate with the hook on" \
+    awk -v a="$off" -v b="$on" 'BEGIN { exit !(b > 0 && a >= 0.5 * b) }'
 finish
