@@ -3,9 +3,12 @@
  * /proc says about that process. The proc root is a parameter (iproute2 ss's
  * PROC_ROOT trick) so tests run on a fixture tree. Processes owned by the
  * socket's uid are searched first; root's next (a non-dumpable process shows
- * as root); everyone else's last, within a time budget. A process that
- * vanishes mid-read keeps what was read, and a field that cannot be read
- * stays empty: nothing is guessed. Pure: no logging, no exit.
+ * as root); everyone else's last, within a time budget. The index
+ * (procfs_index_*) keeps the processes and their owners between searches so
+ * that a search need not list /proc; it only chooses the order: every answer,
+ * from either, is a process whose fd table held the socket when it was read.
+ * A process that vanishes mid-read keeps what was read, and a field that
+ * cannot be read stays empty: nothing is guessed. Pure: no logging, no exit.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -29,7 +32,7 @@
  * every queued packet waiting. A user running thousands of processes, or a
  * socket no process holds (an fd in flight over a unix socket), would cost
  * that on every SYN; past this budget the sender stays unknown instead. (The
- * connect hook makes the search rare: connhook.c.)
+ * connect hook makes the search rare: connhook.c; the index makes it short.)
  */
 #define PROC_SEARCH_BUDGET_NS	(100 * 1000 * 1000)
 
