@@ -9,9 +9,10 @@
  * one map lookup by the socket's cookie, the answer checked against the
  * socket's owner. Without it, or when it does not know the socket, /proc is
  * searched. Senders repeat (a spam script loops; a PHP-FPM worker serves
- * request after request), so the last pids found are asked first, and only
- * if one of them holds this very socket inode: a hint is checked exactly,
- * never trusted. Then procfs.c's index (new processes first, then the
+ * request after request), so the last pids found are asked first, at the fd
+ * numbers their sockets had before and then in their whole fd table, and
+ * only if one of them holds this very socket inode: a hint is checked
+ * exactly, never trusted. Then procfs.c's index (new processes first, then the
  * owner's) spares the listing of /proc; without it (it could not be built),
  * the full search.
  */
@@ -39,6 +40,7 @@ struct attrib_name {
 struct attrib_recent {
 	uid_t	 uid;
 	pid_t	 pid;	/* 0: empty slot */
+	uint64_t fds;	/* bit N: its fd N held a socket it sent from (N < 64) */
 };
 
 struct attrib_ctx {
@@ -115,7 +117,27 @@ remember(struct attrib_ctx *c, uid_t uid, pid_t pid)
 		}
 	c->recent[c->next].uid = uid;
 	c->recent[c->next].pid = pid;
+	c->recent[c->next].fds = 0;
 	c->next = (c->next + 1) % ATTRIB_RECENT_MAX;
+}
+
+/*
+ * Does R hold the socket? The fd numbers its sockets had before first (a
+ * flood recycles a handful: one readlink each), then its whole fd table.
+ */
+static bool
+hint_holds(struct attrib_ctx *c, struct attrib_recent *r, ino_t inode)
+{
+	int fd;
+
+	for (uint64_t bits = r->fds; bits != 0; bits &= bits - 1)
+		if (procfs_fd_is_socket(c->proc_root, r->pid, __builtin_ctzll(bits), inode))
+			return true;
+	if ((fd = procfs_socket_fd(c->proc_root, r->pid, inode)) < 0)
+		return false;
+	if (fd < 64)
+		r->fds |= 1ULL << fd;
+	return true;
 }
 
 /* The newest remembered pids of this uid that hold the socket. */
@@ -125,13 +147,13 @@ from_hints(struct attrib_ctx *c, uid_t uid, ino_t inode, pid_t *pid)
 	size_t asked = 0;
 
 	for (size_t k = 1; k <= ATTRIB_RECENT_MAX && asked < ATTRIB_HINTS_ASKED; k++) {
-		const struct attrib_recent *r =
+		struct attrib_recent *r =
 		    &c->recent[(c->next + ATTRIB_RECENT_MAX - k) % ATTRIB_RECENT_MAX];
 
 		if (r->pid == 0 || r->uid != uid)
 			continue;
 		asked++;
-		if (procfs_holds_socket(c->proc_root, r->pid, inode)) {
+		if (hint_holds(c, r, inode)) {
 			*pid = r->pid;
 			return true;
 		}

@@ -59,37 +59,44 @@ pid_of(const char *name)
 }
 
 /*
- * Does procfd/NAME/fd hold the socket? Only readlinkat on each entry: a stat
- * would follow the link into sockfs for nothing. The buffer is one byte longer
- * than the wanted text, so any longer target (a path) differs in length.
+ * Which fd of procfd/NAME holds the socket; -1 if none. Only readlinkat on
+ * each entry: a stat would follow the link into sockfs for nothing. The buffer
+ * is one byte longer than the wanted text, so any longer target (a path)
+ * differs in length.
  */
-static bool
-holds_socket(int procfd, const char *name, const char *want, size_t wantlen)
+static int
+socket_fd(int procfd, const char *name, const char *want, size_t wantlen)
 {
 	char path[PROC_NAME_MAX + 4], link[PROC_SOCKLINK_MAX + 1];
 	struct dirent *de;
 	DIR *dir;
-	int fd;
-	bool found = false;
+	int fd, found = -1;
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/fd", name) >= sizeof(path))
-		return false;
+		return -1;
 	if ((fd = openat(procfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return false;
+		return -1;
 	if ((dir = fdopendir(fd)) == NULL) {
 		close(fd);
-		return false;
+		return -1;
 	}
-	while (!found && (de = readdir(dir)) != NULL) {
+	while (found < 0 && (de = readdir(dir)) != NULL) {
 		ssize_t n;
 
 		if (de->d_name[0] == '.')
 			continue;
 		n = readlinkat(dirfd(dir), de->d_name, link, wantlen + 1);
-		found = n == (ssize_t)wantlen && memcmp(link, want, wantlen) == 0;
+		if (n == (ssize_t)wantlen && memcmp(link, want, wantlen) == 0)
+			found = (int)strtol(de->d_name, NULL, 10);
 	}
 	closedir(dir);
 	return found;
+}
+
+static bool
+holds_socket(int procfd, const char *name, const char *want, size_t wantlen)
+{
+	return socket_fd(procfd, name, want, wantlen) >= 0;
 }
 
 static size_t
@@ -98,21 +105,45 @@ socket_link(ino_t inode, char *want, size_t len)
 	return (size_t)snprintf(want, len, "socket:[%llu]", (unsigned long long)inode);
 }
 
-bool
-procfs_holds_socket(const char *proc_root, pid_t pid, ino_t inode)
+/* The fd of PID that holds the socket, -1 if none: a look at its whole table. */
+int
+procfs_socket_fd(const char *proc_root, pid_t pid, ino_t inode)
 {
 	char want[PROC_SOCKLINK_MAX + 1], name[PROC_NAME_MAX];
 	size_t wantlen;
-	bool found;
-	int procfd;
+	int procfd, fd;
 
 	wantlen = socket_link(inode, want, sizeof(want));
 	snprintf(name, sizeof(name), "%ld", (long)pid);
 	if ((procfd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return false;
-	found = holds_socket(procfd, name, want, wantlen);
+		return -1;
+	fd = socket_fd(procfd, name, want, wantlen);
 	close(procfd);
-	return found;
+	return fd;
+}
+
+bool
+procfs_holds_socket(const char *proc_root, pid_t pid, ino_t inode)
+{
+	return procfs_socket_fd(proc_root, pid, inode) >= 0;
+}
+
+/*
+ * Is PID's fd FD the socket? One readlink, no listing: for a sender that
+ * reuses its fd numbers (a loop that closes and connects again).
+ */
+bool
+procfs_fd_is_socket(const char *proc_root, pid_t pid, int fd, ino_t inode)
+{
+	char want[PROC_SOCKLINK_MAX + 1], path[PATH_MAX], link[PROC_SOCKLINK_MAX + 1];
+	size_t wantlen = socket_link(inode, want, sizeof(want));
+	ssize_t n;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%ld/fd/%d", proc_root, (long)pid, fd) >=
+	    sizeof(path))
+		return false;
+	n = readlink(path, link, wantlen + 1);
+	return n == (ssize_t)wantlen && memcmp(link, want, wantlen) == 0;
 }
 
 /* Whose /proc/PID it is (the process's euid, root if non-dumpable); -1 if gone. */
@@ -783,7 +814,8 @@ procfs_index_size(const struct procfs_index *x)
  * Their owner is looked at again, since it may have changed since the probe.
  */
 static bool
-search_new(struct procfs_index *x, uid_t uid, ino_t inode, uint64_t now, pid_t *pid)
+search_new(struct procfs_index *x, uid_t uid, ino_t inode, uint64_t now, uint64_t deadline,
+    pid_t *pid)
 {
 	char name[PROC_NAME_MAX];
 
@@ -792,6 +824,8 @@ search_new(struct procfs_index *x, uid_t uid, ino_t inode, uint64_t now, pid_t *
 
 		if (p->born == 0)
 			continue;
+		if (mono_ns() > deadline)
+			return false;
 		if (now - p->born > PROCFS_FRESH_NS) {
 			p->born = 0;
 			continue;
@@ -884,7 +918,7 @@ procfs_index_find(struct procfs_index *x, uid_t uid, ino_t inode, pid_t *pid)
 		return 0;
 	}
 	add_new(x, now);
-	if (search_new(x, uid, inode, now, pid)) {
+	if (search_new(x, uid, inode, now, deadline, pid)) {
 		x->stats.by_new++;
 		return 0;
 	}

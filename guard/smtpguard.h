@@ -461,6 +461,8 @@ int		 diag_lookup(struct diag *, const struct pkt *, struct diag_sock *);
 /* procfs.c */
 int	 procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode, pid_t *pid);
 bool	 procfs_holds_socket(const char *proc_root, pid_t pid, ino_t inode);
+int	 procfs_socket_fd(const char *proc_root, pid_t pid, ino_t inode);
+bool	 procfs_fd_is_socket(const char *proc_root, pid_t pid, int fd, ino_t inode);
 uid_t	 procfs_owner(const char *proc_root, pid_t pid);
 /* What the index did: how lookups were answered, and its bound when hit. */
 struct procfs_index_stats {
