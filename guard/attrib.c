@@ -74,7 +74,7 @@ attrib_open(const char *proc_root)
 		return NULL;
 	}
 	/* Built now, not on the first SYN: listing /proc is the cost it spares. */
-	c->index = procfs_index_open(proc_root);
+	c->index = procfs_index_open(proc_root, 0);
 	return c;
 }
 

@@ -184,8 +184,9 @@ search_others(int procfd, const struct proc_pid *others, size_t n, const char *w
 	return -1;
 }
 
-int
-procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode, pid_t *pid)
+/* The full search, in the proc root PROCFD (closed here), until DEADLINE. */
+static int
+find_socket(int procfd, uid_t uid, ino_t inode, uint64_t deadline, pid_t *pid)
 {
 	char want[PROC_SOCKLINK_MAX + 1];
 	size_t wantlen, nothers = 0, cap = 0;
@@ -193,12 +194,9 @@ procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode, pid_t *pid)
 	struct dirent *de;
 	struct stat sb;
 	DIR *dir;
-	int procfd, rc = -1, saved;
-	uint64_t deadline = mono_ns() + PROC_SEARCH_BUDGET_NS;
+	int rc = -1, saved;
 
 	wantlen = socket_link(inode, want, sizeof(want));
-	if ((procfd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -1;
 	if ((dir = fdopendir(procfd)) == NULL) {
 		saved = errno;
 		close(procfd);
@@ -241,6 +239,16 @@ out:
 	closedir(dir);
 	errno = saved;
 	return rc;
+}
+
+int
+procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode, pid_t *pid)
+{
+	int procfd;
+
+	if ((procfd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	return find_socket(procfd, uid, inode, mono_ns() + PROC_SEARCH_BUDGET_NS, pid);
 }
 
 /* Reads up to len bytes of dfd/NAME; -1 if it cannot be opened. */
@@ -420,8 +428,13 @@ procfs_read(const char *proc_root, pid_t pid, struct attrib *a)
  * again, which also brings the owners up to date (a process that changed uid)
  * and forgets the processes that have gone.
  */
-#define PROCFS_INDEX_PIDS	65536	/* processes indexed: a crowded host has ~10,000 */
-#define PROCFS_INDEX_SLOTS	(2 * PROCFS_INDEX_PIDS)	/* hash slots: never more than half full */
+/*
+ * Processes indexed, at most (a crowded host has ~10,000): 2 MiB of entries
+ * and 512 KiB of hash slots, kept at most half full. Past the bound the
+ * processes left out are counted, and a search that the index cannot answer
+ * ends in the full search, which sees them.
+ */
+#define PROCFS_INDEX_PIDS	65536
 #define PROCFS_INODE_SLOTS	4096	/* socket inode -> pid, direct-mapped */
 /*
  * Pids allocated since the last lookup that are probed one by one (a stat and
@@ -456,9 +469,11 @@ struct procfs_inode {
 
 struct procfs_index {
 	int			 procfd;
-	struct procfs_proc	*procs;		/* dense, PROCFS_INDEX_PIDS */
+	struct procfs_proc	*procs;		/* dense, max of them */
 	size_t			 nprocs;
+	size_t			 max;
 	uint32_t		*slots;		/* pid hash: index into procs + 1; 0 empty */
+	size_t			 mask;		/* slots - 1: a power of two >= 2 * max */
 	struct procfs_inode	 inodes[PROCFS_INODE_SLOTS];
 	pid_t			 last_pid;	/* ns_last_pid at the last look; 0 unknown */
 	bool			 fd_counts;	/* stat of PID/fd gives the number of fds */
@@ -468,19 +483,19 @@ struct procfs_index {
 };
 
 static size_t
-slot_of(pid_t pid)
+slot_of(const struct procfs_index *x, pid_t pid)
 {
-	return ((uint32_t)pid * 2654435761u) & (PROCFS_INDEX_SLOTS - 1);
+	return ((uint32_t)pid * 2654435761u) & x->mask;
 }
 
 /* The slot holding PID, or the empty slot where it would go. */
 static size_t
 slot_find(const struct procfs_index *x, pid_t pid)
 {
-	size_t s = slot_of(pid);
+	size_t s = slot_of(x, pid);
 
 	while (x->slots[s] != 0 && x->procs[x->slots[s] - 1].pid != pid)
-		s = (s + 1) & (PROCFS_INDEX_SLOTS - 1);
+		s = (s + 1) & x->mask;
 	return s;
 }
 
@@ -500,7 +515,7 @@ proc_add(struct procfs_index *x, pid_t pid, uid_t owner, uint64_t born)
 
 	if (x->slots[s] != 0)
 		return &x->procs[x->slots[s] - 1];
-	if (x->nprocs == PROCFS_INDEX_PIDS) {
+	if (x->nprocs == x->max) {
 		x->stats.full++;
 		return NULL;
 	}
@@ -527,10 +542,10 @@ proc_drop(struct procfs_index *x, size_t i)
 	for (;;) {
 		size_t home;
 
-		j = (j + 1) & (PROCFS_INDEX_SLOTS - 1);
+		j = (j + 1) & x->mask;
 		if (x->slots[j] == 0)
 			break;
-		home = slot_of(x->procs[x->slots[j] - 1].pid);
+		home = slot_of(x, x->procs[x->slots[j] - 1].pid);
 		/* Move j back to s unless its home lies cyclically in (s, j]. */
 		if (s <= j ? (home <= s || home > j) : (home <= s && home > j)) {
 			x->slots[s] = x->slots[j];
@@ -756,18 +771,26 @@ add_new(struct procfs_index *x, uint64_t now)
 	x->last_pid = last;
 }
 
+/* MAX: the processes it may hold, at most PROCFS_INDEX_PIDS; 0 for that. */
 struct procfs_index *
-procfs_index_open(const char *proc_root)
+procfs_index_open(const char *proc_root, size_t max)
 {
 	struct procfs_index *x;
+	size_t slots = 2;
 	uint32_t n;
 	int saved;
 
+	if (max == 0 || max > PROCFS_INDEX_PIDS)
+		max = PROCFS_INDEX_PIDS;
+	while (slots < 2 * max)
+		slots *= 2;
 	if ((x = calloc(1, sizeof(*x))) == NULL)
 		return NULL;
 	x->procfd = -1;
-	if ((x->procs = calloc(PROCFS_INDEX_PIDS, sizeof(*x->procs))) == NULL ||
-	    (x->slots = calloc(PROCFS_INDEX_SLOTS, sizeof(*x->slots))) == NULL ||
+	x->max = max;
+	x->mask = slots - 1;
+	if ((x->procs = calloc(max, sizeof(*x->procs))) == NULL ||
+	    (x->slots = calloc(slots, sizeof(*x->slots))) == NULL ||
 	    (x->procfd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
 	    list_all(x, 0) < 0)
 		goto err;
@@ -939,6 +962,23 @@ procfs_index_find(struct procfs_index *x, uid_t uid, ino_t inode, pid_t *pid)
 	    (r = search_owned(x, false, 0, inode, deadline, pid)) != 0 ||
 	    (r = search_owned(x, true, 0, inode, deadline, pid)) != 0)
 		goto done;
+	/* Full: some processes were left out. Only the full search sees them. */
+	if (x->nprocs == x->max) {
+		int fd = openat(x->procfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		x->stats.full_searches++;
+		if (fd < 0)
+			return -1;
+		if (find_socket(fd, uid, inode, deadline, pid) == 0) {
+			x->stats.by_owner++;
+			return 0;
+		}
+		if (errno == ETIMEDOUT)
+			x->stats.timed_out++;
+		else
+			x->stats.not_found++;
+		return -1;
+	}
 	x->stats.not_found++;
 	errno = ESRCH;
 	return -1;

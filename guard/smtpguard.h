@@ -476,10 +476,11 @@ struct procfs_index_stats {
 	uint64_t	 listings;	/* /proc listed whole */
 	uint64_t	 probed;	/* new processes added one by one */
 	uint64_t	 fd_tables;	/* fd tables read */
-	uint64_t	 full;		/* a process left out: PROCFS_INDEX_PIDS */
+	uint64_t	 full;		/* a process left out: the index's bound */
+	uint64_t	 full_searches;	/* then ended in the full search */
 };
 struct procfs_index;
-struct procfs_index	*procfs_index_open(const char *proc_root);
+struct procfs_index	*procfs_index_open(const char *proc_root, size_t max);
 void			 procfs_index_close(struct procfs_index *);
 int			 procfs_index_find(struct procfs_index *, uid_t uid, ino_t inode,
 			    pid_t *pid);

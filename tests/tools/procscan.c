@@ -173,7 +173,7 @@ main(int argc, char **argv)
 		w[i - 1] = w[j];
 		w[j] = t;
 	}
-	if ((x = procfs_index_open(root)) == NULL) {
+	if ((x = procfs_index_open(root, 0)) == NULL) {
 		perror("procscan: procfs_index_open");
 		return 1;
 	}
@@ -221,13 +221,13 @@ main(int argc, char **argv)
 	    "\"missed_index\":%zu,\"indexed\":%zu,"
 	    "\"by_inode\":%llu,\"by_new\":%llu,\"by_fd_count\":%llu,\"by_owner\":%llu,\"not_found\":%llu,"
 	    "\"timed_out\":%llu,\"listings\":%llu,\"probed\":%llu,\"fd_tables\":%llu,"
-	    "\"full\":%llu}\n", wrong_scan, wrong_index, missed_scan, missed_index,
+	    "\"full\":%llu,\"full_searches\":%llu}\n", wrong_scan, wrong_index, missed_scan, missed_index,
 	    procfs_index_size(x),
 	    (unsigned long long)st->by_inode, (unsigned long long)st->by_new,
 	    (unsigned long long)st->by_fd_count,	    (unsigned long long)st->by_owner, (unsigned long long)st->not_found,
 	    (unsigned long long)st->timed_out, (unsigned long long)st->listings,
 	    (unsigned long long)st->probed, (unsigned long long)st->fd_tables,
-	    (unsigned long long)st->full);
+	    (unsigned long long)st->full, (unsigned long long)st->full_searches);
 	procfs_index_close(x);
 	return wrong_index == 0 ? 0 : 3;
 }

@@ -91,7 +91,7 @@ find(uid_t uid, ino_t inode)
 	pid_t pid = -1, indexed = -1;
 	int saved;
 
-	assert_non_null(x = procfs_index_open(root));
+	assert_non_null(x = procfs_index_open(root, 0));
 	errno = 0;
 	if (procfs_index_find(x, uid, inode, &indexed) < 0)
 		indexed = -errno;

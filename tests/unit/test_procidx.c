@@ -203,7 +203,7 @@ open_index(void)
 	struct procfs_index *x;
 
 	need_tree();
-	assert_non_null(x = procfs_index_open(root));
+	assert_non_null(x = procfs_index_open(root, 0));
 	assert_int_equal(procfs_index_size(x), 11);
 	assert_int_equal(procfs_index_stats(x)->listings, 1);
 	return x;
@@ -471,10 +471,30 @@ old_worker_that_opened_a_socket_is_read_first(void **state)
 }
 
 static void
+processes_past_the_bound_are_counted_and_still_found(void **state)
+{
+	struct procfs_index *x;
+
+	(void)state;
+	need_tree();
+	/* Room for 4 of the 11: 7 left out, and counted. */
+	assert_non_null(x = procfs_index_open(root, 4));
+	assert_int_equal(procfs_index_size(x), 4);
+	assert_int_equal(procfs_index_stats(x)->full, 7);
+	for (pid_t p = 101; p <= 110; p++)
+		assert_int_equal(find(x, UID_SITE, (ino_t)(5000 + p)), p);
+	assert_int_equal(find(x, UID_SITE, 11), 1);
+	assert_int_equal(find(x, UID_SITE, 4242), -ESRCH);
+	assert_true(procfs_index_stats(x)->full_searches >= 1);
+	assert_int_equal(procfs_index_size(x), 4);
+	procfs_index_close(x);
+}
+
+static void
 missing_proc_root_cannot_be_indexed(void **state)
 {
 	(void)state;
-	assert_null(procfs_index_open("/nonexistent/proc"));
+	assert_null(procfs_index_open("/nonexistent/proc", 0));
 	assert_int_equal(errno, ENOENT);
 }
 
@@ -515,6 +535,9 @@ main(void)
 		    make_tree, remove_tree),
 		cmocka_unit_test_setup_teardown(old_worker_that_opened_a_socket_is_read_first,
 		    make_tree_tmpfs, remove_tree),
+		cmocka_unit_test_setup_teardown(
+		    processes_past_the_bound_are_counted_and_still_found,
+		    make_tree, remove_tree),
 		cmocka_unit_test(missing_proc_root_cannot_be_indexed),
 	};
 
