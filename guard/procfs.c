@@ -458,7 +458,6 @@ struct procfs_proc {
 	uint32_t	 searched;	/* the lookup that last read its fd table */
 	uint32_t	 listed;	/* the listing that last saw it */
 	uint32_t	 nfds;		/* open fds when last looked at, or PROCFS_NFDS_UNKNOWN */
-	uint32_t	 changed;	/* the lookup that saw nfds change */
 	uint64_t	 born;		/* mono_ns when probed as new; 0: not new */
 };
 
@@ -869,9 +868,10 @@ search_new(struct procfs_index *x, uid_t uid, ino_t inode, uint64_t now, uint64_
 
 /*
  * The owner's processes whose fd count changed since it was last looked at
- * (one stat each, ~2 us, against ~25 us for a table), newest first. Every
- * count seen is kept for the next lookup; a process seen for the first time
- * tells nothing and waits for the owner pass.
+ * (one stat each, ~2 us, against ~25 us for a table), newest first, each read
+ * as soon as its count is seen changed. Every count seen is kept for the next
+ * lookup; a process seen for the first time tells nothing and waits for the
+ * owner pass.
  */
 static bool
 search_changed(struct procfs_index *x, uid_t uid, ino_t inode, uint64_t deadline, pid_t *pid)
@@ -880,23 +880,15 @@ search_changed(struct procfs_index *x, uid_t uid, ino_t inode, uint64_t deadline
 		return false;
 	for (size_t i = x->nprocs; i-- > 0;) {
 		struct procfs_proc *p = &x->procs[i];
-		uint32_t n;
+		uint32_t n, was = p->nfds;
 
 		if (p->owner != uid || p->searched == x->lookup)
 			continue;
 		if (mono_ns() > deadline)
 			return false;
-		n = fd_count(x, p->pid);
-		if (n != p->nfds && p->nfds != PROCFS_NFDS_UNKNOWN && n != PROCFS_NFDS_UNKNOWN)
-			p->changed = x->lookup;
-		p->nfds = n;
-	}
-	for (size_t i = x->nprocs; i-- > 0;) {
-		if (x->procs[i].changed != x->lookup || x->procs[i].searched == x->lookup)
-			continue;
-		if (mono_ns() > deadline)
-			return false;
-		if (search(x, i, inode, pid))
+		p->nfds = n = fd_count(x, p->pid);
+		if (n != was && was != PROCFS_NFDS_UNKNOWN && n != PROCFS_NFDS_UNKNOWN &&
+		    search(x, i, inode, pid))
 			return true;
 	}
 	return false;
