@@ -443,9 +443,9 @@ procfs_read(const char *proc_root, pid_t pid, struct attrib *a)
  */
 #define PROCFS_PROBE_MAX	256
 /*
- * A new process is searched first whatever /proc says its owner is, for this
- * long: a root parent (Apache, PHP-FPM's master) forks a worker that changes
- * uid only afterwards.
+ * A new process's owner is looked at again on every lookup for this long, and
+ * it is searched first once it is the socket's owner: a root parent (Apache,
+ * PHP-FPM's master) forks a worker that changes uid only afterwards.
  */
 #define PROCFS_FRESH_NS		(2ULL * 1000 * 1000 * 1000)
 #define PROCFS_LASTPID_MAX	16	/* a pid in decimal and a newline */

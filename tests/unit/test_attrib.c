@@ -274,6 +274,9 @@ repeat_sender_is_named_on_every_flow(void **state)
 		assert_names_this_process(&a, c.cfd);
 		conn_close(&c);
 	}
+	/* Only the first flow went to /proc's index; the others were hints. */
+	assert_non_null(attrib_index_stats(ctx));
+	assert_int_equal(attrib_index_stats(ctx)->lookups, 1);
 	attrib_close(ctx);
 }
 
