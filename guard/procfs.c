@@ -701,7 +701,12 @@ list_all(struct procfs_index *x, uint64_t born)
 		close(fd);
 		return -1;
 	}
-	x->listing++;
+	/* After 2^32 listings the numbers come round: none may look current. */
+	if (++x->listing == 0) {
+		for (size_t i = 0; i < x->nprocs; i++)
+			x->procs[i].listed = 0;
+		x->listing = 1;
+	}
 	x->stats.listings++;
 	x->last_pid = read_last_pid(x->procfd);
 	while ((de = readdir(dir)) != NULL) {
@@ -923,7 +928,11 @@ procfs_index_find(struct procfs_index *x, uid_t uid, ino_t inode, pid_t *pid)
 	struct procfs_proc *p;
 	int r;
 
-	x->lookup++;
+	if (++x->lookup == 0) {	/* as for the listings */
+		for (size_t i = 0; i < x->nprocs; i++)
+			x->procs[i].searched = 0;
+		x->lookup = 1;
+	}
 	x->stats.lookups++;
 	/* Only the owner's: the full search prefers the owner's process too. */
 	if (hint->inode == inode && (p = proc_find(x, hint->pid)) != NULL && p->owner == uid &&
