@@ -8,10 +8,13 @@
  * The process comes from the connect hook (connhook.c) when it is attached:
  * one map lookup by the socket's cookie, the answer checked against the
  * socket's owner. Without it, or when it does not know the socket, /proc is
- * scanned: one stat per process. Senders repeat (a spam script loops; a
- * PHP-FPM worker serves request after request), so the last pids found are
- * asked first, and only if one of them holds this very socket inode: a hint
- * is checked exactly, never trusted.
+ * searched. Senders repeat (a spam script loops; a PHP-FPM worker serves
+ * request after request), so the last pids found are asked first, at the fd
+ * numbers their sockets had before and then in their whole fd table, and
+ * only if one of them holds this very socket inode: a hint is checked
+ * exactly, never trusted. Then procfs.c's index (new processes first, then the
+ * owner's) spares the listing of /proc; without it (it could not be built),
+ * the full search.
  */
 #include <errno.h>
 #include <pwd.h>
@@ -37,11 +40,13 @@ struct attrib_name {
 struct attrib_recent {
 	uid_t	 uid;
 	pid_t	 pid;	/* 0: empty slot */
+	uint64_t fds;	/* bit N: its fd N held a socket it sent from (N < 64) */
 };
 
 struct attrib_ctx {
 	struct diag		*diag;
-	struct connhook		*hook;	/* NULL: /proc scan only */
+	struct connhook		*hook;	/* NULL: /proc search only */
+	struct procfs_index	*index;	/* NULL: the full search, listing /proc */
 	char			 proc_root[PATH_MAX];
 	struct attrib_recent	 recent[ATTRIB_RECENT_MAX];
 	size_t			 next;	/* slot the next new pid goes to */
@@ -68,6 +73,8 @@ attrib_open(const char *proc_root)
 		free(c);
 		return NULL;
 	}
+	/* Built now, not on the first SYN: listing /proc is the cost it spares. */
+	c->index = procfs_index_open(proc_root, 0);
 	return c;
 }
 
@@ -78,6 +85,7 @@ attrib_close(struct attrib_ctx *c)
 		return;
 	diag_close(c->diag);
 	connhook_close(c->hook);
+	procfs_index_close(c->index);
 	free(c);
 }
 
@@ -116,7 +124,27 @@ remember(struct attrib_ctx *c, uid_t uid, pid_t pid)
 		}
 	c->recent[c->next].uid = uid;
 	c->recent[c->next].pid = pid;
+	c->recent[c->next].fds = 0;
 	c->next = (c->next + 1) % ATTRIB_RECENT_MAX;
+}
+
+/*
+ * Does R hold the socket? The fd numbers its sockets had before first (a
+ * flood recycles a handful: one readlink each), then its whole fd table.
+ */
+static bool
+hint_holds(struct attrib_ctx *c, struct attrib_recent *r, ino_t inode)
+{
+	int fd;
+
+	for (uint64_t bits = r->fds; bits != 0; bits &= bits - 1)
+		if (procfs_fd_is_socket(c->proc_root, r->pid, __builtin_ctzll(bits), inode))
+			return true;
+	if ((fd = procfs_socket_fd(c->proc_root, r->pid, inode)) < 0)
+		return false;
+	if (fd < 64)
+		r->fds |= 1ULL << fd;
+	return true;
 }
 
 /* The newest remembered pids of this uid that hold the socket. */
@@ -126,18 +154,33 @@ from_hints(struct attrib_ctx *c, uid_t uid, ino_t inode, pid_t *pid)
 	size_t asked = 0;
 
 	for (size_t k = 1; k <= ATTRIB_RECENT_MAX && asked < ATTRIB_HINTS_ASKED; k++) {
-		const struct attrib_recent *r =
+		struct attrib_recent *r =
 		    &c->recent[(c->next + ATTRIB_RECENT_MAX - k) % ATTRIB_RECENT_MAX];
 
 		if (r->pid == 0 || r->uid != uid)
 			continue;
 		asked++;
-		if (procfs_holds_socket(c->proc_root, r->pid, inode)) {
+		if (hint_holds(c, r, inode)) {
 			*pid = r->pid;
 			return true;
 		}
 	}
 	return false;
+}
+
+static bool
+from_proc(struct attrib_ctx *c, uid_t uid, ino_t inode, pid_t *pid)
+{
+	if (c->index != NULL)
+		return procfs_index_find(c->index, uid, inode, pid) == 0;
+	return procfs_find_socket(c->proc_root, uid, inode, pid) == 0;
+}
+
+/* How the index answered; NULL if there is none. */
+const struct procfs_index_stats *
+attrib_index_stats(const struct attrib_ctx *c)
+{
+	return c->index != NULL ? procfs_index_stats(c->index) : NULL;
 }
 
 /*
@@ -167,7 +210,7 @@ attrib_sender(struct attrib_ctx *c, const struct pkt *p, bool has_uid, uid_t uid
 	    procfs_owner(c->proc_root, pid) == ds.uid)
 		(void)procfs_read_exe(c->proc_root, pid, a);
 	else if (a->inode != 0 && (from_hints(c, ds.uid, a->inode, &pid) ||
-	    procfs_find_socket(c->proc_root, ds.uid, a->inode, &pid) == 0)) {
+	    from_proc(c, ds.uid, a->inode, &pid))) {
 		/* /proc is searched by the socket's owner: whose process holds it. */
 		remember(c, ds.uid, pid);
 		(void)procfs_read_exe(c->proc_root, pid, a);

@@ -492,7 +492,31 @@ int		 diag_lookup(struct diag *, const struct pkt *, struct diag_sock *);
 /* procfs.c */
 int	 procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode, pid_t *pid);
 bool	 procfs_holds_socket(const char *proc_root, pid_t pid, ino_t inode);
+int	 procfs_socket_fd(const char *proc_root, pid_t pid, ino_t inode);
+bool	 procfs_fd_is_socket(const char *proc_root, pid_t pid, int fd, ino_t inode);
 uid_t	 procfs_owner(const char *proc_root, pid_t pid);
+/* What the index did: how lookups were answered, and its bound when hit. */
+struct procfs_index_stats {
+	uint64_t	 lookups;
+	uint64_t	 by_inode;	/* the socket was seen before, still held */
+	uint64_t	 by_new;	/* held by a process started since the last lookup */
+	uint64_t	 by_fd_count;	/* held by one whose number of fds changed */
+	uint64_t	 by_owner;	/* found by reading every candidate's fd table */
+	uint64_t	 not_found;
+	uint64_t	 timed_out;	/* PROC_SEARCH_BUDGET_NS spent */
+	uint64_t	 listings;	/* /proc listed whole */
+	uint64_t	 probed;	/* new processes added one by one */
+	uint64_t	 fd_tables;	/* fd tables read */
+	uint64_t	 full;		/* a process left out: the index's bound */
+	uint64_t	 full_searches;	/* then ended in the full search */
+};
+struct procfs_index;
+struct procfs_index	*procfs_index_open(const char *proc_root, size_t max);
+void			 procfs_index_close(struct procfs_index *);
+int			 procfs_index_find(struct procfs_index *, uid_t uid, ino_t inode,
+			    pid_t *pid);
+size_t			 procfs_index_size(const struct procfs_index *);
+const struct procfs_index_stats *procfs_index_stats(const struct procfs_index *);
 int	 procfs_read(const char *proc_root, pid_t pid, struct attrib *);
 int	 procfs_read_exe(const char *proc_root, pid_t pid, struct attrib *);
 int	 procfs_read_rest(const char *proc_root, pid_t pid, struct attrib *);
@@ -525,6 +549,7 @@ void			 attrib_flow(struct attrib_ctx *, const struct pkt *, bool has_uid,
 void			 attrib_sender(struct attrib_ctx *, const struct pkt *, bool has_uid,
 			    uid_t uid, bool has_gid, gid_t gid, struct attrib *);
 void			 attrib_details(struct attrib_ctx *, struct attrib *);
+const struct procfs_index_stats *attrib_index_stats(const struct attrib_ctx *);
 
 /* stream.c */
 #define STREAM_PENDING_MAX	8	/* segments held ahead of a gap */

@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -258,13 +259,24 @@ repeat_sender_is_named_on_every_flow(void **state)
 
 	(void)state;
 	assert_non_null(ctx = attrib_open("/proc"));
-	/* The second and third flows go through the remembered pid first. */
-	for (int i = 0; i < 3; i++) {
+	/*
+	 * The second and third flows go through the remembered pid first, and
+	 * its remembered fd numbers: a closed fd number is reused by the next
+	 * socket, and a socket on a new number is still found.
+	 */
+	for (int i = 0; i < 4; i++) {
+		int spare = i == 3 ? open("/dev/null", O_RDONLY) : -1;
+
 		connect_to_self(&c, AF_INET, "127.0.0.1", AF_INET, "127.0.0.1", AF_INET);
+		if (spare >= 0)
+			close(spare);
 		attrib_flow(ctx, &c.syn, false, 0, false, 0, &a);
 		assert_names_this_process(&a, c.cfd);
 		conn_close(&c);
 	}
+	/* Only the first flow went to /proc's index; the others were hints. */
+	assert_non_null(attrib_index_stats(ctx));
+	assert_int_equal(attrib_index_stats(ctx)->lookups, 1);
 	attrib_close(ctx);
 }
 

@@ -80,14 +80,28 @@ need_owners(void)
 		skip();
 }
 
+/*
+ * The full search's answer, which the index (procfs_index_find) must give
+ * too: it only changes the order in which fd tables are read.
+ */
 static pid_t
 find(uid_t uid, ino_t inode)
 {
-	pid_t pid = -1;
+	struct procfs_index *x;
+	pid_t pid = -1, indexed = -1;
+	int saved;
 
+	assert_non_null(x = procfs_index_open(root, 0));
+	errno = 0;
+	if (procfs_index_find(x, uid, inode, &indexed) < 0)
+		indexed = -errno;
+	procfs_index_close(x);
 	errno = 0;
 	if (procfs_find_socket(root, uid, inode, &pid) < 0)
-		return -errno;
+		pid = -errno;
+	saved = errno;
+	assert_int_equal(indexed, pid);
+	errno = saved;
 	return pid;
 }
 
@@ -99,6 +113,15 @@ php_worker_holding_the_smtp_socket_is_found(void **state)
 	assert_int_equal(find(UID_WWW, 424242), 4242);
 	assert_true(procfs_holds_socket(root, 4242, 424242));
 	assert_false(procfs_holds_socket(root, 812, 424242));
+	/* Which fd: the one a looping sender is asked at first next time. */
+	assert_int_equal(procfs_socket_fd(root, 4242, 424242), 9);
+	assert_int_equal(procfs_socket_fd(root, 812, 424242), -1);
+	assert_true(procfs_fd_is_socket(root, 4242, 9, 424242));
+	/* fd 12 is socket:[4242420]: the whole inode must match, not a prefix. */
+	assert_false(procfs_fd_is_socket(root, 4242, 12, 424242));
+	assert_false(procfs_fd_is_socket(root, 4242, 12, 424242 / 10));
+	assert_false(procfs_fd_is_socket(root, 4242, 63, 424242));
+	assert_false(procfs_fd_is_socket(root, 31337, 9, 424242));
 }
 
 static void
