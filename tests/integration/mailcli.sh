@@ -41,24 +41,12 @@ start_mx 25
 mkdir -p "$PF" "$SPOOL" "$T/pf-data" "$T/state"
 cp -a /etc/postfix/. "$PF/"
 chown postfix:postfix "$T/pf-data"
-cat >"$PF/main.cf" <<EOC
-# main.cf of the test's Postfix instance
-compatibility_level = 3.6
-queue_directory = $SPOOL
-data_directory = $T/pf-data
-myhostname = web1.example
-mydestination = localhost
-inet_interfaces = 192.0.2.1, 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8, 192.0.2.0/24
-relayhost = [$MX4]:25
-smtpd_relay_restrictions = permit_mynetworks, reject
-smtpd_peername_lookup = no
-smtp_host_lookup = native
-maillog_file = /dev/stdout
-alias_maps =
-smtpd_milters = $DKIM
-EOC
+{
+	echo "# main.cf of the test's Postfix instance"
+	printf '%s\n' "queue_directory = $SPOOL" "data_directory = $T/pf-data"
+	postfix_main_cf
+	echo "smtpd_milters = $DKIM"
+} >"$PF/main.cf"
 postfix_services "$PF/master.cf"
 cp "$PF/main.cf" "$T/main.cf.before"
 
