@@ -169,15 +169,20 @@ gatewire_child_changed(const struct config *a, const struct config *b)
 void
 gatewire_status(const struct daemon *d, json_t *o)
 {
-	uint64_t by[MAIL_REJECT + 1] = { 0 };
+	struct mail_tally t = { 0 };
+	const char *mta = NULL;
 
-	if (d->mailgate != NULL)
-		mailgate_counts(d->mailgate, by);
-	json_object_set_new(o, "mail_gate", json_pack("{s:b, s:b, s:s, s:s, s:I, s:I, s:I, s:I, "
-	    "s:{s:I, s:I, s:I, s:I}}", "enabled", d->cfg.mail_gate, "up", d->gate_fd >= 0,
-	    "socket", d->cfg.mail_socket, "fail", d->cfg.mail_fail_tempfail ? "tempfail" :
-	    "accept", "passed", (json_int_t)by[MAIL_PASS], "held", (json_int_t)by[MAIL_HOLD],
-	    "deferred", (json_int_t)by[MAIL_DEFER], "rejected", (json_int_t)by[MAIL_REJECT],
+	if (d->mailgate != NULL) {
+		mailgate_today(d->mailgate, time(NULL), &t);
+		mta = mailgate_last_mta(d->mailgate);
+	}
+	/* passed..rejected: today, since local midnight (day_start), kept over restarts */
+	json_object_set_new(o, "mail_gate", json_pack("{s:b, s:b, s:s, s:s, s:s?, s:I, s:I, s:I, "
+	    "s:I, s:I, s:{s:I, s:I, s:I, s:I}}", "enabled", d->cfg.mail_gate, "up",
+	    d->gate_fd >= 0, "socket", d->cfg.mail_socket, "fail", d->cfg.mail_fail_tempfail ?
+	    "tempfail" : "accept", "mta", mta, "day_start", (json_int_t)t.day,
+	    "passed", (json_int_t)t.n[MAIL_PASS], "held", (json_int_t)t.n[MAIL_HOLD],
+	    "deferred", (json_int_t)t.n[MAIL_DEFER], "rejected", (json_int_t)t.n[MAIL_REJECT],
 	    "decision_ns", "messages", (json_int_t)d->gate_ns.total,
 	    "p50", (json_int_t)hist_quantile(&d->gate_ns, 0.50),
 	    "p99", (json_int_t)hist_quantile(&d->gate_ns, 0.99),

@@ -188,6 +188,29 @@ check "held names both origins with their held mail" \
     sh -c "grep -q '^7 held messages in Postfix' '$T/held.txt' && grep -qx 'sasl:$LOGIN: 5 held' '$T/held.txt' &&
 	grep -qx 'user:$WEB_USER: 2 held' '$T/held.txt'"
 
+# 3. status: the gate up, the MTA that asks it, what it passed and held today.
+gate_today() {	# gate_today FILE: status --json's mail gate holds 7 passed, 7 held today
+	jq -e '.mail_gate | .up == true and .mta == "postfix" and .passed == 7 and .held == 7 and
+	    .deferred == 0 and .rejected == 0 and .wired == null and .unguarded == false' "$1" >/dev/null &&
+	[ "$(date -d "@$(jq .mail_gate.day_start "$1")" +%H:%M:%S)" = 00:00:00 ] &&
+	[ "$(jq .mail_gate.day_start "$1")" -le "$(date +%s)" ] &&
+	[ $(($(date +%s) - $(jq .mail_gate.day_start "$1"))) -lt 90000 ]
+}
+sg status --json >"$T/status.json"
+check "status --json: the gate up, MTA postfix, 7 passed and 7 held today (since local midnight)" \
+    gate_today "$T/status.json"
+sg status >"$T/status.txt"
+check "status says the same in words" sh -c "grep -q '^  mail gate:   up, MTA: postfix (asks the gate' '$T/status.txt' &&
+	grep -q '^  mail:        7 passed, 7 held, 0 deferred, 0 rejected today' '$T/status.txt'"
+stop_daemon
+check "the day's tally is saved with the counters" grep -q '^@today [0-9]* 7 7 0 0$' "$T/mail.state"
+start_daemon || fail "mailsasl: smtpguardd restarts"
+auth_send 192.0.2.11 1 || fail "mailsasl: swaks after the restart"
+wait_for_long atleast ".event == \"mail\" and .origin == \"sasl:$LOGIN\"" 10
+sg status --json >"$T/status2.json"
+check "after a restart today's tally goes on (7 passed, 8 held): no fresh day" \
+    jq -e '.mail_gate.passed == 7 and .mail_gate.held == 8 and .mail_gate.mta == "postfix"' "$T/status2.json"
+
 echo "--- mail events and alerts (JSON lines):"
 jq -c 'select(.event == "mail" or .event == "alert")' "$T/events.jsonl"
 echo "--- smtpguard log --event mail:"
