@@ -686,6 +686,16 @@ struct flood	*flood_new(unsigned int rate, unsigned int window, size_t max_keys)
 void		 flood_free(struct flood *);
 bool		 flood_admit(struct flood *, uid_t, const char *exe, enum action, time_t now);
 size_t		 flood_expire(struct flood *, time_t now, flood_summary_fn, void *arg);
+/*
+ * The mail gate's table: per (origin, mail action). The overflow key
+ * reports origin NULL (and MAIL_PASS, meaning nothing).
+ */
+typedef void (*flood_mail_summary_fn)(void *arg, const char *origin, enum mail_action,
+    uint64_t suppressed, unsigned int window);
+bool		 flood_admit_mail(struct flood *, const char *origin, enum mail_action,
+		    time_t now);
+size_t		 flood_expire_mail(struct flood *, time_t now, flood_mail_summary_fn,
+		    void *arg);
 
 /* alert.c */
 struct alerts;

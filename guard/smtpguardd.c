@@ -226,6 +226,7 @@ reload(struct daemon *d, char *err, size_t errlen)
 			flood_free(d->flood);
 			d->flood = f;
 		}
+		gatewire_flood_reset(d, l.cfg.log_rate, l.cfg.log_window);
 	}
 	if (l.cfg.alert_threshold != d->cfg.alert_threshold) {
 		struct alerts *a = alerts_new(l.cfg.alert_threshold);

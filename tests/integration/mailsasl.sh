@@ -67,8 +67,10 @@ mkdir -p "$SASL"
 chown postfix:postfix "$T/pf-data"
 printf '%s\n' 'pwcheck_method: auxprop' 'auxprop_plugin: sasldb' 'mech_list: PLAIN LOGIN' \
     "sasldb_path: $SASL/sasldb2" >"$SASL/smtpd.conf"
-printf '%s' "$PASSWORD" | saslpasswd2 -p -c -f "$SASL/sasldb2" -u shop.example info ||
-    { fail "mailsasl: saslpasswd2 makes the test's sasldb"; finish; }
+for u in info news; do	# news@: a newsletter account, for the flood limit
+	printf '%s' "$PASSWORD" | saslpasswd2 -p -c -f "$SASL/sasldb2" -u shop.example "$u" ||
+	    { fail "mailsasl: saslpasswd2 makes the test's sasldb"; finish; }
+done
 chown -R root:postfix "$SASL"
 chmod 0750 "$SASL"
 chmod 0640 "$SASL/sasldb2" "$SASL/smtpd.conf"
@@ -107,16 +109,13 @@ submit() {	# submit N: N messages by the web user's PHP script, through sendmail
 		    return 1
 	done
 }
-# auth_send FROM_ADDR N [SWAKS_ARGS...]: N messages over SMTP AUTH as $LOGIN from that address.
+# auth_send FROM_ADDR N [LOGIN]: N messages over SMTP AUTH (as $LOGIN) from that address.
 auth_send() {
-	_from=$1
-	_n=$2
-	shift 2
-	for i in $(seq "$_n"); do
-		ip netns exec "$CLIENT_NS" swaks --server 192.0.2.1 --port 25 --local-interface "$_from" \
-		    --helo "pc-$_from.example" --auth PLAIN --auth-user "$LOGIN" --auth-password "$PASSWORD" \
-		    --from "$LOGIN" --to "victim$i@remote.example" --header "Subject: invoice $_from $i" \
-		    --body x "$@" >>"$T/swaks.log" 2>&1 || return 1
+	for i in $(seq "$2"); do
+		ip netns exec "$CLIENT_NS" swaks --server 192.0.2.1 --port 25 --local-interface "$1" \
+		    --helo "pc-$1.example" --auth PLAIN --auth-user "${3:-$LOGIN}" --auth-password "$PASSWORD" \
+		    --from "${3:-$LOGIN}" --to "victim$i@remote.example" --header "Subject: invoice $1 $i" \
+		    --body x >>"$T/swaks.log" 2>&1 || return 1
 	done
 }
 delivered() { grep -c '^data ' "$T/mx.log" 2>/dev/null || echo 0; }
@@ -126,7 +125,9 @@ atleast() { [ "$(count "$1")" -ge "$2" ]; }
 exactly() { [ "$(count "$1")" -eq "$2" ]; }
 sgpf() { sg "$@" --postfix-config "$PF"; }
 
-write_config "mta_users = postfix"
+FLOOD_RATE=5	# [log] rate: mail events per origin and action per window
+LOG_LINES="rate = $FLOOD_RATE
+window = 5" write_config "mta_users = postfix"
 cat >>"$T/smtpguard.conf" <<EOF
 [mail]
 gate = yes
@@ -138,6 +139,7 @@ EOF
 cat >"$T/exceptions.conf" <<EOF
 limit sasl:$LOGIN 4/hour
 limit user:$WEB_USER 3/hour
+limit sasl:news@shop.example 100/hour
 EOF
 
 start_daemon || { fail "mailsasl: smtpguardd starts" "$(tail -n 5 "$T/daemon.log")"; finish; }
@@ -211,10 +213,28 @@ sg status --json >"$T/status2.json"
 check "after a restart today's tally goes on (7 passed, 8 held): no fresh day" \
     jq -e '.mail_gate.passed == 7 and .mail_gate.held == 8 and .mail_gate.mta == "postfix"' "$T/status2.json"
 
+# 4. A flood of mail from one origin is flood-limited as attempts are: $FLOOD_RATE
+# events per window written in full, then one summary with the exact rest.
+auth_send 192.0.2.10 12 news@shop.example || fail "mailsasl: swaks as news@"
+wait_for_long sh -c "[ \$(grep -c '^data ' '$T/mx.log') -ge 19 ]"
+news='.origin == "sasl:news@shop.example"'
+suppressed() { jq -s "[.[] | select(.event == \"summary\" and $news)] | map(.suppressed) | add // 0" "$T/events.jsonl"; }
+flood_ok() {	# fewer than 12 written, and the summaries count exactly the rest
+	_w=$(count ".event == \"mail\" and $news")
+	[ "$_w" -lt 12 ] && [ $((_w + $(suppressed))) -eq 12 ] &&
+	    atleast ".event == \"summary\" and $news and .action == \"pass\" and .window == 5 and (has(\"rcpt_count\") | not)" 1 ||
+	    { echo "$_w written, $(suppressed) in summaries"; false; }
+}
+wait_for_long flood_ok
+check "12 mails of one origin: $FLOOD_RATE events a window, a summary counts the rest" flood_ok
+check "all 12 still reached the MX (the flood limit is the log's, not the mail's)" [ "$(delivered)" -eq 19 ]
+check "held mail is never flood-limited: every held message has its event" \
+    exactly ".event == \"mail\" and .action == \"hold\"" "$(held_n)"
+
 echo "--- mail events and alerts (JSON lines):"
-jq -c 'select(.event == "mail" or .event == "alert")' "$T/events.jsonl"
-echo "--- smtpguard log --event mail:"
-sg log --event mail -n 50 2>&1
+jq -c 'select(.event == "mail" or .event == "alert" or .event == "summary")' "$T/events.jsonl"
+echo "--- smtpguard log:"
+sg log -n 100 2>&1
 echo "--- smtpguard held:"
 cat "$T/held.txt"
 
