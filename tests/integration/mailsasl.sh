@@ -235,8 +235,12 @@ echo "--- mail events and alerts (JSON lines):"
 jq -c 'select(.event == "mail" or .event == "alert" or .event == "summary")' "$T/events.jsonl"
 echo "--- smtpguard log:"
 sg log -n 100 2>&1
-echo "--- smtpguard held:"
+echo "--- smtpguard held (before the restart):"
 cat "$T/held.txt"
+echo "--- smtpguard status (mail gate lines, before the restart):"
+grep -i 'mail' "$T/status.txt"
+echo "--- smtpguard status --json | jq .mail_gate (after the restart):"
+jq -c .mail_gate "$T/status2.json"
 
 if [ "$FAILS" -gt 0 ]; then
 	echo "--- daemon log:"
