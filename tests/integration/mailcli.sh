@@ -1,7 +1,8 @@
 #!/bin/sh
 # The admin's mail commands against a real Postfix of this test's own:
 # mail enable/disable edit its main.cf with postconf and leave it byte for
-# byte as it was (an OpenDKIM-like milter kept first), limit/unlimit change
+# byte as it was (an OpenDKIM-like milter kept first, and still seeing every
+# SMTP message: a stand-in milter logs them), limit/unlimit change
 # the gate's limits live and in exceptions.conf, held lists what the gate
 # held by origin from Postfix's own queue, release sends it on to the MX and
 # purge deletes it, and status says when mail would flow unguarded.
@@ -110,6 +111,12 @@ EOF
 : >"$T/exceptions.conf"
 
 start_daemon || { fail "mailcli: smtpguardd starts" "$(tail -n 5 "$T/daemon.log")"; finish; }
+# The milter the admin already had (OpenDKIM's socket): a stand-in that logs each message.
+ip netns exec "$HOST_NS" "$BUILD/tools/sgmilter" "inet:${DKIM##*:}@127.0.0.1" "$T/milter.log" \
+    >"$T/milter.out" 2>&1 &
+PIDS="$PIDS $!"
+wait_for "the existing milter listening" grep -q ready "$T/milter.out" ||
+    { fail "mailcli: the stand-in milter starts" "$(cat "$T/milter.out")"; finish; }
 start_postfix || { fail "mailcli: postfix starts"; finish; }
 
 # 1. mail enable: the gate after the existing milter, with postconf.
@@ -158,6 +165,11 @@ wait_for_long atleast '.event == "mail" and .origin == "client:192.0.2.25"' 4
 sleep 2	# anything more that would leave has had time to
 check "10 of the web user's 30 and 2 of the relay's 4 reach the MX" [ "$(delivered)" -eq 12 ]
 check "22 sit in Postfix's hold queue" [ "$(held_n)" -eq 22 ]
+relay_ids() { jq -r 'select(.event == "mail" and .origin == "client:192.0.2.25") | .queue_id' "$T/events.jsonl" | sort; }
+milter_ids() { sed -n 's/^eom \([0-9A-F]*\) relayed [0-9]*$/\1/p' "$T/milter.log" | sort; }
+check "the existing milter still sees each SMTP message beside the gate (the same 4 queue ids)" \
+    sh -c "[ -n \"\$1\" ] && [ \"\$1\" = \"\$2\" ] && [ \$(printf '%s\n' \"\$1\" | wc -l) -eq 4 ] ||
+	{ echo \"gate: \$1 / milter: \$2\"; false; }" - "$(relay_ids)" "$(milter_ids)"
 
 sgpf held >"$T/held.txt" 2>&1
 echo "--- smtpguard held:"
