@@ -98,6 +98,7 @@ bool	 gatewire_child_changed(const struct config *, const struct config *);
 void	 gatewire_reload(struct daemon *, bool child_changed);
 void	 gatewire_status(const struct daemon *, json_t *);
 void	 gatewire_flood_reset(struct daemon *, unsigned int rate, unsigned int window);
+void	 gatewire_summaries(struct daemon *, time_t until);
 
 /* ctlreply.c */
 char	*ctlreply_ok(json_t *);

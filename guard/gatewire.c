@@ -39,8 +39,9 @@ mail_flood_summary(void *arg, const char *origin, enum mail_action a, uint64_t s
 	fence_emit(d, &e);
 }
 
-static void
-mail_summaries(struct daemon *d, time_t until)
+/* The windows that end by UNTIL are summed up (at exit: all, before "stopped"). */
+void
+gatewire_summaries(struct daemon *d, time_t until)
 {
 	if (d->mail_flood != NULL)
 		flood_expire_mail(d->mail_flood, until, mail_flood_summary, d);
@@ -54,7 +55,7 @@ gatewire_flood_reset(struct daemon *d, unsigned int rate, unsigned int window)
 
 	if (f == NULL)
 		return;	/* the old limits stay */
-	mail_summaries(d, time(NULL) + (time_t)d->cfg.log_window);
+	gatewire_summaries(d, time(NULL) + (time_t)d->cfg.log_window);
 	flood_free(d->mail_flood);
 	d->mail_flood = f;
 }
@@ -121,7 +122,7 @@ gatewire_close(struct daemon *d)
 	char err[PATH_MAX + 128];
 
 	gatewire_stop(d);
-	mail_summaries(d, time(NULL) + (time_t)d->cfg.log_window);
+	gatewire_summaries(d, time(NULL) + (time_t)d->cfg.log_window);
 	flood_free(d->mail_flood);
 	d->mail_flood = NULL;
 	if (d->mailgate != NULL && mailgate_save(d->mailgate, d->cfg.mail_state, time(NULL),
@@ -187,7 +188,7 @@ gatewire_tick(struct daemon *d, time_t now)
 
 	if (d->mailgate == NULL)
 		return;
-	mail_summaries(d, now);
+	gatewire_summaries(d, now);
 	if (mailgate_save(d->mailgate, d->cfg.mail_state, now, false, err, sizeof(err)) < 0)
 		log_warnx("mail gate counters: %s", err);
 	if (d->cfg.mail_gate && d->gate_fd < 0 && now != d->gate_restart) {

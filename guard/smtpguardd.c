@@ -539,6 +539,7 @@ teardown(struct daemon *d)
 	 * `smtpguard disable` removes it, once this process is gone.
 	 */
 	fence_summaries(d, time(NULL) + d->cfg.log_window);
+	gatewire_summaries(d, time(NULL) + d->cfg.log_window);
 	fence_emit_daemon(d, d->table_installed ? "stopped; the table stays (fail closed) "
 	    "until smtpguard disable" : "stopped");
 	control_close(d->control);
