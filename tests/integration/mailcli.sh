@@ -266,6 +266,19 @@ check "disable stops the daemon" sg disable
 check "mail disable after enable --mail restores main.cf byte for byte" \
     sh -c "$SGC mail disable --postfix-config '$PF' >/dev/null && cmp '$PF/main.cf' '$T/main.cf.before2'"
 
+# fail = tempfail: with the gate down, status says the MTA defers (and does not cry "unguarded").
+sed 's/^\[mail\]$/[mail]\nfail = tempfail/' "$T/smtpguard.conf" >"$T/tempfail.conf"
+SGT="ip netns exec $HOST_NS $BUILD/smtpguard -c $T/tempfail.conf"
+cp "$PF/main.cf" "$T/main.cf.before3"
+check "mail enable with fail = tempfail sets milter_default_action = tempfail" \
+    sh -c "$SGT mail enable --postfix-config '$PF' >/dev/null && [ \"\$(postconf -c '$PF' -h milter_default_action)\" = tempfail ]"
+$SGT status >"$T/status-tempfail.txt" 2>&1
+check "with the gate down and fail = tempfail, status says the MTA defers mail" \
+    sh -c "grep -q '^  mail gate:   DOWN (smtpguardd is not running), MTA: postfix $PF (milter_default_action = tempfail)' '$T/status-tempfail.txt' &&
+	grep -q 'the MTA defers mail until it is back' '$T/status-tempfail.txt' && ! grep -q UNGUARDED '$T/status-tempfail.txt'"
+check "... and mail disable restores main.cf byte for byte again" \
+    sh -c "$SGT mail disable --postfix-config '$PF' >/dev/null && cmp '$PF/main.cf' '$T/main.cf.before3'"
+
 check "mail enable for Exim refuses clearly (exit 1)" rc_is 1 sg mail enable --exim-config /etc/exim4/exim4.conf.template
 check "... saying Exim support is not built yet" grep -q 'Exim support is not built yet' "$T/err"
 check "mail with no verb is a usage error (exit 2)" rc_is 2 sg mail
