@@ -71,6 +71,7 @@ struct daemon {
 	int			 trap_fd;
 	time_t			 trap_restart;
 	struct mailgate		*mailgate;	/* [mail]: counters and decisions (gatewire.c) */
+	struct flood		*mail_flood;	/* [log] rate/window per origin (gatewire.c) */
 	pid_t			 gate_pid;	/* the milter child */
 	int			 gate_fd;
 	uint64_t		 gate_tag;	/* its epoll tag */
@@ -109,6 +110,8 @@ void	 gatewire_tick(struct daemon *, time_t now);
 bool	 gatewire_child_changed(const struct config *, const struct config *);
 void	 gatewire_reload(struct daemon *, bool child_changed);
 void	 gatewire_status(const struct daemon *, json_t *);
+void	 gatewire_flood_reset(struct daemon *, unsigned int rate, unsigned int window);
+void	 gatewire_summaries(struct daemon *, time_t until);
 
 /* metricsfile.c */
 void	 metricsfile_tick(struct daemon *, time_t now);

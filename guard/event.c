@@ -166,9 +166,12 @@ set_smtp(json_t *o, const struct smtp_info *m)
 	set_str(o, "proto", m->proto);
 }
 
-/* The mail gate's fields (mailgate.c); rcpt_count always, as a mail event's size. */
+/*
+ * The mail gate's fields (mailgate.c); rcpt_count always, as a mail event's
+ * size, but for a summary (its origin, and how many were not written).
+ */
 static void
-set_mail(json_t *o, const struct mail_event *m)
+set_mail(json_t *o, const struct mail_event *m, bool summary)
 {
 	set_str(o, "origin", m->origin);
 	set_str(o, "domain", m->domain);
@@ -176,7 +179,8 @@ set_mail(json_t *o, const struct mail_event *m)
 	set_str(o, "client_ip", m->client_ip);
 	set_str(o, "queue_id", m->queue_id);
 	set_str(o, "mta", m->mta);
-	set_int(o, "rcpt_count", (json_int_t)m->rcpt_count);
+	if (!summary)
+		set_int(o, "rcpt_count", (json_int_t)m->rcpt_count);
 	if (m->counted)
 		set_int(o, "hour_count", m->hour_count);
 	if (m->limit != UINT32_MAX)
@@ -228,7 +232,7 @@ event_encode(const struct event *e, char *buf, size_t len)
 	if (e->smtp != NULL)
 		set_smtp(o, e->smtp);
 	if (e->mail != NULL)
-		set_mail(o, e->mail);
+		set_mail(o, e->mail, e->suppressed > 0);
 	if (e->suppressed > 0) {
 		set_int(o, "suppressed", (json_int_t)e->suppressed);
 		set_int(o, "window", e->window);
@@ -367,6 +371,10 @@ syslog_summary(const struct event *e)
 	}
 	if (e->flow_id != 0)
 		PUT(" flow=%llu", (unsigned long long)e->flow_id);
+	if (e->mail != NULL && e->mail->origin != NULL)
+		PUT(" origin=%.256s", e->mail->origin);
+	if (e->mail != NULL && e->mail->queue_id != NULL && e->mail->queue_id[0] != '\0')
+		PUT(" queue_id=%.64s", e->mail->queue_id);
 	if (m != NULL && m->mail_from[0] != '\0')
 		PUT(" from=<%.256s>", m->mail_from);
 	if (m != NULL && m->nrcpt > 0)

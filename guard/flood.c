@@ -4,7 +4,10 @@
  * logged in full; the rest are only counted, and when the window ends the
  * caller gets one summary with the exact count. A key's window opens at
  * its first attempt and closes at the first flood_expire() call at least
- * `window` seconds later (the daemon calls it every second).
+ * `window` seconds later (the daemon calls it every second). The mail
+ * gate's messages are limited the same way per (origin, mail action), in a
+ * table of their own (flood_admit_mail, flood_expire_mail): one table
+ * holds one kind of key, so the bound below holds for each.
  *
  * Memory is bounded: at most max_keys keys, each at most one PATH_MAX exe
  * long. When the table is full (or malloc fails), new keys share a single
@@ -34,7 +37,7 @@ struct flood_key {
 	struct flood_key	*chain;		/* hash bucket */
 	struct flood_key	*older, *newer;	/* by window start: expiry order */
 	uid_t			 uid;
-	enum action		 action;
+	int			 code;		/* enum action, or enum mail_action */
 	time_t			 start;
 	uint64_t		 logged;
 	uint64_t		 suppressed;
@@ -94,9 +97,9 @@ flood_free(struct flood *f)
 
 /* FNV-1a over the key's fields. */
 static size_t
-flood_hash(const struct flood *f, uid_t uid, const char *exe, size_t len, enum action a)
+flood_hash(const struct flood *f, uid_t uid, const char *exe, size_t len, int code)
 {
-	uint8_t act = (uint8_t)a;
+	uint8_t act = (uint8_t)code;
 	uint64_t h = fnv1a64(FNV1A64_BASIS, &uid, sizeof(uid));
 
 	h = fnv1a64(h, &act, 1);
@@ -115,8 +118,8 @@ flood_count(const struct flood *f, uint64_t *logged, uint64_t *suppressed)
 	return false;
 }
 
-bool
-flood_admit(struct flood *f, uid_t uid, const char *exe, enum action a, time_t now)
+static bool
+admit(struct flood *f, uid_t uid, const char *exe, int a, time_t now)
 {
 	struct flood_key *k;
 	size_t len, b;
@@ -126,7 +129,7 @@ flood_admit(struct flood *f, uid_t uid, const char *exe, enum action a, time_t n
 	len = strnlen(exe, PATH_MAX - 1);
 	b = flood_hash(f, uid, exe, len, a);
 	for (k = f->buckets[b]; k != NULL; k = k->chain)
-		if (k->uid == uid && k->action == a && k->exelen == len &&
+		if (k->uid == uid && k->code == a && k->exelen == len &&
 		    memcmp(k->exe, exe, len) == 0)
 			return flood_count(f, &k->logged, &k->suppressed);
 
@@ -139,7 +142,7 @@ flood_admit(struct flood *f, uid_t uid, const char *exe, enum action a, time_t n
 		return flood_count(f, &f->overflow_logged, &f->overflow_suppressed);
 	}
 	k->uid = uid;
-	k->action = a;
+	k->code = a;
 	k->start = now;
 	k->exelen = len;
 	memcpy(k->exe, exe, len);
@@ -156,6 +159,19 @@ flood_admit(struct flood *f, uid_t uid, const char *exe, enum action a, time_t n
 	return flood_count(f, &k->logged, &k->suppressed);
 }
 
+bool
+flood_admit(struct flood *f, uid_t uid, const char *exe, enum action a, time_t now)
+{
+	return admit(f, uid, exe, (int)a, now);
+}
+
+/* The origin is the key's string (as an attempt's exe), with no uid. */
+bool
+flood_admit_mail(struct flood *f, const char *origin, enum mail_action a, time_t now)
+{
+	return admit(f, (uid_t)-1, origin, (int)a, now);
+}
+
 static bool
 window_over(const struct flood *f, time_t start, time_t now)
 {
@@ -167,7 +183,7 @@ flood_unlink(struct flood *f, struct flood_key *k)
 {
 	struct flood_key **pp;
 
-	pp = &f->buckets[flood_hash(f, k->uid, k->exe, k->exelen, k->action)];
+	pp = &f->buckets[flood_hash(f, k->uid, k->exe, k->exelen, k->code)];
 	while (*pp != k)
 		pp = &(*pp)->chain;
 	*pp = k->chain;
@@ -182,8 +198,12 @@ flood_unlink(struct flood *f, struct flood_key *k)
 	f->nkeys--;
 }
 
-size_t
-flood_expire(struct flood *f, time_t now, flood_summary_fn emit, void *arg)
+/* One ended window with lines suppressed: the key's, or the overflow's (key NULL). */
+typedef void (*expire_fn)(void *arg, const struct flood_key *, uint64_t suppressed,
+    unsigned int window);
+
+static size_t
+expire(struct flood *f, time_t now, expire_fn emit, void *arg)
 {
 	struct flood_key *k;
 	size_t summaries = 0;
@@ -192,7 +212,7 @@ flood_expire(struct flood *f, time_t now, flood_summary_fn emit, void *arg)
 	while ((k = f->oldest) != NULL && window_over(f, k->start, now)) {
 		flood_unlink(f, k);
 		if (k->suppressed > 0 && emit != NULL) {
-			emit(arg, k->uid, k->exe, k->action, k->suppressed, f->window);
+			emit(arg, k, k->suppressed, f->window);
 			summaries++;
 		}
 		free(k);
@@ -200,10 +220,57 @@ flood_expire(struct flood *f, time_t now, flood_summary_fn emit, void *arg)
 	if (f->overflow_live && window_over(f, f->overflow_start, now)) {
 		f->overflow_live = false;
 		if (f->overflow_suppressed > 0 && emit != NULL) {
-			emit(arg, (uid_t)-1, NULL, ACTION_NONE, f->overflow_suppressed,
-			    f->window);
+			emit(arg, NULL, f->overflow_suppressed, f->window);
 			summaries++;
 		}
 	}
 	return summaries;
+}
+
+struct attempt_emit {
+	flood_summary_fn	 fn;
+	void			*arg;
+};
+
+static void
+attempt_summary(void *arg, const struct flood_key *k, uint64_t suppressed, unsigned int window)
+{
+	const struct attempt_emit *ae = arg;
+
+	if (k == NULL)
+		ae->fn(ae->arg, (uid_t)-1, NULL, ACTION_NONE, suppressed, window);
+	else
+		ae->fn(ae->arg, k->uid, k->exe, (enum action)k->code, suppressed, window);
+}
+
+size_t
+flood_expire(struct flood *f, time_t now, flood_summary_fn emit, void *arg)
+{
+	struct attempt_emit ae = { emit, arg };
+
+	return expire(f, now, emit != NULL ? attempt_summary : NULL, &ae);
+}
+
+struct mail_emit {
+	flood_mail_summary_fn	 fn;
+	void			*arg;
+};
+
+static void
+mail_summary(void *arg, const struct flood_key *k, uint64_t suppressed, unsigned int window)
+{
+	const struct mail_emit *me = arg;
+
+	if (k == NULL)
+		me->fn(me->arg, NULL, MAIL_PASS, suppressed, window);
+	else
+		me->fn(me->arg, k->exe, (enum mail_action)k->code, suppressed, window);
+}
+
+size_t
+flood_expire_mail(struct flood *f, time_t now, flood_mail_summary_fn emit, void *arg)
+{
+	struct mail_emit me = { emit, arg };
+
+	return expire(f, now, emit != NULL ? mail_summary : NULL, &me);
 }

@@ -2,7 +2,9 @@
  * gatewire.c — the daemon's room for the mail gate: it starts and stops
  * the gate child (gate.c), answers its requests from the epoll loop with
  * mailgate.c's decision, writes the mail events and alerts through
- * fence.c's writer, saves the counters every few seconds and at exit,
+ * fence.c's writer, flood-limited per origin as attempts are per sender
+ * ([log] rate and window; a summary counts the rest), saves the counters
+ * every few seconds and at exit,
  * restarts a gate that died, and reports it in status. It never decides
  * (mailgate.c does) and never speaks to the MTA (gate.c and gate_exim.c do).
  */
@@ -18,12 +20,53 @@
 #include "daemon.h"
 
 #define GATEWIRE_BATCH	64	/* requests answered per wake-up before others get a turn */
+#define GATEWIRE_FLOOD_KEYS	4096	/* (origin, action) keys; see flood.c when full */
+
+/* A flood's summary of mail events not written: how many, from which origin. */
+static void
+mail_flood_summary(void *arg, const char *origin, enum mail_action a, uint64_t suppressed,
+    unsigned int window)
+{
+	struct daemon *d = arg;
+	struct mail_event m = { .origin = origin, .limit = UINT32_MAX };
+	struct event e = {
+		.event = "summary", .action = origin != NULL ? maillimit_action_name(a) : NULL,
+		.mail = &m, .suppressed = suppressed, .window = window,
+		.msg = origin != NULL ? "mail events of this origin not written (flood limit)" :
+		    "mail events not written (flood limit; its origin table was full)",
+	};
+
+	fence_emit(d, &e);
+}
+
+/* The windows that end by UNTIL are summed up (at exit: all, before "stopped"). */
+void
+gatewire_summaries(struct daemon *d, time_t until)
+{
+	if (d->mail_flood != NULL)
+		flood_expire_mail(d->mail_flood, until, mail_flood_summary, d);
+}
+
+/* [log] rate or window changed: the windows open now are summed up first. */
+void
+gatewire_flood_reset(struct daemon *d, unsigned int rate, unsigned int window)
+{
+	struct flood *f = flood_new(rate, window, GATEWIRE_FLOOD_KEYS);
+
+	if (f == NULL)
+		return;	/* the old limits stay */
+	gatewire_summaries(d, time(NULL) + (time_t)d->cfg.log_window);
+	flood_free(d->mail_flood);
+	d->mail_flood = f;
+}
 
 /* The counters exist even with the gate off: a reload may turn it on. */
 int
 gatewire_open(struct daemon *d, char *err, size_t errlen)
 {
-	if ((d->mailgate = mailgate_new(MAILLIMIT_ORIGINS)) == NULL) {
+	if ((d->mailgate = mailgate_new(MAILLIMIT_ORIGINS)) == NULL ||
+	    (d->mail_flood = flood_new(d->cfg.log_rate, d->cfg.log_window,
+	    GATEWIRE_FLOOD_KEYS)) == NULL) {
 		snprintf(err, errlen, "mail gate counters: %s", strerror(errno));
 		return -1;
 	}
@@ -79,6 +122,9 @@ gatewire_close(struct daemon *d)
 	char err[PATH_MAX + 128];
 
 	gatewire_stop(d);
+	gatewire_summaries(d, time(NULL) + (time_t)d->cfg.log_window);
+	flood_free(d->mail_flood);
+	d->mail_flood = NULL;
 	if (d->mailgate != NULL && mailgate_save(d->mailgate, d->cfg.mail_state, time(NULL),
 	    true, err, sizeof(err)) < 0)
 		log_warnx("mail gate counters: %s", err);
@@ -118,7 +164,14 @@ gatewire_requests(struct daemon *d)
 		    MSG_NOSIGNAL) != (ssize_t)sizeof(res.reply))
 			log_warn("gate: verdict for queue id %s not sent", req.facts.queue_id);
 		hist_add(&d->gate_ns, mono_ns() - t0);
-		fence_emit(d, &res.ev);
+		/*
+		 * A held message's event is always written: it is what names the
+		 * origin of the message in the MTA's hold queue (held, release
+		 * ORIGIN), and the message itself takes more room than its line.
+		 */
+		if (res.dec.action == MAIL_HOLD || flood_admit_mail(d->mail_flood,
+		    res.origin.name, res.dec.action, time(NULL)))
+			fence_emit(d, &res.ev);
 		if (res.alert) {
 			struct event a = res.ev;
 
@@ -136,6 +189,7 @@ gatewire_tick(struct daemon *d, time_t now)
 
 	if (d->mailgate == NULL)
 		return;
+	gatewire_summaries(d, now);
 	if (mailgate_save(d->mailgate, d->cfg.mail_state, now, false, err, sizeof(err)) < 0)
 		log_warnx("mail gate counters: %s", err);
 	if (d->cfg.mail_gate && d->gate_fd < 0 && now != d->gate_restart) {
@@ -171,15 +225,20 @@ gatewire_child_changed(const struct config *a, const struct config *b)
 void
 gatewire_status(const struct daemon *d, json_t *o)
 {
-	uint64_t by[MAIL_REJECT + 1] = { 0 };
+	struct mail_tally t = { 0 };
+	const char *mta = NULL;
 
-	if (d->mailgate != NULL)
-		mailgate_counts(d->mailgate, by);
-	json_object_set_new(o, "mail_gate", json_pack("{s:b, s:b, s:s, s:s, s:I, s:I, s:I, s:I, "
-	    "s:{s:I, s:I, s:I, s:I}}", "enabled", d->cfg.mail_gate, "up", d->gate_fd >= 0,
-	    "socket", d->cfg.mail_socket, "fail", d->cfg.mail_fail_tempfail ? "tempfail" :
-	    "accept", "passed", (json_int_t)by[MAIL_PASS], "held", (json_int_t)by[MAIL_HOLD],
-	    "deferred", (json_int_t)by[MAIL_DEFER], "rejected", (json_int_t)by[MAIL_REJECT],
+	if (d->mailgate != NULL) {
+		mailgate_today(d->mailgate, time(NULL), &t);
+		mta = mailgate_last_mta(d->mailgate);
+	}
+	/* passed..rejected: today, since local midnight (day_start), kept over restarts */
+	json_object_set_new(o, "mail_gate", json_pack("{s:b, s:b, s:s, s:s, s:s?, s:I, s:I, s:I, "
+	    "s:I, s:I, s:{s:I, s:I, s:I, s:I}}", "enabled", d->cfg.mail_gate, "up",
+	    d->gate_fd >= 0, "socket", d->cfg.mail_socket, "fail", d->cfg.mail_fail_tempfail ?
+	    "tempfail" : "accept", "mta", mta, "day_start", (json_int_t)t.day,
+	    "passed", (json_int_t)t.n[MAIL_PASS], "held", (json_int_t)t.n[MAIL_HOLD],
+	    "deferred", (json_int_t)t.n[MAIL_DEFER], "rejected", (json_int_t)t.n[MAIL_REJECT],
 	    "decision_ns", "messages", (json_int_t)d->gate_ns.total,
 	    "p50", (json_int_t)hist_quantile(&d->gate_ns, 0.50),
 	    "p99", (json_int_t)hist_quantile(&d->gate_ns, 0.99),

@@ -8,7 +8,9 @@
  * sock_diag attribution as an attempt (a remote client has no socket on
  * this host, so the lookup itself tells them apart). The decision comes
  * with the mail event (and, once per origin per hour, the alert) filled in
- * for the caller to write: this file never logs and never exits.
+ * for the caller to write: this file never logs and never exits. It also
+ * keeps what it did today (since local midnight, for status), saved with
+ * the hour's counters so a restart keeps both.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,7 +29,8 @@ struct mailgate {
 	struct maillimit	*ml;
 	bool			 dirty;		/* counted since the last save */
 	time_t			 saved;
-	uint64_t		 by_action[MAIL_REJECT + 1];
+	struct mail_tally	 today;		/* since local midnight, saved with the counters */
+	char			 mta[MAIL_NAME_MAX];	/* the MTA that asked last */
 };
 
 struct mailgate *
@@ -57,7 +60,7 @@ int
 mailgate_load(struct mailgate *g, const char *path, time_t now, char *err, size_t errlen)
 {
 	g->saved = now;
-	return maillimit_load(g->ml, path, now, err, errlen);
+	return maillimit_load(g->ml, &g->today, path, now, err, errlen);
 }
 
 /* Every MAILGATE_SAVE_EVERY seconds while mail flows, and when forced (at exit). */
@@ -68,16 +71,54 @@ mailgate_save(struct mailgate *g, const char *path, time_t now, bool force, char
 	if (!g->dirty || (!force && now - g->saved < MAILGATE_SAVE_EVERY))
 		return 0;
 	g->saved = now;
-	if (maillimit_save(g->ml, path, now, err, errlen) < 0)
+	if (maillimit_save(g->ml, &g->today, path, now, err, errlen) < 0)
 		return -1;
 	g->dirty = false;
 	return 0;
 }
 
-void
-mailgate_counts(const struct mailgate *g, uint64_t by_action[MAIL_REJECT + 1])
+/* The local midnight that began NOW's day (a DST day is 23 or 25 hours long). */
+time_t
+mailgate_day_start(time_t now)
 {
-	memcpy(by_action, g->by_action, sizeof(g->by_action));
+	struct tm tm;
+
+	if (localtime_r(&now, &tm) == NULL)
+		return now - now % 86400;
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	tm.tm_isdst = -1;
+	return mktime(&tm);
+}
+
+/* A tally of another day (before a restart, or yesterday's) starts again at zero. */
+static void
+roll_day(struct mailgate *g, time_t now)
+{
+	time_t day = mailgate_day_start(now);
+
+	if (g->today.day != day) {
+		memset(&g->today, 0, sizeof(g->today));
+		g->today.day = day;
+	}
+}
+
+void
+mailgate_today(const struct mailgate *g, time_t now, struct mail_tally *t)
+{
+	time_t day = mailgate_day_start(now);
+
+	if (g->today.day == day)
+		*t = g->today;
+	else {
+		memset(t, 0, sizeof(*t));
+		t->day = day;
+	}
+}
+
+const char *
+mailgate_last_mta(const struct mailgate *g)
+{
+	return g->mta[0] != '\0' ? g->mta : NULL;
 }
 
 #define QUEUE_FILE_HEAD	8192	/* the envelope records and the first line, with room */
@@ -189,7 +230,9 @@ mailgate_decide(struct mailgate *g, const struct config *cfg, const struct excep
 		strlcpy_sg(r->dec.rule, "delivered-here", sizeof(r->dec.rule));
 	}
 	g->dirty = true;
-	g->by_action[r->dec.action]++;
+	roll_day(g, now);
+	g->today.n[r->dec.action]++;
+	strlcpy_sg(g->mta, f->mta, sizeof(g->mta));
 
 	r->reply.version = GATEPROTO_VERSION;
 	r->reply.len = sizeof(r->reply);

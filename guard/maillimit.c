@@ -24,12 +24,14 @@
  * so the event and the alert tell the admin.
  *
  * The counters are saved to a state file (temp file, fsync, rename) and
- * loaded at start, so a restart does not start a fresh hour. Pure: never
+ * loaded at start, so a restart does not start a fresh hour; the file also
+ * carries the caller's day tally (status: passed/held today). Pure: never
  * logs, never exits; errors go to err. One room past 600 lines: the table,
  * its state file and the limit lines name the same keys and must agree.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,7 @@
 
 #define HOUR			3600
 #define STATE_MAGIC		"smtpguard-mail-state 1"
+#define STATE_TALLY		"@today"	/* no origin starts with '@' */
 #define STATE_LINE_MAX		4096	/* a key and 60 "minute:passed:seen" triples */
 
 struct ml_bucket {
@@ -482,6 +485,7 @@ write_entry(FILE *fp, const struct ml_entry *e, time_t now)
 
 struct ml_saving {
 	const struct maillimit	*ml;
+	const struct mail_tally	*tally;
 	time_t			 now;
 };
 
@@ -491,6 +495,12 @@ fill_state(FILE *fp, void *arg)
 	const struct ml_saving *sv = arg;
 
 	fprintf(fp, "%s %lld\n", STATE_MAGIC, (long long)sv->now);
+	if (sv->tally != NULL && sv->tally->day != 0)
+		fprintf(fp, "%s %lld %llu %llu %llu %llu\n", STATE_TALLY,
+		    (long long)sv->tally->day, (unsigned long long)sv->tally->n[MAIL_PASS],
+		    (unsigned long long)sv->tally->n[MAIL_HOLD],
+		    (unsigned long long)sv->tally->n[MAIL_DEFER],
+		    (unsigned long long)sv->tally->n[MAIL_REJECT]);
 	for (size_t i = 0; i < sv->ml->max; i++)
 		if (sv->ml->v[i].used)
 			(void)write_entry(fp, &sv->ml->v[i], sv->now);
@@ -499,10 +509,10 @@ fill_state(FILE *fp, void *arg)
 }
 
 int
-maillimit_save(const struct maillimit *ml, const char *path, time_t now, char *err,
-    size_t errlen)
+maillimit_save(const struct maillimit *ml, const struct mail_tally *tally, const char *path,
+    time_t now, char *err, size_t errlen)
 {
-	struct ml_saving sv = { .ml = ml, .now = now };
+	struct ml_saving sv = { .ml = ml, .tally = tally, .now = now };
 
 	if (file_replace(path, 0600, fill_state, &sv) < 0) {
 		snprintf(err, errlen, "writing %s: %s", path, strerror(errno));
@@ -551,9 +561,27 @@ load_entry(struct maillimit *ml, char *line, time_t now)
 	return 0;
 }
 
+/* "DAY PASSED HELD DEFERRED REJECTED": the day's tally, for the caller to judge. */
+static int
+load_tally(struct mail_tally *tally, const char *s)
+{
+	struct mail_tally t = { 0 };
+	long long day;
+	int end = 0;
+
+	if (sscanf(s, "%lld %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 "%n", &day,
+	    &t.n[MAIL_PASS], &t.n[MAIL_HOLD], &t.n[MAIL_DEFER], &t.n[MAIL_REJECT], &end) != 5 ||
+	    s[end] != '\0' || day <= 0)
+		return -1;
+	t.day = (time_t)day;
+	if (tally != NULL)
+		*tally = t;
+	return 0;
+}
+
 int
-maillimit_load(struct maillimit *ml, const char *path, time_t now, char *err,
-    size_t errlen)
+maillimit_load(struct maillimit *ml, struct mail_tally *tally, const char *path, time_t now,
+    char *err, size_t errlen)
 {
 	char line[STATE_LINE_MAX];
 	FILE *fp;
@@ -577,6 +605,14 @@ maillimit_load(struct maillimit *ml, const char *path, time_t now, char *err,
 		if (lineno == 1) {
 			if (strncmp(line, STATE_MAGIC " ", strlen(STATE_MAGIC) + 1) != 0) {
 				snprintf(err, errlen, "%s: not a smtpguard mail state file", path);
+				goto fail;
+			}
+			continue;
+		}
+		if (strncmp(line, STATE_TALLY " ", strlen(STATE_TALLY) + 1) == 0) {
+			if (load_tally(tally, line + strlen(STATE_TALLY) + 1) < 0) {
+				snprintf(err, errlen, "%s:%d: malformed %s line", path, lineno,
+				    STATE_TALLY);
 				goto fail;
 			}
 			continue;

@@ -254,30 +254,35 @@ print_status(json_t *st)
 
 /*
  * The mail gate's part of status: whether it answers, which MTA asks it,
- * what it did since the daemon started; and, loudly, when the MTA is told
- * to pass mail while the gate is down. gate is NULL when the daemon is not
- * running (then the gate is down too).
+ * what it did today (since local midnight; the daemon keeps the tally over
+ * restarts); and, loudly, when the MTA is told to pass mail while the gate
+ * is down. gate is NULL when the daemon is not running (then the gate is
+ * down too).
  */
 static void
 print_gate(const struct config *cfg, json_t *gate)
 {
-	char wired[2048];
+	char wired[2048], asked[128];
 	bool unguarded, up = gate != NULL && json_is_true(json_object_get(gate, "up"));
 	int n = mailenable_wired(cfg, wired, sizeof(wired), &unguarded);
 	json_t *dns = gate ? json_object_get(gate, "decision_ns") : NULL;
+	const char *mta = json_string_value(json_object_get(gate, "mta"));
 
 	if (gate != NULL && !json_is_true(json_object_get(gate, "enabled")) && n == 0)
 		return;	/* no gate, none wired: nothing to say */
 	if (gate == NULL && n == 0)
 		return;
+	/* Wired by hand (not mail enable): the MTA that asks is all there is to show. */
+	snprintf(asked, sizeof(asked), "%s (asks the gate; not wired by smtpguard mail enable)",
+	    mta != NULL ? mta : "");
 	printf("  mail gate:   %s, MTA: %s\n", up ? "up" : gate == NULL ?
 	    "DOWN (smtpguardd is not running)" : json_is_true(json_object_get(gate, "enabled")) ?
 	    "DOWN (smtpguardd restarts it each second)" : "off ([mail] gate = no)",
-	    n > 0 ? wired : "none recorded (smtpguard mail enable wires Postfix; a hand-made "
-	    "milter entry is not seen here)");
+	    n > 0 ? wired : mta != NULL ? asked : "none recorded (smtpguard mail enable "
+	    "wires Postfix; a hand-made milter entry is not seen here)");
 	if (gate != NULL)
-		printf("  mail:        %lld passed, %lld held, %lld deferred, %lld rejected since "
-		    "the daemon started (smtpguard held lists the held)\n", jint(gate, "passed"),
+		printf("  mail:        %lld passed, %lld held, %lld deferred, %lld rejected today "
+		    "(since 00:00; smtpguard held lists the held)\n", jint(gate, "passed"),
 		    jint(gate, "held"), jint(gate, "deferred"), jint(gate, "rejected"));
 	if (dns != NULL && jint(dns, "messages") > 0)
 		printf("  mail gate:   decision p50 %.0f us, p99 %.0f us\n",
@@ -292,6 +297,22 @@ print_gate(const struct config *cfg, json_t *gate)
 		    "tempfail)\n");
 }
 
+/* --json: what the CLI reads from the MTA's config beside the daemon's counts. */
+static void
+status_json_wired(const struct config *cfg, json_t *gate)
+{
+	char wired[2048];
+	bool unguarded = false;
+	int n;
+
+	if (gate == NULL)
+		return;
+	n = mailenable_wired(cfg, wired, sizeof(wired), &unguarded);
+	json_object_set_new(gate, "wired", n > 0 ? json_string(wired) : json_null());
+	json_object_set_new(gate, "unguarded", json_boolean(n > 0 && unguarded &&
+	    !json_is_true(json_object_get(gate, "up"))));
+}
+
 static int
 cmd_status(struct cli *c, int argc, char **argv)
 {
@@ -303,6 +324,7 @@ cmd_status(struct cli *c, int argc, char **argv)
 		return 1;
 	if ((st = call(c, CTL_STATUS, NULL, true)) != NULL) {
 		if (json) {
+			status_json_wired(&c->cfg, json_object_get(st, "mail_gate"));
 			json_dumpf(st, stdout, JSON_COMPACT | JSON_SORT_KEYS);
 			putchar('\n');
 		} else {

@@ -754,6 +754,16 @@ struct flood	*flood_new(unsigned int rate, unsigned int window, size_t max_keys)
 void		 flood_free(struct flood *);
 bool		 flood_admit(struct flood *, uid_t, const char *exe, enum action, time_t now);
 size_t		 flood_expire(struct flood *, time_t now, flood_summary_fn, void *arg);
+/*
+ * The mail gate's table: per (origin, mail action). The overflow key
+ * reports origin NULL (and MAIL_PASS, meaning nothing).
+ */
+typedef void (*flood_mail_summary_fn)(void *arg, const char *origin, enum mail_action,
+    uint64_t suppressed, unsigned int window);
+bool		 flood_admit_mail(struct flood *, const char *origin, enum mail_action,
+		    time_t now);
+size_t		 flood_expire_mail(struct flood *, time_t now, flood_mail_summary_fn,
+		    void *arg);
 
 /* alert.c */
 struct alerts;
@@ -922,6 +932,11 @@ struct mail_decision {
 	bool		 overflow;	/* counted in the shared overflow bucket */
 	char		 rule[MAIL_ORIGIN_MAX + 16];	/* "limit:ORIGIN", "domain_limit:D", ... */
 };
+/* What the gate did with messages since a local midnight (status: "today"). */
+struct mail_tally {
+	time_t		 day;			/* that midnight; 0: none yet */
+	uint64_t	 n[MAIL_REJECT + 1];	/* messages, by action */
+};
 struct maillimit;
 const char	*maillimit_action_name(enum mail_action);
 int		 maillimit_parse_rate(const char *, bool allow_off, uint32_t *);
@@ -938,10 +953,10 @@ void		 maillimit_decide(struct maillimit *, const struct mail_origin *,
 		    enum mail_action over_action, time_t now, struct mail_decision *);
 uint32_t	 maillimit_limit_for(const struct mail_limit_rule *, size_t, const char *origin,
 		    uint32_t fallback);
-int		 maillimit_save(const struct maillimit *, const char *path, time_t now,
-		    char *err, size_t errlen);
-int		 maillimit_load(struct maillimit *, const char *path, time_t now, char *err,
-		    size_t errlen);
+int		 maillimit_save(const struct maillimit *, const struct mail_tally *,
+		    const char *path, time_t now, char *err, size_t errlen);
+int		 maillimit_load(struct maillimit *, struct mail_tally *, const char *path,
+		    time_t now, char *err, size_t errlen);
 
 /* gateproto.c: the gate child <-> smtpguardd, one SOCK_SEQPACKET message each way */
 #define GATEPROTO_VERSION	1
@@ -1011,7 +1026,9 @@ int		 mailgate_save(struct mailgate *, const char *path, time_t now, bool force,
 void		 mailgate_decide(struct mailgate *, const struct config *,
 		    const struct exceptions *, struct attrib_ctx *, struct gate_request *,
 		    time_t now, struct mailgate_result *);
-void		 mailgate_counts(const struct mailgate *, uint64_t by_action[MAIL_REJECT + 1]);
+time_t		 mailgate_day_start(time_t now);
+void		 mailgate_today(const struct mailgate *, time_t now, struct mail_tally *);
+const char	*mailgate_last_mta(const struct mailgate *);
 
 /* mailq.c: the MTA's queue listing and our mail events, read for held/release/purge */
 #define MAILQ_LINE_MAX		(64 * 1024)	/* a postqueue -j line: 1000 recipients fit */

@@ -244,6 +244,7 @@ reload(struct daemon *d, char *err, size_t errlen)
 			flood_free(d->flood);
 			d->flood = f;
 		}
+		gatewire_flood_reset(d, l.cfg.log_rate, l.cfg.log_window);
 	}
 	if (l.cfg.alert_threshold != d->cfg.alert_threshold) {
 		struct alerts *a = alerts_new(l.cfg.alert_threshold);
@@ -571,6 +572,7 @@ teardown(struct daemon *d)
 	 * `smtpguard disable` removes it, once this process is gone.
 	 */
 	fence_summaries(d, time(NULL) + d->cfg.log_window);
+	gatewire_summaries(d, time(NULL) + d->cfg.log_window);
 	fence_emit_daemon(d, d->table_installed ? "stopped; the table stays (fail closed) "
 	    "until smtpguard disable" : "stopped");
 	control_close(d->control);

@@ -18,3 +18,23 @@ postfix_services() {
 	 'showq     unix  n - n - - showq' 'flush     unix  n - n 1000? 0 flush' \
 	 >"$1"
 }
+
+# postfix_main_cf [KEY = VALUE]...: the main.cf lines every test instance
+# shares, on stdout (the caller adds its own: queue directory, milters,
+# SASL); a KEY = VALUE given replaces the shared line of that key. It
+# listens on the host namespace's 192.0.2.1 and loopback, relays for
+# mynetworks (the test's documentation net), sends everything on to the
+# stand-in MX ($MX4, netns.sh's), and logs to stdout (postfix start-fg's).
+postfix_main_cf() {
+	for _pf_kv in 'compatibility_level = 3.6' 'myhostname = web1.example' \
+	    'mydestination = localhost' 'inet_interfaces = 192.0.2.1, 127.0.0.1' \
+	    'inet_protocols = ipv4' 'mynetworks = 127.0.0.0/8, 192.0.2.0/24' \
+	    "relayhost = [$MX4]:25" 'smtpd_relay_restrictions = permit_mynetworks, reject' \
+	    'smtpd_peername_lookup = no' 'smtp_host_lookup = native' \
+	    'maillog_file = /dev/stdout' 'alias_maps ='; do
+		for _pf_arg in "$@"; do
+			[ "${_pf_arg%% =*}" = "${_pf_kv%% =*}" ] && _pf_kv=$_pf_arg
+		done
+		echo "$_pf_kv"
+	done
+}

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The admin's mail commands against a real Postfix of this test's own:
 # mail enable/disable edit its main.cf with postconf and leave it byte for
-# byte as it was (an OpenDKIM-like milter kept first), limit/unlimit change
+# byte as it was (an OpenDKIM-like milter kept first, and still seeing every
+# SMTP message: a stand-in milter logs them), limit/unlimit change
 # the gate's limits live and in exceptions.conf, held lists what the gate
 # held by origin from Postfix's own queue, release sends it on to the MX and
 # purge deletes it, and status says when mail would flow unguarded.
@@ -41,24 +42,12 @@ start_mx 25
 mkdir -p "$PF" "$SPOOL" "$T/pf-data" "$T/state"
 cp -a /etc/postfix/. "$PF/"
 chown postfix:postfix "$T/pf-data"
-cat >"$PF/main.cf" <<EOC
-# main.cf of the test's Postfix instance
-compatibility_level = 3.6
-queue_directory = $SPOOL
-data_directory = $T/pf-data
-myhostname = web1.example
-mydestination = localhost
-inet_interfaces = 192.0.2.1, 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8, 192.0.2.0/24
-relayhost = [$MX4]:25
-smtpd_relay_restrictions = permit_mynetworks, reject
-smtpd_peername_lookup = no
-smtp_host_lookup = native
-maillog_file = /dev/stdout
-alias_maps =
-smtpd_milters = $DKIM
-EOC
+{
+	echo "# main.cf of the test's Postfix instance"
+	printf '%s\n' "queue_directory = $SPOOL" "data_directory = $T/pf-data"
+	postfix_main_cf
+	echo "smtpd_milters = $DKIM"
+} >"$PF/main.cf"
 postfix_services "$PF/master.cf"
 cp "$PF/main.cf" "$T/main.cf.before"
 
@@ -122,6 +111,12 @@ EOF
 : >"$T/exceptions.conf"
 
 start_daemon || { fail "mailcli: smtpguardd starts" "$(tail -n 5 "$T/daemon.log")"; finish; }
+# The milter the admin already had (OpenDKIM's socket): a stand-in that logs each message.
+ip netns exec "$HOST_NS" "$BUILD/tools/sgmilter" "inet:${DKIM##*:}@127.0.0.1" "$T/milter.log" \
+    >"$T/milter.out" 2>&1 &
+PIDS="$PIDS $!"
+wait_for "the existing milter listening" grep -q ready "$T/milter.out" ||
+    { fail "mailcli: the stand-in milter starts" "$(cat "$T/milter.out")"; finish; }
 start_postfix || { fail "mailcli: postfix starts"; finish; }
 
 # 1. mail enable: the gate after the existing milter, with postconf.
@@ -170,6 +165,11 @@ wait_for_long atleast '.event == "mail" and .origin == "client:192.0.2.25"' 4
 sleep 2	# anything more that would leave has had time to
 check "10 of the web user's 30 and 2 of the relay's 4 reach the MX" [ "$(delivered)" -eq 12 ]
 check "22 sit in Postfix's hold queue" [ "$(held_n)" -eq 22 ]
+relay_ids() { jq -r 'select(.event == "mail" and .origin == "client:192.0.2.25") | .queue_id' "$T/events.jsonl" | sort; }
+milter_ids() { sed -n 's/^eom \([0-9A-F]*\) relayed [0-9]*$/\1/p' "$T/milter.log" | sort; }
+check "the existing milter still sees each SMTP message beside the gate (the same 4 queue ids)" \
+    sh -c "[ -n \"\$1\" ] && [ \"\$1\" = \"\$2\" ] && [ \$(printf '%s\n' \"\$1\" | wc -l) -eq 4 ] ||
+	{ echo \"gate: \$1 / milter: \$2\"; false; }" - "$(relay_ids)" "$(milter_ids)"
 
 sgpf held >"$T/held.txt" 2>&1
 echo "--- smtpguard held:"
@@ -265,6 +265,19 @@ check "enable --postfix-config without --mail is a usage error (exit 2)" rc_is 2
 check "disable stops the daemon" sg disable
 check "mail disable after enable --mail restores main.cf byte for byte" \
     sh -c "$SGC mail disable --postfix-config '$PF' >/dev/null && cmp '$PF/main.cf' '$T/main.cf.before2'"
+
+# fail = tempfail: with the gate down, status says the MTA defers (and does not cry "unguarded").
+sed 's/^\[mail\]$/[mail]\nfail = tempfail/' "$T/smtpguard.conf" >"$T/tempfail.conf"
+SGT="ip netns exec $HOST_NS $BUILD/smtpguard -c $T/tempfail.conf"
+cp "$PF/main.cf" "$T/main.cf.before3"
+check "mail enable with fail = tempfail sets milter_default_action = tempfail" \
+    sh -c "$SGT mail enable --postfix-config '$PF' >/dev/null && [ \"\$(postconf -c '$PF' -h milter_default_action)\" = tempfail ]"
+$SGT status >"$T/status-tempfail.txt" 2>&1
+check "with the gate down and fail = tempfail, status says the MTA defers mail" \
+    sh -c "grep -q '^  mail gate:   DOWN (smtpguardd is not running), MTA: postfix $PF (milter_default_action = tempfail)' '$T/status-tempfail.txt' &&
+	grep -q 'the MTA defers mail until it is back' '$T/status-tempfail.txt' && ! grep -q UNGUARDED '$T/status-tempfail.txt'"
+check "... and mail disable restores main.cf byte for byte again" \
+    sh -c "$SGT mail disable --postfix-config '$PF' >/dev/null && cmp '$PF/main.cf' '$T/main.cf.before3'"
 
 check "mail enable for Exim while the gate speaks milter refuses clearly (exit 1)" rc_is 1 sg mail enable --exim-config /etc/exim4/exim4.conf.template
 check "... saying to set [mail] mta = exim" grep -q 'mta = exim' "$T/err"

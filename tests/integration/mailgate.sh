@@ -36,6 +36,8 @@ as_web() {	# as_web COMMAND...: inside Postfix's namespaces, as the web user
 # start_postfix DEFAULT_ACTION: milter_default_action (accept|tempfail).
 start_postfix() {
 	postfix_services "$T/master.cf"
+	{ postfix_main_cf; printf '%s\n' 'smtpd_milters = unix:smtpguard/gate.sock' \
+	    'non_smtpd_milters = unix:smtpguard/gate.sock' "milter_default_action = $1"; } >"$T/main.cf"
 	cat >"$T/postfix.sh" <<EOS
 #!/bin/sh
 set -e
@@ -46,23 +48,7 @@ mount --bind "$T/pf-etc" /etc/postfix
 mount --bind "$SPOOL" /var/spool/postfix
 mount -t tmpfs -o mode=0755 tmpfs /var/lib/postfix
 chown postfix:postfix /var/lib/postfix
-cat >/etc/postfix/main.cf <<'EOC'
-compatibility_level = 3.6
-myhostname = web1.example
-mydestination = localhost
-inet_interfaces = 192.0.2.1, 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8, 192.0.2.0/24
-relayhost = [$MX4]:25
-smtpd_relay_restrictions = permit_mynetworks, reject
-smtpd_peername_lookup = no
-smtp_host_lookup = native
-maillog_file = /dev/stdout
-alias_maps =
-smtpd_milters = unix:smtpguard/gate.sock
-non_smtpd_milters = unix:smtpguard/gate.sock
-milter_default_action = $1
-EOC
+cp "$T/main.cf" /etc/postfix/main.cf
 cp "$T/master.cf" /etc/postfix/master.cf
 exec postfix start-fg
 EOS

@@ -238,6 +238,31 @@ daemon_and_summary_events_carry_their_own_fields(void **state)
 	json_decref(o);
 }
 
+/* A flood of one origin's mail: its summary names the origin, and is no message of 0 rcpts. */
+static void
+a_mail_summary_names_its_origin_and_no_message_size(void **state)
+{
+	struct mail_event m = { .origin = "sasl:info@shop.example", .limit = UINT32_MAX };
+	struct event s = { .ts = { 1795341600, 0 }, .event = "summary", .action = "pass",
+	    .mail = &m, .suppressed = 4997, .window = 60 };
+	struct event one = { .ts = { 1795341600, 0 }, .event = "mail", .action = "pass",
+	    .mail = &m };
+	json_t *o;
+
+	(void)state;
+	assert_non_null(o = encode_and_parse(&s));
+	assert_str_field(o, "origin", "sasl:info@shop.example");
+	assert_str_field(o, "action", "pass");
+	assert_int_field(o, "suppressed", 4997);
+	assert_null(json_object_get(o, "rcpt_count"));
+	assert_null(json_object_get(o, "limit"));
+	json_decref(o);
+	m.rcpt_count = 3;
+	assert_non_null(o = encode_and_parse(&one));
+	assert_int_field(o, "rcpt_count", 3);
+	json_decref(o);
+}
+
 static void
 ipv6_destinations_are_written_in_text_form(void **state)
 {
@@ -450,6 +475,7 @@ main(void)
 		cmocka_unit_test(a_trapped_session_logs_every_known_field),
 		cmocka_unit_test(unknown_fields_are_left_out_not_invented),
 		cmocka_unit_test(daemon_and_summary_events_carry_their_own_fields),
+		cmocka_unit_test(a_mail_summary_names_its_origin_and_no_message_size),
 		cmocka_unit_test(ipv6_destinations_are_written_in_text_form),
 		cmocka_unit_test(hostile_cmdline_is_escaped_into_valid_json),
 		cmocka_unit_test(a_line_longer_than_the_buffer_is_refused),

@@ -295,6 +295,87 @@ freeing_with_live_keys_leaks_nothing(void **state)
 	flood_free(NULL);
 }
 
+struct mail_summary {
+	char			 origin[MAIL_ORIGIN_MAX];
+	bool			 has_origin;
+	enum mail_action	 action;
+	uint64_t		 suppressed;
+};
+
+struct mail_sink {
+	struct mail_summary	 s[SUMMARIES_MAX];
+	size_t			 n;
+};
+
+static void
+collect_mail(void *arg, const char *origin, enum mail_action a, uint64_t suppressed,
+    unsigned int window)
+{
+	struct mail_sink *k = arg;
+	struct mail_summary *s;
+
+	assert_true(k->n < SUMMARIES_MAX);
+	assert_int_equal(window, 60);
+	s = &k->s[k->n++];
+	s->has_origin = origin != NULL;
+	strlcpy_sg(s->origin, origin ? origin : "", sizeof(s->origin));
+	s->action = a;
+	s->suppressed = suppressed;
+}
+
+/* A stolen account's 5000 messages: rate lines per (origin, action), one summary each. */
+static void
+mail_floods_are_limited_per_origin_and_action(void **state)
+{
+	struct flood *f = flood_new(3, 60, 16);
+	struct mail_sink k = { 0 };
+	unsigned int pass = 0, held = 0, other = 0;
+
+	(void)state;
+	for (int i = 0; i < 5000; i++) {
+		pass += flood_admit_mail(f, "sasl:info@shop.example", MAIL_PASS, T0 + i % 30);
+		held += flood_admit_mail(f, "sasl:info@shop.example", MAIL_HOLD, T0 + i % 30);
+	}
+	for (int i = 0; i < 3; i++)
+		other += flood_admit_mail(f, "user:www-data", MAIL_PASS, T0 + 1);
+	assert_int_equal(pass, 3);
+	assert_int_equal(held, 3);
+	assert_int_equal(other, 3);	/* another origin: a key of its own */
+	assert_int_equal(flood_expire_mail(f, T0 + 59, collect_mail, &k), 0);
+	assert_int_equal(flood_expire_mail(f, T0 + 60, collect_mail, &k), 2);
+	assert_string_equal(k.s[0].origin, "sasl:info@shop.example");
+	assert_int_equal(k.s[0].action, MAIL_PASS);
+	assert_int_equal(k.s[0].suppressed, 4997);
+	assert_int_equal(k.s[1].action, MAIL_HOLD);
+	assert_int_equal(k.s[1].suppressed, 4997);
+	/* The quiet origin's window ends with nothing to sum up. */
+	assert_int_equal(flood_expire_mail(f, T0 + 61, collect_mail, &k), 0);
+	/* The next window logs in full again. */
+	assert_true(flood_admit_mail(f, "sasl:info@shop.example", MAIL_PASS, T0 + 120));
+	flood_free(f);
+}
+
+/* Origins minted to escape the limit share the overflow key: counts stay exact. */
+static void
+minted_origins_share_one_mail_summary(void **state)
+{
+	struct flood *f = flood_new(1, 60, 4);
+	struct mail_sink k = { 0 };
+	char origin[64];
+	unsigned int logged = 0;
+
+	(void)state;
+	for (int i = 0; i < 100; i++) {
+		snprintf(origin, sizeof(origin), "sasl:u%d@spam.example", i);
+		logged += flood_admit_mail(f, origin, MAIL_PASS, T0);
+	}
+	assert_int_equal(logged, 4 + 1);	/* one per key, one for the shared key */
+	assert_int_equal(flood_expire_mail(f, T0 + 60, collect_mail, &k), 1);
+	assert_false(k.s[0].has_origin);
+	assert_int_equal(k.s[0].suppressed, 100 - 4 - 1);
+	flood_free(f);
+}
+
 int
 main(void)
 {
@@ -312,6 +393,8 @@ main(void)
 		cmocka_unit_test(longest_exe_is_a_key_of_its_own),
 		cmocka_unit_test(nonsense_limits_are_refused),
 		cmocka_unit_test(freeing_with_live_keys_leaks_nothing),
+		cmocka_unit_test(mail_floods_are_limited_per_origin_and_action),
+		cmocka_unit_test(minted_origins_share_one_mail_summary),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -229,6 +229,63 @@ test_limit_lines_apply_per_origin(void **state)
 	mailgate_free(g);
 }
 
+/* status's "today": a tally from local midnight, kept over a restart, zero the next day. */
+static void
+test_todays_tally_survives_a_restart_and_ends_at_midnight(void **state)
+{
+	static struct gate_request req;
+	static struct mailgate_result r;
+	struct mailgate *g = mailgate_new(64), *back = mailgate_new(64);
+	struct exceptions xs = { 0 };
+	struct mail_tally t;
+	struct config cfg;
+	char path[128], err[256];
+	time_t day;
+
+	(void)state;
+	setenv("TZ", "Europe/Berlin", 1);	/* a zone whose midnight is not UTC's */
+	tzset();
+	config(&cfg);
+	day = mailgate_day_start(T0);
+	assert_true(day <= T0 && T0 - day < 86400);
+	assert_int_equal((day + 3600) % 86400, 0);	/* 1800000000 is in CET: UTC+1 */
+	assert_int_equal(mailgate_day_start(day), day);
+	assert_int_equal(mailgate_day_start(day - 1), day - 86400);
+	mailgate_today(g, T0, &t);
+	assert_int_equal(t.day, day);
+	assert_int_equal(t.n[MAIL_PASS] + t.n[MAIL_HOLD], 0);
+	assert_null(mailgate_last_mta(g));
+	for (int i = 0; i < 5; i++) {
+		request(&req, "8T", false);
+		mailgate_decide(g, &cfg, &xs, NULL, &req, T0, &r);
+	}
+	mailgate_today(g, T0, &t);
+	assert_int_equal(t.n[MAIL_PASS], 2);
+	assert_int_equal(t.n[MAIL_HOLD], 3);
+	assert_string_equal(mailgate_last_mta(g), "postfix");
+
+	snprintf(path, sizeof(path), "%s/mail.state", queue_dir);
+	assert_int_equal(mailgate_save(g, path, T0 + 10, true, err, sizeof(err)), 0);
+	assert_int_equal(mailgate_load(back, path, T0 + 20, err, sizeof(err)), 0);
+	mailgate_today(back, T0 + 20, &t);
+	assert_int_equal(t.day, day);
+	assert_int_equal(t.n[MAIL_PASS], 2);
+	assert_int_equal(t.n[MAIL_HOLD], 3);
+	/* The next local day: nothing yet, and a message starts the count again. */
+	mailgate_today(back, day + 86400, &t);
+	assert_int_equal(t.day, day + 86400);
+	assert_int_equal(t.n[MAIL_PASS] + t.n[MAIL_HOLD], 0);
+	request(&req, "8U", false);
+	mailgate_decide(back, &cfg, &xs, NULL, &req, day + 86400 + 5, &r);
+	mailgate_today(back, day + 86400 + 5, &t);
+	assert_int_equal(t.n[MAIL_PASS], 1);
+	assert_int_equal(t.n[MAIL_HOLD], 0);
+	unsetenv("TZ");
+	tzset();
+	mailgate_free(back);
+	mailgate_free(g);
+}
+
 int
 main(void)
 {
@@ -237,6 +294,7 @@ main(void)
 		cmocka_unit_test(test_the_gate_child_cannot_claim_a_uid),
 		cmocka_unit_test(test_mail_that_stays_here_is_neither_limited_nor_counted),
 		cmocka_unit_test(test_limit_lines_apply_per_origin),
+		cmocka_unit_test(test_todays_tally_survives_a_restart_and_ends_at_midnight),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -185,15 +185,15 @@ test_restart_does_not_give_a_fresh_hour(void **state)
 	assert_true(fd >= 0);
 	close(fd);
 	assert_int_equal(send_n(ml, &o, 12, 10, MAILLIMIT_OFF, T0, &alerts), 10);
-	assert_int_equal(maillimit_save(ml, path, T0 + 60, err, sizeof(err)), 0);
-	assert_int_equal(maillimit_load(back, path, T0 + 120, err, sizeof(err)), 0);
+	assert_int_equal(maillimit_save(ml, NULL, path, T0 + 60, err, sizeof(err)), 0);
+	assert_int_equal(maillimit_load(back, NULL, path, T0 + 120, err, sizeof(err)), 0);
 	/* Still over, and the alert already raised this hour is not raised again. */
 	assert_int_equal(send_n(back, &o, 3, 10, MAILLIMIT_OFF, T0 + 120, &alerts), 0);
 	assert_int_equal(alerts, 1);
 	maillimit_free(back);
 	/* Loaded an hour later: nothing left of it. */
 	back = maillimit_new(16);
-	assert_int_equal(maillimit_load(back, path, T0 + 3600, err, sizeof(err)), 0);
+	assert_int_equal(maillimit_load(back, NULL, path, T0 + 3600, err, sizeof(err)), 0);
 	assert_int_equal(send_n(back, &o, 10, 10, MAILLIMIT_OFF, T0 + 3600, NULL), 10);
 	maillimit_free(back);
 	maillimit_free(ml);
@@ -211,15 +211,20 @@ test_state_file_garbage_is_refused(void **state)
 	(void)state;
 	fprintf(fp, "smtpguard-mail-state 1 %d\nuser:x 0 %d:5:3\n", T0, T0 / 60);
 	fclose(fp);
-	assert_int_equal(maillimit_load(ml, path, T0, err, sizeof(err)), -1);
+	assert_int_equal(maillimit_load(ml, NULL, path, T0, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, ":2: malformed"));
+	fp = fopen(path, "w");
+	fprintf(fp, "smtpguard-mail-state 1 %d\n@today %d 1 2 x 4\n", T0, T0);
+	fclose(fp);
+	assert_int_equal(maillimit_load(ml, NULL, path, T0, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ":2: malformed @today line"));
 	fp = fopen(path, "w");
 	fprintf(fp, "something else\n");
 	fclose(fp);
-	assert_int_equal(maillimit_load(ml, path, T0, err, sizeof(err)), -1);
+	assert_int_equal(maillimit_load(ml, NULL, path, T0, err, sizeof(err)), -1);
 	unlink(path);
 	/* No file yet: an empty hour. */
-	assert_int_equal(maillimit_load(ml, path, T0, err, sizeof(err)), 0);
+	assert_int_equal(maillimit_load(ml, NULL, path, T0, err, sizeof(err)), 0);
 	maillimit_free(ml);
 }
 
