@@ -30,6 +30,7 @@ struct mailgate {
 	bool			 dirty;		/* counted since the last save */
 	time_t			 saved;
 	struct mail_tally	 today;		/* since local midnight, saved with the counters */
+	uint64_t		 since_start[MAIL_REJECT + 1];	/* by action: the metrics' counters */
 	char			 mta[MAIL_NAME_MAX];	/* the MTA that asked last */
 };
 
@@ -100,6 +101,13 @@ roll_day(struct mailgate *g, time_t now)
 		memset(&g->today, 0, sizeof(g->today));
 		g->today.day = day;
 	}
+}
+
+/* Messages by action since this daemon started (never reset: a counter's). */
+void
+mailgate_counts(const struct mailgate *g, uint64_t by_action[MAIL_REJECT + 1])
+{
+	memcpy(by_action, g->since_start, sizeof(g->since_start));
 }
 
 void
@@ -232,6 +240,7 @@ mailgate_decide(struct mailgate *g, const struct config *cfg, const struct excep
 	g->dirty = true;
 	roll_day(g, now);
 	g->today.n[r->dec.action]++;
+	g->since_start[r->dec.action]++;
 	strlcpy_sg(g->mta, f->mta, sizeof(g->mta));
 
 	r->reply.version = GATEPROTO_VERSION;

@@ -1027,6 +1027,7 @@ void		 mailgate_decide(struct mailgate *, const struct config *,
 		    const struct exceptions *, struct attrib_ctx *, struct gate_request *,
 		    time_t now, struct mailgate_result *);
 time_t		 mailgate_day_start(time_t now);
+void		 mailgate_counts(const struct mailgate *, uint64_t by_action[MAIL_REJECT + 1]);
 void		 mailgate_today(const struct mailgate *, time_t now, struct mail_tally *);
 const char	*mailgate_last_mta(const struct mailgate *);
 
