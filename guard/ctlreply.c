@@ -190,6 +190,9 @@ ctlreply_change(struct daemon *d, const struct ctl_request *req)
 	char err[512], msg[CTL_ARG_MAX + 64];
 	char *reply;
 
+	/* Before the kernel set changes: a managed file refuses the whole change. */
+	if (exceptions_check_unmanaged(d->cfg.exceptions, err, sizeof(err)) < 0)
+		return ctlreply_error(err);
 	if (exceptions_copy(&next, &d->exc) < 0)
 		return ctlreply_error("out of memory");
 	if (req->cmd == CTL_ALLOW) {
