@@ -351,18 +351,23 @@ exception_comment_parse(const char *p, char *out, size_t outlen, char *err, size
 	return p + 1;
 }
 
-/* ' comment="..."' into BUF, with \" and \\ escaped; the bytes written, or -1 + ENOSPC. */
+/*
+ * Appends ' comment="..."' (\" and \\ escaped) to BUF at *OFF, nothing for an
+ * empty comment; -1 + ENOSPC when it does not fit.
+ */
 int
-exception_comment_format(const char *comment, char *buf, size_t len)
+exception_comment_format(const char *comment, char *buf, size_t len, size_t *off)
 {
-	size_t off = 0;
+	size_t o = *off;
 
 #define PUT(...) do { \
-	int w_ = snprintf(buf + off, len - off, __VA_ARGS__); \
-	if (w_ < 0 || (size_t)w_ >= len - off) { errno = ENOSPC; return -1; } \
-	off += (size_t)w_; } while (0)
+	int w_ = snprintf(buf + o, len - o, __VA_ARGS__); \
+	if (w_ < 0 || (size_t)w_ >= len - o) { errno = ENOSPC; return -1; } \
+	o += (size_t)w_; } while (0)
 
-	if (len == 0) {
+	if (comment[0] == '\0')
+		return 0;
+	if (o >= len) {
 		errno = ENOSPC;
 		return -1;
 	}
@@ -371,7 +376,8 @@ exception_comment_format(const char *comment, char *buf, size_t len)
 		PUT("%s%c", *p == '"' || *p == '\\' ? "\\" : "", *p);
 	PUT("\"");
 #undef PUT
-	return (int)off;
+	*off = o;
+	return 0;
 }
 
 /* The next blank-separated word into word; returns what follows it. */
@@ -523,13 +529,8 @@ exception_format(const struct exception *x, char *buf, size_t len)
 	if (x->cap_per_hour)
 		PUT(" cap=%u/hour", x->cap_per_hour);
 #undef PUT
-	if (x->comment[0] != '\0') {
-		int w = exception_comment_format(x->comment, buf + off, len - off);
-
-		if (w < 0)
-			return -1;
-		off += (size_t)w;
-	}
+	if (exception_comment_format(x->comment, buf, len, &off) < 0)
+		return -1;
 	return (int)off;
 }
 

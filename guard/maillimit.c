@@ -205,13 +205,8 @@ maillimit_rule_format(const struct mail_limit_rule *r, char *buf, size_t len)
 	}
 	PUT("limit %s %lu/hour", r->origin, (unsigned long)r->per_hour);
 #undef PUT
-	if (r->comment[0] != '\0') {
-		int w = exception_comment_format(r->comment, buf + off, len - off);
-
-		if (w < 0)
-			return -1;
-		off += (size_t)w;
-	}
+	if (exception_comment_format(r->comment, buf, len, &off) < 0)
+		return -1;
 	return (int)off;
 }
 
