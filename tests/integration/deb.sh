@@ -92,6 +92,8 @@ step table_after_remove 'nft list table inet smtpguard'
 step kept_after_remove 'test -f /etc/smtpguard/smtpguard.conf && test ! -e /usr/sbin/smtpguard'
 step purge 'echo "{}" >>/var/log/smtpguard/events.jsonl.1; dpkg -P smtpguard'
 step gone_after_purge 'test ! -e /etc/smtpguard && test ! -e /var/log/smtpguard'
+step reinstall 'dpkg -i /tmp/smtpguard.deb'
+step remove_without_config 'rm /etc/smtpguard/smtpguard.conf && dpkg -r smtpguard'
 INNER
 unshare --mount --net --pid --fork --kill-child --propagation private \
     sh "$T/inner.sh" "$T" "$DEB" 2>"$T/inner.err"
@@ -129,4 +131,6 @@ expect table_after_remove fail "removing removed the table"
 expect kept_after_remove 0 "removing keeps the config and takes the binaries"
 expect purge 0 "dpkg -P purges it"
 expect gone_after_purge 0 "purging leaves no config, exceptions or event log"
+expect reinstall 0 "it installs again after a purge"
+expect remove_without_config 0 "it removes even when the admin deleted the config"
 finish
