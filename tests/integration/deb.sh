@@ -86,12 +86,20 @@ step version '/usr/sbin/smtpguard --version; dpkg-query -W -f="\${Version}\n" sm
 step verify 'systemd-analyze verify /lib/systemd/system/smtpguard.service'
 step enable '/usr/sbin/smtpguard enable'
 step table_enabled 'nft list table inet smtpguard'
+# A Postfix to wire the gate into (the host's postfix package, no site config).
+step mail_enable 'cp /usr/share/postfix/main.cf.debian /etc/postfix/main.cf &&
+    cp /usr/share/postfix/master.cf.dist /etc/postfix/master.cf &&
+    sed -i "s/^gate = no/gate = yes/" /etc/smtpguard/smtpguard.conf &&
+    /usr/sbin/smtpguard reload && /usr/sbin/smtpguard mail enable &&
+    postconf -h smtpd_milters non_smtpd_milters'
 step remove 'dpkg -r smtpguard'
 step procs_after_remove 'for p in /proc/[0-9]*; do cat $p/comm; done | grep -x smtpguardd'
 step table_after_remove 'nft list table inet smtpguard'
+step mail_after_remove 'postconf -h smtpd_milters non_smtpd_milters'
 step kept_after_remove 'test -f /etc/smtpguard/smtpguard.conf && test ! -e /usr/sbin/smtpguard'
 step purge 'echo "{}" >>/var/log/smtpguard/events.jsonl.1; dpkg -P smtpguard'
-step gone_after_purge 'test ! -e /etc/smtpguard && test ! -e /var/log/smtpguard'
+step gone_after_purge 'test ! -e /etc/smtpguard && test ! -e /var/log/smtpguard &&
+    test ! -e /var/lib/smtpguard'
 step reinstall 'dpkg -i /tmp/smtpguard.deb'
 step remove_without_config 'rm /etc/smtpguard/smtpguard.conf && dpkg -r smtpguard'
 INNER
@@ -124,13 +132,18 @@ expect verify 0 "systemd-analyze verify passes the installed unit"
 check "systemd-analyze verify says nothing about it" sh -c "cat '$OUT/verify'; test ! -s '$OUT/verify'"
 expect enable 0 "smtpguard enable puts the fence up in the installed root"
 expect table_enabled 0 "the table is there once enabled"
+expect mail_enable 0 "smtpguard mail enable wires the gate into the root's Postfix"
+check "Postfix's milters then name the gate" grep -q 'smtpguard/gate.sock' "$OUT/mail_enable"
 expect remove 0 "dpkg -r removes the package"
+check "removing took the gate out of Postfix first (main.cf restored)" sh -c \
+    "grep -q 'restored /etc/postfix/main.cf' '$OUT/remove' &&
+     test \"\$(cat '$OUT/mail_after_remove.rc')\" = 0 && ! grep -q smtpguard '$OUT/mail_after_remove'"
 check "removing ran smtpguard disable" grep -q 'removed table inet smtpguard' "$OUT/remove"
 expect procs_after_remove fail "removing stopped smtpguardd"
 expect table_after_remove fail "removing removed the table"
 expect kept_after_remove 0 "removing keeps the config and takes the binaries"
 expect purge 0 "dpkg -P purges it"
-expect gone_after_purge 0 "purging leaves no config, exceptions or event log"
+expect gone_after_purge 0 "purging leaves no config, exceptions, event log or mail state"
 expect reinstall 0 "it installs again after a purge"
 expect remove_without_config 0 "it removes even when the admin deleted the config"
 finish
