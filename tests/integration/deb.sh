@@ -58,6 +58,11 @@ printf '%s\n' /etc/logrotate.d/smtpguard /etc/smtpguard/exceptions.conf \
 check "the config, the exceptions and logrotate are conffiles" sh -c \
     "dpkg-deb --ctrl-tarfile '$DEB' | tar -xO ./conffiles | sort | diff -u '$T/conffiles' -"
 
+# The same package one version later, for an upgrade.
+dpkg-deb -R "$DEB" "$T/up" &&
+    sed -i "s/^Version: .*/Version: $VERSION+up1/" "$T/up/DEBIAN/control" &&
+    dpkg-deb --root-owner-group -b "$T/up" "$T/smtpguard-up.deb" >/dev/null
+
 # The throwaway root. Each step runs chrooted there; its output and status land
 # in $OUT, outside the overlay, for the checks below.
 cat >"$T/inner.sh" <<'INNER'
@@ -72,6 +77,7 @@ mount -t tmpfs tmpfs "$M/run" && mount -t tmpfs tmpfs "$M/tmp" &&
     mount -t proc proc "$M/proc" && mount --bind /dev "$M/dev" || exit 1
 ip link set lo up
 cp "$DEB" "$M/tmp/smtpguard.deb"
+cp "$T/smtpguard-up.deb" "$M/tmp/smtpguard-up.deb"
 step() {	# step NAME COMMAND: run COMMAND in the root, keep output and status
 	_n=$1; shift
 	chroot "$M" /bin/sh -c "$*" >"$OUT/$_n" 2>&1
@@ -92,6 +98,10 @@ step mail_enable 'cp /usr/share/postfix/main.cf.debian /etc/postfix/main.cf &&
     sed -i "s/^gate = no/gate = yes/" /etc/smtpguard/smtpguard.conf &&
     /usr/sbin/smtpguard reload && /usr/sbin/smtpguard mail enable &&
     postconf -h smtpd_milters non_smtpd_milters'
+step upgrade 'dpkg -i /tmp/smtpguard-up.deb && dpkg-query -W -f="\${Version}\n" smtpguard'
+step procs_after_upgrade 'for p in /proc/[0-9]*; do cat $p/comm; done | grep -x smtpguardd'
+step table_after_upgrade 'nft list table inet smtpguard'
+step conf_after_upgrade 'grep -x "gate = yes" /etc/smtpguard/smtpguard.conf'
 step remove 'dpkg -r smtpguard'
 step procs_after_remove 'for p in /proc/[0-9]*; do cat $p/comm; done | grep -x smtpguardd'
 step table_after_remove 'nft list table inet smtpguard'
@@ -134,6 +144,11 @@ expect enable 0 "smtpguard enable puts the fence up in the installed root"
 expect table_enabled 0 "the table is there once enabled"
 expect mail_enable 0 "smtpguard mail enable wires the gate into the root's Postfix"
 check "Postfix's milters then name the gate" grep -q 'smtpguard/gate.sock' "$OUT/mail_enable"
+expect upgrade 0 "an upgrade installs over it"
+check "the upgrade is the new version" grep -qx "$VERSION+up1" "$OUT/upgrade"
+expect procs_after_upgrade 0 "the upgrade leaves smtpguardd running"
+expect table_after_upgrade 0 "the upgrade leaves the table: the fence never opened"
+expect conf_after_upgrade 0 "the upgrade keeps the admin's edit of the config"
 expect remove 0 "dpkg -r removes the package"
 check "removing took the gate out of Postfix first (main.cf restored)" sh -c \
     "grep -q 'restored /etc/postfix/main.cf' '$OUT/remove' &&
