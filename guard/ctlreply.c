@@ -193,6 +193,10 @@ ctlreply_change(struct daemon *d, const struct ctl_request *req)
 	char err[512], msg[CTL_ARG_MAX + 64];
 	char *reply;
 
+	/* Before the kernel set changes, whatever the request: a managed file is not
+	 * the CLI's to change. */
+	if (exceptions_check_unmanaged(d->cfg.exceptions, err, sizeof(err)) < 0)
+		return ctlreply_error(err);
 	if (exceptions_copy(&next, &d->exc) < 0)
 		return ctlreply_error("out of memory");
 	if (req->cmd == CTL_ALLOW) {
@@ -254,6 +258,9 @@ ctlreply_limit(struct daemon *d, const struct ctl_request *req)
 	struct mail_limit_rule r;
 	char err[512], origin[MAIL_ORIGIN_MAX], msg[CTL_ARG_MAX + 64];
 
+	/* Whatever the request: a managed file is not the CLI's to change. */
+	if (exceptions_check_unmanaged(d->cfg.exceptions, err, sizeof(err)) < 0)
+		return ctlreply_error(err);
 	if (exceptions_copy(&next, &d->exc) < 0)
 		return ctlreply_error("out of memory");
 	if (req->cmd == CTL_LIMIT) {

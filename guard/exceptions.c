@@ -21,6 +21,14 @@
  * 600 lines because the line grammar, its writer and the atomic file update
  * must agree byte for byte (a line written out parses back to the same
  * exception or limit), so they are read and changed together.
+ *
+ * A file that configuration management owns (Ansible, Salt, ...) says so in
+ * a comment above its first rule: "# managed by NAME", Ansible's
+ * "# Ansible managed" ({{ ansible_managed }}) or "# This file is managed by
+ * NAME". Such a file is loaded as any other, but never written:
+ * exceptions_save refuses, naming the file and the marker's line, so the CLI
+ * never fights the tool that deploys it (that tool's copy wins at its next
+ * run); the admin changes its source and runs `smtpguard reload`.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -299,9 +308,14 @@ parse_cap(const char *v, unsigned int *cap, char *err, size_t errlen)
 	return 0;
 }
 
-/* The quoted value after comment=; returns what follows the closing quote. */
-static const char *
-parse_comment(const char *p, char *out, char *err, size_t errlen)
+/*
+ * The quoted value after "comment=" (P points at its opening quote) into OUT
+ * (OUTLEN bytes, EXCEPTION_COMMENT_MAX + 1 is enough); returns what follows
+ * the closing quote. The allow and limit lines share it, and
+ * exception_comment_format, so a comment reads back as it was written.
+ */
+const char *
+exception_comment_parse(const char *p, char *out, size_t outlen, char *err, size_t errlen)
 {
 	char raw[EXCEPTION_LINE_MAX];
 	size_t n = 0;
@@ -323,14 +337,47 @@ parse_comment(const char *p, char *out, char *err, size_t errlen)
 			}
 			p++;
 		}
-		/* Bounded by the line, which is shorter than raw. */
+		if (n == sizeof(raw) - 1) {
+			snprintf(err, errlen, "comment longer than %d bytes",
+			    EXCEPTION_COMMENT_MAX);
+			return NULL;
+		}
 		raw[n++] = *p;
 	}
 	raw[n] = '\0';
 	if (exception_check_comment(raw, err, errlen) < 0)
 		return NULL;
-	memcpy(out, raw, n + 1);
+	strlcpy_sg(out, raw, outlen);
 	return p + 1;
+}
+
+/*
+ * Appends ' comment="..."' (\" and \\ escaped) to BUF at *OFF, nothing for an
+ * empty comment; -1 + ENOSPC when it does not fit.
+ */
+int
+exception_comment_format(const char *comment, char *buf, size_t len, size_t *off)
+{
+	size_t o = *off;
+
+#define PUT(...) do { \
+	int w_ = snprintf(buf + o, len - o, __VA_ARGS__); \
+	if (w_ < 0 || (size_t)w_ >= len - o) { errno = ENOSPC; return -1; } \
+	o += (size_t)w_; } while (0)
+
+	if (comment[0] == '\0')
+		return 0;
+	if (o >= len) {
+		errno = ENOSPC;
+		return -1;
+	}
+	PUT(" comment=\"");
+	for (const char *p = comment; *p != '\0'; p++)
+		PUT("%s%c", *p == '"' || *p == '\\' ? "\\" : "", *p);
+	PUT("\"");
+#undef PUT
+	*off = o;
+	return 0;
 }
 
 /* The next blank-separated word into word; returns what follows it. */
@@ -423,7 +470,8 @@ exception_parse(const char *line, const char *passwd, const char *group,
 				return -1;
 			}
 			seen_comment = true;
-			if ((p = parse_comment(p + 8, x->comment, err, errlen)) == NULL)
+			if ((p = exception_comment_parse(p + 8, x->comment, sizeof(x->comment),
+			    err, errlen)) == NULL)
 				return -1;
 			if (*p != '\0' && strchr(BLANKS, *p) == NULL) {
 				snprintf(err, errlen, "text right after the comment's closing "
@@ -480,13 +528,9 @@ exception_format(const struct exception *x, char *buf, size_t len)
 		PUT(" audit");
 	if (x->cap_per_hour)
 		PUT(" cap=%u/hour", x->cap_per_hour);
-	if (x->comment[0] != '\0') {
-		PUT(" comment=\"");
-		for (const char *p = x->comment; *p != '\0'; p++)
-			PUT("%s%c", *p == '"' || *p == '\\' ? "\\" : "", *p);
-		PUT("\"");
-	}
 #undef PUT
+	if (exception_comment_format(x->comment, buf, len, &off) < 0)
+		return -1;
 	return (int)off;
 }
 
@@ -873,6 +917,54 @@ fail:
 	return -1;
 }
 
+/* How a comment above the first rule says another tool owns the file (case aside). */
+static const char *const managed_marks[] = {
+	"managed by ",			/* # managed by ansible */
+	"ansible managed",		/* {{ ansible_managed }}'s default text */
+	"this file is managed by ",	/* Salt's and Puppet's habit */
+};
+
+int
+exceptions_check_unmanaged(const char *path, char *err, size_t errlen)
+{
+	char line[EXCEPTION_LINE_MAX], q[ERR_QUOTE_MAX + 4];
+	FILE *fp;
+	int lineno = 0, rc = 0;
+
+	if ((fp = fopen(path, "re")) == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* Only the comments above the first rule: a marker is a file's header. */
+	while (rc == 0 && fgets(line, sizeof(line), fp) != NULL) {
+		const char *s = line + strspn(line, BLANKS);
+
+		lineno++;
+		if (*s == '\n' || *s == '\0')
+			continue;
+		if (*s != '#')
+			break;
+		s += 1 + strspn(s + 1, BLANKS);
+		for (size_t i = 0; i < sizeof(managed_marks) / sizeof(managed_marks[0]); i++)
+			if (strncasecmp(s, managed_marks[i], strlen(managed_marks[i])) == 0) {
+				line[strcspn(line, "\r\n")] = '\0';
+				snprintf(err, errlen, "%s:%d: the file is managed elsewhere "
+				    "('%s'): change it at its source, deploy it, and run "
+				    "'smtpguard reload'; allow, revoke, limit and unlimit do "
+				    "not edit it", path, lineno, err_quote(line, q, sizeof(q)));
+				rc = -1;
+				break;
+			}
+		/* A longer line is a rule's, or no header comment of this kind. */
+		if (strchr(line, '\n') == NULL && !feof(fp))
+			break;
+	}
+	fclose(fp);
+	return rc;
+}
+
 static int
 write_all(FILE *fp, const struct exceptions *xs)
 {
@@ -912,6 +1004,8 @@ fill_exceptions(FILE *fp, void *arg)
 int
 exceptions_save(const char *path, const struct exceptions *xs, char *err, size_t errlen)
 {
+	if (exceptions_check_unmanaged(path, err, errlen) < 0)
+		return -1;
 	/* 0644: the file holds no secret, and admins read it. */
 	if (file_replace(path, 0644, fill_exceptions, (void *)xs) < 0) {
 		snprintf(err, errlen, "writing %s: %s; the old file is unchanged", path,

@@ -4,7 +4,9 @@
  * within its origin's and its domain's limits it passes and is counted;
  * past either it gets the configured action (hold, defer, reject), is
  * counted as seen but not as sent, and the first time in an hour an alert
- * is due. The limit lines of exceptions.conf are parsed and written here:
+ * is due. The limit lines of exceptions.conf are parsed and written here
+ * (their comment="..." by exceptions.c's reader and writer, shared with
+ * the allow lines):
  *
  *   limit ORIGIN N/hour [comment="..."]
  *
@@ -171,29 +173,11 @@ maillimit_rule_parse(const char *line, struct mail_limit_rule *r, char *err, siz
 		}
 	}
 	p += strspn(p, " \t");
-	if (strncmp(p, "comment=\"", 9) == 0) {
-		size_t k = 0;
-
-		for (p += 9; *p != '"'; p++) {
-			if (*p == '\0') {
-				snprintf(err, errlen, "comment has no closing quote");
-				return -1;
-			}
-			if (*p == '\\') {
-				if (p[1] != '"' && p[1] != '\\') {
-					snprintf(err, errlen, "comment: only \\\" and \\\\ may "
-					    "follow a backslash");
-					return -1;
-				}
-				p++;
-			}
-			word[k++] = *p;	/* bounded by the line, shorter than word */
-		}
-		word[k] = '\0';
-		if (exception_check_comment(word, err, errlen) < 0)
+	if (strncmp(p, "comment=", 8) == 0) {
+		if ((p = exception_comment_parse(p + 8, r->comment, sizeof(r->comment), err,
+		    errlen)) == NULL)
 			return -1;
-		strlcpy_sg(r->comment, word, sizeof(r->comment));
-		p += 1 + strspn(p + 1, " \t");
+		p += strspn(p, " \t");
 	}
 	if (*p != '\0') {
 		snprintf(err, errlen, "unexpected '%s' after the limit (only comment=\"...\" "
@@ -223,13 +207,9 @@ maillimit_rule_format(const struct mail_limit_rule *r, char *buf, size_t len)
 		return -1;
 	}
 	PUT("limit %s %lu/hour", r->origin, (unsigned long)r->per_hour);
-	if (r->comment[0] != '\0') {
-		PUT(" comment=\"");
-		for (const char *p = r->comment; *p != '\0'; p++)
-			PUT("%s%c", *p == '"' || *p == '\\' ? "\\" : "", *p);
-		PUT("\"");
-	}
 #undef PUT
+	if (exception_comment_format(r->comment, buf, len, &off) < 0)
+		return -1;
 	return (int)off;
 }
 

@@ -679,6 +679,8 @@ cmd_enable(struct cli *c, int argc, char **argv)
 	return mail ? mailenable_cmd(&c->cfg, mail_argc, mail_argv) : 0;
 }
 
+#define EXE_DELETED	" (deleted)"	/* what /proc/PID/exe adds for a replaced file */
+
 /* The pid in the pid file, if that process is really an smtpguardd. */
 static pid_t
 running_daemon(const struct config *cfg)
@@ -700,6 +702,10 @@ running_daemon(const struct config *cfg)
 	if ((n = readlink(link, exe, sizeof(exe) - 1)) < 0)
 		return -1;
 	exe[n] = '\0';
+	/* A package upgrade replaced the binary under it: "/usr/sbin/smtpguardd (deleted)". */
+	if ((size_t)n > strlen(EXE_DELETED) &&
+	    strcmp(exe + n - strlen(EXE_DELETED), EXE_DELETED) == 0)
+		exe[n - strlen(EXE_DELETED)] = '\0';
 	base = strrchr(exe, '/');
 	base = base ? base + 1 : exe;
 	return strcmp(base, "smtpguardd") == 0 ? (pid_t)pid : -1;

@@ -312,12 +312,16 @@ int	 exception_parse(const char *line, const char *passwd, const char *group,
 	    struct exception *, char *err, size_t errlen);
 bool	 exception_is_plain(const struct exception *);
 int	 exception_check_comment(const char *, char *err, size_t errlen);
+const char *exception_comment_parse(const char *, char *out, size_t outlen, char *err,
+	    size_t errlen);
+int	 exception_comment_format(const char *comment, char *, size_t, size_t *off);
 int	 exception_format(const struct exception *, char *, size_t);
 int	 exception_from_argv(int, char **, char *line, size_t, char *err, size_t errlen);
 int	 exceptions_load(const char *path, const char *passwd, const char *group,
 	    struct exceptions *, char *err, size_t errlen);
 int	 exceptions_save(const char *path, const struct exceptions *, char *err,
 	    size_t errlen);
+int	 exceptions_check_unmanaged(const char *path, char *err, size_t errlen);
 int	 exceptions_add(struct exceptions *, const struct exception *, char *err,
 	    size_t errlen);
 int	 exceptions_remove(struct exceptions *, const char *who, char *err, size_t errlen);

@@ -635,6 +635,75 @@ overlong_or_nul_lines_in_the_file_are_refused(void **state)
 	remove_dir(dir);
 }
 
+/* A file Ansible or Salt owns is loaded, but the CLI's writer never touches it. */
+static void
+managed_file_is_loaded_but_never_rewritten(void **state)
+{
+	static const char *const headers[] = {
+		"# managed by ansible (roles/smtpguard)\n",
+		"\n#   Ansible managed\n",
+		"# fleet policy\n# This file is managed by Salt: edit it in the pillar\n",
+	};
+	char dir[DIR_BUF], path[PATH_MAX], text[4096], before[4096];
+	struct exceptions xs = { 0 }, back;
+	FILE *fp;
+
+	(void)state;
+	make_dir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/exceptions.conf", dir);
+	add_line(&xs, "allow site1");
+	for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
+		fp = fopen(path, "w");
+		assert_non_null(fp);
+		fprintf(fp, "%sallow www-data\nlimit sasl:bob 10/hour\n", headers[i]);
+		fclose(fp);
+		lines_of(path, before, sizeof(before));
+		assert_int_equal(exceptions_load(path, PASSWD, GROUP, &back, err,
+		    sizeof(err)), 0);
+		assert_int_equal(back.n, 1);
+		assert_int_equal(back.nlimits, 1);
+		exceptions_free(&back);
+		err[0] = '\0';
+		assert_int_equal(exceptions_save(path, &xs, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "exceptions.conf:"));
+		assert_non_null(strstr(err, "managed elsewhere"));
+		assert_non_null(strstr(err, "smtpguard reload"));
+		lines_of(path, text, sizeof(text));
+		assert_string_equal(text, before);
+	}
+	assert_non_null(strstr(err, "exceptions.conf:2: "));	/* the marker's own line */
+	assert_int_equal(count_entries(dir), 1);		/* and no temp file */
+	exceptions_free(&xs);
+	remove_dir(dir);
+}
+
+/* Only a header marks a file: the word in a rule's comment, or below a rule, does not. */
+static void
+managed_in_a_rule_or_the_cli_header_is_no_marker(void **state)
+{
+	char dir[DIR_BUF], path[PATH_MAX];
+	struct exceptions xs = { 0 };
+	FILE *fp;
+
+	(void)state;
+	make_dir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/exceptions.conf", dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fprintf(fp, "#   # managed by NAME  (how a managed file starts)\n"
+	    "allow www-data comment=\"managed by ops\"\n# managed by ansible\n");
+	fclose(fp);
+	assert_int_equal(exceptions_check_unmanaged(path, err, sizeof(err)), 0);
+	add_line(&xs, "allow site1");
+	assert_int_equal(exceptions_save(path, &xs, err, sizeof(err)), 0);
+	/* What the CLI writes is never taken for a managed file. */
+	assert_int_equal(exceptions_save(path, &xs, err, sizeof(err)), 0);
+	snprintf(path, sizeof(path), "%s/absent.conf", dir);
+	assert_int_equal(exceptions_check_unmanaged(path, err, sizeof(err)), 0);
+	exceptions_free(&xs);
+	remove_dir(dir);
+}
+
 static void
 reload_keeps_hits_and_cap_state_by_who(void **state)
 {
@@ -669,6 +738,8 @@ main(void)
 		cmocka_unit_test(options_in_any_order_are_written_in_one_order),
 		cmocka_unit_test(comment_quotes_and_backslashes_round_trip),
 		cmocka_unit_test(comment_of_exactly_the_limit_is_kept),
+		cmocka_unit_test(managed_file_is_loaded_but_never_rewritten),
+		cmocka_unit_test(managed_in_a_rule_or_the_cli_header_is_no_marker),
 		cmocka_unit_test(group_means_listed_members_and_primary_group_users),
 		cmocka_unit_test(numeric_uid_is_taken_as_is_and_digit_names_are_names),
 		cmocka_unit_test(every_bad_line_is_refused_with_its_reason),
