@@ -731,7 +731,12 @@ put_verdicts(struct nl_batch *b, const struct ruleset_spec *sp, const char *chai
 	return 0;
 }
 
-/* The kernel's part of a decided flow: its later packets never leave the kernel. */
+/*
+ * The kernel's part of a decided flow: its later packets never leave the
+ * kernel, but an audited flow's go on to the queue, and only those with a
+ * socket owner (put_queue_and_socketless says why); its socketless tail
+ * meets the "no socket" rule at the chain's end.
+ */
 static int
 put_decided(struct nl_batch *b, const struct ruleset_spec *sp, const char *chain,
     const struct verdict_rule *vs, size_t nv, bool native, unsigned int *n)
@@ -741,6 +746,10 @@ put_decided(struct nl_batch *b, const struct ruleset_spec *sp, const char *chain
 	for (size_t i = 0; i < nv; i++) {
 		if (rb_start(&rb, sp->table, chain, vs[i].comment) < 0)
 			return -1;
+		if (vs[i].queue) {
+			x_meta_load(&rb, NFT_META_SKUID);
+			x_cmp_u32(&rb, NFT_CMP_GTE, 0);
+		}
 		x_ct_load(&rb, NFT_CT_MARK);
 		x_bitwise(&rb, sp->mark_mask, 0);
 		x_cmp_u32(&rb, NFT_CMP_EQ, mark_value(sp->mark_mask, vs[i].state));

@@ -342,9 +342,11 @@ fm_check(struct fm_world *w, const struct fm_case *c, struct nm_result *res, cha
 	    (c->ctmark & 7) == MARK_TRAP || (c->ctmark & 7) == MARK_INSPECT);
 
 	/*
-	 * A flow under inspection (audit) has every packet queued, its tail
-	 * without a socket too: it has a conntrack entry, so the verdict sticks
-	 * and it cannot loop. Only those are let in without a socket.
+	 * A flow under inspection (audit) has every packet with a socket
+	 * queued; its tail without one (the stack's resets, what a closed
+	 * socket still sends) names no process and is let go like any other
+	 * socketless packet. Only a received reply of such a flow (detect_any_port's
+	 * input chain: no socket in that hook) may reach the queue.
 	 */
 	inspected = p0.ct == NM_CT_ENTRY && (c->ctmark & 7) == MARK_INSPECT;
 	if (res->final == NM_ERROR)
@@ -359,7 +361,7 @@ fm_check(struct fm_world *w, const struct fm_case *c, struct nm_result *res, cha
 	else if ((p.mark & ~FM_MASK) != (p0.mark & ~FM_MASK) ||
 	    (p.ctmark & ~FM_MASK) != (p0.ctmark & ~FM_MASK))
 		bad = "4: mark bits outside the mask changed";
-	else if (!p0.sock && !c->inbound && res->queued > 0 && !inspected)
+	else if (!p0.sock && !c->inbound && res->queued > 0)
 		bad = "5: a socketless packet reached the queue";
 	else if (!c->inbound && res->answered > 0 && d.last == MARK_REJECT &&
 	    res->final == NM_ACCEPT)

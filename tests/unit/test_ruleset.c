@@ -413,7 +413,7 @@ mta_and_exceptions_are_accepted_before_anything_is_queued(void **state)
 	/* The first queue is the ct mark "audit" rule, after every accept that could apply. */
 	for (size_t i = 0; i < 14; i++)
 		assert_null(strstr(r[i]->exprs, "queue"));
-	assert_string_equal(r[14]->exprs, "ct,bitwise,cmp,queue");
+	assert_string_equal(r[14]->exprs, "meta,cmp,ct,bitwise,cmp,queue");
 	release(&p);
 }
 
@@ -553,10 +553,16 @@ only_packets_with_a_socket_owner_are_queued(void **state)
 		assert_string_equal(r[n - 1]->exprs, "immediate");
 		assert_int_equal(nftnl_expr_get_u32(expr_at(r[n - 1]->rule, 0),
 		    NFTNL_EXPR_IMM_VERDICT), NF_ACCEPT);
-		/* Every other queue rule is the audited flows' ct mark rule. */
-		for (size_t i = 0; i < n - 2; i++)
-			if (strstr(r[i]->exprs, "target") != NULL)
-				assert_string_equal(r[i]->exprs, "ct,bitwise,cmp,target");
+		/* Every other queue rule is the audited flows' ct mark rule, guarded too. */
+		for (size_t i = 0; i < n - 2; i++) {
+			if (strstr(r[i]->exprs, "target") == NULL)
+				continue;
+			assert_string_equal(r[i]->exprs, "meta,cmp,ct,bitwise,cmp,target");
+			assert_int_equal(nftnl_expr_get_u32(expr_at(r[i]->rule, 0),
+			    NFTNL_EXPR_META_KEY), NFT_META_SKUID);
+			assert_int_equal(nftnl_expr_get_u32(expr_at(r[i]->rule, 1),
+			    NFTNL_EXPR_CMP_OP), NFT_CMP_GTE);
+		}
 	}
 	release(&p);
 }
@@ -714,11 +720,11 @@ detect_any_port_queues_replies_of_followed_flows_marked(void **state)
 	/* The fence's "keep inspecting" queue rule marks its packets too. */
 	n = rules_of(&p, "fence", r, 32);
 	for (size_t i = 0; i < n; i++) {
-		if (strcmp(r[i]->exprs, "ct,bitwise,cmp,meta,bitwise,meta,target") != 0)
+		if (strcmp(r[i]->exprs, "meta,cmp,ct,bitwise,cmp,meta,bitwise,meta,target") != 0)
 			continue;
-		assert_int_equal(expr_u32_data(expr_at(r[i]->rule, 2), NFTNL_EXPR_CMP_DATA),
+		assert_int_equal(expr_u32_data(expr_at(r[i]->rule, 4), NFTNL_EXPR_CMP_DATA),
 		    inspect);
-		assert_int_equal(expr_u32_data(expr_at(r[i]->rule, 4), NFTNL_EXPR_BITWISE_XOR),
+		assert_int_equal(expr_u32_data(expr_at(r[i]->rule, 6), NFTNL_EXPR_BITWISE_XOR),
 		    inspect);
 		release(&p);
 		return;
@@ -746,7 +752,7 @@ native_path_queues_without_bypass(void **state)
 	assert_int_equal(nftnl_expr_get_u16(q, NFTNL_EXPR_QUEUE_FLAGS) & NFT_QUEUE_FLAG_BYPASS,
 	    0);
 	assert_int_equal(nftnl_expr_get_u16(q, NFTNL_EXPR_QUEUE_FLAGS), 0);
-	assert_string_equal(r[n - 4]->exprs, "ct,bitwise,cmp,queue");	/* audited flows */
+	assert_string_equal(r[n - 4]->exprs, "meta,cmp,ct,bitwise,cmp,queue");	/* audited flows */
 	assert_int_equal(nftnl_expr_get_u16(expr_at(r[n - 4]->rule, 3), NFTNL_EXPR_QUEUE_FLAGS),
 	    0);
 	for (size_t i = 0; i < p.n; i++)
@@ -770,7 +776,7 @@ compat_path_is_xt_nfqueue_v3_without_bypass(void **state)
 	build(&p, &sp, false);
 	n = rules_of(&p, "fence", r, 32);
 	assert_string_equal(r[n - 2]->exprs, "meta,cmp,target");
-	assert_string_equal(r[n - 4]->exprs, "ct,bitwise,cmp,target");
+	assert_string_equal(r[n - 4]->exprs, "meta,cmp,ct,bitwise,cmp,target");
 	t = expr_at(r[n - 2]->rule, 2);
 	assert_string_equal(nftnl_expr_get_str(t, NFTNL_EXPR_TG_NAME), "NFQUEUE");
 	assert_int_equal(nftnl_expr_get_u32(t, NFTNL_EXPR_TG_REV), 3);
