@@ -69,6 +69,7 @@ golden_spec(void)
 		.mark_mask = GOLDEN_MASK,
 		.trap = true,
 		.trap_port = 10025,
+		.redirect_port = 25,
 	};
 }
 
@@ -264,6 +265,19 @@ expr_u32_data(struct nftnl_expr *e, uint16_t attr)
 	return v;
 }
 
+static uint16_t
+expr_u16_data(struct nftnl_expr *e, uint16_t attr)
+{
+	uint32_t len;
+	uint16_t v;
+	const void *d = nftnl_expr_get(e, attr, &len);
+
+	assert_non_null(d);
+	assert_int_equal(len, sizeof(v));
+	memcpy(&v, d, sizeof(v));
+	return v;
+}
+
 static const char *
 label_of(const struct parsed *p, const struct msg *m)
 {
@@ -402,7 +416,7 @@ mta_and_exceptions_are_accepted_before_anything_is_queued(void **state)
 	(void)state;
 	build(&p, &sp, true);
 	n = rules_of(&p, "fence", r, 32);
-	assert_int_equal(n, 18);
+	assert_int_equal(n, 21);
 	assert_string_equal(r[0]->exprs, "meta,lookup,immediate");
 	assert_string_equal(nftnl_expr_get_str(expr_at(r[0]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
 	    "mta_uids");
@@ -411,9 +425,9 @@ mta_and_exceptions_are_accepted_before_anything_is_queued(void **state)
 	assert_string_equal(nftnl_expr_get_str(expr_at(r[1]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
 	    "allow_uids");
 	/* The first queue is the ct mark "audit" rule, after every accept that could apply. */
-	for (size_t i = 0; i < 14; i++)
+	for (size_t i = 0; i < 16; i++)
 		assert_null(strstr(r[i]->exprs, "queue"));
-	assert_string_equal(r[14]->exprs, "meta,cmp,ct,bitwise,cmp,queue");
+	assert_string_equal(r[16]->exprs, "meta,cmp,ct,bitwise,cmp,queue");
 	release(&p);
 }
 
@@ -586,7 +600,16 @@ flows_dnatted_to_smtp_ports_are_judged_after_nat(void **state)
 	assert_non_null(c = find(&p, NFT_MSG_NEWCHAIN, "nat_fence"));
 	assert_false(nftnl_chain_is_set(c->chain, NFTNL_CHAIN_HOOKNUM));
 
-	assert_int_equal(rules_of(&p, "after_nat", r, 32), 1);
+	assert_int_equal(rules_of(&p, "after_nat", r, 32), 2);
+	/* A redirected flow NAT left untranslated: reset, it never leaves for the mx. */
+	assert_string_equal(r[1]->exprs, "ct,bitwise,cmp,ct,bitwise,cmp,meta,cmp,reject");
+	assert_int_equal(expr_u32_data(expr_at(r[1]->rule, 2), NFTNL_EXPR_CMP_DATA),
+	    mark_value(GOLDEN_MASK, MARK_REDIRECT));
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[1]->rule, 3), NFTNL_EXPR_CT_KEY),
+	    NFT_CT_STATUS);
+	assert_int_equal(expr_u32_data(expr_at(r[1]->rule, 4), NFTNL_EXPR_BITWISE_MASK),
+	    IPS_DST_NAT);
+	assert_int_equal(expr_u32_data(expr_at(r[1]->rule, 5), NFTNL_EXPR_CMP_DATA), 0);
 	assert_string_equal(r[0]->exprs, "ct,bitwise,cmp,meta,cmp,payload,lookup,immediate");
 	assert_int_equal(nftnl_expr_get_u32(expr_at(r[0]->rule, 0), NFTNL_EXPR_CT_KEY),
 	    NFT_CT_STATUS);
@@ -600,7 +623,7 @@ flows_dnatted_to_smtp_ports_are_judged_after_nat(void **state)
 	    "nat_fence");
 
 	n = rules_of(&p, "nat_fence", r, 32);
-	assert_int_equal(n, 12);
+	assert_int_equal(n, 14);
 	assert_string_equal(nftnl_expr_get_str(expr_at(r[0]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
 	    "mta_uids");
 	assert_string_equal(nftnl_expr_get_str(expr_at(r[1]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
@@ -616,15 +639,28 @@ flows_dnatted_to_smtp_ports_are_judged_after_nat(void **state)
 	assert_string_equal(r[9]->exprs, "ct,bitwise,cmp,immediate");
 	assert_int_equal(expr_u32_data(expr_at(r[9]->rule, 2), NFTNL_EXPR_CMP_DATA),
 	    mark_value(GOLDEN_MASK, MARK_INSPECT));
+	/* Redirected: to this host's own address on the MTA's port goes on, else reset. */
+	assert_string_equal(r[10]->exprs, "ct,bitwise,cmp,fib,cmp,meta,cmp,payload,cmp,immediate");
+	assert_int_equal(expr_u32_data(expr_at(r[10]->rule, 2), NFTNL_EXPR_CMP_DATA),
+	    mark_value(GOLDEN_MASK, MARK_REDIRECT));
+	assert_int_equal(expr_u32_data(expr_at(r[10]->rule, 4), NFTNL_EXPR_CMP_DATA), RTN_LOCAL);
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[10]->rule, 7), NFTNL_EXPR_PAYLOAD_OFFSET),
+	    2);
+	assert_int_equal(expr_u16_data(expr_at(r[10]->rule, 8), NFTNL_EXPR_CMP_DATA), htons(25));
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[10]->rule, 9), NFTNL_EXPR_IMM_VERDICT),
+	    NF_ACCEPT);
+	assert_string_equal(r[11]->exprs, "ct,bitwise,cmp,reject");
+	assert_int_equal(expr_u32_data(expr_at(r[11]->rule, 2), NFTNL_EXPR_CMP_DATA),
+	    mark_value(GOLDEN_MASK, MARK_REDIRECT));
 	/* Queued with MARK_NAT, every bit outside the mask kept. */
-	assert_string_equal(r[10]->exprs, "meta,cmp,meta,bitwise,meta,queue");
-	assert_int_equal(expr_u32_data(expr_at(r[10]->rule, 3), NFTNL_EXPR_BITWISE_MASK),
+	assert_string_equal(r[12]->exprs, "meta,cmp,meta,bitwise,meta,queue");
+	assert_int_equal(expr_u32_data(expr_at(r[12]->rule, 3), NFTNL_EXPR_BITWISE_MASK),
 	    ~GOLDEN_MASK);
-	assert_int_equal(expr_u32_data(expr_at(r[10]->rule, 3), NFTNL_EXPR_BITWISE_XOR),
+	assert_int_equal(expr_u32_data(expr_at(r[12]->rule, 3), NFTNL_EXPR_BITWISE_XOR),
 	    mark_value(GOLDEN_MASK, MARK_NAT));
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[10]->rule, 4), NFTNL_EXPR_META_KEY),
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[12]->rule, 4), NFTNL_EXPR_META_KEY),
 	    NFT_META_MARK);
-	assert_true(nftnl_expr_is_set(expr_at(r[10]->rule, 4), NFTNL_EXPR_META_SREG));
+	assert_true(nftnl_expr_is_set(expr_at(r[12]->rule, 4), NFTNL_EXPR_META_SREG));
 	release(&p);
 }
 
@@ -752,8 +788,8 @@ native_path_queues_without_bypass(void **state)
 	assert_int_equal(nftnl_expr_get_u16(q, NFTNL_EXPR_QUEUE_FLAGS) & NFT_QUEUE_FLAG_BYPASS,
 	    0);
 	assert_int_equal(nftnl_expr_get_u16(q, NFTNL_EXPR_QUEUE_FLAGS), 0);
-	assert_string_equal(r[n - 4]->exprs, "meta,cmp,ct,bitwise,cmp,queue");	/* audited flows */
-	assert_int_equal(nftnl_expr_get_u16(expr_at(r[n - 4]->rule, 3), NFTNL_EXPR_QUEUE_FLAGS),
+	assert_string_equal(r[n - 5]->exprs, "meta,cmp,ct,bitwise,cmp,queue");	/* audited flows */
+	assert_int_equal(nftnl_expr_get_u16(expr_at(r[n - 5]->rule, 5), NFTNL_EXPR_QUEUE_FLAGS),
 	    0);
 	for (size_t i = 0; i < p.n; i++)
 		assert_null(strstr(p.m[i].exprs, "target"));
@@ -776,7 +812,7 @@ compat_path_is_xt_nfqueue_v3_without_bypass(void **state)
 	build(&p, &sp, false);
 	n = rules_of(&p, "fence", r, 32);
 	assert_string_equal(r[n - 2]->exprs, "meta,cmp,target");
-	assert_string_equal(r[n - 4]->exprs, "meta,cmp,ct,bitwise,cmp,target");
+	assert_string_equal(r[n - 5]->exprs, "meta,cmp,ct,bitwise,cmp,target");
 	t = expr_at(r[n - 2]->rule, 2);
 	assert_string_equal(nftnl_expr_get_str(t, NFTNL_EXPR_TG_NAME), "NFQUEUE");
 	assert_int_equal(nftnl_expr_get_u32(t, NFTNL_EXPR_TG_REV), 3);
@@ -823,26 +859,29 @@ allow_local_off_drops_the_fib_rule(void **state)
 	(void)state;
 	build(&p, &sp, true);
 	n = rules_of(&p, "fence", r, 32);
-	/* After the mta, allow and 4 x 2 verdict rules; the self-check's probe mark is not local. */
-	assert_string_equal(r[10]->exprs, "meta,bitwise,cmp,fib,cmp,immediate");
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[10]->rule, 0), NFTNL_EXPR_META_KEY),
+	/* After the mta, allow and 5 x 2 verdict rules; the self-check's probe mark is not local. */
+	assert_string_equal(r[12]->exprs, "meta,bitwise,cmp,fib,cmp,immediate");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[12]->rule, 0), NFTNL_EXPR_META_KEY),
 	    NFT_META_MARK);
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[10]->rule, 2), NFTNL_EXPR_CMP_OP),
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[12]->rule, 2), NFTNL_EXPR_CMP_OP),
 	    NFT_CMP_NEQ);
-	assert_int_equal(expr_u32_data(expr_at(r[10]->rule, 2), NFTNL_EXPR_CMP_DATA),
+	assert_int_equal(expr_u32_data(expr_at(r[12]->rule, 2), NFTNL_EXPR_CMP_DATA),
 	    mark_value(sp.mark_mask, MARK_PROBE));
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[10]->rule, 3), NFTNL_EXPR_FIB_FLAGS),
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[12]->rule, 3), NFTNL_EXPR_FIB_FLAGS),
 	    NFTA_FIB_F_DADDR);
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[10]->rule, 3), NFTNL_EXPR_FIB_RESULT),
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[12]->rule, 3), NFTNL_EXPR_FIB_RESULT),
 	    NFT_FIB_RESULT_ADDRTYPE);
-	assert_int_equal(expr_u32_data(expr_at(r[10]->rule, 4), NFTNL_EXPR_CMP_DATA), RTN_LOCAL);
+	assert_int_equal(expr_u32_data(expr_at(r[12]->rule, 4), NFTNL_EXPR_CMP_DATA), RTN_LOCAL);
 	release(&p);
 
 	sp.allow_local = false;
 	build(&p, &sp, true);
 	assert_int_equal(rules_of(&p, "fence", r, 32), n - 1);
+	/* The one fib left is nat_fence's check that a redirect went to this host. */
 	for (size_t i = 0; i < p.n; i++)
-		assert_null(strstr(p.m[i].exprs, "fib"));
+		if (strstr(p.m[i].exprs, "fib") != NULL)
+			assert_string_equal(p.m[i].exprs,
+			    "ct,bitwise,cmp,fib,cmp,meta,cmp,payload,cmp,immediate");
 	release(&p);
 }
 
@@ -852,7 +891,10 @@ verdict_marks_never_touch_bits_outside_the_mask(void **state)
 {
 	const uint32_t masks[] = { GOLDEN_MASK, 0x0000f000, 0x7, 0xe0000000 };
 	const char *chains[] = { "fence", "nat_fence" };
-	const uint32_t copies[] = { MARK_STATE_MAX, 2 };	/* allow, reject after NAT */
+	/* The states each chain copies into the ct mark, in order; after NAT allow and reject. */
+	static const enum mark_state states[] = { MARK_ALLOW, MARK_REJECT, MARK_TRAP,
+	    MARK_INSPECT, MARK_REDIRECT };
+	const uint32_t copies[] = { sizeof(states) / sizeof(states[0]), 2 };
 
 	(void)state;
 	for (size_t k = 0; k < sizeof(masks) / sizeof(masks[0]); k++) {
@@ -884,7 +926,7 @@ verdict_marks_never_touch_bits_outside_the_mask(void **state)
 					    NFTNL_EXPR_BITWISE_MASK), ~m);
 					assert_int_equal(expr_u32_data(expr_at(rule, 4),
 					    NFTNL_EXPR_BITWISE_XOR), v);
-					assert_int_equal(mark_state_of(m, v), seen + 1);
+					assert_int_equal(mark_state_of(m, v), states[seen]);
 					seen++;
 				} else if (strncmp(r[i]->exprs, "meta,bitwise,cmp,meta,bitwise,meta",
 				    34) == 0) {
