@@ -1,10 +1,11 @@
 /*
  * ruleset.c — the fence as nf_tables objects: table inet smtpguard, its sets
  * (ports, mta_uids, allow_uids), the output/fence chains before NAT, the trap
- * nat chain and the redirect nat chain (to the local MTA), the after_nat/nat_fence chains that judge a flow NAT sent to
- * an SMTP port, and with detect_any_port the input chain that queues the
- * replies of the flows smtpguardd is still reading, built as libnftnl messages in an nl_batch (pure, no kernel)
- * and sent as one atomic transaction. Every packet the fence queues gets a
+ * nat chain and the to_mta nat chain (action redirect: to the local MTA),
+ * the after_nat/nat_fence chains that judge a flow NAT sent to an SMTP port,
+ * and with detect_any_port the input chain that queues the replies of the
+ * flows smtpguardd is still reading, built as libnftnl messages in an
+ * nl_batch (pure, no kernel) and sent as one atomic transaction. Every packet the fence queues gets a
  * final verdict on its second pass, with or without a conntrack entry.
  * Installing replaces our table whole, so there is never a moment without
  * the fence and never two copies of it. It never names any other table,
@@ -43,7 +44,7 @@
 #define CHAIN_OUTPUT		"output"
 #define CHAIN_FENCE		"fence"
 #define CHAIN_TRAP		"trap"
-#define CHAIN_REDIRECT		"redirect"
+#define CHAIN_REDIRECT		"to_mta"
 #define CHAIN_AFTER_NAT		"after_nat"
 #define CHAIN_NAT_FENCE		"nat_fence"
 #define CHAIN_INPUT		"input"
@@ -1136,7 +1137,7 @@ ruleset_build(struct nl_batch *b, const struct ruleset_spec *sp, bool native_que
 	x_bitwise(&rb, sp->mark_mask, 0);
 	x_cmp_u32(&rb, NFT_CMP_EQ, mark_value(sp->mark_mask, MARK_REDIRECT));
 	x_redirect(&rb, sp->redirect_port);
-	return rb_put(b, &rb, "redirect #1 (to the MTA)");
+	return rb_put(b, &rb, "to_mta #1 (redirect)");
 }
 
 static bool
