@@ -996,6 +996,54 @@ a_fence_on_no_ports_is_refused(void **state)
 	nl_batch_free(&b);
 }
 
+/*
+ * action redirect: the to_mta nat chain sends flows with the redirect ct
+ * mark to the MTA's port on this host; without a port, or on the trap's,
+ * nothing is built (redirected mail would be refused, or trapped).
+ */
+static void
+redirected_flows_go_to_the_mta_port_and_a_bad_port_is_refused(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct msg *r[4], *nf[32], *c;
+	struct nl_batch b;
+	struct parsed p;
+	uint16_t port;
+	uint32_t len;
+	const void *d;
+
+	(void)state;
+	sp.redirect_port = 2525;
+	build(&p, &sp, true);
+	assert_non_null(c = find(&p, NFT_MSG_NEWCHAIN, "to_mta"));
+	assert_string_equal(nftnl_chain_get_str(c->chain, NFTNL_CHAIN_TYPE), "nat");
+	assert_int_equal(nftnl_chain_get_u32(c->chain, NFTNL_CHAIN_HOOKNUM), NF_INET_LOCAL_OUT);
+	assert_int_equal(nftnl_chain_get_s32(c->chain, NFTNL_CHAIN_PRIO), -100);
+	assert_int_equal(rules_of(&p, "to_mta", r, 4), 1);
+	assert_string_equal(r[0]->exprs, "meta,cmp,ct,bitwise,cmp,immediate,redir");
+	assert_int_equal(expr_u32_data(expr_at(r[0]->rule, 4), NFTNL_EXPR_CMP_DATA),
+	    mark_value(GOLDEN_MASK, MARK_REDIRECT));
+	d = nftnl_expr_get(expr_at(r[0]->rule, 5), NFTNL_EXPR_IMM_DATA, &len);
+	assert_int_equal(len, sizeof(port));
+	memcpy(&port, d, sizeof(port));
+	assert_int_equal(ntohs(port), 2525);
+	/* nat_fence lets our own redirect by on that port only */
+	assert_int_equal(rules_of(&p, "nat_fence", nf, 32), 14);
+	assert_int_equal(expr_u16_data(expr_at(nf[10]->rule, 8), NFTNL_EXPR_CMP_DATA),
+	    htons(2525));
+	release(&p);
+
+	for (int k = 0; k < 2; k++) {
+		sp.redirect_port = k == 0 ? 0 : sp.trap_port;
+		assert_int_equal(nl_batch_init(&b), 0);
+		errno = 0;
+		assert_int_equal(ruleset_build(&b, &sp, true), -1);
+		assert_int_equal(errno, EINVAL);
+		assert_int_equal(b.nlabels, 0);
+		nl_batch_free(&b);
+	}
+}
+
 static void
 trapped_flows_are_redirected_to_the_trap_port(void **state)
 {
@@ -1159,6 +1207,7 @@ main(void)
 		cmocka_unit_test(a_mask_too_small_for_every_state_is_refused),
 		cmocka_unit_test(a_fence_on_no_ports_is_refused),
 		cmocka_unit_test(trapped_flows_are_redirected_to_the_trap_port),
+		cmocka_unit_test(redirected_flows_go_to_the_mta_port_and_a_bad_port_is_refused),
 		cmocka_unit_test(rules_carry_comments_for_nft_list),
 		cmocka_unit_test(an_exception_is_one_element_batch),
 		cmocka_unit_test(thousands_of_exceptions_fit_in_one_transaction),
