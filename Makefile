@@ -80,11 +80,11 @@ build/obj/smtpguard.o: guard/smtpguard.c build/gen/default_conf.inc $(HDRS)
 build/smtpguard: build/obj/smtpguard.o build/libguard.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
-build/tests/%: tests/unit/%.c build/libguard.a $(HDRS) $(wildcard tests/fuzz/*.h)
+build/tests/%: tests/unit/%.c build/libguard.a $(HDRS) $(wildcard tests/fuzz/*.h tests/unit/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(SGFLAGS) $(CFLAGS) -Iguard -o $@ $< build/libguard.a $(LIBS) -lcmocka
 
-build/tests/asan/%: tests/unit/%.c build/libguard-asan.a $(HDRS) $(wildcard tests/fuzz/*.h)
+build/tests/asan/%: tests/unit/%.c build/libguard-asan.a $(HDRS) $(wildcard tests/fuzz/*.h tests/unit/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(SGFLAGS) $(SANFLAGS) -Iguard -o $@ $< build/libguard-asan.a $(LIBS) -lcmocka
 
@@ -134,11 +134,13 @@ bench: all $(TOOLBIN) $(BENCHBIN)
 
 MANDIR	?= $(PREFIX)/share/man
 COMPDIR	?= $(PREFIX)/share/bash-completion/completions
+DATADIR	?= $(PREFIX)/share/smtpguard
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/smtpguard \
 	  $(DESTDIR)$(SYSCONFDIR)/systemd/system $(DESTDIR)$(SYSCONFDIR)/logrotate.d \
-	  $(DESTDIR)$(COMPDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	  $(DESTDIR)$(COMPDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	  $(DESTDIR)$(DATADIR)
 	install -m 0755 build/smtpguardd build/smtpguard $(DESTDIR)$(SBINDIR)/
 	install -m 0644 build/man/smtpguard.8 build/man/smtpguardd.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 build/man/smtpguard.conf.5 $(DESTDIR)$(MANDIR)/man5/
@@ -148,6 +150,8 @@ install: all
 	  $(DESTDIR)$(SYSCONFDIR)/systemd/system/smtpguard.service
 	install -m 0644 conf/smtpguard.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/smtpguard
 	install -m 0644 conf/smtpguard.bash-completion $(DESTDIR)$(COMPDIR)/smtpguard
+	# Prometheus alert rules: for the Prometheus server, not read by smtpguard.
+	install -m 0644 conf/smtpguard.rules.yml $(DESTDIR)$(DATADIR)/
 	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 # Everything install put in place except the configuration (smtpguard disable --purge).
@@ -156,7 +160,8 @@ uninstall:
 	  $(DESTDIR)$(SYSCONFDIR)/systemd/system/smtpguard.service \
 	  $(DESTDIR)$(SYSCONFDIR)/logrotate.d/smtpguard $(DESTDIR)$(COMPDIR)/smtpguard \
 	  $(DESTDIR)$(MANDIR)/man8/smtpguard.8 $(DESTDIR)$(MANDIR)/man8/smtpguardd.8 \
-	  $(DESTDIR)$(MANDIR)/man5/smtpguard.conf.5
+	  $(DESTDIR)$(MANDIR)/man5/smtpguard.conf.5 $(DESTDIR)$(DATADIR)/smtpguard.rules.yml
+	rmdir $(DESTDIR)$(DATADIR) 2>/dev/null || true
 
 harden:
 	scripts/harden

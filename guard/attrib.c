@@ -82,11 +82,18 @@ attrib_close(struct attrib_ctx *c)
 }
 
 int
-attrib_hook(struct attrib_ctx *c, char *cgroup_root, size_t len)
+attrib_hook(struct attrib_ctx *c, char *cgroup_root, size_t len, const struct connhook_filter *f)
 {
-	if ((c->hook = connhook_open(cgroup_root, len)) == NULL)
+	if ((c->hook = connhook_open(cgroup_root, len, f)) == NULL)
 		return -1;
 	return 0;
+}
+
+/* Without a hook there is nothing to filter: 0. */
+int
+attrib_hook_refilter(struct attrib_ctx *c, const struct connhook_filter *f)
+{
+	return c->hook == NULL ? 0 : connhook_refilter(c->hook, f);
 }
 
 static void

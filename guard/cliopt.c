@@ -14,7 +14,7 @@
 
 #include "smtpguard.h"
 
-#define CLIOPT_MAX	32	/* long options of one command; the richest (top) has 13 */
+#define CLIOPT_MAX	32	/* long options of one command; the richest (top) has 15 */
 
 static const struct option shared[] = {
 	{ "since", required_argument, NULL, CLIOPT_SINCE },

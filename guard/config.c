@@ -73,6 +73,7 @@ static const struct key keys[] = {
 	{ "guard", "connect_hook", K_BOOL, NUM(connect_hook), 0, 0 },
 	{ "guard", "queue", K_U16, NUM(queue_num), 0, 65535 },
 	{ "guard", "queue_maxlen", K_U32, NUM(queue_maxlen), 1, 1048576 },
+	{ "guard", "audit_log_group", K_U16, NUM(audit_log_group), 0, 65535 },
 	{ "guard", "trap_port", K_U16, NUM(trap_port), 1, 65535 },
 	{ "guard", "redirect_to", K_U16, NUM(redirect_to), 1, 65535 },
 	{ "guard", "inspect_bytes", K_SIZE, NUM(inspect_bytes), 64, 1048576 },
@@ -104,10 +105,13 @@ static const struct key keys[] = {
 	{ "mail", "state", K_PATH, STR(mail_state), 0, 0 },
 	{ "mail", "user", K_TEXT, STR(mail_user), 0, 0 },
 	{ "mail", "group", K_TEXT, STR(mail_group), 0, 0 },
+	{ "metrics", "textfile", K_OPT_PATH, STR(metrics_textfile), 0, 0 },
+	{ "metrics", "interval", K_U32, NUM(metrics_interval), 1, 3600 },
+	{ "metrics", "top_users", K_U32, NUM(metrics_top_users), 0, METRICS_TOP_MAX },
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
-static const char *const sections[] = { "guard", "log", "alert", "trap", "mail" };
+static const char *const sections[] = { "guard", "log", "alert", "trap", "mail", "metrics" };
 #define NSECTIONS	(sizeof(sections) / sizeof(sections[0]))
 
 struct parse {
@@ -135,6 +139,7 @@ config_defaults(struct config *cfg)
 	cfg->connect_hook = true;
 	cfg->queue_num = 0;
 	cfg->queue_maxlen = 4096;
+	cfg->audit_log_group = 2525;
 	cfg->trap_port = 10025;
 	cfg->redirect_to = 25;	/* the MTA's smtpd, on 127.0.0.1 and ::1 */
 	cfg->inspect_bytes = 4096;
@@ -169,6 +174,9 @@ config_defaults(struct config *cfg)
 	strlcpy_sg(cfg->mail_state, "/var/lib/smtpguard/mail.state", sizeof(cfg->mail_state));
 	strlcpy_sg(cfg->mail_user, "nobody", sizeof(cfg->mail_user));
 	strlcpy_sg(cfg->mail_group, "postfix", sizeof(cfg->mail_group));
+	cfg->metrics_textfile[0] = '\0';
+	cfg->metrics_interval = 15;	/* node_exporter's scrapes are 15 s by default */
+	cfg->metrics_top_users = 10;
 }
 
 /* "FILE:LINE: [section] key: what (got 'value')"; the first error wins. */
@@ -238,7 +246,8 @@ check_line(struct parse *ps, const char *s, size_t n)
 			return -1;
 		}
 		if (!known_section(s + 1, (size_t)(close - s - 1))) {
-			fail_line(ps, "unknown section (known: [guard], [log], [alert], [trap], [mail])", s, n);
+			fail_line(ps, "unknown section (known: [guard], [log], [alert], [trap], "
+			    "[mail], [metrics])", s, n);
 			return -1;
 		}
 		return 0;

@@ -82,11 +82,14 @@ ctlreply_status(const struct daemon *d)
 	json_object_set_new(o, "decisions", dec);
 	json_object_set_new(o, "unparsable", json_integer((json_int_t)d->cnt.unparsable));
 	json_object_set_new(o, "verdict_errors",
-	    json_integer((json_int_t)d->cnt.verdict_errors));
+	    json_integer((json_int_t)(d->cnt.verdict_errors + queue_verdicts_lost(d->queue))));
 	json_object_set_new(o, "socket_overruns", json_integer((json_int_t)d->cnt.enobufs));
 	json_object_set_new(o, "events_lost", json_integer((json_int_t)d->cnt.events_lost));
 	json_object_set_new(o, "alerts", json_integer((json_int_t)d->cnt.alerts));
 	json_object_set_new(o, "inspected", json_integer((json_int_t)d->cnt.inspected));
+	json_object_set_new(o, "audit_overruns", json_integer((json_int_t)d->cnt.audit_overruns));
+	json_object_set_new(o, "audit_unreleased",
+	    json_integer((json_int_t)d->cnt.audit_unreleased));
 	json_object_set_new(o, "trap_direct", json_integer((json_int_t)d->cnt.trap_direct));
 	json_object_set_new(o, "any_port_lost", json_integer((json_int_t)d->cnt.any_port_lost));
 	json_object_set_new(o, "any_port_expired",

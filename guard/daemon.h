@@ -8,7 +8,9 @@
  *   ctlreply.c    the answers to control requests: reads them, and for
  *                 allow/revoke replaces exc;
  *   gatewire.c    the mail gate's child and its requests: writes the gate
- *                 fields and the event log (through fence.c).
+ *                 fields and the event log (through fence.c);
+ *   metricsfile.c reads the counters each [metrics] interval and writes them
+ *                 for Prometheus; writes only its own fields.
  * One thread, one epoll loop: no locking.
  */
 #ifndef SMTPGUARD_DAEMON_H
@@ -26,13 +28,17 @@ struct counters {
 	uint64_t	 self_checks;		/* `smtpguard check` probes refused */
 	uint64_t	 packet_bytes;		/* their IP bytes: what crossed into userspace */
 	uint64_t	 decisions[ACTION_ALLOW + 1];
+	uint64_t	 attempts[ACTION_ALLOW + 1];	/* SMTP attempts of fenced users */
 	uint64_t	 unparsable;		/* not IPv4/IPv6 TCP: reset */
 	uint64_t	 verdict_errors;
 	uint64_t	 enobufs;		/* the kernel dropped queue messages */
 	uint64_t	 events_lost;		/* event lines that could not be written */
 	uint64_t	 alerts;
 	uint64_t	 inspected;		/* packets of audited flows read */
+	uint64_t	 audit_overruns;		/* the tap's socket overran: copies lost (ENOBUFS) */
+	uint64_t	 audit_unreleased;	/* read flows whose ct mark could not be set */
 	uint64_t	 trap_direct;		/* connections to the trap port it was not sent */
+	uint64_t	 trap_sessions;		/* trapped sessions that ended */
 	/* detect_any_port: flows reset because they could not be read to a decision */
 	uint64_t	 any_port_lost;		/* packets of followed flows the daemon lost */
 	uint64_t	 any_port_expired;	/* undecided when their time was up */
@@ -53,6 +59,8 @@ struct daemon {
 	bool			 quit;
 	int			 epfd, sigfd, timerfd;
 	struct queue		*queue;
+	struct nflog		*audit_tap;	/* copies of audited flows' packets */
+	struct ctmark		*ctmark;	/* releases an audited flow once read */
 	struct attrib_ctx	*attrib;
 	struct event_log	*events;
 	struct flood		*flood;
@@ -74,6 +82,10 @@ struct daemon {
 	time_t			 started;
 	struct counters		 cnt;
 	struct hist		 attrib_ns;	/* time to name a sender (attrib_sender) */
+	struct metrics_latency	 attrib_le;	/* the same, in Prometheus' buckets */
+	struct metrics_users	*users;		/* attempts per uid, for the busiest */
+	time_t			 metrics_next;	/* when metricsfile.c writes again */
+	bool			 metrics_failing;	/* the last write failed (logged once) */
 	bool			 events_failing;	/* the last event write failed */
 };
 
@@ -81,6 +93,7 @@ struct daemon {
 int	 fence_open(struct daemon *);
 void	 fence_close(struct daemon *);
 void	 fence_read(struct daemon *);
+void	 fence_read_audit(struct daemon *);
 int	 fence_trap_reports(struct daemon *);
 void	 fence_tick(struct daemon *, time_t now);
 void	 fence_summaries(struct daemon *, time_t until);
@@ -100,6 +113,9 @@ void	 gatewire_tick(struct daemon *, time_t now);
 bool	 gatewire_child_changed(const struct config *, const struct config *);
 void	 gatewire_reload(struct daemon *, bool child_changed);
 void	 gatewire_status(const struct daemon *, json_t *);
+
+/* metricsfile.c */
+void	 metricsfile_tick(struct daemon *, time_t now);
 
 /* ctlreply.c */
 char	*ctlreply_ok(json_t *);

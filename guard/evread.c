@@ -1,17 +1,26 @@
 /*
- * evread.c — the event log as `log` and `top` read it: lines under a bound,
- * each parsed by jansson or, for top's hot loop, by a flat scanner that
- * allocates nothing; the fields the filters and top look at; the filters
- * (--user, --uid, --action, --event, --dst, and the time window, which is
- * compared as RFC 3339 strings so no date is parsed per line). Lines that are
- * not JSON objects are counted, never fatal. It prints nothing: the commands
- * (review_log.c, review_top.c) say what is wrong and show what is found.
+ * evread.c — the event log as `log` and `top` read it: the files named on
+ * the command line (a directory stands for the event files under it, as a
+ * central rsyslog writes them per host); lines under a bound, each parsed by
+ * jansson or, for top's hot loop, by a flat scanner that allocates nothing;
+ * the fields the filters and top look at; the filters (--user, --uid,
+ * --action, --event, --dst, --origin, --host, and the time window, which is
+ * compared as RFC 3339 strings so no date is parsed per line). An event
+ * without a "host" field (a local file; only the collector adds it) is this
+ * machine's. Lines that are not JSON objects are counted, never fatal. It
+ * prints nothing: the commands (review_log.c, review_top.c) say what is wrong
+ * and show what is found.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -21,9 +30,33 @@
 
 /* --- the fields the filters and top read ------------------------------------- */
 
-/* The names of enum evread_field, in its order. */
+/* The names of enum evread_field, in its order, and their lengths (the scanner's first test). */
 static const char *const ev_names[EVREAD_NFIELDS] = { "ts", "event", "action", "user", "uid",
-    "exe", "cwd", "dst_ip", "dst_port", "mail_from", "php_script", "subject", "suppressed" };
+    "exe", "cwd", "dst_ip", "dst_port", "mail_from", "php_script", "subject", "suppressed",
+    "origin", "domain", "rcpt_count", "host" };
+static const unsigned char ev_lens[EVREAD_NFIELDS] = { 2, 5, 6, 4, 3, 3, 3, 6, 8, 9, 10, 7, 10,
+    6, 6, 10, 4 };
+
+#define HOST_NAME_LEN	64	/* HOST_NAME_MAX on Linux */
+
+/*
+ * The host of an event that does not name one: this machine, by its short
+ * name, as rsyslog names a sender by default (%hostname%, without the domain).
+ */
+const char *
+evread_local_host(void)
+{
+	static char host[HOST_NAME_LEN + 1];
+	char *dot;
+
+	if (host[0] == '\0') {
+		if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
+			strlcpy_sg(host, "localhost", sizeof(host));
+		if ((dot = strchr(host, '.')) != NULL && dot != host)
+			*dot = '\0';
+	}
+	return host;
+}
 
 void
 evread_from_json(struct evread_event *e, json_t *o)
@@ -35,6 +68,8 @@ evread_from_json(struct evread_event *e, json_t *o)
 		e->has_n[i] = json_is_integer(v);
 		e->n[i] = e->has_n[i] ? (long long)json_integer_value(v) : 0;
 	}
+	if (e->s[EVREAD_HOST] == NULL)
+		e->s[EVREAD_HOST] = evread_local_host();
 }
 
 /*
@@ -147,8 +182,7 @@ static int
 ev_field_of(const char *k, size_t n)
 {
 	for (int i = 0; i < EVREAD_NFIELDS; i++)
-		if (ev_names[i][0] == k[0] && strlen(ev_names[i]) == n &&
-		    memcmp(ev_names[i], k, n) == 0)
+		if (ev_lens[i] == n && ev_names[i][0] == k[0] && memcmp(ev_names[i], k, n) == 0)
 			return i;
 	return -1;
 }
@@ -185,8 +219,10 @@ evread_flat_scan(char *line, size_t len, struct evread_event *e)
 	if (p >= end || *p != '{')
 		return -1;
 	p = flat_ws(p + 1, end);
-	if (p < end && *p == '}')
+	if (p < end && *p == '}') {
+		e->s[EVREAD_HOST] = evread_local_host();
 		return 0;
+	}
 	for (;;) {
 		const char *k = p, *v;
 		int field;
@@ -232,6 +268,8 @@ evread_flat_scan(char *line, size_t len, struct evread_event *e)
 	for (int i = 0; i < EVREAD_NFIELDS; i++)
 		if (str_start[i] != NULL)
 			e->s[i] = flat_unescape(str_start[i], str_close[i]);
+	if (e->s[EVREAD_HOST] == NULL)
+		e->s[EVREAD_HOST] = evread_local_host();
 	return 0;
 }
 
@@ -276,6 +314,12 @@ evread_matches(const struct evread_filter *f, const struct evread_event *e)
 	if (f->event && ((s = e->s[EVREAD_EVENT]) == NULL || strcmp(s, f->event) != 0))
 		return false;
 	if (f->dst && !dst_matches(f, e))
+		return false;
+	/* --origin names the origin or the sender domain it rolls up into */
+	if (f->origin && ((s = e->s[EVREAD_ORIGIN]) == NULL || strcmp(s, f->origin) != 0) &&
+	    ((s = e->s[EVREAD_DOMAIN]) == NULL || strcmp(s, f->origin) != 0))
+		return false;
+	if (f->host && strcmp(e->s[EVREAD_HOST] ? e->s[EVREAD_HOST] : "", f->host) != 0)
 		return false;
 	return true;
 }
@@ -323,18 +367,25 @@ parse_dst(const char *s, struct evread_filter *f)
 	return cidr_parse(buf, &f->dst_net);
 }
 
-/* The --event names, as event.c writes them. */
-static const char *const event_names[] = { "attempt", "smtp", "summary", "alert", "daemon" };
+/* The --event names, as event.c writes them ("mail": the mail gate's, mailgate.c). */
+static const char *const event_names[] = { "attempt", "smtp", "summary", "alert", "daemon",
+    "mail" };
+/* The mail gate's actions (maillimit.c), which --action takes beside the guard's. */
+static const char *const mail_actions[] = { "pass", "hold", "defer", "reject" };
 
 const char evread_filter_help[] =
     "  --since T      only events at or after T: 10m, 2h, 3d, 45s ago, or\n"
     "                 2026-11-22, 2026-11-22T10:00[:SS] (local time; add Z for UTC)\n"
     "  --until T      only events before T (same forms)\n"
     "  --user NAME    only this user      --uid N     only this uid\n"
-    "  --action A     reject|trap|audit|allow\n"
-    "  --event E      attempt|smtp|summary|alert|daemon\n"
+    "  --action A     reject|trap|audit|allow; of mail events pass|hold|defer|reject\n"
+    "  --event E      attempt|smtp|summary|alert|daemon|mail\n"
     "  --dst D        destination: 192.0.2.25, 192.0.2.0/24, 192.0.2.25:25,\n"
     "                 [2001:db8::25]:25 or :25\n"
+    "  --origin O     mail events of this origin (sasl:LOGIN, user:NAME,\n"
+    "                 client:ADDRESS, bounce) or sender domain (domain:NAME)\n"
+    "  --host H       only events of host H (as the collector names it; events\n"
+    "                 that name no host are this machine's)\n"
     "  --json         JSON lines instead of text\n";
 
 /* A filter option (EVREAD_FILTER_OPTIONS) into the struct evread_filter CTX. */
@@ -357,19 +408,31 @@ evread_filter_option(void *ctx, int ch, const char *arg, char *err, size_t errle
 		}
 		return 1;
 	case EVREAD_OPT_ACTION:
-		if (action_parse(arg, &a) < 0) {
-			snprintf(err, errlen, "bad action '%s' (reject, trap, audit, allow)", arg);
-			return -1;
+		if (action_parse(arg, &a) == 0) {
+			f->action = action_name(a);	/* as the daemon writes it */
+			return 1;
 		}
-		f->action = action_name(a);	/* as the daemon writes it */
-		return 1;
+		for (size_t i = 0; i < sizeof(mail_actions) / sizeof(mail_actions[0]); i++)
+			if (strcasecmp(arg, mail_actions[i]) == 0) {
+				f->action = mail_actions[i];
+				return 1;
+			}
+		snprintf(err, errlen, "bad action '%s' (reject, trap, audit, allow; pass, hold, "
+		    "defer)", arg);
+		return -1;
 	case EVREAD_OPT_EVENT:
 		f->event = cliopt_word(arg, event_names, sizeof(event_names) / sizeof(event_names[0]));
 		if (f->event == NULL) {
 			snprintf(err, errlen, "bad event '%s' (attempt, smtp, summary, alert, "
-			    "daemon)", arg);
+			    "daemon, mail)", arg);
 			return -1;
 		}
+		return 1;
+	case EVREAD_OPT_ORIGIN:
+		f->origin = arg;
+		return 1;
+	case EVREAD_OPT_HOST:
+		f->host = arg;
 		return 1;
 	case EVREAD_OPT_DST:
 		if (parse_dst(arg, f) < 0) {
@@ -433,21 +496,38 @@ evread_reopen(struct evread *r, const char *path)
 }
 
 /*
- * Lines as the daemon writes them open with {"ts":"<27 characters>": such a
- * line outside --since/--until is skipped without being parsed. Any other
- * line is parsed and judged by evread_matches().
+ * Lines as the daemon writes them open with {"ts":"<27 characters>", and as
+ * the collector writes them with {"host":"<name>","ts":"<27 characters>"
+ * (conf/rsyslog-collector.conf): such a line outside --since/--until is
+ * skipped without being parsed. Any other line is parsed and judged by
+ * evread_matches().
  */
 #define TS_PREFIX	"{\"ts\":\""
+#define HOST_PREFIX	"{\"host\":\""
+#define HOST_TS		"\",\"ts\":\""
 #define TS_LEN		27	/* 2026-11-22T10:00:00.123456Z */
 
 bool
 evread_outside(const struct evread_filter *f, const char *line, size_t len)
 {
-	const char *ts = line + sizeof(TS_PREFIX) - 1;
+	const char *ts = line + sizeof(TS_PREFIX) - 1, *close;
 
-	if ((!f->since[0] && !f->until[0]) || len < sizeof(TS_PREFIX) + TS_LEN ||
-	    memcmp(line, TS_PREFIX, sizeof(TS_PREFIX) - 1) != 0 || ts[TS_LEN] != '"' ||
-	    memchr(ts, '\\', TS_LEN) != NULL)
+	if (!f->since[0] && !f->until[0])
+		return false;
+	if (len > sizeof(HOST_PREFIX) && memcmp(line, HOST_PREFIX, sizeof(HOST_PREFIX) - 1) == 0) {
+		/* the host has no quote or backslash in it, or the line is parsed */
+		close = memchr(line + sizeof(HOST_PREFIX) - 1, '"',
+		    len - (sizeof(HOST_PREFIX) - 1) < HOST_NAME_LEN * 6 ?
+		    len - (sizeof(HOST_PREFIX) - 1) : HOST_NAME_LEN * 6);
+		if (close == NULL || memchr(line, '\\', (size_t)(close - line)) != NULL ||
+		    (size_t)(line + len - close) < sizeof(HOST_TS) + TS_LEN ||
+		    memcmp(close, HOST_TS, sizeof(HOST_TS) - 1) != 0)
+			return false;
+		ts = close + sizeof(HOST_TS) - 1;
+	} else if (len < sizeof(TS_PREFIX) + TS_LEN ||
+	    memcmp(line, TS_PREFIX, sizeof(TS_PREFIX) - 1) != 0)
+		return false;
+	if (ts[TS_LEN] != '"' || memchr(ts, '\\', TS_LEN) != NULL)
 		return false;
 	if (f->since[0] && strncmp(ts, f->since, TS_LEN) < 0)
 		return true;
@@ -539,4 +619,144 @@ evread_close(struct evread *r)
 	if (r->fp != NULL)
 		fclose(r->fp);
 	free(r->line);
+}
+
+/* --- the files to read ------------------------------------------------------ */
+
+#define FILES_MAX	100000	/* event files of one command line: a fleet's, rotated */
+#define DIR_DEPTH_MAX	4	/* hosts/<host>/events.jsonl is two deep */
+
+/* events.jsonl, and its rotations as logrotate names them (events.jsonl.1), not .gz */
+static bool
+is_event_file(const char *name)
+{
+	const char *j = strstr(name, ".jsonl");
+
+	if (name[0] == '.' || j == NULL)
+		return false;
+	j += strlen(".jsonl");
+	if (*j == '\0')
+		return true;
+	if (*j++ != '.' || *j == '\0')
+		return false;
+	return strspn(j, "0123456789") == strlen(j);
+}
+
+static int
+files_add(struct evread_files *fl, const char *path)
+{
+	char **grown;
+
+	if (fl->n >= FILES_MAX) {
+		errno = E2BIG;
+		return -1;
+	}
+	if (fl->n == fl->cap) {
+		size_t cap = fl->cap ? fl->cap * 2 : 16;
+
+		if ((grown = realloc(fl->paths, cap * sizeof(*grown))) == NULL)
+			return -1;
+		fl->paths = grown;
+		fl->cap = cap;
+	}
+	if ((fl->paths[fl->n] = strdup(path)) == NULL)
+		return -1;
+	fl->n++;
+	return 0;
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The event files under DIR, in name order, each subdirectory in its place. */
+static int
+files_walk(struct evread_files *fl, const char *dir, int depth, char *err, size_t errlen)
+{
+	struct dirent **ents = NULL;
+	char path[PATH_MAX];
+	struct stat st;
+	int n, rc = 0;
+
+	if ((n = scandir(dir, &ents, NULL, alphasort)) < 0) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < n && rc == 0; i++) {
+		const char *name = ents[i]->d_name;
+
+		if (name[0] == '.')
+			continue;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path)) {
+			snprintf(err, errlen, "%s/%s: path too long", dir, name);
+			rc = -1;
+		} else if (stat(path, &st) < 0)
+			continue;	/* gone since the listing, or a dangling link */
+		else if (S_ISDIR(st.st_mode) && depth < DIR_DEPTH_MAX)
+			rc = files_walk(fl, path, depth + 1, err, errlen);
+		else if (S_ISREG(st.st_mode) && is_event_file(name) && files_add(fl, path) < 0) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			rc = -1;
+		}
+	}
+	for (int i = 0; i < n; i++)
+		free(ents[i]);
+	free(ents);
+	return rc;
+}
+
+/*
+ * The files the NARGS ARGS name (DEFLT if none): a file as it is, a directory
+ * as the event files under it (*.jsonl and *.jsonl.N, a few levels deep).
+ * A path that cannot be read, or a directory without event files, is an error.
+ */
+int
+evread_files_expand(struct evread_files *fl, char *const *args, size_t nargs, const char *deflt,
+    char *err, size_t errlen)
+{
+	char *const one[] = { (char *)deflt };
+	struct stat st;
+	size_t before;
+
+	memset(fl, 0, sizeof(*fl));
+	if (nargs == 0) {
+		args = one;
+		nargs = 1;
+	}
+	for (size_t i = 0; i < nargs; i++) {
+		if (stat(args[i], &st) < 0) {
+			snprintf(err, errlen, "%s: %s", args[i], strerror(errno));
+			goto err;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			if (files_add(fl, args[i]) < 0) {
+				snprintf(err, errlen, "%s: %s", args[i], strerror(errno));
+				goto err;
+			}
+			continue;
+		}
+		before = fl->n;
+		if (files_walk(fl, args[i], 1, err, errlen) < 0)
+			goto err;
+		if (fl->n == before) {
+			snprintf(err, errlen, "%s: no event files (*.jsonl) in it", args[i]);
+			goto err;
+		}
+		qsort(fl->paths + before, fl->n - before, sizeof(*fl->paths), cmp_names);
+	}
+	return 0;
+err:
+	evread_files_free(fl);
+	return -1;
+}
+
+void
+evread_files_free(struct evread_files *fl)
+{
+	for (size_t i = 0; i < fl->n; i++)
+		free(fl->paths[i]);
+	free(fl->paths);
+	memset(fl, 0, sizeof(*fl));
 }

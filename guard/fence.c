@@ -355,6 +355,11 @@ attempt_admit(struct daemon *d, const struct attrib *who, const struct decision 
 	/* A flow refused for want of room, or reset undecided, is no SMTP attempt to alert on. */
 	ad->alert_due = smtp && who->has_uid &&
 	    alerts_count(d->alerts, who->uid, now, &ad->in_window);
+	if (smtp && !dec->self_check) {
+		d->cnt.attempts[dec->action]++;
+		if (who->has_uid && d->users != NULL)
+			metrics_users_count(d->users, who->uid, now);
+	}
 }
 
 static void
@@ -545,7 +550,7 @@ attempt(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
 	struct decision dec;
 	struct event e = { .event = "attempt" };
 	struct admit ad;
-	uint64_t t0;
+	uint64_t t0, took;
 	enum mark_state mark;
 
 	/*
@@ -555,7 +560,9 @@ attempt(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
 	 */
 	t0 = mono_ns();
 	attrib_sender(d->attrib, p, qp->has_uid, qp->uid, qp->has_gid, qp->gid, &who);
-	hist_add(&d->attrib_ns, mono_ns() - t0);
+	took = mono_ns() - t0;
+	hist_add(&d->attrib_ns, took);
+	metrics_latency_add(&d->attrib_le, took);
 	q->named = true;
 	q->has_uid = who.has_uid;
 	q->uid = who.uid;
@@ -618,7 +625,12 @@ fence_read(struct daemon *d)
 {
 	/* Drain what is there; each read is one batch of packets. */
 	for (int i = 0; i < QUEUE_READS_MAX; i++) {
-		if (queue_read(d->queue, on_packet, d) == 0)
+		uint64_t lost = queue_verdicts_lost(d->queue);
+		int r = queue_read(d->queue, on_packet, d);
+
+		if (lost == 0 && queue_verdicts_lost(d->queue) > 0 && d->cnt.verdict_errors == 0)
+			log_warnx("a batch of verdicts could not be sent; counted in verdict_errors");
+		if (r == 0)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return;
@@ -650,6 +662,68 @@ fence_redirected(struct daemon *d, int family, const uint8_t *src, uint16_t spor
 		return NULL;
 	f->last_seen = now;	/* the session goes on: keep its name */
 	return f;
+}
+
+/*
+ * An audited flow read to its end: the kernel stops copying it (its ct mark
+ * becomes allow, through ctnetlink: no packet of it waits here to carry a
+ * verdict) and its smtp event is written. If the mark cannot be set the
+ * flow only goes on being copied, and its copies are ignored: counted.
+ */
+static void
+release_audited(struct daemon *d, struct flow *f)
+{
+	if (ctmark_set(d->ctmark, &f->addr, d->cfg.mark_mask,
+	    mark_value(d->cfg.mark_mask, MARK_ALLOW)) < 0 && d->cnt.audit_unreleased++ == 0)
+		log_warn("setting an audited flow's conntrack mark (its copies go on, ignored)");
+	forget_flow(d, f, "complete");
+}
+
+/*
+ * A copy of an audited flow's packet (nflog.c), which itself went on in the
+ * kernel: read on the client's side until inspection is done. A copy of a
+ * flow no longer followed (read already, swept) is ignored.
+ */
+static void
+on_audit_copy(const struct nflog_packet *np, void *arg)
+{
+	struct daemon *d = arg;
+	struct flow_key k;
+	struct flow *f;
+	struct pkt p;
+
+	if (pkt_parse(np->payload, np->len, &p) < 0) {
+		d->cnt.unparsable++;
+		return;
+	}
+	flow_key_of(&p, &k);
+	if ((f = flow_lookup(d->flows, &k)) == NULL || f->probe || f->marker != MARK_NONE ||
+	    f->inspect == NULL || (p.tcp_flags & TH_SYN))
+		return;
+	d->cnt.inspected++;
+	f->last_seen = time(NULL);
+	if (inspect_segment(f->inspect, &p) != INSPECT_MORE)
+		release_audited(d, f);
+}
+
+void
+fence_read_audit(struct daemon *d)
+{
+	for (int i = 0; i < QUEUE_READS_MAX; i++) {
+		if (nflog_read(d->audit_tap, on_audit_copy, d) == 0)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		if (errno == ENOBUFS) {
+			/* Only the audit's record suffers: the packets went on. */
+			if (d->cnt.audit_overruns++ == 0)
+				log_warnx("audit tap overrun (ENOBUFS): copies were lost, some "
+				    "smtp events may be incomplete; counted");
+			continue;
+		}
+		log_warn("reading the audit tap");
+		return;
+	}
 }
 
 /*
@@ -713,6 +787,7 @@ fence_trap_reports(struct daemon *d)
 			e.flow_id = f->flow_id;
 		}
 		fence_emit(d, &e);
+		d->cnt.trap_sessions++;
 		if (f != NULL && f->marker == MARK_NONE)
 			flow_remove(d->flows, f);
 	}

@@ -53,7 +53,16 @@
 struct gate_conn {
 	struct mail_facts	 conn;	/* what the connection said (client, HELO) */
 	struct gate_request	 req;	/* the message being received */
+	unsigned long		 no_reply;	/* the SMFIP_NR_* stages the MTA waits for no answer */
 };
+
+/*
+ * Stages the gate only reads: it asks the MTA not to wait for an answer
+ * there, so a message costs one round trip (end of message) and not one per
+ * command and header. A connection the gate had no memory for at
+ * negotiation asks for none of it and is answered at every stage.
+ */
+#define GATE_NO_REPLY	(SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR)
 
 static struct {
 	int		 parent;
@@ -84,26 +93,6 @@ macro_port(SMFICTX *ctx, const char *name)
 	return *end == '\0' && p > 0 && p <= 65535 ? (uint16_t)p : 0;
 }
 
-static sfsistat
-gate_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
-    unsigned long f3, unsigned long *pf0, unsigned long *pf1, unsigned long *pf2,
-    unsigned long *pf3)
-{
-	(void)f2;
-	(void)f3;
-	*pf0 = f0 & (SMFIF_QUARANTINE | SMFIF_SETSYMLIST);
-	/* Bodies and unknown commands are not ours to see. */
-	*pf1 = f1 & (SMFIP_NOBODY | SMFIP_NOUNKNOWN | SMFIP_NODATA);
-	*pf2 = 0;
-	*pf3 = 0;
-	if (f0 & SMFIF_SETSYMLIST) {
-		(void)smfi_setsymlist(ctx, SMFIM_CONNECT, MACROS_CONNECT);
-		(void)smfi_setsymlist(ctx, SMFIM_ENVFROM, MACROS_ENVFROM);
-		(void)smfi_setsymlist(ctx, SMFIM_EOM, MACROS_EOM);
-	}
-	return SMFIS_CONTINUE;
-}
-
 static struct gate_conn *
 conn_of(SMFICTX *ctx)
 {
@@ -115,6 +104,40 @@ conn_of(SMFICTX *ctx)
 	}
 	return c;
 }
+
+/* SMFIS_CONTINUE, or SMFIS_NOREPLY where the MTA waits for no answer at STAGE. */
+static sfsistat
+read_on(const struct gate_conn *c, unsigned long stage)
+{
+	return c != NULL && (c->no_reply & stage) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+static sfsistat
+gate_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
+    unsigned long f3, unsigned long *pf0, unsigned long *pf1, unsigned long *pf2,
+    unsigned long *pf3)
+{
+	(void)f2;
+	(void)f3;
+	struct gate_conn *c = conn_of(ctx);
+
+	*pf0 = f0 & (SMFIF_QUARANTINE | SMFIF_SETSYMLIST);
+	/* Bodies, unknown commands and the end of headers are not ours to see. */
+	*pf1 = f1 & (SMFIP_NOBODY | SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_NOEOH);
+	if (c != NULL) {
+		c->no_reply = f1 & GATE_NO_REPLY;
+		*pf1 |= c->no_reply;
+	}
+	*pf2 = 0;
+	*pf3 = 0;
+	if (f0 & SMFIF_SETSYMLIST) {
+		(void)smfi_setsymlist(ctx, SMFIM_CONNECT, MACROS_CONNECT);
+		(void)smfi_setsymlist(ctx, SMFIM_ENVFROM, MACROS_ENVFROM);
+		(void)smfi_setsymlist(ctx, SMFIM_EOM, MACROS_EOM);
+	}
+	return SMFIS_CONTINUE;
+}
+
 
 static sfsistat
 gate_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
@@ -160,7 +183,7 @@ gate_helo(SMFICTX *ctx, char *helo)
 
 	if (c != NULL && helo != NULL)
 		strlcpy_sg(c->conn.info.helo, helo, sizeof(c->conn.info.helo));
-	return SMFIS_CONTINUE;
+	return read_on(c, SMFIP_NR_HELO);
 }
 
 static sfsistat
@@ -169,7 +192,7 @@ gate_envfrom(SMFICTX *ctx, char **argv)
 	struct gate_conn *c = conn_of(ctx);
 	struct mail_facts *f;
 
-	if (c == NULL)
+	if (c == NULL)	/* never negotiated "no reply" either: it can answer */
 		return gate.fail_tempfail ? SMFIS_TEMPFAIL : SMFIS_ACCEPT;
 	/* A new message on this connection: the connection's facts, nothing else. */
 	memset(&c->req, 0, sizeof(c->req));
@@ -180,7 +203,7 @@ gate_envfrom(SMFICTX *ctx, char **argv)
 	copy_macro(ctx, "{auth_authen}", f->sasl_user, sizeof(f->sasl_user));
 	copy_macro(ctx, "{auth_type}", f->info.auth_mech, sizeof(f->info.auth_mech));
 	copy_macro(ctx, "i", f->queue_id, sizeof(f->queue_id));
-	return SMFIS_CONTINUE;
+	return read_on(c, SMFIP_NR_MAIL);
 }
 
 static sfsistat
@@ -190,7 +213,7 @@ gate_envrcpt(SMFICTX *ctx, char **argv)
 
 	if (c != NULL && argv != NULL && argv[0] != NULL)
 		mailorigin_rcpt(&c->req.facts, argv[0], smfi_getsymval(ctx, "{rcpt_mailer}"));
-	return SMFIS_CONTINUE;
+	return read_on(c, SMFIP_NR_RCPT);
 }
 
 static sfsistat
@@ -200,7 +223,7 @@ gate_header(SMFICTX *ctx, char *name, char *value)
 
 	if (c != NULL && name != NULL && value != NULL)
 		mailorigin_header(&c->req.facts, name, value);
-	return SMFIS_CONTINUE;
+	return read_on(c, SMFIP_NR_HDR);
 }
 
 /* One round trip to the parent; -1 when it does not answer in time. */

@@ -1,6 +1,8 @@
 /*
  * queue.c — the NFQUEUE consumer: binds one queue with uid/gid metadata,
- * reads packets in batches and gives each exactly one verdict.
+ * reads packets in batches and gives each exactly one verdict. Verdicts
+ * given while a batch is read go out together, in one send per
+ * QUEUE_VERDICT_BATCH and at the batch's end; any other is sent at once.
  *
  * It never decides anything and never accepts on its own: the caller answers
  * every packet id it is handed (the ruleset has no bypass, so a packet the
@@ -32,6 +34,12 @@
 #define QUEUE_COPY_RANGE	0xffff
 /* Room for a burst of SYNs while the loop attributes one; drops are counted. */
 #define QUEUE_SOCKET_BUF	(8 * 1024 * 1024)
+/*
+ * Verdicts per send within a batch: the first packet of a batch waits for
+ * at most this many decisions after its own (a few hundred microseconds).
+ */
+#define QUEUE_VERDICT_BATCH	32
+#define QUEUE_VERDICT_MSG_MAX	64	/* a verdict with its mark: 44 bytes of netlink */
 
 struct queue {
 	struct mnl_socket	*nl;
@@ -40,6 +48,11 @@ struct queue {
 	uint8_t			*buf;
 	queue_packet_cb		 cb;
 	void			*cb_arg;
+	bool			 reading;	/* verdicts wait in vbuf */
+	uint8_t			 vbuf[QUEUE_VERDICT_BATCH * QUEUE_VERDICT_MSG_MAX];
+	size_t			 vlen;
+	size_t			 vcount;
+	uint64_t		 verdicts_lost;	/* in sends that failed */
 };
 
 static int
@@ -170,31 +183,63 @@ queue_packet_attr(const struct nlmsghdr *nlh, void *arg)
 	return MNL_CB_OK;
 }
 
+/* The waiting verdicts in one send; if it fails, all of them are counted lost. */
+static int
+flush_verdicts(struct queue *q)
+{
+	int r = 0;
+
+	if (q->vcount == 0)
+		return 0;
+	if (mnl_socket_sendto(q->nl, q->vbuf, q->vlen) < 0) {
+		q->verdicts_lost += q->vcount;
+		r = -1;
+	}
+	q->vlen = q->vcount = 0;
+	return r;
+}
+
 int
 queue_read(struct queue *q, queue_packet_cb cb, void *arg)
 {
 	ssize_t n;
+	int r;
 
 	n = recv(queue_fd(q), q->buf, QUEUE_RECV_BUF, MSG_DONTWAIT);
 	if (n < 0)
 		return -1;	/* EAGAIN, or ENOBUFS: the caller counts it */
 	q->cb = cb;
 	q->cb_arg = arg;
-	return mnl_cb_run(q->buf, (size_t)n, 0, q->portid, queue_packet_attr, q) < 0 ?
-	    -1 : 0;
+	q->reading = true;
+	r = mnl_cb_run(q->buf, (size_t)n, 0, q->portid, queue_packet_attr, q);
+	q->reading = false;
+	(void)flush_verdicts(q);	/* a failure is counted: queue_verdicts_lost */
+	return r < 0 ? -1 : 0;
 }
 
 int
 queue_verdict(struct queue *q, uint32_t id, int verdict, bool set_mark, uint32_t mark)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	char one[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh;
 
-	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_VERDICT, q->num);
+	nlh = nfq_nlmsg_put(q->reading ? (char *)q->vbuf + q->vlen : one, NFQNL_MSG_VERDICT,
+	    q->num);
 	nfq_nlmsg_verdict_put(nlh, (int)id, verdict);
 	if (set_mark)
 		nfq_nlmsg_verdict_put_mark(nlh, mark);
-	return mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0 ? -1 : 0;
+	if (!q->reading)
+		return mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0 ? -1 : 0;
+	q->vlen += NLMSG_ALIGN(nlh->nlmsg_len);
+	if (++q->vcount == QUEUE_VERDICT_BATCH)
+		(void)flush_verdicts(q);	/* a failure is counted: queue_verdicts_lost */
+	return 0;
+}
+
+uint64_t
+queue_verdicts_lost(const struct queue *q)
+{
+	return q->verdicts_lost;
 }
 
 int

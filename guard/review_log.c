@@ -2,7 +2,8 @@
  * review_log.c — `smtpguard log`: the event log's lines that pass the
  * filters, oldest first, as text for the admin or as the JSON lines
  * themselves; by default only the last few, found by reading the file
- * backwards; with --follow, new lines as they come, across rotation. The log
+ * backwards; with --follow, new lines as they come, across rotation. Several
+ * files (or a directory of them, a collector's) are merged by time. The log
  * holds attacker-chosen strings, so every field is printed with control
  * characters escaped. Reading and filtering are evread.c's.
  */
@@ -56,6 +57,59 @@ jstr_or(json_t *o, const char *k, const char *dflt)
 	return s != NULL ? s : dflt;
 }
 
+/* from → first recipient (+N more)  "subject" */
+static void
+print_envelope(json_t *ev)
+{
+	json_t *rcpt = json_object_get(ev, "rcpt_to");
+	json_t *count = json_object_get(ev, "rcpt_count");
+	json_int_t n = json_is_integer(count) ? json_integer_value(count) :
+	    (json_int_t)json_array_size(rcpt);
+	const char *s;
+
+	printf("  ");
+	put_safe(stdout, jstr_or(ev, "mail_from", "<>"), 120);
+	if ((s = json_string_value(json_array_get(rcpt, 0))) != NULL) {
+		printf(" \u2192 ");
+		put_safe(stdout, s, 120);
+		if (n > 1)
+			printf(" (+%lld)", (long long)n - 1);
+	} else if (n > 0)
+		printf(" \u2192 %lld recipients", (long long)n);
+	if ((s = jstr(ev, "subject")) != NULL) {
+		printf("  \"");
+		put_safe(stdout, s, 120);
+		putchar('"');
+	}
+}
+
+/* The mail gate's message: origin, its hour's count against the limit, envelope, queue id. */
+static void
+print_mail(json_t *ev)
+{
+	json_t *hc = json_object_get(ev, "hour_count"), *lim = json_object_get(ev, "limit");
+	const char *s;
+
+	printf("mail ");
+	put_safe(stdout, jstr_or(ev, "origin", "?"), 120);
+	if (json_is_integer(hc) && json_is_integer(lim))
+		printf(" %lld/%lld per hour", (long long)json_integer_value(hc),
+		    (long long)json_integer_value(lim));
+	else if (json_is_integer(hc))
+		printf(" %lld this hour", (long long)json_integer_value(hc));
+	if ((s = jstr(ev, "php_script")) != NULL) {
+		printf(" script=");
+		put_safe(stdout, s, 120);
+	}
+	print_envelope(ev);
+	if ((s = jstr(ev, "queue_id")) != NULL) {
+		printf("  [%s ", jstr_or(ev, "mta", "mta"));
+		put_safe(stdout, s, 32);
+		putchar(']');
+	}
+	putchar('\n');
+}
+
 static void
 print_event(json_t *ev)
 {
@@ -65,6 +119,11 @@ print_event(json_t *ev)
 
 	fputs(evread_local_time(jstr(ev, "ts"), when, sizeof(when)), stdout);
 	printf("  ");
+	if ((s = jstr(ev, "host")) != NULL) {
+		/* a collected event: its host first */
+		put_safe(stdout, s, 64);
+		printf("  ");
+	}
 	if (json_is_integer(uid))
 		snprintf(who, sizeof(who), "%.63s(%lld)", jstr_or(ev, "user", ""),
 		    (long long)json_integer_value(uid));
@@ -76,6 +135,10 @@ print_event(json_t *ev)
 		printf("smtpguardd: ");
 		put_safe(stdout, jstr_or(ev, "msg", ""), 400);
 		putchar('\n');
+		return;
+	}
+	if (strcmp(event, "mail") == 0) {
+		print_mail(ev);
 		return;
 	}
 	if (json_is_integer(pid))
@@ -90,24 +153,7 @@ print_event(json_t *ev)
 		    (long long)json_integer_value(json_object_get(ev, "dst_port")));
 	}
 	if (strcmp(event, "smtp") == 0) {
-		json_t *rcpt = json_object_get(ev, "rcpt_to");
-		json_t *count = json_object_get(ev, "rcpt_count");
-		json_int_t n = json_is_integer(count) ? json_integer_value(count) :
-		    (json_int_t)json_array_size(rcpt);
-
-		printf("  ");
-		put_safe(stdout, jstr_or(ev, "mail_from", "<>"), 120);
-		if ((s = json_string_value(json_array_get(rcpt, 0))) != NULL) {
-			printf(" \u2192 ");
-			put_safe(stdout, s, 120);
-			if (n > 1)
-				printf(" (+%lld)", (long long)n - 1);
-		}
-		if ((s = jstr(ev, "subject")) != NULL) {
-			printf("  \"");
-			put_safe(stdout, s, 120);
-			putchar('"');
-		}
+		print_envelope(ev);
 		if ((s = jstr(ev, "inspect")) != NULL) {
 			printf("  [");
 			put_safe(stdout, s, 32);
@@ -133,36 +179,53 @@ emit_line(json_t *ev, const char *raw, size_t len, bool json)
 		print_event(ev);
 }
 
-static int
-log_follow(const char *path, struct evread *r, const struct evread_filter *f, bool json)
+/* One file being read: its path and reader. */
+struct src {
+	const char	*path;
+	struct evread	 r;
+	json_t		*ev;		/* the merge's current event (r.line holds its text) */
+	size_t		 len;
+};
+
+static void
+drain(struct src *sr, const struct evread_filter *f, bool json)
 {
-	struct stat at_path, at_fd;
 	json_t *ev;
 	size_t len;
 
+	while ((ev = evread_next(&sr->r, f, &len)) != NULL) {
+		if (evread_matches_json(f, ev))
+			emit_line(ev, sr->r.line, len, json);
+		json_decref(ev);
+	}
+}
+
+/* New lines of every file as they come (file by file each poll, not merged by time). */
+static int
+log_follow(struct src *srcs, size_t nsrc, const struct evread_filter *f, bool json)
+{
+	struct stat at_path, at_fd;
+
 	for (;;) {
-		while ((ev = evread_next(r, f, &len)) != NULL) {
-			if (evread_matches_json(f, ev))
-				emit_line(ev, r->line, len, json);
-			json_decref(ev);
-		}
+		for (size_t i = 0; i < nsrc; i++)
+			drain(&srcs[i], f, json);
 		fflush(stdout);
 		if (ferror(stdout))
 			return 1;
 		nanosleep(&(struct timespec){ 0, FOLLOW_POLL_NS }, NULL);
-		if (fstat(fileno(r->fp), &at_fd) < 0)
-			return 1;
-		if (stat(path, &at_path) == 0 &&
-		    (at_path.st_ino != at_fd.st_ino || at_path.st_dev != at_fd.st_dev)) {
-			/* Rotated: finish the old file, then read the new one from its start. */
-			while ((ev = evread_next(r, f, &len)) != NULL) {
-				if (evread_matches_json(f, ev))
-					emit_line(ev, r->line, len, json);
-				json_decref(ev);
-			}
-			(void)evread_reopen(r, path);	/* not there yet: poll on */
-		} else if (ftello(r->fp) > at_fd.st_size)
-			fseeko(r->fp, 0, SEEK_SET);	/* truncated in place */
+		for (size_t i = 0; i < nsrc; i++) {
+			struct src *sr = &srcs[i];
+
+			if (fstat(fileno(sr->r.fp), &at_fd) < 0)
+				return 1;
+			if (stat(sr->path, &at_path) == 0 && (at_path.st_ino != at_fd.st_ino ||
+			    at_path.st_dev != at_fd.st_dev)) {
+				/* Rotated: finish the old file, then read the new one from its start. */
+				drain(sr, f, json);
+				(void)evread_reopen(&sr->r, sr->path);	/* not there yet: poll on */
+			} else if (ftello(sr->r.fp) > at_fd.st_size)
+				fseeko(sr->r.fp, 0, SEEK_SET);	/* truncated in place */
+		}
 	}
 }
 
@@ -174,8 +237,22 @@ log_follow(const char *path, struct evread *r, const struct evread_filter *f, bo
  */
 #define TAIL_BLOCK	(1 << 20)	/* read backwards this much at a time */
 
+struct found {
+	char		**line;		/* newest first */
+	size_t		 *len, n;
+};
+
+static void
+found_free(struct found *fd)
+{
+	for (size_t i = 0; i < fd->n; i++)
+		free(fd->line[i]);
+	free(fd->line);
+	free(fd->len);
+}
+
 static int
-log_tail(struct evread *r, const struct evread_filter *f, size_t want, bool json)
+log_tail(struct evread *r, const struct evread_filter *f, size_t want, struct found *out)
 {
 	char **found, *buf = NULL, *grown;
 	size_t *foundlen, nfound = 0, have = 0;
@@ -184,6 +261,7 @@ log_tail(struct evread *r, const struct evread_filter *f, size_t want, bool json
 	off_t pos, end;
 	int rc = -1;
 
+	memset(out, 0, sizeof(*out));
 	if (fstat(fileno(r->fp), &st) < 0)
 		return -1;
 	pos = end = st.st_size;
@@ -270,15 +348,11 @@ more:
 			pos -= (off_t)chunk;
 		}
 	}
-	for (size_t i = nfound; i > 0; i--) {
-		json_error_t jerr;
-		json_t *ev = json_loadb(found[i - 1], foundlen[i - 1], JSON_DISABLE_EOF_CHECK,
-		    &jerr);
-
-		emit_line(ev, found[i - 1], foundlen[i - 1], json);
-		json_decref(ev);
+	if ((rc = fseeko(r->fp, end, SEEK_SET)) == 0) {
+		*out = (struct found){ found, foundlen, nfound };
+		free(buf);
+		return 0;
 	}
-	rc = fseeko(r->fp, end, SEEK_SET);
 err2:
 	free(buf);
 	for (size_t i = 0; i < nfound; i++)
@@ -286,7 +360,114 @@ err2:
 	free(foundlen);
 err1:
 	free(found);
+	return -1;
+}
+
+/* A found line with its time, for the merge of several files' last lines. */
+struct dated {
+	json_t		*ev;
+	const char	*ts;
+	const char	*line;
+	size_t		 len, seq;	/* seq: the order read, which breaks ties */
+};
+
+static int
+cmp_dated(const void *a, const void *b)
+{
+	const struct dated *x = a, *y = b;
+	int c = strcmp(x->ts, y->ts);
+
+	return c != 0 ? c : x->seq < y->seq ? -1 : 1;
+}
+
+static const char *
+ts_of(json_t *ev)
+{
+	const char *ts = ev != NULL ? jstr(ev, "ts") : NULL;
+
+	return ts != NULL ? ts : "";
+}
+
+/* The last WANT events of all the files, oldest first. */
+static int
+tail_many(struct src *srcs, size_t nsrc, const struct evread_filter *f, size_t want, bool json)
+{
+	struct found *fd;
+	struct dated *all = NULL;
+	size_t n = 0, total = 0;
+	int rc = -1;
+
+	if ((fd = calloc(nsrc, sizeof(*fd))) == NULL)
+		return -1;
+	for (size_t i = 0; i < nsrc; i++) {
+		if (log_tail(&srcs[i].r, f, want, &fd[i]) < 0) {
+			fprintf(stderr, "smtpguard log: %s: %s\n", srcs[i].path, strerror(errno));
+			goto out;
+		}
+		total += fd[i].n;
+	}
+	if ((all = calloc(total + 1, sizeof(*all))) == NULL)
+		goto out;
+	for (size_t i = 0; i < nsrc; i++)
+		for (size_t k = fd[i].n; k > 0; k--) {
+			json_error_t jerr;
+			json_t *ev = json_loadb(fd[i].line[k - 1], fd[i].len[k - 1],
+			    JSON_DISABLE_EOF_CHECK, &jerr);
+
+			all[n] = (struct dated){ ev, ts_of(ev), fd[i].line[k - 1], fd[i].len[k - 1],
+			    n };
+			n++;
+		}
+	qsort(all, n, sizeof(*all), cmp_dated);
+	for (size_t i = n > want ? n - want : 0; i < n; i++)
+		emit_line(all[i].ev, all[i].line, all[i].len, json);
+	rc = 0;
+out:
+	for (size_t i = 0; i < n; i++)
+		json_decref(all[i].ev);
+	free(all);
+	for (size_t i = 0; i < nsrc; i++)
+		found_free(&fd[i]);
+	free(fd);
 	return rc;
+}
+
+/* Every matching event of all the files, merged by time as they are read. */
+static int
+merge_all(struct src *srcs, size_t nsrc, const struct evread_filter *f, bool json)
+{
+	int rc = 0;
+
+	for (;;) {
+		struct src *next = NULL;
+
+		for (size_t i = 0; i < nsrc; i++) {
+			struct src *sr = &srcs[i];
+
+			while (sr->ev == NULL && sr->r.fp != NULL) {
+				if ((sr->ev = evread_next(&sr->r, f, &sr->len)) == NULL) {
+					if (ferror(sr->r.fp)) {
+						fprintf(stderr, "smtpguard log: %s: %s\n", sr->path,
+						    strerror(errno));
+						rc = 1;
+					}
+					break;	/* at its end (follow reads on from here) */
+				}
+				if (!evread_matches_json(f, sr->ev)) {
+					json_decref(sr->ev);
+					sr->ev = NULL;
+				}
+			}
+			if (sr->ev != NULL && (next == NULL ||
+			    strcmp(ts_of(sr->ev), ts_of(next->ev)) < 0))
+				next = sr;
+		}
+		if (next == NULL)
+			return rc;
+		emit_line(next->ev, next->r.line, next->len, json);
+		json_decref(next->ev);
+		next->ev = NULL;
+	}
 }
 
 struct log_args {
@@ -320,8 +501,11 @@ log_option(void *ctx, int ch, const char *arg, char *err, size_t errlen)
 }
 
 static const char log_help[] =
-    "usage: smtpguard log [options]\n"
-    "Shows events from the event log, oldest first.\n";
+    "usage: smtpguard log [options] [FILE|DIR...]\n"
+    "Shows events from the event log, oldest first: the configured one, or the\n"
+    "FILEs and DIRs given (a DIR: every *.jsonl and *.jsonl.N under it, as a\n"
+    "central rsyslog writes them per host), merged by time. A collected event\n"
+    "shows its host after the time.\n";
 static const char log_help_more[] =
     "  -n N           only the last N matching events (default " XSTR(LOG_TAIL_DEFAULT)
     " without\n"
@@ -337,12 +521,15 @@ review_log(const char *path, int argc, char **argv)
 		{ NULL, false, 0 },
 	};
 	static const char *const help[] = { log_help, evread_filter_help, log_help_more, NULL };
-	struct cliopt o = { .cmd = "log", .help = help,
+	struct cliopt o = { .cmd = "log", .help = help, .operands = true,
 	    .takes = CLIOPT_WANT_TIME | CLIOPT_WANT_JSON };
 	struct log_args a = { .f = EVREAD_FILTER_INIT, .tail = -1 };
-	struct evread r;
-	json_t *ev;
-	size_t len;
+	struct evread_files files;
+	struct src *srcs;
+	uint64_t unreadable = 0;
+	char err[PATH_MAX + 64];
+	size_t nsrc = 0;
+	struct found fd;
 	int rc;
 
 	if ((rc = cliopt_parse(&o, argc, argv, "fn:h", opts, log_option, &a)) != 0)
@@ -350,27 +537,53 @@ review_log(const char *path, int argc, char **argv)
 	evread_filter_window(&a.f, &o);
 	if (a.tail < 0)
 		a.tail = a.f.since[0] || a.f.until[0] ? 0 : LOG_TAIL_DEFAULT;
-	if (evread_open(&r, path) < 0) {
-		fprintf(stderr, "smtpguard log: %s: %s\n", path, strerror(errno));
+	if (evread_files_expand(&files, argv + o.next, (size_t)(argc - o.next), path, err,
+	    sizeof(err)) < 0) {
+		fprintf(stderr, "smtpguard log: %s\n", err);
 		return 1;
 	}
-	if (a.tail == 0) {
-		while ((ev = evread_next(&r, &a.f, &len)) != NULL) {
-			if (evread_matches_json(&a.f, ev))
-				emit_line(ev, r.line, len, o.json);
+	rc = 1;
+	if ((srcs = calloc(files.n, sizeof(*srcs))) == NULL)
+		goto err0;
+	for (; nsrc < files.n; nsrc++) {
+		srcs[nsrc].path = files.paths[nsrc];
+		if (evread_open(&srcs[nsrc].r, files.paths[nsrc]) < 0) {
+			fprintf(stderr, "smtpguard log: %s: %s\n", files.paths[nsrc], strerror(errno));
+			goto err1;
+		}
+	}
+	if (a.tail == 0)
+		rc = merge_all(srcs, nsrc, &a.f, o.json);
+	else if (nsrc > 1)
+		rc = tail_many(srcs, nsrc, &a.f, (size_t)a.tail, o.json) < 0 ? 1 : 0;
+	else if ((rc = log_tail(&srcs[0].r, &a.f, (size_t)a.tail, &fd) < 0 ? 1 : 0) != 0)
+		fprintf(stderr, "smtpguard log: %s: %s\n", srcs[0].path, strerror(errno));
+	else {
+		/* one file: its lines as they are, without sorting by time */
+		for (size_t i = fd.n; i > 0; i--) {
+			json_error_t jerr;
+			json_t *ev = json_loadb(fd.line[i - 1], fd.len[i - 1],
+			    JSON_DISABLE_EOF_CHECK, &jerr);
+
+			emit_line(ev, fd.line[i - 1], fd.len[i - 1], o.json);
 			json_decref(ev);
 		}
-		rc = ferror(r.fp) ? 1 : 0;
-	} else
-		rc = log_tail(&r, &a.f, (size_t)a.tail, o.json) < 0 ? 1 : 0;
-	if (rc != 0)
-		fprintf(stderr, "smtpguard log: %s: %s\n", path, strerror(errno));
-	else
-		rc = a.follow ? log_follow(path, &r, &a.f, o.json) : 0;
+		found_free(&fd);
+	}
+	if (rc == 0 && a.follow)
+		rc = log_follow(srcs, nsrc, &a.f, o.json);
 	fflush(stdout);
-	if (r.unreadable > 0)
+err1:
+	for (size_t i = 0; i < nsrc; i++) {
+		unreadable += srcs[i].r.unreadable;
+		json_decref(srcs[i].ev);
+		evread_close(&srcs[i].r);
+	}
+	if (unreadable > 0)
 		fprintf(stderr, "smtpguard log: %llu unreadable lines skipped\n",
-		    (unsigned long long)r.unreadable);
-	evread_close(&r);
+		    (unsigned long long)unreadable);
+	free(srcs);
+err0:
+	evread_files_free(&files);
 	return rc;
 }

@@ -1,11 +1,14 @@
 /*
  * review_top.c — `smtpguard top`: who is sending. Counts the attempts in
- * the event log per user, process, destination, working directory, or (from
- * smtp events) per sender, script or subject; attempts suppressed by flood
- * limiting count too (from summary events), so counts are exact. With --mta,
- * each user's mail through the MTA (mtareport.c) joins their row. Memory
- * grows with the distinct keys, each under a named cap, never with the log.
- * Reading and filtering are evread.c's.
+ * the event logs per user, process, destination, working directory or host,
+ * or (from smtp events) per sender, script or subject; attempts suppressed by
+ * flood limiting count too (from summary events), so counts are exact. The
+ * mail gate's messages (mail events) count per origin, and join their user's
+ * and host's row beside the attempts; --by may be given up to TOP_BY_MAX
+ * times (--by host --by user), a row per combination. With --mta, each
+ * user's mail through the MTA as its logs tell it (mtareport.c) joins their
+ * row. Memory grows with the distinct keys, each under a named cap, never
+ * with the logs. Reading and filtering are evread.c's.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,16 +22,21 @@
 #define TOP_GROUPS_MAX		100000	/* past this, rows fold into "(other)" */
 #define TOP_BAR_WIDTH		24
 #define TOP_DEFAULT_LIMIT	10
+#define TOP_BY_MAX		3	/* --by keys of one table: host, user, and one more */
+#define TOP_SEP			'\x1f'	/* between the parts of a key of several --by */
+#define TOP_KEY_MAX		1024	/* a row's key: its parts, each cut to fit */
+#define TOP_PART_WIDTH_MAX	40	/* a part's column in the text table, but the last */
 
 struct group {
 	struct hnode	 node;
 	char		*key;
 	char		 name[USER_NAME_MAX];	/* --by user: the name seen with the uid */
-	char		 label[USER_NAME_MAX + 24];
+	char		*label;		/* as shown: the key, the user part as name(uid) */
 	uint64_t	 count;
 	uint64_t	 ndests;
 	bool		 dests_capped;
 	uint64_t	 mta_msgs, mta_rcpts;	/* top --mta: outbound through the MTA */
+	uint64_t	 mail_msgs, mail_rcpts, mail_stopped;	/* mail events: the gate's */
 	char		 first[40], last[40];
 };
 
@@ -41,8 +49,28 @@ struct pair {
 
 #define TOP_PAIRS_MAX	1000000	/* past this, new destinations are counted as "N+" */
 
+/* What a row can count: the classes of events, as bits. */
+enum { CL_ATTEMPT = 1, CL_SMTP = 2, CL_MAIL = 4 };
+
+enum top_by { BY_USER, BY_PROCESS, BY_DST, BY_CWD, BY_SENDER, BY_SCRIPT, BY_SUBJECT, BY_ORIGIN,
+    BY_HOST, BY_N };
+static const char *const top_by[BY_N] = { "user", "process", "dst", "cwd", "sender", "script",
+    "subject", "origin", "host" };
+/* The classes each key can count (a host has them all, so it leaves the others to say). */
+static const unsigned by_classes[BY_N] = {
+	[BY_USER] = CL_ATTEMPT | CL_MAIL, [BY_PROCESS] = CL_ATTEMPT, [BY_DST] = CL_ATTEMPT,
+	[BY_CWD] = CL_ATTEMPT, [BY_SENDER] = CL_SMTP | CL_MAIL, [BY_SCRIPT] = CL_SMTP | CL_MAIL,
+	[BY_SUBJECT] = CL_SMTP | CL_MAIL, [BY_ORIGIN] = CL_MAIL,
+	[BY_HOST] = CL_ATTEMPT | CL_SMTP | CL_MAIL,
+};
+
 struct top {
-	const char	*by;
+	enum top_by	 by[TOP_BY_MAX];
+	size_t		 nby;
+	int		 user_part;	/* by[user_part] == BY_USER, or -1 */
+	unsigned	 classes;	/* what this table counts (CL_*) */
+	bool		 mail_seen;	/* a mail event was counted: its columns are shown */
+	uint64_t	 mail_no_user;	/* --by user: mail of SASL logins and clients */
 	bool		 mta;		/* MTA columns (--by user --mta) */
 	uint64_t	 mta_unknown;	/* MTA messages of users this host does not know */
 	struct htab	 groups, pairs;
@@ -107,82 +135,170 @@ top_dest(struct top *t, struct group *g, const char *dst)
 }
 
 static void
-group_add(struct top *t, struct group *g, uint64_t n, const struct evread_event *e)
+group_add(struct top *t, struct group *g, unsigned cl, uint64_t n, const struct evread_event *e)
 {
 	const char *ts = e->s[EVREAD_TS], *dst = e->s[EVREAD_DST_IP], *user;
 
-	g->count += n;
+	if (cl == CL_MAIL) {
+		g->mail_msgs++;
+		if (e->has_n[EVREAD_RCPT_COUNT] && e->n[EVREAD_RCPT_COUNT] > 0)
+			g->mail_rcpts += (uint64_t)e->n[EVREAD_RCPT_COUNT];
+		if (e->s[EVREAD_ACTION] != NULL && strcmp(e->s[EVREAD_ACTION], "pass") != 0)
+			g->mail_stopped++;
+		t->mail_seen = true;
+		dst = NULL;	/* the MTA's next hop is not a destination the guard saw */
+	} else
+		g->count += n;
 	if (ts != NULL) {
 		if (g->first[0] == '\0' || strcmp(ts, g->first) < 0)
 			strlcpy_sg(g->first, ts, sizeof(g->first));
 		if (strcmp(ts, g->last) > 0)
 			strlcpy_sg(g->last, ts, sizeof(g->last));
 	}
-	if (strcmp(t->by, "user") == 0 && g != t->other && g->name[0] == '\0' &&
+	if (t->user_part >= 0 && g != t->other && g->name[0] == '\0' &&
 	    (user = e->s[EVREAD_USER]) != NULL)
 		strlcpy_sg(g->name, user, sizeof(g->name));
 	if (dst != NULL)
 		top_dest(t, g, dst);
 }
 
-static const char *const top_by[] = { "user", "process", "dst", "cwd", "sender", "script",
-    "subject" };
+/* The class of an event, and how many attempts it stands for; 0: top never counts it. */
+static unsigned
+event_class(const struct evread_event *e, uint64_t *n)
+{
+	const char *event = e->s[EVREAD_EVENT];
+
+	*n = 1;
+	if (event == NULL)
+		return 0;
+	switch (event[0]) {
+	case 'a':
+		return strcmp(event, "attempt") == 0 ? CL_ATTEMPT : 0;
+	case 's':
+		if (strcmp(event, "smtp") == 0)
+			return CL_SMTP;
+		if (strcmp(event, "summary") != 0 || !e->has_n[EVREAD_SUPPRESSED] ||
+		    e->n[EVREAD_SUPPRESSED] < 0)
+			return 0;
+		*n = (uint64_t)e->n[EVREAD_SUPPRESSED];
+		return CL_ATTEMPT;
+	case 'm':
+		return strcmp(event, "mail") == 0 ? CL_MAIL : 0;
+	}
+	return 0;
+}
 
 /*
- * The row an event counts in, and how many attempts it stands for; NULL: not
- * counted. Rows of --by user are keyed by uid alone, because summary events
- * carry the uid but not the name.
+ * One part of the row an event counts in; NULL: not counted. Rows of --by
+ * user are keyed by uid alone, because summary events carry the uid but not
+ * the name.
  */
 static const char *
-top_key(const struct evread_event *e, const char *by, char *buf, size_t len, uint64_t *n)
+top_part(struct top *t, const struct evread_event *e, enum top_by by, unsigned cl, char *buf,
+    size_t len)
 {
-	const char *event = e->s[EVREAD_EVENT], *s;
-	bool smtp_view = strcmp(by, "sender") == 0 || strcmp(by, "script") == 0 ||
-	    strcmp(by, "subject") == 0;
+	const char *s;
 
-	if (event == NULL)
-		return NULL;
-	*n = 1;
-	if (smtp_view) {
-		if (strcmp(event, "smtp") != 0)
-			return NULL;
-		s = e->s[strcmp(by, "sender") == 0 ? EVREAD_MAIL_FROM :
-		    strcmp(by, "script") == 0 ? EVREAD_PHP_SCRIPT : EVREAD_SUBJECT];
-		return s ? s : "(none)";
-	}
-	if (strcmp(event, "summary") == 0) {
-		if (!e->has_n[EVREAD_SUPPRESSED] || e->n[EVREAD_SUPPRESSED] < 0)
-			return NULL;
-		*n = (uint64_t)e->n[EVREAD_SUPPRESSED];
-	} else if (strcmp(event, "attempt") != 0)
-		return NULL;
-	if (strcmp(by, "user") == 0) {
-		if (!e->has_n[EVREAD_UID])
+	switch (by) {
+	case BY_USER:
+		if (!e->has_n[EVREAD_UID]) {
+			if (cl == CL_MAIL) {
+				t->mail_no_user++;
+				return NULL;
+			}
 			return "(unknown)";
+		}
 		snprintf(buf, len, "%lld", e->n[EVREAD_UID]);
 		return buf;
-	}
-	if (strcmp(by, "process") == 0)
+	case BY_SENDER:
+	case BY_SCRIPT:
+	case BY_SUBJECT:
+		s = e->s[by == BY_SENDER ? EVREAD_MAIL_FROM : by == BY_SCRIPT ? EVREAD_PHP_SCRIPT :
+		    EVREAD_SUBJECT];
+		return s ? s : "(none)";
+	case BY_ORIGIN:
+		return (s = e->s[EVREAD_ORIGIN]) ? s : "(none)";
+	case BY_HOST:
+		return e->s[EVREAD_HOST];
+	case BY_PROCESS:
 		return (s = e->s[EVREAD_EXE]) ? s : "(unknown)";
-	if (strcmp(by, "cwd") == 0)
+	case BY_CWD:
 		return (s = e->s[EVREAD_CWD]) ? s : "(unknown)";
+	case BY_DST:
+	case BY_N:
+		break;
+	}
 	return (s = e->s[EVREAD_DST_IP]) ? s : "(unknown)";
+}
+
+/* The row's key: one part as it is, several joined by TOP_SEP in BUF; NULL: not counted. */
+static const char *
+top_key(struct top *t, const struct evread_event *e, unsigned cl, char *buf, size_t len)
+{
+	char part[TOP_KEY_MAX / TOP_BY_MAX];
+	const char *p;
+	size_t at = 0;
+
+	if (t->nby == 1)
+		return top_part(t, e, t->by[0], cl, buf, len);
+	for (size_t i = 0; i < t->nby; i++) {
+		if ((p = top_part(t, e, t->by[i], cl, part, sizeof(part))) == NULL)
+			return NULL;
+		at += (size_t)snprintf(buf + at, len - at, "%s%.*s", i ? "\x1f" : "",
+		    (int)(sizeof(part) - 1), p);
+		if (at >= len)
+			at = len - 1;
+	}
+	return buf;
 }
 
 static void
 free_group(struct hnode *x)
 {
 	free(((struct group *)x)->key);
+	free(((struct group *)x)->label);
 	free(x);
 }
 
-static const char *
-group_label(struct group *g, const char *by)
+/* The row's label: its key, with the user part as name(uid); -1: out of memory. */
+static int
+group_label(struct top *t, struct group *g)
 {
-	if (strcmp(by, "user") != 0 || g->key[0] == '(')
-		return g->key;
-	snprintf(g->label, sizeof(g->label), "%s(%s)", g->name, g->key);
-	return g->label;
+	size_t len = strlen(g->key) + sizeof(g->name) + 4, at = 0;
+	const char *p = g->key;
+
+	if ((g->label = malloc(len)) == NULL)
+		return -1;
+	if (g == t->other) {
+		strlcpy_sg(g->label, g->key, len);
+		return 0;
+	}
+	for (size_t i = 0; i < t->nby; i++) {
+		const char *sep = strchr(p, TOP_SEP);
+		int plen = sep != NULL ? (int)(sep - p) : (int)strlen(p);
+
+		if ((int)i == t->user_part && p[0] != '(')
+			at += (size_t)snprintf(g->label + at, len - at, "%s%s(%.*s)", i ? "\x1f" : "",
+			    g->name, plen, p);
+		else
+			at += (size_t)snprintf(g->label + at, len - at, "%s%.*s", i ? "\x1f" : "",
+			    plen, p);
+		if (at >= len || sep == NULL)
+			break;
+		p = sep + 1;
+	}
+	return 0;
+}
+
+/*
+ * Guard attempts and recipients through the MTA count alike: mail tried. The
+ * gate (mail events) and the MTA's logs (--mta) see the same messages, so
+ * the larger of the two counts, not their sum.
+ */
+static uint64_t
+group_total(const struct group *g)
+{
+	return g->count + (g->mta_rcpts > g->mail_rcpts ? g->mta_rcpts : g->mail_rcpts);
 }
 
 static int
@@ -190,58 +306,136 @@ cmp_groups(const void *a, const void *b)
 {
 	const struct group *x = *(struct group *const *)a, *y = *(struct group *const *)b;
 
-	/* With --mta, guard attempts and MTA recipients count alike: both are mail tried. */
-	if (x->count + x->mta_rcpts != y->count + y->mta_rcpts)
-		return x->count + x->mta_rcpts > y->count + y->mta_rcpts ? -1 : 1;
+	if (group_total(x) != group_total(y))
+		return group_total(x) > group_total(y) ? -1 : 1;
 	return strcmp(x->label, y->label);
+}
+
+/* Part I of LABEL (parts split by TOP_SEP), its length in *LEN. */
+static const char *
+label_part(const char *label, size_t i, int *len)
+{
+	const char *sep;
+
+	for (; i > 0 && (sep = strchr(label, TOP_SEP)) != NULL; i--)
+		label = sep + 1;
+	if (i > 0) {
+		*len = 0;
+		return "";
+	}
+	sep = strchr(label, TOP_SEP);
+	*len = sep != NULL ? (int)(sep - label) : (int)strlen(label);
+	return label;
+}
+
+/* Which columns a table has: attempts (and destinations), the gate's mail. */
+static bool
+shows_attempts(const struct top *t)
+{
+	return t->classes & (CL_ATTEMPT | CL_SMTP);
+}
+
+static bool
+shows_mail(const struct top *t)
+{
+	return (t->classes & CL_MAIL) && (t->mail_seen || t->classes == CL_MAIL);
+}
+
+static void
+print_json(struct top *t, struct group **rows, size_t n, size_t limit)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n && i < limit; i++) {
+		struct group *g = rows[i];
+		json_t *row = json_object();
+
+		if (row == NULL)
+			continue;
+		for (size_t k = 0; k < t->nby; k++) {
+			int len;
+			const char *p = g == t->other ? g->label : label_part(g->label, k, &len);
+
+			if (g == t->other)
+				len = (int)strlen(p);
+			json_object_set_new(row, top_by[t->by[k]], json_stringn(p, (size_t)len));
+		}
+		if (shows_attempts(t)) {
+			json_object_set_new(row, "attempts", json_integer((json_int_t)g->count));
+			json_object_set_new(row, "destinations", json_integer((json_int_t)g->ndests));
+			json_object_set_new(row, "destinations_capped", json_boolean(g->dests_capped));
+		}
+		if (shows_mail(t)) {
+			json_object_set_new(row, "mail_messages",
+			    json_integer((json_int_t)g->mail_msgs));
+			json_object_set_new(row, "mail_recipients",
+			    json_integer((json_int_t)g->mail_rcpts));
+			json_object_set_new(row, "mail_stopped",
+			    json_integer((json_int_t)g->mail_stopped));
+		}
+		if (g->first[0])
+			json_object_set_new(row, "first_seen", json_string(g->first));
+		if (g->last[0])
+			json_object_set_new(row, "last_seen", json_string(g->last));
+		if (t->mta) {
+			json_object_set_new(row, "mta_messages", json_integer((json_int_t)g->mta_msgs));
+			json_object_set_new(row, "mta_recipients",
+			    json_integer((json_int_t)g->mta_rcpts));
+		}
+		json_array_append_new(a, row);
+	}
+	json_dumpf(a, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	putchar('\n');
+	json_decref(a);
 }
 
 static void
 print_top(struct top *t, struct group **rows, size_t n, size_t limit, bool json)
 {
-	uint64_t maxc = n > 0 ? rows[0]->count + rows[0]->mta_rcpts : 0;
+	uint64_t maxc = n > 0 ? group_total(rows[0]) : 0;
+	int width[TOP_BY_MAX] = { 0 };
 
 	if (json) {
-		json_t *a = json_array();
-
-		for (size_t i = 0; i < n && i < limit; i++) {
-			json_t *row = json_pack("{s:s, s:I, s:I, s:b, s:s?, s:s?}",
-			    t->by, rows[i]->label, "attempts", (json_int_t)rows[i]->count,
-			    "destinations", (json_int_t)rows[i]->ndests,
-			    "destinations_capped", rows[i]->dests_capped,
-			    "first_seen", rows[i]->first[0] ? rows[i]->first : NULL,
-			    "last_seen", rows[i]->last[0] ? rows[i]->last : NULL);
-
-			if (row != NULL && t->mta) {
-				json_object_set_new(row, "mta_messages",
-				    json_integer((json_int_t)rows[i]->mta_msgs));
-				json_object_set_new(row, "mta_recipients",
-				    json_integer((json_int_t)rows[i]->mta_rcpts));
-			}
-			json_array_append_new(a, row);
-		}
-		json_dumpf(a, stdout, JSON_COMPACT);
-		putchar('\n');
-		json_decref(a);
+		print_json(t, rows, n, limit);
 		return;
 	}
 	if (n == 0) {
 		printf("no matching events\n");
 		return;
 	}
-	printf("%9s %6s  ", "ATTEMPTS", "DESTS");
+	/* every part but the last in a column as wide as its widest shown value */
+	for (size_t k = 0; k + 1 < t->nby; k++) {
+		width[k] = (int)strlen(top_by[t->by[k]]);
+		for (size_t i = 0; i < n && i < limit; i++) {
+			int len;
+
+			(void)label_part(rows[i]->label, k, &len);
+			if (len > width[k])
+				width[k] = len > TOP_PART_WIDTH_MAX ? TOP_PART_WIDTH_MAX : len;
+		}
+	}
+	if (shows_attempts(t))
+		printf("%9s %6s  ", "ATTEMPTS", "DESTS");
+	if (shows_mail(t))
+		printf("%7s %7s %7s  ", "MAIL", "RCPTS", "STOPPED");
 	if (t->mta)
 		printf("%8s %9s  ", "MTA MSGS", "MTA RCPTS");
-	printf("%-19s  %-19s  %-*s %s\n", "FIRST SEEN", "LAST SEEN", TOP_BAR_WIDTH, "", t->by);
+	printf("%-19s  %-19s  %-*s ", "FIRST SEEN", "LAST SEEN", TOP_BAR_WIDTH, "");
+	for (size_t k = 0; k + 1 < t->nby; k++)
+		printf("%-*s  ", width[k], top_by[t->by[k]]);
+	printf("%s\n", top_by[t->by[t->nby - 1]]);
 	for (size_t i = 0; i < n && i < limit; i++) {
 		struct group *g = rows[i];
-		uint64_t bar = maxc ? ((g->count + g->mta_rcpts) * TOP_BAR_WIDTH + maxc - 1) /
-		    maxc : 0;
+		uint64_t bar = maxc ? (group_total(g) * TOP_BAR_WIDTH + maxc - 1) / maxc : 0;
 		char dests[24], when[32];
 
 		snprintf(dests, sizeof(dests), "%llu%s", (unsigned long long)g->ndests,
 		    g->dests_capped ? "+" : "");
-		printf("%9llu %6s  ", (unsigned long long)g->count, dests);
+		if (shows_attempts(t))
+			printf("%9llu %6s  ", (unsigned long long)g->count, dests);
+		if (shows_mail(t))
+			printf("%7llu %7llu %7llu  ", (unsigned long long)g->mail_msgs,
+			    (unsigned long long)g->mail_rcpts, (unsigned long long)g->mail_stopped);
 		if (t->mta)
 			printf("%8llu %9llu  ", (unsigned long long)g->mta_msgs,
 			    (unsigned long long)g->mta_rcpts);
@@ -252,7 +446,19 @@ print_top(struct top *t, struct group **rows, size_t n, size_t limit, bool json)
 		for (uint64_t k = 0; k < TOP_BAR_WIDTH; k++)
 			fputs(k < bar ? "\u2588" : " ", stdout);
 		putchar(' ');
-		put_safe(stdout, g->label, 120);
+		if (g == t->other || t->nby == 1)
+			put_safe(stdout, g->label, 120);
+		else
+			for (size_t k = 0; k < t->nby; k++) {
+				char part[TOP_KEY_MAX];
+				int len;
+				const char *p = label_part(g->label, k, &len);
+
+				snprintf(part, sizeof(part), "%.*s", len, p);
+				put_safe(stdout, part, 120);
+				if (k + 1 < t->nby)
+					printf("%*s", 2 + (width[k] > len ? width[k] - len : 0), "");
+			}
 		putchar('\n');
 	}
 	if (n > limit)
@@ -260,6 +466,9 @@ print_top(struct top *t, struct group **rows, size_t n, size_t limit, bool json)
 	if (t->other != NULL)
 		printf("(more than %d distinct keys: %llu events of the rest are counted "
 		    "under \"(other)\")\n", TOP_GROUPS_MAX, (unsigned long long)t->folded);
+	if (t->mail_no_user > 0)
+		printf("(%llu mail messages came from SASL logins or clients, not from a local "
+		    "user; top --by origin shows them)\n", (unsigned long long)t->mail_no_user);
 	if (t->mta_unknown > 0)
 		printf("(%llu MTA messages of users unknown to this host are not shown; "
 		    "smtpguard mta-report lists them)\n", (unsigned long long)t->mta_unknown);
@@ -298,7 +507,8 @@ enum { OPT_BY = EVREAD_OPT_END, OPT_MTA, OPT_MTA_LOG };
 
 struct top_args {
 	struct evread_filter	 f;
-	const char		*by;
+	enum top_by		 by[TOP_BY_MAX];
+	size_t			 nby;
 	bool			 mta;
 	char			**mta_logs;	/* argc + 1 slots */
 	size_t			 nmta_logs;
@@ -308,6 +518,7 @@ static int
 top_option(void *ctx, int ch, const char *arg, char *err, size_t errlen)
 {
 	struct top_args *a = ctx;
+	const char *word;
 	int rc;
 
 	if ((rc = evread_filter_option(&a->f, ch, arg, err, errlen)) != 0)
@@ -321,33 +532,101 @@ top_option(void *ctx, int ch, const char *arg, char *err, size_t errlen)
 		a->mta = true;
 		return 1;
 	case OPT_BY:
-		if ((a->by = cliopt_word(arg, top_by, sizeof(top_by) / sizeof(top_by[0]))) == NULL) {
+		if ((word = cliopt_word(arg, top_by, BY_N)) == NULL) {
 			snprintf(err, errlen, "bad --by '%s' (user, process, dst, cwd, sender, "
-			    "script, subject)", arg);
+			    "script, subject, origin, host)", arg);
 			return -1;
 		}
+		for (size_t i = 0; i < a->nby; i++)
+			if (top_by[a->by[i]] == word) {
+				snprintf(err, errlen, "--by %s given twice", arg);
+				return -1;
+			}
+		if (a->nby == TOP_BY_MAX) {
+			snprintf(err, errlen, "at most %d --by keys", TOP_BY_MAX);
+			return -1;
+		}
+		for (int b = 0; b < BY_N; b++)
+			if (top_by[b] == word)
+				a->by[a->nby++] = (enum top_by)b;
 		return 1;
 	}
 	return 0;
 }
 
 static const char top_help[] =
-    "usage: smtpguard top [--by KEY] [--limit N] [filters]\n"
+    "usage: smtpguard top [--by KEY]... [--limit N] [filters] [FILE|DIR...]\n"
     "Who is sending: one row per KEY, most attempts first, with distinct\n"
     "destinations, first and last seen. Attempts suppressed by flood\n"
-    "limiting are counted (from summary events), so counts are exact.\n"
-    "  --by user      attempts per user(uid) (default)\n"
+    "limiting are counted (from summary events), so counts are exact. The mail\n"
+    "gate's messages (mail events) are counted beside them: MAIL messages, their\n"
+    "RCPTS, and how many were STOPPED (held, deferred or rejected).\n"
+    "Reads the configured event log, or the FILEs and DIRs given (a DIR: every\n"
+    "*.jsonl and *.jsonl.N under it, as a central rsyslog writes them per host).\n"
+    "  --by user      attempts and mail per user(uid) (default)\n"
     "  --by process   attempts per executable\n"
     "  --by dst       attempts per destination address\n"
     "  --by cwd       attempts per working directory (PHP: the site)\n"
-    "  --by sender    SMTP sessions (trap/audit) per MAIL FROM\n"
-    "  --by script    SMTP sessions per X-PHP-Originating-Script\n"
-    "  --by subject   SMTP sessions per Subject\n"
+    "  --by sender    SMTP sessions (trap/audit) and mail per MAIL FROM\n"
+    "  --by script    SMTP sessions and mail per X-PHP-Originating-Script\n"
+    "  --by subject   SMTP sessions and mail per Subject\n"
+    "  --by origin    mail per origin (sasl:LOGIN, user:NAME, client:ADDRESS, bounce)\n"
+    "  --by host      attempts and mail per host (the collector's host field)\n"
+    "                 --by twice or three times: a row per combination, e.g.\n"
+    "                 --by host --by user\n"
     "  --limit N      rows shown (default 10)\n"
     "  --mta          with --by user: also each user's outbound mail through\n"
     "                 Postfix/Exim (messages, recipients) from the MTA logs\n"
     "                 mta-report reads; --since/--until/--user/--uid apply\n"
     "  --mta-log FILE that MTA log instead (repeatable; implies --mta)\n";
+
+/* The classes an --event filter leaves (an event top never counts: none). */
+static unsigned
+filter_classes(const char *event)
+{
+	if (event == NULL)
+		return CL_ATTEMPT | CL_SMTP | CL_MAIL;
+	if (strcmp(event, "attempt") == 0 || strcmp(event, "summary") == 0)
+		return CL_ATTEMPT;
+	if (strcmp(event, "smtp") == 0)
+		return CL_SMTP;
+	return strcmp(event, "mail") == 0 ? CL_MAIL : 0;
+}
+
+/* Counts one file's events; -1: a read error (said). */
+static int
+top_file(struct top *t, const struct evread_filter *f, const char *path, uint64_t *unreadable)
+{
+	struct evread r;
+	struct evread_event e;
+	json_t *owner;
+	char keybuf[TOP_KEY_MAX];
+	int rc = 0;
+
+	if (evread_open(&r, path) < 0) {
+		fprintf(stderr, "smtpguard top: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	while (evread_next_event(&r, f, &e, &owner)) {
+		const char *key;
+		uint64_t count;
+		unsigned cl = event_class(&e, &count) & t->classes;
+		struct group *g;
+
+		if (cl != 0 && evread_matches(f, &e) &&
+		    (key = top_key(t, &e, cl, keybuf, sizeof(keybuf))) != NULL &&
+		    (g = top_group(t, key)) != NULL)
+			group_add(t, g, cl, count, &e);
+		json_decref(owner);
+	}
+	if (ferror(r.fp)) {
+		fprintf(stderr, "smtpguard top: %s: %s\n", path, strerror(errno));
+		rc = -1;
+	}
+	*unreadable += r.unreadable;
+	evread_close(&r);
+	return rc;
+}
 
 int
 review_top(const char *path, int argc, char **argv)
@@ -360,17 +639,16 @@ review_top(const char *path, int argc, char **argv)
 		{ NULL, false, 0 },
 	};
 	static const char *const help[] = { top_help, evread_filter_help, NULL };
-	struct cliopt o = { .cmd = "top", .help = help,
+	struct cliopt o = { .cmd = "top", .help = help, .operands = true,
 	    .takes = CLIOPT_WANT_TIME | CLIOPT_WANT_LIMIT | CLIOPT_WANT_JSON, .limit = TOP_DEFAULT_LIMIT };
-	struct top_args a = { .f = EVREAD_FILTER_INIT, .by = "user" };
-	struct top t = { 0 };
-	struct evread r;
+	struct top_args a = { .f = EVREAD_FILTER_INIT };
+	struct top t = { .user_part = -1 };
+	struct evread_files files;
 	struct group **rows = NULL;
-	bool mta_failed = false;
-	struct evread_event e;
-	json_t *owner;
+	bool failed = false;
+	uint64_t unreadable = 0;
+	char err[PATH_MAX + 64];
 	size_t n = 0;
-	char keybuf[128];
 	int rc;
 
 	if ((a.mta_logs = calloc((size_t)argc + 1, sizeof(*a.mta_logs))) == NULL)
@@ -380,41 +658,44 @@ review_top(const char *path, int argc, char **argv)
 		goto err0;
 	}
 	evread_filter_window(&a.f, &o);
+	if (a.nby == 0)
+		a.by[a.nby++] = BY_USER;
 	rc = 2;
-	if (a.mta && strcmp(a.by, "user") != 0) {
+	if (a.mta && (a.nby != 1 || a.by[0] != BY_USER)) {
 		fprintf(stderr, "smtpguard top: --mta goes with --by user (MTA logs name users, "
-		    "not processes or scripts)\n");
+		    "not processes, scripts or hosts)\n");
 		goto err0;
 	}
 	rc = 1;
-	if (evread_open(&r, path) < 0) {
-		fprintf(stderr, "smtpguard top: %s: %s\n", path, strerror(errno));
+	if (evread_files_expand(&files, argv + o.next, (size_t)(argc - o.next), path, err,
+	    sizeof(err)) < 0) {
+		fprintf(stderr, "smtpguard top: %s\n", err);
 		goto err0;
 	}
-	t.by = a.by;
+	memcpy(t.by, a.by, sizeof(t.by));
+	t.nby = a.nby;
 	t.mta = a.mta;
+	t.classes = filter_classes(a.f.event);
+	for (size_t i = 0; i < t.nby; i++) {
+		if (t.by[i] == BY_USER)
+			t.user_part = (int)i;
+		if (t.by[i] != BY_HOST || t.nby == 1)
+			t.classes &= by_classes[t.by[i]];
+	}
+	/* a host alone counts attempts and mail; the smtp events detail attempts already */
+	if (t.nby == 1 && t.by[0] == BY_HOST && (t.classes & (CL_ATTEMPT | CL_MAIL)))
+		t.classes &= ~(unsigned)CL_SMTP;
 	if (htab_init(&t.groups) < 0)
 		goto err1;
 	if (htab_init(&t.pairs) < 0)
 		goto err2;
-	while (evread_next_event(&r, &a.f, &e, &owner)) {
-		const char *key;
-		uint64_t count;
-		struct group *g;
-
-		if (evread_matches(&a.f, &e) && (key = top_key(&e, a.by, keybuf, sizeof(keybuf),
-		    &count)) != NULL && (g = top_group(&t, key)) != NULL)
-			group_add(&t, g, count, &e);
-		json_decref(owner);
-	}
-	if (ferror(r.fp)) {
-		fprintf(stderr, "smtpguard top: %s: %s\n", path, strerror(errno));
-		goto err3;
-	}
+	for (size_t i = 0; i < files.n; i++)
+		if (top_file(&t, &a.f, files.paths[i], &unreadable) < 0)
+			failed = true;	/* the rest is still shown, and the command fails */
 	/* An MTA log that cannot be read fails the command, after the rest is shown. */
 	if (a.mta && mtareport_cli_users(a.mta_logs, a.nmta_logs, o.since, o.until, merge_mta_user,
 	    &(struct mta_merge){ &t, &a.f }) < 0)
-		mta_failed = true;
+		failed = true;
 	if ((rows = calloc(t.groups.n + 1, sizeof(*rows))) == NULL) {
 		fprintf(stderr, "smtpguard top: out of memory\n");
 		goto err3;
@@ -425,11 +706,15 @@ review_top(const char *path, int argc, char **argv)
 	if (t.other != NULL)
 		rows[n++] = t.other;
 	for (size_t i = 0; i < n; i++)
-		strlcpy_sg(rows[i]->label, group_label(rows[i], a.by), sizeof(rows[i]->label));
+		if (group_label(&t, rows[i]) < 0) {
+			fprintf(stderr, "smtpguard top: out of memory\n");
+			goto err4;
+		}
 	qsort(rows, n, sizeof(*rows), cmp_groups);
 	print_top(&t, rows, n, (size_t)o.limit, o.json);
 	fflush(stdout);
-	rc = ferror(stdout) || mta_failed ? 1 : 0;
+	rc = ferror(stdout) || failed ? 1 : 0;
+err4:
 	free(rows);
 err3:
 	htab_free(&t.pairs, hnode_free);
@@ -438,10 +723,10 @@ err2:
 	if (t.other != NULL)
 		free_group(&t.other->node);
 err1:
-	if (r.unreadable > 0)
+	if (unreadable > 0)
 		fprintf(stderr, "smtpguard top: %llu unreadable lines skipped\n",
-		    (unsigned long long)r.unreadable);
-	evread_close(&r);
+		    (unsigned long long)unreadable);
+	evread_files_free(&files);
 err0:
 	free(a.mta_logs);
 	return rc;

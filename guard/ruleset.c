@@ -273,6 +273,18 @@ x_reject_rst(struct rb *rb)
  * One queue, no bypass and no fanout flag on either path: with no listener
  * the kernel drops the packet (fails closed).
  */
+/* A copy of the packet to nfnetlink_log GROUP; the packet goes on. */
+static void
+x_log_group(struct rb *rb, uint16_t group)
+{
+	struct nftnl_expr *e;
+
+	if ((e = x_new(rb, "log")) == NULL)
+		return;
+	nftnl_expr_set_u16(e, NFTNL_EXPR_LOG_GROUP, group);
+	x_add(rb, e);
+}
+
 static void
 x_queue(struct rb *rb, uint16_t num, bool native)
 {
@@ -601,24 +613,32 @@ struct verdict_rule {
 	const char	*name;
 	int		 verdict;	/* NF_ACCEPT, or NF_DROP meaning "reset" */
 	bool		 queue;		/* (ct mark rules) later packets visit smtpguardd */
+	bool		 tap;		/* (ct mark rules) copied to the audit log group */
 	const char	*comment;
 };
 
 static const struct verdict_rule verdicts[] = {
-	{ MARK_ALLOW, "allow", NF_ACCEPT, false, "verdict: allow" },
-	{ MARK_REJECT, "reject", NF_DROP, false, "verdict: reject" },
-	{ MARK_TRAP, "trap", NF_ACCEPT, false, "verdict: trap" },
-	{ MARK_INSPECT, "audit", NF_ACCEPT, false, "verdict: audit, keep inspecting" },
-	{ MARK_REDIRECT, "redirect", NF_ACCEPT, false, "verdict: redirect to the local MTA" },
+	{ MARK_ALLOW, "allow", NF_ACCEPT, false, false, "verdict: allow" },
+	{ MARK_REJECT, "reject", NF_DROP, false, false, "verdict: reject" },
+	{ MARK_TRAP, "trap", NF_ACCEPT, false, false, "verdict: trap" },
+	{ MARK_INSPECT, "audit", NF_ACCEPT, false, false, "verdict: audit, keep inspecting" },
+	{ MARK_REDIRECT, "redirect", NF_ACCEPT, false, false,
+	    "verdict: redirect to the local MTA" },
 };
 
-/* A decided flow's later packets, before NAT. */
+/*
+ * A decided flow's later packets, before NAT. An audited flow (a fenced
+ * port) is copied to smtpguardd and goes on at once: audit holds nothing.
+ * A flow detect_any_port still reads has the same ct mark on another port;
+ * its packets wait in the queue (put_probed).
+ */
 static const struct verdict_rule decided[] = {
-	{ MARK_ALLOW, "allow", NF_ACCEPT, false, NULL },
-	{ MARK_REJECT, "reject", NF_DROP, false, NULL },
-	{ MARK_TRAP, "trap", NF_ACCEPT, false, NULL },
-	{ MARK_INSPECT, "audit", NF_ACCEPT, true, NULL },
-	{ MARK_REDIRECT, "redirect", NF_ACCEPT, false, NULL },
+	{ MARK_ALLOW, "allow", NF_ACCEPT, false, false, NULL },
+	{ MARK_REJECT, "reject", NF_DROP, false, false, NULL },
+	{ MARK_TRAP, "trap", NF_ACCEPT, false, false, NULL },
+	{ MARK_INSPECT, "audit", NF_ACCEPT, false, true,
+	    "audited: a copy to smtpguardd, never held" },
+	{ MARK_REDIRECT, "redirect", NF_ACCEPT, false, false, NULL },
 };
 
 /*
@@ -627,8 +647,8 @@ static const struct verdict_rule decided[] = {
  * queued there (MARK_NAT) with one of these two.
  */
 static const struct verdict_rule nat_verdicts[] = {
-	{ MARK_ALLOW, "allow", NF_ACCEPT, false, "verdict after NAT: allow" },
-	{ MARK_REJECT, "reject", NF_DROP, false, "verdict after NAT: reject" },
+	{ MARK_ALLOW, "allow", NF_ACCEPT, false, false, "verdict after NAT: allow" },
+	{ MARK_REJECT, "reject", NF_DROP, false, false, "verdict after NAT: reject" },
 };
 
 /*
@@ -638,10 +658,10 @@ static const struct verdict_rule nat_verdicts[] = {
  * it would never reach the trap: reset.
  */
 static const struct verdict_rule nat_decided[] = {
-	{ MARK_ALLOW, "allow", NF_ACCEPT, false, NULL },
-	{ MARK_TRAP, "trap", NF_DROP, false,
+	{ MARK_ALLOW, "allow", NF_ACCEPT, false, false, NULL },
+	{ MARK_TRAP, "trap", NF_DROP, false, false,
 	    "trapped, but another NAT rule took the flow before the trap's redirect" },
-	{ MARK_INSPECT, "audit", NF_ACCEPT, false, NULL },
+	{ MARK_INSPECT, "audit", NF_ACCEPT, false, false, NULL },
 };
 
 /*
@@ -650,8 +670,8 @@ static const struct verdict_rule nat_decided[] = {
  * packet meets "ct mark reject" on its way out and is reset.
  */
 static const struct verdict_rule input_verdicts[] = {
-	{ MARK_ALLOW, "allow", NF_ACCEPT, false, "reply verdict: allow" },
-	{ MARK_REJECT, "reject", NF_ACCEPT, false,
+	{ MARK_ALLOW, "allow", NF_ACCEPT, false, false, "reply verdict: allow" },
+	{ MARK_REJECT, "reject", NF_ACCEPT, false, false,
 	    "reply verdict: reject; the client's next packet is reset" },
 };
 
@@ -735,12 +755,7 @@ put_verdicts(struct nl_batch *b, const struct ruleset_spec *sp, const char *chai
 	return 0;
 }
 
-/*
- * The kernel's part of a decided flow: its later packets never leave the
- * kernel, but an audited flow's go on to the queue, and only those with a
- * socket owner (put_queue_and_socketless says why); its socketless tail
- * meets the "no socket" rule at the chain's end.
- */
+/* The kernel's part of a decided flow: its later packets never leave the kernel. */
 static int
 put_decided(struct nl_batch *b, const struct ruleset_spec *sp, const char *chain,
     const struct verdict_rule *vs, size_t nv, bool native, unsigned int *n)
@@ -750,13 +765,15 @@ put_decided(struct nl_batch *b, const struct ruleset_spec *sp, const char *chain
 	for (size_t i = 0; i < nv; i++) {
 		if (rb_start(&rb, sp->table, chain, vs[i].comment) < 0)
 			return -1;
-		if (vs[i].queue) {
-			x_meta_load(&rb, NFT_META_SKUID);
-			x_cmp_u32(&rb, NFT_CMP_GTE, 0);
-		}
 		x_ct_load(&rb, NFT_CT_MARK);
 		x_bitwise(&rb, sp->mark_mask, 0);
 		x_cmp_u32(&rb, NFT_CMP_EQ, mark_value(sp->mark_mask, vs[i].state));
+		if (vs[i].tap) {
+			x_l4proto_tcp(&rb);	/* lets nft print "tcp dport" */
+			x_tcp_dport(&rb);
+			x_lookup(&rb, SET_PORTS, ID_PORTS);
+			x_log_group(&rb, sp->audit_group);
+		}
 		if (vs[i].queue && sp->detect_any_port)
 			x_mark_followed(&rb, sp->mark_mask);
 		x_final(&rb, &vs[i], sp, native);
@@ -845,6 +862,28 @@ put_queue_and_socketless(struct nl_batch *b, const struct ruleset_spec *sp,
 	return rb_put(b, &rb, "%s #%u (no socket)", chain, ++*n);
 }
 
+/*
+ * detect_any_port: a flow still being read (ct mark inspect, not a fenced
+ * port) goes to the queue, marked as followed, so that one smtpguardd no
+ * longer knows is reset, never released unread.
+ */
+static int
+put_probed(struct nl_batch *b, const struct ruleset_spec *sp, bool native, unsigned int *n)
+{
+	uint32_t m = sp->mark_mask;
+	struct rb rb;
+
+	if (rb_start(&rb, sp->table, CHAIN_FENCE,
+	    "detect_any_port: flows still being read go to smtpguardd") < 0)
+		return -1;
+	x_ct_load(&rb, NFT_CT_MARK);
+	x_bitwise(&rb, m, 0);
+	x_cmp_u32(&rb, NFT_CMP_EQ, mark_value(m, MARK_INSPECT));
+	x_mark_followed(&rb, m);
+	x_queue(&rb, sp->queue_num, native);
+	return rb_put(b, &rb, "%s #%u (probed)" QUEUE_LABEL, CHAIN_FENCE, ++*n);
+}
+
 static int
 build_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 {
@@ -856,7 +895,8 @@ build_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 	    /* After the verdicts: a repeated packet never needs it. */
 	    put_allow_local(b, sp, CHAIN_FENCE, "allow_local: this host's own addresses",
 	    &n) < 0 ||
-	    put_decided(b, sp, CHAIN_FENCE, decided, NELEM(decided), native, &n) < 0)
+	    put_decided(b, sp, CHAIN_FENCE, decided, NELEM(decided), native, &n) < 0 ||
+	    (sp->detect_any_port && put_probed(b, sp, native, &n) < 0))
 		return -1;
 	/*
 	 * No "ct state established accept": a flow that began before the fence

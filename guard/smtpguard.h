@@ -72,6 +72,7 @@ struct config {
 	bool		 allow_local;
 	bool		 connect_hook;	/* find senders with the eBPF connect hook */
 	uint16_t	 queue_num;
+	uint16_t	 audit_log_group;	/* nfnetlink_log group of audited flows' copies */
 	uint32_t	 queue_maxlen;
 	uint16_t	 trap_port;
 	uint16_t	 redirect_to;	/* the local MTA's port redirected flows go to */
@@ -105,6 +106,10 @@ struct config {
 	char		 mail_state[PATH_MAX];	/* the counters across restarts */
 	char		 mail_user[USER_NAME_MAX];	/* the gate child runs as this user */
 	char		 mail_group[USER_NAME_MAX];	/* the MTA's group: may use the socket */
+	/* [metrics]: the Prometheus textfile (metrics.c) */
+	char		 metrics_textfile[PATH_MAX];	/* empty: no metrics written */
+	uint32_t	 metrics_interval;	/* seconds between writes */
+	uint32_t	 metrics_top_users;	/* users shown by name, at most METRICS_TOP_MAX */
 };
 
 /* A decoded IPv4/IPv6 TCP segment. Addresses are in network order. */
@@ -365,6 +370,7 @@ struct ruleset_spec {
 	size_t		 nallow;
 	bool		 allow_local;
 	uint16_t	 queue_num;
+	uint16_t	 audit_group;	/* nfnetlink_log group audited flows are copied to */
 	uint32_t	 mark_mask;
 	bool		 trap;		/* the nat chain that redirects trapped flows */
 	bool		 detect_any_port;	/* all TCP meets the fence, not just @ports */
@@ -406,7 +412,26 @@ int		 queue_fd(const struct queue *);
 int		 queue_read(struct queue *, queue_packet_cb, void *);
 int		 queue_verdict(struct queue *, uint32_t id, int verdict, bool set_mark,
 		    uint32_t mark);
+uint64_t	 queue_verdicts_lost(const struct queue *);
 int		 queue_stats(uint16_t num, struct queue_stats *);
+
+/* nflog.c */
+struct nflog_packet {
+	const uint8_t	*payload;	/* from the IP header on */
+	size_t		 len;
+};
+typedef void (*nflog_packet_cb)(const struct nflog_packet *, void *);
+struct nflog;
+struct nflog	*nflog_open(uint16_t group);
+void		 nflog_close(struct nflog *);
+int		 nflog_fd(const struct nflog *);
+int		 nflog_read(struct nflog *, nflog_packet_cb, void *);
+
+/* ctmark.c */
+struct ctmark;
+struct ctmark	*ctmark_open(void);
+void		 ctmark_close(struct ctmark *);
+int		 ctmark_set(struct ctmark *, const struct pkt *flow, uint32_t mask, uint32_t value);
 
 /* pkt.c */
 int	 pkt_parse(const uint8_t *buf, size_t len, struct pkt *);
@@ -475,8 +500,18 @@ int	 procfs_read_exe(const char *proc_root, pid_t pid, struct attrib *);
 int	 procfs_read_rest(const char *proc_root, pid_t pid, struct attrib *);
 
 /* connhook.c */
+#define CONNHOOK_PORTS_MAX	CONFIG_MAX_PORTS
+#define CONNHOOK_SKIP_MAX	CONFIG_MAX_UIDS
 struct connhook;
-struct connhook	*connhook_open(char *cgroup_root, size_t);
+/* Which connects the hook records; more than the bounds is refused (E2BIG). */
+struct connhook_filter {
+	const uint16_t	*ports;		/* destination ports; none: every port */
+	size_t		 nports;
+	const uid_t	*skip;		/* callers never recorded (the MTA's uids) */
+	size_t		 nskip;
+};
+struct connhook	*connhook_open(char *cgroup_root, size_t, const struct connhook_filter *);
+int		 connhook_refilter(struct connhook *, const struct connhook_filter *);
 void		 connhook_close(struct connhook *);
 int		 connhook_pid(struct connhook *, uint64_t cookie, pid_t *);
 
@@ -484,7 +519,9 @@ int		 connhook_pid(struct connhook *, uint64_t cookie, pid_t *);
 struct attrib_ctx;
 struct attrib_ctx	*attrib_open(const char *proc_root);
 void			 attrib_close(struct attrib_ctx *);
-int			 attrib_hook(struct attrib_ctx *, char *cgroup_root, size_t);
+int			 attrib_hook(struct attrib_ctx *, char *cgroup_root, size_t,
+			    const struct connhook_filter *);
+int			 attrib_hook_refilter(struct attrib_ctx *, const struct connhook_filter *);
 void			 attrib_flow(struct attrib_ctx *, const struct pkt *, bool has_uid,
 			    uid_t uid, bool has_gid, gid_t gid, struct attrib *);
 void			 attrib_sender(struct attrib_ctx *, const struct pkt *, bool has_uid,
@@ -713,6 +750,51 @@ struct event_log;
 struct event_log	*event_open(const char *path, bool use_syslog, char *err, size_t errlen);
 void			 event_close(struct event_log *);
 int			 event_write(struct event_log *, const struct event *);
+
+/* metrics.c: the counters in the Prometheus text format (node_exporter's textfile collector) */
+#define METRICS_TOP_MAX		100	/* [metrics] top_users: two series each, so at most 200 */
+#define METRICS_UIDS_MAX	4096	/* uids counted; past that the least recently seen is reused */
+#define METRICS_WINDOW		10	/* minutes: the busiest users are ranked over these, as alerts are */
+#define METRICS_LATENCY_BOUNDS	13	/* histogram buckets, +Inf apart */
+#define METRICS_TEXT_MAX	(64 * 1024)	/* the whole file: ~10 KiB with 100 users */
+struct metrics_latency {
+	uint64_t	 bucket[METRICS_LATENCY_BOUNDS + 1];	/* per bucket, not cumulative; last: +Inf */
+	uint64_t	 count;
+	uint64_t	 sum_ns;
+};
+struct metrics_user {
+	uid_t		 uid;
+	char		 user[USER_NAME_MAX];	/* empty: unknown */
+	uint64_t	 total;		/* attempts since the daemon started */
+	uint64_t	 recent;	/* in the last METRICS_WINDOW minutes */
+};
+struct metrics {
+	bool		 fence_up;
+	bool		 native_queue;
+	unsigned int	 queue_num;
+	time_t		 started, now;
+	uint64_t	 packets, packet_bytes;
+	uint64_t	 decisions[ACTION_ALLOW + 1];
+	uint64_t	 attempts[ACTION_ALLOW + 1];
+	bool		 has_queue_stats;
+	struct queue_stats qs;
+	uint64_t	 socket_overruns, verdict_errors, unparsable, events_lost, alerts;
+	uint64_t	 trap_sessions, trap_direct;
+	const struct metrics_latency *attrib;
+	bool		 mail_gate, mail_up;
+	uint64_t	 mail[MAIL_REJECT + 1];
+	unsigned int	 top_users;
+	const struct metrics_user *users;
+	size_t		 nusers;
+};
+struct metrics_users;
+void		 metrics_latency_add(struct metrics_latency *, uint64_t ns);
+struct metrics_users *metrics_users_new(void);
+void		 metrics_users_free(struct metrics_users *);
+void		 metrics_users_count(struct metrics_users *, uid_t, time_t now);
+size_t		 metrics_users_top(const struct metrics_users *, time_t now,
+		    struct metrics_user *out, size_t max);
+int		 metrics_format(const struct metrics *, char *buf, size_t len);
 
 /* trap.c */
 struct trap_report {
@@ -1045,8 +1127,10 @@ const char	*cliopt_word(const char *arg, const char *const *words, size_t n);
 #define EVREAD_LINE_MAX		(EVENT_LINE_MAX + 1)
 enum evread_field { EVREAD_TS, EVREAD_EVENT, EVREAD_ACTION, EVREAD_USER, EVREAD_UID,
     EVREAD_EXE, EVREAD_CWD, EVREAD_DST_IP, EVREAD_DST_PORT, EVREAD_MAIL_FROM,
-    EVREAD_PHP_SCRIPT, EVREAD_SUBJECT, EVREAD_SUPPRESSED, EVREAD_NFIELDS };
-/* An event as the filters and top see it: each field a string, an integer, or absent. */
+    EVREAD_PHP_SCRIPT, EVREAD_SUBJECT, EVREAD_SUPPRESSED, EVREAD_ORIGIN, EVREAD_DOMAIN,
+    EVREAD_RCPT_COUNT, EVREAD_HOST, EVREAD_NFIELDS };
+/* An event as the filters and top see it: each field a string, an integer, or absent
+ * (but the host: evread_local_host() where the event names none). */
 struct evread_event {
 	const char	*s[EVREAD_NFIELDS];
 	long long	 n[EVREAD_NFIELDS];
@@ -1054,7 +1138,7 @@ struct evread_event {
 };
 struct evread_filter {
 	char		 since[CLIOPT_TS_MAX], until[CLIOPT_TS_MAX];	/* compared as strings */
-	const char	*user, *action, *event, *dst;
+	const char	*user, *action, *event, *dst, *origin, *host;
 	long		 uid;		/* -1: any */
 	struct cidr	 dst_net;
 	bool		 dst_is_net;
@@ -1062,11 +1146,13 @@ struct evread_filter {
 };
 #define EVREAD_FILTER_INIT	{ .uid = -1, .dst_port = -1 }
 enum { EVREAD_OPT_USER = CLIOPT_OWN, EVREAD_OPT_UID, EVREAD_OPT_ACTION, EVREAD_OPT_EVENT,
-    EVREAD_OPT_DST, EVREAD_OPT_END /* log's and top's own codes start here */ };
+    EVREAD_OPT_DST, EVREAD_OPT_ORIGIN, EVREAD_OPT_HOST,
+    EVREAD_OPT_END /* log's and top's own codes start here */ };
 #define EVREAD_FILTER_OPTIONS \
 	{ "user", true, EVREAD_OPT_USER }, { "uid", true, EVREAD_OPT_UID }, \
 	{ "action", true, EVREAD_OPT_ACTION }, { "event", true, EVREAD_OPT_EVENT }, \
-	{ "dst", true, EVREAD_OPT_DST }
+	{ "dst", true, EVREAD_OPT_DST }, { "origin", true, EVREAD_OPT_ORIGIN }, \
+	{ "host", true, EVREAD_OPT_HOST }
 extern const char evread_filter_help[];
 struct evread {
 	FILE		*fp;
@@ -1089,6 +1175,15 @@ bool		 evread_next_event(struct evread *, const struct evread_filter *,
 		    struct evread_event *, json_t **owner);
 void		 evread_close(struct evread *);
 const char	*evread_local_time(const char *ts, char *out, size_t len);
+const char	*evread_local_host(void);
+/* The event files of a command line: its operands (directories expanded), else the default. */
+struct evread_files {
+	char		**paths;
+	size_t		 n, cap;
+};
+int		 evread_files_expand(struct evread_files *, char *const *args, size_t nargs,
+		    const char *deflt, char *err, size_t errlen);
+void		 evread_files_free(struct evread_files *);
 
 /* review_log.c */
 int	 review_log(const char *events_path, int argc, char **argv);

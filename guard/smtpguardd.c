@@ -48,6 +48,7 @@ enum tag {
 	TAG_CONTROL,
 	TAG_TRAP,
 	TAG_GATE,
+	TAG_AUDIT,
 };
 
 static void __attribute__((noreturn))
@@ -140,6 +141,7 @@ ruleset_spec_of(const struct config *cfg, const uid_t *mta,
 	spec->nallow = nallow;
 	spec->allow_local = cfg->allow_local;
 	spec->queue_num = cfg->queue_num;
+	spec->audit_group = cfg->audit_log_group;
 	spec->mark_mask = cfg->mark_mask;
 	spec->trap = true;
 	spec->detect_any_port = cfg->detect_any_port;
@@ -194,9 +196,24 @@ adopt(struct daemon *d, struct loaded *l)
 	memcpy(d->mta_found, l->mta_found, sizeof(d->mta_found));
 }
 
+/*
+ * What the connect hook records: connects to the fenced ports (every port
+ * under detect_any_port), by anyone but the MTA. A connect to another port
+ * that reaches the queue after NAT is found by the /proc scan instead.
+ */
+static void
+hook_filter(const struct daemon *d, struct connhook_filter *f)
+{
+	f->ports = d->cfg.ports;
+	f->nports = d->cfg.detect_any_port ? 0 : d->cfg.nports;
+	f->skip = d->mta;
+	f->nskip = d->nmta;
+}
+
 static int
 reload(struct daemon *d, char *err, size_t errlen)
 {
+	struct connhook_filter hf;
 	bool trap_changed, gate_changed;
 	struct loaded l;
 	char msg[PATH_MAX + 600];
@@ -206,12 +223,13 @@ reload(struct daemon *d, char *err, size_t errlen)
 		return -1;
 	}
 	if (l.cfg.queue_num != d->cfg.queue_num ||
+	    l.cfg.audit_log_group != d->cfg.audit_log_group ||
 	    strcmp(l.cfg.control_socket, d->cfg.control_socket) != 0 ||
 	    strcmp(l.cfg.log_file, d->cfg.log_file) != 0 ||
 	    strcmp(l.cfg.alert_exec, d->cfg.alert_exec) != 0 ||
 	    l.cfg.connect_hook != d->cfg.connect_hook) {
-		snprintf(err, errlen, "queue, control_socket, connect_hook, [log] file and "
-		    "[alert] exec change only with a restart; nothing applied");
+		snprintf(err, errlen, "queue, audit_log_group, control_socket, connect_hook, "
+		    "[log] file and [alert] exec change only with a restart; nothing applied");
 		exceptions_free(&l.exc);
 		return -1;
 	}
@@ -243,6 +261,10 @@ reload(struct daemon *d, char *err, size_t errlen)
 	    strcmp(l.cfg.trap_user, d->cfg.trap_user) != 0;
 	gate_changed = gatewire_child_changed(&l.cfg, &d->cfg);
 	adopt(d, &l);
+	hook_filter(d, &hf);
+	if (attrib_hook_refilter(d->attrib, &hf) < 0)
+		log_warn("connect hook keeps its old ports and MTA uids; those the reload "
+		    "added are found by scanning /proc");
 	/* Mail limits apply at once; the gate child restarts for its own settings. */
 	gatewire_reload(d, gate_changed);
 	/* The trap child runs with the settings it was started with: restart it. */
@@ -321,6 +343,7 @@ on_timer(struct daemon *d)
 	(void)read(d->timerfd, &ticks, sizeof(ticks));
 	fence_tick(d, now);
 	gatewire_tick(d, now);
+	metricsfile_tick(d, now);
 	control_expire(d->control, now);
 	if (d->trap_fd < 0 && now != d->trap_restart) {
 		char err[512];
@@ -486,8 +509,16 @@ setup(struct daemon *d, const char *config_path)
 	if ((d->queue = queue_open(d->cfg.queue_num, d->cfg.queue_maxlen)) == NULL)
 		fatal("binding NFQUEUE %u (is another smtpguardd running?)", d->cfg.queue_num);
 	epoll_add(d->epfd, queue_fd(d->queue), TAG_QUEUE);
+	if ((d->audit_tap = nflog_open(d->cfg.audit_log_group)) == NULL)
+		fatal("binding nfnetlink_log group %u for audited flows (another program, "
+		    "ulogd?, holds it: set audit_log_group)", d->cfg.audit_log_group);
+	epoll_add(d->epfd, nflog_fd(d->audit_tap), TAG_AUDIT);
+	if ((d->ctmark = ctmark_open()) == NULL)
+		fatal("opening ctnetlink");
 	if (fence_open(d) < 0)
 		fatal("flow table");
+	if ((d->users = metrics_users_new()) == NULL)
+		fatal("metrics_users_new");
 	if (start_trap(d, err, sizeof(err)) < 0)
 		fatalx("%s", err);
 	if (gatewire_open(d, err, sizeof(err)) < 0)
@@ -495,9 +526,11 @@ setup(struct daemon *d, const char *config_path)
 	if ((d->attrib = attrib_open(PROC_ROOT)) == NULL)
 		fatal("opening sock_diag");
 	if (d->cfg.connect_hook) {
+		struct connhook_filter hf;
 		char cgroot[PATH_MAX];
 
-		if (attrib_hook(d->attrib, cgroot, sizeof(cgroot)) == 0)
+		hook_filter(d, &hf);
+		if (attrib_hook(d->attrib, cgroot, sizeof(cgroot), &hf) == 0)
 			log_info("connect hook attached at %s: senders found by socket cookie",
 			    cgroot);
 		else
@@ -545,7 +578,10 @@ teardown(struct daemon *d)
 	stop_trap(d);
 	gatewire_close(d);
 	fence_close(d);
+	metrics_users_free(d->users);
 	queue_close(d->queue);
+	nflog_close(d->audit_tap);
+	ctmark_close(d->ctmark);
 	attrib_close(d->attrib);
 	flood_free(d->flood);
 	alerts_free(d->alerts);
@@ -631,6 +667,8 @@ main(int argc, char **argv)
 
 			if (tag == TAG_QUEUE)
 				fence_read(&d);
+			else if (tag == TAG_AUDIT)
+				fence_read_audit(&d);
 			else if (tag == TAG_SIGNAL)
 				on_signal(&d);
 			else if (tag == TAG_TIMER)

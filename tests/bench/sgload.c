@@ -1,25 +1,32 @@
 /*
  * sgload — the benchmark's load generator.
  *
- *   sgload connect [-n N | -d SECONDS] [-c CLIENTS] [-qF] [-t MS] HOST PORT
+ *   sgload connect [-n N | -d SECONDS] [-c CLIENTS] [-qFH] [-t MS] HOST PORT
  *	CLIENTS threads connect one after another, N connects in all or for
- *	SECONDS; with -q each reads the banner and sends QUIT. Prints one JSON
+ *	SECONDS; with -q each reads the banner and sends QUIT; with -H each
+ *	sends an HTTP GET (the client speaks first) and reads the answer to
+ *	its end (an HTTP flow for detect_any_port to look at). Prints one JSON
  *	object: counts by outcome, seconds, rate, and the latency percentiles
  *	(microseconds) of connect() alone, or of connect+banner+QUIT with -q.
  *	-t bounds each connect and each reply (default 5000 ms). With -F each
  *	connect is made by a new child process: a first-time sender every time
  *	(its latency then includes the fork).
- *   sgload mail -n N -s BYTES HOST PORT
+ *   sgload mail -n N -s BYTES HOST PORT [PORT2]
  *	N SMTP transactions of one message of BYTES each, one after another;
- *	prints JSON: messages sent, seconds, and bytes/s.
+ *	prints JSON: messages sent, seconds, bytes/s, and the percentiles of
+ *	one transaction's time (connect to 221, microseconds). With PORT2, N
+ *	to each port, alternating, and one JSON line per port (its seconds:
+ *	the sum of its own transactions).
  *   sgload procs -n N [-u UID] [-f FDS]
  *	N idle processes (as UID if given), each holding FDS extra descriptors;
  *	prints "ready" once all exist, and lives until killed; they die with it.
- *   sgload serve PORT
+ *   sgload serve [-H BYTES] PORT
  *	a stand-in mail exchanger on [::]:PORT for the other modes: SERVE_THREADS
  *	threads accept from one listener with a deep backlog; each session gets
  *	a banner, 250 to commands, 354 to DATA, 250 after the dot, 221 to QUIT.
- *	Prints "ready" once listening; runs until killed.
+ *	With -H it is a web server instead: it waits for a request's blank line
+ *	and answers 200 with BYTES of body, then closes. Prints "ready" once
+ *	listening; runs until killed.
  *   sgload events -n N
  *   sgload mtalog -b BYTES
  *	N realistic event lines (attempts of 200 users, 50 scripts) on stdout,
@@ -56,6 +63,7 @@ struct run {
 	struct sockaddr_storage	 addr;
 	socklen_t		 addrlen;
 	bool			 quit;		/* banner + QUIT after connect */
+	bool			 http;		/* GET, then read to the end */
 	bool			 fork_each;	/* each connect from a new process */
 	int			 timeout_ms;
 	uint64_t		 total;		/* connects to make; 0: until deadline */
@@ -79,10 +87,10 @@ now_ns(void)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: sgload connect [-n N | -d S] [-c C] [-qF] [-t MS] HOST PORT\n"
-	    "       sgload mail -n N -s BYTES HOST PORT\n"
+	fprintf(stderr, "usage: sgload connect [-n N | -d S] [-c C] [-qFH] [-t MS] HOST PORT\n"
+	    "       sgload mail -n N -s BYTES HOST PORT [PORT2]\n"
 	    "       sgload procs -n N [-u UID] [-f FDS]\n"
-	    "       sgload serve PORT\n"
+	    "       sgload serve [-H BYTES] PORT\n"
 	    "       sgload events -n N\n"
 	    "       sgload mtalog -b BYTES\n");
 	exit(2);
@@ -128,6 +136,27 @@ read_reply(int s, int timeout_ms)
 	}
 }
 
+/* Reads to the end of the stream; -1 on a reset, a timeout or no byte at all. */
+static int
+read_to_end(int s, int timeout_ms)
+{
+	char buf[16384];
+	size_t got = 0;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = s, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&pfd, 1, timeout_ms) <= 0)
+			return -1;
+		if ((n = read(s, buf, sizeof(buf))) < 0)
+			return -1;
+		if (n == 0)
+			return got > 0 ? 0 : -1;
+		got += (size_t)n;
+	}
+}
+
 static enum outcome
 one_connect(struct run *r)
 {
@@ -147,6 +176,12 @@ one_connect(struct run *r)
 	else if (r->quit) {
 		if (read_reply(s, r->timeout_ms) != 220 || write(s, "QUIT\r\n", 6) != 6 ||
 		    read_reply(s, r->timeout_ms) != 221)
+			o = OUT_OTHER;
+	} else if (r->http) {
+		static const char get[] = "GET /bench HTTP/1.0\r\nHost: mx.example\r\n\r\n";
+
+		if (write(s, get, sizeof(get) - 1) != (ssize_t)sizeof(get) - 1 ||
+		    read_to_end(s, r->timeout_ms) < 0)
 			o = OUT_OTHER;
 	}
 	close(s);
@@ -227,9 +262,10 @@ cmd_connect(int argc, char **argv)
 	uint64_t t0;
 	int ch;
 
-	while ((ch = getopt(argc, argv, "n:d:c:qt:F")) != -1) {
+	while ((ch = getopt(argc, argv, "n:d:c:qt:FH")) != -1) {
 		switch (ch) {
 		case 'F': r.fork_each = true; break;
+		case 'H': r.http = true; break;
 		case 'n': r.total = strtoull(optarg, NULL, 10); break;
 		case 'd': seconds = strtod(optarg, NULL); break;
 		case 'c': clients = (unsigned)strtoul(optarg, NULL, 10); break;
@@ -239,7 +275,7 @@ cmd_connect(int argc, char **argv)
 		}
 	}
 	if (argc - optind != 2 || clients == 0 || clients > CLIENTS_MAX ||
-	    (r.total == 0) == (seconds <= 0))
+	    (r.total == 0) == (seconds <= 0) || (r.quit && r.http))
 		usage();
 	resolve(argv[optind], argv[optind + 1], &r.addr, &r.addrlen);
 	if ((r.samples = malloc(SAMPLES_MAX * sizeof(*r.samples))) == NULL) {
@@ -332,17 +368,29 @@ out:
 	return ok;
 }
 
+/* One port's messages in a mail run: their times and the outcome. */
+struct mail_side {
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	const char		*port;
+	unsigned long		 sent;
+	size_t			 n;
+	uint64_t		*took;
+	uint64_t		 busy_ns;	/* the sum of its transactions' times */
+};
+
+#define MAIL_SIDES_MAX	2
+
 static int
 cmd_mail(int argc, char **argv)
 {
-	struct sockaddr_storage ss;
-	socklen_t sslen;
-	unsigned long n = 0, sent = 0;
-	size_t bytes = 0, len;
+	struct mail_side side[MAIL_SIDES_MAX] = { 0 };
+	unsigned long n = 0;
+	size_t bytes = 0, len, nsides;
 	char *msg;
 	uint64_t t0;
 	double elapsed;
-	int ch;
+	int ch, rc = 0;
 
 	while ((ch = getopt(argc, argv, "n:s:")) != -1) {
 		switch (ch) {
@@ -351,19 +399,47 @@ cmd_mail(int argc, char **argv)
 		default: usage();
 		}
 	}
-	if (argc - optind != 2 || n == 0 || bytes == 0)
+	nsides = (size_t)(argc - optind - 1);
+	if (argc - optind < 2 || nsides > MAIL_SIDES_MAX || n == 0 || bytes == 0)
 		usage();
-	resolve(argv[optind], argv[optind + 1], &ss, &sslen);
 	if ((msg = make_message(bytes, &len)) == NULL)
 		return 1;
+	for (size_t k = 0; k < nsides; k++) {
+		side[k].port = argv[optind + 1 + k];
+		resolve(argv[optind], side[k].port, &side[k].ss, &side[k].sslen);
+		if ((side[k].took = calloc(n, sizeof(*side[k].took))) == NULL)
+			return 1;
+	}
+	/* With two ports, messages alternate between them: drift on a shared
+	 * machine falls on both alike, and the difference is the second's cost. */
 	t0 = now_ns();
-	for (unsigned long i = 0; i < n; i++)
-		sent += one_mail(&ss, sslen, msg, len) == 0;
+	for (unsigned long i = 0; i < n * nsides; i++) {
+		struct mail_side *m = &side[i % nsides];
+		uint64_t m0 = now_ns(), dt;
+
+		m->sent += one_mail(&m->ss, m->sslen, msg, len) == 0;
+		dt = now_ns() - m0;
+		m->took[m->n++] = dt;
+		m->busy_ns += dt;
+	}
 	elapsed = (double)(now_ns() - t0) / 1e9;
-	printf("{\"messages\":%lu,\"sent\":%lu,\"message_bytes\":%zu,\"seconds\":%.3f,"
-	    "\"bytes_per_second\":%.0f}\n", n, sent, len, elapsed, (double)(sent * len) / elapsed);
+	for (size_t k = 0; k < nsides; k++) {
+		struct mail_side *m = &side[k];
+		double busy = (double)m->busy_ns / 1e9;
+
+		qsort(m->took, m->n, sizeof(*m->took), cmp_u64);
+		printf("{\"port\":%s,\"messages\":%lu,\"sent\":%lu,\"message_bytes\":%zu,"
+		    "\"seconds\":%.3f,\"bytes_per_second\":%.0f,\"per_second\":%.1f,"
+		    "\"p50_us\":%.1f,\"p99_us\":%.1f}\n", m->port, n, m->sent, len,
+		    nsides == 1 ? elapsed : busy, (double)(m->sent * len) / (nsides == 1 ? elapsed : busy),
+		    (double)m->sent / (nsides == 1 ? elapsed : busy),
+		    percentile_us(m->took, m->n, 50), percentile_us(m->took, m->n, 99));
+		if (m->sent != n)
+			rc = 1;
+		free(m->took);
+	}
 	free(msg);
-	return sent == n ? 0 : 1;
+	return rc;
 }
 
 static int
@@ -478,6 +554,43 @@ serve_session(int s)
 	}
 }
 
+static size_t http_body;	/* serve -H: the body's bytes; 0: SMTP */
+
+/* One HTTP exchange: the request up to its blank line, then the answer. */
+static void
+serve_http(int s)
+{
+	static char body[65536];
+	char buf[4096], head[128];
+	size_t have = 0, left = http_body;
+	int n;
+
+	for (;;) {
+		ssize_t got = read(s, buf + have, sizeof(buf) - 1 - have);
+
+		if (got <= 0)
+			return;
+		have += (size_t)got;
+		buf[have] = '\0';
+		if (strstr(buf, "\r\n\r\n") != NULL)
+			break;
+		if (have == sizeof(buf) - 1)
+			return;
+	}
+	if (body[0] == '\0')
+		memset(body, 'x', sizeof(body));
+	n = snprintf(head, sizeof(head), "HTTP/1.0 200 OK\r\nContent-Length: %zu\r\n\r\n", http_body);
+	if (send_all(s, head, (size_t)n) < 0)
+		return;
+	while (left > 0) {
+		size_t chunk = left < sizeof(body) ? left : sizeof(body);
+
+		if (send_all(s, body, chunk) < 0)
+			return;
+		left -= chunk;
+	}
+}
+
 static void *
 serve_thread(void *arg)
 {
@@ -488,7 +601,10 @@ serve_thread(void *arg)
 
 		if (s < 0)
 			continue;
-		serve_session(s);
+		if (http_body > 0)
+			serve_http(s);
+		else
+			serve_session(s);
 		close(s);
 	}
 	return NULL;
@@ -499,11 +615,16 @@ cmd_serve(int argc, char **argv)
 {
 	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
 	pthread_t th;
-	int ls, on = 1, off = 0;
+	int ls, on = 1, off = 0, ch;
 
-	if (argc != 2)
+	while ((ch = getopt(argc, argv, "H:")) != -1) {
+		if (ch != 'H')
+			usage();
+		http_body = strtoul(optarg, NULL, 10);
+	}
+	if (argc - optind != 1)
 		usage();
-	sa.sin6_port = htons((uint16_t)atoi(argv[1]));
+	sa.sin6_port = htons((uint16_t)atoi(argv[optind]));
 	if ((ls = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
 	    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0 ||
 	    setsockopt(ls, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) < 0 ||

@@ -94,6 +94,7 @@ fm_world_init(struct fm_world *w, bool native, bool any_port, enum action action
 	sp.nallow = w->nallow;
 	sp.allow_local = w->cfg.allow_local;
 	sp.queue_num = w->cfg.queue_num;
+	sp.audit_group = w->cfg.audit_log_group;
 	sp.mark_mask = w->cfg.mark_mask;
 	sp.trap = true;
 	sp.detect_any_port = any_port;
@@ -327,7 +328,7 @@ fm_check(struct fm_world *w, const struct fm_case *c, struct nm_result *res, cha
 	struct nm_packet p, p0;
 	struct fm_daemon d = { .w = w, .c = c, .last = MARK_NONE };
 	uint8_t flags;
-	bool syn, fenced_uid, mta, out_fenced, decided_flow, inspected, redirected;
+	bool syn, fenced_uid, mta, out_fenced, decided_flow, inspected, probed, redirected;
 
 	/*
 	 * Property 6 is for packets leaving: a received reply of a rejected
@@ -361,13 +362,18 @@ fm_check(struct fm_world *w, const struct fm_case *c, struct nm_result *res, cha
 	    ((c->ctmark & 7) == MARK_REDIRECT || (res->answered > 0 && d.last == MARK_REDIRECT));
 
 	/*
-	 * A flow under inspection (audit) has every packet with a socket
-	 * queued; its tail without one (the stack's resets, what a closed
-	 * socket still sends) names no process and is let go like any other
-	 * socketless packet. Only a received reply of such a flow (detect_any_port's
-	 * input chain: no socket in that hook) may reach the queue.
+	 * An audited flow (a fenced port) is copied, never queued: its tail
+	 * without a socket is let go like any socketless packet. A flow
+	 * detect_any_port still reads (the same ct mark on a port nobody
+	 * fences) has every packet queued, its tail without a socket too: what
+	 * a closed socket still sends must be read before it leaves (never
+	 * released unread), and with a conntrack entry its verdict sticks, so
+	 * it cannot loop. Only those, and a received reply of a flow being
+	 * read (the input chain: no socket in that hook), may reach the queue.
 	 */
 	inspected = p0.ct == NM_CT_ENTRY && (c->ctmark & 7) == MARK_INSPECT;
+	probed = inspected && w->cfg.detect_any_port && !c->udp &&
+	    !fm_port_fenced(w, nm_dport(&p0));
 	if (res->final == NM_ERROR)
 		bad = "model error";
 	else if (res->final == NM_LOOP || res->queued > 2)
@@ -380,7 +386,7 @@ fm_check(struct fm_world *w, const struct fm_case *c, struct nm_result *res, cha
 	else if ((p.mark & ~FM_MASK) != (p0.mark & ~FM_MASK) ||
 	    (p.ctmark & ~FM_MASK) != (p0.ctmark & ~FM_MASK))
 		bad = "4: mark bits outside the mask changed";
-	else if (!p0.sock && !c->inbound && res->queued > 0)
+	else if (!p0.sock && !c->inbound && res->queued > 0 && !probed)
 		bad = "5: a socketless packet reached the queue";
 	else if (!c->inbound && res->answered > 0 && d.last == MARK_REJECT &&
 	    res->final == NM_ACCEPT)

@@ -3,8 +3,10 @@
  * chosen by whoever made the connections. The first input byte picks a
  * `smtpguard log` / `smtpguard top` command line, the --since parser, or the
  * check of top's flat scanner against jansson; the rest is the log file (or
- * the one line). Output goes to /dev/null; crashes, leaks, undefined behaviour
- * and any line the two parsers read differently count.
+ * the one line). "@" in a command line stands for the file again (log and top
+ * reading and merging several files). Output goes to /dev/null; crashes,
+ * leaks, undefined behaviour and any line the two parsers read differently
+ * count.
  */
 #include <fcntl.h>
 #include <stddef.h>
@@ -26,7 +28,7 @@
 int LLVMFuzzerInitialize(int *, char ***);
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
-static char *const cmds[][10] = {
+static char *const cmds[][12] = {
 	{ "log", "-n", "0", NULL },
 	{ "log", "--json", "-n", "0", NULL },
 	{ "log", NULL },
@@ -42,6 +44,14 @@ static char *const cmds[][10] = {
 	{ "top", "--json", "--by", "sender", NULL },
 	{ "top", "--by", "script", NULL },
 	{ "top", "--by", "subject", "--event", "smtp", NULL },
+	{ "top", "--by", "origin", NULL },
+	{ "top", "--json", "--event", "mail", "--action", "hold", NULL },
+	{ "top", "--by", "host", "--by", "user", "@", "@", NULL },
+	{ "top", "--json", "--by", "host", "--by", "origin", "--by", "sender", NULL },
+	{ "top", "--since", "2026-11-22T10:00Z", "--host", "webb", "--origin", "domain:x", NULL },
+	{ "log", "-n", "0", "--event", "mail", "--origin", "sasl:a@x", NULL },
+	{ "log", "-n", "3", "@", "@", NULL },
+	{ "log", "-n", "0", "--since", "2026-11-22T10:00Z", "--host", "webb", "@", "@", NULL },
 };
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))
 #define PICK_TIME	NCMDS
@@ -86,7 +96,7 @@ check_flat(const uint8_t *data, size_t size)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *argv[10];
+	char *argv[12];
 	int argc = 0;
 	size_t pick;
 
@@ -112,7 +122,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (harness_file(data, size) < 0)
 		return 0;
 	for (; cmds[pick][argc] != NULL; argc++)
-		argv[argc] = cmds[pick][argc];
+		argv[argc] = strcmp(cmds[pick][argc], "@") == 0 ? (char *)harness_path :
+		    cmds[pick][argc];
 	argv[argc] = NULL;
 	harness_quiet();
 	if (argv[0][0] == 'l')

@@ -5,8 +5,8 @@
 # other name completes its handshake, unlogged. Then every way round a
 # first-bytes check that issue 14 found (NOOP first, an empty line first,
 # EH|LO in two segments, a tab after EHLO, MAIL FROM with no greeting, a
-# pipelined burst, keepalive and idle before EHLO, 1,030 idle flows first,
-# EHLO inside a TCP Fast Open SYN), against the mx's ESMTP greeting and
+# pipelined burst, keepalive and idle before EHLO, 1,030 idle flows first, a
+# full flow table, EHLO inside a TCP Fast Open SYN), against the mx's ESMTP greeting and
 # against a server whose greeting names nothing: never delivered, and a
 # flow still undecided when its time is up is reset, never released.
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -223,11 +223,12 @@ check "TCP Fast Open with EHLO inside the SYN: the SYN is refused and logged" tf
 # the flow table, the rest are refused at once (counted, flood-limited
 # events); its SMTP is still refused, and other users are not starved.
 refused0=$(sg status --json | jq .any_port_refused)
-as_uid $WEB_UID /usr/bin/python3 -c '
+# hold_idle.py ADDR COUNT SECONDS: COUNT idle connections to the silent server, kept open.
+cat >"$T/hold_idle.py" <<'PY'
 import resource, socket, sys, time
 resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
 socks, ok, refused = [], 0, 0
-for i in range(1030):
+for i in range(int(sys.argv[2])):
     s = socket.socket()
     s.settimeout(3)
     try:
@@ -238,8 +239,10 @@ for i in range(1030):
         refused += 1
         s.close()
 print("held", ok, "refused", refused, flush=True)
-time.sleep(30)
-' $MX4 >"$T/idle-flows.out" 2>&1 &
+time.sleep(float(sys.argv[3]))
+PY
+chmod 0644 "$T/hold_idle.py"
+as_uid $WEB_UID /usr/bin/python3 "$T/hold_idle.py" $MX4 1030 30 >"$T/idle-flows.out" 2>&1 &
 IDLE_PID=$!
 PIDS="$PIDS $IDLE_PID"
 WAIT_TICKS=400 wait_ticks "1,030 connects" grep -q held "$T/idle-flows.out"
@@ -276,4 +279,25 @@ print(hashlib.sha256(urllib.request.urlopen('http://192.0.2.25/blob', timeout=5)
 }
 check "another user's HTTP still passes byte-identical" other_http
 kill "$IDLE_PID" 2>/dev/null
+
+# The whole table: 16 more users hold their 64 each (1,024 = FLOWS_MAX); the
+# next user's first SMTP flow finds no room and is refused at once, counted
+# and logged as flow-table-full, never let through unread.
+FILL_UIDS=$(seq 3101 3116)
+for u in $FILL_UIDS; do
+	as_uid "$u" /usr/bin/python3 "$T/hold_idle.py" $MX4 64 20 >"$T/fill-$u.out" 2>&1 &
+	PIDS="$PIDS $!"
+done
+for u in $FILL_UIDS; do
+	WAIT_TICKS=200 wait_ticks "uid $u holds its flows" grep -q held "$T/fill-$u.out"
+done
+full0=$(sg status --json | jq .any_port_refused)
+as_uid 3117 "$SMTPSTEPS" $MX4 2525 'EHLO full.example\r\n' "$M1" "$M2" "$M3" "$M4" >"$T/full.out" 2>&1
+table_full() {
+	[ "$(tail -n 1 "$T/full.out")" = refused ] || { tail -n 3 "$T/full.out"; return 1; }
+	[ "$(sg status --json | jq .any_port_refused)" -gt "$full0" ] || { echo "not counted"; return 1; }
+	wait_for "flow-table-full event" jq_any 'select(.event == "attempt" and
+	    .rule == "flow-table-full" and .uid == 3117 and .dst_port == 2525)' "$T/events.jsonl"
+}
+check "flow table full (16 users x 64 idle flows): the next user's SMTP is refused and logged" table_full
 finish

@@ -15,6 +15,7 @@ cat >"$T/expected" <<LIST
 ./usr/share/man/man5/smtpguard.conf.5
 ./usr/share/man/man8/smtpguard.8
 ./usr/share/man/man8/smtpguardd.8
+./usr/share/smtpguard/smtpguard.rules.yml
 LIST
 mk() { make -s -C "$ROOT" DESTDIR="$T/root" PREFIX=/usr "$@"; }
 

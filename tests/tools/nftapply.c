@@ -77,6 +77,7 @@ main(int argc, char **argv)
 		.table = TABLE_NAME,
 		.allow_local = true,
 		.queue_num = 0,
+		.audit_group = 2525,
 		.mark_mask = GOLDEN_MASK,
 		.trap = true,
 		.trap_port = GOLDEN_TRAP,

@@ -78,6 +78,9 @@ defaults_are_the_documented_ones(void **state)
 	assert_string_equal(c.mail_queue, "/var/spool/postfix");
 	assert_string_equal(c.mail_user, "nobody");
 	assert_string_equal(c.mail_group, "postfix");
+	assert_string_equal(c.metrics_textfile, "");
+	assert_int_equal(c.metrics_interval, 15);
+	assert_int_equal(c.metrics_top_users, 10);
 	assert_string_equal(c.path, "");
 }
 
@@ -140,6 +143,9 @@ every_key_reaches_the_config(void **state)
 	assert_int_equal(c.log_window, 300);
 	assert_int_equal(c.alert_threshold, 50);
 	assert_string_equal(c.alert_exec, "/usr/local/bin/page-admin");
+	assert_string_equal(c.metrics_textfile, "/srv/sg/smtpguard.prom");
+	assert_int_equal(c.metrics_interval, 30);
+	assert_int_equal(c.metrics_top_users, 100);
 }
 
 /* action redirect with the gate that puts limits on what it sends to the MTA. */
@@ -397,11 +403,17 @@ static const struct bad bad_values[] = {
 	  "t.conf:2: [mail] over_limit: expected hold, defer or reject (got 'drop')" },
 	{ "[mail]\nfail = open\n",
 	  "t.conf:2: [mail] fail: expected accept or tempfail (got 'open')" },
+	{ "[metrics]\ntextfile = smtpguard.prom\n",
+	  "t.conf:2: [metrics] textfile: must be an absolute path (got 'smtpguard.prom')" },
+	{ "[metrics]\ninterval = 0\n",
+	  "t.conf:2: [metrics] interval: expected a number from 1 to 3600 (got '0')" },
+	{ "[metrics]\ntop_users = 101\n",
+	  "t.conf:2: [metrics] top_users: expected a number from 0 to 100 (got '101')" },
 	{ "[gate]\nx = 1\n",
-	  "t.conf:1: unknown section (known: [guard], [log], [alert], [trap], [mail]) "
+	  "t.conf:1: unknown section (known: [guard], [log], [alert], [trap], [mail], [metrics]) "
 	  "(got '[gate]')" },
 	{ "[guard]\nqueue = 1\n[bogus]\n",
-	  "t.conf:3: unknown section (known: [guard], [log], [alert], [trap], [mail]) "
+	  "t.conf:3: unknown section (known: [guard], [log], [alert], [trap], [mail], [metrics]) "
 	  "(got '[bogus]')" },
 	{ "[guard\nqueue = 1\n",
 	  "t.conf:1: a [section] line without ']' (got '[guard')" },

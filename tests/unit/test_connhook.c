@@ -1,7 +1,8 @@
 /*
  * connhook.c: the eBPF connect hook names the process that called connect()
  * on a TCP socket, by the socket's cookie, for IPv4 and IPv6, from any
- * thread; it ignores UDP and lets every connect proceed. Needs root (CAP_BPF
+ * thread; it ignores UDP, records only the ports and callers its filter
+ * lets through, and lets every connect proceed. Needs root (CAP_BPF
  * and CAP_NET_ADMIN) and cgroup v2, as make check has. Connects go to a
  * listener of its own on loopback.
  */
@@ -11,6 +12,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -117,11 +119,125 @@ udp_and_unknown_sockets_are_not_recorded(void **state)
 	close(l);
 }
 
+static uint16_t
+port_of(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	assert_int_equal(getpeername(fd, (struct sockaddr *)&ss, &len), 0);
+	return ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port :
+	    ((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+static bool
+recorded(int fd)
+{
+	pid_t pid = 0;
+
+	return connhook_pid(hook, cookie_of(fd), &pid) == 0 && pid == getpid();
+}
+
+static const struct connhook_filter everything = { 0 };
+
+/* Only connects to a filtered port are recorded, in both families. */
+static void
+ports_filter_what_is_recorded(void **state)
+{
+	int families[] = { AF_INET, AF_INET6 };
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		int l1, l2, c1, c2;
+		uint16_t port;
+		struct connhook_filter f = { .ports = &port, .nports = 1 };
+
+		/* Learn a free port first, then filter on it and connect again. */
+		c1 = connect_loopback(families[i], SOCK_STREAM, &l1);
+		port = port_of(c1);
+		close(c1);
+		assert_int_equal(connhook_refilter(hook, &f), 0);
+		assert_true((c1 = socket(families[i], SOCK_STREAM, 0)) >= 0);
+		{
+			struct sockaddr_storage ss;
+			socklen_t len = sizeof(ss);
+
+			assert_int_equal(getsockname(l1, (struct sockaddr *)&ss, &len), 0);
+			assert_int_equal(connect(c1, (struct sockaddr *)&ss, len), 0);
+		}
+		c2 = connect_loopback(families[i], SOCK_STREAM, &l2);	/* another port */
+		assert_true(recorded(c1));
+		assert_false(recorded(c2));
+		assert_int_equal(connhook_refilter(hook, &everything), 0);
+		close(c1);
+		close(c2);
+		close(l1);
+		close(l2);
+	}
+}
+
+/* A skipped uid (ours) is never recorded; back to no filter, it is again. */
+static void
+skipped_uids_are_not_recorded(void **state)
+{
+	uid_t me = getuid();
+	struct connhook_filter f = { .skip = &me, .nskip = 1 };
+	int l, c;
+
+	(void)state;
+	assert_int_equal(connhook_refilter(hook, &f), 0);
+	c = connect_loopback(AF_INET6, SOCK_STREAM, &l);
+	assert_false(recorded(c));
+	close(c);
+	close(l);
+	assert_int_equal(connhook_refilter(hook, &everything), 0);
+	c = connect_loopback(AF_INET6, SOCK_STREAM, &l);
+	assert_true(recorded(c));
+	close(c);
+	close(l);
+}
+
+/* Past its bounds a filter is refused and the hook keeps the one it had. */
+static void
+an_oversized_filter_is_refused(void **state)
+{
+	uid_t many[CONNHOOK_SKIP_MAX + 1] = { 0 };
+	struct connhook_filter f = { .skip = many, .nskip = CONNHOOK_SKIP_MAX + 1 };
+	int l, c;
+
+	(void)state;
+	errno = 0;
+	assert_int_equal(connhook_refilter(hook, &f), -1);
+	assert_int_equal(errno, E2BIG);
+	c = connect_loopback(AF_INET, SOCK_STREAM, &l);
+	assert_true(recorded(c));
+	close(c);
+	close(l);
+}
+
+/* The largest filter loads: every port and uid bound at once. */
+static void
+the_largest_filter_loads(void **state)
+{
+	uint16_t ports[CONNHOOK_PORTS_MAX];
+	uid_t skip[CONNHOOK_SKIP_MAX];
+	struct connhook_filter f = { .ports = ports, .nports = CONNHOOK_PORTS_MAX,
+	    .skip = skip, .nskip = CONNHOOK_SKIP_MAX };
+
+	(void)state;
+	for (size_t i = 0; i < CONNHOOK_PORTS_MAX; i++)
+		ports[i] = (uint16_t)(25 + i);
+	for (size_t i = 0; i < CONNHOOK_SKIP_MAX; i++)
+		skip[i] = (uid_t)(60000 + i);
+	assert_int_equal(connhook_refilter(hook, &f), 0);
+	assert_int_equal(connhook_refilter(hook, &everything), 0);
+}
+
 static int
 attach(void **state)
 {
 	(void)state;
-	if ((hook = connhook_open(where, sizeof(where))) == NULL) {
+	if ((hook = connhook_open(where, sizeof(where), &everything)) == NULL) {
 		fprintf(stderr, "connhook_open: %s\n", strerror(errno));
 		return -1;
 	}
@@ -143,6 +259,10 @@ main(void)
 		cmocka_unit_test(tcp_connects_are_named_for_both_families),
 		cmocka_unit_test(a_thread_is_named_by_its_process),
 		cmocka_unit_test(udp_and_unknown_sockets_are_not_recorded),
+		cmocka_unit_test(ports_filter_what_is_recorded),
+		cmocka_unit_test(skipped_uids_are_not_recorded),
+		cmocka_unit_test(an_oversized_filter_is_refused),
+		cmocka_unit_test(the_largest_filter_loads),
 	};
 
 	return cmocka_run_group_tests(tests, attach, detach);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -150,6 +151,54 @@ write_known_log(const char *path)
 	assert_int_equal(fclose(fp), 0);
 }
 
+/* A mail gate message, as mailgate.c fills it: uid and user only for local submissions. */
+static void
+put_mail(FILE *fp, time_t t, const struct attrib *who, const char *origin, const char *action,
+    uint64_t nrcpt, uint32_t hour_count)
+{
+	static struct smtp_info m;
+	struct mail_event me = { .origin = origin, .domain = "domain:shop.example",
+	    .queue_id = "4XyzQ1", .mta = "postfix", .rcpt_count = nrcpt, .counted = true,
+	    .hour_count = hour_count, .limit = 10 };
+	struct event e = { .ts = { t, 0 }, .event = "mail", .action = action, .rule = "limit",
+	    .who = who, .smtp = &m, .mail = &me };
+
+	memset(&m, 0, sizeof(m));
+	strlcpy_sg(m.mail_from, "shop@shop.example", sizeof(m.mail_from));
+	strlcpy_sg(m.rcpt_to[0], "buyer@example.org", sizeof(m.rcpt_to[0]));
+	m.nrcpt_kept = 1;
+	m.nrcpt = nrcpt;
+	strlcpy_sg(m.subject, "Offer", sizeof(m.subject));
+	if (who == NULL) {
+		me.sasl_user = origin + strlen("sasl:");
+		me.client_ip = "203.0.113.5";
+	}
+	put(fp, &e);
+}
+
+/*
+ * The known log and the mail gate: www-data (uid 33) also sent 12 messages of
+ * 2 recipients each through the MTA (10 passed, 2 held), and the stolen SASL
+ * login info@shop.example 3 messages of 5 recipients (1 passed, 2 rejected).
+ */
+static void
+write_mail_log(const char *path)
+{
+	struct attrib www;
+	FILE *fp;
+
+	write_known_log(path);
+	assert_non_null(fp = fopen(path, "a"));
+	who_of(&www, 33, "www-data", "/usr/sbin/sendmail", NULL);
+	for (int i = 0; i < 12; i++)
+		put_mail(fp, T0 + 100 + i, &www, "user:www-data", i < 10 ? "pass" : "hold", 2,
+		    (uint32_t)(2 * (i + 1)));
+	for (int i = 0; i < 3; i++)
+		put_mail(fp, T0 + 200 + i, NULL, "sasl:info@shop.example", i == 0 ? "pass" :
+		    "reject", 5, (uint32_t)(5 * (i + 1)));
+	assert_int_equal(fclose(fp), 0);
+}
+
 /* --- running a subcommand and capturing what it prints --------------------- */
 
 static int
@@ -269,6 +318,180 @@ assert_top(const char *by, const struct row *want, size_t nwant)
 			    want[i].dests);
 	}
 	json_decref(a);
+}
+
+/* top --json's rows as "key:attempts:mail:rcpts:stopped" lines, for one compare. */
+static const char *
+top_rows(const char *keys)
+{
+	static char rows[4096];
+	json_error_t jerr;
+	json_t *a, *r;
+	size_t at = 0, i;
+
+	if ((a = json_loads(out, 0, &jerr)) == NULL)
+		fail_msg("top printed no JSON: %s %s", out, err);
+	rows[0] = '\0';
+	json_array_foreach(a, i, r) {
+		char k[64];
+		const char *p = keys;
+
+		while (*p != '\0') {
+			size_t n = strcspn(p, ",");
+
+			snprintf(k, sizeof(k), "%.*s", (int)n, p);
+			at += (size_t)snprintf(rows + at, sizeof(rows) - at, "%s:",
+			    json_string_value(json_object_get(r, k)));
+			p += n + (p[n] == ',');
+		}
+		at += (size_t)snprintf(rows + at, sizeof(rows) - at, "%lld:%lld:%lld:%lld\n",
+		    (long long)json_integer_value(json_object_get(r, "attempts")),
+		    (long long)json_integer_value(json_object_get(r, "mail_messages")),
+		    (long long)json_integer_value(json_object_get(r, "mail_recipients")),
+		    (long long)json_integer_value(json_object_get(r, "mail_stopped")));
+	}
+	json_decref(a);
+	return rows;
+}
+
+static void
+mail_events_count_per_origin_and_join_their_user(void **state)
+{
+	(void)state;
+	write_mail_log(events);
+	/* one row per user: its attempts beside its mail through the MTA */
+	assert_int_equal(run(review_top, events, "--json", NULL), 0);
+	assert_string_equal(top_rows("user"), "www-data(33):105:12:24:2\n"
+	    "alice(1001):10:0:0:0\n");
+	assert_non_null(strstr(out, "\"mail_recipients\":24"));
+	/* the table says so, and where the SASL login's mail is */
+	assert_int_equal(run(review_top, events, NULL), 0);
+	assert_non_null(strstr(out, "MAIL   RCPTS STOPPED"));
+	assert_non_null(strstr(out, "3 mail messages came from SASL logins or clients"));
+	/* per origin: mail only, no attempt columns */
+	assert_int_equal(run(review_top, events, "--json", "--by", "origin", NULL), 0);
+	assert_string_equal(top_rows("origin"), "user:www-data:0:12:24:2\n"
+	    "sasl:info@shop.example:0:3:15:2\n");
+	assert_null(strstr(out, "attempts"));
+	assert_int_equal(run(review_top, events, "--by", "origin", NULL), 0);
+	assert_null(strstr(out, "ATTEMPTS"));
+	assert_non_null(strstr(out, "origin\n"));
+	/* --event mail: the mail alone, per user; --event attempt: the attempts alone */
+	assert_int_equal(run(review_top, events, "--json", "--event", "mail", NULL), 0);
+	assert_string_equal(top_rows("user"), "www-data(33):0:12:24:2\n");
+	assert_int_equal(run(review_top, events, "--json", "--event", "attempt", NULL), 0);
+	assert_null(strstr(out, "mail_messages"));
+	/* the filters that mean something for mail */
+	assert_int_equal(run(review_top, events, "--json", "--by", "origin", "--action", "hold",
+	    NULL), 0);
+	assert_string_equal(top_rows("origin"), "user:www-data:0:2:4:2\n");
+	assert_int_equal(run(review_top, events, "--json", "--by", "origin", "--origin",
+	    "sasl:info@shop.example", NULL), 0);
+	assert_string_equal(top_rows("origin"), "sasl:info@shop.example:0:3:15:2\n");
+	/* the sender domain both roll up into */
+	assert_int_equal(run(review_top, events, "--json", "--by", "origin", "--origin",
+	    "domain:shop.example", NULL), 0);
+	assert_int_equal(count_lines(top_rows("origin")), 2);
+	/* sender and subject views count mail beside the SMTP sessions */
+	assert_int_equal(run(review_top, events, "--json", "--by", "sender", NULL), 0);
+	assert_string_equal(top_rows("sender"), "shop@shop.example:0:15:39:4\n"
+	    "a@example.org:2:0:0:0\nspam@example.com:1:0:0:0\n");
+	/* log shows them */
+	assert_int_equal(run(review_log, events, "-n", "0", "--event", "mail", "--action",
+	    "reject", NULL), 0);
+	assert_int_equal(count_lines(out), 2);
+	assert_non_null(strstr(out, "reject  mail sasl:info@shop.example 10/10 per hour  "
+	    "shop@shop.example \u2192 buyer@example.org (+4)  \"Offer\"  [postfix 4XyzQ1]"));
+	assert_int_equal(run(review_log, events, "-n", "0", "--origin", "user:www-data", NULL), 0);
+	assert_int_equal(count_lines(out), 12);
+	assert_non_null(strstr(out, "www-data(33)         hold    mail user:www-data 24/10"));
+	assert_int_equal(run(review_log, events, "--action", "bounce", NULL), 2);
+}
+
+/* Collected events name their host; a local file's are this machine's. */
+static void
+write_host_file(const char *path, const char *host, uid_t uid, const char *user, int n,
+    int t_off)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	for (int i = 0; i < n; i++)
+		fprintf(fp, "{\"host\":\"%s\",\"ts\":\"2026-11-22T10:%02d:%02d.000000Z\","
+		    "\"event\":\"attempt\",\"action\":\"reject\",\"uid\":%u,\"user\":\"%s\","
+		    "\"exe\":\"/usr/bin/php8.2\",\"dst_ip\":\"192.0.2.%d\",\"dst_port\":25}\n",
+		    host, (t_off + i) / 60, (t_off + i) % 60, (unsigned)uid, user, 1 + i % 3);
+	assert_int_equal(fclose(fp), 0);
+}
+
+static void
+many_files_and_directories_are_read_with_their_hosts(void **state)
+{
+	char hosts[PATH_MAX / 2], a[PATH_MAX], b[PATH_MAX], b1[PATH_MAX], junk[PATH_MAX];
+	char *local_row;
+
+	(void)state;
+	snprintf(hosts, sizeof(hosts), "%s/hosts", dir);
+	snprintf(a, sizeof(a), "%s/weba", hosts);
+	assert_int_equal(mkdir(hosts, 0700), 0);
+	assert_int_equal(mkdir(a, 0700), 0);
+	snprintf(b, sizeof(b), "%s/webb", hosts);
+	assert_int_equal(mkdir(b, 0700), 0);
+	snprintf(a, sizeof(a), "%s/weba/events.jsonl", hosts);
+	snprintf(b, sizeof(b), "%s/webb/events.jsonl", hosts);
+	snprintf(b1, sizeof(b1), "%s/webb/events.jsonl.1", hosts);
+	snprintf(junk, sizeof(junk), "%s/webb/events.jsonl.2.gz", hosts);
+	write_host_file(a, "weba", 1001, "alice", 4, 0);
+	write_host_file(b1, "webb", 33, "www-data", 30, 1);	/* rotated: older, still read */
+	write_host_file(b, "webb", 33, "www-data", 20, 100);
+	write_host_file(junk, "webb", 33, "www-data", 1000, 0);	/* compressed: not ours */
+	write_known_log(events);
+	assert_int_equal(run(review_top, events, "--json", "--by", "host", "--by", "user", hosts,
+	    NULL), 0);
+	assert_string_equal(top_rows("host,user"), "webb:www-data(33):50:0:0:0\n"
+	    "weba:alice(1001):4:0:0:0\n");
+	/* files and directories together; the local file's events are this host's */
+	assert_int_equal(run(review_top, events, "--json", "--by", "host", hosts, events, NULL), 0);
+	assert_non_null(local_row = strstr(top_rows("host"), evread_local_host()));
+	assert_int_equal(strncmp(local_row + strlen(evread_local_host()), ":115:", 5), 0);
+	/* the text table: a column per key */
+	assert_int_equal(run(review_top, events, "--by", "host", "--by", "user", hosts, NULL), 0);
+	assert_non_null(strstr(out, "host  user\n"));
+	assert_non_null(strstr(out, " webb  www-data(33)\n"));
+	assert_non_null(strstr(out, " weba  alice(1001)\n"));
+	/* --host, and --since on lines that open with the host */
+	assert_int_equal(run(review_top, events, "--json", "--host", "weba", hosts, NULL), 0);
+	assert_string_equal(top_rows("user"), "alice(1001):4:0:0:0\n");
+	assert_int_equal(run(review_top, events, "--json", "--since", "2026-11-22T10:01:30Z",
+	    "--until", "2026-11-22T10:01:50Z", hosts, NULL), 0);
+	assert_string_equal(top_rows("user"), "www-data(33):10:0:0:0\n");
+	/* log merges the files by time, and shows each event's host */
+	assert_int_equal(run(review_log, events, "-n", "3", hosts, NULL), 0);
+	assert_int_equal(count_lines(out), 3);
+	assert_non_null(strstr(out, "2026-11-22 10:01:59  webb  www-data(33)"));
+	assert_int_equal(run(review_log, events, "-n", "0", "--json", "--until",
+	    "2026-11-22T10:00:05Z", hosts, NULL), 0);
+	assert_int_equal(count_lines(out), 8);
+	{
+		/* oldest first across the hosts: weba's 4 and webb's first 4, interleaved */
+		const char *p = out, *prev = "";
+
+		for (int i = 0; i < 8; i++) {
+			const char *ts = strstr(p, "\"ts\":\"");
+
+			assert_non_null(ts);
+			assert_true(strncmp(prev, ts + 6, 27) <= 0);
+			prev = ts + 6;
+			p = strchr(ts, '\n');
+		}
+	}
+	assert_int_equal(run(review_log, events, "-n", "0", "--host", "weba", hosts, NULL), 0);
+	assert_int_equal(count_lines(out), 4);
+	/* an empty directory is an error, not silence */
+	snprintf(a, sizeof(a), "%s/empty", dir);
+	assert_int_equal(mkdir(a, 0700), 0);
+	assert_int_equal(run(review_top, events, a, NULL), 1);
+	assert_non_null(strstr(err, "no event files"));
 }
 
 static void
@@ -611,8 +834,14 @@ usage_errors_name_the_bad_value(void **state)
 	assert_non_null(strstr(err, "300.1.1.1"));
 	assert_int_equal(run(review_log, events, "-n", "many", NULL), 2);
 	assert_non_null(strstr(err, "many"));
-	assert_int_equal(run(review_log, events, "stray", NULL), 2);
+	/* an operand is a file to read: one that is not there is an I/O error that names it */
+	assert_int_equal(run(review_log, events, "stray", NULL), 1);
 	assert_non_null(strstr(err, "stray"));
+	assert_int_equal(run(review_top, events, "--by", "host", "--by", "host", NULL), 2);
+	assert_non_null(strstr(err, "--by host given twice"));
+	assert_int_equal(run(review_top, events, "--by", "host", "--by", "user", "--by", "dst",
+	    "--by", "cwd", NULL), 2);
+	assert_int_equal(run(review_top, events, "--by", "host", "--mta", NULL), 2);
 	assert_int_equal(run(review_top, events, "--by", "colour", NULL), 2);
 	assert_non_null(strstr(err, "colour"));
 	assert_int_equal(run(review_top, events, "--limit", "0", NULL), 2);
@@ -755,12 +984,54 @@ follow_keeps_reading_across_rotation(void **state)
 	close(p[0]);
 }
 
+/* log -f over a collector's directory: new lines of every host's file. */
+static void
+follow_reads_every_file_given(void **state)
+{
+	char a[PATH_MAX / 2], b[PATH_MAX / 2], buf[8192] = "";
+	size_t len = 0;
+	int p[2], status;
+	pid_t pid;
+
+	(void)state;
+	snprintf(a, sizeof(a), "%s/fa.jsonl", dir);
+	snprintf(b, sizeof(b), "%s/fb.jsonl", dir);
+	fclose(fopen(a, "w"));
+	fclose(fopen(b, "w"));
+	append(a, "{\"host\":\"weba\",\"ts\":\"2026-11-22T09:00:00.000000Z\",\"event\":\"daemon\","
+	    "\"msg\":\"a was there\"}\n");
+	assert_int_equal(pipe(p), 0);
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		char *argv[] = { "log", "--follow", a, b, NULL };
+
+		close(p[0]);
+		dup2(p[1], STDOUT_FILENO);
+		_exit(review_log(events, 4, argv));
+	}
+	assert_true(pid > 0);
+	close(p[1]);
+	assert_true(wait_for(p[0], buf, &len, sizeof(buf), "a was there"));
+	append(b, "{\"host\":\"webb\",\"ts\":\"2026-11-22T10:00:00.000000Z\",\"event\":\"daemon\","
+	    "\"msg\":\"new in b\"}\n");
+	assert_true(wait_for(p[0], buf, &len, sizeof(buf), "new in b"));
+	append(a, "{\"host\":\"weba\",\"ts\":\"2026-11-22T10:00:01.000000Z\",\"event\":\"daemon\","
+	    "\"msg\":\"new in a\"}\n");
+	assert_true(wait_for(p[0], buf, &len, sizeof(buf), "new in a"));
+	assert_non_null(strstr(buf, "  webb  -"));
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	close(p[0]);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(top_fast_and_full_parsers_agree),
 		cmocka_unit_test(top_counts_are_exact_for_every_grouping),
+		cmocka_unit_test(mail_events_count_per_origin_and_join_their_user),
+		cmocka_unit_test(many_files_and_directories_are_read_with_their_hosts),
 		cmocka_unit_test(flood_summaries_add_their_suppressed_attempts),
 		cmocka_unit_test(top_prints_a_readable_table_and_honours_limit),
 		cmocka_unit_test(more_than_100000_keys_fold_into_other),
@@ -776,6 +1047,7 @@ main(void)
 		cmocka_unit_test(log_and_top_read_the_shared_options_alike),
 		cmocka_unit_test(a_missing_log_is_an_io_error),
 		cmocka_unit_test(follow_keeps_reading_across_rotation),
+		cmocka_unit_test(follow_reads_every_file_given),
 	};
 
 	setenv("TZ", "UTC0", 1);

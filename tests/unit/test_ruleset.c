@@ -66,6 +66,7 @@ golden_spec(void)
 		.allow_uids = NULL, .nallow = 0,
 		.allow_local = true,
 		.queue_num = 0,
+		.audit_group = 2525,
 		.mark_mask = GOLDEN_MASK,
 		.trap = true,
 		.trap_port = 10025,
@@ -424,10 +425,45 @@ mta_and_exceptions_are_accepted_before_anything_is_queued(void **state)
 	    NFT_META_SKUID);
 	assert_string_equal(nftnl_expr_get_str(expr_at(r[1]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
 	    "allow_uids");
-	/* The first queue is the ct mark "audit" rule, after every accept that could apply. */
-	for (size_t i = 0; i < 16; i++)
+	/* Nothing is queued before every accept that could apply; audit is never queued. */
+	for (size_t i = 0; i < n - 2; i++)
 		assert_null(strstr(r[i]->exprs, "queue"));
-	assert_string_equal(r[16]->exprs, "meta,cmp,ct,bitwise,cmp,queue");
+	release(&p);
+}
+
+/*
+ * An audited flow's later packets (fenced ports) are copied to the audit
+ * group and accepted, never queued; without detect_any_port nothing else
+ * has the audit ct mark, and with it, only flows on other ports are queued.
+ */
+static void
+audited_flows_are_copied_never_queued(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct msg *r[32];
+	struct parsed p;
+	size_t n;
+
+	(void)state;
+	sp.audit_group = 4242;
+	build(&p, &sp, true);
+	n = rules_of(&p, "fence", r, 32);
+	assert_string_equal(r[16]->exprs, "ct,bitwise,cmp,meta,cmp,payload,lookup,log,immediate");
+	assert_string_equal(nftnl_expr_get_str(expr_at(r[16]->rule, 6), NFTNL_EXPR_LOOKUP_SET),
+	    "ports");
+	assert_int_equal(nftnl_expr_get_u16(expr_at(r[16]->rule, 7), NFTNL_EXPR_LOG_GROUP), 4242);
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[16]->rule, 8), NFTNL_EXPR_IMM_VERDICT),
+	    NF_ACCEPT);
+	for (size_t i = 0; i < n; i++)
+		assert_null(strstr(r[i]->exprs, "ct,bitwise,cmp,queue"));
+	release(&p);
+
+	sp.detect_any_port = true;
+	build(&p, &sp, true);
+	n = rules_of(&p, "fence", r, 32);
+	assert_string_equal(r[18]->exprs, "ct,bitwise,cmp,meta,bitwise,meta,queue");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[18]->rule, 2), NFTNL_EXPR_CMP_OP),
+	    NFT_CMP_EQ);
 	release(&p);
 }
 
@@ -567,16 +603,10 @@ only_packets_with_a_socket_owner_are_queued(void **state)
 		assert_string_equal(r[n - 1]->exprs, "immediate");
 		assert_int_equal(nftnl_expr_get_u32(expr_at(r[n - 1]->rule, 0),
 		    NFTNL_EXPR_IMM_VERDICT), NF_ACCEPT);
-		/* Every other queue rule is the audited flows' ct mark rule, guarded too. */
-		for (size_t i = 0; i < n - 2; i++) {
-			if (strstr(r[i]->exprs, "target") == NULL)
-				continue;
-			assert_string_equal(r[i]->exprs, "meta,cmp,ct,bitwise,cmp,target");
-			assert_int_equal(nftnl_expr_get_u32(expr_at(r[i]->rule, 0),
-			    NFTNL_EXPR_META_KEY), NFT_META_SKUID);
-			assert_int_equal(nftnl_expr_get_u32(expr_at(r[i]->rule, 1),
-			    NFTNL_EXPR_CMP_OP), NFT_CMP_GTE);
-		}
+		/* Every other queue rule is the audited flows' ct mark rule. */
+		for (size_t i = 0; i < n - 2; i++)
+			if (strstr(r[i]->exprs, "target") != NULL)
+				assert_string_equal(r[i]->exprs, "ct,bitwise,cmp,target");
 	}
 	release(&p);
 }
@@ -756,11 +786,11 @@ detect_any_port_queues_replies_of_followed_flows_marked(void **state)
 	/* The fence's "keep inspecting" queue rule marks its packets too. */
 	n = rules_of(&p, "fence", r, 32);
 	for (size_t i = 0; i < n; i++) {
-		if (strcmp(r[i]->exprs, "meta,cmp,ct,bitwise,cmp,meta,bitwise,meta,target") != 0)
+		if (strcmp(r[i]->exprs, "ct,bitwise,cmp,meta,bitwise,meta,target") != 0)
 			continue;
-		assert_int_equal(expr_u32_data(expr_at(r[i]->rule, 4), NFTNL_EXPR_CMP_DATA),
+		assert_int_equal(expr_u32_data(expr_at(r[i]->rule, 2), NFTNL_EXPR_CMP_DATA),
 		    inspect);
-		assert_int_equal(expr_u32_data(expr_at(r[i]->rule, 6), NFTNL_EXPR_BITWISE_XOR),
+		assert_int_equal(expr_u32_data(expr_at(r[i]->rule, 4), NFTNL_EXPR_BITWISE_XOR),
 		    inspect);
 		release(&p);
 		return;
@@ -788,9 +818,6 @@ native_path_queues_without_bypass(void **state)
 	assert_int_equal(nftnl_expr_get_u16(q, NFTNL_EXPR_QUEUE_FLAGS) & NFT_QUEUE_FLAG_BYPASS,
 	    0);
 	assert_int_equal(nftnl_expr_get_u16(q, NFTNL_EXPR_QUEUE_FLAGS), 0);
-	assert_string_equal(r[n - 5]->exprs, "meta,cmp,ct,bitwise,cmp,queue");	/* audited flows */
-	assert_int_equal(nftnl_expr_get_u16(expr_at(r[n - 5]->rule, 5), NFTNL_EXPR_QUEUE_FLAGS),
-	    0);
 	for (size_t i = 0; i < p.n; i++)
 		assert_null(strstr(p.m[i].exprs, "target"));
 	release(&p);
@@ -812,7 +839,6 @@ compat_path_is_xt_nfqueue_v3_without_bypass(void **state)
 	build(&p, &sp, false);
 	n = rules_of(&p, "fence", r, 32);
 	assert_string_equal(r[n - 2]->exprs, "meta,cmp,target");
-	assert_string_equal(r[n - 5]->exprs, "meta,cmp,ct,bitwise,cmp,target");
 	t = expr_at(r[n - 2]->rule, 2);
 	assert_string_equal(nftnl_expr_get_str(t, NFTNL_EXPR_TG_NAME), "NFQUEUE");
 	assert_int_equal(nftnl_expr_get_u32(t, NFTNL_EXPR_TG_REV), 3);
@@ -844,7 +870,7 @@ queue_rules_are_labelled_for_the_fallback(void **state)
 		assert_int_equal(labelled, strstr(p.m[i].exprs, "queue") != NULL);
 		nq += labelled;
 	}
-	assert_int_equal(nq, 3);	/* audited flows, fence, nat_fence */
+	assert_int_equal(nq, 2);	/* fence, nat_fence */
 	release(&p);
 }
 
@@ -1192,6 +1218,7 @@ main(void)
 		cmocka_unit_test(sets_list_as_ports_and_uids),
 		cmocka_unit_test(only_tcp_to_smtp_ports_enters_the_fence),
 		cmocka_unit_test(mta_and_exceptions_are_accepted_before_anything_is_queued),
+		cmocka_unit_test(audited_flows_are_copied_never_queued),
 		cmocka_unit_test(no_flow_passes_for_being_established),
 		cmocka_unit_test(every_verdict_is_final_without_conntrack),
 		cmocka_unit_test(replies_pass_but_not_a_syn),
