@@ -76,6 +76,7 @@ static const struct key keys[] = {
 	{ "guard", "queue_maxlen", K_U32, NUM(queue_maxlen), 1, 1048576 },
 	{ "guard", "audit_log_group", K_U16, NUM(audit_log_group), 0, 65535 },
 	{ "guard", "trap_port", K_U16, NUM(trap_port), 1, 65535 },
+	{ "guard", "redirect_to", K_U16, NUM(redirect_to), 1, 65535 },
 	{ "guard", "inspect_bytes", K_SIZE, NUM(inspect_bytes), 64, 1048576 },
 	{ "guard", "detect_any_port", K_BOOL, NUM(detect_any_port), 0, 0 },
 	{ "guard", "any_port_timeout", K_U32, NUM(any_port_timeout), 1, 3600 },
@@ -142,6 +143,7 @@ config_defaults(struct config *cfg)
 	cfg->queue_maxlen = 4096;
 	cfg->audit_log_group = 2525;
 	cfg->trap_port = 10025;
+	cfg->redirect_to = 25;	/* the MTA's smtpd, on 127.0.0.1 and ::1 */
 	cfg->inspect_bytes = 4096;
 	cfg->detect_any_port = false;
 	cfg->any_port_timeout = 300;	/* RFC 5321 4.5.3.2.1: a client waits 5 min for the greeting */
@@ -466,7 +468,7 @@ bad:
 static bool
 mask_holds_states(uint32_t mask)
 {
-	for (int st = 1; st <= MARK_PROBE; st++)
+	for (int st = 1; st <= MARK_LAST; st++)
 		if (mark_value(mask, (enum mark_state)st) == 0)
 			return false;
 	return true;
@@ -487,7 +489,7 @@ set_key(struct parse *ps, const struct key *k, const char *v)
 	case K_ACTION:
 		if (action_parse(v, &ps->cfg->action) < 0 || ps->cfg->action == ACTION_ALLOW)
 			return fail_key(ps, k->section, k->name, v,
-			    "expected reject, trap or audit");
+			    "expected reject, trap, audit or redirect");
 		return 1;
 	case K_BOOL:
 		if (parse_bool(v, &b) < 0)
@@ -513,7 +515,7 @@ set_key(struct parse *ps, const struct key *k, const char *v)
 		    !mask_holds_states((uint32_t)n))
 			return fail_key(ps, k->section, k->name, v,
 			    "expected a mask whose lowest set bits can hold the values 1-%d "
-			    "(3 contiguous bits), e.g. 0x00700000", MARK_PROBE);
+			    "(3 contiguous bits), e.g. 0x00700000", MARK_LAST);
 		*(uint32_t *)field = (uint32_t)n;
 		return 1;
 	case K_OPT_PATH:
@@ -626,6 +628,22 @@ check_fence(struct parse *ps)
 		return fail_key(ps, "guard", "ports", got, "%s is the trap's port "
 		    "(trap_port): fencing it would send trapped flows back to the fence; "
 		    "set trap_port to a port outside ports", got) - 1;
+	}
+	if (cfg->action == ACTION_REDIRECT && !cfg->mail_gate) {
+		ps->line = key_line(ps, "guard", "action");
+		return fail_key(ps, "guard", "action", "redirect", "redirected mail would enter "
+		    "the MTA's queue with no limit on it: set [mail] gate = yes (and `smtpguard "
+		    "mail enable`), or choose reject, trap or audit") - 1;
+	}
+	if (cfg->redirect_to == cfg->trap_port) {
+		snprintf(got, sizeof(got), "%u", (unsigned int)cfg->redirect_to);
+		if ((ps->line = key_line(ps, "guard", "redirect_to")) > 0)
+			return fail_key(ps, "guard", "redirect_to", got, "%s is the trap's port: "
+			    "redirected mail would be refused by the trap instead of queued by "
+			    "the MTA; give the MTA's smtpd port (25)", got) - 1;
+		ps->line = key_line(ps, "guard", "trap_port");
+		return fail_key(ps, "guard", "trap_port", got, "%s is the port redirected "
+		    "flows go to (redirect_to): choose another trap port", got) - 1;
 	}
 	return 0;
 }

@@ -96,6 +96,10 @@ ctlreply_status(const struct daemon *d)
 	    json_integer((json_int_t)d->cnt.any_port_expired));
 	json_object_set_new(o, "any_port_refused",
 	    json_integer((json_int_t)d->cnt.any_port_refused));
+	json_object_set_new(o, "redirect_to", json_integer(d->cfg.redirect_to));
+	json_object_set_new(o, "redirect_refused",
+	    json_integer((json_int_t)d->cnt.redirect_refused));
+	json_object_set_new(o, "redirect_named", json_integer((json_int_t)d->cnt.redirect_named));
 	json_object_set_new(o, "flows_followed", json_integer((json_int_t)flow_count(d->flows)));
 	json_object_set_new(o, "attribution_ns", json_pack("{s:I, s:I, s:I, s:I}",
 	    "lookups", (json_int_t)d->attrib_ns.total,
@@ -163,7 +167,8 @@ ctlreply_exceptions(const struct daemon *d)
 			continue;
 		e = json_pack("{s:s, s:s, s:I, s:I, s:s, s:I}", "who", x->who, "line", line,
 		    "hits", (json_int_t)x->hits, "last_hit", (json_int_t)x->last_hit,
-		    "mode", exception_is_plain(x) ? "kernel" : x->audit ? "audit" : "allow",
+		    "mode", exception_is_plain(x) ? "kernel" : x->audit ? "audit" :
+		    x->redirect ? "redirect" : "allow",
 		    "cap", (json_int_t)x->cap_per_hour);
 		json_set_uids(e, "uids", x->uids, x->nuids);
 		json_object_set_new(e, "to", exception_list(x, true));

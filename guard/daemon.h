@@ -43,6 +43,8 @@ struct counters {
 	uint64_t	 any_port_lost;		/* packets of followed flows the daemon lost */
 	uint64_t	 any_port_expired;	/* undecided when their time was up */
 	uint64_t	 any_port_refused;	/* SYNs with no room: the table or the uid's share full */
+	uint64_t	 redirect_refused;	/* redirects reset: no room to keep their name */
+	uint64_t	 redirect_named;	/* gate messages named by a redirected flow */
 };
 
 struct daemon {
@@ -66,7 +68,7 @@ struct daemon {
 	int			 alert_fd;	/* to the alerter; -1 without [alert] exec */
 	pid_t			 alerter_pid;
 	struct control		*control;
-	struct flow_table	*flows;		/* trapped, audited, probed flows (fence.c) */
+	struct flow_table	*flows;		/* trapped, audited, probed, redirected flows (fence.c) */
 	pid_t			 trap_pid;
 	int			 trap_fd;
 	time_t			 trap_restart;
@@ -99,6 +101,8 @@ void	 fence_summaries(struct daemon *, time_t until);
 void	 fence_emit(struct daemon *, struct event *);
 void	 fence_emit_daemon(struct daemon *, const char *msg);
 void	 fence_alert(struct daemon *, const struct event *, const char *msg);
+const struct flow *fence_redirected(struct daemon *, int family, const uint8_t *src,
+	    uint16_t sport, time_t now);
 
 /* gatewire.c */
 int	 gatewire_open(struct daemon *, char *err, size_t errlen);

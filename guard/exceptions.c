@@ -2,7 +2,7 @@
  * exceptions.c — who may send SMTP besides the MTA. One exception per line,
  * in exceptions.conf and on the control socket alike:
  *
- *   allow WHO [to=CIDR,...] [port=N,...] [audit] [cap=N/hour] [comment="..."]
+ *   allow WHO [to=CIDR,...] [port=N,...] [audit|redirect] [cap=N/hour] [comment="..."]
  *   limit ORIGIN N/hour [comment="..."]
  *
  * (limit lines are the mail gate's, parsed and written by maillimit.c; they
@@ -393,14 +393,19 @@ next_word(const char *p, char *word)
 	return p + n;
 }
 
-enum option { OPT_TO, OPT_PORT, OPT_CAP, OPT_AUDIT, OPT_COUNT };
+enum option { OPT_TO, OPT_PORT, OPT_CAP, OPT_AUDIT, OPT_REDIRECT, OPT_COUNT };
 
-/* One of to=, port=, cap=, audit; each at most once (seen: a bit per option). */
+/*
+ * One of to=, port=, cap=, audit, redirect; each at most once (seen: a bit
+ * per option), and audit or redirect, not both: a flow is inspected on its
+ * way to the mx or sent to the local MTA instead.
+ */
 static int
 parse_option(const char *word, struct exception *x, unsigned int *seen, char *err,
     size_t errlen)
 {
-	static const char *const names[OPT_COUNT] = { "to", "port", "cap", "audit" };
+	static const char *const names[OPT_COUNT] = { "to", "port", "cap", "audit",
+	    "redirect" };
 	const char *eq = strchr(word, '=');
 	size_t n = eq != NULL ? (size_t)(eq - word) : strlen(word);
 	char q[ERR_QUOTE_MAX + 4];
@@ -409,13 +414,18 @@ parse_option(const char *word, struct exception *x, unsigned int *seen, char *er
 	for (o = 0; o < OPT_COUNT; o++)
 		if (strlen(names[o]) == n && strncmp(word, names[o], n) == 0)
 			break;
-	if (o == OPT_COUNT || (o == OPT_AUDIT) != (eq == NULL)) {
-		snprintf(err, errlen, "unknown option '%s' (to=, port=, audit, cap=, "
+	if (o == OPT_COUNT || (o == OPT_AUDIT || o == OPT_REDIRECT) != (eq == NULL)) {
+		snprintf(err, errlen, "unknown option '%s' (to=, port=, audit, redirect, cap=, "
 		    "comment=)", err_quote(word, q, sizeof(q)));
 		return -1;
 	}
 	if (*seen & 1u << o) {
 		snprintf(err, errlen, "'%s' given twice", names[o]);
+		return -1;
+	}
+	if ((o == OPT_AUDIT && (*seen & 1u << OPT_REDIRECT)) ||
+	    (o == OPT_REDIRECT && (*seen & 1u << OPT_AUDIT))) {
+		snprintf(err, errlen, "'audit' and 'redirect' exclude each other");
 		return -1;
 	}
 	*seen |= 1u << o;
@@ -426,6 +436,9 @@ parse_option(const char *word, struct exception *x, unsigned int *seen, char *er
 		return parse_list(eq + 1, false, x, err, errlen);
 	case OPT_CAP:
 		return parse_cap(eq + 1, &x->cap_per_hour, err, errlen);
+	case OPT_REDIRECT:
+		x->redirect = true;
+		return 0;
 	default:
 		x->audit = true;
 		return 0;
@@ -499,7 +512,8 @@ exception_parse(const char *line, const char *passwd, const char *group,
 bool
 exception_is_plain(const struct exception *x)
 {
-	return x->nto == 0 && x->nports == 0 && x->cap_per_hour == 0 && !x->audit;
+	return x->nto == 0 && x->nports == 0 && x->cap_per_hour == 0 && !x->audit &&
+	    !x->redirect;
 }
 
 int
@@ -526,6 +540,8 @@ exception_format(const struct exception *x, char *buf, size_t len)
 		PUT("%s%u", i ? "," : " port=", x->ports[i]);
 	if (x->audit)
 		PUT(" audit");
+	if (x->redirect)
+		PUT(" redirect");
 	if (x->cap_per_hour)
 		PUT(" cap=%u/hour", x->cap_per_hour);
 #undef PUT
@@ -543,7 +559,7 @@ exception_from_argv(int argc, char **argv, char *line, size_t len, char *err, si
 
 	if (argc < 2 || argv[1][0] == '-') {
 		snprintf(err, errlen, "usage: smtpguard allow USER|UID|@GROUP [--to CIDR,...] "
-		    "[--port N,...] [--audit] [--cap N/hour] [--comment TEXT]");
+		    "[--port N,...] [--audit|--redirect] [--cap N/hour] [--comment TEXT]");
 		return -1;
 	}
 	if (!valid_who(argv[1])) {
@@ -555,12 +571,18 @@ exception_from_argv(int argc, char **argv, char *line, size_t len, char *err, si
 	for (int i = 2; i < argc; i++) {
 		const char **slot = NULL;
 
-		if (strcmp(argv[i], "--audit") == 0) {
-			if (x.audit) {
-				snprintf(err, errlen, "'--audit' given twice");
+		if (strcmp(argv[i], "--audit") == 0 || strcmp(argv[i], "--redirect") == 0) {
+			bool *flag = argv[i][2] == 'a' ? &x.audit : &x.redirect;
+
+			if (*flag) {
+				snprintf(err, errlen, "'%s' given twice", argv[i]);
 				return -1;
 			}
-			x.audit = true;
+			if (x.audit || x.redirect) {
+				snprintf(err, errlen, "'--audit' and '--redirect' exclude each other");
+				return -1;
+			}
+			*flag = true;
 			continue;
 		}
 		if (strcmp(argv[i], "--to") == 0)
@@ -573,7 +595,7 @@ exception_from_argv(int argc, char **argv, char *line, size_t len, char *err, si
 			slot = &comment;
 		if (slot == NULL) {
 			snprintf(err, errlen, "unknown option '%s' (--to, --port, --audit, "
-			    "--cap, --comment)", err_quote(argv[i], q, sizeof(q)));
+			    "--redirect, --cap, --comment)", err_quote(argv[i], q, sizeof(q)));
 			return -1;
 		}
 		if (i + 1 == argc || *slot != NULL) {
@@ -674,6 +696,7 @@ static bool
 same_narrowing(const struct exception *a, const struct exception *b)
 {
 	return a->nto == b->nto && a->nports == b->nports && a->audit == b->audit &&
+	    a->redirect == b->redirect &&
 	    a->cap_per_hour == b->cap_per_hour &&
 	    memcmp(a->to, b->to, a->nto * sizeof(a->to[0])) == 0 &&
 	    memcmp(a->ports, b->ports, a->nports * sizeof(a->ports[0])) == 0;
@@ -972,8 +995,8 @@ write_all(FILE *fp, const struct exceptions *xs)
 
 	fprintf(fp, "# smtpguard exceptions: written by `smtpguard allow/revoke`; hand edits\n"
 	    "# are fine (then: smtpguard reload), comments are not kept. One per line:\n"
-	    "#   allow USER|UID|@GROUP [to=CIDR,...] [port=N,...] [audit] [cap=N/hour] "
-	    "[comment=\"...\"]\n");
+	    "#   allow USER|UID|@GROUP [to=CIDR,...] [port=N,...] [audit|redirect] "
+	    "[cap=N/hour] [comment=\"...\"]\n");
 	for (size_t i = 0; i < xs->n; i++) {
 		if (exception_format(&xs->v[i], line, sizeof(line)) < 0)
 			return -1;

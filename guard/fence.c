@@ -1,8 +1,8 @@
 /*
  * fence.c — the daemon's packet path: a queued packet is parsed, attributed,
  * decided (policy.c), given exactly one verdict, followed if the decision says
- * so (a trapped flow until the trap reports, an audited flow until inspect.c
- * is done, a probed flow in both directions until sniff.c tells SMTP from the
+ * so (a trapped flow until the trap reports, a redirected flow while the
+ * mail gate may ask who it is, an audited flow until inspect.c is done, a probed flow in both directions until sniff.c tells SMTP from the
  * rest), and logged. The trap's reports are joined here to the flows they
  * belong to, and alerts are raised from the attempts. It is also the
  * parent's one writer of the event log (fence_emit), so a failing log is
@@ -41,6 +41,12 @@
  * under load; later ones meet the ct mark and never come here.
  */
 #define MARKER_KEEP_S		5
+/*
+ * How long a redirected flow's name is kept after its SYN or its last
+ * message through the gate: past Postfix's smtpd_timeout (300 s), so a
+ * session the MTA still holds open is still named.
+ */
+#define REDIRECT_KEEP_S		330
 
 static void
 now_ts(struct timespec *ts)
@@ -206,6 +212,8 @@ sweep_gone(struct flow *f, void *arg)
 
 	if (f->marker != MARK_NONE)
 		return f->last_seen < w->now - MARKER_KEEP_S;
+	if (f->action == ACTION_REDIRECT)
+		return f->last_seen < w->now - REDIRECT_KEEP_S;
 	if (!f->probe)
 		return f->last_seen < w->now - (time_t)d->cfg.trap_timeout - 60;
 	if (f->created + (time_t)d->cfg.any_port_timeout > w->now)
@@ -254,7 +262,11 @@ follow_flow(struct daemon *d, const struct pkt *p, const struct attrib *who, uin
 	return f;
 }
 
-/* What the decision says to follow; the mark to give, or the unfollowed one. */
+/*
+ * What the decision says to follow; the mark to give, or the unfollowed one.
+ * A redirected flow is kept for the mail gate within its uid's share, so
+ * one user's sessions cannot take the room audited and trapped flows need.
+ */
 static enum mark_state
 follow(struct daemon *d, const struct pkt *p, const struct attrib *who, uint64_t flow_id,
     const struct decision *dec, time_t now)
@@ -266,6 +278,14 @@ follow(struct daemon *d, const struct pkt *p, const struct attrib *who, uint64_t
 		return dec->unfollowed;
 	if (dec->follow == POLICY_FOLLOW_TRAP)
 		return dec->mark;
+	if (dec->follow == POLICY_FOLLOW_REDIRECT) {
+		if (flow_share_take(d->flows, f, who->has_uid ? who->uid : (uid_t)-1,
+		    FLOW_SHARE_MAX) < 0) {
+			flow_remove(d->flows, f);
+			return dec->unfollowed;
+		}
+		return dec->mark;
+	}
 	if ((in = inspect_new(p->seq, d->cfg.inspect_bytes, dec->implicit_tls)) == NULL) {
 		flow_remove(d->flows, f);
 		return dec->unfollowed;
@@ -554,6 +574,12 @@ attempt(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
 	mark = dec.mark;
 	if (dec.follow != POLICY_FOLLOW_NONE)
 		mark = follow(d, p, &who, e.flow_id, &dec, now);
+	if (dec.action == ACTION_REDIRECT && mark != dec.mark) {
+		/* No room to keep its name for the gate: reset, and the event says so. */
+		d->cnt.redirect_refused++;
+		dec.action = ACTION_REJECT;
+		strlcpy_sg(dec.rule, "redirect-no-room", sizeof(dec.rule));
+	}
 	verdict(d, qp, mark);
 	d->cnt.decisions[dec.action]++;
 	e.flow = p;
@@ -618,6 +644,24 @@ fence_read(struct daemon *d)
 		log_warn("reading the queue");
 		return;
 	}
+}
+
+/*
+ * The mail gate's question about an SMTP client on this host whose socket
+ * it cannot find: a session the fence redirected to the MTA, known here by
+ * the client's address and port. Its attribution is the attempt's (uid, pid,
+ * exe, cmdline, ...), and its flow id joins the two events. NULL if none.
+ */
+const struct flow *
+fence_redirected(struct daemon *d, int family, const uint8_t *src, uint16_t sport,
+    time_t now)
+{
+	struct flow *f = flow_find_source(d->flows, ACTION_REDIRECT, family, src, sport);
+
+	if (f == NULL)
+		return NULL;
+	f->last_seen = now;	/* the session goes on: keep its name */
+	return f;
 }
 
 /*

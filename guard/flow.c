@@ -1,6 +1,7 @@
 /*
  * flow.c — per-flow state for the flows userspace still follows after their
  * SYN (audit inspection, trapped sessions waiting for the trap's report,
+ * flows redirected to the local MTA waiting for the mail gate to name them,
  * detect_any_port's probed flows), keyed by the client's 4-tuple, bounded in
  * number and in what one uid may hold at once (its share), swept by the
  * owner's rule. A decided flow can be kept a while as a marker: its key and
@@ -13,6 +14,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 
 #include "smtpguard.h"
@@ -94,6 +96,28 @@ flow_lookup(struct flow_table *t, const struct flow_key *k)
 	for (struct flow *f = t->buckets[flow_hash(k, t->nbuckets)]; f != NULL; f = f->next)
 		if (memcmp(&f->key, k, sizeof(*k)) == 0)
 			return f;
+	return NULL;
+}
+
+/*
+ * A followed flow (not a marker) given ACTION by its client's address and
+ * port alone: what the local MTA sees of a flow the fence redirected to it
+ * (the destination it asked for is gone). A scan of the table, bounded by
+ * its size: one per message through the gate, not per packet. The source
+ * port is the client's, in use by one of its sockets at a time.
+ */
+struct flow *
+flow_find_source(struct flow_table *t, enum action a, int family, const uint8_t *src,
+    uint16_t sport)
+{
+	size_t alen = family == AF_INET6 ? 16 : 4;
+
+	for (size_t i = 0; i < t->nbuckets; i++)
+		for (struct flow *f = t->buckets[i]; f != NULL; f = f->next)
+			if (f->marker == MARK_NONE && f->action == a &&
+			    f->key.family == family && f->key.sport == sport &&
+			    memcmp(f->key.src, src, alen) == 0)
+				return f;
 	return NULL;
 }
 

@@ -133,6 +133,19 @@ gatewire_close(struct daemon *d)
 }
 
 /* The gate asks about messages: decide, answer at once, then log. */
+/* mailgate_redirected_fn: a session the fence redirected to the MTA. */
+static const struct attrib *
+redirected(void *arg, int family, const uint8_t *src, uint16_t sport, uint64_t *flow_id,
+    time_t now)
+{
+	const struct flow *f = fence_redirected(arg, family, src, sport, now);
+
+	if (f == NULL)
+		return NULL;
+	*flow_id = f->flow_id;
+	return f->who;
+}
+
 void
 gatewire_requests(struct daemon *d)
 {
@@ -158,8 +171,9 @@ gatewire_requests(struct daemon *d)
 			continue;
 		}
 		t0 = mono_ns();
-		mailgate_decide(d->mailgate, &d->cfg, &d->exc, d->attrib, &req, time(NULL),
-		    &res);
+		mailgate_decide(d->mailgate, &d->cfg, &d->exc, d->attrib, redirected, d, &req,
+		    time(NULL), &res);
+		d->cnt.redirect_named += res.redirected;
 		if (send(d->gate_fd, &res.reply, sizeof(res.reply), MSG_DONTWAIT |
 		    MSG_NOSIGNAL) != (ssize_t)sizeof(res.reply))
 			log_warn("gate: verdict for queue id %s not sent", req.facts.queue_id);

@@ -6,7 +6,9 @@
  * uid a local submission carries is turned into its user, and an SMTP
  * client on this host is named by its socket's owner through the same
  * sock_diag attribution as an attempt (a remote client has no socket on
- * this host, so the lookup itself tells them apart). The decision comes
+ * this host, so the lookup itself tells them apart); a session the fence
+ * redirected here (action redirect) is named by the caller's callback with
+ * its attempt's attribution and flow id. The decision comes
  * with the mail event (and, once per origin per hour, the alert) filled in
  * for the caller to write: this file never logs and never exits. It also
  * keeps what it did today (since local midnight, for status), saved with
@@ -170,14 +172,22 @@ queue_file_uid(const char *queue_dir, const char *qid, uint32_t *uid)
 	return rc;
 }
 
-/* An SMTP client's own socket on this host, if it has one: then it is a local sender. */
+/*
+ * An SMTP client's own socket on this host, if it has one: then it is a
+ * local sender. A session the fence redirected here has none that points at
+ * the MTA (it was opened to the mx): the fence knows it by the client's
+ * address and port, and names it as its attempt was named.
+ */
 static void
-local_client(struct attrib_ctx *ac, const struct mail_facts *f, struct attrib *who)
+local_client(struct attrib_ctx *ac, mailgate_redirected_fn redirected, void *rarg,
+    const struct mail_facts *f, time_t now, struct mailgate_result *r)
 {
 	char c[INET6_ADDRSTRLEN], s[INET6_ADDRSTRLEN];
+	struct attrib *who = &r->who;
+	const struct attrib *a;
 	struct pkt p = { 0 };
 
-	if (ac == NULL || f->client_port == 0 || f->daemon_port == 0 ||
+	if (f->client_port == 0 || f->daemon_port == 0 ||
 	    mailorigin_norm_addr(f->client_addr, c, sizeof(c)) < 0 ||
 	    mailorigin_norm_addr(f->daemon_addr, s, sizeof(s)) < 0)
 		return;
@@ -189,12 +199,19 @@ local_client(struct attrib_ctx *ac, const struct mail_facts *f, struct attrib *w
 		return;
 	p.sport = f->client_port;
 	p.dport = f->daemon_port;
-	attrib_flow(ac, &p, false, 0, false, 0, who);
+	if (ac != NULL)
+		attrib_flow(ac, &p, false, 0, false, 0, who);
+	if (who->has_uid || redirected == NULL ||
+	    (a = redirected(rarg, p.family, p.src, p.sport, &r->ev.flow_id, now)) == NULL)
+		return;
+	*who = *a;
+	r->redirected = true;
 }
 
 void
 mailgate_decide(struct mailgate *g, const struct config *cfg, const struct exceptions *xs,
-    struct attrib_ctx *ac, struct gate_request *req, time_t now, struct mailgate_result *r)
+    struct attrib_ctx *ac, mailgate_redirected_fn redirected, void *redirected_arg,
+    struct gate_request *req, time_t now, struct mailgate_result *r)
 {
 	static const char *const done[] = { "passed", "held in the MTA's hold queue",
 	    "deferred", "rejected" };
@@ -221,7 +238,7 @@ mailgate_decide(struct mailgate *g, const struct config *cfg, const struct excep
 		r->who.uid = f->uid;
 		user_name(&r->who);
 	} else if (f->sasl_user[0] == '\0')
-		local_client(ac, f, &r->who);
+		local_client(ac, redirected, redirected_arg, f, now, r);
 	mailorigin_name(f, &r->who, &r->origin);
 	limit = maillimit_limit_for(xs->limits, xs->nlimits, r->origin.name, cfg->mail_limit);
 	dlimit = r->origin.domain[0] == '\0' ? MAILLIMIT_OFF :

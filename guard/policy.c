@@ -11,12 +11,15 @@
  *     up, met after its SYN) is reset, and so is a packet the kernel queued
  *     as followed (INSPECT in its mark) whose flow the daemon no longer knows;
  *   - any other new flow: an exception that covers its uid and destination
- *     (and is under its cap) allows or audits it; everything else gets the
- *     configured action. No uid, no exception: the default.
+ *     (and is under its cap) allows, audits or redirects it; everything else
+ *     gets the configured action. No uid, no exception: the default. A
+ *     redirect (to the local MTA) applies to a SYN to port 25 only, before
+ *     NAT: any other is reset.
  * and says what the verdict's mark is, what the fence must follow (a trapped
  * flow's report, an audited or probed flow's bytes), and which mark applies
  * when it cannot follow it (an audited flow goes out uninspected: audit
- * means it may go out).
+ * means it may go out; a redirected one is reset, never handed to the MTA
+ * unnamed).
  *
  * Caps count connections per rolling hour in 60 one-minute buckets: fixed
  * memory whatever the cap, exact to the minute (a connection leaves the count
@@ -34,6 +37,8 @@
 #include <strings.h>
 
 #include "smtpguard.h"
+
+#define POLICY_MX_PORT	25	/* RFC 5321 5.1: where an MX takes mail */
 
 static bool
 covers_uid(const struct exception *x, uid_t uid)
@@ -121,6 +126,8 @@ action_mark(enum action a)
 		return MARK_TRAP;
 	case ACTION_AUDIT:
 		return MARK_INSPECT;
+	case ACTION_REDIRECT:
+		return MARK_REDIRECT;
 	case ACTION_REJECT:
 	case ACTION_NONE:
 		break;
@@ -191,7 +198,8 @@ decide_exceptions(const struct policy_query *q, struct decision *d)
 		}
 		x->hits++;
 		x->last_hit = q->now;
-		d->action = x->audit ? ACTION_AUDIT : ACTION_ALLOW;
+		d->action = x->audit ? ACTION_AUDIT : x->redirect ? ACTION_REDIRECT :
+		    ACTION_ALLOW;
 		d->cap_exceeded = false;
 		d->matched = x;
 		snprintf(d->rule, sizeof(d->rule), "exception:%s", x->who);
@@ -264,10 +272,23 @@ policy_decide(const struct policy_query *q, struct decision *d)
 	if (d->action != ACTION_ALLOW && !syn) {
 		d->action = ACTION_REJECT;
 		strlcpy_sg(d->rule, "established-before-fence", sizeof(d->rule));
-	} else if ((d->action == ACTION_TRAP || d->action == ACTION_AUDIT) &&
+	} else if ((d->action == ACTION_TRAP || d->action == ACTION_AUDIT ||
+	    d->action == ACTION_REDIRECT) &&
 	    mark_state_of(q->cfg->mark_mask, q->mark) == MARK_NAT) {
 		d->action = ACTION_REJECT;
 		strlcpy_sg(d->rule, "after-nat", sizeof(d->rule));
+	} else if (d->action == ACTION_REDIRECT && !q->cfg->mail_gate) {
+		/* An exception's redirect with no gate: the MTA would take it unlimited. */
+		d->action = ACTION_REJECT;
+		strlcpy_sg(d->rule, "redirect-no-gate", sizeof(d->rule));
+	} else if (d->action == ACTION_REDIRECT && p->dport != POLICY_MX_PORT) {
+		/*
+		 * Only direct-MX is the local MTA's to take: implicit TLS (465)
+		 * would meet a server in clear, and a submission (587) carries
+		 * the remote provider's password. Refused, and the rule says why.
+		 */
+		d->action = ACTION_REJECT;
+		strlcpy_sg(d->rule, "redirect-not-mx", sizeof(d->rule));
 	}
 	if (self_check) {
 		/* `smtpguard check` asks whether the fence holds: refused, always logged. */
@@ -281,6 +302,14 @@ policy_decide(const struct policy_query *q, struct decision *d)
 	if (d->action == ACTION_TRAP) {
 		/* Unfollowed, the trap still answers; its report then lacks the attribution. */
 		d->follow = POLICY_FOLLOW_TRAP;
+	} else if (d->action == ACTION_REDIRECT) {
+		/*
+		 * The mail gate names the session by what is kept here; with no
+		 * room to keep it the flow is reset (fails closed), never sent
+		 * to the MTA unnamed.
+		 */
+		d->follow = POLICY_FOLLOW_REDIRECT;
+		d->unfollowed = MARK_REJECT;
 	} else if (d->action == ACTION_AUDIT) {
 		/*
 		 * Only a SYN gets here (its sequence number anchors the stream);

@@ -1,10 +1,11 @@
 /*
  * ruleset.c — the fence as nf_tables objects: table inet smtpguard, its sets
  * (ports, mta_uids, allow_uids), the output/fence chains before NAT, the trap
- * nat chain, the after_nat/nat_fence chains that judge a flow NAT sent to
- * an SMTP port, and with detect_any_port the input chain that queues the
- * replies of the flows smtpguardd is still reading, built as libnftnl messages in an nl_batch (pure, no kernel)
- * and sent as one atomic transaction. Every packet the fence queues gets a
+ * nat chain and the to_mta nat chain (action redirect: to the local MTA),
+ * the after_nat/nat_fence chains that judge a flow NAT sent to an SMTP port,
+ * and with detect_any_port the input chain that queues the replies of the
+ * flows smtpguardd is still reading, built as libnftnl messages in an
+ * nl_batch (pure, no kernel) and sent as one atomic transaction. Every packet the fence queues gets a
  * final verdict on its second pass, with or without a conntrack entry.
  * Installing replaces our table whole, so there is never a moment without
  * the fence and never two copies of it. It never names any other table,
@@ -43,6 +44,7 @@
 #define CHAIN_OUTPUT		"output"
 #define CHAIN_FENCE		"fence"
 #define CHAIN_TRAP		"trap"
+#define CHAIN_REDIRECT		"to_mta"
 #define CHAIN_AFTER_NAT		"after_nat"
 #define CHAIN_NAT_FENCE		"nat_fence"
 #define CHAIN_INPUT		"input"
@@ -620,6 +622,8 @@ static const struct verdict_rule verdicts[] = {
 	{ MARK_REJECT, "reject", NF_DROP, false, false, "verdict: reject" },
 	{ MARK_TRAP, "trap", NF_ACCEPT, false, false, "verdict: trap" },
 	{ MARK_INSPECT, "audit", NF_ACCEPT, false, false, "verdict: audit, keep inspecting" },
+	{ MARK_REDIRECT, "redirect", NF_ACCEPT, false, false,
+	    "verdict: redirect to the local MTA" },
 };
 
 /*
@@ -634,6 +638,7 @@ static const struct verdict_rule decided[] = {
 	{ MARK_TRAP, "trap", NF_ACCEPT, false, false, NULL },
 	{ MARK_INSPECT, "audit", NF_ACCEPT, false, true,
 	    "audited: a copy to smtpguardd, never held" },
+	{ MARK_REDIRECT, "redirect", NF_ACCEPT, false, false, NULL },
 };
 
 /*
@@ -917,6 +922,42 @@ build_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 }
 
 /*
+ * A flow redirected to the local MTA reaches nat_fence when the MTA's port
+ * is fenced (25 is): going to this host's own address on that port, it is
+ * our redirect's and local delivery, and goes on. Anywhere else, another
+ * NAT rule took the flow before ours (nat chains bind at the first that
+ * translates): reset, as for the trap.
+ */
+static int
+put_nat_redirected(struct nl_batch *b, const struct ruleset_spec *sp, unsigned int *n)
+{
+	uint16_t port = htons(sp->redirect_port);
+	struct rb rb;
+
+	if (rb_start(&rb, sp->table, CHAIN_NAT_FENCE,
+	    "redirected by our own chain: the local MTA") < 0)
+		return -1;
+	x_ct_load(&rb, NFT_CT_MARK);
+	x_bitwise(&rb, sp->mark_mask, 0);
+	x_cmp_u32(&rb, NFT_CMP_EQ, mark_value(sp->mark_mask, MARK_REDIRECT));
+	x_fib_daddr_local(&rb);
+	x_l4proto_tcp(&rb);
+	x_tcp_dport(&rb);
+	x_cmp(&rb, NFT_CMP_EQ, &port, sizeof(port));
+	x_verdict(&rb, NF_ACCEPT, NULL);
+	if (rb_put(b, &rb, "%s #%u (ct mark redirect, local)", CHAIN_NAT_FENCE, ++*n) < 0)
+		return -1;
+	if (rb_start(&rb, sp->table, CHAIN_NAT_FENCE,
+	    "redirected, but another NAT rule took the flow before ours") < 0)
+		return -1;
+	x_ct_load(&rb, NFT_CT_MARK);
+	x_bitwise(&rb, sp->mark_mask, 0);
+	x_cmp_u32(&rb, NFT_CMP_EQ, mark_value(sp->mark_mask, MARK_REDIRECT));
+	x_reject_rst(&rb);
+	return rb_put(b, &rb, "%s #%u (ct mark redirect)", CHAIN_NAT_FENCE, ++*n);
+}
+
+/*
  * After NAT: a flow an output NAT rule (the admin's, not our trap) sent to
  * a fenced port is judged again on the destination it really leaves for.
  * Undecided ones are queued marked MARK_NAT, so smtpguardd sees the
@@ -932,7 +973,8 @@ build_nat_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 	    put_allow_local(b, sp, CHAIN_NAT_FENCE,
 	    "allow_local: translated to this host's own addresses", &n) < 0 ||
 	    put_decided(b, sp, CHAIN_NAT_FENCE, nat_decided, NELEM(nat_decided), native,
-	    &n) < 0)
+	    &n) < 0 ||
+	    put_nat_redirected(b, sp, &n) < 0)
 		return -1;
 	return put_queue_and_socketless(b, sp, CHAIN_NAT_FENCE, MARK_NAT,
 	    "translated to an SMTP port: smtpguardd judges the real destination", native, &n);
@@ -993,12 +1035,17 @@ check_spec(const struct ruleset_spec *sp)
 		return -1;
 	}
 	/* A state the mask cannot hold would read as 0, "undecided", and match everyone. */
-	for (int st = MARK_NONE + 1; st <= MARK_NAT; st++)
+	for (int st = MARK_NONE + 1; st <= MARK_LAST; st++)
 		if (mark_value(sp->mark_mask, (enum mark_state)st) == 0) {
 			errno = EINVAL;
 			return -1;
 		}
 	if (sp->trap && sp->trap_port == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* No redirect target, or the trap's port: redirected mail would be refused. */
+	if (sp->redirect_port == 0 || (sp->trap && sp->redirect_port == sp->trap_port)) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -1025,6 +1072,9 @@ ruleset_build(struct nl_batch *b, const struct ruleset_spec *sp, bool native_que
 	    put_chain(b, sp->table, CHAIN_FENCE, NULL, -1, 0) < 0)
 		return -1;
 	if (sp->trap && put_chain(b, sp->table, CHAIN_TRAP, "nat", NF_INET_LOCAL_OUT,
+	    TRAP_PRIORITY) < 0)
+		return -1;
+	if (put_chain(b, sp->table, CHAIN_REDIRECT, "nat", NF_INET_LOCAL_OUT,
 	    TRAP_PRIORITY) < 0)
 		return -1;
 	if (put_chain(b, sp->table, CHAIN_AFTER_NAT, "filter", NF_INET_LOCAL_OUT,
@@ -1064,7 +1114,10 @@ ruleset_build(struct nl_batch *b, const struct ruleset_spec *sp, bool native_que
 	if (sp->detect_any_port && build_input(b, sp, native_queue) < 0)
 		return -1;
 
-	/* Our own redirect is DNAT too, but to the trap port: never a fenced one. */
+	/*
+	 * Our own redirects are DNAT too: the trap's to a port never fenced, the
+	 * MTA's to its port on this host, which nat_fence lets by (put_nat_redirected).
+	 */
 	if (rb_start(&rb, sp->table, CHAIN_AFTER_NAT,
 	    "flows output NAT sent to an SMTP port meet the fence again") < 0)
 		return -1;
@@ -1076,6 +1129,24 @@ ruleset_build(struct nl_batch *b, const struct ruleset_spec *sp, bool native_que
 	x_lookup(&rb, SET_PORTS, ID_PORTS);
 	x_verdict(&rb, NFT_JUMP, CHAIN_NAT_FENCE);
 	if (rb_put(b, &rb, "after_nat #1 (dnat to ports)") < 0)
+		return -1;
+	/*
+	 * A flow given "redirect" whose NAT was bound untranslated before our
+	 * chain could act (its first SYN passed before the fence was there, and
+	 * this is a retransmission) would leave for the mx: reset, never out.
+	 */
+	if (rb_start(&rb, sp->table, CHAIN_AFTER_NAT,
+	    "redirected flows that NAT left untranslated never leave") < 0)
+		return -1;
+	x_ct_load(&rb, NFT_CT_MARK);
+	x_bitwise(&rb, sp->mark_mask, 0);
+	x_cmp_u32(&rb, NFT_CMP_EQ, mark_value(sp->mark_mask, MARK_REDIRECT));
+	x_ct_load(&rb, NFT_CT_STATUS);
+	x_bitwise(&rb, IPS_DST_NAT, 0);
+	x_cmp_u32(&rb, NFT_CMP_EQ, 0);
+	x_l4proto_tcp(&rb);	/* reject with tcp reset needs TCP */
+	x_reject_rst(&rb);
+	if (rb_put(b, &rb, "after_nat #2 (redirect untranslated)") < 0)
 		return -1;
 	if (build_nat_fence(b, sp, native_queue) < 0)
 		return -1;
@@ -1092,7 +1163,21 @@ ruleset_build(struct nl_batch *b, const struct ruleset_spec *sp, bool native_que
 		if (rb_put(b, &rb, "trap #1 (redirect)") < 0)
 			return -1;
 	}
-	return 0;
+	/*
+	 * action redirect: the flow goes to the MTA on this host (127.0.0.1 or
+	 * ::1: what redirect means on the output hook) instead of the mx. The
+	 * MTA's own delivery never gets here: its uids are accepted before any
+	 * verdict, so its flows never carry this ct mark.
+	 */
+	if (rb_start(&rb, sp->table, CHAIN_REDIRECT,
+	    "redirected flows go to the local MTA, under the mail gate's limits") < 0)
+		return -1;
+	x_l4proto_tcp(&rb);
+	x_ct_load(&rb, NFT_CT_MARK);
+	x_bitwise(&rb, sp->mark_mask, 0);
+	x_cmp_u32(&rb, NFT_CMP_EQ, mark_value(sp->mark_mask, MARK_REDIRECT));
+	x_redirect(&rb, sp->redirect_port);
+	return rb_put(b, &rb, "to_mta #1 (redirect)");
 }
 
 static bool

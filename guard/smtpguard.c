@@ -85,7 +85,8 @@ static const struct command commands[] = {
 	{ "reload", cmd_reload, "",
 	  "re-read config and exceptions; on any error keep the running state", false },
 	{ "allow", cmd_allow,
-	  "USER|UID|@GROUP [--to CIDR,..] [--port N,..] [--audit] [--cap N/hour] [--comment TEXT]",
+	  "USER|UID|@GROUP [--to CIDR,..] [--port N,..] [--audit|--redirect] [--cap N/hour] "
+	  "[--comment TEXT]",
 	  "add an exception, live and persistent", false },
 	{ "revoke", cmd_revoke, "USER|UID|@GROUP", "remove an exception", false },
 	{ "exceptions", cmd_exceptions, "[--json]",
@@ -234,10 +235,14 @@ print_status(json_t *st)
 	printf("\n  action:      %s (allow_local: %s)\n", jstr(st, "action"),
 	    json_is_true(json_object_get(st, "allow_local")) ? "yes" : "no");
 	printf("  exceptions:  %lld\n", jint(st, "exceptions"));
-	printf("  decisions:   reject %lld, trap %lld, audit %lld, allow %lld "
+	printf("  decisions:   reject %lld, trap %lld, audit %lld, redirect %lld, allow %lld "
 	    "(%lld packets queued, %lld alerts)\n",
-	    jint(dec, "reject"), jint(dec, "trap"), jint(dec, "audit"), jint(dec, "allow"),
-	    jint(st, "packets"), jint(st, "alerts"));
+	    jint(dec, "reject"), jint(dec, "trap"), jint(dec, "audit"), jint(dec, "redirect"),
+	    jint(dec, "allow"), jint(st, "packets"), jint(st, "alerts"));
+	if (jint(dec, "redirect") > 0 || jint(st, "redirect_refused") > 0)
+		printf("  redirect:    to the MTA on port %lld: %lld messages named through the "
+		    "gate, %lld refused for want of room\n", jint(st, "redirect_to"),
+		    jint(st, "redirect_named"), jint(st, "redirect_refused"));
 	if ((att = json_object_get(st, "attribution_ns")) != NULL &&
 	    jint(att, "lookups") > 0)
 		printf("  attribution: p50 %.0f us, p99 %.0f us, max %.0f us (%lld senders named)\n",

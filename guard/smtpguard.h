@@ -32,6 +32,7 @@ enum action {
 	ACTION_REJECT,
 	ACTION_TRAP,
 	ACTION_AUDIT,
+	ACTION_REDIRECT,	/* NAT to the local MTA: the mail gate's limits apply */
 	ACTION_ALLOW,
 };
 
@@ -57,6 +58,8 @@ enum mark_state {
 	MARK_STATE_MAX = 4,	/* the last one stored in the ct mark */
 	MARK_PROBE = 5,		/* packet mark of the self-check's SYN: not local, refused */
 	MARK_NAT = 6,		/* packet mark of a SYN queued after NAT: allow or reject only */
+	MARK_REDIRECT = 7,	/* NAT redirect to the local MTA (redirect_to); in the ct mark */
+	MARK_LAST = 7,		/* the largest value the mark bits must hold */
 };
 
 struct config {
@@ -72,6 +75,7 @@ struct config {
 	uint16_t	 audit_log_group;	/* nfnetlink_log group of audited flows' copies */
 	uint32_t	 queue_maxlen;
 	uint16_t	 trap_port;
+	uint16_t	 redirect_to;	/* the local MTA's port redirected flows go to */
 	size_t		 inspect_bytes;
 	bool		 detect_any_port;
 	uint32_t	 any_port_timeout;	/* seconds a probed flow may stay undecided */
@@ -293,6 +297,7 @@ struct exception {
 	uint16_t	 ports[EXCEPTION_PORTS_MAX];
 	size_t		 nports;
 	bool		 audit;
+	bool		 redirect;		/* to the local MTA (action redirect) */
 	unsigned int	 cap_per_hour;		/* 0: no cap */
 	char		 comment[EXCEPTION_COMMENT_MAX + 1];
 	/* runtime, not saved; carried across a reload by who */
@@ -335,7 +340,7 @@ int	 exceptions_remove_limit(struct exceptions *, const char *origin, char *err,
 	    size_t errlen);
 
 /* nl.c */
-#define NL_BATCH_MAX_MSGS	64	/* the ruleset: 46 messages; 56 with full sets and detect_any_port */
+#define NL_BATCH_MAX_MSGS	80	/* the ruleset: 53 messages; 63 with full sets and detect_any_port */
 #define NL_LABEL_MAX		64	/* "add rule fence #12 (queue)" */
 struct mnl_nlmsg_batch;
 struct mnl_socket;
@@ -380,6 +385,7 @@ struct ruleset_spec {
 	bool		 trap;		/* the nat chain that redirects trapped flows */
 	bool		 detect_any_port;	/* all TCP meets the fence, not just @ports */
 	uint16_t	 trap_port;
+	uint16_t	 redirect_port;	/* the redirect chain's target: the local MTA */
 };
 int	 ruleset_build(struct nl_batch *, const struct ruleset_spec *, bool native_queue);
 int	 ruleset_install(const struct ruleset_spec *, bool *native_queue, char *err,
@@ -469,6 +475,8 @@ void		 flow_key_of(const struct pkt *, struct flow_key *);
 struct flow_table *flow_table_new(size_t max);
 void		 flow_table_free(struct flow_table *, void (*)(struct flow *, void *), void *);
 struct flow	*flow_lookup(struct flow_table *, const struct flow_key *);
+struct flow	*flow_find_source(struct flow_table *, enum action, int family,
+		    const uint8_t *src, uint16_t sport);
 struct flow	*flow_insert(struct flow_table *, const struct flow_key *, time_t now);
 void		 flow_remove(struct flow_table *, struct flow *);
 size_t		 flow_count(const struct flow_table *);
@@ -728,6 +736,7 @@ enum policy_follow {
 	POLICY_FOLLOW_TRAP,	/* keep the attribution for the trap's report */
 	POLICY_FOLLOW_AUDIT,	/* inspect the client's bytes from the SYN on */
 	POLICY_FOLLOW_PROBE,	/* detect_any_port: read its first client bytes */
+	POLICY_FOLLOW_REDIRECT,	/* keep the attribution for the mail gate */
 };
 struct decision {
 	enum action		 action;	/* ACTION_NONE: no attempt */
@@ -1009,9 +1018,17 @@ int	 gate_exim_main(int listener, bool fail_tempfail);
 #define MAILGATE_SAVE_EVERY	5	/* seconds between saves of the counters */
 #define MAILGATE_ALERT_RCPTS	10	/* recipients named in a limit alert */
 struct mailgate;
+/*
+ * Who a session the fence redirected to the MTA is (the client's address
+ * and port as the MTA saw them): the attempt's attribution and flow id, or
+ * NULL if it is none of those (fence_redirected in the daemon).
+ */
+typedef const struct attrib *(*mailgate_redirected_fn)(void *arg, int family,
+    const uint8_t *src, uint16_t sport, uint64_t *flow_id, time_t now);
 struct mailgate_result {
 	struct gate_reply	 reply;
 	struct attrib		 who;		/* the local sender, when known */
+	bool			 redirected;	/* named by a flow the fence redirected */
 	struct mail_origin	 origin;
 	struct mail_decision	 dec;
 	struct mail_event	 mail;
@@ -1028,8 +1045,9 @@ int		 mailgate_load(struct mailgate *, const char *path, time_t now, char *err,
 int		 mailgate_save(struct mailgate *, const char *path, time_t now, bool force,
 		    char *err, size_t errlen);
 void		 mailgate_decide(struct mailgate *, const struct config *,
-		    const struct exceptions *, struct attrib_ctx *, struct gate_request *,
-		    time_t now, struct mailgate_result *);
+		    const struct exceptions *, struct attrib_ctx *, mailgate_redirected_fn,
+		    void *redirected_arg, struct gate_request *, time_t now,
+		    struct mailgate_result *);
 time_t		 mailgate_day_start(time_t now);
 void		 mailgate_counts(const struct mailgate *, uint64_t by_action[MAIL_REJECT + 1]);
 void		 mailgate_today(const struct mailgate *, time_t now, struct mail_tally *);

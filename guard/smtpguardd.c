@@ -146,6 +146,7 @@ ruleset_spec_of(const struct config *cfg, const uid_t *mta,
 	spec->trap = true;
 	spec->detect_any_port = cfg->detect_any_port;
 	spec->trap_port = cfg->trap_port;
+	spec->redirect_port = cfg->redirect_to;
 }
 
 /* Everything a (re)load needs, validated before anything is applied. */

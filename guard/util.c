@@ -23,6 +23,7 @@ static const char *const action_names[] = {
 	[ACTION_REJECT] = "reject",
 	[ACTION_TRAP] = "trap",
 	[ACTION_AUDIT] = "audit",
+	[ACTION_REDIRECT] = "redirect",
 	[ACTION_ALLOW] = "allow",
 };
 
@@ -61,7 +62,7 @@ mark_state_of(uint32_t mask, uint32_t mark)
 	if (mask == 0)
 		return MARK_NONE;
 	uint32_t v = (mark & mask) >> __builtin_ctz(mask);
-	return v <= MARK_NAT ? (enum mark_state)v : MARK_NONE;
+	return v <= MARK_LAST ? (enum mark_state)v : MARK_NONE;
 }
 
 size_t

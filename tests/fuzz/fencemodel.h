@@ -32,6 +32,10 @@
 #define FM_UID_WEB		33
 #define FM_TRAP_PORT		10025
 #define FM_PORT_UNFENCED	2526
+#define FM_MTA_PORT		25	/* redirect_to: the local MTA */
+/* fm_case.nat: nm_nat's values, and a flow our redirect chain bound to the MTA */
+#define FM_NAT_MTA		(NM_NAT_TRAP + 1)
+#define FM_NAT_N		(FM_NAT_MTA + 1)
 
 struct fm_world {
 	struct config		 cfg;
@@ -62,6 +66,8 @@ fm_world_init(struct fm_world *w, bool native, bool any_port, enum action action
 	w->cfg.detect_any_port = any_port;
 	w->cfg.mark_mask = FM_MASK;
 	w->cfg.trap_port = FM_TRAP_PORT;
+	w->cfg.redirect_to = FM_MTA_PORT;
+	w->cfg.mail_gate = true;	/* action redirect needs the gate */
 	w->native = native;
 	snprintf(w->xv[0].who, sizeof(w->xv[0].who), "plain");
 	w->xv[0].uids[0] = FM_UID_PLAIN;
@@ -93,6 +99,7 @@ fm_world_init(struct fm_world *w, bool native, bool any_port, enum action action
 	sp.trap = true;
 	sp.detect_any_port = any_port;
 	sp.trap_port = w->cfg.trap_port;
+	sp.redirect_port = w->cfg.redirect_to;
 
 	if ((w->rs = calloc(1, sizeof(*w->rs))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -146,7 +153,7 @@ struct fm_case {
 	uint8_t	 ct;		/* enum fm_ct */
 	uint8_t	 ctmark;	/* our state in the ct mark, 0..7 */
 	uint8_t	 ct_foreign;
-	uint8_t	 nat;		/* enum nm_nat: the flow's binding, or the admin's rule */
+	uint8_t	 nat;		/* enum nm_nat or FM_NAT_MTA: the flow's binding, or the admin's rule */
 	uint8_t	 nat_done;	/* new/related only: bound by an earlier packet */
 	uint8_t	 admin_first;
 	uint8_t	 sock;		/* enum fm_sock */
@@ -165,7 +172,7 @@ struct fm_case {
 	/*
 	 * Scripted: the daemon answers from SCRIPT (3 bits a visit) instead of
 	 * policy, anything verdict() can send: accept, or repeat with allow,
-	 * reject, trap or audit; a packet the fence queued after NAT (MARK_NAT)
+	 * reject, trap, audit or redirect; a packet the fence queued after NAT (MARK_NAT)
 	 * only accept, allow or reject, as policy_decide() promises.
 	 */
 	uint8_t	 scripted;
@@ -208,7 +215,11 @@ fm_packet(const struct fm_case *c, struct nm_packet *p)
 		p->ctinfo = ctinfo[c->ct % FM_CT_N];
 	}
 	p->ctmark = (c->ct_foreign ? FM_FOREIGN : 0) | ((uint32_t)(c->ctmark & 7) << 20);
-	p->nat = (enum nm_nat)(c->nat % 3);
+	p->nat = (enum nm_nat)(c->nat % FM_NAT_N);
+	if (c->nat % FM_NAT_N == FM_NAT_MTA) {
+		p->nat = NM_NAT_TRAP;	/* our redirect, to the MTA's port on this host */
+		p->trap_port = FM_MTA_PORT;
+	}
 	/* Only a flow's first packets can still be unbound. */
 	p->nat_done = c->nat_done || (p->ctinfo != IP_CT_NEW && p->ctinfo != IP_CT_RELATED &&
 	    p->ctinfo != IP_CT_RELATED_REPLY);
@@ -279,13 +290,13 @@ fm_answer(void *arg, const struct nm_packet *np, unsigned int visit, uint32_t *m
 	d->asked++;
 	if (d->c->scripted) {
 		static const enum mark_state any[] = { MARK_NONE, MARK_ALLOW, MARK_REJECT,
-		    MARK_TRAP, MARK_INSPECT };
+		    MARK_TRAP, MARK_INSPECT, MARK_REDIRECT };
 		unsigned int pick = (d->c->script >> (3 * ((visit - 1) % 5))) & 7;
 
 		if (mark_state_of(d->w->cfg.mark_mask, np->mark) == MARK_NAT)
 			st = any[pick % 3];
 		else
-			st = any[pick % 5];
+			st = any[pick % 6];
 		d->last = st;
 	} else
 		st = d->last = fm_decide(d, np);
@@ -317,7 +328,7 @@ fm_check(struct fm_world *w, const struct fm_case *c, struct nm_result *res, cha
 	struct nm_packet p, p0;
 	struct fm_daemon d = { .w = w, .c = c, .last = MARK_NONE };
 	uint8_t flags;
-	bool syn, fenced_uid, mta, out_fenced, decided_flow, inspected;
+	bool syn, fenced_uid, mta, out_fenced, decided_flow, inspected, probed, redirected;
 
 	/*
 	 * Property 6 is for packets leaving: a received reply of a rejected
@@ -340,14 +351,29 @@ fm_check(struct fm_world *w, const struct fm_case *c, struct nm_result *res, cha
 	    ((fm_port_fenced(w, nm_dport(&p0)) && !nm_local(&p0)) ||
 	    (fm_port_fenced(w, nm_dport(&p)) && !nm_local(&p)));
 	decided_flow = p0.ct == NM_CT_ENTRY && ((c->ctmark & 7) == MARK_ALLOW ||
-	    (c->ctmark & 7) == MARK_TRAP || (c->ctmark & 7) == MARK_INSPECT);
+	    (c->ctmark & 7) == MARK_TRAP || (c->ctmark & 7) == MARK_INSPECT ||
+	    (c->ctmark & 7) == MARK_REDIRECT);
+	/*
+	 * Sent to the local MTA: by its ct mark, or by the daemon's answer now.
+	 * Never an MTA's or plain exception's flow: those are accepted before
+	 * any verdict, so they never carry that ct mark (property 3).
+	 */
+	redirected = !c->udp && !c->inbound && !mta && p0.ct == NM_CT_ENTRY &&
+	    ((c->ctmark & 7) == MARK_REDIRECT || (res->answered > 0 && d.last == MARK_REDIRECT));
 
 	/*
-	 * A flow under inspection (audit) has every packet queued, its tail
-	 * without a socket too: it has a conntrack entry, so the verdict sticks
-	 * and it cannot loop. Only those are let in without a socket.
+	 * An audited flow (a fenced port) is copied, never queued: its tail
+	 * without a socket is let go like any socketless packet. A flow
+	 * detect_any_port still reads (the same ct mark on a port nobody
+	 * fences) has every packet queued, its tail without a socket too: what
+	 * a closed socket still sends must be read before it leaves (never
+	 * released unread), and with a conntrack entry its verdict sticks, so
+	 * it cannot loop. Only those, and a received reply of a flow being
+	 * read (the input chain: no socket in that hook), may reach the queue.
 	 */
 	inspected = p0.ct == NM_CT_ENTRY && (c->ctmark & 7) == MARK_INSPECT;
+	probed = inspected && w->cfg.detect_any_port && !c->udp &&
+	    !fm_port_fenced(w, nm_dport(&p0));
 	if (res->final == NM_ERROR)
 		bad = "model error";
 	else if (res->final == NM_LOOP || res->queued > 2)
@@ -360,11 +386,13 @@ fm_check(struct fm_world *w, const struct fm_case *c, struct nm_result *res, cha
 	else if ((p.mark & ~FM_MASK) != (p0.mark & ~FM_MASK) ||
 	    (p.ctmark & ~FM_MASK) != (p0.ctmark & ~FM_MASK))
 		bad = "4: mark bits outside the mask changed";
-	else if (!p0.sock && !c->inbound && res->queued > 0 && !inspected)
+	else if (!p0.sock && !c->inbound && res->queued > 0 && !probed)
 		bad = "5: a socketless packet reached the queue";
 	else if (!c->inbound && res->answered > 0 && d.last == MARK_REJECT &&
 	    res->final == NM_ACCEPT)
 		bad = "6: the daemon's reject was not carried out";
+	else if (redirected && res->final == NM_ACCEPT && !nm_local(&p))
+		bad = "7: a flow redirected to the local MTA left the host";
 	if (bad == NULL)
 		return NULL;
 	snprintf(why, whylen, "property %s: %s%s tcp flags %#x payload %u dport %u%s, ct %s "
@@ -374,7 +402,7 @@ fm_check(struct fm_world *w, const struct fm_case *c, struct nm_result *res, cha
 	    bad, c->v6 ? "IPv6" : "IPv4", c->udp ? " udp" : "", flags, c->payload,
 	    fm_dports[c->dport % FM_DPORTS_N], c->local ? " (local)" : "",
 	    fm_ct_names[c->ct % FM_CT_N], c->ctmark & 7, c->ct_foreign ? "+foreign" : "",
-	    c->nat % 3, c->nat_done ? " bound" : "", fm_sock_names[c->sock % FM_SOCK_N],
+	    c->nat % FM_NAT_N, c->nat_done ? " bound" : "", fm_sock_names[c->sock % FM_SOCK_N],
 	    c->probe_mark ? "probe" : "0", c->pmark_foreign ? "+foreign" : "",
 	    c->down ? "down" : "up", c->full ? " full" : "", c->follow % FM_FOLLOW_N,
 	    c->inspect_done, c->probe, action_name(w->cfg.action), w->cfg.detect_any_port,

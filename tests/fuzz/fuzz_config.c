@@ -33,12 +33,16 @@ check_config(const struct config *c)
 		if (c->ports[i] == 0)
 			abort();
 	if (c->action != ACTION_REJECT && c->action != ACTION_TRAP &&
-	    c->action != ACTION_AUDIT)
+	    c->action != ACTION_AUDIT && c->action != ACTION_REDIRECT)
+		abort();
+	/* redirect only with the gate that limits it; never to the trap */
+	if ((c->action == ACTION_REDIRECT && !c->mail_gate) || c->redirect_to == 0 ||
+	    c->redirect_to == c->trap_port)
 		abort();
 	if (c->trap_port == 0 || c->queue_maxlen == 0 || c->inspect_bytes < 64 ||
 	    c->log_rate == 0 || c->log_window == 0)
 		abort();
-	for (int st = 1; st <= MARK_PROBE; st++)
+	for (int st = 1; st <= MARK_LAST; st++)
 		if (mark_value(c->mark_mask, (enum mark_state)st) == 0)
 			abort();
 	if (strnlen(c->mta_users, sizeof(c->mta_users)) == 0 ||

@@ -36,7 +36,8 @@ take(const uint8_t **p, size_t *n)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const enum action actions[] = { ACTION_REJECT, ACTION_TRAP, ACTION_AUDIT };
+	static const enum action actions[] = { ACTION_REJECT, ACTION_TRAP, ACTION_AUDIT,
+	    ACTION_REDIRECT };
 	char why[WHY_MAX], err[NM_ERR_MAX + 64];
 	struct nm_result res;
 	struct fm_case c;
@@ -53,7 +54,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		built[k] = true;
 	}
-	w->cfg.action = actions[take(&data, &size) % 3];
+	w->cfg.action = actions[take(&data, &size) % 4];
 	memset(&c, 0, sizeof(c));
 	c.v6 = take(&data, &size) & 1;
 	c.udp = take(&data, &size) % 8 == 7;	/* mostly TCP */
@@ -61,7 +62,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	c.ct = take(&data, &size) % FM_CT_N;
 	c.ctmark = take(&data, &size) & 7;
 	c.ct_foreign = take(&data, &size) & 1;
-	c.nat = take(&data, &size) % 3;
+	c.nat = take(&data, &size) % FM_NAT_N;
 	c.nat_done = take(&data, &size) & 1;
 	c.admin_first = take(&data, &size) & 1;
 	c.sock = take(&data, &size) % FM_SOCK_N;

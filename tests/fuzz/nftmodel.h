@@ -128,7 +128,7 @@ struct nm_ruleset {
 
 /* The conntrack side of a packet. */
 enum nm_ct_kind { NM_CT_NONE, NM_CT_UNTRACKED, NM_CT_ENTRY };
-/* A flow's destination NAT: none, an admin's DNAT to the remote mx, our trap's redirect. */
+/* A flow's destination NAT: none, an admin's DNAT to the remote mx, our own redirect (to trap_port: the trap, or the MTA). */
 enum nm_nat { NM_NAT_NONE, NM_NAT_ADMIN, NM_NAT_TRAP };
 
 struct nm_packet {

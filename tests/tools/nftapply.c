@@ -6,7 +6,7 @@
  * made: it changes that namespace's ruleset.
  *
  * usage: nftapply install [-p PORT,...] [-m UID,...] [-a UID,...] [-l yes|no]
- *                         [-q NUM] [-M MASK] [-T PORT|-T no] [-t TABLE]
+ *                         [-q NUM] [-M MASK] [-T PORT|-T no] [-R PORT] [-t TABLE]
  *        nftapply remove [-t TABLE]
  *        nftapply exists [-t TABLE]          exit 0 if present, 1 if absent
  *        nftapply allow|revoke [-t TABLE] UID...
@@ -22,13 +22,14 @@
 #define LIST_MAX	64	/* ports or uids on one command line */
 #define GOLDEN_MASK	0x00700000
 #define GOLDEN_TRAP	10025
+#define GOLDEN_REDIRECT	25
 #define GOLDEN_MTA_UID	101
 
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: nftapply install [-p ports] [-m uids] [-a uids] "
-	    "[-l yes|no] [-q num] [-M mask] [-T port|no] [-t table]\n"
+	    "[-l yes|no] [-q num] [-M mask] [-T port|no] [-R port] [-t table]\n"
 	    "       nftapply remove|exists [-t table]\n"
 	    "       nftapply allow|revoke [-t table] uid...\n");
 	exit(2);
@@ -80,6 +81,7 @@ main(int argc, char **argv)
 		.mark_mask = GOLDEN_MASK,
 		.trap = true,
 		.trap_port = GOLDEN_TRAP,
+		.redirect_port = GOLDEN_REDIRECT,
 	};
 	uint16_t ports[LIST_MAX] = { 25, 465, 587 };
 	uid_t mta[LIST_MAX] = { GOLDEN_MTA_UID }, allow[LIST_MAX];
@@ -99,7 +101,7 @@ main(int argc, char **argv)
 	spec.nmta = 1;
 	spec.allow_uids = allow;
 	optind = 2;
-	while ((c = getopt(argc, argv, "p:m:a:l:q:M:T:t:")) != -1) {
+	while ((c = getopt(argc, argv, "p:m:a:l:q:M:T:R:t:")) != -1) {
 		switch (c) {
 		case 'p':
 			spec.nports = list(optarg, UINT16_MAX, v);
@@ -129,6 +131,9 @@ main(int argc, char **argv)
 			spec.trap = strcmp(optarg, "no") != 0;
 			if (spec.trap)
 				spec.trap_port = (uint16_t)number(optarg, UINT16_MAX);
+			break;
+		case 'R':
+			spec.redirect_port = (uint16_t)number(optarg, UINT16_MAX);
 			break;
 		case 't':
 			spec.table = optarg;

@@ -55,6 +55,7 @@ defaults_are_the_documented_ones(void **state)
 	assert_int_equal(c.queue_num, 0);
 	assert_int_equal(c.queue_maxlen, 4096);
 	assert_int_equal(c.trap_port, 10025);
+	assert_int_equal(c.redirect_to, 25);
 	assert_int_equal(c.inspect_bytes, 4096);
 	assert_false(c.detect_any_port);
 	assert_int_equal(c.mark_mask, 0x00700000);
@@ -164,6 +165,23 @@ mta_exim_gets_its_own_socket_and_group_unless_given(void **state)
 	load_ok("[mail]\nmta = postfix\n", &c);
 	assert_false(c.mail_exim);
 	assert_string_equal(c.mail_group, "postfix");
+}
+
+/* action redirect with the gate that puts limits on what it sends to the MTA. */
+static void
+redirect_with_the_gate_is_taken(void **state)
+{
+	static const char text[] = "[guard]\naction = redirect\nredirect_to = 2525\n"
+	    "[mail]\ngate = yes\n";
+	struct config c;
+	char err[ERR_MAX] = "";
+
+	(void)state;
+	if (config_load_string(&c, text, sizeof(text) - 1, "t.conf", err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	assert_int_equal(c.action, ACTION_REDIRECT);
+	assert_int_equal(c.redirect_to, 2525);
+	assert_true(c.mail_gate);
 }
 
 /* BOM, CRLF, indented lines, an inline comment, "key: value". */
@@ -297,6 +315,19 @@ static const struct bad bad_values[] = {
 	  "t.conf:2: [guard] ports: 10025 is the trap's port (trap_port): fencing it would "
 	  "send trapped flows back to the fence; set trap_port to a port outside ports "
 	  "(got '10025')" },
+	{ "[guard]\nredirect_to = 0\n",
+	  "t.conf:2: [guard] redirect_to: expected a number from 1 to 65535 (got '0')" },
+	{ "[guard]\nredirect_to = 10025\n",
+	  "t.conf:2: [guard] redirect_to: 10025 is the trap's port: redirected mail would be "
+	  "refused by the trap instead of queued by the MTA; give the MTA's smtpd port (25) "
+	  "(got '10025')" },
+	{ "[guard]\nports = 587\ntrap_port = 25\n",
+	  "t.conf:3: [guard] trap_port: 25 is the port redirected flows go to "
+	  "(redirect_to): choose another trap port (got '25')" },
+	{ "[guard]\naction = redirect\n",
+	  "t.conf:2: [guard] action: redirected mail would enter the MTA's queue with no "
+	  "limit on it: set [mail] gate = yes (and `smtpguard mail enable`), or choose "
+	  "reject, trap or audit (got 'redirect')" },
 	{ "[guard]\nmta_users = postfix, 0\n",
 	  "t.conf:2: [guard] mta_users: '0' is root: root is fenced like every user, and "
 	  "exempting it would exempt anything running as root; name the MTA's own "
@@ -328,22 +359,22 @@ static const struct bad bad_values[] = {
 	  "t.conf:2: [log] syslog: expected yes or no (also true/false, on/off, 1/0) "
 	  "(got '2')" },
 	{ "[guard]\naction = allow\n",
-	  "t.conf:2: [guard] action: expected reject, trap or audit (got 'allow')" },
+	  "t.conf:2: [guard] action: expected reject, trap, audit or redirect (got 'allow')" },
 	{ "[guard]\naction = drop\n",
-	  "t.conf:2: [guard] action: expected reject, trap or audit (got 'drop')" },
+	  "t.conf:2: [guard] action: expected reject, trap, audit or redirect (got 'drop')" },
 	{ "[guard]\nmark_mask = 0\n",
 	  "t.conf:2: [guard] mark_mask: expected a mask whose lowest set bits can hold the "
-	  "values 1-5 (3 contiguous bits), e.g. 0x00700000 (got '0')" },
+	  "values 1-7 (3 contiguous bits), e.g. 0x00700000 (got '0')" },
 	{ "[guard]\nmark_mask = 0x00300000\n",
 	  "t.conf:2: [guard] mark_mask: expected a mask whose lowest set bits can hold the "
-	  "values 1-5 (3 contiguous bits), e.g. 0x00700000 (got '0x00300000')" },
+	  "values 1-7 (3 contiguous bits), e.g. 0x00700000 (got '0x00300000')" },
 	/* holds 4 (bit 2) but not 2 or 3 (bit 1): the states must all fit */
 	{ "[guard]\nmark_mask = 0x5\n",
 	  "t.conf:2: [guard] mark_mask: expected a mask whose lowest set bits can hold the "
-	  "values 1-5 (3 contiguous bits), e.g. 0x00700000 (got '0x5')" },
+	  "values 1-7 (3 contiguous bits), e.g. 0x00700000 (got '0x5')" },
 	{ "[guard]\nmark_mask = 0x100000000\n",
 	  "t.conf:2: [guard] mark_mask: expected a mask whose lowest set bits can hold the "
-	  "values 1-5 (3 contiguous bits), e.g. 0x00700000 (got '0x100000000')" },
+	  "values 1-7 (3 contiguous bits), e.g. 0x00700000 (got '0x100000000')" },
 	{ "[guard]\nexceptions = etc/exceptions.conf\n",
 	  "t.conf:2: [guard] exceptions: must be an absolute path (got 'etc/exceptions.conf')" },
 	{ "[guard]\ncontrol_socket = control.sock\n",
@@ -551,6 +582,7 @@ main(void)
 		cmocka_unit_test(empty_file_means_defaults),
 		cmocka_unit_test(every_key_reaches_the_config),
 		cmocka_unit_test(mta_exim_gets_its_own_socket_and_group_unless_given),
+		cmocka_unit_test(redirect_with_the_gate_is_taken),
 		cmocka_unit_test(file_from_a_windows_editor_is_read),
 		cmocka_unit_test(indented_key_is_a_key_not_a_continuation),
 		cmocka_unit_test(booleans_read_every_spelling),

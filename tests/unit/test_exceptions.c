@@ -105,6 +105,26 @@ options_in_any_order_are_written_in_one_order(void **state)
 	assert_round_trip(out);
 }
 
+/* allow X --redirect: a line of its own kind, decided in userspace, written back the same. */
+static void
+redirect_exception_round_trips_and_is_not_plain(void **state)
+{
+	char *argv[] = { "allow", "www-data", "--redirect", "--comment", "php direct-MX" };
+	char line[EXCEPTION_LINE_MAX], out[EXCEPTION_LINE_MAX];
+
+	(void)state;
+	assert_int_equal(exception_from_argv(5, argv, line, sizeof(line), err,
+	    sizeof(err)), 0);
+	assert_string_equal(line, "allow www-data redirect comment=\"php direct-MX\"");
+	assert_int_equal(parse(line), 0);
+	assert_true(x.redirect);
+	assert_false(x.audit);
+	assert_false(exception_is_plain(&x));
+	assert_true(exception_format(&x, out, sizeof(out)) > 0);
+	assert_string_equal(out, line);
+	assert_round_trip(out);
+}
+
 static void
 comment_quotes_and_backslashes_round_trip(void **state)
 {
@@ -189,8 +209,12 @@ static const struct {
 	{ "allow www-data cap=/hour", "bad cap '/hour'" },
 	{ "allow www-data cap=-1/hour", "bad cap '-1/hour'" },
 	{ "allow www-data audit audit", "'audit' given twice" },
+	{ "allow www-data redirect redirect", "'redirect' given twice" },
+	{ "allow www-data audit redirect", "'audit' and 'redirect' exclude each other" },
+	{ "allow www-data redirect audit", "'audit' and 'redirect' exclude each other" },
+	{ "allow www-data redirect=yes", "unknown option 'redirect=yes'" },
 	{ "allow www-data audit=yes", "unknown option 'audit=yes'" },
-	{ "allow www-data ports=25", "unknown option 'ports=25' (to=, port=, audit, cap=, "
+	{ "allow www-data ports=25", "unknown option 'ports=25' (to=, port=, audit, redirect, cap=, "
 	    "comment=)" },
 	{ "allow www-data comment=\"two\nlines\"", "comment holds a control character" },
 	{ "allow www-data comment=\"tab\there\"", "comment holds a control character" },
@@ -293,7 +317,7 @@ hostile_input_is_echoed_as_short_printable_ascii(void **state)
 
 	(void)state;
 	assert_int_equal(parse("allow www-data \x1b[31mred=\xff"), -1);
-	assert_string_equal(err, "unknown option '?[31mred=?' (to=, port=, audit, cap=, "
+	assert_string_equal(err, "unknown option '?[31mred=?' (to=, port=, audit, redirect, cap=, "
 	    "comment=)");
 	memset(line, 0, sizeof(line));
 	memcpy(line, "allow www-data port=", 20);
@@ -342,6 +366,10 @@ cli_mistakes_are_refused_before_reaching_the_daemon(void **state)
 		{ 4, { "allow", "www-data", "--comment", "line\nbreak" },
 		    "comment holds a control character" },
 		{ 4, { "allow", "www-data", "--audit", "--audit" }, "'--audit' given twice" },
+		{ 4, { "allow", "www-data", "--redirect", "--redirect" },
+		    "'--redirect' given twice" },
+		{ 4, { "allow", "www-data", "--redirect", "--audit" },
+		    "'--audit' and '--redirect' exclude each other" },
 		{ 2, { "allow", "a b" }, "'a b' is not a user name, uid or @group" },
 	};
 	char line[EXCEPTION_LINE_MAX];
@@ -736,6 +764,7 @@ main(void)
 		cmocka_unit_test(plain_user_is_one_uid_for_the_kernel),
 		cmocka_unit_test(narrowed_exception_round_trips),
 		cmocka_unit_test(options_in_any_order_are_written_in_one_order),
+		cmocka_unit_test(redirect_exception_round_trips_and_is_not_plain),
 		cmocka_unit_test(comment_quotes_and_backslashes_round_trip),
 		cmocka_unit_test(comment_of_exactly_the_limit_is_kept),
 		cmocka_unit_test(managed_file_is_loaded_but_never_rewritten),

@@ -9,7 +9,8 @@
  * are checked over an exhaustive grid of packets and daemon answers. Then
  * the same model is shown to catch the bugs it is there for: a verdict rule
  * joined again with its ct-copy rule loops, a queue rule without its socket
- * guard queues socketless packets. No kernel, no root.
+ * guard queues socketless packets, a redirect without its after-NAT guards
+ * leaves the host. No kernel, no root.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -42,7 +43,8 @@ static const struct fm_case daemon_variants[] = {
 };
 #define NVARIANTS	(sizeof(daemon_variants) / sizeof(daemon_variants[0]))
 
-static const enum action actions[] = { ACTION_REJECT, ACTION_TRAP, ACTION_AUDIT };
+static const enum action actions[] = { ACTION_REJECT, ACTION_TRAP, ACTION_AUDIT,
+    ACTION_REDIRECT };
 
 /* Runs one case; the first property that fails ends the test with its story. */
 static unsigned long
@@ -129,12 +131,12 @@ grid(bool native, bool any_port, bool v6)
 			continue;
 		}
 		for (c.ctmark = 0; c.ctmark <= 7; c.ctmark++)
-		for (c.nat = NM_NAT_NONE; c.nat <= NM_NAT_TRAP; c.nat++)
+		for (c.nat = NM_NAT_NONE; c.nat < FM_NAT_N; c.nat++)
 		for (c.nat_done = !first; c.nat_done <= 1; c.nat_done++)
 		for (c.admin_first = 0; c.admin_first <= (c.nat == NM_NAT_ADMIN &&
 		    !c.nat_done ? 1 : 0); c.admin_first++) {
-			if (c.nat == NM_NAT_TRAP && !c.nat_done)
-				continue;	/* only our own chain binds that */
+			if ((c.nat == NM_NAT_TRAP || c.nat == FM_NAT_MTA) && !c.nat_done)
+				continue;	/* only our own chains bind those */
 			packets_for_ct(&w, &c, inbound, &st);
 		}
 	}
@@ -294,6 +296,69 @@ a_queue_rule_without_its_socket_guard_queues_the_kernels_resets(void **state)
 	fm_world_free(&w);
 }
 
+/* The rule of CHAIN whose comment holds TEXT leaves the chain (it must be there). */
+static void
+drop_rule(struct nm_ruleset *rs, const char *chain, const char *text)
+{
+	for (size_t ci = 0; ci < rs->nchains; ci++) {
+		struct nm_chain *ch = &rs->chains[ci];
+
+		if (strcmp(ch->name, chain) != 0)
+			continue;
+		for (size_t i = 0; i < ch->nrules; i++) {
+			if (strstr(rs->pool[ch->rule[i]].comment, text) == NULL)
+				continue;
+			memmove(&ch->rule[i], &ch->rule[i + 1],
+			    (ch->nrules - i - 1) * sizeof(ch->rule[0]));
+			ch->nrules--;
+			return;
+		}
+	}
+	fail_msg("no rule '%s' in chain %s", text, chain);
+}
+
+/*
+ * A redirected flow never leaves the host: without after_nat's rule, a SYN
+ * the daemon redirects on a flow whose NAT was bound untranslated goes to
+ * the mx; without nat_fence's, the socketless tail of a redirected flow
+ * another NAT rule took to a remote SMTP port does.
+ */
+static void
+a_redirect_without_its_after_nat_guards_leaves_the_host(void **state)
+{
+	struct fm_world w;
+	char err[NM_ERR_MAX + 64], why[WHY_MAX];
+	struct fm_case unbound = { .ct = FM_CT_NEW, .nat = NM_NAT_NONE, .nat_done = 1,
+	    .sock = FM_SOCK_WEB, .flags = 0 };
+	struct fm_case taken = { .ct = FM_CT_ESTABLISHED, .ctmark = MARK_REDIRECT,
+	    .nat = NM_NAT_ADMIN, .nat_done = 1, .sock = FM_SOCK_NONE, .flags = 6 };
+	struct fm_case to_mta = { .ct = FM_CT_ESTABLISHED, .ctmark = MARK_REDIRECT,
+	    .nat = FM_NAT_MTA, .nat_done = 1, .sock = FM_SOCK_WEB, .flags = 6 };
+	struct nm_result res;
+	const char *bad;
+
+	(void)state;
+	assert_int_equal(fm_world_init(&w, false, false, ACTION_REDIRECT, ruleset_build, err,
+	    sizeof(err)), 0);
+	/* Our own redirect's packets go on to the MTA, in the kernel. */
+	assert_null(fm_check(&w, &to_mta, &res, why, sizeof(why)));
+	assert_int_equal(res.final, NM_ACCEPT);
+	assert_int_equal(res.queued, 0);
+	assert_null(fm_check(&w, &unbound, &res, why, sizeof(why)));
+	assert_int_equal(res.final, NM_REJECT);
+	assert_null(fm_check(&w, &taken, &res, why, sizeof(why)));
+	assert_int_equal(res.final, NM_REJECT);
+	drop_rule(w.rs, "after_nat", "left untranslated");
+	assert_non_null(bad = first_failure(&w, &unbound, why, sizeof(why)));
+	print_message("no after_nat guard: %s\n", why);
+	assert_int_equal(bad[0], '7');
+	drop_rule(w.rs, "nat_fence", "another NAT rule took the flow before ours");
+	assert_non_null(bad = first_failure(&w, &taken, why, sizeof(why)));
+	print_message("no nat_fence guard: %s\n", why);
+	assert_int_equal(bad[0], '7');
+	fm_world_free(&w);
+}
+
 /* The model refuses what it does not know, so a new rule cannot slip past it. */
 static void
 an_expression_the_model_does_not_know_fails_loudly(void **state)
@@ -362,6 +427,7 @@ main(void)
 		cmocka_unit_test(ipv6_packets_leave_on_their_second_pass_too),
 		cmocka_unit_test(a_verdict_joined_with_its_ct_copy_loops_on_packets_without_conntrack),
 		cmocka_unit_test(a_queue_rule_without_its_socket_guard_queues_the_kernels_resets),
+		cmocka_unit_test(a_redirect_without_its_after_nat_guards_leaves_the_host),
 		cmocka_unit_test(an_expression_the_model_does_not_know_fails_loudly),
 	};
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -112,7 +113,7 @@ test_php_mail_is_named_by_the_queue_files_uid(void **state)
 	queue_file("4AbC1", "Received: by web1.example (Postfix, from userid 0)");
 	for (int i = 0; i < 3; i++) {
 		request(&req, "4AbC1", true);
-		mailgate_decide(g, &cfg, &xs, NULL, &req, T0, &r);
+		mailgate_decide(g, &cfg, &xs, NULL, NULL, NULL, &req, T0, &r);
 	}
 	assert_string_equal(r.origin.name, "user:root");
 	assert_true(r.who.has_uid);
@@ -157,17 +158,17 @@ test_the_gate_child_cannot_claim_a_uid(void **state)
 	request(&req, "5XyZ2", false);
 	req.facts.has_uid = true;
 	req.facts.uid = 0;
-	mailgate_decide(g, &cfg, &xs, NULL, &req, T0, &r);
+	mailgate_decide(g, &cfg, &xs, NULL, NULL, NULL, &req, T0, &r);
 	assert_string_equal(r.origin.name, "client:192.0.2.9");
 	assert_false(r.who.has_uid);
 	/* A local submission with no queue file, or a queue id that is a path: unnamed. */
 	request(&req, "NoSuchFile", true);
 	req.facts.has_uid = true;
-	mailgate_decide(g, &cfg, &xs, NULL, &req, T0, &r);
+	mailgate_decide(g, &cfg, &xs, NULL, NULL, NULL, &req, T0, &r);
 	assert_false(r.who.has_uid);
 	assert_string_equal(r.origin.name, "client:127.0.0.1");
 	request(&req, "../incoming/5XyZ2", true);
-	mailgate_decide(g, &cfg, &xs, NULL, &req, T0, &r);
+	mailgate_decide(g, &cfg, &xs, NULL, NULL, NULL, &req, T0, &r);
 	assert_false(r.who.has_uid);
 	mailgate_free(g);
 }
@@ -185,7 +186,7 @@ test_mail_that_stays_here_is_neither_limited_nor_counted(void **state)
 	config(&cfg);
 	for (int i = 0; i < 3; i++) {
 		request(&req, "7A", false);
-		mailgate_decide(g, &cfg, &xs, NULL, &req, T0, &r);
+		mailgate_decide(g, &cfg, &xs, NULL, NULL, NULL, &req, T0, &r);
 	}
 	assert_string_equal(r.ev.action, "hold");
 	/* Over its limit, the client still reaches a mailbox on this host. */
@@ -194,13 +195,13 @@ test_mail_that_stays_here_is_neither_limited_nor_counted(void **state)
 	req.facts.info.nrcpt = req.facts.info.nrcpt_kept = 0;
 	mailorigin_rcpt(&req.facts, "<postmaster@web1.example>", "local");
 	mailorigin_rcpt(&req.facts, "<info@web1.example>", "lmtp");
-	mailgate_decide(g, &cfg, &xs, NULL, &req, T0, &r);
+	mailgate_decide(g, &cfg, &xs, NULL, NULL, NULL, &req, T0, &r);
 	assert_string_equal(r.ev.action, "pass");
 	assert_string_equal(r.ev.rule, "delivered-here");
 	assert_false(r.mail.counted);
 	/* One remote recipient among local ones: the remote one counts. */
 	mailorigin_rcpt(&req.facts, "<bob@remote.example>", "smtp");
-	mailgate_decide(g, &cfg, &xs, NULL, &req, T0, &r);
+	mailgate_decide(g, &cfg, &xs, NULL, NULL, NULL, &req, T0, &r);
 	assert_string_equal(r.ev.action, "hold");
 	assert_int_equal(r.mail.hour_count, 4);
 	assert_int_equal(r.mail.rcpt_count, 3);
@@ -221,7 +222,7 @@ test_limit_lines_apply_per_origin(void **state)
 	config(&cfg);
 	cfg.mail_over = MAIL_DEFER;
 	request(&req, "6Q", false);
-	mailgate_decide(g, &cfg, &xs, NULL, &req, T0, &r);
+	mailgate_decide(g, &cfg, &xs, NULL, NULL, NULL, &req, T0, &r);
 	assert_string_equal(r.ev.action, "defer");
 	assert_string_equal(r.ev.rule, "limit:client:192.0.2.9");
 	assert_int_equal(r.mail.limit, 0);
@@ -257,7 +258,7 @@ test_todays_tally_survives_a_restart_and_ends_at_midnight(void **state)
 	assert_null(mailgate_last_mta(g));
 	for (int i = 0; i < 5; i++) {
 		request(&req, "8T", false);
-		mailgate_decide(g, &cfg, &xs, NULL, &req, T0, &r);
+		mailgate_decide(g, &cfg, &xs, NULL, NULL, NULL, &req, T0, &r);
 	}
 	mailgate_today(g, T0, &t);
 	assert_int_equal(t.n[MAIL_PASS], 2);
@@ -276,13 +277,95 @@ test_todays_tally_survives_a_restart_and_ends_at_midnight(void **state)
 	assert_int_equal(t.day, day + 86400);
 	assert_int_equal(t.n[MAIL_PASS] + t.n[MAIL_HOLD], 0);
 	request(&req, "8U", false);
-	mailgate_decide(back, &cfg, &xs, NULL, &req, day + 86400 + 5, &r);
+	mailgate_decide(back, &cfg, &xs, NULL, NULL, NULL, &req, day + 86400 + 5, &r);
 	mailgate_today(back, day + 86400 + 5, &t);
 	assert_int_equal(t.n[MAIL_PASS], 1);
 	assert_int_equal(t.n[MAIL_HOLD], 0);
 	unsetenv("TZ");
 	tzset();
 	mailgate_free(back);
+	mailgate_free(g);
+}
+
+/* What fence_redirected() knows: one flow redirected to the MTA, from 192.0.2.9:40123. */
+static const struct attrib *
+redirected_one(void *arg, int family, const uint8_t *src, uint16_t sport, uint64_t *flow_id,
+    time_t now)
+{
+	static const uint8_t client[4] = { 192, 0, 2, 9 };
+	static struct attrib a;
+	int *asked = arg;
+
+	(void)now;
+	++*asked;
+	if (family != AF_INET || sport != 40123 || memcmp(src, client, 4) != 0)
+		return NULL;
+	memset(&a, 0, sizeof(a));
+	a.has_uid = a.has_pid = true;
+	a.uid = 33;
+	a.pid = 4242;
+	strlcpy_sg(a.user, "www-data", sizeof(a.user));
+	strlcpy_sg(a.exe, "/usr/bin/php8.2", sizeof(a.exe));
+	strlcpy_sg(a.cmdline, "php /var/www/shop/spam.php", sizeof(a.cmdline));
+	*flow_id = 77;
+	return &a;
+}
+
+/*
+ * A session the fence redirected to the MTA has no socket the MTA's view
+ * finds (it was opened to the mx): the fence names it by the client's
+ * address and port, with the attempt's attribution and flow id; any other
+ * client stays a client address, and a SASL login is asked about nothing.
+ */
+static void
+test_a_redirected_session_is_named_as_its_attempt(void **state)
+{
+	static struct gate_request req;
+	static struct mailgate_result r;
+	struct mailgate *g = mailgate_new(64);
+	struct exceptions xs = { 0 };
+	struct config cfg;
+	int asked = 0;
+
+	(void)state;
+	config(&cfg);
+	request(&req, "5RdR1", false);
+	req.facts.client_port = 40123;
+	strlcpy_sg(req.facts.daemon_addr, "127.0.0.1", sizeof(req.facts.daemon_addr));
+	req.facts.daemon_port = 25;
+	mailgate_decide(g, &cfg, &xs, NULL, redirected_one, &asked, &req, T0, &r);
+	assert_int_equal(asked, 1);
+	assert_true(r.redirected);
+	assert_string_equal(r.origin.name, "user:www-data");
+	assert_non_null(r.ev.who);
+	assert_int_equal(r.ev.who->uid, 33);
+	assert_int_equal(r.ev.who->pid, 4242);
+	assert_string_equal(r.ev.who->exe, "/usr/bin/php8.2");
+	assert_string_equal(r.ev.who->cmdline, "php /var/www/shop/spam.php");
+	assert_int_equal(r.ev.flow_id, 77);
+	assert_string_equal(r.mail.client_ip, "192.0.2.9");
+
+	/* another port: not the redirected flow, named by its address */
+	request(&req, "5RdR2", false);
+	req.facts.client_port = 40124;
+	strlcpy_sg(req.facts.daemon_addr, "127.0.0.1", sizeof(req.facts.daemon_addr));
+	req.facts.daemon_port = 25;
+	mailgate_decide(g, &cfg, &xs, NULL, redirected_one, &asked, &req, T0, &r);
+	assert_int_equal(asked, 2);
+	assert_false(r.redirected);
+	assert_string_equal(r.origin.name, "client:192.0.2.9");
+	assert_null(r.ev.who);
+	assert_int_equal(r.ev.flow_id, 0);
+
+	/* a SASL login is its own origin: nobody is asked */
+	request(&req, "5RdR3", false);
+	req.facts.client_port = 40123;
+	strlcpy_sg(req.facts.daemon_addr, "127.0.0.1", sizeof(req.facts.daemon_addr));
+	req.facts.daemon_port = 25;
+	strlcpy_sg(req.facts.sasl_user, "info@shop.example", sizeof(req.facts.sasl_user));
+	mailgate_decide(g, &cfg, &xs, NULL, redirected_one, &asked, &req, T0, &r);
+	assert_int_equal(asked, 2);
+	assert_false(r.redirected);
 	mailgate_free(g);
 }
 
@@ -295,6 +378,7 @@ main(void)
 		cmocka_unit_test(test_mail_that_stays_here_is_neither_limited_nor_counted),
 		cmocka_unit_test(test_limit_lines_apply_per_origin),
 		cmocka_unit_test(test_todays_tally_survives_a_restart_and_ends_at_midnight),
+		cmocka_unit_test(test_a_redirected_session_is_named_as_its_attempt),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

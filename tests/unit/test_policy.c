@@ -513,6 +513,76 @@ syn_after_nat_is_never_trapped_or_audited(void **state)
 	assert_int_equal(d.action, ACTION_TRAP);	/* before NAT: trapped */
 }
 
+/*
+ * action redirect: a direct-MX SYN goes to the local MTA, its sender kept
+ * for the mail gate; no room to keep it and it is reset. Only port 25 and
+ * only before NAT, only with the gate that limits it; per exception too.
+ */
+static void
+redirect_sends_direct_mx_to_the_mta_and_nothing_else(void **state)
+{
+	struct policy_query q;
+
+	(void)state;
+	cfg.mail_gate = true;
+	with((const char *[]){ "allow 1005 redirect", "allow www-data port=587", NULL });
+	decide_as(ACTION_REDIRECT, 1001, true, syn("192.0.2.1", 25), T0);
+	assert_int_equal(d.action, ACTION_REDIRECT);
+	assert_string_equal(d.rule, "default");
+	assert_int_equal(d.mark, MARK_REDIRECT);
+	assert_int_equal(d.follow, POLICY_FOLLOW_REDIRECT);
+	/* No room to keep its name for the gate: reset, never handed over unnamed. */
+	assert_int_equal(d.unfollowed, MARK_REJECT);
+	decide_as(ACTION_REDIRECT, 1001, true, syn("2001:db8::25", 25), T0);
+	assert_int_equal(d.mark, MARK_REDIRECT);
+
+	/* 465 would meet a server in clear, 587 carries another provider's password. */
+	decide_as(ACTION_REDIRECT, 1001, true, syn("192.0.2.1", 465), T0);
+	assert_int_equal(d.action, ACTION_REJECT);
+	assert_string_equal(d.rule, "redirect-not-mx");
+	assert_int_equal(d.mark, MARK_REJECT);
+	assert_int_equal(d.follow, POLICY_FOLLOW_NONE);
+	decide_as(ACTION_REDIRECT, 1001, true, syn("192.0.2.1", 587), T0);
+	assert_string_equal(d.rule, "redirect-not-mx");
+	/* ... but an exception still allows its own port. */
+	decide_as(ACTION_REDIRECT, 33, true, syn("192.0.2.1", 587), T0);
+	assert_int_equal(d.action, ACTION_ALLOW);
+
+	/* Met mid-way, or after the admin's NAT: NAT cannot be bound again, reset. */
+	decide_as(ACTION_REDIRECT, 1001, true, pkt_to("192.0.2.1", 25, TH_ACK), T0);
+	assert_int_equal(d.action, ACTION_REJECT);
+	assert_string_equal(d.rule, "established-before-fence");
+	q = named(1001, true, syn("192.0.2.1", 25), T0);
+	q.mark = mark_value(cfg.mark_mask, MARK_NAT);
+	policy_decide(&q, &d);
+	assert_int_equal(d.action, ACTION_REJECT);
+	assert_string_equal(d.rule, "after-nat");
+
+	/* Per exception: the default is reject, this user's direct-MX goes to the MTA. */
+	decide_as(ACTION_REJECT, 1005, true, syn("192.0.2.1", 25), T0);
+	assert_int_equal(d.action, ACTION_REDIRECT);
+	assert_string_equal(d.rule, "exception:1005");
+	assert_int_equal(d.mark, MARK_REDIRECT);
+	assert_int_equal(xs.v[0].hits, 1);
+	decide_as(ACTION_REJECT, 1001, true, syn("192.0.2.1", 25), T0);
+	assert_int_equal(d.action, ACTION_REJECT);
+
+	/* The self-check is refused, redirect or not. */
+	q = named(1001, true, syn("192.0.2.1", 25), T0);
+	q.mark = mark_value(cfg.mark_mask, MARK_PROBE);
+	cfg.action = ACTION_REDIRECT;
+	policy_decide(&q, &d);
+	assert_string_equal(d.rule, "self-check");
+	assert_int_equal(d.mark, MARK_REJECT);
+
+	/* No gate (an exception's redirect with [mail] gate = no): nothing unlimited, reset. */
+	cfg.mail_gate = false;
+	decide_as(ACTION_REJECT, 1005, true, syn("192.0.2.1", 25), T0);
+	assert_int_equal(d.action, ACTION_REJECT);
+	assert_string_equal(d.rule, "redirect-no-gate");
+	assert_int_equal(d.follow, POLICY_FOLLOW_NONE);
+}
+
 static void
 no_uid_gets_the_default_action_and_its_mark(void **state)
 {
@@ -623,6 +693,7 @@ main(void)
 		T(every_action_has_its_mark_and_what_to_follow),
 		T(audit_that_cannot_be_followed_goes_out_uninspected),
 		T(syn_after_nat_is_never_trapped_or_audited),
+		T(redirect_sends_direct_mx_to_the_mta_and_nothing_else),
 		T(no_uid_gets_the_default_action_and_its_mark),
 		T(probed_flow_speaking_smtp_is_reset_and_anything_else_let_go),
 		T(tls_to_a_named_relay_is_reset_by_exact_name_or_star_suffix),

@@ -70,6 +70,7 @@ golden_spec(void)
 		.mark_mask = GOLDEN_MASK,
 		.trap = true,
 		.trap_port = 10025,
+		.redirect_port = 25,
 	};
 }
 
@@ -265,6 +266,19 @@ expr_u32_data(struct nftnl_expr *e, uint16_t attr)
 	return v;
 }
 
+static uint16_t
+expr_u16_data(struct nftnl_expr *e, uint16_t attr)
+{
+	uint32_t len;
+	uint16_t v;
+	const void *d = nftnl_expr_get(e, attr, &len);
+
+	assert_non_null(d);
+	assert_int_equal(len, sizeof(v));
+	memcpy(&v, d, sizeof(v));
+	return v;
+}
+
 static const char *
 label_of(const struct parsed *p, const struct msg *m)
 {
@@ -403,7 +417,7 @@ mta_and_exceptions_are_accepted_before_anything_is_queued(void **state)
 	(void)state;
 	build(&p, &sp, true);
 	n = rules_of(&p, "fence", r, 32);
-	assert_int_equal(n, 18);
+	assert_int_equal(n, 21);
 	assert_string_equal(r[0]->exprs, "meta,lookup,immediate");
 	assert_string_equal(nftnl_expr_get_str(expr_at(r[0]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
 	    "mta_uids");
@@ -434,11 +448,11 @@ audited_flows_are_copied_never_queued(void **state)
 	sp.audit_group = 4242;
 	build(&p, &sp, true);
 	n = rules_of(&p, "fence", r, 32);
-	assert_string_equal(r[14]->exprs, "ct,bitwise,cmp,meta,cmp,payload,lookup,log,immediate");
-	assert_string_equal(nftnl_expr_get_str(expr_at(r[14]->rule, 6), NFTNL_EXPR_LOOKUP_SET),
+	assert_string_equal(r[16]->exprs, "ct,bitwise,cmp,meta,cmp,payload,lookup,log,immediate");
+	assert_string_equal(nftnl_expr_get_str(expr_at(r[16]->rule, 6), NFTNL_EXPR_LOOKUP_SET),
 	    "ports");
-	assert_int_equal(nftnl_expr_get_u16(expr_at(r[14]->rule, 7), NFTNL_EXPR_LOG_GROUP), 4242);
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[14]->rule, 8), NFTNL_EXPR_IMM_VERDICT),
+	assert_int_equal(nftnl_expr_get_u16(expr_at(r[16]->rule, 7), NFTNL_EXPR_LOG_GROUP), 4242);
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[16]->rule, 8), NFTNL_EXPR_IMM_VERDICT),
 	    NF_ACCEPT);
 	for (size_t i = 0; i < n; i++)
 		assert_null(strstr(r[i]->exprs, "ct,bitwise,cmp,queue"));
@@ -447,8 +461,8 @@ audited_flows_are_copied_never_queued(void **state)
 	sp.detect_any_port = true;
 	build(&p, &sp, true);
 	n = rules_of(&p, "fence", r, 32);
-	assert_string_equal(r[15]->exprs, "ct,bitwise,cmp,meta,bitwise,meta,queue");
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[15]->rule, 2), NFTNL_EXPR_CMP_OP),
+	assert_string_equal(r[18]->exprs, "ct,bitwise,cmp,meta,bitwise,meta,queue");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[18]->rule, 2), NFTNL_EXPR_CMP_OP),
 	    NFT_CMP_EQ);
 	release(&p);
 }
@@ -616,7 +630,16 @@ flows_dnatted_to_smtp_ports_are_judged_after_nat(void **state)
 	assert_non_null(c = find(&p, NFT_MSG_NEWCHAIN, "nat_fence"));
 	assert_false(nftnl_chain_is_set(c->chain, NFTNL_CHAIN_HOOKNUM));
 
-	assert_int_equal(rules_of(&p, "after_nat", r, 32), 1);
+	assert_int_equal(rules_of(&p, "after_nat", r, 32), 2);
+	/* A redirected flow NAT left untranslated: reset, it never leaves for the mx. */
+	assert_string_equal(r[1]->exprs, "ct,bitwise,cmp,ct,bitwise,cmp,meta,cmp,reject");
+	assert_int_equal(expr_u32_data(expr_at(r[1]->rule, 2), NFTNL_EXPR_CMP_DATA),
+	    mark_value(GOLDEN_MASK, MARK_REDIRECT));
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[1]->rule, 3), NFTNL_EXPR_CT_KEY),
+	    NFT_CT_STATUS);
+	assert_int_equal(expr_u32_data(expr_at(r[1]->rule, 4), NFTNL_EXPR_BITWISE_MASK),
+	    IPS_DST_NAT);
+	assert_int_equal(expr_u32_data(expr_at(r[1]->rule, 5), NFTNL_EXPR_CMP_DATA), 0);
 	assert_string_equal(r[0]->exprs, "ct,bitwise,cmp,meta,cmp,payload,lookup,immediate");
 	assert_int_equal(nftnl_expr_get_u32(expr_at(r[0]->rule, 0), NFTNL_EXPR_CT_KEY),
 	    NFT_CT_STATUS);
@@ -630,7 +653,7 @@ flows_dnatted_to_smtp_ports_are_judged_after_nat(void **state)
 	    "nat_fence");
 
 	n = rules_of(&p, "nat_fence", r, 32);
-	assert_int_equal(n, 12);
+	assert_int_equal(n, 14);
 	assert_string_equal(nftnl_expr_get_str(expr_at(r[0]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
 	    "mta_uids");
 	assert_string_equal(nftnl_expr_get_str(expr_at(r[1]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
@@ -646,15 +669,28 @@ flows_dnatted_to_smtp_ports_are_judged_after_nat(void **state)
 	assert_string_equal(r[9]->exprs, "ct,bitwise,cmp,immediate");
 	assert_int_equal(expr_u32_data(expr_at(r[9]->rule, 2), NFTNL_EXPR_CMP_DATA),
 	    mark_value(GOLDEN_MASK, MARK_INSPECT));
+	/* Redirected: to this host's own address on the MTA's port goes on, else reset. */
+	assert_string_equal(r[10]->exprs, "ct,bitwise,cmp,fib,cmp,meta,cmp,payload,cmp,immediate");
+	assert_int_equal(expr_u32_data(expr_at(r[10]->rule, 2), NFTNL_EXPR_CMP_DATA),
+	    mark_value(GOLDEN_MASK, MARK_REDIRECT));
+	assert_int_equal(expr_u32_data(expr_at(r[10]->rule, 4), NFTNL_EXPR_CMP_DATA), RTN_LOCAL);
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[10]->rule, 7), NFTNL_EXPR_PAYLOAD_OFFSET),
+	    2);
+	assert_int_equal(expr_u16_data(expr_at(r[10]->rule, 8), NFTNL_EXPR_CMP_DATA), htons(25));
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[10]->rule, 9), NFTNL_EXPR_IMM_VERDICT),
+	    NF_ACCEPT);
+	assert_string_equal(r[11]->exprs, "ct,bitwise,cmp,reject");
+	assert_int_equal(expr_u32_data(expr_at(r[11]->rule, 2), NFTNL_EXPR_CMP_DATA),
+	    mark_value(GOLDEN_MASK, MARK_REDIRECT));
 	/* Queued with MARK_NAT, every bit outside the mask kept. */
-	assert_string_equal(r[10]->exprs, "meta,cmp,meta,bitwise,meta,queue");
-	assert_int_equal(expr_u32_data(expr_at(r[10]->rule, 3), NFTNL_EXPR_BITWISE_MASK),
+	assert_string_equal(r[12]->exprs, "meta,cmp,meta,bitwise,meta,queue");
+	assert_int_equal(expr_u32_data(expr_at(r[12]->rule, 3), NFTNL_EXPR_BITWISE_MASK),
 	    ~GOLDEN_MASK);
-	assert_int_equal(expr_u32_data(expr_at(r[10]->rule, 3), NFTNL_EXPR_BITWISE_XOR),
+	assert_int_equal(expr_u32_data(expr_at(r[12]->rule, 3), NFTNL_EXPR_BITWISE_XOR),
 	    mark_value(GOLDEN_MASK, MARK_NAT));
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[10]->rule, 4), NFTNL_EXPR_META_KEY),
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[12]->rule, 4), NFTNL_EXPR_META_KEY),
 	    NFT_META_MARK);
-	assert_true(nftnl_expr_is_set(expr_at(r[10]->rule, 4), NFTNL_EXPR_META_SREG));
+	assert_true(nftnl_expr_is_set(expr_at(r[12]->rule, 4), NFTNL_EXPR_META_SREG));
 	release(&p);
 }
 
@@ -849,26 +885,29 @@ allow_local_off_drops_the_fib_rule(void **state)
 	(void)state;
 	build(&p, &sp, true);
 	n = rules_of(&p, "fence", r, 32);
-	/* After the mta, allow and 4 x 2 verdict rules; the self-check's probe mark is not local. */
-	assert_string_equal(r[10]->exprs, "meta,bitwise,cmp,fib,cmp,immediate");
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[10]->rule, 0), NFTNL_EXPR_META_KEY),
+	/* After the mta, allow and 5 x 2 verdict rules; the self-check's probe mark is not local. */
+	assert_string_equal(r[12]->exprs, "meta,bitwise,cmp,fib,cmp,immediate");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[12]->rule, 0), NFTNL_EXPR_META_KEY),
 	    NFT_META_MARK);
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[10]->rule, 2), NFTNL_EXPR_CMP_OP),
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[12]->rule, 2), NFTNL_EXPR_CMP_OP),
 	    NFT_CMP_NEQ);
-	assert_int_equal(expr_u32_data(expr_at(r[10]->rule, 2), NFTNL_EXPR_CMP_DATA),
+	assert_int_equal(expr_u32_data(expr_at(r[12]->rule, 2), NFTNL_EXPR_CMP_DATA),
 	    mark_value(sp.mark_mask, MARK_PROBE));
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[10]->rule, 3), NFTNL_EXPR_FIB_FLAGS),
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[12]->rule, 3), NFTNL_EXPR_FIB_FLAGS),
 	    NFTA_FIB_F_DADDR);
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[10]->rule, 3), NFTNL_EXPR_FIB_RESULT),
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[12]->rule, 3), NFTNL_EXPR_FIB_RESULT),
 	    NFT_FIB_RESULT_ADDRTYPE);
-	assert_int_equal(expr_u32_data(expr_at(r[10]->rule, 4), NFTNL_EXPR_CMP_DATA), RTN_LOCAL);
+	assert_int_equal(expr_u32_data(expr_at(r[12]->rule, 4), NFTNL_EXPR_CMP_DATA), RTN_LOCAL);
 	release(&p);
 
 	sp.allow_local = false;
 	build(&p, &sp, true);
 	assert_int_equal(rules_of(&p, "fence", r, 32), n - 1);
+	/* The one fib left is nat_fence's check that a redirect went to this host. */
 	for (size_t i = 0; i < p.n; i++)
-		assert_null(strstr(p.m[i].exprs, "fib"));
+		if (strstr(p.m[i].exprs, "fib") != NULL)
+			assert_string_equal(p.m[i].exprs,
+			    "ct,bitwise,cmp,fib,cmp,meta,cmp,payload,cmp,immediate");
 	release(&p);
 }
 
@@ -878,7 +917,10 @@ verdict_marks_never_touch_bits_outside_the_mask(void **state)
 {
 	const uint32_t masks[] = { GOLDEN_MASK, 0x0000f000, 0x7, 0xe0000000 };
 	const char *chains[] = { "fence", "nat_fence" };
-	const uint32_t copies[] = { MARK_STATE_MAX, 2 };	/* allow, reject after NAT */
+	/* The states each chain copies into the ct mark, in order; after NAT allow and reject. */
+	static const enum mark_state states[] = { MARK_ALLOW, MARK_REJECT, MARK_TRAP,
+	    MARK_INSPECT, MARK_REDIRECT };
+	const uint32_t copies[] = { sizeof(states) / sizeof(states[0]), 2 };
 
 	(void)state;
 	for (size_t k = 0; k < sizeof(masks) / sizeof(masks[0]); k++) {
@@ -910,7 +952,7 @@ verdict_marks_never_touch_bits_outside_the_mask(void **state)
 					    NFTNL_EXPR_BITWISE_MASK), ~m);
 					assert_int_equal(expr_u32_data(expr_at(rule, 4),
 					    NFTNL_EXPR_BITWISE_XOR), v);
-					assert_int_equal(mark_state_of(m, v), seen + 1);
+					assert_int_equal(mark_state_of(m, v), states[seen]);
 					seen++;
 				} else if (strncmp(r[i]->exprs, "meta,bitwise,cmp,meta,bitwise,meta",
 				    34) == 0) {
@@ -978,6 +1020,54 @@ a_fence_on_no_ports_is_refused(void **state)
 	assert_int_equal(ruleset_build(&b, &sp, true), -1);
 	assert_int_equal(errno, EINVAL);
 	nl_batch_free(&b);
+}
+
+/*
+ * action redirect: the to_mta nat chain sends flows with the redirect ct
+ * mark to the MTA's port on this host; without a port, or on the trap's,
+ * nothing is built (redirected mail would be refused, or trapped).
+ */
+static void
+redirected_flows_go_to_the_mta_port_and_a_bad_port_is_refused(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct msg *r[4], *nf[32], *c;
+	struct nl_batch b;
+	struct parsed p;
+	uint16_t port;
+	uint32_t len;
+	const void *d;
+
+	(void)state;
+	sp.redirect_port = 2525;
+	build(&p, &sp, true);
+	assert_non_null(c = find(&p, NFT_MSG_NEWCHAIN, "to_mta"));
+	assert_string_equal(nftnl_chain_get_str(c->chain, NFTNL_CHAIN_TYPE), "nat");
+	assert_int_equal(nftnl_chain_get_u32(c->chain, NFTNL_CHAIN_HOOKNUM), NF_INET_LOCAL_OUT);
+	assert_int_equal(nftnl_chain_get_s32(c->chain, NFTNL_CHAIN_PRIO), -100);
+	assert_int_equal(rules_of(&p, "to_mta", r, 4), 1);
+	assert_string_equal(r[0]->exprs, "meta,cmp,ct,bitwise,cmp,immediate,redir");
+	assert_int_equal(expr_u32_data(expr_at(r[0]->rule, 4), NFTNL_EXPR_CMP_DATA),
+	    mark_value(GOLDEN_MASK, MARK_REDIRECT));
+	d = nftnl_expr_get(expr_at(r[0]->rule, 5), NFTNL_EXPR_IMM_DATA, &len);
+	assert_int_equal(len, sizeof(port));
+	memcpy(&port, d, sizeof(port));
+	assert_int_equal(ntohs(port), 2525);
+	/* nat_fence lets our own redirect by on that port only */
+	assert_int_equal(rules_of(&p, "nat_fence", nf, 32), 14);
+	assert_int_equal(expr_u16_data(expr_at(nf[10]->rule, 8), NFTNL_EXPR_CMP_DATA),
+	    htons(2525));
+	release(&p);
+
+	for (int k = 0; k < 2; k++) {
+		sp.redirect_port = k == 0 ? 0 : sp.trap_port;
+		assert_int_equal(nl_batch_init(&b), 0);
+		errno = 0;
+		assert_int_equal(ruleset_build(&b, &sp, true), -1);
+		assert_int_equal(errno, EINVAL);
+		assert_int_equal(b.nlabels, 0);
+		nl_batch_free(&b);
+	}
 }
 
 static void
@@ -1144,6 +1234,7 @@ main(void)
 		cmocka_unit_test(a_mask_too_small_for_every_state_is_refused),
 		cmocka_unit_test(a_fence_on_no_ports_is_refused),
 		cmocka_unit_test(trapped_flows_are_redirected_to_the_trap_port),
+		cmocka_unit_test(redirected_flows_go_to_the_mta_port_and_a_bad_port_is_refused),
 		cmocka_unit_test(rules_carry_comments_for_nft_list),
 		cmocka_unit_test(an_exception_is_one_element_batch),
 		cmocka_unit_test(thousands_of_exceptions_fit_in_one_transaction),
