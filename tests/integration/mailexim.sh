@@ -136,6 +136,7 @@ stop_exim() {
 	wait "$exim_pid" 2>/dev/null
 	exim_pid=
 }
+at_exit stop_exim	# a script that stops early must not leave the MTA running
 # sgx ARGS...: smtpguard inside Exim's namespaces, the unpacked exim first in PATH
 sgx() { in_exim env PATH="$X/usr/sbin:$PATH" "$BUILD/smtpguard" -c "$T/smtpguard.conf" "$@"; }
 reload_exim() {	# SIGHUP: Exim's daemon re-executes itself with the new config

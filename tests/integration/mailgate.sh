@@ -70,6 +70,7 @@ stop_postfix() {
 	# Its smtpd children hold the listener until they see master gone.
 	wait_for "postfix gone" sh -c "! ip netns exec $HOST_NS ss -ltn | grep -q '192.0.2.1:25 '"
 }
+at_exit stop_postfix	# a script that stops early must not leave the MTA running
 
 gate_pid() {	# the daemon's child whose root is the gate's (the trap runs as nobody too)
 	for p in $(pgrep -P "$DAEMON_PID" -u nobody); do

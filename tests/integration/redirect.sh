@@ -118,6 +118,7 @@ stop_postfix() {
 	wait "$postfix_pid" 2>/dev/null
 	postfix_pid=
 }
+at_exit stop_postfix	# a script that stops early must not leave the MTA running
 
 delivered() { grep -c '^data ' "$T/mx.log" 2>/dev/null || echo 0; }
 mx_accepts() { grep -c '^accept ' "$T/mx.log" 2>/dev/null || echo 0; }
