@@ -991,10 +991,28 @@ wants_help(int argc, char **argv)
 	return false;
 }
 
+/*
+ * log and top need the config only for the default event log: on a
+ * collector that runs no smtpguardd (files given, no config installed) the
+ * built-in defaults serve. A config that exists, or one named with -c,
+ * must load.
+ */
+static int
+load_review_config(struct cli *c)
+{
+	if (strcmp(c->config_path, DEFAULT_CONFIG) == 0 && access(c->config_path, F_OK) < 0 &&
+	    errno == ENOENT) {
+		config_defaults(&c->cfg);
+		c->cfg_loaded = true;
+		return 0;
+	}
+	return load_config(c);
+}
+
 static int
 cmd_log(struct cli *c, int argc, char **argv)
 {
-	if (!wants_help(argc, argv) && load_config(c) < 0)
+	if (!wants_help(argc, argv) && load_review_config(c) < 0)
 		return 1;
 	return review_log(c->cfg.log_file, argc, argv);
 }
@@ -1002,7 +1020,7 @@ cmd_log(struct cli *c, int argc, char **argv)
 static int
 cmd_top(struct cli *c, int argc, char **argv)
 {
-	if (!wants_help(argc, argv) && load_config(c) < 0)
+	if (!wants_help(argc, argv) && load_review_config(c) < 0)
 		return 1;
 	return review_top(c->cfg.log_file, argc, argv);
 }
