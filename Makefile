@@ -150,8 +150,18 @@ install: all
 	  $(DESTDIR)$(SYSCONFDIR)/systemd/system/smtpguard.service
 	install -m 0644 conf/smtpguard.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/smtpguard
 	install -m 0644 conf/smtpguard.bash-completion $(DESTDIR)$(COMPDIR)/smtpguard
-	# Prometheus alert rules: for the Prometheus server, not read by smtpguard.
+	# For other programs, never read by smtpguard: Prometheus alert rules, the
+	# rsyslog forwarder and collector, Exim's ACL snippets, an Ansible play.
+	install -d $(DESTDIR)$(DATADIR)/rsyslog $(DESTDIR)$(DATADIR)/ansible \
+	  $(DESTDIR)$(DATADIR)/exim4/conf.d/main $(DESTDIR)$(DATADIR)/exim4/conf.d/acl
 	install -m 0644 conf/smtpguard.rules.yml $(DESTDIR)$(DATADIR)/
+	install -m 0644 conf/rsyslog-smtpguard-forward.conf conf/rsyslog-smtpguard-collector.conf \
+	  $(DESTDIR)$(DATADIR)/rsyslog/
+	install -m 0644 conf/ansible/smtpguard.yml $(DESTDIR)$(DATADIR)/ansible/
+	install -m 0644 conf/exim4/smtpguard_acl $(DESTDIR)$(DATADIR)/exim4/
+	install -m 0644 conf/exim4/conf.d/main/00_smtpguard $(DESTDIR)$(DATADIR)/exim4/conf.d/main/
+	install -m 0644 conf/exim4/conf.d/acl/45_smtpguard_not_smtp \
+	  $(DESTDIR)$(DATADIR)/exim4/conf.d/acl/
 	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 # Everything install put in place except the configuration (smtpguard disable --purge).
@@ -160,8 +170,13 @@ uninstall:
 	  $(DESTDIR)$(SYSCONFDIR)/systemd/system/smtpguard.service \
 	  $(DESTDIR)$(SYSCONFDIR)/logrotate.d/smtpguard $(DESTDIR)$(COMPDIR)/smtpguard \
 	  $(DESTDIR)$(MANDIR)/man8/smtpguard.8 $(DESTDIR)$(MANDIR)/man8/smtpguardd.8 \
-	  $(DESTDIR)$(MANDIR)/man5/smtpguard.conf.5 $(DESTDIR)$(DATADIR)/smtpguard.rules.yml
-	rmdir $(DESTDIR)$(DATADIR) 2>/dev/null || true
+	  $(DESTDIR)$(MANDIR)/man5/smtpguard.conf.5
+	cd $(DESTDIR)$(DATADIR) 2>/dev/null && rm -f smtpguard.rules.yml \
+	  rsyslog/rsyslog-smtpguard-forward.conf rsyslog/rsyslog-smtpguard-collector.conf \
+	  ansible/smtpguard.yml exim4/smtpguard_acl exim4/conf.d/main/00_smtpguard \
+	  exim4/conf.d/acl/45_smtpguard_not_smtp || true
+	for d in rsyslog ansible exim4/conf.d/main exim4/conf.d/acl exim4/conf.d exim4 .; do \
+	  rmdir $(DESTDIR)$(DATADIR)/$$d 2>/dev/null || true; done
 
 harden:
 	scripts/harden

@@ -15,6 +15,12 @@ cat >"$T/expected" <<LIST
 ./usr/share/man/man5/smtpguard.conf.5
 ./usr/share/man/man8/smtpguard.8
 ./usr/share/man/man8/smtpguardd.8
+./usr/share/smtpguard/ansible/smtpguard.yml
+./usr/share/smtpguard/exim4/conf.d/acl/45_smtpguard_not_smtp
+./usr/share/smtpguard/exim4/conf.d/main/00_smtpguard
+./usr/share/smtpguard/exim4/smtpguard_acl
+./usr/share/smtpguard/rsyslog/rsyslog-smtpguard-collector.conf
+./usr/share/smtpguard/rsyslog/rsyslog-smtpguard-forward.conf
 ./usr/share/smtpguard/smtpguard.rules.yml
 LIST
 mk() { make -s -C "$ROOT" DESTDIR="$T/root" PREFIX=/usr "$@"; }
