@@ -1,7 +1,8 @@
 #!/bin/sh
 # doc/events.md is the event schema others map to ECS or OpenTelemetry, so it
-# must be the whole truth: every field the encoder (guard/event.c) can write
-# is in its field table and every field there is one the encoder writes;
+# must be the whole truth: every field the encoder (guard/event.c) or the
+# shipped collector's template can write is in its field table and every
+# field there is one of those;
 # every event type the daemon emits is in its event table; and a real run
 # (a daemon in a namespace: trap, attempts, an alert, a flood summary, daemon
 # events) and the event fixtures carry no field and no event type the
@@ -16,7 +17,11 @@ sed -n '/^## Fields/,/^## /p' "$DOC" | sed -n 's/^| `\([a-z_]*\)` | .*/\1/p' | s
 sed -n '/^## Events/,/^## /p' "$DOC" | sed -n 's/^| `\([a-z]*\)` | .*/\1/p' | sort -u >"$T/doc_events"
 # What the encoder can write: each set_str/set_int/json_object_set_new(o, "name", ...).
 grep -o '\(set_str\|set_int\|json_object_set_new\)(o, "[a-z_]*"' "$ROOT/guard/event.c" |
-    sed 's/.*"\(.*\)"/\1/' | sort -u >"$T/code_fields"
+    sed 's/.*"\(.*\)"/\1/' >"$T/code_fields"
+# ... and what the shipped collector adds in front of each line (its template's constants).
+grep -o 'constant(value="{\\"[a-z_]*\\"' "$ROOT/conf/rsyslog-smtpguard-collector.conf" |
+    sed 's/.*\\"\([a-z_]*\)\\"$/\1/' >>"$T/code_fields"
+sort -u -o "$T/code_fields" "$T/code_fields"
 # The event types the daemon emits: .event = "name" / ev.event = "name".
 grep -ho '\.event = "[a-z]*"' "$ROOT"/guard/*.c | sed 's/.*"\(.*\)"/\1/' | sort -u >"$T/code_events"
 
