@@ -118,7 +118,7 @@ tests: all $(UNITBIN) $(UNITASAN) $(FUZZBIN) $(TOOLBIN) $(BENCHBIN)
 # ends with one "N passed, N failed" line.
 check:
 	scripts/deps check
-	$(MAKE) tests
+	$(MAKE) -j$$(nproc) tests
 	tests/run
 
 # Each libFuzzer target for FUZZ_SECONDS on a copy of its committed corpus.

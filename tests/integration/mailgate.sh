@@ -169,9 +169,11 @@ wait_for_long atleast '.event == "mail" and .subject == "for a local mailbox"' 1
 check "a message for a local mailbox passes, uncounted, from a client over its limit" \
     exactly '.subject == "for a local mailbox" and .action == "pass" and .rule == "delivered-here" and (has("hour_count") | not)' 1
 sg status --json >"$T/status.json"
-check "status shows the gate up, with what it passed and held and its decision time" \
+# Its decision time is timed (one per message), not judged here: make bench judges it.
+check "status shows the gate up, with what it passed and held and its decision times" \
     jq -e '.mail_gate.up == true and .mail_gate.passed == 14 and .mail_gate.held == 22 and
-	.mail_gate.fail == "accept" and .mail_gate.decision_ns.p99 < 2000000' "$T/status.json"
+	.mail_gate.fail == "accept" and .mail_gate.decision_ns.messages == 36 and
+	.mail_gate.decision_ns.p50 > 0' "$T/status.json"
 
 # 3. A client on this host over SMTP: named by its socket's owner, not 127.0.0.1.
 as_web swaks --server 127.0.0.1 --port 25 --from shop@web1.example --to dan@remote.example \
