@@ -2,6 +2,26 @@
 # check.sh and netns.sh). Its main.cf, queue and data are the test's; the
 # system's Postfix is never configured, started or replaced.
 
+# The script starts it as `ip netns exec NS unshare -m SCRIPT &` and keeps
+# that PID in postfix_pid; SCRIPT execs `postfix start-fg`, a shell whose
+# child is master, so master is found, and stopped, by its parent's PID.
+postfix_pid=
+postfix_master() { pgrep -P "$postfix_pid" | head -n1; }
+in_postfix() {	# in_postfix COMMAND...: inside Postfix's namespaces, as root
+	nsenter --mount="/proc/$(postfix_master)/ns/mnt" --net="/run/netns/$HOST_NS" "$@"
+}
+stop_postfix() {
+	[ -n "$postfix_pid" ] || return 0
+	pkill -TERM -P "$postfix_pid" 2>/dev/null	# master; it stops the rest
+	for _ in $(seq 50); do kill -0 "$postfix_pid" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$postfix_pid" 2>/dev/null
+	wait "$postfix_pid" 2>/dev/null
+	postfix_pid=
+}
+# Before the namespaces go (hooks run newest first): a script that stops
+# early never leaves its MTA running.
+at_exit stop_postfix
+
 # postfix_services FILE: the master.cf of a test instance: the daemons the
 # tests use, none chrooted (the instance's spool holds no copy of /etc).
 postfix_services() {

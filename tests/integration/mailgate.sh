@@ -23,12 +23,6 @@ setup_net
 start_mx 25
 mkdir -p "$SPOOL"
 
-postfix_pid=
-# Postfix's master, whose mount namespace holds the test's config and queue.
-master() { pgrep -P "$postfix_pid" | head -n1; }
-in_postfix() {	# in_postfix COMMAND...: inside Postfix's namespaces, as root
-	nsenter --mount="/proc/$(master)/ns/mnt" --net="/run/netns/$HOST_NS" "$@"
-}
 as_web() {	# as_web COMMAND...: inside Postfix's namespaces, as the web user
 	in_postfix setpriv --reuid="$WEB_UID" --regid="$WEB_UID" --clear-groups "$@"
 }
@@ -60,17 +54,11 @@ EOS
 	wait_for "postfix listening" sh -c "ip netns exec $HOST_NS ss -ltn | grep -q '192.0.2.1:25 '" ||
 	    { cat "$T/postfix.log" >&2; return 1; }
 }
-stop_postfix() {
-	[ -n "$postfix_pid" ] || return 0
-	pkill -TERM -P "$postfix_pid" 2>/dev/null
-	for _ in $(seq 50); do kill -0 "$postfix_pid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$postfix_pid" 2>/dev/null
-	wait "$postfix_pid" 2>/dev/null
-	postfix_pid=
-	# Its smtpd children hold the listener until they see master gone.
+# Its smtpd children hold the listener until they see master gone.
+stop_postfix_gone() {
+	stop_postfix
 	wait_for "postfix gone" sh -c "! ip netns exec $HOST_NS ss -ltn | grep -q '192.0.2.1:25 '"
 }
-at_exit stop_postfix	# a script that stops early must not leave the MTA running
 
 gate_pid() {	# the daemon's child whose root is the gate's (the trap runs as nobody too)
 	for p in $(pgrep -P "$DAEMON_PID" -u nobody); do
@@ -227,7 +215,7 @@ submit 1 gate-down.php
 wait_for_long sh -c "[ \$(grep -c '^data ' '$T/mx.log') -ge $((before + 1)) ]"
 check "with the gate down and fail = accept, mail still flows" [ "$(delivered)" -eq $((before + 1)) ]
 
-stop_postfix
+stop_postfix_gone
 start_postfix tempfail || fail "postfix restart"
 before=$(delivered)
 in_mx swaks --server 192.0.2.1 --port 25 --from news@relay.example --to carol@remote.example \
@@ -255,5 +243,5 @@ if [ "$FAILS" -gt 0 ]; then
 	echo "--- postfix log:"
 	grep -i -E 'milter|warning|error|fatal' "$T/postfix.log" | tail -n 20
 fi
-stop_postfix
+stop_postfix_gone
 finish

@@ -34,18 +34,6 @@ command -v postfix >/dev/null || { fail "mailsasl: postfix not installed (script
 command -v saslpasswd2 >/dev/null || { fail "mailsasl: saslpasswd2 missing (sasl2-bin: scripts/deps check installs it)"; finish; }
 WEB_UID=$(id -u "$WEB_USER") || { fail "mailsasl: no $WEB_USER user"; finish; }
 
-postfix_pid=
-master() { pgrep -P "$postfix_pid" | head -n1; }
-stop_postfix() {
-	[ -n "$postfix_pid" ] || return 0
-	pkill -TERM -P "$postfix_pid" 2>/dev/null	# master, by its parent's PID
-	for _ in $(seq 50); do kill -0 "$postfix_pid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$postfix_pid" 2>/dev/null
-	wait "$postfix_pid" 2>/dev/null
-	postfix_pid=
-}
-at_exit stop_postfix	# before the namespaces go (hooks run newest first)
-
 setup_net
 start_mx 25
 # The clients' namespace: /32 routes both ways, so the host's 192.0.2.0/24
@@ -99,7 +87,7 @@ start_postfix() {
 	    { cat "$T/postfix.log" >&2; return 1; }
 }
 as_web() {	# as_web COMMAND...: as the web user, where /etc/postfix is the test's
-	nsenter --mount="/proc/$(master)/ns/mnt" --net="/run/netns/$HOST_NS" \
+	nsenter --mount="/proc/$(postfix_master)/ns/mnt" --net="/run/netns/$HOST_NS" \
 	    setpriv --reuid="$WEB_UID" --regid="$WEB_UID" --clear-groups "$@"
 }
 submit() {	# submit N: N messages by the web user's PHP script, through sendmail

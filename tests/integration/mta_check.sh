@@ -10,18 +10,6 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/scripts/lib/postfix.sh"
 SG="$ROOT/build/smtpguard"
 
-postfix_pid=
-stop_postfix() {
-	[ -n "$postfix_pid" ] || return 0
-	# postfix start-fg is a shell whose child is master; master stops the rest.
-	pkill -TERM -P "$postfix_pid" 2>/dev/null
-	for _ in $(seq 50); do kill -0 "$postfix_pid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$postfix_pid" 2>/dev/null
-	wait "$postfix_pid" 2>/dev/null
-	postfix_pid=
-}
-at_exit stop_postfix	# before the namespace goes (hooks run newest first)
-
 command -v postfix >/dev/null || { fail "mta-check: postfix not installed (scripts/deps check installs it, unless another MTA is installed)"; finish; }
 setup_lone_host
 

@@ -59,11 +59,6 @@ echo "sent\n";
 PHP
 chmod 0644 "$T/directmx.php"
 
-postfix_pid=
-master() { pgrep -P "$postfix_pid" | head -n1; }
-in_postfix() {	# in_postfix COMMAND...: inside Postfix's namespaces, as root
-	nsenter --mount="/proc/$(master)/ns/mnt" --net="/run/netns/$HOST_NS" "$@"
-}
 # php_as UID MX PORT RCPT SUBJECT: the script as that uid; its output in $T/php.out
 php_as() {
 	as_uid "$1" php "$T/directmx.php" "$2" "$3" "$4" "$5" >"$T/php.out" 2>&1
@@ -110,16 +105,6 @@ EOS
 	wait_for "postfix listening" sh -c "ip netns exec $HOST_NS ss -ltn | grep -q '127.0.0.1:25 '" ||
 	    { cat "$T/postfix.log" >&2; return 1; }
 }
-stop_postfix() {
-	[ -n "$postfix_pid" ] || return 0
-	pkill -TERM -P "$postfix_pid" 2>/dev/null
-	for _ in $(seq 50); do kill -0 "$postfix_pid" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$postfix_pid" 2>/dev/null
-	wait "$postfix_pid" 2>/dev/null
-	postfix_pid=
-}
-at_exit stop_postfix	# a script that stops early must not leave the MTA running
-
 delivered() { grep -c '^data ' "$T/mx.log" 2>/dev/null || echo 0; }
 mx_accepts() { grep -c '^accept ' "$T/mx.log" 2>/dev/null || echo 0; }
 held() { in_postfix postqueue -j 2>/dev/null | jq -s '[.[] | select(.queue_name == "hold")] | length'; }
