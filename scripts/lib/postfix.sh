@@ -22,6 +22,38 @@ stop_postfix() {
 # early never leaves its MTA running.
 at_exit stop_postfix
 
+# postfix_run SCRIPT LISTEN: runs SCRIPT (which execs postfix start-fg) in
+# the host namespace and a mount namespace of its own; returns once
+# something listens on LISTEN (ADDR:PORT, as ss prints it).
+postfix_run() {
+	ip netns exec "$HOST_NS" unshare -m "$1" >>"$T/postfix.log" 2>&1 &
+	postfix_pid=$!
+	wait_for "postfix listening" sh -c "ip netns exec $HOST_NS ss -ltn | grep -q '$2 '" ||
+	    { cat "$T/postfix.log" >&2; return 1; }
+}
+
+# postfix_instance PFDIR: $T/postfix.sh, the instance whose whole config
+# (main.cf naming its own queue_directory) is PFDIR, seen as /etc/postfix.
+postfix_instance() {
+	cat >"$T/postfix.sh" <<EOS
+#!/bin/sh
+set -e
+mount --make-rprivate /
+mount --bind "$1" /etc/postfix
+exec postfix start-fg
+EOS
+	chmod +x "$T/postfix.sh"
+}
+
+# postfix_as UID COMMAND...: as UID inside Postfix's namespaces (its
+# /etc/postfix), as PHP's mail() and sendmail callers run.
+postfix_as() {
+	_pa_uid=$1
+	shift
+	nsenter --mount="/proc/$(postfix_master)/ns/mnt" --net="/run/netns/$HOST_NS" \
+	    setpriv --reuid="$_pa_uid" --regid="$_pa_uid" --clear-groups "$@"
+}
+
 # postfix_services FILE: the master.cf of a test instance: the daemons the
 # tests use, none chrooted (the instance's spool holds no copy of /etc).
 postfix_services() {

@@ -39,24 +39,9 @@ chown postfix:postfix "$T/pf-data"
 postfix_services "$PF/master.cf"
 cp "$PF/main.cf" "$T/main.cf.before"
 
-cat >"$T/postfix.sh" <<EOS
-#!/bin/sh
-set -e
-mount --make-rprivate /
-mount --bind "$PF" /etc/postfix
-exec postfix start-fg
-EOS
-chmod +x "$T/postfix.sh"
-start_postfix() {
-	ip netns exec "$HOST_NS" unshare -m "$T/postfix.sh" >>"$T/postfix.log" 2>&1 &
-	postfix_pid=$!
-	wait_for "postfix listening" sh -c "ip netns exec $HOST_NS ss -ltn | grep -q '192.0.2.1:25 '" ||
-	    { cat "$T/postfix.log" >&2; return 1; }
-}
-as_web() {	# as_web COMMAND...: as the web user, where /etc/postfix is the test's
-	nsenter --mount="/proc/$(postfix_master)/ns/mnt" --net="/run/netns/$HOST_NS" \
-	    setpriv --reuid="$WEB_UID" --regid="$WEB_UID" --clear-groups "$@"
-}
+postfix_instance "$PF"
+start_postfix() { postfix_run "$T/postfix.sh" 192.0.2.1:25; }
+as_web() { postfix_as "$WEB_UID" "$@"; }	# the web user, where /etc/postfix is the test's
 submit() {	# submit N SCRIPT: N messages by the web user, as PHP mail() sends them
 	for i in $(seq "$1"); do
 		printf 'To: bob@remote.example\nFrom: shop@web1.example\nSubject: offer %s\nX-PHP-Originating-Script: %s:%s\n\nhello\n' \

@@ -23,9 +23,7 @@ setup_net
 start_mx 25
 mkdir -p "$SPOOL"
 
-as_web() {	# as_web COMMAND...: inside Postfix's namespaces, as the web user
-	in_postfix setpriv --reuid="$WEB_UID" --regid="$WEB_UID" --clear-groups "$@"
-}
+as_web() { postfix_as "$WEB_UID" "$@"; }	# inside Postfix's namespaces, as the web user
 
 # start_postfix DEFAULT_ACTION: milter_default_action (accept|tempfail).
 start_postfix() {
@@ -48,11 +46,7 @@ exec postfix start-fg
 EOS
 	chmod +x "$T/postfix.sh"
 	rm -rf "$T/pf-etc"
-	ip netns exec "$HOST_NS" unshare -m "$T/postfix.sh" >>"$T/postfix.log" 2>&1 &
-	postfix_pid=$!
-	PIDS="$PIDS $postfix_pid"
-	wait_for "postfix listening" sh -c "ip netns exec $HOST_NS ss -ltn | grep -q '192.0.2.1:25 '" ||
-	    { cat "$T/postfix.log" >&2; return 1; }
+	postfix_run "$T/postfix.sh" 192.0.2.1:25
 }
 # Its smtpd children hold the listener until they see master gone.
 stop_postfix_gone() {

@@ -99,11 +99,7 @@ exec postfix start-fg
 EOS
 	chmod +x "$T/postfix.sh"
 	rm -rf "$T/pf-etc"
-	ip netns exec "$HOST_NS" unshare -m "$T/postfix.sh" >>"$T/postfix.log" 2>&1 &
-	postfix_pid=$!
-	PIDS="$PIDS $postfix_pid"
-	wait_for "postfix listening" sh -c "ip netns exec $HOST_NS ss -ltn | grep -q '127.0.0.1:25 '" ||
-	    { cat "$T/postfix.log" >&2; return 1; }
+	postfix_run "$T/postfix.sh" 127.0.0.1:25
 }
 delivered() { grep -c '^data ' "$T/mx.log" 2>/dev/null || echo 0; }
 mx_accepts() { grep -c '^accept ' "$T/mx.log" 2>/dev/null || echo 0; }
