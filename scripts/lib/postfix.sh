@@ -45,6 +45,29 @@ EOS
 	chmod +x "$T/postfix.sh"
 }
 
+# postfix_private MAIN_CF MASTER_CF: $T/postfix.sh, an instance whose
+# /etc/postfix is a copy of the system's ($T/pf-etc, made afresh) with
+# these two files over it, whose queue is $SPOOL and whose /var/lib/postfix
+# is a tmpfs of its own.
+postfix_private() {
+	cat >"$T/postfix.sh" <<EOS
+#!/bin/sh
+set -e
+mount --make-rprivate /
+mkdir -p "$T/pf-etc"
+cp -a /etc/postfix/. "$T/pf-etc/"
+mount --bind "$T/pf-etc" /etc/postfix
+mount --bind "$SPOOL" /var/spool/postfix
+mount -t tmpfs -o mode=0755 tmpfs /var/lib/postfix
+chown postfix:postfix /var/lib/postfix
+cp "$1" /etc/postfix/main.cf
+cp "$2" /etc/postfix/master.cf
+exec postfix start-fg
+EOS
+	chmod +x "$T/postfix.sh"
+	rm -rf "$T/pf-etc"
+}
+
 # postfix_as UID COMMAND...: as UID inside Postfix's namespaces (its
 # /etc/postfix), as PHP's mail() and sendmail callers run.
 postfix_as() {

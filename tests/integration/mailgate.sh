@@ -30,22 +30,7 @@ start_postfix() {
 	postfix_services "$T/master.cf"
 	{ postfix_main_cf; printf '%s\n' 'smtpd_milters = unix:smtpguard/gate.sock' \
 	    'non_smtpd_milters = unix:smtpguard/gate.sock' "milter_default_action = $1"; } >"$T/main.cf"
-	cat >"$T/postfix.sh" <<EOS
-#!/bin/sh
-set -e
-mount --make-rprivate /
-mkdir -p "$T/pf-etc"
-cp -a /etc/postfix/. "$T/pf-etc/"
-mount --bind "$T/pf-etc" /etc/postfix
-mount --bind "$SPOOL" /var/spool/postfix
-mount -t tmpfs -o mode=0755 tmpfs /var/lib/postfix
-chown postfix:postfix /var/lib/postfix
-cp "$T/main.cf" /etc/postfix/main.cf
-cp "$T/master.cf" /etc/postfix/master.cf
-exec postfix start-fg
-EOS
-	chmod +x "$T/postfix.sh"
-	rm -rf "$T/pf-etc"
+	postfix_private "$T/main.cf" "$T/master.cf"
 	postfix_run "$T/postfix.sh" 192.0.2.1:25
 }
 # Its smtpd children hold the listener until they see master gone.

@@ -67,38 +67,12 @@ sport_of() { sed -n 's/^local .*:\([0-9]*\)$/\1/p' "$T/php.out"; }
 
 start_postfix() {
 	postfix_services "$T/master.cf"
-	cat >"$T/postfix.sh" <<EOS
-#!/bin/sh
-set -e
-mount --make-rprivate /
-mkdir -p "$T/pf-etc"
-cp -a /etc/postfix/. "$T/pf-etc/"
-mount --bind "$T/pf-etc" /etc/postfix
-mount --bind "$SPOOL" /var/spool/postfix
-mount -t tmpfs -o mode=0755 tmpfs /var/lib/postfix
-chown postfix:postfix /var/lib/postfix
-cat >/etc/postfix/main.cf <<'EOC'
-compatibility_level = 3.6
-myhostname = web1.example
-mydestination = localhost
-inet_interfaces = 127.0.0.1, [::1]
-inet_protocols = all
-mynetworks = 127.0.0.0/8, 192.0.2.0/24, [::1]/128, [2001:db8::]/64
-relayhost = [$MX4]:25
-smtpd_relay_restrictions = permit_mynetworks, reject
-smtpd_peername_lookup = no
-smtp_host_lookup = native
-maillog_file = /dev/stdout
-alias_maps =
-smtpd_milters = unix:smtpguard/gate.sock
-non_smtpd_milters = unix:smtpguard/gate.sock
-milter_default_action = tempfail
-EOC
-cp "$T/master.cf" /etc/postfix/master.cf
-exec postfix start-fg
-EOS
-	chmod +x "$T/postfix.sh"
-	rm -rf "$T/pf-etc"
+	{ postfix_main_cf 'inet_interfaces = 127.0.0.1, [::1]' 'inet_protocols = all' \
+	    'mynetworks = 127.0.0.0/8, 192.0.2.0/24, [::1]/128, [2001:db8::]/64'
+	  printf '%s\n' 'smtpd_milters = unix:smtpguard/gate.sock' \
+	    'non_smtpd_milters = unix:smtpguard/gate.sock' 'milter_default_action = tempfail'
+	} >"$T/main.cf"
+	postfix_private "$T/main.cf" "$T/master.cf"
 	postfix_run "$T/postfix.sh" 127.0.0.1:25
 }
 delivered() { grep -c '^data ' "$T/mx.log" 2>/dev/null || echo 0; }
