@@ -78,6 +78,21 @@ start_mx() {
 	wait_for "mx listening" grep -q ready "$T/mx.out"
 }
 
+# delivered: how many messages the stand-in MX took (its "data" lines).
+delivered() { grep -c '^data ' "$T/mx.log" 2>/dev/null || echo 0; }
+
+# web_mail SENDMAIL SCRIPT SUBJECT N: N messages through the MTA's SENDMAIL,
+# as PHP mail() in SCRIPT sends them (X-PHP-Originating-Script), subjects
+# "SUBJECT 1" to "SUBJECT N"; run by the script's own as_web (the web user
+# inside the MTA's namespaces).
+web_mail() {
+	for _wm_i in $(seq "$4"); do
+		printf 'To: bob@remote.example\nFrom: shop@web1.example\nSubject: %s %s\nX-PHP-Originating-Script: %s:%s\n\nhello\n' \
+		    "$3" "$_wm_i" "$WEB_UID" "$2" | as_web "$1" -f shop@web1.example bob@remote.example ||
+		    return 1
+	done
+}
+
 # write_config [KEY=VALUE in [guard]]...: a whole instance under $T.
 # LOG_LINES and ALERT_LINES, when set, go into [log] and [alert].
 write_config() {
@@ -116,6 +131,12 @@ start_daemon() {
 stop_daemon() {	# SIGTERM, and wait for it
 	kill -TERM "$DAEMON_PID" 2>/dev/null
 	wait "$DAEMON_PID" 2>/dev/null
+}
+
+gate_pid() {	# the daemon's child whose root is the gate's (the trap runs as nobody too)
+	for _gp in $(pgrep -P "$DAEMON_PID" -u nobody); do
+		case $(readlink "/proc/$_gp/root") in *gate-root) echo "$_gp" ;; esac
+	done
 }
 
 tables() { in_host nft list tables 2>/dev/null; }

@@ -42,13 +42,7 @@ cp "$PF/main.cf" "$T/main.cf.before"
 postfix_instance "$PF"
 start_postfix() { postfix_run "$T/postfix.sh" 192.0.2.1:25; }
 as_web() { postfix_as "$WEB_UID" "$@"; }	# the web user, where /etc/postfix is the test's
-submit() {	# submit N SCRIPT: N messages by the web user, as PHP mail() sends them
-	for i in $(seq "$1"); do
-		printf 'To: bob@remote.example\nFrom: shop@web1.example\nSubject: offer %s\nX-PHP-Originating-Script: %s:%s\n\nhello\n' \
-		    "$i" "$WEB_UID" "$2" | as_web /usr/sbin/sendmail -f shop@web1.example bob@remote.example ||
-		    return 1
-	done
-}
+submit() { web_mail /usr/sbin/sendmail "$2" offer "$1"; }	# submit N SCRIPT: as PHP mail() sends them
 relay() {	# relay N: N messages from a relay client in mynetworks (the MX's namespace)
 	for i in $(seq "$1"); do
 		in_mx swaks --server 192.0.2.1 --port 25 --helo relay.example --from news@relay.example \
@@ -56,7 +50,6 @@ relay() {	# relay N: N messages from a relay client in mynetworks (the MX's name
 		    return 1
 	done
 }
-delivered() { grep -c '^data ' "$T/mx.log" 2>/dev/null || echo 0; }
 # Postfix's commands read inet_interfaces: they run where its addresses are.
 pq() { in_host postqueue -c "$PF" -j; }
 held_n() { pq >"$T/pq.json" && jq -s '[.[] | select(.queue_name == "hold")] | length' "$T/pq.json"; }

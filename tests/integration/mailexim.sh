@@ -145,12 +145,6 @@ reload_exim() {	# SIGHUP: Exim's daemon re-executes itself with the new config
 	wait_for "exim listening again" sh -c "ip netns exec $HOST_NS ss -ltn | grep -q '192.0.2.1:25 '"
 }
 
-gate_pid() {	# the daemon's child whose root is the gate's (the trap runs as nobody too)
-	for p in $(pgrep -P "$DAEMON_PID" -u nobody); do
-		case $(readlink "/proc/$p/root") in *gate-root) echo "$p" ;; esac
-	done
-}
-delivered() { grep -c '^data ' "$T/mx.log" 2>/dev/null || echo 0; }
 frozen() { exim_cmd -bp 2>/dev/null | grep -c '\*\*\* frozen \*\*\*'; }
 queued() { exim_cmd -bpc 2>/dev/null; }
 count() { jq -c "select($1)" "$T/events.jsonl" 2>/dev/null | wc -l; }	# events matching
@@ -160,14 +154,7 @@ until_delivered() {	# until_delivered N: the MX has N messages (up to 30 s)
 	wait_for_long sh -c "[ \$(grep -c '^data ' '$T/mx.log') -ge $1 ]"
 }
 
-# submit N SCRIPT: N messages by the web user through Exim's sendmail, as PHP mail() sends them.
-submit() {
-	for i in $(seq "$1"); do
-		printf 'To: bob@remote.example\nFrom: shop@web1.example\nSubject: %s %s\nX-PHP-Originating-Script: %s:%s\n\nhello\n' \
-		    "$2" "$i" "$WEB_UID" "$2" | as_web "$EXIM" -f shop@web1.example bob@remote.example ||
-		    return 1
-	done
-}
+submit() { web_mail "$EXIM" "$2" "$2" "$1"; }	# submit N SCRIPT: through Exim's sendmail, as PHP mail() does
 # auth N SUBJECT: N messages by the SASL account, from the MX's namespace (another host).
 auth() {
 	for i in $(seq "$1"); do

@@ -75,7 +75,6 @@ start_postfix() {
 	postfix_private "$T/main.cf" "$T/master.cf"
 	postfix_run "$T/postfix.sh" 127.0.0.1:25
 }
-delivered() { grep -c '^data ' "$T/mx.log" 2>/dev/null || echo 0; }
 mx_accepts() { grep -c '^accept ' "$T/mx.log" 2>/dev/null || echo 0; }
 held() { in_postfix postqueue -j 2>/dev/null | jq -s '[.[] | select(.queue_name == "hold")] | length'; }
 count() { jq -c "select($1)" "$T/events.jsonl" 2>/dev/null | wc -l; }	# events matching
