@@ -20,7 +20,6 @@
 
 struct ctmark {
 	struct mnl_socket	*nl;
-	unsigned int		 portid;
 	uint32_t		 seq;
 };
 
@@ -32,17 +31,13 @@ ctmark_open(void)
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
-	if ((c->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC)) == NULL)
-		goto err;
-	if (mnl_socket_bind(c->nl, 0, MNL_SOCKET_AUTOPID) < 0)
-		goto err;
-	c->portid = mnl_socket_get_portid(c->nl);
+	if ((c->nl = nl_open()) == NULL) {
+		saved = errno;
+		free(c);
+		errno = saved;
+		return NULL;
+	}
 	return c;
-err:
-	saved = errno;
-	ctmark_close(c);
-	errno = saved;
-	return NULL;
 }
 
 void
@@ -85,7 +80,6 @@ ctmark_set(struct ctmark *c, const struct pkt *flow, uint32_t mask, uint32_t val
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct nfgenmsg *nfg;
-	ssize_t n;
 
 	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
 	/* No NLM_F_CREATE: an entry that is gone stays gone (ENOENT). */
@@ -98,9 +92,5 @@ ctmark_set(struct ctmark *c, const struct pkt *flow, uint32_t mask, uint32_t val
 	put_tuple(nlh, flow);
 	mnl_attr_put_u32(nlh, CTA_MARK, htonl(value & mask));
 	mnl_attr_put_u32(nlh, CTA_MARK_MASK, htonl(mask));
-	if (mnl_socket_sendto(c->nl, nlh, nlh->nlmsg_len) < 0)
-		return -1;
-	if ((n = mnl_socket_recvfrom(c->nl, buf, sizeof(buf))) < 0)
-		return -1;
-	return mnl_cb_run(buf, (size_t)n, c->seq, c->portid, NULL, NULL) < 0 ? -1 : 0;
+	return nl_talk(c->nl, nlh);
 }

@@ -29,7 +29,6 @@
 
 struct nflog {
 	struct mnl_socket	*nl;
-	unsigned int		 portid;
 	uint16_t		 group;
 	uint8_t			*buf;
 	nflog_packet_cb		 cb;
@@ -51,20 +50,6 @@ config_msg(char *buf, uint16_t group)
 	return nlh;
 }
 
-static int
-talk(struct nflog *l, struct nlmsghdr *nlh)
-{
-	char buf[MNL_SOCKET_BUFFER_SIZE];
-	ssize_t n;
-
-	nlh->nlmsg_seq = 0;
-	if (mnl_socket_sendto(l->nl, nlh, nlh->nlmsg_len) < 0)
-		return -1;
-	if ((n = mnl_socket_recvfrom(l->nl, buf, sizeof(buf))) < 0)
-		return -1;
-	return mnl_cb_run(buf, (size_t)n, 0, l->portid, NULL, NULL) < 0 ? -1 : 0;
-}
-
 struct nflog *
 nflog_open(uint16_t group)
 {
@@ -74,33 +59,27 @@ nflog_open(uint16_t group)
 	    .copy_mode = NFULNL_COPY_PACKET };
 	struct nlmsghdr *nlh;
 	struct nflog *l;
-	int size = NFLOG_SOCKET_BUF, saved;
+	int saved;
 
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return NULL;
 	l->group = group;
 	if ((l->buf = malloc(NFLOG_RECV_BUF)) == NULL)
 		goto err;
-	if ((l->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC)) == NULL)
+	if ((l->nl = nl_open()) == NULL)
 		goto err;
-	if (mnl_socket_bind(l->nl, 0, MNL_SOCKET_AUTOPID) < 0)
-		goto err;
-	l->portid = mnl_socket_get_portid(l->nl);
-	if (setsockopt(mnl_socket_get_fd(l->nl), SOL_SOCKET, SO_RCVBUFFORCE,
-	    &size, sizeof(size)) < 0)
-		(void)setsockopt(mnl_socket_get_fd(l->nl), SOL_SOCKET, SO_RCVBUF,
-		    &size, sizeof(size));
+	nl_rcvbuf(l->nl, NFLOG_SOCKET_BUF);
 	/* EBUSY: another program (ulogd?) holds the group. */
 	nlh = config_msg(buf, group);
 	mnl_attr_put(nlh, NFULA_CFG_CMD, sizeof(cmd), &cmd);
-	if (talk(l, nlh) < 0)
+	if (nl_talk(l->nl, nlh) < 0)
 		goto err;
 	nlh = config_msg(buf, group);
 	mnl_attr_put(nlh, NFULA_CFG_MODE, sizeof(mode), &mode);
 	mnl_attr_put_u32(nlh, NFULA_CFG_NLBUFSIZ, htonl(NFLOG_NLBUFSIZ));
 	mnl_attr_put_u32(nlh, NFULA_CFG_TIMEOUT, htonl(NFLOG_FLUSH_CS));
 	mnl_attr_put_u32(nlh, NFULA_CFG_QTHRESH, htonl(NFLOG_QTHRESH));
-	if (talk(l, nlh) < 0)
+	if (nl_talk(l->nl, nlh) < 0)
 		goto err;
 	return l;
 err:

@@ -5,7 +5,9 @@
  * refusal is reported as "add rule fence #12 (queue): No such file or
  * directory" and not as a bare errno. The kernel applies a batch whole or
  * not at all. Building never touches the kernel (unit tests parse batches
- * back); sending needs CAP_NET_ADMIN. Never logs, never retries.
+ * back); sending needs CAP_NET_ADMIN. Never logs, never retries. It also
+ * opens the netfilter netlink sockets the other rooms use (nl_open) and
+ * sends their single requests (nl_talk).
  */
 #include <errno.h>
 #include <poll.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <libmnl/libmnl.h>
@@ -139,6 +142,40 @@ nl_open(void)
 	/* Errors without a copy of the request: a whole batch's answers stay small. */
 	(void)mnl_socket_setsockopt(nl, NETLINK_CAP_ACK, &one, sizeof(one));
 	return nl;
+}
+
+/*
+ * A receive buffer of SIZE bytes for a socket the kernel fills at its own
+ * pace (queued packets, log copies): past the system's limit with
+ * CAP_NET_ADMIN, else as large as the limit allows. Best effort: the
+ * overruns that remain are the caller's to count.
+ */
+void
+nl_rcvbuf(struct mnl_socket *nl, int size)
+{
+	int fd = mnl_socket_get_fd(nl);
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+}
+
+/*
+ * One request that is not a batch (a queue's or a log group's config, a
+ * conntrack update): sent, and its answer read and checked against its
+ * sequence number. 0, or -1 + errno (the kernel's, for a refusal).
+ */
+int
+nl_talk(struct mnl_socket *nl, struct nlmsghdr *nlh)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	ssize_t n;
+
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+		return -1;
+	if ((n = mnl_socket_recvfrom(nl, buf, sizeof(buf))) < 0)
+		return -1;
+	return mnl_cb_run(buf, (size_t)n, nlh->nlmsg_seq, mnl_socket_get_portid(nl), NULL,
+	    NULL) < 0 ? -1 : 0;
 }
 
 /*

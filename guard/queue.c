@@ -75,36 +75,24 @@ queue_config(struct queue *q, uint8_t cmd_or_zero, uint32_t maxlen, int params)
 	}
 	nlh->nlmsg_flags |= NLM_F_ACK;
 	nlh->nlmsg_seq = 0;
-
-	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
-		return -1;
-	ssize_t n = mnl_socket_recvfrom(q->nl, buf, sizeof(buf));
-	if (n < 0)
-		return -1;
-	return mnl_cb_run(buf, (size_t)n, 0, q->portid, NULL, NULL) < 0 ? -1 : 0;
+	return nl_talk(q->nl, nlh);
 }
 
 struct queue *
 queue_open(uint16_t num, uint32_t maxlen)
 {
 	struct queue *q;
-	int one = 1, size = QUEUE_SOCKET_BUF, saved;
+	int one = 1, saved;
 
 	if ((q = calloc(1, sizeof(*q))) == NULL)
 		return NULL;
 	q->num = num;
 	if ((q->buf = malloc(QUEUE_RECV_BUF)) == NULL)
 		goto err1;
-	if ((q->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC)) == NULL)
+	if ((q->nl = nl_open()) == NULL)
 		goto err2;
-	if (mnl_socket_bind(q->nl, 0, MNL_SOCKET_AUTOPID) < 0)
-		goto err3;
 	q->portid = mnl_socket_get_portid(q->nl);
-	/* Best effort: SO_RCVBUFFORCE needs CAP_NET_ADMIN, which we have here. */
-	if (setsockopt(mnl_socket_get_fd(q->nl), SOL_SOCKET, SO_RCVBUFFORCE,
-	    &size, sizeof(size)) < 0)
-		(void)setsockopt(mnl_socket_get_fd(q->nl), SOL_SOCKET, SO_RCVBUF,
-		    &size, sizeof(size));
+	nl_rcvbuf(q->nl, QUEUE_SOCKET_BUF);
 	/* Tell us about ENOBUFS instead of silently losing verdict errors. */
 	(void)setsockopt(mnl_socket_get_fd(q->nl), SOL_NETLINK, NETLINK_NO_ENOBUFS,
 	    &(int){0}, sizeof(int));

@@ -368,6 +368,8 @@ int		 nl_batch_finish(struct nl_batch *, const void **, size_t *);
 const char	*nl_batch_label(const struct nl_batch *, int);
 int		 nl_batch_send(struct nl_batch *, char *err, size_t errlen);
 struct mnl_socket *nl_open(void);
+int		 nl_talk(struct mnl_socket *, struct nlmsghdr *);
+void		 nl_rcvbuf(struct mnl_socket *, int size);
 
 /* ruleset.c */
 struct ruleset_spec {
