@@ -620,29 +620,42 @@ on_packet(const struct queue_packet *qp, void *arg)
 		verdict(d, qp, dec.mark);
 }
 
+/*
+ * After a netlink read that failed with ERR: whether to read on. An
+ * overrun (the kernel dropped messages for us) is counted in *OVERRUNS,
+ * logged the first time as OVERRUN, and not fatal; nothing left to read,
+ * or an error (logged as WHAT), ends this turn.
+ */
+static bool
+read_again(int err, uint64_t *overruns, const char *overrun, const char *what)
+{
+	if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
+		return false;
+	if (err == ENOBUFS) {
+		if ((*overruns)++ == 0)
+			log_warnx("%s", overrun);
+		return true;
+	}
+	errno = err;
+	log_warn("%s", what);
+	return false;
+}
+
 void
 fence_read(struct daemon *d)
 {
 	/* Drain what is there; each read is one batch of packets. */
 	for (int i = 0; i < QUEUE_READS_MAX; i++) {
 		uint64_t lost = queue_verdicts_lost(d->queue);
-		int r = queue_read(d->queue, on_packet, d);
+		int r = queue_read(d->queue, on_packet, d), err = errno;
 
 		if (lost == 0 && queue_verdicts_lost(d->queue) > 0 && d->cnt.verdict_errors == 0)
-			log_warnx("a batch of verdicts could not be sent; counted in verdict_errors");
-		if (r == 0)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			log_warnx("a batch of verdicts could not be sent; counted in "
+			    "verdict_errors");
+		if (r < 0 && !read_again(err, &d->cnt.enobufs,
+		    "queue socket overrun (ENOBUFS); dropped packets are counted",
+		    "reading the queue"))
 			return;
-		if (errno == ENOBUFS) {
-			/* The kernel dropped messages for us: counted, not fatal. */
-			if (d->cnt.enobufs++ == 0)
-				log_warnx("queue socket overrun (ENOBUFS); dropped packets are "
-				    "counted");
-			continue;
-		}
-		log_warn("reading the queue");
-		return;
 	}
 }
 
@@ -709,21 +722,13 @@ on_audit_copy(const struct nflog_packet *np, void *arg)
 void
 fence_read_audit(struct daemon *d)
 {
-	for (int i = 0; i < QUEUE_READS_MAX; i++) {
-		if (nflog_read(d->audit_tap, on_audit_copy, d) == 0)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+	/* An overrun loses copies only: the packets themselves went on. */
+	for (int i = 0; i < QUEUE_READS_MAX; i++)
+		if (nflog_read(d->audit_tap, on_audit_copy, d) < 0 &&
+		    !read_again(errno, &d->cnt.audit_overruns, "audit tap overrun (ENOBUFS): "
+		    "copies were lost, some smtp events may be incomplete; counted",
+		    "reading the audit tap"))
 			return;
-		if (errno == ENOBUFS) {
-			/* Only the audit's record suffers: the packets went on. */
-			if (d->cnt.audit_overruns++ == 0)
-				log_warnx("audit tap overrun (ENOBUFS): copies were lost, some "
-				    "smtp events may be incomplete; counted");
-			continue;
-		}
-		log_warn("reading the audit tap");
-		return;
-	}
 }
 
 /*
