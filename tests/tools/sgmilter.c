@@ -8,9 +8,15 @@
  *	"eom QUEUE_ID SUBJECT" to LOG and add the header "X-Stand-In-Milter:
  *	seen"; accept everything. Prints "ready" once listening. Runs until
  *	killed.
+ *   sgmilter --noop SOCKET
+ *	a milter that does nothing: it negotiates every stage away but the
+ *	end of message and accepts there. What any milter costs the MTA
+ *	(the connection, the negotiation, one round trip per message): the
+ *	bench's floor for the gate.
  * It judges nothing: the test compares its log with the gate's events.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +80,30 @@ on_eom(SMFICTX *ctx)
 }
 
 static sfsistat
+noop_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
+    unsigned long f3, unsigned long *pf0, unsigned long *pf1, unsigned long *pf2,
+    unsigned long *pf3)
+{
+	(void)ctx;
+	(void)f0;
+	(void)f2;
+	(void)f3;
+	*pf0 = 0;
+	*pf1 = f1 & (SMFIP_NOCONNECT | SMFIP_NOHELO | SMFIP_NOMAIL | SMFIP_NORCPT |
+	    SMFIP_NOBODY | SMFIP_NOHDRS | SMFIP_NOEOH | SMFIP_NOUNKNOWN | SMFIP_NODATA);
+	*pf2 = 0;
+	*pf3 = 0;
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat
+noop_eom(SMFICTX *ctx)
+{
+	(void)ctx;
+	return SMFIS_ACCEPT;
+}
+
+static sfsistat
 on_close(SMFICTX *ctx)
 {
 	free(smfi_getpriv(ctx));
@@ -93,18 +123,28 @@ main(int argc, char **argv)
 		.xxfi_eom = on_eom,
 		.xxfi_close = on_close,
 	};
+	struct smfiDesc noop = {
+		.xxfi_name = "sgmilter-noop",
+		.xxfi_version = SMFI_VERSION,
+		.xxfi_eom = noop_eom,
+		.xxfi_negotiate = noop_negotiate,
+	};
+	bool do_nothing = argc == 3 && strcmp(argv[1], "--noop") == 0;
+	const char *sock = do_nothing ? argv[2] : argv[1];
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: sgmilter SOCKET LOG\n");
+		fprintf(stderr, "usage: sgmilter SOCKET LOG | sgmilter --noop SOCKET\n");
 		return 2;
 	}
-	if ((logf_ = fopen(argv[2], "a")) == NULL) {
+	if (do_nothing)
+		desc = noop;
+	else if ((logf_ = fopen(argv[2], "a")) == NULL) {
 		fprintf(stderr, "sgmilter: %s: %s\n", argv[2], strerror(errno));
 		return 1;
 	}
-	if (smfi_setconn(argv[1]) == MI_FAILURE || smfi_register(desc) == MI_FAILURE ||
+	if (smfi_setconn((char *)sock) == MI_FAILURE || smfi_register(desc) == MI_FAILURE ||
 	    smfi_opensocket(1) == MI_FAILURE) {
-		fprintf(stderr, "sgmilter: cannot listen on %s\n", argv[1]);
+		fprintf(stderr, "sgmilter: cannot listen on %s\n", sock);
 		return 1;
 	}
 	printf("ready\n");
