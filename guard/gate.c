@@ -354,22 +354,6 @@ static struct smfiDesc gate_desc = {
 	.xxfi_negotiate = gate_negotiate,
 };
 
-/* 0-2 on /dev/null, and nothing of the parent's but our socketpair end. */
-static void
-gate_close_inherited(int keep)
-{
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-	if (null < 0)
-		_exit(1);
-	for (int fd = 0; fd < 3; fd++)
-		if (fd != null && dup2(null, fd) < 0)
-			_exit(1);
-	if (keep > 3)
-		close_range(3, (unsigned int)keep - 1, 0);
-	close_range((unsigned int)keep + 1, ~0U, 0);
-}
-
 static void __attribute__((noreturn))
 gate_child(const struct config *cfg, const char *chroot_dir, int parent, gid_t group)
 {
@@ -384,7 +368,9 @@ gate_child(const struct config *cfg, const char *chroot_dir, int parent, gid_t g
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	gate_close_inherited(parent);
+	/* 0-2 on /dev/null, and nothing of the parent's but our socketpair end. */
+	if (close_inherited(&parent, 1) < 0)
+		_exit(1);
 	gate.parent = parent;
 	gate.fail_tempfail = cfg->mail_fail_tempfail;
 	/* The socket is made here, as root, before anything is dropped. */

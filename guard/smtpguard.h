@@ -228,6 +228,7 @@ void		 cli_say(const char *, ...) __attribute__((format(printf, 1, 2)));
 #define ERR_QUOTE_MAX	64	/* bytes of hostile input echoed in an error */
 const char	*err_quote(const char *, char *out, size_t outlen);
 bool		 utf8_valid(const unsigned char *);
+int		 close_inherited(int *keep, size_t nkeep);
 /* A chained hash table of nodes that embed struct hnode first; it doubles as it fills. */
 struct hnode {
 	struct hnode	*next;

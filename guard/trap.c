@@ -227,38 +227,6 @@ trap_expire(struct trap *t, time_t now)
 	}
 }
 
-static int
-cmp_int(const void *a, const void *b)
-{
-	return *(const int *)a - *(const int *)b;
-}
-
-/*
- * The parent's descriptors (the queue, the control socket, the event log,
- * a terminal or a pipe it was started from) are not the trap's business:
- * keep the two listeners and the report socket, /dev/null on 0-2.
- */
-static void
-trap_close_inherited(struct trap *t)
-{
-	int keep[3] = { t->lfd4, t->lfd6, t->parent };
-	unsigned int from = 3;
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-	if (null < 0)
-		_exit(1);
-	for (int fd = 0; fd < 3; fd++)
-		if (fd != null && dup2(null, fd) < 0)
-			_exit(1);
-	qsort(keep, 3, sizeof(keep[0]), cmp_int);
-	for (int i = 0; i < 3; i++) {
-		if ((unsigned int)keep[i] > from)
-			close_range(from, (unsigned int)keep[i] - 1, 0);
-		from = (unsigned int)keep[i] + 1;
-	}
-	close_range(from, ~0U, 0);
-}
-
 /* The child: no privileges, an empty root, then serve until the parent goes. */
 static void __attribute__((noreturn))
 trap_child(struct trap *t, const char *chroot_dir)
@@ -268,12 +236,15 @@ trap_child(struct trap *t, const char *chroot_dir)
 	uid_t uid = pw ? pw->pw_uid : 65534;
 	gid_t gid = pw ? pw->pw_gid : 65534;
 	pid_t ppid = getppid();
+	/* The two listeners and the report socket; nothing else of the parent's. */
+	int keep[] = { t->lfd4, t->lfd6, t->parent };
 	sigset_t none;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	trap_close_inherited(t);
+	if (close_inherited(keep, sizeof(keep) / sizeof(keep[0])) < 0)
+		_exit(1);
 	if ((t->sessions = calloc(t->cfg->trap_sessions, sizeof(*t->sessions))) == NULL)
 		_exit(1);
 	for (size_t i = 0; i < t->cfg->trap_sessions; i++)

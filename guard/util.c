@@ -1,7 +1,7 @@
 /*
  * util.c — small shared helpers: action names, mark bit packing, string copy,
  * the latency histogram, a hash table and its hash (FNV-1a), printing of
- * hostile strings.
+ * hostile strings, a child's first descriptors.
  * No logging; the only output is put_safe's, to the caller's stream.
  */
 #include <fcntl.h>
@@ -505,4 +505,38 @@ utf8_valid(const unsigned char *s)
 		s += need + 1;
 	}
 	return true;
+}
+
+static int
+cmp_fd(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/*
+ * A child's start (the trap, the gate): the parent's descriptors (the queue,
+ * the control socket, the event log, the terminal it was started from) are
+ * not its business. 0-2 go to /dev/null and only the NKEEP in KEEP stay
+ * open (KEEP is sorted here). -1 when /dev/null cannot be had.
+ */
+int
+close_inherited(int *keep, size_t nkeep)
+{
+	unsigned int from = 3;
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (null < 0)
+		return -1;
+	for (int fd = 0; fd < 3; fd++)
+		if (fd != null && dup2(null, fd) < 0)
+			return -1;
+	qsort(keep, nkeep, sizeof(*keep), cmp_fd);
+	for (size_t i = 0; i < nkeep; i++) {
+		if ((unsigned int)keep[i] > from)
+			close_range(from, (unsigned int)keep[i] - 1, 0);
+		if ((unsigned int)keep[i] >= from)
+			from = (unsigned int)keep[i] + 1;
+	}
+	close_range(from, ~0U, 0);
+	return 0;
 }
