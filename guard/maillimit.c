@@ -195,19 +195,14 @@ maillimit_rule_parse(const char *line, struct mail_limit_rule *r, char *err, siz
 int
 maillimit_rule_format(const struct mail_limit_rule *r, char *buf, size_t len)
 {
-	size_t off = 0;
+	int w = snprintf(buf, len, "limit %s %lu/hour", r->origin, (unsigned long)r->per_hour);
+	size_t off;
 
-#define PUT(...) do { \
-	int w_ = snprintf(buf + off, len - off, __VA_ARGS__); \
-	if (w_ < 0 || (size_t)w_ >= len - off) { errno = ENOSPC; return -1; } \
-	off += (size_t)w_; } while (0)
-
-	if (len == 0) {
+	if (w < 0 || (size_t)w >= len) {
 		errno = ENOSPC;
 		return -1;
 	}
-	PUT("limit %s %lu/hour", r->origin, (unsigned long)r->per_hour);
-#undef PUT
+	off = (size_t)w;
 	if (exception_comment_format(r->comment, buf, len, &off) < 0)
 		return -1;
 	return (int)off;
