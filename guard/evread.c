@@ -30,12 +30,10 @@
 
 /* --- the fields the filters and top read ------------------------------------- */
 
-/* The names of enum evread_field, in its order, and their lengths (the scanner's first test). */
+/* The names of enum evread_field, in its order. */
 static const char *const ev_names[EVREAD_NFIELDS] = { "ts", "event", "action", "user", "uid",
     "exe", "cwd", "dst_ip", "dst_port", "mail_from", "php_script", "subject", "suppressed",
     "origin", "domain", "rcpt_count", "host" };
-static const unsigned char ev_lens[EVREAD_NFIELDS] = { 2, 5, 6, 4, 3, 3, 3, 6, 8, 9, 10, 7, 10,
-    6, 6, 10, 4 };
 
 #define HOST_NAME_LEN	64	/* HOST_NAME_MAX on Linux */
 
@@ -82,6 +80,54 @@ evread_from_json(struct evread_event *e, json_t *o)
  */
 #define FLAT_DEPTH_MAX	16
 
+#define SWAR_ONES	0x0101010101010101ULL	/* one in each byte of a word */
+#define SWAR_LOW7	0x7f7f7f7f7f7f7f7fULL
+#define SWAR_HIGH	0x8080808080808080ULL
+
+/* The high bit of each byte of X that equals C (exact: no carry crosses bytes). */
+static uint64_t
+swar_eq(uint64_t x, unsigned char c)
+{
+	uint64_t y = x ^ (SWAR_ONES * c);
+
+	return ~(((y & SWAR_LOW7) + SWAR_LOW7) | y) & SWAR_HIGH;
+}
+
+/*
+ * The high bit of each byte of X that ends a plain run inside a string: a
+ * quote, a backslash, a control character or a byte >= 0x80.
+ */
+static uint64_t
+swar_special(uint64_t x)
+{
+	uint64_t ctl = ~((x & SWAR_LOW7) + SWAR_ONES * (0x80 - 0x20)) & SWAR_HIGH;
+
+	return (x | ctl | swar_eq(x, '"') | swar_eq(x, '\\')) & SWAR_HIGH;
+}
+
+/* The first byte of P..END that swar_special() marks (END if none): eight at a time. */
+static const char *
+flat_plain_run(const char *p, const char *end)
+{
+	uint64_t x, m;
+
+	while (end - p >= 8) {
+		memcpy(&x, p, sizeof(x));
+		if ((m = swar_special(x)) != 0) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+			return p + (__builtin_ctzll(m) >> 3);
+#else
+			return p + (__builtin_clzll(m) >> 3);
+#endif
+		}
+		p += 8;
+	}
+	while (p < end && (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x80 && *p != '"' &&
+	    *p != '\\')
+		p++;
+	return p;
+}
+
 static const char *
 flat_ws(const char *p, const char *end)
 {
@@ -95,18 +141,14 @@ static const char *
 flat_string(const char *p, const char *end, bool *escaped)
 {
 	*escaped = false;
-	for (p++; p < end; p++) {
-		unsigned char c = (unsigned char)*p;
-
-		if (c == '"')
+	for (p++; (p = flat_plain_run(p, end)) < end; p++) {
+		if (*p == '"')
 			return p + 1;
-		if (c < 0x20 || c >= 0x80)
+		if (*p != '\\')
+			return NULL;	/* a control character or a byte >= 0x80 */
+		if (++p >= end || strchr("\"\\/bfnrt", *p) == NULL || *p == '\0')
 			return NULL;
-		if (c == '\\') {
-			if (++p >= end || strchr("\"\\/bfnrt", *p) == NULL || *p == '\0')
-				return NULL;
-			*escaped = true;
-		}
+		*escaped = true;
 	}
 	return NULL;
 }
@@ -178,12 +220,29 @@ flat_value(const char *p, const char *end, int depth)
 	}
 }
 
+/* The fields of each key length, -1 ended: a key costs a switch and a memcmp or two. */
+#define EV_KEY_LEN_MAX	10	/* "php_script", "suppressed", "rcpt_count" */
+static const signed char ev_by_len[EV_KEY_LEN_MAX + 1][5] = {
+	[0] = { -1 }, [1] = { -1 },
+	[2] = { EVREAD_TS, -1 },
+	[3] = { EVREAD_UID, EVREAD_EXE, EVREAD_CWD, -1 },
+	[4] = { EVREAD_USER, EVREAD_HOST, -1 },
+	[5] = { EVREAD_EVENT, -1 },
+	[6] = { EVREAD_ACTION, EVREAD_DST_IP, EVREAD_ORIGIN, EVREAD_DOMAIN, -1 },
+	[7] = { EVREAD_SUBJECT, -1 },
+	[8] = { EVREAD_DST_PORT, -1 },
+	[9] = { EVREAD_MAIL_FROM, -1 },
+	[10] = { EVREAD_PHP_SCRIPT, EVREAD_SUPPRESSED, EVREAD_RCPT_COUNT, -1 },
+};
+
 static int
 ev_field_of(const char *k, size_t n)
 {
-	for (int i = 0; i < EVREAD_NFIELDS; i++)
-		if (ev_lens[i] == n && ev_names[i][0] == k[0] && memcmp(ev_names[i], k, n) == 0)
-			return i;
+	if (n > EV_KEY_LEN_MAX)
+		return -1;
+	for (const signed char *f = ev_by_len[n]; *f >= 0; f++)
+		if (ev_names[*f][0] == k[0] && memcmp(ev_names[*f], k, n) == 0)
+			return *f;
 	return -1;
 }
 
@@ -211,7 +270,7 @@ evread_flat_scan(char *line, size_t len, struct evread_event *e)
 {
 	const char *p = line, *end = line + len;
 	char *str_start[EVREAD_NFIELDS], *str_close[EVREAD_NFIELDS];
-	bool escaped;
+	bool str_escaped[EVREAD_NFIELDS], escaped;
 
 	memset(e, 0, sizeof(*e));
 	memset(str_start, 0, sizeof(str_start));
@@ -235,7 +294,11 @@ evread_flat_scan(char *line, size_t len, struct evread_event *e)
 		if (p >= end || *p != ':')
 			return -1;
 		v = p = flat_ws(p + 1, end);
-		if ((p = flat_value(p, end, 1)) == NULL)
+		if (p < end && *p == '"') {
+			/* the common value, without flat_value()'s dispatch */
+			if ((p = flat_string(p, end, &escaped)) == NULL)
+				return -1;
+		} else if ((p = flat_value(p, end, 1)) == NULL)
 			return -1;
 		if (field >= 0) {
 			/* a repeated key: the last one counts, as in jansson */
@@ -245,6 +308,7 @@ evread_flat_scan(char *line, size_t len, struct evread_event *e)
 			if (*v == '"') {
 				str_start[field] = (char *)v + 1;
 				str_close[field] = (char *)p - 1;
+				str_escaped[field] = escaped;
 			} else if (*v == '-' || (*v >= '0' && *v <= '9')) {
 				/* at most 18 digits (flat_integer): no overflow, and no
 				 * strtoll reading past a line that is not NUL-ended */
@@ -265,9 +329,16 @@ evread_flat_scan(char *line, size_t len, struct evread_event *e)
 		p = flat_ws(p + 1, end);
 	}
 	/* Valid: only now is the line written to. What follows the object is ignored. */
-	for (int i = 0; i < EVREAD_NFIELDS; i++)
-		if (str_start[i] != NULL)
+	for (int i = 0; i < EVREAD_NFIELDS; i++) {
+		if (str_start[i] == NULL)
+			continue;
+		if (str_escaped[i])
 			e->s[i] = flat_unescape(str_start[i], str_close[i]);
+		else {
+			*str_close[i] = '\0';
+			e->s[i] = str_start[i];
+		}
+	}
 	if (e->s[EVREAD_HOST] == NULL)
 		e->s[EVREAD_HOST] = evread_local_host();
 	return 0;
