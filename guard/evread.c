@@ -671,10 +671,10 @@ reader_line(struct evread *r, const struct evread_filter *f)
 }
 
 static json_t *
-reader_parse(struct evread *r, size_t n)
+reader_parse(struct evread *r, const char *line, size_t n)
 {
 	json_error_t jerr;
-	json_t *ev = json_loadb(r->line, n, JSON_DISABLE_EOF_CHECK, &jerr);
+	json_t *ev = json_loadb(line, n, JSON_DISABLE_EOF_CHECK, &jerr);
 
 	if (ev == NULL || !json_is_object(ev)) {
 		json_decref(ev);
@@ -692,7 +692,7 @@ evread_next(struct evread *r, const struct evread_filter *f, size_t *len)
 	json_t *ev;
 
 	while ((n = reader_line(r, f)) > 0)
-		if ((ev = reader_parse(r, (size_t)n)) != NULL) {
+		if ((ev = reader_parse(r, r->line, (size_t)n)) != NULL) {
 			*len = (size_t)n;
 			return ev;
 		}
@@ -700,21 +700,88 @@ evread_next(struct evread *r, const struct evread_filter *f, size_t *len)
 }
 
 /*
+ * The lines of top's one pass, read in blocks and left where they lie (no
+ * copy per line, as getline() makes): the next whole line within the time
+ * window, or NULL at EOF or a read error (ferror(r->fp) tells). The lines
+ * are those reader_line() would give: one longer than EVREAD_LINE_MAX is
+ * skipped and counted, and a last line without its newline (still being
+ * written) is not read, unless the file cannot seek (a pipe), where
+ * reader_line() takes it as it is. The buffer holds a block and the longest
+ * line, never more.
+ */
+#define BLOCK_READ	(1 << 20)
+#define BLOCK_CAP	(BLOCK_READ + EVREAD_LINE_MAX)
+
+static char *
+block_line(struct evread *r, const struct evread_filter *f, size_t *len)
+{
+	bool skipping = false;	/* inside a line too long to keep: until its newline */
+
+	if (r->blk == NULL && (r->blk = malloc(BLOCK_CAP)) == NULL) {
+		r->blk_err = true;
+		return NULL;
+	}
+	for (;;) {
+		char *line = r->blk + r->blk_at;
+		size_t avail = r->blk_len - r->blk_at, got;
+		char *nl = memchr(line, '\n', avail);
+
+		if (nl != NULL) {
+			size_t n = (size_t)(nl - line) + 1;
+
+			r->blk_at += n;
+			if (skipping || n > EVREAD_LINE_MAX) {
+				skipping = false;
+				r->unreadable++;
+				continue;
+			}
+			if (f != NULL && evread_outside(f, line, n))
+				continue;
+			*len = n;
+			return line;
+		}
+		if (avail > EVREAD_LINE_MAX) {
+			skipping = true;
+			r->blk_at = r->blk_len;	/* what is kept of it: nothing */
+			avail = 0;
+		}
+		memmove(r->blk, line, avail);
+		r->blk_at = 0;
+		r->blk_len = avail;
+		if ((got = fread(r->blk + avail, 1, BLOCK_CAP - avail, r->fp)) == 0)
+			break;
+		r->blk_len += got;
+	}
+	/* EOF or a read error: a partial last line is the writer's, on a file that seeks */
+	if (ferror(r->fp) || (r->blk_len == 0 && !skipping) ||
+	    lseek(fileno(r->fp), 0, SEEK_CUR) >= 0)
+		return NULL;
+	*len = r->blk_len;
+	r->blk_at = r->blk_len;
+	if (skipping || *len > EVREAD_LINE_MAX) {
+		r->unreadable++;
+		return NULL;
+	}
+	return f != NULL && evread_outside(f, r->blk, *len) ? NULL : r->blk;
+}
+
+/*
  * Next event as its fields, false at EOF: by evread_flat_scan() when it can (the
- * strings then live in r->line), else by jansson (*owner then holds them;
+ * strings then live in r's buffer), else by jansson (*owner then holds them;
  * the caller drops it).
  */
 bool
 evread_next_event(struct evread *r, const struct evread_filter *f, struct evread_event *e,
     json_t **owner)
 {
-	ssize_t n;
+	char *line;
+	size_t n;
 
 	*owner = NULL;
-	while ((n = reader_line(r, f)) > 0) {
-		if (evread_flat_scan(r->line, (size_t)n, e) == 0)
+	while ((line = block_line(r, f, &n)) != NULL) {
+		if (evread_flat_scan(line, n, e) == 0)
 			return true;
-		if ((*owner = reader_parse(r, (size_t)n)) != NULL) {
+		if ((*owner = reader_parse(r, line, n)) != NULL) {
 			evread_from_json(e, *owner);
 			return true;
 		}
@@ -729,6 +796,7 @@ evread_close(struct evread *r)
 	if (r->fp != NULL)
 		fclose(r->fp);
 	free(r->line);
+	free(r->blk);
 }
 
 /* --- the files to read ------------------------------------------------------ */

@@ -730,7 +730,7 @@ top_file(struct top *t, const struct evread_filter *f, const char *path, uint64_
 			group_add(t, g, cl, count, &e);
 		json_decref(owner);
 	}
-	if (ferror(r.fp)) {
+	if (ferror(r.fp) || r.blk_err) {
 		fprintf(stderr, "smtpguard top: %s: %s\n", path, strerror(errno));
 		rc = -1;
 	}
