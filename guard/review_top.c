@@ -36,6 +36,9 @@ struct group {
 	uint64_t	 count;
 	uint64_t	 ndests;
 	bool		 dests_capped;
+	uint64_t	*dbits;		/* its destinations, a bit per number, while dense */
+	size_t		 dwords;
+	bool		 dsparse;	/* too sparse for bits: its pairs are in the pair set */
 	uint64_t	 mta_msgs, mta_rcpts;	/* top --mta: outbound through the MTA */
 	uint64_t	 mail_msgs, mail_rcpts, mail_stopped;	/* mail events: the gate's */
 	char		 first[40], last[40];
@@ -43,8 +46,11 @@ struct group {
 
 /*
  * The destinations seen, each once, numbered: a (group, destination) pair is
- * then two numbers, and the pairs seen are a flat set of them that a lookup
- * probes once or twice, instead of a chain of nodes scattered in memory.
+ * then two numbers. A group keeps the numbers of its destinations as bits
+ * while they are dense (a host's hundreds of sites send to the same few
+ * hundred MXes: a few words each, in cache); a group whose bits would be
+ * mostly empty moves its pairs into a flat set that a lookup probes once or
+ * twice. Either way memory follows the pairs, never the log.
  */
 struct dstname {
 	struct hnode	 node;
@@ -54,6 +60,8 @@ struct dstname {
 
 #define TOP_PAIRS_MAX	1000000	/* past this, new destinations are counted as "N+" */
 #define PAIRS_INITIAL	4096	/* slots of the pair set, a power of two; doubled at half full */
+#define DBITS_MIN_WORDS	4	/* 256 destinations: a bitmap that small needs no excuse */
+#define DBITS_PER_DEST	2	/* words a group's bitmap may have per destination: 1 bit in 128 */
 
 struct pairset {
 	uint64_t	*slot;		/* (group id << 32 | destination id) + 1; 0: empty */
@@ -86,6 +94,7 @@ struct top {
 	uint64_t	 mta_unknown;	/* MTA messages of users this host does not know */
 	struct htab	 groups, dsts;
 	struct pairset	 pairs;
+	uint64_t	 npairs;	/* (group, destination) pairs, bits and set */
 	struct group	*other;
 	uint64_t	 folded;	/* events counted in "(other)" */
 };
@@ -139,7 +148,7 @@ top_dst_id(struct top *t, const char *dst, uint32_t *id)
 			return 0;
 		}
 	len = strlen(dst);
-	if (t->pairs.n >= TOP_PAIRS_MAX || (d = malloc(sizeof(*d) + len + 1)) == NULL)
+	if (t->npairs >= TOP_PAIRS_MAX || (d = malloc(sizeof(*d) + len + 1)) == NULL)
 		return -1;
 	memcpy(d->s, dst, len + 1);
 	d->id = *id = (uint32_t)t->dsts.n;
@@ -189,16 +198,16 @@ pairs_grow(struct pairset *ps)
 	return 0;
 }
 
-/* 1: KEY was new and is now in; 0: seen before; -1: new, but past TOP_PAIRS_MAX or no memory. */
+/* 1: KEY was new and is now in; 0: seen before; -1: new, but not MAY_ADD or no memory. */
 static int
-pairs_add(struct pairset *ps, uint64_t key)
+pairs_add(struct pairset *ps, uint64_t key, bool may_add)
 {
 	size_t j;
 
 	for (j = pair_hash(key) & (ps->nslot - 1); ps->slot[j] != 0; j = (j + 1) & (ps->nslot - 1))
 		if (ps->slot[j] == key)
 			return 0;
-	if (ps->n >= TOP_PAIRS_MAX)
+	if (!may_add)
 		return -1;
 	if (ps->n + 1 > ps->nslot / 2) {
 		if (pairs_grow(ps) < 0)
@@ -212,16 +221,77 @@ pairs_add(struct pairset *ps, uint64_t key)
 	return 1;
 }
 
+static uint64_t
+pair_key(const struct group *g, uint32_t id)
+{
+	return ((uint64_t)g->id << 32 | id) + 1;
+}
+
+/* G's bitmap, grown to hold bit ID; -1: it would be too sparse (or no memory). */
+static int
+dbits_grow(struct group *g, uint32_t id)
+{
+	size_t need = (size_t)id / 64 + 1, words = DBITS_MIN_WORDS;
+	uint64_t *bits;
+
+	while (words < need)
+		words *= 2;
+	if (words > DBITS_MIN_WORDS + (g->ndests + 1) * DBITS_PER_DEST ||
+	    (bits = realloc(g->dbits, words * sizeof(*bits))) == NULL)
+		return -1;
+	memset(bits + g->dwords, 0, (words - g->dwords) * sizeof(*bits));
+	g->dbits = bits;
+	g->dwords = words;
+	return 0;
+}
+
+/* G's bits into the pair set (they are counted already); -1: no memory, the bits stay. */
+static int
+dbits_to_set(struct top *t, struct group *g)
+{
+	for (size_t w = 0; w < g->dwords; w++)
+		for (uint64_t b = g->dbits[w]; b != 0; b &= b - 1)
+			if (pairs_add(&t->pairs, pair_key(g, (uint32_t)(w * 64 +
+			    (size_t)__builtin_ctzll(b))), true) < 0)
+				return -1;
+	free(g->dbits);
+	g->dbits = NULL;
+	g->dwords = 0;
+	g->dsparse = true;
+	return 0;
+}
+
+/* 1: G's pair with destination ID is new and kept; 0: seen before; -1: not kept. */
+static int
+dest_mark(struct top *t, struct group *g, uint32_t id)
+{
+	bool may_add = t->npairs < TOP_PAIRS_MAX;
+
+	if (!g->dsparse) {
+		if ((size_t)id / 64 < g->dwords && (g->dbits[id / 64] >> (id % 64) & 1))
+			return 0;
+		if (!may_add)
+			return -1;
+		if ((size_t)id / 64 < g->dwords || dbits_grow(g, id) == 0) {
+			g->dbits[id / 64] |= 1ULL << (id % 64);
+			return 1;
+		}
+		if (dbits_to_set(t, g) < 0)
+			return -1;
+	}
+	return pairs_add(&t->pairs, pair_key(g, id), may_add);
+}
+
 static void
 top_dest(struct top *t, struct group *g, const char *dst)
 {
 	uint32_t id;
 	int rc = -1;
 
-	if (top_dst_id(t, dst, &id) == 0 &&
-	    (rc = pairs_add(&t->pairs, ((uint64_t)g->id << 32 | id) + 1)) > 0)
+	if (top_dst_id(t, dst, &id) == 0 && (rc = dest_mark(t, g, id)) > 0) {
 		g->ndests++;
-	else if (rc < 0)
+		t->npairs++;
+	} else if (rc < 0)
 		g->dests_capped = true;
 }
 
@@ -368,6 +438,7 @@ free_group(struct hnode *x)
 {
 	free(((struct group *)x)->key);
 	free(((struct group *)x)->label);
+	free(((struct group *)x)->dbits);
 	free(x);
 }
 
