@@ -686,6 +686,45 @@ top_reads_whole_lines_across_its_blocks(void **state)
 	free(pad);
 }
 
+/*
+ * Distinct destinations are exact however a user's are kept: a site that
+ * sends to thousands of hosts, a site that sends to two far apart in the
+ * order they were first seen, each counted once however often repeated.
+ */
+static void
+distinct_destinations_are_exact_dense_or_sparse(void **state)
+{
+	json_error_t jerr;
+	json_t *a, *row;
+	FILE *fp;
+
+	(void)state;
+	assert_non_null(fp = fopen(events, "w"));
+	for (int round = 0; round < 2; round++)
+		for (int d = 0; d < 3000; d++)
+			fprintf(fp, "{\"event\":\"attempt\",\"uid\":1001,\"dst_ip\":\"10.0.%d.%d\"}\n",
+			    d / 256, d % 256);
+	for (int round = 0; round < 3; round++) {
+		fprintf(fp, "{\"event\":\"attempt\",\"uid\":1002,\"dst_ip\":\"10.0.11.183\"}\n");
+		fprintf(fp, "{\"event\":\"attempt\",\"uid\":1002,\"dst_ip\":\"10.0.0.0\"}\n");
+		fprintf(fp, "{\"event\":\"attempt\",\"uid\":1002,\"dst_ip\":\"10.0.5.5\"}\n");
+	}
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(run(review_top, events, "--json", NULL), 0);
+	assert_non_null(a = json_loads(out, 0, &jerr));
+	assert_int_equal(json_array_size(a), 2);
+	row = json_array_get(a, 0);
+	assert_string_equal(json_string_value(json_object_get(row, "user")), "(1001)");
+	assert_int_equal(json_integer_value(json_object_get(row, "attempts")), 6000);
+	assert_int_equal(json_integer_value(json_object_get(row, "destinations")), 3000);
+	row = json_array_get(a, 1);
+	assert_string_equal(json_string_value(json_object_get(row, "user")), "(1002)");
+	assert_int_equal(json_integer_value(json_object_get(row, "attempts")), 9);
+	assert_int_equal(json_integer_value(json_object_get(row, "destinations")), 3);
+	assert_false(json_is_true(json_object_get(row, "destinations_capped")));
+	json_decref(a);
+}
+
 static void
 flood_summaries_add_their_suppressed_attempts(void **state)
 {
@@ -1159,6 +1198,7 @@ main(void)
 		cmocka_unit_test(top_fast_and_full_parsers_agree),
 		cmocka_unit_test(flat_scanner_sees_every_byte_as_jansson_does),
 		cmocka_unit_test(top_reads_whole_lines_across_its_blocks),
+		cmocka_unit_test(distinct_destinations_are_exact_dense_or_sparse),
 		cmocka_unit_test(top_counts_are_exact_for_every_grouping),
 		cmocka_unit_test(mail_events_count_per_origin_and_join_their_user),
 		cmocka_unit_test(many_files_and_directories_are_read_with_their_hosts),
