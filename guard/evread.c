@@ -326,17 +326,34 @@ evread_flat_scan(char *line, size_t len, struct evread_event *e)
 		if (p >= end || *p != '"' || (p = flat_plain_run(p + 1, end)) >= end || *p++ != '"')
 			return -1;
 		field = ev_field_of(k + 1, (size_t)(p - k - 2));
-		p = flat_ws(p, end);
-		if (p >= end || *p != ':')
+		if (p < end && *p == ':')
+			p++;	/* as the daemon writes it: no whitespace to skip */
+		else if ((p = flat_ws(p, end)) < end && *p == ':')
+			p++;
+		else
 			return -1;
-		v = p = flat_ws(p + 1, end);
+		v = p = flat_ws(p, end);
 		if (p < end && *p == '"') {
 			/* the common value, without flat_value()'s dispatch */
 			if ((p = flat_string(p, end, &escaped)) == NULL)
 				return -1;
 		} else if (p < end && (*p == '-' || (*p >= '0' && *p <= '9'))) {
-			if ((p = flat_integer(p, end)) == NULL)	/* as flat_value() would */
+			/* an integer, validated as flat_integer() does and read in the same pass */
+			bool neg = *p == '-';
+			unsigned long long num = 0;	/* wraps past 18 digits, then refused */
+			const char *d = p += neg;
+
+			while (p < end && *p >= '0' && *p <= '9')
+				num = num * 10 + (unsigned)(*p++ - '0');
+			if (p == d || p - d > 18 || (*d == '0' && p - d > 1) ||
+			    (p < end && (*p == '.' || *p == 'e' || *p == 'E')))
 				return -1;
+			if (field >= 0) {
+				str_start[field] = NULL;
+				e->has_n[field] = true;
+				e->n[field] = neg ? -(long long)num : (long long)num;
+				field = -1;	/* stored */
+			}
 		} else if ((p = flat_value(p, end, 1)) == NULL)
 			return -1;
 		if (field >= 0) {
@@ -348,17 +365,11 @@ evread_flat_scan(char *line, size_t len, struct evread_event *e)
 				str_start[field] = (char *)v + 1;
 				str_close[field] = (char *)p - 1;
 				str_escaped[field] = escaped;
-			} else if (*v == '-' || (*v >= '0' && *v <= '9')) {
-				/* at most 18 digits (flat_integer): no overflow, and no
-				 * strtoll reading past a line that is not NUL-ended */
-				bool neg = *v == '-';
-
-				e->has_n[field] = true;
-				for (v += neg; v < p && *v >= '0' && *v <= '9'; v++)
-					e->n[field] = e->n[field] * 10 + (*v - '0');
-				if (neg)
-					e->n[field] = -e->n[field];
 			}
+		}
+		if (p < end && *p == ',') {
+			p = flat_ws(p + 1, end);
+			continue;
 		}
 		p = flat_ws(p, end);
 		if (p < end && *p == '}')
