@@ -2,7 +2,8 @@
  * evread.c — the event log as `log` and `top` read it: the files named on
  * the command line (a directory stands for the event files under it, as a
  * central rsyslog writes them per host); lines under a bound, each parsed by
- * jansson or, for top's hot loop, by a flat scanner that allocates nothing;
+ * jansson or, for top's hot loop, by a flat scanner that allocates nothing
+ * over lines read in blocks and left where they lie;
  * the fields the filters and top look at; the filters (--user, --uid,
  * --action, --event, --dst, --origin, --host, and the time window, which is
  * compared as RFC 3339 strings so no date is parsed per line). An event
@@ -108,13 +109,14 @@ swar_special(uint64_t x)
 	return (x | ctl | swar_eq(x, '"') | swar_eq(x, '\\')) & SWAR_HIGH;
 }
 
+/* Inlined into the scanner's loop: a call per string was a third of its cost. */
+#define FLAT_INLINE	static inline __attribute__((always_inline))
+
 /*
  * The first byte of P..END that swar_special() marks (END if none): sixteen
  * at a time where SSE2 is (x86-64 always has it; a signed compare with 0x20
  * catches control characters and bytes >= 0x80 at once), then eight at a time.
  */
-/* Inlined into the scanner's loop: a call per string was a third of its cost. */
-#define FLAT_INLINE	static inline __attribute__((always_inline))
 
 FLAT_INLINE const char *
 flat_plain_run(const char *p, const char *end)

@@ -29,7 +29,7 @@
 
 struct group {
 	struct hnode	 node;
-	uint32_t	 id;		/* its number in the pair set */
+	uint32_t	 id;		/* its number in pair keys */
 	char		*key;
 	char		 name[USER_NAME_MAX];	/* --by user: the name seen with the uid */
 	char		*label;		/* as shown: the key, the user part as name(uid) */
