@@ -29,25 +29,44 @@
 
 struct group {
 	struct hnode	 node;
+	uint32_t	 id;		/* its number in pair keys */
 	char		*key;
 	char		 name[USER_NAME_MAX];	/* --by user: the name seen with the uid */
 	char		*label;		/* as shown: the key, the user part as name(uid) */
 	uint64_t	 count;
 	uint64_t	 ndests;
 	bool		 dests_capped;
+	uint64_t	*dbits;		/* its destinations, a bit per number, while dense */
+	size_t		 dwords;
+	bool		 dsparse;	/* too sparse for bits: its pairs are in the pair set */
 	uint64_t	 mta_msgs, mta_rcpts;	/* top --mta: outbound through the MTA */
 	uint64_t	 mail_msgs, mail_rcpts, mail_stopped;	/* mail events: the gate's */
 	char		 first[40], last[40];
 };
 
-/* One (group, destination) pair seen, so distinct destinations cost one lookup. */
-struct pair {
+/*
+ * The destinations seen, each once, numbered: a (group, destination) pair is
+ * then two numbers. A group keeps the numbers of its destinations as bits
+ * while they are dense (a host's hundreds of sites send to the same few
+ * hundred MXes: a few words each, in cache); a group whose bits would be
+ * mostly empty moves its pairs into a flat set that a lookup probes once or
+ * twice. Either way memory follows the pairs, never the log.
+ */
+struct dstname {
 	struct hnode	 node;
-	struct group	*g;
-	char		 dst[];
+	uint32_t	 id;
+	char		 s[];
 };
 
 #define TOP_PAIRS_MAX	1000000	/* past this, new destinations are counted as "N+" */
+#define PAIRS_INITIAL	4096	/* slots of the pair set, a power of two; doubled at half full */
+#define DBITS_MIN_WORDS	4	/* 256 destinations: a bitmap that small needs no excuse */
+#define DBITS_PER_DEST	2	/* words a group's bitmap may have per destination: 1 bit in 128 */
+
+struct pairset {
+	uint64_t	*slot;		/* (group id << 32 | destination id) + 1; 0: empty */
+	size_t		 nslot, n;
+};
 
 /* What a row can count: the classes of events, as bits. */
 enum { CL_ATTEMPT = 1, CL_SMTP = 2, CL_MAIL = 4 };
@@ -73,13 +92,15 @@ struct top {
 	uint64_t	 mail_no_user;	/* --by user: mail of SASL logins and clients */
 	bool		 mta;		/* MTA columns (--by user --mta) */
 	uint64_t	 mta_unknown;	/* MTA messages of users this host does not know */
-	struct htab	 groups, pairs;
+	struct htab	 groups, dsts;
+	struct pairset	 pairs;
+	uint64_t	 npairs;	/* (group, destination) pairs, bits and set */
 	struct group	*other;
 	uint64_t	 folded;	/* events counted in "(other)" */
 };
 
 static struct group *
-group_new(const char *key)
+group_new(const char *key, uint32_t id)
 {
 	struct group *g;
 
@@ -87,6 +108,7 @@ group_new(const char *key)
 		free(g);
 		return NULL;
 	}
+	g->id = id;
 	return g;
 }
 
@@ -101,37 +123,176 @@ top_group(struct top *t, const char *key)
 			return g;
 	if (t->groups.n >= TOP_GROUPS_MAX) {
 		if (t->other == NULL)
-			t->other = group_new("(other)");
+			t->other = group_new("(other)", TOP_GROUPS_MAX);
 		if (t->other != NULL)
 			t->folded++;
 		return t->other;
 	}
-	if ((g = group_new(key)) == NULL)
+	if ((g = group_new(key, (uint32_t)t->groups.n)) == NULL)
 		return NULL;
 	g->node.hash = h;
 	htab_insert(&t->groups, &g->node);
 	return g;
 }
 
+/* The number of destination DST; -1: a new one past the cap (a new pair too) or no memory. */
+static int
+top_dst_id(struct top *t, const char *dst, uint32_t *id)
+{
+	size_t h = str_hash(dst), len;
+	struct dstname *d;
+
+	for (struct hnode *x = t->dsts.b[h & (t->dsts.nb - 1)]; x; x = x->next)
+		if (x->hash == h && strcmp((d = (struct dstname *)x)->s, dst) == 0) {
+			*id = d->id;
+			return 0;
+		}
+	len = strlen(dst);
+	if (t->npairs >= TOP_PAIRS_MAX || (d = malloc(sizeof(*d) + len + 1)) == NULL)
+		return -1;
+	memcpy(d->s, dst, len + 1);
+	d->id = *id = (uint32_t)t->dsts.n;
+	d->node.hash = h;
+	htab_insert(&t->dsts, &d->node);
+	return 0;
+}
+
+/* splitmix64's finaliser: every bit of a pair's two numbers moves the slot. */
+static size_t
+pair_hash(uint64_t k)
+{
+	k = (k ^ (k >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	k = (k ^ (k >> 27)) * 0x94d049bb133111ebULL;
+	return (size_t)(k ^ (k >> 31));
+}
+
+static int
+pairs_init(struct pairset *ps)
+{
+	ps->n = 0;
+	ps->nslot = (ps->slot = calloc(PAIRS_INITIAL, sizeof(*ps->slot))) == NULL ? 0 : PAIRS_INITIAL;
+	return ps->nslot == 0 ? -1 : 0;
+}
+
+/* Doubles the set; -1: no memory (the old one stays). */
+static int
+pairs_grow(struct pairset *ps)
+{
+	size_t nslot = ps->nslot * 2;
+	uint64_t *slot = calloc(nslot, sizeof(*slot));
+
+	if (slot == NULL)
+		return -1;
+	for (size_t i = 0; i < ps->nslot; i++) {
+		size_t j;
+
+		if (ps->slot[i] == 0)
+			continue;
+		for (j = pair_hash(ps->slot[i]) & (nslot - 1); slot[j] != 0; j = (j + 1) & (nslot - 1))
+			;
+		slot[j] = ps->slot[i];
+	}
+	free(ps->slot);
+	ps->slot = slot;
+	ps->nslot = nslot;
+	return 0;
+}
+
+/* 1: KEY was new and is now in; 0: seen before; -1: new, but not MAY_ADD or no memory. */
+static int
+pairs_add(struct pairset *ps, uint64_t key, bool may_add)
+{
+	size_t j;
+
+	for (j = pair_hash(key) & (ps->nslot - 1); ps->slot[j] != 0; j = (j + 1) & (ps->nslot - 1))
+		if (ps->slot[j] == key)
+			return 0;
+	if (!may_add)
+		return -1;
+	if (ps->n + 1 > ps->nslot / 2) {
+		if (pairs_grow(ps) < 0)
+			return -1;
+		for (j = pair_hash(key) & (ps->nslot - 1); ps->slot[j] != 0;
+		    j = (j + 1) & (ps->nslot - 1))
+			;
+	}
+	ps->slot[j] = key;
+	ps->n++;
+	return 1;
+}
+
+static uint64_t
+pair_key(const struct group *g, uint32_t id)
+{
+	return ((uint64_t)g->id << 32 | id) + 1;
+}
+
+/* G's bitmap, grown to hold bit ID; -1: it would be too sparse (or no memory). */
+static int
+dbits_grow(struct group *g, uint32_t id)
+{
+	size_t need = (size_t)id / 64 + 1, words = DBITS_MIN_WORDS;
+	uint64_t *bits;
+
+	while (words < need)
+		words *= 2;
+	if (words > DBITS_MIN_WORDS + (g->ndests + 1) * DBITS_PER_DEST ||
+	    (bits = realloc(g->dbits, words * sizeof(*bits))) == NULL)
+		return -1;
+	memset(bits + g->dwords, 0, (words - g->dwords) * sizeof(*bits));
+	g->dbits = bits;
+	g->dwords = words;
+	return 0;
+}
+
+/* G's bits into the pair set (they are counted already); -1: no memory, the bits stay. */
+static int
+dbits_to_set(struct top *t, struct group *g)
+{
+	for (size_t w = 0; w < g->dwords; w++)
+		for (uint64_t b = g->dbits[w]; b != 0; b &= b - 1)
+			if (pairs_add(&t->pairs, pair_key(g, (uint32_t)(w * 64 +
+			    (size_t)__builtin_ctzll(b))), true) < 0)
+				return -1;
+	free(g->dbits);
+	g->dbits = NULL;
+	g->dwords = 0;
+	g->dsparse = true;
+	return 0;
+}
+
+/* 1: G's pair with destination ID is new and kept; 0: seen before; -1: not kept. */
+static int
+dest_mark(struct top *t, struct group *g, uint32_t id)
+{
+	bool may_add = t->npairs < TOP_PAIRS_MAX;
+
+	if (!g->dsparse) {
+		if ((size_t)id / 64 < g->dwords && (g->dbits[id / 64] >> (id % 64) & 1))
+			return 0;
+		if (!may_add)
+			return -1;
+		if ((size_t)id / 64 < g->dwords || dbits_grow(g, id) == 0) {
+			g->dbits[id / 64] |= 1ULL << (id % 64);
+			return 1;
+		}
+		if (dbits_to_set(t, g) < 0)
+			return -1;
+	}
+	return pairs_add(&t->pairs, pair_key(g, id), may_add);
+}
+
 static void
 top_dest(struct top *t, struct group *g, const char *dst)
 {
-	size_t h = str_hash(dst) ^ ((uintptr_t)g * 0x9e3779b97f4a7c15ULL);
-	size_t len = strlen(dst);
-	struct pair *p;
+	uint32_t id;
+	int rc = -1;
 
-	for (struct hnode *x = t->pairs.b[h & (t->pairs.nb - 1)]; x; x = x->next)
-		if (x->hash == h && (p = (struct pair *)x)->g == g && strcmp(p->dst, dst) == 0)
-			return;
-	if (t->pairs.n >= TOP_PAIRS_MAX || (p = malloc(sizeof(*p) + len + 1)) == NULL) {
+	if (top_dst_id(t, dst, &id) == 0 && (rc = dest_mark(t, g, id)) > 0) {
+		g->ndests++;
+		t->npairs++;
+	} else if (rc < 0)
 		g->dests_capped = true;
-		return;
-	}
-	p->g = g;
-	memcpy(p->dst, dst, len + 1);
-	p->node.hash = h;
-	htab_insert(&t->pairs, &p->node);
-	g->ndests++;
 }
 
 static void
@@ -188,6 +349,27 @@ event_class(const struct evread_event *e, uint64_t *n)
 	return 0;
 }
 
+/* "%lld" of V into BUF (LEN >= 21), without snprintf's cost on every event. */
+static const char *
+fmt_lld(long long v, char *buf, size_t len)
+{
+	unsigned long long u = v < 0 ? -(unsigned long long)v : (unsigned long long)v;
+	char digits[24], *d = digits + sizeof(digits);
+	size_t n;
+
+	do
+		*--d = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		*--d = '-';
+	n = (size_t)(digits + sizeof(digits) - d);
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, d, n);
+	buf[n] = '\0';
+	return buf;
+}
+
 /*
  * One part of the row an event counts in; NULL: not counted. Rows of --by
  * user are keyed by uid alone, because summary events carry the uid but not
@@ -208,8 +390,7 @@ top_part(struct top *t, const struct evread_event *e, enum top_by by, unsigned c
 			}
 			return "(unknown)";
 		}
-		snprintf(buf, len, "%lld", e->n[EVREAD_UID]);
-		return buf;
+		return fmt_lld(e->n[EVREAD_UID], buf, len);
 	case BY_SENDER:
 	case BY_SCRIPT:
 	case BY_SUBJECT:
@@ -257,6 +438,7 @@ free_group(struct hnode *x)
 {
 	free(((struct group *)x)->key);
 	free(((struct group *)x)->label);
+	free(((struct group *)x)->dbits);
 	free(x);
 }
 
@@ -619,7 +801,7 @@ top_file(struct top *t, const struct evread_filter *f, const char *path, uint64_
 			group_add(t, g, cl, count, &e);
 		json_decref(owner);
 	}
-	if (ferror(r.fp)) {
+	if (ferror(r.fp) || r.blk_err) {
 		fprintf(stderr, "smtpguard top: %s: %s\n", path, strerror(errno));
 		rc = -1;
 	}
@@ -687,8 +869,10 @@ review_top(const char *path, int argc, char **argv)
 		t.classes &= ~(unsigned)CL_SMTP;
 	if (htab_init(&t.groups) < 0)
 		goto err1;
-	if (htab_init(&t.pairs) < 0)
+	if (htab_init(&t.dsts) < 0)
 		goto err2;
+	if (pairs_init(&t.pairs) < 0)
+		goto err3;
 	for (size_t i = 0; i < files.n; i++)
 		if (top_file(&t, &a.f, files.paths[i], &unreadable) < 0)
 			failed = true;	/* the rest is still shown, and the command fails */
@@ -698,7 +882,7 @@ review_top(const char *path, int argc, char **argv)
 		failed = true;
 	if ((rows = calloc(t.groups.n + 1, sizeof(*rows))) == NULL) {
 		fprintf(stderr, "smtpguard top: out of memory\n");
-		goto err3;
+		goto err4;
 	}
 	for (size_t b = 0; b < t.groups.nb; b++)
 		for (struct hnode *x = t.groups.b[b]; x != NULL; x = x->next)
@@ -708,16 +892,18 @@ review_top(const char *path, int argc, char **argv)
 	for (size_t i = 0; i < n; i++)
 		if (group_label(&t, rows[i]) < 0) {
 			fprintf(stderr, "smtpguard top: out of memory\n");
-			goto err4;
+			goto err5;
 		}
 	qsort(rows, n, sizeof(*rows), cmp_groups);
 	print_top(&t, rows, n, (size_t)o.limit, o.json);
 	fflush(stdout);
 	rc = ferror(stdout) || failed ? 1 : 0;
-err4:
+err5:
 	free(rows);
+err4:
+	free(t.pairs.slot);
 err3:
-	htab_free(&t.pairs, hnode_free);
+	htab_free(&t.dsts, hnode_free);
 err2:
 	htab_free(&t.groups, free_group);
 	if (t.other != NULL)

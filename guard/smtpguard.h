@@ -1234,6 +1234,9 @@ struct evread {
 	char		*line;		/* the last line read, as it is in the file */
 	size_t		 cap;
 	uint64_t	 unreadable;	/* lines skipped: not JSON objects, or too long */
+	char		*blk;		/* evread_next_event()'s blocks: its lines lie in it */
+	size_t		 blk_len, blk_at;
+	bool		 blk_err;	/* no memory for it */
 };
 typedef struct json_t json_t;
 cliopt_fn	 evread_filter_option;	/* ctx: a struct evread_filter */

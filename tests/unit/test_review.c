@@ -558,6 +558,173 @@ top_fast_and_full_parsers_agree(void **state)
 	assert_non_null(strstr(err, "3 unreadable lines skipped"));
 }
 
+/* evread_flat_scan() of LINE: -1, or 0 with every field as jansson reads it. */
+static int
+flat_as_jansson(const char *line)
+{
+	size_t len = strlen(line);
+	char *copy = strdup(line);
+	struct evread_event flat, full;
+	json_error_t jerr;
+	json_t *ev;
+	int rc;
+
+	assert_non_null(copy);
+	if ((rc = evread_flat_scan(copy, len, &flat)) == 0) {
+		assert_non_null(ev = json_loadb(line, len, JSON_DISABLE_EOF_CHECK, &jerr));
+		evread_from_json(&full, ev);
+		for (int i = 0; i < EVREAD_NFIELDS; i++) {
+			assert_int_equal(flat.s[i] == NULL, full.s[i] == NULL);
+			if (flat.s[i] != NULL)
+				assert_string_equal(flat.s[i], full.s[i]);
+			assert_int_equal(flat.has_n[i], full.has_n[i]);
+			assert_int_equal(flat.n[i], full.n[i]);
+		}
+		json_decref(ev);
+	}
+	free(copy);
+	return rc;
+}
+
+/*
+ * The scanner takes sixteen bytes, then eight, then one at a time: a byte
+ * that ends a plain run is seen at every offset of each step, and what it
+ * takes, it reads as jansson does; what it is unsure of, it leaves.
+ */
+static void
+flat_scanner_sees_every_byte_as_jansson_does(void **state)
+{
+	static const struct {
+		const char	*ins;
+		int		 rc;
+	} bytes[] = {
+		{ "\\\"", 0 }, { "\\\\", 0 }, { "\\/", 0 }, { "\\t", 0 }, { "\\n", 0 },
+		{ "\x7f", 0 }, { "\\u0041", -1 }, { "\x01", -1 }, { "\t", -1 },
+		{ "\xc3\xa9", -1 }, { "\\x", -1 },
+	};
+	static const char *const fields[] = { "ts", "event", "action", "user", "uid", "exe", "cwd",
+	    "dst_ip", "dst_port", "mail_from", "php_script", "subject", "suppressed", "origin",
+	    "domain", "rcpt_count", "host" };
+	char line[512], key[64];
+
+	(void)state;
+	for (size_t b = 0; b < sizeof(bytes) / sizeof(bytes[0]); b++)
+		for (int at = 0; at <= 40; at++) {
+			/* in a value, then in a key (an escaped key is always left to jansson) */
+			snprintf(line, sizeof(line), "{\"event\":\"attempt\",\"exe\":\"%.*s%s%.*s\","
+			    "\"uid\":33}", at, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH", bytes[b].ins,
+			    40 - at, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH");
+			assert_int_equal(flat_as_jansson(line), bytes[b].rc);
+			snprintf(line, sizeof(line), "{\"k%.*s%s\":1,\"uid\":33}", at,
+			    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH", bytes[b].ins);
+			assert_int_equal(flat_as_jansson(line), bytes[b].ins[0] == '\x7f' ? 0 : -1);
+		}
+	/* every field by its name, each a string and a number; near misses are none */
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		snprintf(line, sizeof(line), "{\"%s\":\"v\\/%zu\",\"x%s\":1,\"%sx\":2}", fields[i], i,
+		    fields[i], fields[i]);
+		assert_int_equal(flat_as_jansson(line), 0);
+		snprintf(line, sizeof(line), "{ \"%s\" :\t-%zu\r\n}", fields[i], i * 1000003);
+		assert_int_equal(flat_as_jansson(line), 0);
+		snprintf(key, sizeof(key), "%s", fields[i]);
+		key[0] ^= 0x20;	/* another letter case: another key */
+		snprintf(line, sizeof(line), "{\"%s\":\"v\"}", key);
+		assert_int_equal(flat_as_jansson(line), 0);
+	}
+	/* structure the scanner refuses, or leaves to jansson */
+	assert_int_equal(flat_as_jansson("{\"uid\":33,}"), -1);
+	assert_int_equal(flat_as_jansson("{\"uid\":0.5}"), -1);
+	assert_int_equal(flat_as_jansson("{\"uid\":1234567890123456789}"), -1);
+	assert_int_equal(flat_as_jansson("{\"uid\":123456789012345678}"), 0);
+	assert_int_equal(flat_as_jansson("{\"a\":[1,{\"b\":[true,false,null]}],\"uid\":-7}"), 0);
+	assert_int_equal(flat_as_jansson("{\"exe\":\"unterminated"), -1);
+}
+
+/*
+ * top reads its files in blocks: lines that straddle a block are whole, one
+ * longer than the bound is counted and skipped wherever it falls, and a last
+ * line without its newline (still being written) is not read.
+ */
+static void
+top_reads_whole_lines_across_its_blocks(void **state)
+{
+	static const char head[] = "{\"ts\":\"2026-11-22T10:00:00.000000Z\",\"event\":\"attempt\","
+	    "\"uid\":33,\"user\":\"www-data\",\"dst_ip\":\"192.0.2.25\",\"pad\":\"";
+	const size_t sizes[] = { 200, EVREAD_LINE_MAX, EVREAD_LINE_MAX + 1, 3 * EVREAD_LINE_MAX,
+	    4000, EVREAD_LINE_MAX - 1 };
+	size_t good = 0, bad = 0;
+	char *pad = malloc(4 * EVREAD_LINE_MAX);
+	char want[64];
+	json_error_t jerr;
+	json_t *a;
+	FILE *fp;
+
+	(void)state;
+	assert_non_null(pad);
+	memset(pad, 'p', 4 * EVREAD_LINE_MAX);
+	assert_non_null(fp = fopen(events, "w"));
+	/* ~3.5 MiB: lines of every size fall across the 1 MiB blocks */
+	for (size_t i = 0; i < 150; i++) {
+		size_t total = sizes[i % (sizeof(sizes) / sizeof(sizes[0]))];	/* with the newline */
+
+		fprintf(fp, "%s%.*s\"}\n", head, (int)(total - strlen(head) - 3), pad);
+		if (total > EVREAD_LINE_MAX)
+			bad++;
+		else
+			good++;
+	}
+	fprintf(fp, "%s%.*s\"}", head, 20, pad);	/* no newline yet */
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(run(review_top, events, "--json", NULL), 0);
+	assert_non_null(a = json_loads(out, 0, &jerr));
+	assert_int_equal(json_array_size(a), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(a, 0), "attempts")),
+	    (json_int_t)good);
+	json_decref(a);
+	snprintf(want, sizeof(want), "%zu unreadable lines skipped", bad);
+	assert_non_null(strstr(err, want));
+	free(pad);
+}
+
+/*
+ * Distinct destinations are exact however a user's are kept: a site that
+ * sends to thousands of hosts, a site that sends to two far apart in the
+ * order they were first seen, each counted once however often repeated.
+ */
+static void
+distinct_destinations_are_exact_dense_or_sparse(void **state)
+{
+	json_error_t jerr;
+	json_t *a, *row;
+	FILE *fp;
+
+	(void)state;
+	assert_non_null(fp = fopen(events, "w"));
+	for (int round = 0; round < 2; round++)
+		for (int d = 0; d < 3000; d++)
+			fprintf(fp, "{\"event\":\"attempt\",\"uid\":1001,\"dst_ip\":\"10.0.%d.%d\"}\n",
+			    d / 256, d % 256);
+	for (int round = 0; round < 3; round++) {
+		fprintf(fp, "{\"event\":\"attempt\",\"uid\":1002,\"dst_ip\":\"10.0.11.183\"}\n");
+		fprintf(fp, "{\"event\":\"attempt\",\"uid\":1002,\"dst_ip\":\"10.0.0.0\"}\n");
+		fprintf(fp, "{\"event\":\"attempt\",\"uid\":1002,\"dst_ip\":\"10.0.5.5\"}\n");
+	}
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(run(review_top, events, "--json", NULL), 0);
+	assert_non_null(a = json_loads(out, 0, &jerr));
+	assert_int_equal(json_array_size(a), 2);
+	row = json_array_get(a, 0);
+	assert_string_equal(json_string_value(json_object_get(row, "user")), "(1001)");
+	assert_int_equal(json_integer_value(json_object_get(row, "attempts")), 6000);
+	assert_int_equal(json_integer_value(json_object_get(row, "destinations")), 3000);
+	row = json_array_get(a, 1);
+	assert_string_equal(json_string_value(json_object_get(row, "user")), "(1002)");
+	assert_int_equal(json_integer_value(json_object_get(row, "attempts")), 9);
+	assert_int_equal(json_integer_value(json_object_get(row, "destinations")), 3);
+	assert_false(json_is_true(json_object_get(row, "destinations_capped")));
+	json_decref(a);
+}
+
 static void
 flood_summaries_add_their_suppressed_attempts(void **state)
 {
@@ -1029,6 +1196,9 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(top_fast_and_full_parsers_agree),
+		cmocka_unit_test(flat_scanner_sees_every_byte_as_jansson_does),
+		cmocka_unit_test(top_reads_whole_lines_across_its_blocks),
+		cmocka_unit_test(distinct_destinations_are_exact_dense_or_sparse),
 		cmocka_unit_test(top_counts_are_exact_for_every_grouping),
 		cmocka_unit_test(mail_events_count_per_origin_and_join_their_user),
 		cmocka_unit_test(many_files_and_directories_are_read_with_their_hosts),
