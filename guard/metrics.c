@@ -88,6 +88,13 @@ metrics_users_free(struct metrics_users *u)
 void
 metrics_users_count(struct metrics_users *u, uid_t uid, time_t now)
 {
+	metrics_users_add(u, uid, now, 1);
+}
+
+/* N attempts at once: those the kernel refused for UID (refuse.c), counted at their window's end. */
+void
+metrics_users_add(struct metrics_users *u, uid_t uid, time_t now, uint64_t n)
+{
 	struct metrics_uid *s = NULL;
 	long minute = (long)(now / 60);
 	unsigned b = (unsigned)(minute % METRICS_WINDOW);
@@ -111,8 +118,8 @@ metrics_users_count(struct metrics_users *u, uid_t uid, time_t now)
 		s->minute[b] = minute;
 		s->count[b] = 0;
 	}
-	s->count[b]++;
-	s->total++;
+	s->count[b] = n > UINT32_MAX - s->count[b] ? UINT32_MAX : s->count[b] + (uint32_t)n;
+	s->total += n;
 	s->last = now;
 }
 

@@ -41,6 +41,7 @@
 #define SET_PORTS		"ports"
 #define SET_MTA			"mta_uids"
 #define SET_ALLOW		"allow_uids"
+#define SET_REFUSED		"refused_uids"
 #define CHAIN_OUTPUT		"output"
 #define CHAIN_FENCE		"fence"
 #define CHAIN_TRAP		"trap"
@@ -580,7 +581,51 @@ check_name(const char *name)
 	return 0;
 }
 
-enum set_ids { ID_PORTS = 1, ID_MTA, ID_ALLOW };
+enum set_ids { ID_PORTS = 1, ID_MTA, ID_ALLOW, ID_REFUSED };
+
+/*
+ * The flooding uids smtpguardd refuses in the kernel (refuse.c): at most
+ * REFUSED_UIDS_MAX, each with a timeout (a safety net only: smtpguardd
+ * deletes every element at the end of its window) and a counter, which
+ * the rule before the queue rule increments for each SYN it resets.
+ */
+static int
+put_refused_set(struct nl_batch *b, const char *table)
+{
+	struct nftnl_udata_buf *ud = NULL;
+	struct nftnl_expr *ctr;
+	struct nftnl_set *s;
+	struct nlmsghdr *nlh;
+	int rc = -1;
+
+	if ((s = set_new(table, SET_REFUSED, ID_REFUSED)) == NULL)
+		return -1;
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, NFT_TYPE_UID);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, sizeof(uint32_t));
+	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_TIMEOUT);
+	nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, REFUSED_UIDS_MAX);
+	/* Every element gets a counter of its own: the set's expression is its template. */
+	if ((ctr = nftnl_expr_alloc("counter")) == NULL)
+		goto out;
+	nftnl_set_add_expr(s, ctr);
+	if ((ud = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN)) == NULL)
+		goto out;
+	if (!nftnl_udata_put_u32(ud, NFTNL_UDATA_SET_KEYBYTEORDER, NFT_BYTEORDER_HOST)) {
+		errno = E2BIG;
+		goto out;
+	}
+	nftnl_set_set_data(s, NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud),
+	    nftnl_udata_buf_len(ud));
+	if ((nlh = nl_batch_put(b, NFT_MSG_NEWSET, NFPROTO_INET,
+	    NLM_F_CREATE | NLM_F_EXCL, "add set %s", SET_REFUSED)) == NULL)
+		goto out;
+	nftnl_set_nlmsg_build_payload(nlh, s);
+	rc = nl_batch_next(b);
+out:
+	nftnl_udata_buf_free(ud);
+	nftnl_set_free(s);
+	return rc;
+}
 
 static int
 build_sets(struct nl_batch *b, const struct ruleset_spec *sp)
@@ -604,7 +649,8 @@ build_sets(struct nl_batch *b, const struct ruleset_spec *sp)
 	    put_uid_elems(b, NFT_MSG_NEWSETELEM, sp->table, SET_ALLOW, ID_ALLOW,
 	    sp->allow_uids, sp->nallow) < 0)
 		return -1;
-	return 0;
+	/* Always empty in a new table: a fresh daemon refuses nobody in the kernel yet. */
+	return put_refused_set(b, sp->table);
 }
 
 /* What each verdict carried in the packet mark does to the flow. */
@@ -884,6 +930,37 @@ put_probed(struct nl_batch *b, const struct ruleset_spec *sp, bool native, unsig
 	return rb_put(b, &rb, "%s #%u (probed)" QUEUE_LABEL, CHAIN_FENCE, ++*n);
 }
 
+/*
+ * Just before the queue rule, so the MTA, the exceptions, the verdicts and
+ * the decided flows are all settled first: a new flow's SYN to a fenced port
+ * from a uid in @refused_uids (one smtpguardd would refuse whatever it
+ * named, refuse.c) is reset here and counted on the uid's element, instead
+ * of crossing into userspace. It matches what the queue rule would take (a
+ * socket owner: skuid breaks the rule without one; both families), never
+ * the self-check's probe, which is always decided and logged by smtpguardd.
+ */
+static int
+put_refused_rule(struct nl_batch *b, const struct ruleset_spec *sp, unsigned int *n)
+{
+	struct rb rb;
+
+	if (rb_start(&rb, sp->table, CHAIN_FENCE,
+	    "flooding senders smtpguardd refuses anyway: reset and counted in the kernel") < 0)
+		return -1;
+	x_meta_load(&rb, NFT_META_MARK);
+	x_bitwise(&rb, sp->mark_mask, 0);
+	x_cmp_u32(&rb, NFT_CMP_NEQ, mark_value(sp->mark_mask, MARK_PROBE));
+	x_l4proto_tcp(&rb);
+	x_tcp_flags(&rb, TH_SYN_ACK_MASK);
+	x_cmp_u8(&rb, NFT_CMP_EQ, TCP_FLAG_SYN);
+	x_tcp_dport(&rb);
+	x_lookup(&rb, SET_PORTS, ID_PORTS);
+	x_meta_load(&rb, NFT_META_SKUID);
+	x_lookup(&rb, SET_REFUSED, ID_REFUSED);
+	x_reject_rst(&rb);
+	return rb_put(b, &rb, "%s #%u (refused_uids)", CHAIN_FENCE, ++*n);
+}
+
 static int
 build_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 {
@@ -916,6 +993,8 @@ build_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 	x_cmp_u8(&rb, NFT_CMP_NEQ, TCP_FLAG_SYN);
 	x_verdict(&rb, NF_ACCEPT, NULL);
 	if (rb_put(b, &rb, "%s #%u (replies)", CHAIN_FENCE, ++n) < 0)
+		return -1;
+	if (put_refused_rule(b, sp, &n) < 0)
 		return -1;
 	return put_queue_and_socketless(b, sp, CHAIN_FENCE, MARK_NONE,
 	    "everyone else: smtpguardd decides (no bypass: fails closed)", native, &n);
@@ -1344,4 +1423,148 @@ fail:
 	mnl_socket_close(nl);
 	errno = saved;
 	return -1;
+}
+
+/*
+ * refuse.c's messages on @refused_uids. An element is added with a timeout
+ * that is only a safety net; it is deleted (one uid) or the set flushed
+ * (UID NULL) with NLM_F_ECHO, so the kernel sends back each element it
+ * removed with its counter: what the fence refused for that uid, read in
+ * the same transaction that stops the counting.
+ */
+int
+ruleset_build_refused_add(struct nl_batch *b, const char *table, uid_t uid,
+    uint64_t timeout_ms)
+{
+	uint32_t key = (uint32_t)uid;
+	struct nftnl_set_elem *e;
+	struct nftnl_set *s;
+	struct nlmsghdr *nlh;
+	int rc = -1;
+
+	if (check_name(table) < 0)
+		return -1;
+	if (timeout_ms == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((s = set_new(table, SET_REFUSED, 0)) == NULL)
+		return -1;
+	if ((e = nftnl_set_elem_alloc()) == NULL)
+		goto out;
+	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, &key, sizeof(key));
+	nftnl_set_elem_set_u64(e, NFTNL_SET_ELEM_TIMEOUT, timeout_ms);
+	nftnl_set_elem_add(s, e);
+	/* No NLM_F_EXCL: an element already there is the same one, and stays counted. */
+	if ((nlh = nl_batch_put(b, NFT_MSG_NEWSETELEM, NFPROTO_INET, NLM_F_CREATE,
+	    "add uid %lu to set %s", (unsigned long)uid, SET_REFUSED)) == NULL)
+		goto out;
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	rc = nl_batch_next(b);
+out:
+	nftnl_set_free(s);
+	return rc;
+}
+
+int
+ruleset_build_refused_del(struct nl_batch *b, const char *table, const uid_t *uid)
+{
+	struct nftnl_set_elem *e;
+	struct nftnl_set *s;
+	struct nlmsghdr *nlh;
+	uint32_t key;
+	int rc = -1;
+
+	if (check_name(table) < 0)
+		return -1;
+	if ((s = set_new(table, SET_REFUSED, 0)) == NULL)
+		return -1;
+	if (uid != NULL) {
+		key = (uint32_t)*uid;
+		if ((e = nftnl_set_elem_alloc()) == NULL)
+			goto out;
+		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, &key, sizeof(key));
+		nftnl_set_elem_add(s, e);
+	}
+	/* No element list: the kernel flushes the set (nft flush set). */
+	if (uid != NULL)
+		nlh = nl_batch_put(b, NFT_MSG_DELSETELEM, NFPROTO_INET, NLM_F_ECHO,
+		    "delete uid %lu from set %s", (unsigned long)*uid, SET_REFUSED);
+	else
+		nlh = nl_batch_put(b, NFT_MSG_DELSETELEM, NFPROTO_INET, NLM_F_ECHO,
+		    "flush set %s", SET_REFUSED);
+	if (nlh == NULL)
+		goto out;
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	rc = nl_batch_next(b);
+out:
+	nftnl_set_free(s);
+	return rc;
+}
+
+static int
+counter_packets(struct nftnl_expr *e, void *arg)
+{
+	const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+
+	if (name != NULL && strcmp(name, "counter") == 0 &&
+	    nftnl_expr_is_set(e, NFTNL_EXPR_CTR_PACKETS)) {
+		*(uint64_t *)arg = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+		return 1;	/* found: stop */
+	}
+	return 0;
+}
+
+/*
+ * Whether NLH is the kernel's echo of an element removed from TABLE's
+ * @refused_uids: 1 with its uid and counter, 0 if it is some other message,
+ * -1 (EPROTO) if it is one but lacks its key or its counter.
+ */
+int
+ruleset_refused_echo(const struct nlmsghdr *nlh, const char *table, uid_t *uid,
+    uint64_t *packets)
+{
+	struct nftnl_set_elems_iter *it = NULL;
+	struct nftnl_set_elem *e;
+	struct nftnl_set *s;
+	const void *key;
+	uint32_t len = 0;
+	uint64_t n = UINT64_MAX;
+	int rc = -1;
+
+	if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_NFTABLES ||
+	    NFNL_MSG_TYPE(nlh->nlmsg_type) != NFT_MSG_DELSETELEM)
+		return 0;
+	if ((s = nftnl_set_alloc()) == NULL)
+		return -1;
+	/* The kernel echoes one element per message; libnftnl 1.2.4 parses no more. */
+	if (nftnl_set_elems_nlmsg_parse(nlh, s) < 0 ||
+	    !nftnl_set_is_set(s, NFTNL_SET_TABLE) || !nftnl_set_is_set(s, NFTNL_SET_NAME)) {
+		errno = EPROTO;
+		goto out;
+	}
+	if (strcmp(nftnl_set_get_str(s, NFTNL_SET_TABLE), table) != 0 ||
+	    strcmp(nftnl_set_get_str(s, NFTNL_SET_NAME), SET_REFUSED) != 0) {
+		rc = 0;
+		goto out;
+	}
+	errno = EPROTO;
+	if ((it = nftnl_set_elems_iter_create(s)) == NULL ||
+	    (e = nftnl_set_elems_iter_cur(it)) == NULL)
+		goto out;
+	if ((key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len)) == NULL ||
+	    len != sizeof(uint32_t))
+		goto out;
+	(void)nftnl_set_elem_expr_foreach(e, counter_packets, &n);
+	if (n == UINT64_MAX)
+		goto out;
+	memcpy(&len, key, sizeof(len));
+	*uid = (uid_t)len;
+	*packets = n;
+	rc = 1;
+out:
+	if (it != NULL)
+		nftnl_set_elems_iter_destroy(it);
+	nftnl_set_free(s);
+	return rc;
 }
