@@ -340,7 +340,7 @@ int	 exceptions_remove_limit(struct exceptions *, const char *origin, char *err,
 	    size_t errlen);
 
 /* nl.c */
-#define NL_BATCH_MAX_MSGS	80	/* the ruleset: 53 messages; 63 with full sets and detect_any_port */
+#define NL_BATCH_MAX_MSGS	80	/* the ruleset: 55 messages; 65 with full sets and detect_any_port */
 #define NL_LABEL_MAX		64	/* "add rule fence #12 (queue)" */
 struct mnl_nlmsg_batch;
 struct mnl_socket;
