@@ -63,6 +63,8 @@ snapshot(const struct daemon *d, time_t now, struct metrics *m, struct metrics_u
 	m->alerts = d->cnt.alerts;
 	m->trap_sessions = d->cnt.trap_sessions;
 	m->trap_direct = d->cnt.trap_direct;
+	m->kernel_refused = d->cnt.kernel_refused;
+	m->kernel_refusing = (unsigned int)refuse_count(d->refuse);
 	m->attrib = &d->attrib_le;
 	m->mail_gate = d->cfg.mail_gate;
 	m->mail_up = d->gate_fd >= 0;

@@ -857,6 +857,8 @@ struct metrics {
 	struct queue_stats qs;
 	uint64_t	 socket_overruns, verdict_errors, unparsable, events_lost, alerts;
 	uint64_t	 trap_sessions, trap_direct;
+	uint64_t	 kernel_refused;	/* flood attempts the kernel reset (refuse.c) */
+	unsigned int	 kernel_refusing;
 	const struct metrics_latency *attrib;
 	bool		 mail_gate, mail_up;
 	uint64_t	 mail[MAIL_REJECT + 1];
