@@ -14,8 +14,9 @@
  * released unread: no room for it, its time up undecided, or its state lost,
  * and it is reset. A decided probed flow stays a few seconds as a marker, so
  * the packets queued before its verdict landed get the same one. It never
- * changes the configuration, the exceptions' list or the ruleset, never calls
- * back into smtpguardd.c, and never exits. The state it shares is described
+ * changes the configuration, the exceptions' list or the ruleset (but for
+ * the flooding uids it puts in @refused_uids through refuse.c, and takes
+ * out with their counts), never calls back into smtpguardd.c, and never exits. The state it shares is described
  * in daemon.h. It stays one room past 600 lines because every path a queued
  * packet can take ends in the one verdict() and the one attempt_emit() here:
  * split, the "exactly one verdict, every attempt flood-limited and counted"
@@ -322,7 +323,6 @@ void
 fence_tick(struct daemon *d, time_t now)
 {
 	struct sweep w = { .d = d, .now = now };
-
 	char err[256];
 
 	flood_expire(d->flood, now, flood_summary, d);
