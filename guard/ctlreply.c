@@ -55,7 +55,10 @@ ctlreply_status(const struct daemon *d)
 {
 	json_t *o = json_object(), *dec = json_object(), *ports = json_array();
 	struct queue_stats qs;
+	uint64_t live;
 
+	/* Attempts the kernel reset in windows still open count now, not at their end. */
+	(void)refuse_live(d->refuse, &live);
 	json_object_set_new(o, "pid", json_integer(getpid()));
 	json_object_set_new(o, "version", json_string(SMTPGUARD_VERSION));
 	json_object_set_new(o, "started", json_integer(d->started));
@@ -78,7 +81,7 @@ ctlreply_status(const struct daemon *d)
 	json_object_set_new(o, "self_checks", json_integer((json_int_t)d->cnt.self_checks));
 	for (int a = ACTION_REJECT; a <= ACTION_ALLOW; a++)
 		json_object_set_new(dec, action_name(a),
-		    json_integer((json_int_t)d->cnt.decisions[a]));
+		    json_integer((json_int_t)(d->cnt.decisions[a] + (a == ACTION_REJECT ? live : 0))));
 	json_object_set_new(o, "decisions", dec);
 	json_object_set_new(o, "unparsable", json_integer((json_int_t)d->cnt.unparsable));
 	json_object_set_new(o, "verdict_errors",
@@ -100,7 +103,8 @@ ctlreply_status(const struct daemon *d)
 	json_object_set_new(o, "redirect_refused",
 	    json_integer((json_int_t)d->cnt.redirect_refused));
 	json_object_set_new(o, "redirect_named", json_integer((json_int_t)d->cnt.redirect_named));
-	json_object_set_new(o, "kernel_refused", json_integer((json_int_t)d->cnt.kernel_refused));
+	json_object_set_new(o, "kernel_refused",
+	    json_integer((json_int_t)(d->cnt.kernel_refused + live)));
 	json_object_set_new(o, "kernel_refusing", json_integer((json_int_t)refuse_count(d->refuse)));
 	json_object_set_new(o, "kernel_lost", json_integer((json_int_t)d->cnt.kernel_lost));
 	json_object_set_new(o, "kernel_errors", json_integer((json_int_t)d->cnt.kernel_errors));

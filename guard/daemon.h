@@ -46,7 +46,8 @@ struct counters {
 	uint64_t	 redirect_refused;	/* redirects reset: no room to keep their name */
 	uint64_t	 redirect_named;	/* gate messages named by a redirected flow */
 	/* refuse.c: flooding uids refused in the kernel */
-	uint64_t	 kernel_refused;	/* their SYNs reset there, settled at window end */
+	uint64_t	 kernel_refused;	/* their SYNs reset there, in ended windows
+						   (refuse_live: the open ones) */
 	uint64_t	 kernel_lost;		/* elements expired before the daemon read them */
 	uint64_t	 kernel_errors;		/* changes the kernel refused: an add (queue
 						   path kept) or a delete (retried) */

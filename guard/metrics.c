@@ -370,8 +370,7 @@ metrics_format(const struct metrics *m, char *buf, size_t len)
 	one(&o, "smtpguard_trap_direct_total", "counter", "Connections to the trap port that "
 	    "the fence did not send there (reset).", m->trap_direct);
 	one(&o, "smtpguard_kernel_refused_total", "counter", "Flood attempts reset in the kernel "
-	    "(@refused_uids), counted when their uid's window ended; also in decisions and "
-	    "attempts.", m->kernel_refused);
+	    "(@refused_uids); also in decisions and attempts.", m->kernel_refused);
 	one(&o, "smtpguard_kernel_refusing", "gauge", "Uids refused in the kernel now, for the "
 	    "rest of their flood window.", m->kernel_refusing);
 	latency(&o, m->attrib);

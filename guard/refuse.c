@@ -8,7 +8,8 @@
  * the exceptions or the configuration, the element is deleted with
  * NLM_F_ECHO: the kernel's notice of the deletion carries the element's
  * counter as it was when it stopped counting, in the same transaction, and
- * that count goes to the caller, so the attempts stay counted exactly.
+ * that count goes to the caller, so the attempts stay counted exactly;
+ * meanwhile refuse_live() reads the counters of the windows still open.
  *
  * Bounded: at most REFUSED_UIDS_MAX uids at once (the set's size too);
  * past that, refuse_add() says ENOSPC and the caller stays on the queue
@@ -26,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <linux/netfilter/nf_tables.h>
 
 #include "smtpguard.h"
 
@@ -141,17 +144,58 @@ refuse_add(struct refuse *r, uid_t uid, time_t now, time_t end, char *err, size_
 }
 
 static void
-on_echo(const struct nlmsghdr *nlh, void *arg)
+echoed(void *arg, uid_t uid, uint64_t n)
 {
-	struct refuse *r = arg;
 	struct refuse_uid *u;
-	uint64_t n;
-	uid_t uid;
 
-	if (ruleset_refused_echo(nlh, r->table, &uid, &n) == 1 && (u = find(r, uid)) != NULL) {
+	if ((u = find(arg, uid)) != NULL) {
 		u->echoed = true;
 		u->refused = n;
 	}
+}
+
+static void
+on_echo(const struct nlmsghdr *nlh, void *arg)
+{
+	struct refuse *r = arg;
+
+	/* An element without its counter stays unechoed: reported lost, never as 0. */
+	(void)ruleset_refused_elems(nlh, r->table, NFT_MSG_DELSETELEM, echoed, r);
+}
+
+struct live {
+	const struct refuse	*r;
+	uint64_t		 sum;
+};
+
+static void
+live_count(void *arg, uid_t uid, uint64_t n)
+{
+	struct live *l = arg;
+	const struct refuse_uid *u = find((struct refuse *)l->r, uid);
+
+	if (u != NULL && u->in_kernel)
+		l->sum += n;
+}
+
+/*
+ * What the kernel has reset so far for the uids in the set, their windows
+ * still open: status and the metrics add it, so their counts are exact at
+ * any moment (refuse_expire hands the same counts over when the windows
+ * end, and they leave this sum at once). 0, or -1 with errno (*SUM 0).
+ */
+int
+refuse_live(const struct refuse *r, uint64_t *sum)
+{
+	struct live l = { .r = r };
+
+	*sum = 0;
+	if (refuse_count(r) == 0)
+		return 0;
+	if (ruleset_refused_dump(r->table, live_count, &l) < 0)
+		return -1;
+	*sum = l.sum;
+	return 0;
 }
 
 /* One batch: UID's element deleted, or (UID NULL) the whole set flushed; echoes recorded. */

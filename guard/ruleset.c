@@ -14,6 +14,7 @@
  * the queue.
  */
 #include <arpa/inet.h>
+#include <endian.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -1503,69 +1504,183 @@ out:
 	return rc;
 }
 
-static int
-counter_packets(struct nftnl_expr *e, void *arg)
+/* The packets of a counter expression (NFTA_EXPR_*), or UINT64_MAX if it is none. */
+static uint64_t
+expr_counter(const struct nlattr *expr)
 {
-	const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+	const struct nlattr *a, *d;
+	bool counter = false;
+	uint64_t n = UINT64_MAX;
 
-	if (name != NULL && strcmp(name, "counter") == 0 &&
-	    nftnl_expr_is_set(e, NFTNL_EXPR_CTR_PACKETS)) {
-		*(uint64_t *)arg = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
-		return 1;	/* found: stop */
+	mnl_attr_for_each_nested(a, expr) {
+		if (mnl_attr_get_type(a) == NFTA_EXPR_NAME &&
+		    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0)
+			counter = strcmp(mnl_attr_get_str(a), "counter") == 0;
+		else if (mnl_attr_get_type(a) == NFTA_EXPR_DATA)
+			mnl_attr_for_each_nested(d, a)
+				if (mnl_attr_get_type(d) == NFTA_COUNTER_PACKETS &&
+				    mnl_attr_validate(d, MNL_TYPE_U64) == 0)
+					n = be64toh(mnl_attr_get_u64(d));
 	}
-	return 0;
+	return counter ? n : UINT64_MAX;
+}
+
+/* One element (NFTA_SET_ELEM_*): its u32 key and its counter's packets; -1 if either is missing. */
+static int
+elem_count(const struct nlattr *elem, uint32_t *key, uint64_t *packets)
+{
+	const struct nlattr *a, *v, *x;
+	bool keyed = false;
+
+	*packets = UINT64_MAX;
+	mnl_attr_for_each_nested(a, elem) {
+		switch (mnl_attr_get_type(a)) {
+		case NFTA_SET_ELEM_KEY:
+			mnl_attr_for_each_nested(v, a)
+				if (mnl_attr_get_type(v) == NFTA_DATA_VALUE &&
+				    mnl_attr_get_payload_len(v) == sizeof(*key)) {
+					memcpy(key, mnl_attr_get_payload(v), sizeof(*key));
+					keyed = true;
+				}
+			break;
+		case NFTA_SET_ELEM_EXPR:	/* a set with one expression */
+			if (*packets == UINT64_MAX)
+				*packets = expr_counter(a);
+			break;
+		case NFTA_SET_ELEM_EXPRESSIONS:
+			mnl_attr_for_each_nested(x, a)
+				if (mnl_attr_get_type(x) == NFTA_LIST_ELEM && *packets == UINT64_MAX)
+					*packets = expr_counter(x);
+			break;
+		}
+	}
+	return keyed && *packets != UINT64_MAX ? 0 : -1;
 }
 
 /*
- * Whether NLH is the kernel's echo of an element removed from TABLE's
- * @refused_uids: 1 with its uid and counter, 0 if it is some other message,
- * -1 (EPROTO) if it is one but lacks its key or its counter.
+ * The elements of TABLE's @refused_uids that NLH carries, as the kernel
+ * sends them: TYPE NFT_MSG_DELSETELEM for the echo of a deletion (one per
+ * message), NFT_MSG_NEWSETELEM for a dump (many). Each goes to FN with its
+ * uid and counter. Returns how many; 0 if NLH is some other message; -1
+ * (EPROTO) if it is one of ours but an element lacks its key or counter
+ * (the others still went to FN). Walked with libmnl: libnftnl 1.2.4 parses
+ * one element per message at most.
  */
 int
-ruleset_refused_echo(const struct nlmsghdr *nlh, const char *table, uid_t *uid,
-    uint64_t *packets)
+ruleset_refused_elems(const struct nlmsghdr *nlh, const char *table, uint16_t type,
+    ruleset_count_fn fn, void *arg)
 {
-	struct nftnl_set_elems_iter *it = NULL;
-	struct nftnl_set_elem *e;
-	struct nftnl_set *s;
-	const void *key;
-	uint32_t len = 0;
-	uint64_t n = UINT64_MAX;
-	int rc = -1;
+	const struct nlattr *a, *elem;
+	const char *t = NULL, *set = NULL;
+	int n = 0, bad = 0;
 
 	if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_NFTABLES ||
-	    NFNL_MSG_TYPE(nlh->nlmsg_type) != NFT_MSG_DELSETELEM)
+	    NFNL_MSG_TYPE(nlh->nlmsg_type) != type ||
+	    nlh->nlmsg_len < mnl_nlmsg_size(sizeof(struct nfgenmsg)))
 		return 0;
-	if ((s = nftnl_set_alloc()) == NULL)
-		return -1;
-	/* The kernel echoes one element per message; libnftnl 1.2.4 parses no more. */
-	if (nftnl_set_elems_nlmsg_parse(nlh, s) < 0 ||
-	    !nftnl_set_is_set(s, NFTNL_SET_TABLE) || !nftnl_set_is_set(s, NFTNL_SET_NAME)) {
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_get_type(a) == NFTA_SET_ELEM_LIST_TABLE &&
+		    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0)
+			t = mnl_attr_get_str(a);
+		else if (mnl_attr_get_type(a) == NFTA_SET_ELEM_LIST_SET &&
+		    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0)
+			set = mnl_attr_get_str(a);
+	}
+	if (t == NULL || set == NULL || strcmp(t, table) != 0 || strcmp(set, SET_REFUSED) != 0)
+		return 0;
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_get_type(a) != NFTA_SET_ELEM_LIST_ELEMENTS)
+			continue;
+		mnl_attr_for_each_nested(elem, a) {
+			uint32_t key = 0;
+			uint64_t packets;
+
+			if (elem_count(elem, &key, &packets) < 0) {
+				bad++;
+				continue;
+			}
+			fn(arg, (uid_t)key, packets);
+			n++;
+		}
+	}
+	if (bad > 0) {
 		errno = EPROTO;
-		goto out;
+		return -1;
 	}
-	if (strcmp(nftnl_set_get_str(s, NFTNL_SET_TABLE), table) != 0 ||
-	    strcmp(nftnl_set_get_str(s, NFTNL_SET_NAME), SET_REFUSED) != 0) {
-		rc = 0;
-		goto out;
-	}
-	errno = EPROTO;
-	if ((it = nftnl_set_elems_iter_create(s)) == NULL ||
-	    (e = nftnl_set_elems_iter_cur(it)) == NULL)
-		goto out;
-	if ((key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len)) == NULL ||
-	    len != sizeof(uint32_t))
-		goto out;
-	(void)nftnl_set_elem_expr_foreach(e, counter_packets, &n);
-	if (n == UINT64_MAX)
-		goto out;
-	memcpy(&len, key, sizeof(len));
-	*uid = (uid_t)len;
-	*packets = n;
-	rc = 1;
-out:
-	if (it != NULL)
-		nftnl_set_elems_iter_destroy(it);
+	return n;
+}
+
+struct dump {
+	const char		*table;
+	ruleset_count_fn	 fn;
+	void			*arg;
+	bool			 bad;
+};
+
+static int
+dump_cb(const struct nlmsghdr *nlh, void *arg)
+{
+	struct dump *dp = arg;
+
+	if (ruleset_refused_elems(nlh, dp->table, NFT_MSG_NEWSETELEM, dp->fn, dp->arg) < 0)
+		dp->bad = true;
+	return MNL_CB_OK;
+}
+
+/*
+ * Every element of TABLE's @refused_uids as it is now, each to FN with its
+ * counter: what the kernel has reset so far in the windows still open.
+ * 0, or -1 with errno.
+ */
+int
+ruleset_refused_dump(const char *table, ruleset_count_fn fn, void *arg)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct dump dp = { .table = table, .fn = fn, .arg = arg };
+	struct nftnl_set *s;
+	struct mnl_socket *nl;
+	struct nlmsghdr *nlh;
+	struct pollfd pfd;
+	uint32_t seq = (uint32_t)time(NULL), portid;
+	int rc, saved;
+
+	if (check_name(table) < 0)
+		return -1;
+	if ((s = set_new(table, SET_REFUSED, 0)) == NULL)
+		return -1;
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP, seq);
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
 	nftnl_set_free(s);
-	return rc;
+	if ((nl = nl_open()) == NULL)
+		return -1;
+	portid = mnl_socket_get_portid(nl);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+		goto fail;
+	pfd = (struct pollfd){ .fd = mnl_socket_get_fd(nl), .events = POLLIN };
+	/* Element messages, then NLMSG_DONE (or the error) ends the dump. */
+	do {
+		ssize_t n;
+
+		if ((rc = poll(&pfd, 1, ANSWER_WAIT_MS)) <= 0) {
+			if (rc == 0)
+				errno = ETIMEDOUT;
+			goto fail;
+		}
+		if ((n = mnl_socket_recvfrom(nl, buf, sizeof(buf))) < 0)
+			goto fail;
+		rc = mnl_cb_run(buf, (size_t)n, seq, portid, dump_cb, &dp);
+	} while (rc > 0);
+	if (rc < 0)
+		goto fail;
+	mnl_socket_close(nl);
+	if (dp.bad) {
+		errno = EPROTO;
+		return -1;
+	}
+	return 0;
+fail:
+	saved = errno;
+	mnl_socket_close(nl);
+	errno = saved;
+	return -1;
 }

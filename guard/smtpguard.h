@@ -407,8 +407,10 @@ int	 ruleset_set_uids(const char *table, const char *set, bool add, const uid_t 
 int	 ruleset_build_refused_add(struct nl_batch *, const char *table, uid_t,
 	    uint64_t timeout_ms);
 int	 ruleset_build_refused_del(struct nl_batch *, const char *table, const uid_t *);
-int	 ruleset_refused_echo(const struct nlmsghdr *, const char *table, uid_t *,
-	    uint64_t *packets);
+typedef void (*ruleset_count_fn)(void *arg, uid_t, uint64_t packets);
+int	 ruleset_refused_elems(const struct nlmsghdr *, const char *table, uint16_t type,
+	    ruleset_count_fn, void *arg);
+int	 ruleset_refused_dump(const char *table, ruleset_count_fn, void *arg);
 
 /* queue.c */
 struct queue_packet {
@@ -807,6 +809,7 @@ int		 refuse_expire(struct refuse *, time_t now, refuse_fn, void *arg, char *err
 		    size_t errlen);
 int		 refuse_flush(struct refuse *, refuse_fn, void *arg, char *err, size_t errlen);
 void		 refuse_forget(struct refuse *, refuse_fn, void *arg);
+int		 refuse_live(const struct refuse *, uint64_t *sum);
 
 /* alert.c */
 struct alerts;

@@ -321,7 +321,10 @@ as_uid $FLOOD_UID "$T/sgload" connect -c 4 -n 3000 -t 1000 $MX4 25 >"$T/kflood4.
 check "flood: not one IPv4 attempt connected, every one refused at once" \
     jq -e '.ok == 0 and .refused == 3000' "$T/kflood4.json"
 check "flood: the uid is in @refused_uids" test -n "$(element_packets)"
-check "flood: status shows one uid refused in the kernel" test "$(status_num kernel_refusing)" = 1
+is() { [ "$1" = "$2" ] || { echo "got $1, expected $2"; return 1; }; }
+check "flood: status shows one uid refused in the kernel" is "$(status_num kernel_refusing)" 1
+check "flood: status counts every attempt at once, the kernel's too" \
+    is "$(( $(status_num decisions.reject) - dec0 ))" 3000
 p4=$(element_packets)
 as_uid $FLOOD_UID "$T/sgload" connect -c 2 -n 500 -t 1000 $MX6 25 >"$T/kflood6.json"
 check "flood: not one IPv6 attempt connected" jq -e '.ok == 0 and .refused == 500' "$T/kflood6.json"
@@ -334,7 +337,6 @@ kernel_summary() {
 }
 check "flood: the kernel's share is summarised, with no exe (it saw none)" \
     wait_for "kernel summary" kernel_summary
-is() { [ "$1" = "$2" ] || { echo "got $1, expected $2"; return 1; }; }
 check "flood: the log accounts for exactly the 3500 attempts made" \
     is "$(logged_attempts)" 3500
 check "flood: decisions count every attempt, the kernel's too" \
@@ -363,8 +365,20 @@ kill -9 "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null
 check "killed mid-flood: its element outlives it (reset in the kernel, fails closed)" \
     refused_at_once $FLOOD_UID $MX4 25
+LOG_LINES="rate = 1
+window = 300" write_config "allow_local = yes"
 start_daemon || fail "smtpguardd starts after a kill mid-flood"
 check "a daemon started after a kill mid-flood begins with @refused_uids empty" no_element
+# More flooders than the set holds: the one past it stays on the queue path.
+u=4000
+while [ $u -lt $((4000 + 256 + 1)) ]; do
+	as_uid $u "$T/sgload" connect -n 2 -t 1000 $MX4 25 >/dev/null
+	u=$((u + 1))
+done
+check "256 uids flooding at once fill @refused_uids" is "$(status_num kernel_refusing)" 256
+check "... the one past them stays on the queue path, counted" \
+    test "$(status_num kernel_full)" -ge 1
+check "... and is refused there all the same" refused_at_once 4256 $MX4 25
 
 # --- the CLI does not hang on a stopped daemon ---------------------------------------
 kill -STOP "$DAEMON_PID"

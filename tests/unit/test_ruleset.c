@@ -1392,59 +1392,91 @@ a_refused_uid_goes_in_timed_and_out_echoed(void **state)
 	nl_batch_free(&b);
 }
 
-/* The kernel's notice of a removed element, as it sends it to an NLM_F_ECHO request. */
+/*
+ * The kernel's elements of a set as it sends them: the echo of a deletion
+ * (DELSETELEM, one element) or a dump (NEWSETELEM, many); an element with
+ * COUNTER false has no counter.
+ */
 static struct nlmsghdr *
-echo_of(char *buf, uint16_t type, const char *table, const char *set, uint32_t uid,
-    bool counter, uint64_t packets)
+elems_of(char *buf, uint16_t type, const char *table, const char *set, const uint32_t *uids,
+    size_t n, bool counter)
 {
 	struct nftnl_set *s = nftnl_set_alloc();
-	struct nftnl_set_elem *e = nftnl_set_elem_alloc();
 	struct nlmsghdr *nlh;
 
 	assert_non_null(s);
-	assert_non_null(e);
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
 	nftnl_set_set_str(s, NFTNL_SET_NAME, set);
-	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, &uid, sizeof(uid));
-	if (counter) {
-		struct nftnl_expr *c = nftnl_expr_alloc("counter");
+	for (size_t i = 0; i < n; i++) {
+		struct nftnl_set_elem *e = nftnl_set_elem_alloc();
 
-		assert_non_null(c);
-		nftnl_expr_set_u64(c, NFTNL_EXPR_CTR_PACKETS, packets);
-		nftnl_expr_set_u64(c, NFTNL_EXPR_CTR_BYTES, packets * 60);
-		nftnl_set_elem_add_expr(e, c);
+		assert_non_null(e);
+		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, &uids[i], sizeof(uids[i]));
+		if (counter) {
+			struct nftnl_expr *c = nftnl_expr_alloc("counter");
+
+			assert_non_null(c);
+			nftnl_expr_set_u64(c, NFTNL_EXPR_CTR_PACKETS, 1000000ULL * uids[i] + 7);
+			nftnl_expr_set_u64(c, NFTNL_EXPR_CTR_BYTES, 60);
+			nftnl_set_elem_add_expr(e, c);
+		}
+		nftnl_set_elem_add(s, e);
 	}
-	nftnl_set_elem_add(s, e);
 	nlh = nftnl_nlmsg_build_hdr(buf, type, NFPROTO_INET, 0, 0);
 	nftnl_set_elems_nlmsg_build_payload(nlh, s);
 	nftnl_set_free(s);
 	return nlh;
 }
 
+struct counts {
+	uid_t		 uid[4];
+	uint64_t	 n[4];
+	size_t		 k;
+};
+
 static void
-the_kernels_echo_gives_each_uid_its_exact_count(void **state)
+count_into(void *arg, uid_t uid, uint64_t n)
+{
+	struct counts *c = arg;
+
+	assert_true(c->k < 4);
+	c->uid[c->k] = uid;
+	c->n[c->k++] = n;
+}
+
+static void
+the_kernels_elements_give_each_uid_its_exact_count(void **state)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
-	uint64_t n = 0;
-	uid_t uid = 0;
+	const uint32_t one[] = { 3001 }, three[] = { 3001, 3002, 4000 };
+	struct counts c = { .k = 0 };
 
 	(void)state;
-	assert_int_equal(ruleset_refused_echo(echo_of(buf, NFT_MSG_DELSETELEM, "smtpguard",
-	    "refused_uids", 3001, true, 1234567), TABLE_NAME, &uid, &n), 1);
-	assert_int_equal(uid, 3001);
-	assert_int_equal(n, 1234567);
-	/* Another set's, another table's, or an addition: not ours to count. */
-	assert_int_equal(ruleset_refused_echo(echo_of(buf, NFT_MSG_DELSETELEM, "smtpguard",
-	    "allow_uids", 3001, true, 5), TABLE_NAME, &uid, &n), 0);
-	assert_int_equal(ruleset_refused_echo(echo_of(buf, NFT_MSG_DELSETELEM, "other",
-	    "refused_uids", 3001, true, 5), TABLE_NAME, &uid, &n), 0);
-	assert_int_equal(ruleset_refused_echo(echo_of(buf, NFT_MSG_NEWSETELEM, "smtpguard",
-	    "refused_uids", 3001, true, 5), TABLE_NAME, &uid, &n), 0);
-	/* Ours without its counter: refused, never read as zero. */
-	assert_int_equal(ruleset_refused_echo(echo_of(buf, NFT_MSG_DELSETELEM, "smtpguard",
-	    "refused_uids", 3001, false, 0), TABLE_NAME, &uid, &n), -1);
+	/* A deletion's echo: one element, its final count. */
+	assert_int_equal(ruleset_refused_elems(elems_of(buf, NFT_MSG_DELSETELEM, "smtpguard",
+	    "refused_uids", one, 1, true), TABLE_NAME, NFT_MSG_DELSETELEM, count_into, &c), 1);
+	assert_int_equal(c.uid[0], 3001);
+	assert_int_equal(c.n[0], 3001000007ULL);
+	/* A dump: every element of the message. */
+	c.k = 0;
+	assert_int_equal(ruleset_refused_elems(elems_of(buf, NFT_MSG_NEWSETELEM, "smtpguard",
+	    "refused_uids", three, 3, true), TABLE_NAME, NFT_MSG_NEWSETELEM, count_into, &c), 3);
+	assert_int_equal(c.uid[2], 4000);
+	assert_int_equal(c.n[2], 4000000007ULL);
+	/* Another set's, another table's, or the other kind of message: not ours to count. */
+	c.k = 0;
+	assert_int_equal(ruleset_refused_elems(elems_of(buf, NFT_MSG_DELSETELEM, "smtpguard",
+	    "allow_uids", one, 1, true), TABLE_NAME, NFT_MSG_DELSETELEM, count_into, &c), 0);
+	assert_int_equal(ruleset_refused_elems(elems_of(buf, NFT_MSG_DELSETELEM, "other",
+	    "refused_uids", one, 1, true), TABLE_NAME, NFT_MSG_DELSETELEM, count_into, &c), 0);
+	assert_int_equal(ruleset_refused_elems(elems_of(buf, NFT_MSG_NEWSETELEM, "smtpguard",
+	    "refused_uids", one, 1, true), TABLE_NAME, NFT_MSG_DELSETELEM, count_into, &c), 0);
+	assert_int_equal(c.k, 0);
+	/* Ours without a counter: refused, never read as zero. */
+	assert_int_equal(ruleset_refused_elems(elems_of(buf, NFT_MSG_DELSETELEM, "smtpguard",
+	    "refused_uids", one, 1, false), TABLE_NAME, NFT_MSG_DELSETELEM, count_into, &c), -1);
 	assert_int_equal(errno, EPROTO);
-	assert_int_equal(n, 1234567);
+	assert_int_equal(c.k, 0);
 }
 
 int
@@ -1480,7 +1512,7 @@ main(void)
 		cmocka_unit_test(the_refused_set_starts_empty_bounded_and_counted),
 		cmocka_unit_test(refused_uids_are_reset_just_before_the_queue_rule),
 		cmocka_unit_test(a_refused_uid_goes_in_timed_and_out_echoed),
-		cmocka_unit_test(the_kernels_echo_gives_each_uid_its_exact_count),
+		cmocka_unit_test(the_kernels_elements_give_each_uid_its_exact_count),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
