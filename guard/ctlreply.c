@@ -80,8 +80,8 @@ ctlreply_status(const struct daemon *d)
 	json_object_set_new(o, "packet_bytes", json_integer((json_int_t)d->cnt.packet_bytes));
 	json_object_set_new(o, "self_checks", json_integer((json_int_t)d->cnt.self_checks));
 	for (int a = ACTION_REJECT; a <= ACTION_ALLOW; a++)
-		json_object_set_new(dec, action_name(a),
-		    json_integer((json_int_t)(d->cnt.decisions[a] + (a == ACTION_REJECT ? live : 0))));
+		json_object_set_new(dec, action_name(a), json_integer((json_int_t)
+		    (d->cnt.decisions[a] + (a == ACTION_REJECT ? live : 0))));
 	json_object_set_new(o, "decisions", dec);
 	json_object_set_new(o, "unparsable", json_integer((json_int_t)d->cnt.unparsable));
 	json_object_set_new(o, "verdict_errors",
@@ -105,7 +105,8 @@ ctlreply_status(const struct daemon *d)
 	json_object_set_new(o, "redirect_named", json_integer((json_int_t)d->cnt.redirect_named));
 	json_object_set_new(o, "kernel_refused",
 	    json_integer((json_int_t)(d->cnt.kernel_refused + live)));
-	json_object_set_new(o, "kernel_refusing", json_integer((json_int_t)refuse_count(d->refuse)));
+	json_object_set_new(o, "kernel_refusing",
+	    json_integer((json_int_t)refuse_count(d->refuse)));
 	json_object_set_new(o, "kernel_lost", json_integer((json_int_t)d->cnt.kernel_lost));
 	json_object_set_new(o, "kernel_errors", json_integer((json_int_t)d->cnt.kernel_errors));
 	json_object_set_new(o, "kernel_full", json_integer((json_int_t)d->cnt.kernel_full));

@@ -91,7 +91,7 @@ metrics_users_count(struct metrics_users *u, uid_t uid, time_t now)
 	metrics_users_add(u, uid, now, 1);
 }
 
-/* N attempts at once: those the kernel refused for UID (refuse.c), counted at their window's end. */
+/* N attempts at once: those the kernel reset for UID (refuse.c), at their window's end. */
 void
 metrics_users_add(struct metrics_users *u, uid_t uid, time_t now, uint64_t n)
 {

@@ -213,7 +213,7 @@ nl_read_acks(struct nl_batch *b, struct mnl_socket *nl, int *error, size_t *answ
 			if (nlh->nlmsg_pid != portid)
 				continue;
 			if (nlh->nlmsg_type != NLMSG_ERROR) {
-				/* What NLM_F_ECHO asked for: the kernel sends it before the ACKs. */
+				/* NLM_F_ECHO's answers: they come before the ACKs. */
 				if (b->echo != NULL && nlh->nlmsg_type != NLMSG_DONE &&
 				    nlh->nlmsg_type != NLMSG_NOOP)
 					b->echo(nlh, b->echo_arg);
