@@ -115,6 +115,44 @@ alerts_count(struct alerts *a, uid_t uid, time_t now, uint64_t *in_window)
 	return true;
 }
 
+/*
+ * Whether no alert can be due for UID from now until UNTIL, whatever it
+ * does: alerts are off, or UID alerted recently enough that its next alert
+ * cannot come before then. Attempts the daemon does not see one by one
+ * (refused in the kernel, refuse.c) are allowed only then, so an alert is
+ * never missed for them; they are credited afterwards (alerts_credit).
+ */
+bool
+alerts_quiet(const struct alerts *a, uid_t uid, time_t until)
+{
+	if (a->threshold == 0)
+		return true;
+	for (size_t i = 0; i < a->nuids; i++)
+		if (a->uids[i].uid == uid)
+			return (long)(until / 60) - a->uids[i].alerted_minute < ALERT_BUCKETS;
+	return false;
+}
+
+/* N attempts of UID counted at NOW without an alert decision (see alerts_quiet). */
+void
+alerts_credit(struct alerts *a, uid_t uid, time_t now, uint64_t n)
+{
+	long minute = (long)(now / 60);
+	size_t slot = (size_t)(minute % ALERT_BUCKETS);
+	struct alert_uid *u;
+
+	if (a->threshold == 0 || n == 0)
+		return;
+	u = alerts_slot(a, uid);
+	if (u->minute[slot] != minute) {
+		u->minute[slot] = minute;
+		u->count[slot] = 0;
+	}
+	u->count[slot] = n > UINT32_MAX - u->count[slot] ? UINT32_MAX :
+	    u->count[slot] + (uint32_t)n;
+	u->last_minute = minute;
+}
+
 int
 alerts_exec(struct alerts *a, const char *program, const char *json, size_t len)
 {

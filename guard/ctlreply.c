@@ -55,7 +55,10 @@ ctlreply_status(const struct daemon *d)
 {
 	json_t *o = json_object(), *dec = json_object(), *ports = json_array();
 	struct queue_stats qs;
+	uint64_t live;
 
+	/* Attempts the kernel reset in windows still open count now, not at their end. */
+	(void)refuse_live(d->refuse, &live);
 	json_object_set_new(o, "pid", json_integer(getpid()));
 	json_object_set_new(o, "version", json_string(SMTPGUARD_VERSION));
 	json_object_set_new(o, "started", json_integer(d->started));
@@ -77,8 +80,8 @@ ctlreply_status(const struct daemon *d)
 	json_object_set_new(o, "packet_bytes", json_integer((json_int_t)d->cnt.packet_bytes));
 	json_object_set_new(o, "self_checks", json_integer((json_int_t)d->cnt.self_checks));
 	for (int a = ACTION_REJECT; a <= ACTION_ALLOW; a++)
-		json_object_set_new(dec, action_name(a),
-		    json_integer((json_int_t)d->cnt.decisions[a]));
+		json_object_set_new(dec, action_name(a), json_integer((json_int_t)
+		    (d->cnt.decisions[a] + (a == ACTION_REJECT ? live : 0))));
 	json_object_set_new(o, "decisions", dec);
 	json_object_set_new(o, "unparsable", json_integer((json_int_t)d->cnt.unparsable));
 	json_object_set_new(o, "verdict_errors",
@@ -100,6 +103,13 @@ ctlreply_status(const struct daemon *d)
 	json_object_set_new(o, "redirect_refused",
 	    json_integer((json_int_t)d->cnt.redirect_refused));
 	json_object_set_new(o, "redirect_named", json_integer((json_int_t)d->cnt.redirect_named));
+	json_object_set_new(o, "kernel_refused",
+	    json_integer((json_int_t)(d->cnt.kernel_refused + live)));
+	json_object_set_new(o, "kernel_refusing",
+	    json_integer((json_int_t)refuse_count(d->refuse)));
+	json_object_set_new(o, "kernel_lost", json_integer((json_int_t)d->cnt.kernel_lost));
+	json_object_set_new(o, "kernel_errors", json_integer((json_int_t)d->cnt.kernel_errors));
+	json_object_set_new(o, "kernel_full", json_integer((json_int_t)d->cnt.kernel_full));
 	json_object_set_new(o, "flows_followed", json_integer((json_int_t)flow_count(d->flows)));
 	json_object_set_new(o, "attribution_ns", json_pack("{s:I, s:I, s:I, s:I}",
 	    "lookups", (json_int_t)d->attrib_ns.total,
@@ -211,6 +221,12 @@ ctlreply_change(struct daemon *d, const struct ctl_request *req)
 	} else if (exceptions_remove(&next, req->arg, err, sizeof(err)) < 0)
 		goto fail;
 
+	/*
+	 * The uids refused in the kernel were judged under the old exceptions:
+	 * out, counted, before the new ones apply (no packet is read between).
+	 */
+	if (fence_unrefuse(d, err, sizeof(err)) < 0)
+		goto fail;
 	nbefore = exceptions_kernel_uids(&d->exc, before, KERNEL_UIDS_MAX);
 	nafter = exceptions_kernel_uids(&next, after, KERNEL_UIDS_MAX);
 	for (size_t i = 0; i < nafter; i++)

@@ -45,6 +45,13 @@ struct counters {
 	uint64_t	 any_port_refused;	/* SYNs with no room: the table or the uid's share full */
 	uint64_t	 redirect_refused;	/* redirects reset: no room to keep their name */
 	uint64_t	 redirect_named;	/* gate messages named by a redirected flow */
+	/* refuse.c: flooding uids refused in the kernel */
+	uint64_t	 kernel_refused;	/* their SYNs reset there, in ended windows
+						   (refuse_live: the open ones) */
+	uint64_t	 kernel_lost;		/* elements expired before the daemon read them */
+	uint64_t	 kernel_errors;		/* changes the kernel refused: an add (queue
+						   path kept) or a delete (retried) */
+	uint64_t	 kernel_full;		/* attempts kept on the queue path: set full */
 };
 
 struct daemon {
@@ -64,6 +71,7 @@ struct daemon {
 	struct attrib_ctx	*attrib;
 	struct event_log	*events;
 	struct flood		*flood;
+	struct refuse		*refuse;	/* flooding uids refused in the kernel */
 	struct alerts		*alerts;	/* counting; the alerter runs the program */
 	int			 alert_fd;	/* to the alerter; -1 without [alert] exec */
 	pid_t			 alerter_pid;
@@ -98,6 +106,8 @@ void	 fence_read_audit(struct daemon *);
 int	 fence_trap_reports(struct daemon *);
 void	 fence_tick(struct daemon *, time_t now);
 void	 fence_summaries(struct daemon *, time_t until);
+int	 fence_unrefuse(struct daemon *, char *err, size_t errlen);
+void	 fence_unrefuse_lost(struct daemon *);
 void	 fence_emit(struct daemon *, struct event *);
 void	 fence_emit_daemon(struct daemon *, const char *msg);
 void	 fence_alert(struct daemon *, const struct event *, const char *msg);

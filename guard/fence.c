@@ -14,8 +14,9 @@
  * released unread: no room for it, its time up undecided, or its state lost,
  * and it is reset. A decided probed flow stays a few seconds as a marker, so
  * the packets queued before its verdict landed get the same one. It never
- * changes the configuration, the exceptions' list or the ruleset, never calls
- * back into smtpguardd.c, and never exits. The state it shares is described
+ * changes the configuration, the exceptions' list or the ruleset (but for
+ * the flooding uids it puts in @refused_uids through refuse.c, and takes
+ * out with their counts), never calls back into smtpguardd.c, and never exits. The state it shares is described
  * in daemon.h. It stays one room past 600 lines because every path a queued
  * packet can take ends in the one verdict() and the one attempt_emit() here:
  * split, the "exactly one verdict, every attempt flood-limited and counted"
@@ -125,6 +126,87 @@ fence_summaries(struct daemon *d, time_t until)
 	flood_expire(d->flood, until, flood_summary, d);
 }
 
+/*
+ * A uid's element left @refused_uids: the SYNs the kernel reset for it are
+ * attempts like the rest, counted now (status, metrics, the alert
+ * threshold) and summarised in one event with no exe (the kernel never saw
+ * one: it may have been any program of that uid). An element that expired
+ * before it was read lost its count: counted and logged, never guessed.
+ */
+static void
+kernel_summary(void *arg, uid_t uid, uint64_t refused, bool lost)
+{
+	struct daemon *d = arg;
+	struct attrib who = { .has_uid = true, .uid = uid };
+	struct event e = {
+		.event = "summary", .action = action_name(ACTION_REJECT), .rule = "kernel",
+		.who = &who, .suppressed = refused, .window = d->cfg.log_window,
+	};
+	time_t now = time(NULL);
+
+	if (lost) {
+		if (d->cnt.kernel_lost++ == 0)
+			log_warnx("uid %lu's element in @refused_uids expired before it was read: "
+			    "its count is lost (counted in kernel_lost)", (unsigned long)uid);
+		return;
+	}
+	if (refused == 0)
+		return;
+	d->cnt.kernel_refused += refused;
+	d->cnt.decisions[ACTION_REJECT] += refused;
+	d->cnt.attempts[ACTION_REJECT] += refused;
+	alerts_credit(d->alerts, uid, now, refused);
+	if (d->users != NULL)
+		metrics_users_add(d->users, uid, now, refused);
+	fence_emit(d, &e);
+}
+
+/*
+ * Every uid out of @refused_uids, its count settled, before a change of
+ * the exceptions or the configuration applies: with one loop and no packet
+ * read in between, no SYN is refused in the kernel under a rule that no
+ * longer holds. -1 with ERR if the kernel refused (nothing changed).
+ */
+int
+fence_unrefuse(struct daemon *d, char *err, size_t errlen)
+{
+	return refuse_flush(d->refuse, kernel_summary, d, err, errlen);
+}
+
+/* The table was replaced without a flush that worked: the set went with it. */
+void
+fence_unrefuse_lost(struct daemon *d)
+{
+	refuse_forget(d->refuse, kernel_summary, d);
+}
+
+/*
+ * A suppressed attempt the kernel could have refused alone: its uid goes
+ * to @refused_uids until its flood window ends, unless an alert could be
+ * due meanwhile (the kernel does not count toward it one by one). A full
+ * set, or a failed add, leaves it on the queue path: counted, the failure
+ * logged once; never accepted.
+ */
+static void
+refuse_in_kernel(struct daemon *d, const struct attrib *who, time_t now)
+{
+	char err[256];
+	time_t end;
+
+	if (refuse_known(d->refuse, who->uid))
+		return;
+	end = flood_window_end(d->flood, who->uid, who->exe, ACTION_REJECT);
+	if (end <= now || !alerts_quiet(d->alerts, who->uid, end + 1))
+		return;
+	if (refuse_add(d->refuse, who->uid, now, end, err, sizeof(err)) == 0)
+		return;
+	if (errno == ENOSPC)
+		d->cnt.kernel_full++;
+	else if (d->cnt.kernel_errors++ == 0)
+		log_warnx("adding uid %lu to @refused_uids: %s; its SYNs are refused through "
+		    "the queue (counted in kernel_errors)", (unsigned long)who->uid, err);
+}
+
 /* An audited session is over: its smtp event, then the flow is forgotten. */
 static void
 audit_event(struct daemon *d, struct flow *f)
@@ -178,6 +260,11 @@ fence_open(struct daemon *d)
 {
 	if ((d->flows = flow_table_new(FLOWS_MAX)) == NULL)
 		return -1;
+	if ((d->refuse = refuse_new(TABLE_NAME)) == NULL) {
+		flow_table_free(d->flows, NULL, NULL);
+		d->flows = NULL;
+		return -1;
+	}
 	return 0;
 }
 
@@ -187,6 +274,8 @@ fence_close(struct daemon *d)
 {
 	flow_table_free(d->flows, flow_done, d);
 	d->flows = NULL;
+	refuse_free(d->refuse);
+	d->refuse = NULL;
 }
 
 static void probe_decided(struct daemon *, const struct queue_packet *, struct flow *,
@@ -234,8 +323,14 @@ void
 fence_tick(struct daemon *d, time_t now)
 {
 	struct sweep w = { .d = d, .now = now };
+	char err[256];
 
 	flood_expire(d->flood, now, flood_summary, d);
+	/* Tried again each tick while the kernel refuses: the element keeps counting. */
+	if (refuse_expire(d->refuse, now, kernel_summary, d, err, sizeof(err)) < 0 &&
+	    d->cnt.kernel_errors++ == 0)
+		log_warnx("deleting from @refused_uids: %s (retried each second; counted in "
+		    "kernel_errors)", err);
 	flow_sweep(d->flows, sweep_gone, sweep_done, &w);
 }
 
@@ -552,6 +647,7 @@ attempt(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
 	struct admit ad;
 	uint64_t t0, took;
 	enum mark_state mark;
+	bool refusable;
 
 	/*
 	 * Attribute before the verdict: the process still sits in connect().
@@ -568,6 +664,7 @@ attempt(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
 	q->uid = who.uid;
 	policy_decide(q, &dec);
 	attempt_admit(d, &who, &dec, true, now, &ad);
+	refusable = !ad.written && policy_kernel_refusable(q, &dec);
 	if (ad.written || ad.alert_due || dec.cap_exceeded || dec.follow != POLICY_FOLLOW_NONE)
 		attrib_details(d->attrib, &who);
 	e.flow_id = d->next_flow_id++;
@@ -584,6 +681,9 @@ attempt(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
 	d->cnt.decisions[dec.action]++;
 	e.flow = p;
 	attempt_emit(d, &e, &who, &dec, &ad);
+	/* After its verdict: this SYN does not wait for the set's batch. */
+	if (refusable)
+		refuse_in_kernel(d, &who, now);
 }
 
 static void

@@ -18,7 +18,9 @@
  *     (max_keys + 1) × (rate + 1) × (3600 / window + 1)
  * With the defaults (4096 keys, rate 20, window 60) one flooding
  * uid/exe/action adds at most 21 × 61 = 1,281 lines an hour; the bound for
- * 4096 distinct flooders at once is 4097 × 1,281 ≈ 5.2 million.
+ * 4096 distinct flooders at once is 4097 × 1,281 ≈ 5.2 million. A uid the
+ * kernel refuses meanwhile (refuse.c) adds one summary per window of its
+ * own: at most REFUSED_UIDS_MAX × (3600 / window + 1) lines an hour more.
  *
  * Pure: no I/O, no logging; the summary goes to the caller's function.
  * Time is the caller's `now`; a clock that steps back closes the windows
@@ -118,6 +120,19 @@ flood_count(const struct flood *f, uint64_t *logged, uint64_t *suppressed)
 	return false;
 }
 
+static struct flood_key *
+lookup(const struct flood *f, uid_t uid, const char *exe, size_t len, int a, size_t *bucket)
+{
+	struct flood_key *k;
+
+	*bucket = flood_hash(f, uid, exe, len, a);
+	for (k = f->buckets[*bucket]; k != NULL; k = k->chain)
+		if (k->uid == uid && k->code == a && k->exelen == len &&
+		    memcmp(k->exe, exe, len) == 0)
+			return k;
+	return NULL;
+}
+
 static bool
 admit(struct flood *f, uid_t uid, const char *exe, int a, time_t now)
 {
@@ -127,11 +142,8 @@ admit(struct flood *f, uid_t uid, const char *exe, int a, time_t now)
 	if (exe == NULL)
 		exe = "";
 	len = strnlen(exe, PATH_MAX - 1);
-	b = flood_hash(f, uid, exe, len, a);
-	for (k = f->buckets[b]; k != NULL; k = k->chain)
-		if (k->uid == uid && k->code == a && k->exelen == len &&
-		    memcmp(k->exe, exe, len) == 0)
-			return flood_count(f, &k->logged, &k->suppressed);
+	if ((k = lookup(f, uid, exe, len, a, &b)) != NULL)
+		return flood_count(f, &k->logged, &k->suppressed);
 
 	if (f->nkeys >= f->max_keys || (k = calloc(1, sizeof(*k) + len + 1)) == NULL) {
 		if (!f->overflow_live) {
@@ -163,6 +175,25 @@ bool
 flood_admit(struct flood *f, uid_t uid, const char *exe, enum action a, time_t now)
 {
 	return admit(f, uid, exe, (int)a, now);
+}
+
+/*
+ * When the window the attempts of (uid, exe, a) count in ends: their key's,
+ * or the overflow key's if the table was full; 0 if neither is open. The
+ * kernel's share of a flood (refuse.c) ends with it.
+ */
+time_t
+flood_window_end(const struct flood *f, uid_t uid, const char *exe, enum action a)
+{
+	const struct flood_key *k;
+	size_t len, b;
+
+	if (exe == NULL)
+		exe = "";
+	len = strnlen(exe, PATH_MAX - 1);
+	if ((k = lookup(f, uid, exe, len, (int)a, &b)) != NULL)
+		return k->start + (time_t)f->window;
+	return f->overflow_live ? f->overflow_start + (time_t)f->window : 0;
 }
 
 /* The origin is the key's string (as an attempt's exe), with no uid. */

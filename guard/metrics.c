@@ -88,6 +88,13 @@ metrics_users_free(struct metrics_users *u)
 void
 metrics_users_count(struct metrics_users *u, uid_t uid, time_t now)
 {
+	metrics_users_add(u, uid, now, 1);
+}
+
+/* N attempts at once: those the kernel reset for UID (refuse.c), at their window's end. */
+void
+metrics_users_add(struct metrics_users *u, uid_t uid, time_t now, uint64_t n)
+{
 	struct metrics_uid *s = NULL;
 	long minute = (long)(now / 60);
 	unsigned b = (unsigned)(minute % METRICS_WINDOW);
@@ -111,8 +118,8 @@ metrics_users_count(struct metrics_users *u, uid_t uid, time_t now)
 		s->minute[b] = minute;
 		s->count[b] = 0;
 	}
-	s->count[b]++;
-	s->total++;
+	s->count[b] = n > UINT32_MAX - s->count[b] ? UINT32_MAX : s->count[b] + (uint32_t)n;
+	s->total += n;
 	s->last = now;
 }
 
@@ -362,6 +369,10 @@ metrics_format(const struct metrics *m, char *buf, size_t len)
 	    "ended.", m->trap_sessions);
 	one(&o, "smtpguard_trap_direct_total", "counter", "Connections to the trap port that "
 	    "the fence did not send there (reset).", m->trap_direct);
+	one(&o, "smtpguard_kernel_refused_total", "counter", "Flood attempts reset in the kernel "
+	    "(@refused_uids); also in decisions and attempts.", m->kernel_refused);
+	one(&o, "smtpguard_kernel_refusing", "gauge", "Uids refused in the kernel now, for the "
+	    "rest of their flood window.", m->kernel_refusing);
 	latency(&o, m->attrib);
 	if (m->mail_gate)
 		mail_gate(&o, m);

@@ -45,6 +45,8 @@ user_name(uid_t uid, char *out, size_t len)
 static void
 snapshot(const struct daemon *d, time_t now, struct metrics *m, struct metrics_user *top)
 {
+	uint64_t live;
+
 	memset(m, 0, sizeof(*m));
 	m->fence_up = ruleset_exists(TABLE_NAME) == 1;
 	m->native_queue = d->native_queue;
@@ -63,6 +65,12 @@ snapshot(const struct daemon *d, time_t now, struct metrics *m, struct metrics_u
 	m->alerts = d->cnt.alerts;
 	m->trap_sessions = d->cnt.trap_sessions;
 	m->trap_direct = d->cnt.trap_direct;
+	/* Attempts the kernel reset in windows still open count now, not at their end. */
+	(void)refuse_live(d->refuse, &live);
+	m->decisions[ACTION_REJECT] += live;
+	m->attempts[ACTION_REJECT] += live;
+	m->kernel_refused = d->cnt.kernel_refused + live;
+	m->kernel_refusing = (unsigned int)refuse_count(d->refuse);
 	m->attrib = &d->attrib_le;
 	m->mail_gate = d->cfg.mail_gate;
 	m->mail_up = d->gate_fd >= 0;

@@ -27,6 +27,10 @@
  * in the kernel; one whose SYN still arrives (a race with a set update) is
  * allowed here too.
  *
+ * policy_kernel_refusable() says when the kernel may refuse a uid's SYNs
+ * itself (refuse.c): when this function could only ever answer "default,
+ * reject" for them, whatever their destination, port or program.
+ *
  * Pure: no logging, no clock but the query's now, no I/O. It writes only the
  * decision and the exceptions' hit and cap counters; the caller verdicts,
  * follows, logs and raises the alert.
@@ -320,4 +324,33 @@ policy_decide(const struct policy_query *q, struct decision *d)
 		d->follow = POLICY_FOLLOW_AUDIT;
 		d->implicit_tls = p->dport == 465;
 	}
+}
+
+/*
+ * Whether DEC, the decision just made for Q, is one the kernel could have
+ * made alone for every later SYN of the same uid to a fenced port, so that
+ * @refused_uids may take them (refuse.c): a named SYN, unmarked (neither
+ * the self-check's probe nor one queued after NAT), given the default
+ * action, that action being reject, and no exception of any kind (plain,
+ * narrowed to destinations or ports, capped, audit, redirect) covering the
+ * uid: exceptions name uids only (users and groups are resolved to uids
+ * when loaded), so nothing else the kernel cannot see (the destination,
+ * the port, the program) could change the answer. A change of the
+ * exceptions or the configuration flushes the set before it applies.
+ */
+bool
+policy_kernel_refusable(const struct policy_query *q, const struct decision *d)
+{
+	const struct exceptions *xs = q->exc;
+
+	if (!q->named || !q->has_uid || d->self_check || d->action != ACTION_REJECT ||
+	    q->cfg->action != ACTION_REJECT || strcmp(d->rule, "default") != 0 ||
+	    !(q->pkt->tcp_flags & TH_SYN) || (q->pkt->tcp_flags & TH_ACK) ||
+	    mark_state_of(q->cfg->mark_mask, q->mark) != MARK_NONE ||
+	    !port_fenced(q->cfg, q->pkt->dport))
+		return false;
+	for (size_t i = 0; xs != NULL && i < xs->n; i++)
+		if (covers_uid(&xs->v[i], q->uid))
+			return false;
+	return true;
 }

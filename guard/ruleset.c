@@ -1,6 +1,7 @@
 /*
  * ruleset.c — the fence as nf_tables objects: table inet smtpguard, its sets
- * (ports, mta_uids, allow_uids), the output/fence chains before NAT, the trap
+ * (ports, mta_uids, allow_uids, and refused_uids: the flooding uids refused in
+ * the kernel, refuse.c), the output/fence chains before NAT, the trap
  * nat chain and the to_mta nat chain (action redirect: to the local MTA),
  * the after_nat/nat_fence chains that judge a flow NAT sent to an SMTP port,
  * and with detect_any_port the input chain that queues the replies of the
@@ -13,6 +14,7 @@
  * the queue.
  */
 #include <arpa/inet.h>
+#include <endian.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -41,6 +43,7 @@
 #define SET_PORTS		"ports"
 #define SET_MTA			"mta_uids"
 #define SET_ALLOW		"allow_uids"
+#define SET_REFUSED		"refused_uids"
 #define CHAIN_OUTPUT		"output"
 #define CHAIN_FENCE		"fence"
 #define CHAIN_TRAP		"trap"
@@ -580,7 +583,51 @@ check_name(const char *name)
 	return 0;
 }
 
-enum set_ids { ID_PORTS = 1, ID_MTA, ID_ALLOW };
+enum set_ids { ID_PORTS = 1, ID_MTA, ID_ALLOW, ID_REFUSED };
+
+/*
+ * The flooding uids smtpguardd refuses in the kernel (refuse.c): at most
+ * REFUSED_UIDS_MAX, each with a timeout (a safety net only: smtpguardd
+ * deletes every element at the end of its window) and a counter, which
+ * the rule before the queue rule increments for each SYN it resets.
+ */
+static int
+put_refused_set(struct nl_batch *b, const char *table)
+{
+	struct nftnl_udata_buf *ud = NULL;
+	struct nftnl_expr *ctr;
+	struct nftnl_set *s;
+	struct nlmsghdr *nlh;
+	int rc = -1;
+
+	if ((s = set_new(table, SET_REFUSED, ID_REFUSED)) == NULL)
+		return -1;
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, NFT_TYPE_UID);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, sizeof(uint32_t));
+	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_TIMEOUT);
+	nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, REFUSED_UIDS_MAX);
+	/* Every element gets a counter of its own: the set's expression is its template. */
+	if ((ctr = nftnl_expr_alloc("counter")) == NULL)
+		goto out;
+	nftnl_set_add_expr(s, ctr);
+	if ((ud = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN)) == NULL)
+		goto out;
+	if (!nftnl_udata_put_u32(ud, NFTNL_UDATA_SET_KEYBYTEORDER, NFT_BYTEORDER_HOST)) {
+		errno = E2BIG;
+		goto out;
+	}
+	nftnl_set_set_data(s, NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud),
+	    nftnl_udata_buf_len(ud));
+	if ((nlh = nl_batch_put(b, NFT_MSG_NEWSET, NFPROTO_INET,
+	    NLM_F_CREATE | NLM_F_EXCL, "add set %s", SET_REFUSED)) == NULL)
+		goto out;
+	nftnl_set_nlmsg_build_payload(nlh, s);
+	rc = nl_batch_next(b);
+out:
+	nftnl_udata_buf_free(ud);
+	nftnl_set_free(s);
+	return rc;
+}
 
 static int
 build_sets(struct nl_batch *b, const struct ruleset_spec *sp)
@@ -604,7 +651,8 @@ build_sets(struct nl_batch *b, const struct ruleset_spec *sp)
 	    put_uid_elems(b, NFT_MSG_NEWSETELEM, sp->table, SET_ALLOW, ID_ALLOW,
 	    sp->allow_uids, sp->nallow) < 0)
 		return -1;
-	return 0;
+	/* Always empty in a new table: a fresh daemon refuses nobody in the kernel yet. */
+	return put_refused_set(b, sp->table);
 }
 
 /* What each verdict carried in the packet mark does to the flow. */
@@ -884,6 +932,37 @@ put_probed(struct nl_batch *b, const struct ruleset_spec *sp, bool native, unsig
 	return rb_put(b, &rb, "%s #%u (probed)" QUEUE_LABEL, CHAIN_FENCE, ++*n);
 }
 
+/*
+ * Just before the queue rule, so the MTA, the exceptions, the verdicts and
+ * the decided flows are all settled first: a new flow's SYN to a fenced port
+ * from a uid in @refused_uids (one smtpguardd would refuse whatever it
+ * named, refuse.c) is reset here and counted on the uid's element, instead
+ * of crossing into userspace. It matches what the queue rule would take (a
+ * socket owner: skuid breaks the rule without one; both families), never
+ * the self-check's probe, which is always decided and logged by smtpguardd.
+ */
+static int
+put_refused_rule(struct nl_batch *b, const struct ruleset_spec *sp, unsigned int *n)
+{
+	struct rb rb;
+
+	if (rb_start(&rb, sp->table, CHAIN_FENCE,
+	    "flooding senders smtpguardd refuses anyway: reset and counted in the kernel") < 0)
+		return -1;
+	x_meta_load(&rb, NFT_META_MARK);
+	x_bitwise(&rb, sp->mark_mask, 0);
+	x_cmp_u32(&rb, NFT_CMP_NEQ, mark_value(sp->mark_mask, MARK_PROBE));
+	x_l4proto_tcp(&rb);
+	x_tcp_flags(&rb, TH_SYN_ACK_MASK);
+	x_cmp_u8(&rb, NFT_CMP_EQ, TCP_FLAG_SYN);
+	x_tcp_dport(&rb);
+	x_lookup(&rb, SET_PORTS, ID_PORTS);
+	x_meta_load(&rb, NFT_META_SKUID);
+	x_lookup(&rb, SET_REFUSED, ID_REFUSED);
+	x_reject_rst(&rb);
+	return rb_put(b, &rb, "%s #%u (refused_uids)", CHAIN_FENCE, ++*n);
+}
+
 static int
 build_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 {
@@ -916,6 +995,8 @@ build_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 	x_cmp_u8(&rb, NFT_CMP_NEQ, TCP_FLAG_SYN);
 	x_verdict(&rb, NF_ACCEPT, NULL);
 	if (rb_put(b, &rb, "%s #%u (replies)", CHAIN_FENCE, ++n) < 0)
+		return -1;
+	if (put_refused_rule(b, sp, &n) < 0)
 		return -1;
 	return put_queue_and_socketless(b, sp, CHAIN_FENCE, MARK_NONE,
 	    "everyone else: smtpguardd decides (no bypass: fails closed)", native, &n);
@@ -1339,6 +1420,264 @@ ruleset_exists(const char *table)
 		goto fail;
 	mnl_socket_close(nl);
 	return found;
+fail:
+	saved = errno;
+	mnl_socket_close(nl);
+	errno = saved;
+	return -1;
+}
+
+/*
+ * refuse.c's messages on @refused_uids. An element is added with a timeout
+ * that is only a safety net; it is deleted (one uid) or the set flushed
+ * (UID NULL) with NLM_F_ECHO, so the kernel sends back each element it
+ * removed with its counter: what the fence refused for that uid, read in
+ * the same transaction that stops the counting.
+ */
+int
+ruleset_build_refused_add(struct nl_batch *b, const char *table, uid_t uid,
+    uint64_t timeout_ms)
+{
+	uint32_t key = (uint32_t)uid;
+	struct nftnl_set_elem *e;
+	struct nftnl_set *s;
+	struct nlmsghdr *nlh;
+	int rc = -1;
+
+	if (check_name(table) < 0)
+		return -1;
+	if (timeout_ms == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((s = set_new(table, SET_REFUSED, 0)) == NULL)
+		return -1;
+	if ((e = nftnl_set_elem_alloc()) == NULL)
+		goto out;
+	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, &key, sizeof(key));
+	nftnl_set_elem_set_u64(e, NFTNL_SET_ELEM_TIMEOUT, timeout_ms);
+	nftnl_set_elem_add(s, e);
+	/* No NLM_F_EXCL: an element already there is the same one, and stays counted. */
+	if ((nlh = nl_batch_put(b, NFT_MSG_NEWSETELEM, NFPROTO_INET, NLM_F_CREATE,
+	    "add uid %lu to set %s", (unsigned long)uid, SET_REFUSED)) == NULL)
+		goto out;
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	rc = nl_batch_next(b);
+out:
+	nftnl_set_free(s);
+	return rc;
+}
+
+int
+ruleset_build_refused_del(struct nl_batch *b, const char *table, const uid_t *uid)
+{
+	struct nftnl_set_elem *e;
+	struct nftnl_set *s;
+	struct nlmsghdr *nlh;
+	uint32_t key;
+	int rc = -1;
+
+	if (check_name(table) < 0)
+		return -1;
+	if ((s = set_new(table, SET_REFUSED, 0)) == NULL)
+		return -1;
+	if (uid != NULL) {
+		key = (uint32_t)*uid;
+		if ((e = nftnl_set_elem_alloc()) == NULL)
+			goto out;
+		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, &key, sizeof(key));
+		nftnl_set_elem_add(s, e);
+	}
+	/* No element list: the kernel flushes the set (nft flush set). */
+	if (uid != NULL)
+		nlh = nl_batch_put(b, NFT_MSG_DELSETELEM, NFPROTO_INET, NLM_F_ECHO,
+		    "delete uid %lu from set %s", (unsigned long)*uid, SET_REFUSED);
+	else
+		nlh = nl_batch_put(b, NFT_MSG_DELSETELEM, NFPROTO_INET, NLM_F_ECHO,
+		    "flush set %s", SET_REFUSED);
+	if (nlh == NULL)
+		goto out;
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	rc = nl_batch_next(b);
+out:
+	nftnl_set_free(s);
+	return rc;
+}
+
+/* The packets of a counter expression (NFTA_EXPR_*), or UINT64_MAX if it is none. */
+static uint64_t
+expr_counter(const struct nlattr *expr)
+{
+	const struct nlattr *a, *d;
+	bool counter = false;
+	uint64_t n = UINT64_MAX;
+
+	mnl_attr_for_each_nested(a, expr) {
+		if (mnl_attr_get_type(a) == NFTA_EXPR_NAME &&
+		    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0)
+			counter = strcmp(mnl_attr_get_str(a), "counter") == 0;
+		else if (mnl_attr_get_type(a) == NFTA_EXPR_DATA)
+			mnl_attr_for_each_nested(d, a)
+				if (mnl_attr_get_type(d) == NFTA_COUNTER_PACKETS &&
+				    mnl_attr_validate(d, MNL_TYPE_U64) == 0)
+					n = be64toh(mnl_attr_get_u64(d));
+	}
+	return counter ? n : UINT64_MAX;
+}
+
+/* One element (NFTA_SET_ELEM_*): its u32 key and its counter's packets; -1 if either is missing. */
+static int
+elem_count(const struct nlattr *elem, uint32_t *key, uint64_t *packets)
+{
+	const struct nlattr *a, *v, *x;
+	bool keyed = false;
+
+	*packets = UINT64_MAX;
+	mnl_attr_for_each_nested(a, elem) {
+		switch (mnl_attr_get_type(a)) {
+		case NFTA_SET_ELEM_KEY:
+			mnl_attr_for_each_nested(v, a)
+				if (mnl_attr_get_type(v) == NFTA_DATA_VALUE &&
+				    mnl_attr_get_payload_len(v) == sizeof(*key)) {
+					memcpy(key, mnl_attr_get_payload(v), sizeof(*key));
+					keyed = true;
+				}
+			break;
+		case NFTA_SET_ELEM_EXPR:	/* a set with one expression */
+			if (*packets == UINT64_MAX)
+				*packets = expr_counter(a);
+			break;
+		case NFTA_SET_ELEM_EXPRESSIONS:
+			mnl_attr_for_each_nested(x, a)
+				if (mnl_attr_get_type(x) == NFTA_LIST_ELEM && *packets == UINT64_MAX)
+					*packets = expr_counter(x);
+			break;
+		}
+	}
+	return keyed && *packets != UINT64_MAX ? 0 : -1;
+}
+
+/*
+ * The elements of TABLE's @refused_uids that NLH carries, as the kernel
+ * sends them: TYPE NFT_MSG_DELSETELEM for the echo of a deletion (one per
+ * message), NFT_MSG_NEWSETELEM for a dump (many). Each goes to FN with its
+ * uid and counter. Returns how many; 0 if NLH is some other message; -1
+ * (EPROTO) if it is one of ours but an element lacks its key or counter
+ * (the others still went to FN). Walked with libmnl: libnftnl 1.2.4 parses
+ * one element per message at most.
+ */
+int
+ruleset_refused_elems(const struct nlmsghdr *nlh, const char *table, uint16_t type,
+    ruleset_count_fn fn, void *arg)
+{
+	const struct nlattr *a, *elem;
+	const char *t = NULL, *set = NULL;
+	int n = 0, bad = 0;
+
+	if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_NFTABLES ||
+	    NFNL_MSG_TYPE(nlh->nlmsg_type) != type ||
+	    nlh->nlmsg_len < mnl_nlmsg_size(sizeof(struct nfgenmsg)))
+		return 0;
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_get_type(a) == NFTA_SET_ELEM_LIST_TABLE &&
+		    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0)
+			t = mnl_attr_get_str(a);
+		else if (mnl_attr_get_type(a) == NFTA_SET_ELEM_LIST_SET &&
+		    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0)
+			set = mnl_attr_get_str(a);
+	}
+	if (t == NULL || set == NULL || strcmp(t, table) != 0 || strcmp(set, SET_REFUSED) != 0)
+		return 0;
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_get_type(a) != NFTA_SET_ELEM_LIST_ELEMENTS)
+			continue;
+		mnl_attr_for_each_nested(elem, a) {
+			uint32_t key = 0;
+			uint64_t packets;
+
+			if (elem_count(elem, &key, &packets) < 0) {
+				bad++;
+				continue;
+			}
+			fn(arg, (uid_t)key, packets);
+			n++;
+		}
+	}
+	if (bad > 0) {
+		errno = EPROTO;
+		return -1;
+	}
+	return n;
+}
+
+struct dump {
+	const char		*table;
+	ruleset_count_fn	 fn;
+	void			*arg;
+	bool			 bad;
+};
+
+static int
+dump_cb(const struct nlmsghdr *nlh, void *arg)
+{
+	struct dump *dp = arg;
+
+	if (ruleset_refused_elems(nlh, dp->table, NFT_MSG_NEWSETELEM, dp->fn, dp->arg) < 0)
+		dp->bad = true;
+	return MNL_CB_OK;
+}
+
+/*
+ * Every element of TABLE's @refused_uids as it is now, each to FN with its
+ * counter: what the kernel has reset so far in the windows still open.
+ * 0, or -1 with errno.
+ */
+int
+ruleset_refused_dump(const char *table, ruleset_count_fn fn, void *arg)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct dump dp = { .table = table, .fn = fn, .arg = arg };
+	struct nftnl_set *s;
+	struct mnl_socket *nl;
+	struct nlmsghdr *nlh;
+	struct pollfd pfd;
+	uint32_t seq = (uint32_t)time(NULL), portid;
+	int rc, saved;
+
+	if (check_name(table) < 0)
+		return -1;
+	if ((s = set_new(table, SET_REFUSED, 0)) == NULL)
+		return -1;
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP, seq);
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	nftnl_set_free(s);
+	if ((nl = nl_open()) == NULL)
+		return -1;
+	portid = mnl_socket_get_portid(nl);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+		goto fail;
+	pfd = (struct pollfd){ .fd = mnl_socket_get_fd(nl), .events = POLLIN };
+	/* Element messages, then NLMSG_DONE (or the error) ends the dump. */
+	do {
+		ssize_t n;
+
+		if ((rc = poll(&pfd, 1, ANSWER_WAIT_MS)) <= 0) {
+			if (rc == 0)
+				errno = ETIMEDOUT;
+			goto fail;
+		}
+		if ((n = mnl_socket_recvfrom(nl, buf, sizeof(buf))) < 0)
+			goto fail;
+		rc = mnl_cb_run(buf, (size_t)n, seq, portid, dump_cb, &dp);
+	} while (rc > 0);
+	if (rc < 0)
+		goto fail;
+	mnl_socket_close(nl);
+	if (dp.bad) {
+		errno = EPROTO;
+		return -1;
+	}
+	return 0;
 fail:
 	saved = errno;
 	mnl_socket_close(nl);

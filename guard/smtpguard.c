@@ -243,6 +243,13 @@ print_status(json_t *st)
 		printf("  redirect:    to the MTA on port %lld: %lld messages named through the "
 		    "gate, %lld refused for want of room\n", jint(st, "redirect_to"),
 		    jint(st, "redirect_named"), jint(st, "redirect_refused"));
+	if (jint(st, "kernel_refused") > 0 || jint(st, "kernel_refusing") > 0 ||
+	    jint(st, "kernel_lost") > 0 || jint(st, "kernel_errors") > 0 ||
+	    jint(st, "kernel_full") > 0)
+		printf("  flood:       %lld uids reset in the kernel now; %lld attempts reset there "
+		    "(in decisions), %lld counts lost, %lld set errors, %lld past its %d uids\n",
+		    jint(st, "kernel_refusing"), jint(st, "kernel_refused"), jint(st, "kernel_lost"),
+		    jint(st, "kernel_errors"), jint(st, "kernel_full"), REFUSED_UIDS_MAX);
 	if ((att = json_object_get(st, "attribution_ns")) != NULL &&
 	    jint(att, "lookups") > 0)
 		printf("  attribution: p50 %.0f us, p99 %.0f us, max %.0f us (%lld senders named)\n",

@@ -341,7 +341,7 @@ int	 exceptions_remove_limit(struct exceptions *, const char *origin, char *err,
 	    size_t errlen);
 
 /* nl.c */
-#define NL_BATCH_MAX_MSGS	80	/* the ruleset: 53 messages; 63 with full sets and detect_any_port */
+#define NL_BATCH_MAX_MSGS	80	/* the ruleset: 55 messages; 65 with full sets and detect_any_port */
 #define NL_LABEL_MAX		64	/* "add rule fence #12 (queue)" */
 struct mnl_nlmsg_batch;
 struct mnl_socket;
@@ -351,8 +351,12 @@ struct nlmsghdr;
  * nl_batch_put() (labels it, returns the header to fill with libnftnl),
  * then nl_batch_next(). nl_batch_send() sends it once and reads every ACK.
  */
+/* A message the kernel sent back for a request with NLM_F_ECHO (not an ACK). */
+typedef void (*nl_echo_fn)(const struct nlmsghdr *, void *arg);
 struct nl_batch {
 	char			*buf;
+	nl_echo_fn		 echo;		/* set by the caller before nl_batch_send */
+	void			*echo_arg;
 	struct mnl_nlmsg_batch	*mnl;
 	uint32_t		 seq0, seq;	/* seq0: BEGIN; message i has seq0 + 1 + i */
 	bool			 finished;	/* END appended */
@@ -399,6 +403,15 @@ int	 ruleset_build_set_uids(struct nl_batch *, const char *table, const char *se
 	    bool add, const uid_t *, size_t);
 int	 ruleset_set_uids(const char *table, const char *set, bool add, const uid_t *,
 	    size_t, char *err, size_t errlen);
+/* @refused_uids: the flooding uids refused in the kernel (refuse.c); its size */
+#define REFUSED_UIDS_MAX	256	/* uids flooding at once; more stay on the queue path */
+int	 ruleset_build_refused_add(struct nl_batch *, const char *table, uid_t,
+	    uint64_t timeout_ms);
+int	 ruleset_build_refused_del(struct nl_batch *, const char *table, const uid_t *);
+typedef void (*ruleset_count_fn)(void *arg, uid_t, uint64_t packets);
+int	 ruleset_refused_elems(const struct nlmsghdr *, const char *table, uint16_t type,
+	    ruleset_count_fn, void *arg);
+int	 ruleset_refused_dump(const char *table, ruleset_count_fn, void *arg);
 
 /* queue.c */
 struct queue_packet {
@@ -757,6 +770,7 @@ struct decision {
 };
 void	 policy_decide(const struct policy_query *, struct decision *);
 bool	 policy_mail_relay(const char *sni, void *cfg);
+bool	 policy_kernel_refusable(const struct policy_query *, const struct decision *);
 
 /* flood.c */
 /*
@@ -770,6 +784,7 @@ struct flood	*flood_new(unsigned int rate, unsigned int window, size_t max_keys)
 void		 flood_free(struct flood *);
 bool		 flood_admit(struct flood *, uid_t, const char *exe, enum action, time_t now);
 size_t		 flood_expire(struct flood *, time_t now, flood_summary_fn, void *arg);
+time_t		 flood_window_end(const struct flood *, uid_t, const char *exe, enum action);
 /*
  * The mail gate's table: per (origin, mail action). The overflow key
  * reports origin NULL (and MAIL_PASS, meaning nothing).
@@ -781,11 +796,29 @@ bool		 flood_admit_mail(struct flood *, const char *origin, enum mail_action,
 size_t		 flood_expire_mail(struct flood *, time_t now, flood_mail_summary_fn,
 		    void *arg);
 
+/* refuse.c */
+/* A uid's element left the set: REFUSED SYNs reset in the kernel, or LOST (expired: unknown). */
+typedef void (*refuse_fn)(void *arg, uid_t, uint64_t refused, bool lost);
+struct refuse;
+struct refuse	*refuse_new(const char *table);
+void		 refuse_free(struct refuse *);
+bool		 refuse_known(const struct refuse *, uid_t);
+size_t		 refuse_count(const struct refuse *);
+int		 refuse_add(struct refuse *, uid_t, time_t now, time_t end, char *err,
+		    size_t errlen);
+int		 refuse_expire(struct refuse *, time_t now, refuse_fn, void *arg, char *err,
+		    size_t errlen);
+int		 refuse_flush(struct refuse *, refuse_fn, void *arg, char *err, size_t errlen);
+void		 refuse_forget(struct refuse *, refuse_fn, void *arg);
+int		 refuse_live(const struct refuse *, uint64_t *sum);
+
 /* alert.c */
 struct alerts;
 struct alerts	*alerts_new(unsigned int threshold);
 void		 alerts_free(struct alerts *);
 bool		 alerts_count(struct alerts *, uid_t, time_t now, uint64_t *in_window);
+bool		 alerts_quiet(const struct alerts *, uid_t, time_t until);
+void		 alerts_credit(struct alerts *, uid_t, time_t now, uint64_t n);
 int		 alerts_exec(struct alerts *, const char *program, const char *json, size_t);
 int		 alerts_reap(struct alerts *, time_t now);
 int		 alerter_start(const char *program, pid_t *);
@@ -828,6 +861,8 @@ struct metrics {
 	struct queue_stats qs;
 	uint64_t	 socket_overruns, verdict_errors, unparsable, events_lost, alerts;
 	uint64_t	 trap_sessions, trap_direct;
+	uint64_t	 kernel_refused;	/* flood attempts the kernel reset (refuse.c) */
+	unsigned int	 kernel_refusing;
 	const struct metrics_latency *attrib;
 	bool		 mail_gate, mail_up;
 	uint64_t	 mail[MAIL_REJECT + 1];
@@ -840,6 +875,7 @@ void		 metrics_latency_add(struct metrics_latency *, uint64_t ns);
 struct metrics_users *metrics_users_new(void);
 void		 metrics_users_free(struct metrics_users *);
 void		 metrics_users_count(struct metrics_users *, uid_t, time_t now);
+void		 metrics_users_add(struct metrics_users *, uid_t, time_t now, uint64_t n);
 size_t		 metrics_users_top(const struct metrics_users *, time_t now,
 		    struct metrics_user *out, size_t max);
 int		 metrics_format(const struct metrics *, char *buf, size_t len);

@@ -214,7 +214,7 @@ static int
 reload(struct daemon *d, char *err, size_t errlen)
 {
 	struct connhook_filter hf;
-	bool trap_changed, gate_changed;
+	bool trap_changed, gate_changed, flushed;
 	struct loaded l;
 	char msg[PATH_MAX + 600];
 
@@ -233,10 +233,20 @@ reload(struct daemon *d, char *err, size_t errlen)
 		exceptions_free(&l.exc);
 		return -1;
 	}
+	/*
+	 * The uids refused in the kernel were judged under the old exceptions
+	 * and configuration: out, counted, before the new ones apply. If the
+	 * flush fails, the new table (an empty set) still ends them, uncounted.
+	 */
+	flushed = fence_unrefuse(d, msg, sizeof(msg)) == 0;
+	if (!flushed)
+		log_warnx("reload: reading @refused_uids: %s", msg);
 	if (install_table(d, &l, err, errlen) < 0) {
 		exceptions_free(&l.exc);
 		return -1;
 	}
+	if (!flushed)
+		fence_unrefuse_lost(d);
 	if (l.cfg.log_rate != d->cfg.log_rate || l.cfg.log_window != d->cfg.log_window) {
 		struct flood *f = flood_new(l.cfg.log_rate, l.cfg.log_window, FLOOD_MAX_KEYS);
 
@@ -566,12 +576,17 @@ setup(struct daemon *d, const char *config_path)
 static void
 teardown(struct daemon *d)
 {
+	char msg[512];
+
 	/*
 	 * A stop never opens the fence: a restart, an upgrade or a service
 	 * manager's SIGTERM leaves the table, whose SYNs then queue to nobody
 	 * and are dropped, and the next start replaces it atomically. Only
 	 * `smtpguard disable` removes it, once this process is gone.
 	 */
+	/* The kernel's counts first: a uid it refused then queues, to nobody (fail closed). */
+	if (fence_unrefuse(d, msg, sizeof(msg)) < 0)
+		log_warnx("reading @refused_uids at stop: %s; those counts are lost", msg);
 	fence_summaries(d, time(NULL) + d->cfg.log_window);
 	gatewire_summaries(d, time(NULL) + d->cfg.log_window);
 	fence_emit_daemon(d, d->table_installed ? "stopped; the table stays (fail closed) "

@@ -30,6 +30,7 @@
 #define FM_UID_PLAIN		2000	/* a plain exception: in @allow_uids */
 #define FM_UID_NARROW		2001	/* an exception to port 587 only: decided in userspace */
 #define FM_UID_WEB		33
+#define FM_UID_REFUSED		34	/* a flooding web user, in @refused_uids */
 #define FM_TRAP_PORT		10025
 #define FM_PORT_UNFENCED	2526
 #define FM_MTA_PORT		25	/* redirect_to: the local MTA */
@@ -109,7 +110,9 @@ fm_world_init(struct fm_world *w, bool native, bool any_port, enum action action
 		snprintf(err, errlen, "nl_batch_init failed");
 		return -1;
 	}
-	if (build(&b, &sp, native) < 0)
+	/* As refuse.c does under a flood: one uid refused in the kernel. */
+	if (build(&b, &sp, native) < 0 ||
+	    ruleset_build_refused_add(&b, TABLE_NAME, FM_UID_REFUSED, 70000) < 0)
 		snprintf(err, errlen, "ruleset_build failed");
 	else if (nl_batch_finish(&b, &data, &len) < 0)
 		snprintf(err, errlen, "nl_batch_finish failed");
@@ -133,7 +136,7 @@ fm_world_free(struct fm_world *w)
 enum fm_ct { FM_CT_NONE, FM_CT_INVALID, FM_CT_UNTRACKED, FM_CT_NEW, FM_CT_ESTABLISHED,
     FM_CT_RELATED, FM_CT_ESTABLISHED_REPLY, FM_CT_RELATED_REPLY, FM_CT_N };
 enum fm_sock { FM_SOCK_NONE, FM_SOCK_MTA, FM_SOCK_PLAIN, FM_SOCK_NARROW, FM_SOCK_WEB,
-    FM_SOCK_ROOT, FM_SOCK_N };
+    FM_SOCK_ROOT, FM_SOCK_REFUSED, FM_SOCK_N };
 enum fm_follow { FM_FOLLOW_NONE, FM_FOLLOW_AUDIT, FM_FOLLOW_PROBE, FM_FOLLOW_N };
 static const uint8_t fm_flags[] = {
 	TH_SYN, TH_SYN | TH_ACK, TH_ACK, TH_FIN | TH_ACK, TH_RST, TH_RST | TH_ACK,
@@ -146,7 +149,8 @@ static const char *const fm_ct_names[] = {
 	"none", "invalid", "untracked", "new", "established", "related",
 	"established-reply", "related-reply",
 };
-static const char *const fm_sock_names[] = { "none", "mta", "plain", "narrow", "web", "root" };
+static const char *const fm_sock_names[] = { "none", "mta", "plain", "narrow", "web", "root",
+    "refused" };
 
 struct fm_case {
 	uint8_t	 v6, udp, inbound;
@@ -179,7 +183,8 @@ struct fm_case {
 	uint16_t script;
 };
 
-static const uint32_t fm_uids[] = { 0, FM_UID_MTA, FM_UID_PLAIN, FM_UID_NARROW, FM_UID_WEB, 0 };
+static const uint32_t fm_uids[] = { 0, FM_UID_MTA, FM_UID_PLAIN, FM_UID_NARROW, FM_UID_WEB, 0,
+    FM_UID_REFUSED };
 
 static void __attribute__((unused))
 fm_packet(const struct fm_case *c, struct nm_packet *p)

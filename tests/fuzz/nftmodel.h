@@ -627,10 +627,14 @@ nm_new_set(struct nm_ruleset *rs, const struct nlmsghdr *nlh)
 		nm_fail(rs, "too many sets");
 		goto out;
 	}
-	/* Only plain sets of exact keys: intervals, maps, timeouts, concatenations are not modeled. */
+	/*
+	 * Only sets of exact keys: intervals, maps, concatenations are not
+	 * modeled. A timeout is taken and never strikes: the model has no
+	 * clock, and an element leaves only when it is deleted.
+	 */
 	if ((nftnl_set_is_set(s, NFTNL_SET_FLAGS) &&
 	    (nftnl_set_get_u32(s, NFTNL_SET_FLAGS) & ~(uint32_t)(NFT_SET_CONSTANT |
-	    NFT_SET_ANONYMOUS))) || nftnl_set_is_set(s, NFTNL_SET_DATA_TYPE) ||
+	    NFT_SET_ANONYMOUS | NFT_SET_TIMEOUT))) || nftnl_set_is_set(s, NFTNL_SET_DATA_TYPE) ||
 	    nftnl_set_get_u32(s, NFTNL_SET_KEY_LEN) == 0 ||
 	    nftnl_set_get_u32(s, NFTNL_SET_KEY_LEN) > NM_KEY_MAX) {
 		nm_fail(rs, "set %s: flags or key not modeled", nftnl_set_get_str(s, NFTNL_SET_NAME));
@@ -679,6 +683,8 @@ nm_set_elems(struct nm_ruleset *rs, const struct nlmsghdr *nlh, bool add)
 			uint8_t key[NM_KEY_MAX] = { 0 };
 			size_t i;
 
+			if (mnl_attr_get_type(k) == NFTA_SET_ELEM_TIMEOUT)
+				continue;	/* no clock: see nm_new_set */
 			if (mnl_attr_get_type(k) != NFTA_SET_ELEM_KEY) {
 				nm_fail(rs, "set %s: element attribute %u is not modeled",
 				    s->name, mnl_attr_get_type(k));

@@ -38,6 +38,35 @@ the_threshold_raises_one_alert_per_ten_minutes(void **state)
 	alerts_free(a);
 }
 
+/*
+ * The kernel may count a uid's attempts in bulk only while no alert can be
+ * due for it; what it counted is credited afterwards and shows in the next
+ * alert's count.
+ */
+static void
+attempts_counted_in_bulk_never_hide_an_alert(void **state)
+{
+	struct alerts *a = alerts_new(5), *off = alerts_new(0);
+	time_t t = 1700000000;
+	uint64_t n;
+
+	(void)state;
+	assert_true(alerts_quiet(off, 33, t + 86400));
+	assert_false(alerts_quiet(a, 33, t));	/* never seen: its first alert may be due */
+	for (int i = 0; i < 4; i++)
+		assert_false(alerts_count(a, 33, t, &n));
+	assert_false(alerts_quiet(a, 33, t + 1));	/* one more attempt alerts */
+	assert_true(alerts_count(a, 33, t + 1, &n));
+	assert_true(alerts_quiet(a, 33, t + 61));
+	assert_false(alerts_quiet(a, 33, t + 600));	/* its next alert may be due by then */
+	alerts_credit(a, 33, t + 61, 1000);
+	assert_false(alerts_count(a, 33, t + 62, &n));
+	assert_int_equal(n, 1006);
+	assert_true(alerts_count(a, 33, t + 601, &n));
+	alerts_free(a);
+	alerts_free(off);
+}
+
 static void
 a_threshold_of_zero_never_alerts(void **state)
 {
@@ -112,6 +141,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(the_threshold_raises_one_alert_per_ten_minutes),
 		cmocka_unit_test(a_threshold_of_zero_never_alerts),
+		cmocka_unit_test(attempts_counted_in_bulk_never_hide_an_alert),
 		cmocka_unit_test(the_alert_program_gets_the_json_on_stdin_and_is_reaped),
 		cmocka_unit_test(a_program_that_hangs_is_killed_at_its_deadline),
 	};

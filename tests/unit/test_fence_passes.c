@@ -416,6 +416,65 @@ an_expression_the_model_does_not_know_fails_loudly(void **state)
 	free(rs);
 }
 
+/*
+ * A flooding uid in @refused_uids: its SYNs to a fenced port are reset in
+ * the kernel, both families, never queued; the self-check's probe from it,
+ * its SYNs to this host (allow_local) and its packets of a flow already
+ * allowed are not its to take, and neither are an MTA's or another web
+ * user's SYNs.
+ */
+static void
+a_refused_uid_is_reset_in_the_kernel_and_nothing_else_is(void **state)
+{
+	struct fm_world w;
+	char err[NM_ERR_MAX + 64], why[WHY_MAX];
+	struct fm_case syn = { .ct = FM_CT_NEW, .sock = FM_SOCK_REFUSED, .flags = 0 };
+	struct fm_case c;
+	struct nm_result res;
+
+	(void)state;
+	assert_int_equal(fm_world_init(&w, false, false, ACTION_REJECT, ruleset_build, err,
+	    sizeof(err)), 0);
+	for (syn.v6 = 0; syn.v6 <= 1; syn.v6++) {
+		c = syn;
+		assert_null(fm_check(&w, &c, &res, why, sizeof(why)));
+		assert_int_equal(res.final, NM_REJECT);
+		assert_int_equal(res.queued, 0);
+		c.dport = 1;	/* 587 */
+		assert_null(fm_check(&w, &c, &res, why, sizeof(why)));
+		assert_int_equal(res.final, NM_REJECT);
+		assert_int_equal(res.queued, 0);
+	}
+	c = syn;
+	c.probe_mark = 1;
+	assert_null(fm_check(&w, &c, &res, why, sizeof(why)));
+	assert_int_equal(res.queued, 1);	/* the daemon decides and logs it */
+	c = syn;
+	c.sock = FM_SOCK_WEB;
+	assert_null(fm_check(&w, &c, &res, why, sizeof(why)));
+	assert_int_equal(res.queued, 1);
+	c = syn;
+	c.sock = FM_SOCK_MTA;
+	assert_null(fm_check(&w, &c, &res, why, sizeof(why)));
+	assert_int_equal(res.final, NM_ACCEPT);
+	assert_int_equal(res.queued, 0);
+	c = syn;
+	c.local = 1;
+	assert_null(fm_check(&w, &c, &res, why, sizeof(why)));
+	assert_int_equal(res.final, NM_ACCEPT);
+	c = syn;
+	c.ct = FM_CT_ESTABLISHED;
+	c.ctmark = MARK_ALLOW;
+	c.flags = 6;	/* PSH|ACK of a flow allowed before the flood */
+	assert_null(fm_check(&w, &c, &res, why, sizeof(why)));
+	assert_int_equal(res.final, NM_ACCEPT);
+	c = syn;
+	c.dport = 2;	/* a port nobody fences */
+	assert_null(fm_check(&w, &c, &res, why, sizeof(why)));
+	assert_int_equal(res.final, NM_ACCEPT);
+	fm_world_free(&w);
+}
+
 int
 main(void)
 {
@@ -429,6 +488,7 @@ main(void)
 		cmocka_unit_test(a_queue_rule_without_its_socket_guard_queues_the_kernels_resets),
 		cmocka_unit_test(a_redirect_without_its_after_nat_guards_leaves_the_host),
 		cmocka_unit_test(an_expression_the_model_does_not_know_fails_loudly),
+		cmocka_unit_test(a_refused_uid_is_reset_in_the_kernel_and_nothing_else_is),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

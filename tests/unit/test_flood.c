@@ -200,6 +200,25 @@ full_table_shares_one_key_and_counts_stay_exact(void **state)
 	flood_free(f);
 }
 
+/* The kernel's share of a flood ends with the window its key (or the overflow) counts in. */
+static void
+a_window_end_is_its_keys_or_the_overflows(void **state)
+{
+	struct flood *f = flood_new(1, 60, 1);
+
+	(void)state;
+	assert_int_equal(flood_window_end(f, 1001, PHP, ACTION_REJECT), 0);
+	admit_n(f, 2, 1001, PHP, ACTION_REJECT, T0 + 5);
+	assert_int_equal(flood_window_end(f, 1001, PHP, ACTION_REJECT), T0 + 65);
+	assert_int_equal(flood_window_end(f, 1001, PHP, ACTION_TRAP), 0);
+	admit_n(f, 2, 1002, PHP, ACTION_REJECT, T0 + 9);	/* table full: the overflow key */
+	assert_int_equal(flood_window_end(f, 1002, PHP, ACTION_REJECT), T0 + 69);
+	flood_expire(f, T0 + 69, NULL, NULL);
+	assert_int_equal(flood_window_end(f, 1001, PHP, ACTION_REJECT), 0);
+	assert_int_equal(flood_window_end(f, 1002, PHP, ACTION_REJECT), 0);
+	flood_free(f);
+}
+
 static void
 expired_keys_free_their_slots(void **state)
 {
@@ -387,6 +406,7 @@ main(void)
 		cmocka_unit_test(uid_exe_and_action_each_make_their_own_key),
 		cmocka_unit_test(spam_run_of_20000_is_twenty_lines_and_one_summary),
 		cmocka_unit_test(full_table_shares_one_key_and_counts_stay_exact),
+		cmocka_unit_test(a_window_end_is_its_keys_or_the_overflows),
 		cmocka_unit_test(expired_keys_free_their_slots),
 		cmocka_unit_test(keys_expire_in_the_order_they_started),
 		cmocka_unit_test(clock_stepping_back_ends_the_window),

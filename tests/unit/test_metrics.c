@@ -49,6 +49,8 @@ sample(struct metrics *m, struct metrics_latency *l, struct metrics_user *u)
 	m->events_lost = 4;
 	m->alerts = 2;
 	m->trap_sessions = 5;
+	m->kernel_refused = 123456;
+	m->kernel_refusing = 2;
 	metrics_latency_add(l, 8000);		/* 8 us */
 	metrics_latency_add(l, 10000);		/* exactly on the 10 us edge: le is <= */
 	metrics_latency_add(l, 300000);		/* 0.3 ms */

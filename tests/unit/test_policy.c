@@ -669,11 +669,67 @@ tls_to_a_named_relay_is_reset_by_exact_name_or_star_suffix(void **state)
 	assert_false(policy_mail_relay("smtp.relay.example", &cfg));
 }
 
+static bool
+kernel_may_refuse(uid_t uid, const struct pkt *p, uint32_t mark)
+{
+	struct policy_query q = named(uid, true, p, T0);
+
+	q.mark = mark;
+	policy_decide(&q, &d);
+	return policy_kernel_refusable(&q, &d);
+}
+
+/*
+ * The kernel may refuse a flooding uid alone only where this file could
+ * never answer anything but "default, reject" for it: no exception of any
+ * kind names it (plain, narrowed, capped, audit, redirect, by group), the
+ * configured action is reject, and the packet is an unmarked new SYN to a
+ * fenced port, whatever its destination or family.
+ */
+static void
+only_a_uid_no_exception_could_ever_match_may_be_refused_in_the_kernel(void **state)
+{
+	uint32_t probe = mark_value(cfg.mark_mask, MARK_PROBE);
+	uint32_t nat = mark_value(cfg.mark_mask, MARK_NAT);
+
+	(void)state;
+	with((const char *[]){ "allow 1005 to=192.0.2.0/24 port=587", "allow 1006 cap=1/hour",
+	    "allow 1007 audit", "allow @wpsites", "allow 1008 redirect", NULL });
+	cfg.action = ACTION_REJECT;
+	assert_true(kernel_may_refuse(33, syn("198.51.100.1", 25), 0));
+	assert_true(kernel_may_refuse(33, syn("2001:db8::25", 587), 0));
+	/* Narrowed elsewhere: this SYN is refused, but the next may not be. */
+	assert_false(kernel_may_refuse(1005, syn("198.51.100.1", 25), 0));
+	assert_false(kernel_may_refuse(1006, syn("198.51.100.1", 25), 0));
+	assert_false(kernel_may_refuse(1007, syn("198.51.100.1", 25), 0));
+	assert_false(kernel_may_refuse(1001, syn("198.51.100.1", 25), 0));	/* in @wpsites */
+	assert_false(kernel_may_refuse(1003, syn("198.51.100.1", 25), 0));
+	assert_false(kernel_may_refuse(1008, syn("198.51.100.1", 25), 0));
+	/* The self-check, a SYN after NAT, a flow met mid-way, an unfenced port: never. */
+	assert_false(kernel_may_refuse(33, syn("198.51.100.1", 25), probe));
+	assert_false(kernel_may_refuse(33, syn("198.51.100.1", 25), nat));
+	assert_false(kernel_may_refuse(33, pkt_to("198.51.100.1", 25, TH_ACK), 0));
+	assert_false(kernel_may_refuse(33, pkt_to("198.51.100.1", 25, TH_SYN | TH_ACK), 0));
+	assert_false(kernel_may_refuse(33, syn("198.51.100.1", 2526), 0));
+	/* Another default action: the daemon traps or audits; the kernel cannot. */
+	cfg.action = ACTION_TRAP;
+	assert_false(kernel_may_refuse(33, syn("198.51.100.1", 25), 0));
+	cfg.action = ACTION_REJECT;
+	/* No uid: nothing for the kernel to match. */
+	{
+		struct policy_query q = named(0, false, syn("198.51.100.1", 25), T0);
+
+		policy_decide(&q, &d);
+		assert_false(policy_kernel_refusable(&q, &d));
+	}
+}
+
 int
 main(void)
 {
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
+		T(only_a_uid_no_exception_could_ever_match_may_be_refused_in_the_kernel),
 		T(narrowed_v4_exception_allows_only_its_net_and_port),
 		T(narrowed_v6_exception_allows_only_its_net),
 		T(v4_network_never_matches_a_v6_destination),

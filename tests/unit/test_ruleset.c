@@ -417,7 +417,7 @@ mta_and_exceptions_are_accepted_before_anything_is_queued(void **state)
 	(void)state;
 	build(&p, &sp, true);
 	n = rules_of(&p, "fence", r, 32);
-	assert_int_equal(n, 21);
+	assert_int_equal(n, 22);
 	assert_string_equal(r[0]->exprs, "meta,lookup,immediate");
 	assert_string_equal(nftnl_expr_get_str(expr_at(r[0]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
 	    "mta_uids");
@@ -513,16 +513,16 @@ replies_pass_but_not_a_syn(void **state)
 	(void)state;
 	build(&p, &sp, false);
 	n = rules_of(&p, "fence", r, 32);
-	assert_string_equal(r[n - 3]->exprs, "ct,cmp,meta,cmp,payload,bitwise,cmp,immediate");
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[n - 3]->rule, 0), NFTNL_EXPR_CT_KEY),
+	assert_string_equal(r[n - 4]->exprs, "ct,cmp,meta,cmp,payload,bitwise,cmp,immediate");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[n - 4]->rule, 0), NFTNL_EXPR_CT_KEY),
 	    NFT_CT_DIRECTION);
-	assert_int_equal(*(const uint8_t *)nftnl_expr_get(expr_at(r[n - 3]->rule, 1),
+	assert_int_equal(*(const uint8_t *)nftnl_expr_get(expr_at(r[n - 4]->rule, 1),
 	    NFTNL_EXPR_CMP_DATA, &(uint32_t){ 0 }), IP_CT_DIR_REPLY);
-	e = expr_at(r[n - 3]->rule, 4);
+	e = expr_at(r[n - 4]->rule, 4);
 	assert_int_equal(nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET), 13);
-	assert_int_equal(*(const uint8_t *)nftnl_expr_get(expr_at(r[n - 3]->rule, 5),
+	assert_int_equal(*(const uint8_t *)nftnl_expr_get(expr_at(r[n - 4]->rule, 5),
 	    NFTNL_EXPR_BITWISE_MASK, &(uint32_t){ 0 }), 0x12);	/* SYN|ACK */
-	e = expr_at(r[n - 3]->rule, 6);
+	e = expr_at(r[n - 4]->rule, 6);
 	assert_int_equal(nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_OP), NFT_CMP_NEQ);
 	assert_int_equal(*(const uint8_t *)nftnl_expr_get(e, NFTNL_EXPR_CMP_DATA,
 	    &(uint32_t){ 0 }), 0x02);	/* a bare SYN is decided */
@@ -1209,6 +1209,276 @@ a_batch_refuses_more_messages_than_it_can_label(void **state)
 	nl_batch_free(&b);
 }
 
+static int
+count_counters(struct nftnl_expr *e, void *arg)
+{
+	if (strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), "counter") == 0)
+		(*(int *)arg)++;
+	return 0;
+}
+
+/* A fresh table refuses nobody in the kernel: the set is there, empty, bounded, counted. */
+static void
+the_refused_set_starts_empty_bounded_and_counted(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct parsed p;
+	struct msg *m;
+	int counters = 0;
+
+	(void)state;
+	build(&p, &sp, false);
+	assert_non_null(m = find(&p, NFT_MSG_NEWSET, "refused_uids"));
+	assert_int_equal(nftnl_set_get_u32(m->set, NFTNL_SET_KEY_TYPE), 24);	/* uid */
+	assert_int_equal(nftnl_set_get_u32(m->set, NFTNL_SET_KEY_LEN), 4);
+	assert_int_equal(nftnl_set_get_u32(m->set, NFTNL_SET_FLAGS), NFT_SET_TIMEOUT);
+	assert_int_equal(nftnl_set_get_u32(m->set, NFTNL_SET_DESC_SIZE), REFUSED_UIDS_MAX);
+	assert_int_equal(nftnl_set_expr_foreach(m->set, count_counters, &counters), 0);
+	assert_int_equal(counters, 1);
+	assert_null(find(&p, NFT_MSG_NEWSETELEM, "refused_uids"));
+	release(&p);
+}
+
+/*
+ * The refused uids' rule is the fence's last before the queue rule: after
+ * the MTA, the exceptions, the verdicts, allow_local and the decided flows.
+ * It takes what the queue rule would (a socket owner's SYN to @ports),
+ * never the self-check's probe, and resets. NAT's second look has none.
+ */
+static void
+refused_uids_are_reset_just_before_the_queue_rule(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct parsed p;
+	struct msg *r[32];
+	size_t n;
+	struct nftnl_expr *e;
+
+	(void)state;
+	build(&p, &sp, false);
+	n = rules_of(&p, "fence", r, 32);
+	assert_true(n > 3);
+	assert_string_equal(r[n - 3]->exprs, "meta,bitwise,cmp,meta,cmp,payload,bitwise,cmp,"
+	    "payload,lookup,meta,lookup,reject");
+	e = expr_at(r[n - 3]->rule, 2);
+	assert_int_equal(nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_OP), NFT_CMP_NEQ);
+	assert_int_equal(expr_u32_data(e, NFTNL_EXPR_CMP_DATA), mark_value(GOLDEN_MASK,
+	    MARK_PROBE));
+	e = expr_at(r[n - 3]->rule, 7);
+	assert_int_equal(nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_OP), NFT_CMP_EQ);
+	assert_string_equal(nftnl_expr_get_str(expr_at(r[n - 3]->rule, 9),
+	    NFTNL_EXPR_LOOKUP_SET), "ports");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[n - 3]->rule, 10), NFTNL_EXPR_META_KEY),
+	    NFT_META_SKUID);
+	assert_string_equal(nftnl_expr_get_str(expr_at(r[n - 3]->rule, 11),
+	    NFTNL_EXPR_LOOKUP_SET), "refused_uids");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[n - 3]->rule, 12),
+	    NFTNL_EXPR_REJECT_TYPE), NFT_REJECT_TCP_RST);
+	/* The MTA and the exceptions come first. */
+	assert_string_equal(nftnl_expr_get_str(expr_at(r[0]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
+	    "mta_uids");
+	assert_string_equal(nftnl_expr_get_str(expr_at(r[1]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
+	    "allow_uids");
+	n = rules_of(&p, "nat_fence", r, 32);
+	for (size_t i = 0; i < n; i++)
+		assert_null(strstr(r[i]->exprs, "lookup,meta,lookup,reject"));
+	release(&p);
+}
+
+/* The one message of a batch of refuse.c's, parsed back by libnftnl. */
+static struct nftnl_set *
+refused_msg(struct nl_batch *b, uint16_t type, uint16_t flags)
+{
+	const struct nlmsghdr *nlh;
+	struct nftnl_set *s;
+	const void *data;
+	size_t len;
+	int remain;
+
+	assert_int_equal(nl_batch_finish(b, &data, &len), 0);
+	nlh = data;
+	remain = (int)len;
+	nlh = mnl_nlmsg_next(nlh, &remain);	/* past BEGIN */
+	assert_true(mnl_nlmsg_ok(nlh, remain));
+	assert_int_equal(NFNL_MSG_TYPE(nlh->nlmsg_type), type);
+	assert_int_equal(nlh->nlmsg_flags & (NLM_F_ECHO | NLM_F_CREATE | NLM_F_EXCL), flags);
+	assert_true(nlh->nlmsg_flags & NLM_F_ACK);
+	assert_non_null(s = nftnl_set_alloc());
+	assert_int_equal(nftnl_set_elems_nlmsg_parse(nlh, s), 0);
+	assert_string_equal(nftnl_set_get_str(s, NFTNL_SET_TABLE), "smtpguard");
+	assert_string_equal(nftnl_set_get_str(s, NFTNL_SET_NAME), "refused_uids");
+	nlh = mnl_nlmsg_next(nlh, &remain);
+	assert_true(mnl_nlmsg_ok(nlh, remain));
+	assert_int_equal(nlh->nlmsg_type, NFNL_MSG_BATCH_END);
+	return s;
+}
+
+static int
+count_elem(struct nftnl_set_elem *e, void *arg)
+{
+	(void)e;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static uint32_t
+only_elem(struct nftnl_set *s, uint64_t *timeout)
+{
+	struct nftnl_set_elems_iter *it = nftnl_set_elems_iter_create(s);
+	struct nftnl_set_elem *e;
+	const void *k;
+	uint32_t len, key;
+	int n = 0;
+
+	assert_non_null(it);
+	assert_non_null(e = nftnl_set_elems_iter_cur(it));
+	assert_non_null(k = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len));
+	assert_int_equal(len, 4);
+	memcpy(&key, k, sizeof(key));
+	*timeout = nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_TIMEOUT) ?
+	    nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_TIMEOUT) : 0;
+	nftnl_set_elems_iter_destroy(it);
+	assert_int_equal(nftnl_set_elem_foreach(s, count_elem, &n), 0);
+	assert_int_equal(n, 1);
+	return key;
+}
+
+/*
+ * A uid goes in with a timeout (the safety net), comes out alone or with
+ * the whole set, and each way out asks the kernel to echo what it removed.
+ */
+static void
+a_refused_uid_goes_in_timed_and_out_echoed(void **state)
+{
+	struct nl_batch b;
+	struct nftnl_set *s;
+	uint64_t timeout;
+	uid_t uid = 3001;
+
+	(void)state;
+	assert_int_equal(nl_batch_init(&b), 0);
+	assert_int_equal(ruleset_build_refused_add(&b, TABLE_NAME, 3001, 70000), 0);
+	s = refused_msg(&b, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
+	assert_int_equal(only_elem(s, &timeout), 3001);
+	assert_int_equal(timeout, 70000);
+	nftnl_set_free(s);
+	nl_batch_free(&b);
+
+	assert_int_equal(nl_batch_init(&b), 0);
+	assert_int_equal(ruleset_build_refused_del(&b, TABLE_NAME, &uid), 0);
+	s = refused_msg(&b, NFT_MSG_DELSETELEM, NLM_F_ECHO);
+	assert_int_equal(only_elem(s, &timeout), 3001);
+	assert_int_equal(timeout, 0);
+	nftnl_set_free(s);
+	nl_batch_free(&b);
+
+	/* No element list: the kernel flushes the set. */
+	assert_int_equal(nl_batch_init(&b), 0);
+	assert_int_equal(ruleset_build_refused_del(&b, TABLE_NAME, NULL), 0);
+	s = refused_msg(&b, NFT_MSG_DELSETELEM, NLM_F_ECHO);
+	{
+		int n = 0;
+
+		assert_int_equal(nftnl_set_elem_foreach(s, count_elem, &n), 0);
+		assert_int_equal(n, 0);
+	}
+	nftnl_set_free(s);
+	nl_batch_free(&b);
+
+	assert_int_equal(nl_batch_init(&b), 0);
+	assert_int_equal(ruleset_build_refused_add(&b, TABLE_NAME, 3001, 0), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(ruleset_build_refused_add(&b, "", 3001, 1000), -1);
+	nl_batch_free(&b);
+}
+
+/*
+ * The kernel's elements of a set as it sends them: the echo of a deletion
+ * (DELSETELEM, one element) or a dump (NEWSETELEM, many); an element with
+ * COUNTER false has no counter.
+ */
+static struct nlmsghdr *
+elems_of(char *buf, uint16_t type, const char *table, const char *set, const uint32_t *uids,
+    size_t n, bool counter)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nlmsghdr *nlh;
+
+	assert_non_null(s);
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, set);
+	for (size_t i = 0; i < n; i++) {
+		struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+
+		assert_non_null(e);
+		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, &uids[i], sizeof(uids[i]));
+		if (counter) {
+			struct nftnl_expr *c = nftnl_expr_alloc("counter");
+
+			assert_non_null(c);
+			nftnl_expr_set_u64(c, NFTNL_EXPR_CTR_PACKETS, 1000000ULL * uids[i] + 7);
+			nftnl_expr_set_u64(c, NFTNL_EXPR_CTR_BYTES, 60);
+			nftnl_set_elem_add_expr(e, c);
+		}
+		nftnl_set_elem_add(s, e);
+	}
+	nlh = nftnl_nlmsg_build_hdr(buf, type, NFPROTO_INET, 0, 0);
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	nftnl_set_free(s);
+	return nlh;
+}
+
+struct counts {
+	uid_t		 uid[4];
+	uint64_t	 n[4];
+	size_t		 k;
+};
+
+static void
+count_into(void *arg, uid_t uid, uint64_t n)
+{
+	struct counts *c = arg;
+
+	assert_true(c->k < 4);
+	c->uid[c->k] = uid;
+	c->n[c->k++] = n;
+}
+
+static void
+the_kernels_elements_give_each_uid_its_exact_count(void **state)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	const uint32_t one[] = { 3001 }, three[] = { 3001, 3002, 4000 };
+	struct counts c = { .k = 0 };
+
+	(void)state;
+	/* A deletion's echo: one element, its final count. */
+	assert_int_equal(ruleset_refused_elems(elems_of(buf, NFT_MSG_DELSETELEM, "smtpguard",
+	    "refused_uids", one, 1, true), TABLE_NAME, NFT_MSG_DELSETELEM, count_into, &c), 1);
+	assert_int_equal(c.uid[0], 3001);
+	assert_int_equal(c.n[0], 3001000007ULL);
+	/* A dump: every element of the message. */
+	c.k = 0;
+	assert_int_equal(ruleset_refused_elems(elems_of(buf, NFT_MSG_NEWSETELEM, "smtpguard",
+	    "refused_uids", three, 3, true), TABLE_NAME, NFT_MSG_NEWSETELEM, count_into, &c), 3);
+	assert_int_equal(c.uid[2], 4000);
+	assert_int_equal(c.n[2], 4000000007ULL);
+	/* Another set's, another table's, or the other kind of message: not ours to count. */
+	c.k = 0;
+	assert_int_equal(ruleset_refused_elems(elems_of(buf, NFT_MSG_DELSETELEM, "smtpguard",
+	    "allow_uids", one, 1, true), TABLE_NAME, NFT_MSG_DELSETELEM, count_into, &c), 0);
+	assert_int_equal(ruleset_refused_elems(elems_of(buf, NFT_MSG_DELSETELEM, "other",
+	    "refused_uids", one, 1, true), TABLE_NAME, NFT_MSG_DELSETELEM, count_into, &c), 0);
+	assert_int_equal(ruleset_refused_elems(elems_of(buf, NFT_MSG_NEWSETELEM, "smtpguard",
+	    "refused_uids", one, 1, true), TABLE_NAME, NFT_MSG_DELSETELEM, count_into, &c), 0);
+	assert_int_equal(c.k, 0);
+	/* Ours without a counter: refused, never read as zero. */
+	assert_int_equal(ruleset_refused_elems(elems_of(buf, NFT_MSG_DELSETELEM, "smtpguard",
+	    "refused_uids", one, 1, false), TABLE_NAME, NFT_MSG_DELSETELEM, count_into, &c), -1);
+	assert_int_equal(errno, EPROTO);
+	assert_int_equal(c.k, 0);
+}
+
 int
 main(void)
 {
@@ -1239,6 +1509,10 @@ main(void)
 		cmocka_unit_test(an_exception_is_one_element_batch),
 		cmocka_unit_test(thousands_of_exceptions_fit_in_one_transaction),
 		cmocka_unit_test(a_batch_refuses_more_messages_than_it_can_label),
+		cmocka_unit_test(the_refused_set_starts_empty_bounded_and_counted),
+		cmocka_unit_test(refused_uids_are_reset_just_before_the_queue_rule),
+		cmocka_unit_test(a_refused_uid_goes_in_timed_and_out_echoed),
+		cmocka_unit_test(the_kernels_elements_give_each_uid_its_exact_count),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
