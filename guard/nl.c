@@ -36,8 +36,6 @@
 /* The kernel answers before sendmsg returns; waiting is only a safety net. */
 #define NL_ACK_WAIT_MS	2000
 #define NL_RECV_BUF	(MNL_SOCKET_BUFFER_SIZE * 4)
-/* A flush of @refused_uids echoes up to REFUSED_UIDS_MAX elements of ~150 bytes. */
-#define NL_ECHO_RCVBUF	(1024 * 1024)
 
 int
 nl_batch_init(struct nl_batch *b)
@@ -212,13 +210,8 @@ nl_read_acks(struct nl_batch *b, struct mnl_socket *nl, int *error, size_t *answ
 
 			if (nlh->nlmsg_pid != portid)
 				continue;
-			if (nlh->nlmsg_type != NLMSG_ERROR) {
-				/* NLM_F_ECHO's answers: they come before the ACKs. */
-				if (b->echo != NULL && nlh->nlmsg_type != NLMSG_DONE &&
-				    nlh->nlmsg_type != NLMSG_NOOP)
-					b->echo(nlh, b->echo_arg);
+			if (nlh->nlmsg_type != NLMSG_ERROR)
 				continue;
-			}
 			if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
 				continue;
 			e = mnl_nlmsg_get_payload(nlh);
@@ -253,9 +246,6 @@ nl_batch_send(struct nl_batch *b, char *err, size_t errlen)
 		errno = error;
 		return -1;
 	}
-	/* Echoes come in the same commit as the ACKs: room for a full set's worth. */
-	if (b->echo != NULL)
-		nl_rcvbuf(nl, NL_ECHO_RCVBUF);
 	if (mnl_socket_sendto(nl, data, len) < 0) {
 		error = errno;
 		snprintf(err, errlen, "sending the netlink batch: %s", strerror(error));

@@ -3,31 +3,45 @@
  * limiter is only counting, and whose every SYN smtpguardd would refuse
  * whatever it named (policy_kernel_refusable), is put in @refused_uids
  * until its flood window ends; the fence's rule before the queue resets its
- * SYNs there and counts them on the uid's element, so they no longer cross
- * into userspace one by one. At the window's end, and before any change of
- * the exceptions or the configuration, the element is deleted with
- * NLM_F_ECHO: the kernel's notice of the deletion carries the element's
- * counter as it was when it stopped counting, in the same transaction, and
- * that count goes to the caller, so the attempts stay counted exactly;
- * meanwhile refuse_live() reads the counters of the windows still open.
+ * SYNs there and counts them on the uid's own counter object (the map
+ * gives it: "refused_UID"), so they no longer cross into userspace one by
+ * one. At the window's end, and before any change of the exceptions or the
+ * configuration, the uid leaves in three steps:
+ *   1. its map element is deleted: from that commit on no packet matches;
+ *   2. a grace period (membarrier MEMBARRIER_CMD_GLOBAL, synchronize_rcu in
+ *      the kernel) passes: a packet that matched the element before the
+ *      commit ran its whole rule inside an RCU read section, so by then
+ *      its increment is in the object, which outlives the element;
+ *   3. the object's count is read (one dump of the objects: nothing can
+ *      change it any more), then the object is deleted.
+ * The count goes to the caller: every attempt counted exactly, however
+ * hard the uid is flooding while it leaves. Meanwhile refuse_live() reads
+ * the objects of the uids whose counts are not settled yet.
  *
- * Bounded: at most REFUSED_UIDS_MAX uids at once (the set's size too);
- * past that, refuse_add() says ENOSPC and the caller stays on the queue
- * path. An element's timeout (its window plus REFUSE_SLACK_S) is a safety
- * net for a daemon that is gone or stuck, never relied on: an element found
- * gone at its window's end (ENOENT, or missing from a flush's echo) is
- * reported lost, and the attempts it counted are not invented. A failed
- * add changes nothing (the SYNs keep going to the queue, refused there)
- * and is not retried before the window ends.
+ * Bounded: at most REFUSED_UIDS_MAX uids at once (the map's size, and so
+ * many objects); past that, refuse_add() says ENOSPC and the caller stays
+ * on the queue path. An element's timeout (its window plus REFUSE_SLACK_S)
+ * is a safety net for a daemon that is gone or stuck, never relied on: its
+ * object stays, and is read exactly at the window's end all the same. A
+ * uid is reported lost only when its object is gone (the table was
+ * replaced). A failed add changes nothing (object and element go in one
+ * batch; the SYNs keep going to the queue, refused there) and is not
+ * retried before the window ends. Without the grace period (a kernel
+ * without membarrier's global command, or nohz_full) nothing is put in the
+ * kernel at all: the queue refuses and counts every SYN.
  *
  * It never decides who is refused (the caller asks policy.c), never logs,
- * and changes nothing in the kernel but this one set, in its own batches.
+ * and changes nothing in the kernel but this map and its objects, in its
+ * own batches.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <linux/membarrier.h>
 #include <linux/netfilter/nf_tables.h>
 
 #include "smtpguard.h"
@@ -38,21 +52,30 @@
 struct refuse_uid {
 	uid_t		 uid;
 	time_t		 start, end;	/* added, and its window's end */
-	bool		 in_kernel;	/* false: the add failed; no retry before end */
-	bool		 echoed;	/* seen in a deletion's echo */
-	uint64_t	 refused;	/* the echo's count */
+	bool		 in_kernel;	/* object and element added; false: the add failed */
+	bool		 stopped;	/* its element is out of the map: nothing matches */
+	bool		 read;		/* its final count is read */
+	uint64_t	 refused;	/* that count */
 };
 
 struct refuse {
 	const char		*table;		/* the caller's: outlives this */
+	bool			 grace;		/* membarrier's global command works here */
 	struct refuse_uid	 v[REFUSED_UIDS_MAX];
 	size_t			 n;
 };
+
+static int
+membarrier(int cmd)
+{
+	return (int)syscall(SYS_membarrier, cmd, 0, 0);
+}
 
 struct refuse *
 refuse_new(const char *table)
 {
 	struct refuse *r;
+	int cmds;
 
 	if (table == NULL) {
 		errno = EINVAL;
@@ -61,6 +84,8 @@ refuse_new(const char *table)
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return NULL;
 	r->table = table;
+	cmds = membarrier(MEMBARRIER_CMD_QUERY);
+	r->grace = cmds >= 0 && (cmds & MEMBARRIER_CMD_GLOBAL) != 0;
 	return r;
 }
 
@@ -85,31 +110,67 @@ refuse_known(const struct refuse *r, uid_t uid)
 	return find((struct refuse *)r, uid) != NULL;
 }
 
+/* The uids the kernel is refusing now (their elements in the map). */
 size_t
 refuse_count(const struct refuse *r)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < r->n; i++)
-		n += r->v[i].in_kernel;
+		n += r->v[i].in_kernel && !r->v[i].stopped;
 	return n;
 }
 
+static int
+send_batch(struct nl_batch *b, int built, char *err, size_t errlen)
+{
+	int rc = built, saved;
+
+	if (rc < 0)
+		snprintf(err, errlen, "building the batch: %s", strerror(errno));
+	else
+		rc = nl_batch_send(b, err, errlen);
+	saved = errno;
+	nl_batch_free(b);
+	errno = saved;
+	return rc;
+}
+
+static int
+batch_init(struct nl_batch *b, char *err, size_t errlen)
+{
+	int saved;
+
+	if (nl_batch_init(b) == 0)
+		return 0;
+	saved = errno;
+	snprintf(err, errlen, "netlink batch: %s", strerror(saved));
+	errno = saved;
+	return -1;
+}
+
 /*
- * UID into the set until END (its flood window's end). 0; or -1 with
- * ENOSPC (full: nothing recorded), or with the kernel's errno and ERR (the
- * add failed: recorded as not in the kernel, so it is not retried before
- * END).
+ * UID into the map until END (its flood window's end). 0; or -1 with
+ * ENOSPC (full: nothing recorded), EOPNOTSUPP (no grace period to read its
+ * count exactly by: nothing recorded), or with the kernel's errno and ERR
+ * (the add failed: recorded as not in the kernel, so it is not retried
+ * before END).
  */
 int
 refuse_add(struct refuse *r, uid_t uid, time_t now, time_t end, char *err, size_t errlen)
 {
 	struct refuse_uid *u;
 	struct nl_batch b;
-	int rc, saved;
+	int rc;
 
 	if (find(r, uid) != NULL)
 		return 0;
+	if (!r->grace) {
+		snprintf(err, errlen, "membarrier(MEMBARRIER_CMD_GLOBAL) unavailable: the kernel's "
+		    "counts could not be read exactly");
+		errno = EOPNOTSUPP;
+		return -1;
+	}
 	if (r->n == REFUSED_UIDS_MAX) {
 		snprintf(err, errlen, "%d uids refused in the kernel already", REFUSED_UIDS_MAX);
 		errno = ENOSPC;
@@ -125,42 +186,12 @@ refuse_add(struct refuse *r, uid_t uid, time_t now, time_t end, char *err, size_
 	u->uid = uid;
 	u->start = now;
 	u->end = end;
-	if (nl_batch_init(&b) < 0) {
-		saved = errno;
-		snprintf(err, errlen, "netlink batch: %s", strerror(saved));
-		errno = saved;
+	if (batch_init(&b, err, errlen) < 0)
 		return -1;
-	}
-	if ((rc = ruleset_build_refused_add(&b, r->table, uid,
-	    (uint64_t)(end - now + REFUSE_SLACK_S) * 1000)) < 0)
-		snprintf(err, errlen, "building the batch: %s", strerror(errno));
-	else
-		rc = nl_batch_send(&b, err, errlen);
-	saved = errno;
-	nl_batch_free(&b);
+	rc = send_batch(&b, ruleset_build_refused_add(&b, r->table, uid,
+	    (uint64_t)(end - now + REFUSE_SLACK_S) * 1000), err, errlen);
 	u->in_kernel = rc == 0;
-	errno = saved;
 	return rc;
-}
-
-static void
-echoed(void *arg, uid_t uid, uint64_t n)
-{
-	struct refuse_uid *u;
-
-	if ((u = find(arg, uid)) != NULL) {
-		u->echoed = true;
-		u->refused = n;
-	}
-}
-
-static void
-on_echo(const struct nlmsghdr *nlh, void *arg)
-{
-	struct refuse *r = arg;
-
-	/* An element without its counter stays unechoed: reported lost, never as 0. */
-	(void)ruleset_refused_elems(nlh, r->table, NFT_MSG_DELSETELEM, echoed, r);
 }
 
 struct live {
@@ -179,18 +210,22 @@ live_count(void *arg, uid_t uid, uint64_t n)
 }
 
 /*
- * What the kernel has reset so far for the uids in the set, their windows
- * still open: status and the metrics add it, so their counts are exact at
- * any moment (refuse_expire hands the same counts over when the windows
- * end, and they leave this sum at once). 0, or -1 with errno (*SUM 0).
+ * What the kernel has reset so far for the uids whose counts are not
+ * settled yet (in the map, or out of it and their objects not yet read):
+ * status and the metrics add it, so their counts are exact at any moment
+ * (refuse_expire hands the same counts over when the windows end, and they
+ * leave this sum at once). 0, or -1 with errno (*SUM 0).
  */
 int
 refuse_live(const struct refuse *r, uint64_t *sum)
 {
 	struct live l = { .r = r };
+	bool any = false;
 
 	*sum = 0;
-	if (refuse_count(r) == 0)
+	for (size_t i = 0; i < r->n; i++)
+		any |= r->v[i].in_kernel;
+	if (!any)
 		return 0;
 	if (ruleset_refused_dump(r->table, live_count, &l) < 0)
 		return -1;
@@ -198,31 +233,55 @@ refuse_live(const struct refuse *r, uint64_t *sum)
 	return 0;
 }
 
-/* One batch: UID's element deleted, or (UID NULL) the whole set flushed; echoes recorded. */
+/* Step 1: UID's element out of the map, or (UID NULL) the map flushed. */
 static int
-delete(struct refuse *r, const uid_t *uid, char *err, size_t errlen)
+stop(struct refuse *r, const uid_t *uid, char *err, size_t errlen)
 {
 	struct nl_batch b;
-	int rc, saved;
 
-	for (size_t i = 0; i < r->n; i++)
-		r->v[i].echoed = false;
-	if (nl_batch_init(&b) < 0) {
-		saved = errno;
-		snprintf(err, errlen, "netlink batch: %s", strerror(saved));
-		errno = saved;
+	if (batch_init(&b, err, errlen) < 0)
 		return -1;
-	}
-	b.echo = on_echo;
-	b.echo_arg = r;
-	if ((rc = ruleset_build_refused_del(&b, r->table, uid)) < 0)
-		snprintf(err, errlen, "building the batch: %s", strerror(errno));
-	else
-		rc = nl_batch_send(&b, err, errlen);
+	return send_batch(&b, ruleset_build_refused_del(&b, r->table, uid), err, errlen);
+}
+
+/*
+ * Step 2: every packet that could still see an element deleted before
+ * this call has left its rule, its increment made (a synchronize_rcu in
+ * the kernel; with one CPU online none is needed).
+ */
+static int
+grace(char *err, size_t errlen)
+{
+	int saved;
+
+	if (membarrier(MEMBARRIER_CMD_GLOBAL) == 0)
+		return 0;
 	saved = errno;
-	nl_batch_free(&b);
+	snprintf(err, errlen, "membarrier: %s", strerror(saved));
 	errno = saved;
-	return rc;
+	return -1;
+}
+
+static void
+final_count(void *arg, uid_t uid, uint64_t n)
+{
+	struct refuse_uid *u = find(arg, uid);
+
+	if (u != NULL && u->stopped) {
+		u->read = true;
+		u->refused = n;
+	}
+}
+
+/* Step 3, the end: U's object, read already, deleted. */
+static int
+forget(struct refuse *r, const struct refuse_uid *u, char *err, size_t errlen)
+{
+	struct nl_batch b;
+
+	if (batch_init(&b, err, errlen) < 0)
+		return -1;
+	return send_batch(&b, ruleset_build_refused_forget(&b, r->table, u->uid), err, errlen);
 }
 
 /* Entry I is done: its count (or its loss) to FN, and it leaves the table. */
@@ -233,15 +292,59 @@ settle(struct refuse *r, size_t i, refuse_fn fn, void *arg)
 
 	r->v[i] = r->v[--r->n];
 	if (u.in_kernel && fn != NULL)
-		fn(arg, u.uid, u.refused, !u.echoed);
+		fn(arg, u.uid, u.refused, !u.read);
 }
 
 /*
- * The elements whose window has ended by NOW (or began after it: the clock
- * stepped back) are deleted, one batch each, and reported to FN. An element
- * already gone (ENOENT: its timeout struck) is reported lost. Another
- * failure keeps it, to be tried again at the next call; -1 with ERR then,
- * after the others were tried.
+ * Steps 2 and 3 for every stopped entry (ALL) or the stopped ones whose
+ * window is over by NOW; each is settled to FN, an object missing from the
+ * dump (gone: the table was replaced) as lost. A failed dump keeps them
+ * all, a failed deletion its entry (its count read again, the same, at a
+ * later call); -1 with ERR then, after the others were tried.
+ */
+static int
+read_stopped(struct refuse *r, time_t now, bool all, refuse_fn fn, void *arg, char *err,
+    size_t errlen)
+{
+	bool any = false;
+	int rc = 0;
+
+	for (size_t i = 0; i < r->n; i++)
+		any |= r->v[i].stopped;
+	if (!any)
+		return 0;
+	if (grace(err, errlen) < 0)
+		return -1;
+	for (size_t i = 0; i < r->n; i++)
+		r->v[i].read = false;
+	if (ruleset_refused_dump(r->table, final_count, r) < 0) {
+		snprintf(err, errlen, "reading the counters of @refused_uids: %s", strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < r->n;) {
+		struct refuse_uid *u = &r->v[i];
+
+		if (!u->stopped || (!all && now < u->end && now >= u->start)) {
+			i++;
+			continue;
+		}
+		if (u->read && forget(r, u, err, errlen) < 0 && errno != ENOENT) {
+			rc = -1;
+			i++;
+			continue;
+		}
+		settle(r, i, fn, arg);
+	}
+	return rc;
+}
+
+/*
+ * The uids whose window has ended by NOW (or began after it: the clock
+ * stepped back) leave the kernel, their elements one batch each, then
+ * their objects read after one grace period, and are reported to FN. An
+ * element already gone (ENOENT: its timeout struck) is no matter: its
+ * object still holds the count. A failure keeps the uid, to be tried again
+ * at the next call; -1 with ERR then, after the others were tried.
  */
 int
 refuse_expire(struct refuse *r, time_t now, refuse_fn fn, void *arg, char *err,
@@ -256,37 +359,52 @@ refuse_expire(struct refuse *r, time_t now, refuse_fn fn, void *arg, char *err,
 			i++;
 			continue;
 		}
-		if (u->in_kernel && delete(r, &u->uid, err, errlen) < 0 && errno != ENOENT) {
-			rc = -1;
-			i++;
+		if (!u->in_kernel) {
+			settle(r, i, fn, arg);
 			continue;
 		}
-		settle(r, i, fn, arg);
+		if (!u->stopped && stop(r, &u->uid, err, errlen) < 0 && errno != ENOENT)
+			rc = -1;
+		else
+			u->stopped = true;
+		i++;
 	}
+	if (read_stopped(r, now, false, fn, arg, err, errlen) < 0)
+		rc = -1;
 	return rc;
 }
 
 /*
- * Every element out of the set in one batch, each reported to FN (an
- * element missing from the kernel's echo, expired already, as lost). On
- * failure nothing is reported and the table stays as it was: -1 with ERR.
+ * Every uid out of the kernel: the map flushed in one batch (if that
+ * fails, nothing changed and nothing is reported: -1 with ERR), then every
+ * object read after one grace period, each reported to FN. An object that
+ * cannot be read keeps its uid, out of the map, to be read at its window's
+ * end: -1 with ERR.
  */
 int
 refuse_flush(struct refuse *r, refuse_fn fn, void *arg, char *err, size_t errlen)
 {
-	if (refuse_count(r) > 0 && delete(r, NULL, err, errlen) < 0)
-		return -1;
-	while (r->n > 0)
-		settle(r, r->n - 1, fn, arg);
-	return 0;
+	if (refuse_count(r) > 0) {
+		if (stop(r, NULL, err, errlen) < 0)
+			return -1;
+		for (size_t i = 0; i < r->n; i++)
+			r->v[i].stopped = r->v[i].in_kernel;
+	}
+	for (size_t i = 0; i < r->n;) {
+		if (!r->v[i].in_kernel)
+			settle(r, i, fn, arg);
+		else
+			i++;
+	}
+	return read_stopped(r, 0, true, fn, arg, err, errlen);
 }
 
-/* The set is gone with its counts (the table was replaced): all reported lost. */
+/* The map and the objects are gone with their counts (the table was replaced): all lost. */
 void
 refuse_forget(struct refuse *r, refuse_fn fn, void *arg)
 {
 	for (size_t i = 0; i < r->n; i++)
-		r->v[i].echoed = false;
+		r->v[i].read = false;
 	while (r->n > 0)
 		settle(r, r->n - 1, fn, arg);
 }

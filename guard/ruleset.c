@@ -1,7 +1,7 @@
 /*
  * ruleset.c — the fence as nf_tables objects: table inet smtpguard, its sets
- * (ports, mta_uids, allow_uids, and refused_uids: the flooding uids refused in
- * the kernel, refuse.c), the output/fence chains before NAT, the trap
+ * (ports, mta_uids, allow_uids, and refused_uids: the map from the flooding
+ * uids refused in the kernel to their counter objects, refuse.c), the output/fence chains before NAT, the trap
  * nat chain and the to_mta nat chain (action redirect: to the local MTA),
  * the after_nat/nat_fence chains that judge a flow NAT sent to an SMTP port,
  * and with detect_any_port the input chain that queues the replies of the
@@ -26,6 +26,7 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
 #include <libnftnl/expr.h>
+#include <libnftnl/object.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
@@ -44,6 +45,8 @@
 #define SET_MTA			"mta_uids"
 #define SET_ALLOW		"allow_uids"
 #define SET_REFUSED		"refused_uids"
+/* A refused uid's counter object: "refused_" and its decimal uid. */
+#define OBJ_REFUSED_PREFIX	"refused_"
 #define CHAIN_OUTPUT		"output"
 #define CHAIN_FENCE		"fence"
 #define CHAIN_TRAP		"trap"
@@ -244,6 +247,20 @@ static void
 x_lookup(struct rb *rb, const char *set, uint32_t set_id)
 {
 	x_lookup_in(rb, set, set_id, false);
+}
+
+/* The object the map SET gives for reg1's key acts on the packet; no key there: break. */
+static void
+x_objref_map(struct rb *rb, const char *set, uint32_t set_id)
+{
+	struct nftnl_expr *e;
+
+	if ((e = x_new(rb, "objref")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_OBJREF_SET_SREG, NFT_REG_1);
+	nftnl_expr_set_str(e, NFTNL_EXPR_OBJREF_SET_NAME, set);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_OBJREF_SET_ID, set_id);
+	x_add(rb, e);
 }
 
 static void
@@ -586,16 +603,18 @@ check_name(const char *name)
 enum set_ids { ID_PORTS = 1, ID_MTA, ID_ALLOW, ID_REFUSED };
 
 /*
- * The flooding uids smtpguardd refuses in the kernel (refuse.c): at most
- * REFUSED_UIDS_MAX, each with a timeout (a safety net only: smtpguardd
- * deletes every element at the end of its window) and a counter, which
- * the rule before the queue rule increments for each SYN it resets.
+ * The flooding uids smtpguardd refuses in the kernel (refuse.c): a map of
+ * at most REFUSED_UIDS_MAX uids, each to its own named counter object,
+ * which the rule before the queue rule increments for each SYN it resets.
+ * An element has a timeout (a safety net only: smtpguardd deletes every
+ * element at the end of its window); its counter is an object of its own
+ * so that it outlives the element, and is read only once no packet can
+ * still be counting on it (refuse.c).
  */
 static int
 put_refused_set(struct nl_batch *b, const char *table)
 {
 	struct nftnl_udata_buf *ud = NULL;
-	struct nftnl_expr *ctr;
 	struct nftnl_set *s;
 	struct nlmsghdr *nlh;
 	int rc = -1;
@@ -604,12 +623,10 @@ put_refused_set(struct nl_batch *b, const char *table)
 		return -1;
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, NFT_TYPE_UID);
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, sizeof(uint32_t));
-	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_TIMEOUT);
+	/* An object map (nft's "type uid : counter"): NFT_SET_OBJECT, not NFT_SET_MAP. */
+	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_TIMEOUT | NFT_SET_OBJECT);
+	nftnl_set_set_u32(s, NFTNL_SET_OBJ_TYPE, NFT_OBJECT_COUNTER);
 	nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, REFUSED_UIDS_MAX);
-	/* Every element gets a counter of its own: the set's expression is its template. */
-	if ((ctr = nftnl_expr_alloc("counter")) == NULL)
-		goto out;
-	nftnl_set_add_expr(s, ctr);
 	if ((ud = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN)) == NULL)
 		goto out;
 	if (!nftnl_udata_put_u32(ud, NFTNL_UDATA_SET_KEYBYTEORDER, NFT_BYTEORDER_HOST)) {
@@ -619,7 +636,7 @@ put_refused_set(struct nl_batch *b, const char *table)
 	nftnl_set_set_data(s, NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud),
 	    nftnl_udata_buf_len(ud));
 	if ((nlh = nl_batch_put(b, NFT_MSG_NEWSET, NFPROTO_INET,
-	    NLM_F_CREATE | NLM_F_EXCL, "add set %s", SET_REFUSED)) == NULL)
+	    NLM_F_CREATE | NLM_F_EXCL, "add map %s", SET_REFUSED)) == NULL)
 		goto out;
 	nftnl_set_nlmsg_build_payload(nlh, s);
 	rc = nl_batch_next(b);
@@ -936,7 +953,8 @@ put_probed(struct nl_batch *b, const struct ruleset_spec *sp, bool native, unsig
  * Just before the queue rule, so the MTA, the exceptions, the verdicts and
  * the decided flows are all settled first: a new flow's SYN to a fenced port
  * from a uid in @refused_uids (one smtpguardd would refuse whatever it
- * named, refuse.c) is reset here and counted on the uid's element, instead
+ * named, refuse.c) is reset here and counted on the uid's counter object
+ * (objref: a uid not in the map breaks the rule), instead
  * of crossing into userspace. It matches what the queue rule would take (a
  * socket owner: skuid breaks the rule without one; both families), never
  * the self-check's probe, which is always decided and logged by smtpguardd.
@@ -958,7 +976,7 @@ put_refused_rule(struct nl_batch *b, const struct ruleset_spec *sp, unsigned int
 	x_tcp_dport(&rb);
 	x_lookup(&rb, SET_PORTS, ID_PORTS);
 	x_meta_load(&rb, NFT_META_SKUID);
-	x_lookup(&rb, SET_REFUSED, ID_REFUSED);
+	x_objref_map(&rb, SET_REFUSED, ID_REFUSED);
 	x_reject_rst(&rb);
 	return rb_put(b, &rb, "%s #%u (refused_uids)", CHAIN_FENCE, ++*n);
 }
@@ -1428,19 +1446,40 @@ fail:
 }
 
 /*
- * refuse.c's messages on @refused_uids. An element is added with a timeout
- * that is only a safety net; it is deleted (one uid) or the set flushed
- * (UID NULL) with NLM_F_ECHO, so the kernel sends back each element it
- * removed with its counter: what the fence refused for that uid, read in
- * the same transaction that stops the counting.
+ * refuse.c's messages on @refused_uids. A uid is added as its counter
+ * object ("refused_UID", new: a stale one would carry another window's
+ * count) and its map element to it, with a timeout that is only a safety
+ * net, in one batch: both or neither. Removing it is two steps, as refuse.c
+ * does them: the element deleted (one uid, or UID NULL: the map flushed),
+ * so no new packet matches; then, once no packet can still be counting on
+ * the object, the object deleted with NLM_F_ECHO, whose echo carries its
+ * final count.
  */
+static struct nftnl_obj *
+refused_obj(const char *table, uid_t uid)
+{
+	char name[sizeof(OBJ_REFUSED_PREFIX) + 20];
+	struct nftnl_obj *o;
+
+	if ((o = nftnl_obj_alloc()) == NULL)
+		return NULL;
+	snprintf(name, sizeof(name), OBJ_REFUSED_PREFIX "%lu", (unsigned long)uid);
+	nftnl_obj_set_u32(o, NFTNL_OBJ_FAMILY, NFPROTO_INET);
+	nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, table);
+	nftnl_obj_set_str(o, NFTNL_OBJ_NAME, name);
+	nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_COUNTER);
+	return o;
+}
+
 int
 ruleset_build_refused_add(struct nl_batch *b, const char *table, uid_t uid,
     uint64_t timeout_ms)
 {
+	char name[sizeof(OBJ_REFUSED_PREFIX) + 20];
 	uint32_t key = (uint32_t)uid;
 	struct nftnl_set_elem *e;
-	struct nftnl_set *s;
+	struct nftnl_set *s = NULL;
+	struct nftnl_obj *o;
 	struct nlmsghdr *nlh;
 	int rc = -1;
 
@@ -1450,21 +1489,31 @@ ruleset_build_refused_add(struct nl_batch *b, const char *table, uid_t uid,
 		errno = EINVAL;
 		return -1;
 	}
-	if ((s = set_new(table, SET_REFUSED, 0)) == NULL)
+	if ((o = refused_obj(table, uid)) == NULL)
 		return -1;
-	if ((e = nftnl_set_elem_alloc()) == NULL)
+	if ((nlh = nl_batch_put(b, NFT_MSG_NEWOBJ, NFPROTO_INET, NLM_F_CREATE | NLM_F_EXCL,
+	    "add counter %s%lu", OBJ_REFUSED_PREFIX, (unsigned long)uid)) == NULL)
 		goto out;
+	nftnl_obj_nlmsg_build_payload(nlh, o);
+	if (nl_batch_next(b) < 0)
+		goto out;
+	if ((s = set_new(table, SET_REFUSED, 0)) == NULL ||
+	    (e = nftnl_set_elem_alloc()) == NULL)
+		goto out;
+	snprintf(name, sizeof(name), OBJ_REFUSED_PREFIX "%lu", (unsigned long)uid);
 	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, &key, sizeof(key));
+	nftnl_set_elem_set_str(e, NFTNL_SET_ELEM_OBJREF, name);
 	nftnl_set_elem_set_u64(e, NFTNL_SET_ELEM_TIMEOUT, timeout_ms);
 	nftnl_set_elem_add(s, e);
-	/* No NLM_F_EXCL: an element already there is the same one, and stays counted. */
-	if ((nlh = nl_batch_put(b, NFT_MSG_NEWSETELEM, NFPROTO_INET, NLM_F_CREATE,
-	    "add uid %lu to set %s", (unsigned long)uid, SET_REFUSED)) == NULL)
+	if ((nlh = nl_batch_put(b, NFT_MSG_NEWSETELEM, NFPROTO_INET, NLM_F_CREATE | NLM_F_EXCL,
+	    "add uid %lu to map %s", (unsigned long)uid, SET_REFUSED)) == NULL)
 		goto out;
 	nftnl_set_elems_nlmsg_build_payload(nlh, s);
 	rc = nl_batch_next(b);
 out:
-	nftnl_set_free(s);
+	if (s != NULL)
+		nftnl_set_free(s);
+	nftnl_obj_free(o);
 	return rc;
 }
 
@@ -1488,13 +1537,13 @@ ruleset_build_refused_del(struct nl_batch *b, const char *table, const uid_t *ui
 		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, &key, sizeof(key));
 		nftnl_set_elem_add(s, e);
 	}
-	/* No element list: the kernel flushes the set (nft flush set). */
+	/* No element list: the kernel flushes the map (nft flush map). */
 	if (uid != NULL)
-		nlh = nl_batch_put(b, NFT_MSG_DELSETELEM, NFPROTO_INET, NLM_F_ECHO,
-		    "delete uid %lu from set %s", (unsigned long)*uid, SET_REFUSED);
+		nlh = nl_batch_put(b, NFT_MSG_DELSETELEM, NFPROTO_INET, 0,
+		    "delete uid %lu from map %s", (unsigned long)*uid, SET_REFUSED);
 	else
-		nlh = nl_batch_put(b, NFT_MSG_DELSETELEM, NFPROTO_INET, NLM_F_ECHO,
-		    "flush set %s", SET_REFUSED);
+		nlh = nl_batch_put(b, NFT_MSG_DELSETELEM, NFPROTO_INET, 0,
+		    "flush map %s", SET_REFUSED);
 	if (nlh == NULL)
 		goto out;
 	nftnl_set_elems_nlmsg_build_payload(nlh, s);
@@ -1504,110 +1553,90 @@ out:
 	return rc;
 }
 
-/* The packets of a counter expression (NFTA_EXPR_*), or UINT64_MAX if it is none. */
-static uint64_t
-expr_counter(const struct nlattr *expr)
+int
+ruleset_build_refused_forget(struct nl_batch *b, const char *table, uid_t uid)
 {
-	const struct nlattr *a, *d;
-	bool counter = false;
-	uint64_t n = UINT64_MAX;
+	struct nftnl_obj *o;
+	struct nlmsghdr *nlh;
+	int rc = -1;
 
-	mnl_attr_for_each_nested(a, expr) {
-		if (mnl_attr_get_type(a) == NFTA_EXPR_NAME &&
-		    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0)
-			counter = strcmp(mnl_attr_get_str(a), "counter") == 0;
-		else if (mnl_attr_get_type(a) == NFTA_EXPR_DATA)
-			mnl_attr_for_each_nested(d, a)
-				if (mnl_attr_get_type(d) == NFTA_COUNTER_PACKETS &&
-				    mnl_attr_validate(d, MNL_TYPE_U64) == 0)
-					n = be64toh(mnl_attr_get_u64(d));
+	if (check_name(table) < 0)
+		return -1;
+	if ((o = refused_obj(table, uid)) == NULL)
+		return -1;
+	if ((nlh = nl_batch_put(b, NFT_MSG_DELOBJ, NFPROTO_INET, 0,
+	    "delete counter %s%lu", OBJ_REFUSED_PREFIX, (unsigned long)uid)) != NULL) {
+		nftnl_obj_nlmsg_build_payload(nlh, o);
+		rc = nl_batch_next(b);
 	}
-	return counter ? n : UINT64_MAX;
+	nftnl_obj_free(o);
+	return rc;
 }
 
-/* One element (NFTA_SET_ELEM_*): its u32 key and its counter's packets; -1 if either is missing. */
+/* "refused_UID" with UID decimal, no sign, no leading zero, within uid_t: UID; else -1. */
 static int
-elem_count(const struct nlattr *elem, uint32_t *key, uint64_t *packets)
+refused_name_uid(const char *name, uid_t *uid)
 {
-	const struct nlattr *a, *v, *x;
-	bool keyed = false;
+	const char *d = name + strlen(OBJ_REFUSED_PREFIX);
+	unsigned long long v = 0;
 
-	*packets = UINT64_MAX;
-	mnl_attr_for_each_nested(a, elem) {
-		switch (mnl_attr_get_type(a)) {
-		case NFTA_SET_ELEM_KEY:
-			mnl_attr_for_each_nested(v, a)
-				if (mnl_attr_get_type(v) == NFTA_DATA_VALUE &&
-				    mnl_attr_get_payload_len(v) == sizeof(*key)) {
-					memcpy(key, mnl_attr_get_payload(v), sizeof(*key));
-					keyed = true;
-				}
-			break;
-		case NFTA_SET_ELEM_EXPR:	/* a set with one expression */
-			if (*packets == UINT64_MAX)
-				*packets = expr_counter(a);
-			break;
-		case NFTA_SET_ELEM_EXPRESSIONS:
-			mnl_attr_for_each_nested(x, a)
-				if (mnl_attr_get_type(x) == NFTA_LIST_ELEM && *packets == UINT64_MAX)
-					*packets = expr_counter(x);
-			break;
-		}
+	if (strncmp(name, OBJ_REFUSED_PREFIX, strlen(OBJ_REFUSED_PREFIX)) != 0 || *d == '\0' ||
+	    (d[0] == '0' && d[1] != '\0'))
+		return -1;
+	for (; *d != '\0'; d++) {
+		if (*d < '0' || *d > '9' || (v = v * 10 + (unsigned long long)(*d - '0')) >
+		    UINT32_MAX)
+			return -1;
 	}
-	return keyed && *packets != UINT64_MAX ? 0 : -1;
+	*uid = (uid_t)v;
+	return 0;
 }
 
 /*
- * The elements of TABLE's @refused_uids that NLH carries, as the kernel
- * sends them: TYPE NFT_MSG_DELSETELEM for the echo of a deletion (one per
- * message), NFT_MSG_NEWSETELEM for a dump (many). Each goes to FN with its
- * uid and counter. Returns how many; 0 if NLH is some other message; -1
- * (EPROTO) if it is one of ours but an element lacks its key or counter
- * (the others still went to FN). Walked with libmnl: libnftnl 1.2.4 parses
- * one element per message at most.
+ * The counter object of TABLE's refused uids that NLH carries, as a dump
+ * of objects sends it (NFT_MSG_NEWOBJ). It goes to FN with its uid and
+ * packets.
+ * Returns 1; 0 if NLH is some other message or object (another table's,
+ * another type, a name not ours); -1 (EPROTO) if it is ours but cannot be
+ * parsed or lacks its count.
  */
 int
-ruleset_refused_elems(const struct nlmsghdr *nlh, const char *table, uint16_t type,
-    ruleset_count_fn fn, void *arg)
+ruleset_refused_obj(const struct nlmsghdr *nlh, const char *table, ruleset_count_fn fn,
+    void *arg)
 {
-	const struct nlattr *a, *elem;
-	const char *t = NULL, *set = NULL;
-	int n = 0, bad = 0;
+	const char *t, *name;
+	struct nftnl_obj *o;
+	int rc = 0;
+	uid_t uid;
 
 	if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_NFTABLES ||
-	    NFNL_MSG_TYPE(nlh->nlmsg_type) != type ||
+	    NFNL_MSG_TYPE(nlh->nlmsg_type) != NFT_MSG_NEWOBJ ||
 	    nlh->nlmsg_len < mnl_nlmsg_size(sizeof(struct nfgenmsg)))
 		return 0;
-	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
-		if (mnl_attr_get_type(a) == NFTA_SET_ELEM_LIST_TABLE &&
-		    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0)
-			t = mnl_attr_get_str(a);
-		else if (mnl_attr_get_type(a) == NFTA_SET_ELEM_LIST_SET &&
-		    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0)
-			set = mnl_attr_get_str(a);
-	}
-	if (t == NULL || set == NULL || strcmp(t, table) != 0 || strcmp(set, SET_REFUSED) != 0)
-		return 0;
-	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
-		if (mnl_attr_get_type(a) != NFTA_SET_ELEM_LIST_ELEMENTS)
-			continue;
-		mnl_attr_for_each_nested(elem, a) {
-			uint32_t key = 0;
-			uint64_t packets;
-
-			if (elem_count(elem, &key, &packets) < 0) {
-				bad++;
-				continue;
-			}
-			fn(arg, (uid_t)key, packets);
-			n++;
-		}
-	}
-	if (bad > 0) {
-		errno = EPROTO;
+	if ((o = nftnl_obj_alloc()) == NULL)
 		return -1;
+	if (nftnl_obj_nlmsg_parse(nlh, o) < 0) {
+		rc = -1;
+		errno = EPROTO;
+		goto out;
 	}
-	return n;
+	t = nftnl_obj_get_str(o, NFTNL_OBJ_TABLE);
+	name = nftnl_obj_get_str(o, NFTNL_OBJ_NAME);
+	if (t == NULL || name == NULL || strcmp(t, table) != 0 ||
+	    !nftnl_obj_is_set(o, NFTNL_OBJ_TYPE) ||
+	    nftnl_obj_get_u32(o, NFTNL_OBJ_TYPE) != NFT_OBJECT_COUNTER ||
+	    refused_name_uid(name, &uid) < 0)
+		goto out;
+	if (!nftnl_obj_is_set(o, NFTNL_OBJ_CTR_PKTS)) {
+		rc = -1;
+		errno = EPROTO;
+		goto out;
+	}
+	fn(arg, uid, nftnl_obj_get_u64(o, NFTNL_OBJ_CTR_PKTS));
+	rc = 1;
+out:
+	nftnl_obj_free(o);
+	return rc;
 }
 
 struct dump {
@@ -1622,22 +1651,22 @@ dump_cb(const struct nlmsghdr *nlh, void *arg)
 {
 	struct dump *dp = arg;
 
-	if (ruleset_refused_elems(nlh, dp->table, NFT_MSG_NEWSETELEM, dp->fn, dp->arg) < 0)
+	if (ruleset_refused_obj(nlh, dp->table, dp->fn, dp->arg) < 0)
 		dp->bad = true;
 	return MNL_CB_OK;
 }
 
 /*
- * Every element of TABLE's @refused_uids as it is now, each to FN with its
- * counter: what the kernel has reset so far in the windows still open.
- * 0, or -1 with errno.
+ * Every counter object of TABLE's refused uids as it is now, each to FN
+ * with its packets: what the kernel has reset so far for the uids whose
+ * counts are not read yet. 0, or -1 with errno.
  */
 int
 ruleset_refused_dump(const char *table, ruleset_count_fn fn, void *arg)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct dump dp = { .table = table, .fn = fn, .arg = arg };
-	struct nftnl_set *s;
+	struct nftnl_obj *o;
 	struct mnl_socket *nl;
 	struct nlmsghdr *nlh;
 	struct pollfd pfd;
@@ -1646,18 +1675,21 @@ ruleset_refused_dump(const char *table, ruleset_count_fn fn, void *arg)
 
 	if (check_name(table) < 0)
 		return -1;
-	if ((s = set_new(table, SET_REFUSED, 0)) == NULL)
+	if ((o = nftnl_obj_alloc()) == NULL)
 		return -1;
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP, seq);
-	nftnl_set_elems_nlmsg_build_payload(nlh, s);
-	nftnl_set_free(s);
+	/* The kernel filters a dump by table and type. */
+	nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, table);
+	nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_COUNTER);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETOBJ, NFPROTO_INET, NLM_F_DUMP, seq);
+	nftnl_obj_nlmsg_build_payload(nlh, o);
+	nftnl_obj_free(o);
 	if ((nl = nl_open()) == NULL)
 		return -1;
 	portid = mnl_socket_get_portid(nl);
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
 		goto fail;
 	pfd = (struct pollfd){ .fd = mnl_socket_get_fd(nl), .events = POLLIN };
-	/* Element messages, then NLMSG_DONE (or the error) ends the dump. */
+	/* Object messages, then NLMSG_DONE (or the error) ends the dump. */
 	do {
 		ssize_t n;
 

@@ -44,6 +44,8 @@ static const char *const allowed_calls[] = {
 	"getrandom", "exit", "exit_group", "rt_sigreturn", "rt_sigprocmask", "rt_sigtimedwait",
 	"rt_sigaction", "sigaltstack", "restart_syscall", "prctl", "sched_yield", "futex",
 	"set_robust_list", "rseq", "uname", "sysinfo",
+	/* refuse.c: the grace period before a refused uid's count is read */
+	"membarrier",
 	/* the trap child: forked here, then chrooted and unprivileged by trap.c */
 	"clone", "clone3", "fork", "vfork", "wait4", "waitid", "kill", "tgkill",
 	"setgroups", "setresuid", "setresgid", "setuid", "setgid", "chroot",

@@ -351,12 +351,8 @@ struct nlmsghdr;
  * nl_batch_put() (labels it, returns the header to fill with libnftnl),
  * then nl_batch_next(). nl_batch_send() sends it once and reads every ACK.
  */
-/* A message the kernel sent back for a request with NLM_F_ECHO (not an ACK). */
-typedef void (*nl_echo_fn)(const struct nlmsghdr *, void *arg);
 struct nl_batch {
 	char			*buf;
-	nl_echo_fn		 echo;		/* set by the caller before nl_batch_send */
-	void			*echo_arg;
 	struct mnl_nlmsg_batch	*mnl;
 	uint32_t		 seq0, seq;	/* seq0: BEGIN; message i has seq0 + 1 + i */
 	bool			 finished;	/* END appended */
@@ -403,14 +399,16 @@ int	 ruleset_build_set_uids(struct nl_batch *, const char *table, const char *se
 	    bool add, const uid_t *, size_t);
 int	 ruleset_set_uids(const char *table, const char *set, bool add, const uid_t *,
 	    size_t, char *err, size_t errlen);
-/* @refused_uids: the flooding uids refused in the kernel (refuse.c); its size */
+/* @refused_uids: the flooding uids refused in the kernel (refuse.c), each to its
+ * counter object; the map's size and the most objects at once */
 #define REFUSED_UIDS_MAX	256	/* uids flooding at once; more stay on the queue path */
 int	 ruleset_build_refused_add(struct nl_batch *, const char *table, uid_t,
 	    uint64_t timeout_ms);
 int	 ruleset_build_refused_del(struct nl_batch *, const char *table, const uid_t *);
+int	 ruleset_build_refused_forget(struct nl_batch *, const char *table, uid_t);
 typedef void (*ruleset_count_fn)(void *arg, uid_t, uint64_t packets);
-int	 ruleset_refused_elems(const struct nlmsghdr *, const char *table, uint16_t type,
-	    ruleset_count_fn, void *arg);
+int	 ruleset_refused_obj(const struct nlmsghdr *, const char *table, ruleset_count_fn,
+	    void *arg);
 int	 ruleset_refused_dump(const char *table, ruleset_count_fn, void *arg);
 
 /* queue.c */
@@ -797,7 +795,7 @@ size_t		 flood_expire_mail(struct flood *, time_t now, flood_mail_summary_fn,
 		    void *arg);
 
 /* refuse.c */
-/* A uid's element left the set: REFUSED SYNs reset in the kernel, or LOST (expired: unknown). */
+/* A uid left the kernel: REFUSED SYNs reset there, or LOST (its counter object gone: unknown). */
 typedef void (*refuse_fn)(void *arg, uid_t, uint64_t refused, bool lost);
 struct refuse;
 struct refuse	*refuse_new(const char *table);

@@ -9,13 +9,18 @@
  * loads (meta skuid/skgid without a full socket that has a file, and any ct
  * key but state without a conntrack entry, BREAK the rule; ct state yields
  * the invalid or untracked bit), cmp (memcmp, as the kernel does), bitwise,
- * lookup, immediate data and verdicts (accept, drop, jump, goto, return,
+ * lookup, objref through an object map of counters (a key not in the map
+ * BREAKs the rule; counting is a no-op), immediate data and verdicts (accept, drop, jump, goto, return,
  * continue), counter and log (no-ops), meta mark set, ct mark set (a no-op
  * without conntrack), fib daddr type, reject (final), the native queue
  * expression and the xt NFQUEUE target (queued: the model daemon answers),
  * and redir in output nat chains (bound once per flow, as nf_nat does). A
  * queued packet answered NF_REPEAT runs the same base chain again
  * (nf_reinject); NF_ACCEPT goes on with the next hook entry.
+ *
+ * Named counter objects are kept by name, as the kernel keeps them: an
+ * element may name only one that exists, and one an element names cannot
+ * be deleted (EBUSY).
  *
  * Anything it does not know — an expression, a key, an attribute, a hook,
  * a set flag, a rule position — is an error (rs->err), never a guess, so a
@@ -35,6 +40,7 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
 #include <libnftnl/expr.h>
+#include <libnftnl/object.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
@@ -56,6 +62,8 @@
 #define NM_SETS_MAX		8
 #define NM_ELEMS_MAX		64	/* per set; the tests put a few uids in */
 #define NM_KEY_MAX		16
+#define NM_OBJS_MAX		8	/* named counter objects; the tests add one or two */
+#define NM_OBJNAME_MAX		32	/* "refused_" and a uid */
 #define NM_ERR_MAX		512
 #define NM_NAME_MAX		NFT_NAME_MAXLEN
 #define NM_REGS32		20	/* struct nft_regs: verdict + 4 x 16 bytes */
@@ -72,7 +80,7 @@
 enum nm_op {
 	NM_PAYLOAD, NM_META, NM_META_SET, NM_CT, NM_CT_SET, NM_CMP, NM_BITWISE,
 	NM_LOOKUP, NM_IMM_DATA, NM_VERDICT, NM_NOP, NM_FIB, NM_REJECT_EXPR, NM_QUEUE,
-	NM_REDIR,
+	NM_REDIR, NM_OBJREF,
 };
 
 struct nm_expr {
@@ -109,8 +117,10 @@ struct nm_set {
 	char		 name[NM_NAME_MAX];
 	uint32_t	 id;
 	uint32_t	 klen;
+	bool		 objmap;	/* each key to a counter object (NFT_SET_OBJECT) */
 	size_t		 n;
 	uint8_t		 keys[NM_ELEMS_MAX][NM_KEY_MAX];
+	char		 obj[NM_ELEMS_MAX][NM_OBJNAME_MAX];	/* objmap: each key's */
 };
 
 struct nm_ruleset {
@@ -119,11 +129,13 @@ struct nm_ruleset {
 	size_t		 nchains;
 	struct nm_set	 sets[NM_SETS_MAX];
 	size_t		 nsets;
+	char		 objs[NM_OBJS_MAX][NM_OBJNAME_MAX];	/* counter objects */
+	size_t		 nobjs;
 	struct nm_rule	 pool[NM_RULEPOOL_MAX];
 	size_t		 npool;
 	char		 err[NM_ERR_MAX];
 	/* what the expressions met so far (coverage, for the report) */
-	unsigned long	 used[NM_REDIR + 1];
+	unsigned long	 used[NM_OBJREF + 1];
 };
 
 /* The conntrack side of a packet. */
@@ -216,6 +228,15 @@ nm_set_find(const struct nm_ruleset *rs, const char *name, uint32_t id)
 			return (int)i;
 	for (size_t i = 0; i < rs->nsets; i++)
 		if (id != 0 && rs->sets[i].id == id)
+			return (int)i;
+	return -1;
+}
+
+static int
+nm_obj_find(const struct nm_ruleset *rs, const char *name)
+{
+	for (size_t i = 0; i < rs->nobjs; i++)
+		if (strcmp(rs->objs[i], name) == 0)
 			return (int)i;
 	return -1;
 }
@@ -385,6 +406,21 @@ nm_compile(struct nm_ruleset *rs, struct nftnl_expr *e, void *arg)
 		if (nm_u32(e, NFTNL_EXPR_LOOKUP_FLAGS) & ~(uint32_t)NFT_LOOKUP_F_INV)
 			nm_fail(rs, "lookup flags %#x", nm_u32(e, NFTNL_EXPR_LOOKUP_FLAGS));
 		x->sreg = nm_reg(rs, nm_u32(e, NFTNL_EXPR_LOOKUP_SREG),
+		    rs->sets[x->set].klen);
+	} else if (strcmp(name, "objref") == 0) {
+		/* Only through a map: an object named in the rule itself is not modeled. */
+		if (!nm_attrs_known(rs, e, name, NM_A(NFTNL_EXPR_OBJREF_SET_SREG) |
+		    NM_A(NFTNL_EXPR_OBJREF_SET_NAME) | NM_A(NFTNL_EXPR_OBJREF_SET_ID)))
+			return -1;
+		x->op = NM_OBJREF;
+		x->set = nm_set_find(rs, nftnl_expr_is_set(e, NFTNL_EXPR_OBJREF_SET_NAME) ?
+		    nftnl_expr_get_str(e, NFTNL_EXPR_OBJREF_SET_NAME) : NULL,
+		    nm_u32(e, NFTNL_EXPR_OBJREF_SET_ID));
+		if (x->set < 0 || !rs->sets[x->set].objmap) {
+			nm_fail(rs, "objref through a set that is no object map");
+			return -1;
+		}
+		x->sreg = nm_reg(rs, nm_u32(e, NFTNL_EXPR_OBJREF_SET_SREG),
 		    rs->sets[x->set].klen);
 	} else if (strcmp(name, "immediate") == 0) {
 		if (!nm_attrs_known(rs, e, name, NM_A(NFTNL_EXPR_IMM_DREG) |
@@ -628,13 +664,18 @@ nm_new_set(struct nm_ruleset *rs, const struct nlmsghdr *nlh)
 		goto out;
 	}
 	/*
-	 * Only sets of exact keys: intervals, maps, concatenations are not
-	 * modeled. A timeout is taken and never strikes: the model has no
-	 * clock, and an element leaves only when it is deleted.
+	 * Only sets of exact keys, and maps of exact keys to counter objects:
+	 * intervals, data maps, concatenations are not modeled. A timeout is
+	 * taken and never strikes: the model has no clock, and an element
+	 * leaves only when it is deleted.
 	 */
 	if ((nftnl_set_is_set(s, NFTNL_SET_FLAGS) &&
 	    (nftnl_set_get_u32(s, NFTNL_SET_FLAGS) & ~(uint32_t)(NFT_SET_CONSTANT |
-	    NFT_SET_ANONYMOUS | NFT_SET_TIMEOUT))) || nftnl_set_is_set(s, NFTNL_SET_DATA_TYPE) ||
+	    NFT_SET_ANONYMOUS | NFT_SET_TIMEOUT | NFT_SET_OBJECT))) ||
+	    nftnl_set_is_set(s, NFTNL_SET_DATA_TYPE) ||
+	    (nftnl_set_is_set(s, NFTNL_SET_FLAGS) &&
+	    (nftnl_set_get_u32(s, NFTNL_SET_FLAGS) & NFT_SET_OBJECT) &&
+	    nftnl_set_get_u32(s, NFTNL_SET_OBJ_TYPE) != NFT_OBJECT_COUNTER) ||
 	    nftnl_set_get_u32(s, NFTNL_SET_KEY_LEN) == 0 ||
 	    nftnl_set_get_u32(s, NFTNL_SET_KEY_LEN) > NM_KEY_MAX) {
 		nm_fail(rs, "set %s: flags or key not modeled", nftnl_set_get_str(s, NFTNL_SET_NAME));
@@ -646,6 +687,8 @@ nm_new_set(struct nm_ruleset *rs, const struct nlmsghdr *nlh)
 	if (nftnl_set_is_set(s, NFTNL_SET_ID))
 		m->id = nftnl_set_get_u32(s, NFTNL_SET_ID);
 	m->klen = nftnl_set_get_u32(s, NFTNL_SET_KEY_LEN);
+	m->objmap = nftnl_set_is_set(s, NFTNL_SET_FLAGS) &&
+	    (nftnl_set_get_u32(s, NFTNL_SET_FLAGS) & NFT_SET_OBJECT) != 0;
 	rc = 0;
 out:
 	if (s != NULL)
@@ -663,6 +706,7 @@ nm_set_elems(struct nm_ruleset *rs, const struct nlmsghdr *nlh, bool add)
 	const struct nlattr *a, *elem, *k, *v;
 	const char *name = NULL;
 	uint32_t id = 0;
+	bool listed;
 	int si;
 
 	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
@@ -675,28 +719,66 @@ nm_set_elems(struct nm_ruleset *rs, const struct nlmsghdr *nlh, bool add)
 		nm_fail(rs, "elements for an unknown set");
 		return -1;
 	}
+	/* A deletion with no element list flushes the set (nf_tables_delsetelem). */
+	listed = false;
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
+		listed |= mnl_attr_get_type(a) == NFTA_SET_ELEM_LIST_ELEMENTS;
+	if (!add && !listed) {
+		rs->sets[si].n = 0;
+		return 0;
+	}
+	/* A deletion with no element list flushes the set (nf_tables_delsetelem). */
+	listed = false;
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
+		listed |= mnl_attr_get_type(a) == NFTA_SET_ELEM_LIST_ELEMENTS;
+	if (!add && !listed) {
+		rs->sets[si].n = 0;
+		return 0;
+	}
 	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
 		if (mnl_attr_get_type(a) != NFTA_SET_ELEM_LIST_ELEMENTS)
 			continue;
-		mnl_attr_for_each_nested(elem, a) mnl_attr_for_each_nested(k, elem) {
+		mnl_attr_for_each_nested(elem, a) {
 			struct nm_set *s = &rs->sets[si];
 			uint8_t key[NM_KEY_MAX] = { 0 };
+			char obj[NM_OBJNAME_MAX] = "";
+			bool keyed = false;
 			size_t i;
 
-			if (mnl_attr_get_type(k) == NFTA_SET_ELEM_TIMEOUT)
-				continue;	/* no clock: see nm_new_set */
-			if (mnl_attr_get_type(k) != NFTA_SET_ELEM_KEY) {
-				nm_fail(rs, "set %s: element attribute %u is not modeled",
-				    s->name, mnl_attr_get_type(k));
+			mnl_attr_for_each_nested(k, elem) {
+				if (mnl_attr_get_type(k) == NFTA_SET_ELEM_TIMEOUT)
+					continue;	/* no clock: see nm_new_set */
+				if (mnl_attr_get_type(k) == NFTA_SET_ELEM_OBJREF && s->objmap) {
+					if (mnl_attr_get_payload_len(k) >= sizeof(obj)) {
+						nm_fail(rs, "set %s: object name too long", s->name);
+						return -1;
+					}
+					memcpy(obj, mnl_attr_get_payload(k), mnl_attr_get_payload_len(k));
+					continue;
+				}
+				if (mnl_attr_get_type(k) != NFTA_SET_ELEM_KEY) {
+					nm_fail(rs, "set %s: element attribute %u is not modeled",
+					    s->name, mnl_attr_get_type(k));
+					return -1;
+				}
+				v = mnl_attr_get_payload(k);
+				if (mnl_attr_get_type(v) != NFTA_DATA_VALUE ||
+				    mnl_attr_get_payload_len(v) != s->klen) {
+					nm_fail(rs, "set %s: key of the wrong size", s->name);
+					return -1;
+				}
+				memcpy(key, mnl_attr_get_payload(v), s->klen);
+				keyed = true;
+			}
+			if (!keyed) {
+				nm_fail(rs, "set %s: an element without a key", s->name);
 				return -1;
 			}
-			v = mnl_attr_get_payload(k);
-			if (mnl_attr_get_type(v) != NFTA_DATA_VALUE ||
-			    mnl_attr_get_payload_len(v) != s->klen) {
-				nm_fail(rs, "set %s: key of the wrong size", s->name);
+			/* The kernel: an object map's new element names an object that exists. */
+			if (add && s->objmap && nm_obj_find(rs, obj) < 0) {
+				nm_fail(rs, "set %s: element for a missing object \"%s\"", s->name, obj);
 				return -1;
 			}
-			memcpy(key, mnl_attr_get_payload(v), s->klen);
 			for (i = 0; i < s->n && memcmp(s->keys[i], key, s->klen) != 0; i++)
 				;
 			if (add && i == s->n) {
@@ -704,12 +786,65 @@ nm_set_elems(struct nm_ruleset *rs, const struct nlmsghdr *nlh, bool add)
 					nm_fail(rs, "set %s: too many elements", s->name);
 					return -1;
 				}
+				memcpy(s->obj[s->n], obj, sizeof(obj));
 				memcpy(s->keys[s->n++], key, NM_KEY_MAX);
-			} else if (!add && i < s->n)
-				memmove(s->keys[i], s->keys[i + 1], (--s->n - i) * NM_KEY_MAX);
+			} else if (!add && i < s->n) {
+				--s->n;
+				memmove(s->keys[i], s->keys[i + 1], (s->n - i) * NM_KEY_MAX);
+				memmove(s->obj[i], s->obj[i + 1], (s->n - i) * NM_OBJNAME_MAX);
+			}
 		}
 	}
 	return 0;
+}
+
+/*
+ * A counter object added or deleted. Deleting one an element still names
+ * is what the kernel refuses (EBUSY): an error here too.
+ */
+static int
+nm_obj(struct nm_ruleset *rs, const struct nlmsghdr *nlh, bool add)
+{
+	struct nftnl_obj *o;
+	const char *name;
+	int rc = -1, i;
+
+	if ((o = nftnl_obj_alloc()) == NULL || nftnl_obj_nlmsg_parse(nlh, o) < 0) {
+		nm_fail(rs, "object message does not parse");
+		goto out;
+	}
+	name = nftnl_obj_get_str(o, NFTNL_OBJ_NAME);
+	if (name == NULL || strlen(name) >= NM_OBJNAME_MAX ||
+	    nftnl_obj_get_u32(o, NFTNL_OBJ_TYPE) != NFT_OBJECT_COUNTER) {
+		nm_fail(rs, "object: type or name not modeled");
+		goto out;
+	}
+	i = nm_obj_find(rs, name);
+	if (add) {
+		if (i >= 0 || rs->nobjs == NM_OBJS_MAX) {
+			nm_fail(rs, "object %s: exists already, or too many", name);
+			goto out;
+		}
+		snprintf(rs->objs[rs->nobjs++], NM_OBJNAME_MAX, "%s", name);
+	} else {
+		if (i < 0) {
+			nm_fail(rs, "object %s: deleted but absent", name);
+			goto out;
+		}
+		for (size_t si = 0; si < rs->nsets; si++)
+			for (size_t e = 0; e < rs->sets[si].n; e++)
+				if (strcmp(rs->sets[si].obj[e], name) == 0) {
+					nm_fail(rs, "object %s: deleted while an element names it", name);
+					goto out;
+				}
+		rs->nobjs--;
+		memmove(rs->objs[i], rs->objs[i + 1], (rs->nobjs - (size_t)i) * NM_OBJNAME_MAX);
+	}
+	rc = 0;
+out:
+	if (o != NULL)
+		nftnl_obj_free(o);
+	return rc;
 }
 
 static int
@@ -799,6 +934,10 @@ nm_load(struct nm_ruleset *rs, const void *data, size_t len)
 			break;
 		case NFT_MSG_NEWRULE:
 			rc = nm_new_rule(rs, nlh);
+			break;
+		case NFT_MSG_NEWOBJ:
+		case NFT_MSG_DELOBJ:
+			rc = nm_obj(rs, nlh, NFNL_MSG_TYPE(nlh->nlmsg_type) == NFT_MSG_NEWOBJ);
 			break;
 		default:
 			nm_fail(rs, "nf_tables message %u is not modeled",
@@ -1093,7 +1232,8 @@ nm_eval(struct nm_run *run, const struct nm_expr *x, struct nm_regs *g, const ch
 			g->written |= 1u << (x->dreg + (int)i);
 		return NFT_CONTINUE;
 	}
-	case NM_LOOKUP: {
+	case NM_LOOKUP:
+	case NM_OBJREF: {
 		const struct nm_set *s = &rs->sets[x->set];
 		bool found = false;
 
@@ -1101,6 +1241,7 @@ nm_eval(struct nm_run *run, const struct nm_expr *x, struct nm_regs *g, const ch
 			return NF_DROP;
 		for (size_t i = 0; i < s->n && !found; i++)
 			found = memcmp(s->keys[i], &g->d[x->sreg], s->klen) == 0;
+		/* objref (nft_objref_map_eval): no key, BREAK; else its counter counts. */
 		return found != x->invert ? NFT_CONTINUE : NFT_BREAK;
 	}
 	case NM_IMM_DATA:

@@ -475,6 +475,80 @@ a_refused_uid_is_reset_in_the_kernel_and_nothing_else_is(void **state)
 	fm_world_free(&w);
 }
 
+/* A batch of the golden ruleset, then what STEPS adds to it, as the model loads it. */
+static int
+load_with(struct nm_ruleset *rs, int (*steps)(struct nl_batch *))
+{
+	static const uint16_t ports[] = { 25, 465, 587 };
+	static const uid_t mta[] = { FM_UID_MTA };
+	struct ruleset_spec sp = {
+		.table = TABLE_NAME, .ports = ports, .nports = 3, .mta_uids = mta, .nmta = 1,
+		.allow_local = true, .queue_num = 0, .audit_group = 2525,
+		.mark_mask = 0x00700000, .trap = true, .trap_port = 10025, .redirect_port = 25,
+	};
+	struct nl_batch b;
+	const void *data;
+	size_t len;
+	int rc;
+
+	assert_int_equal(nl_batch_init(&b), 0);
+	assert_int_equal(ruleset_build(&b, &sp, false), 0);
+	assert_int_equal(ruleset_build_refused_add(&b, TABLE_NAME, FM_UID_REFUSED, 70000), 0);
+	assert_int_equal(steps(&b), 0);
+	assert_int_equal(nl_batch_finish(&b, &data, &len), 0);
+	rc = nm_load(rs, data, len);
+	nl_batch_free(&b);
+	return rc;
+}
+
+static int
+element_then_object(struct nl_batch *b)
+{
+	uid_t uid = FM_UID_REFUSED;
+
+	return ruleset_build_refused_del(b, TABLE_NAME, &uid) < 0 ? -1 :
+	    ruleset_build_refused_forget(b, TABLE_NAME, FM_UID_REFUSED);
+}
+
+static int
+flush_then_object(struct nl_batch *b)
+{
+	return ruleset_build_refused_del(b, TABLE_NAME, NULL) < 0 ? -1 :
+	    ruleset_build_refused_forget(b, TABLE_NAME, FM_UID_REFUSED);
+}
+
+static int
+object_first(struct nl_batch *b)
+{
+	return ruleset_build_refused_forget(b, TABLE_NAME, FM_UID_REFUSED);
+}
+
+/*
+ * A refused uid leaves as refuse.c takes it out: its element first (alone
+ * or by a flush of the map), its counter object after; the object cannot
+ * go while the element names it (the kernel's EBUSY), so its count can
+ * never vanish under a packet the element still matched.
+ */
+static void
+a_refused_uid_leaves_by_its_element_then_its_object(void **state)
+{
+	struct nm_ruleset *rs = calloc(1, sizeof(*rs));
+	int si;
+
+	(void)state;
+	assert_non_null(rs);
+	assert_int_equal(load_with(rs, element_then_object), 0);
+	assert_true((si = nm_set_find(rs, "refused_uids", 0)) >= 0);
+	assert_int_equal(rs->sets[si].n, 0);
+	assert_int_equal(rs->nobjs, 0);
+	assert_int_equal(load_with(rs, flush_then_object), 0);
+	assert_int_equal(rs->sets[si].n, 0);
+	assert_int_equal(rs->nobjs, 0);
+	assert_int_equal(load_with(rs, object_first), -1);
+	assert_non_null(strstr(rs->err, "deleted while an element names it"));
+	free(rs);
+}
+
 int
 main(void)
 {
@@ -489,6 +563,7 @@ main(void)
 		cmocka_unit_test(a_redirect_without_its_after_nat_guards_leaves_the_host),
 		cmocka_unit_test(an_expression_the_model_does_not_know_fails_loudly),
 		cmocka_unit_test(a_refused_uid_is_reset_in_the_kernel_and_nothing_else_is),
+		cmocka_unit_test(a_refused_uid_leaves_by_its_element_then_its_object),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

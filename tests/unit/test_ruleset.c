@@ -15,6 +15,7 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
 #include <libnftnl/expr.h>
+#include <libnftnl/object.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
@@ -1217,9 +1218,13 @@ count_counters(struct nftnl_expr *e, void *arg)
 	return 0;
 }
 
-/* A fresh table refuses nobody in the kernel: the set is there, empty, bounded, counted. */
+/*
+ * A fresh table refuses nobody in the kernel: the map is there, empty,
+ * bounded, each uid to a counter object; no object yet (parse() would
+ * fail on a NEWOBJ).
+ */
 static void
-the_refused_set_starts_empty_bounded_and_counted(void **state)
+the_refused_map_starts_empty_bounded_and_maps_to_counters(void **state)
 {
 	struct ruleset_spec sp = golden_spec();
 	struct parsed p;
@@ -1231,10 +1236,13 @@ the_refused_set_starts_empty_bounded_and_counted(void **state)
 	assert_non_null(m = find(&p, NFT_MSG_NEWSET, "refused_uids"));
 	assert_int_equal(nftnl_set_get_u32(m->set, NFTNL_SET_KEY_TYPE), 24);	/* uid */
 	assert_int_equal(nftnl_set_get_u32(m->set, NFTNL_SET_KEY_LEN), 4);
-	assert_int_equal(nftnl_set_get_u32(m->set, NFTNL_SET_FLAGS), NFT_SET_TIMEOUT);
+	assert_int_equal(nftnl_set_get_u32(m->set, NFTNL_SET_FLAGS),
+	    NFT_SET_TIMEOUT | NFT_SET_OBJECT);
+	assert_int_equal(nftnl_set_get_u32(m->set, NFTNL_SET_OBJ_TYPE), NFT_OBJECT_COUNTER);
 	assert_int_equal(nftnl_set_get_u32(m->set, NFTNL_SET_DESC_SIZE), REFUSED_UIDS_MAX);
+	/* The counting is the objects': no per-element counter besides. */
 	assert_int_equal(nftnl_set_expr_foreach(m->set, count_counters, &counters), 0);
-	assert_int_equal(counters, 1);
+	assert_int_equal(counters, 0);
 	assert_null(find(&p, NFT_MSG_NEWSETELEM, "refused_uids"));
 	release(&p);
 }
@@ -1243,7 +1251,8 @@ the_refused_set_starts_empty_bounded_and_counted(void **state)
  * The refused uids' rule is the fence's last before the queue rule: after
  * the MTA, the exceptions, the verdicts, allow_local and the decided flows.
  * It takes what the queue rule would (a socket owner's SYN to @ports),
- * never the self-check's probe, and resets. NAT's second look has none.
+ * never the self-check's probe, counts on the uid's object and resets.
+ * NAT's second look has none.
  */
 static void
 refused_uids_are_reset_just_before_the_queue_rule(void **state)
@@ -1259,7 +1268,7 @@ refused_uids_are_reset_just_before_the_queue_rule(void **state)
 	n = rules_of(&p, "fence", r, 32);
 	assert_true(n > 3);
 	assert_string_equal(r[n - 3]->exprs, "meta,bitwise,cmp,meta,cmp,payload,bitwise,cmp,"
-	    "payload,lookup,meta,lookup,reject");
+	    "payload,lookup,meta,objref,reject");
 	e = expr_at(r[n - 3]->rule, 2);
 	assert_int_equal(nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_OP), NFT_CMP_NEQ);
 	assert_int_equal(expr_u32_data(e, NFTNL_EXPR_CMP_DATA), mark_value(GOLDEN_MASK,
@@ -1270,8 +1279,15 @@ refused_uids_are_reset_just_before_the_queue_rule(void **state)
 	    NFTNL_EXPR_LOOKUP_SET), "ports");
 	assert_int_equal(nftnl_expr_get_u32(expr_at(r[n - 3]->rule, 10), NFTNL_EXPR_META_KEY),
 	    NFT_META_SKUID);
-	assert_string_equal(nftnl_expr_get_str(expr_at(r[n - 3]->rule, 11),
-	    NFTNL_EXPR_LOOKUP_SET), "refused_uids");
+	/*
+	 * libnftnl 1.2.4 sends the objref's set name without its NUL (the
+	 * kernel takes the attribute's length) and parses it back with strdup:
+	 * only the name's own bytes are compared.
+	 */
+	e = expr_at(r[n - 3]->rule, 11);
+	assert_memory_equal(nftnl_expr_get_str(e, NFTNL_EXPR_OBJREF_SET_NAME), "refused_uids",
+	    strlen("refused_uids"));
+	assert_int_equal(nftnl_expr_get_u32(e, NFTNL_EXPR_OBJREF_SET_SREG), NFT_REG_1);
 	assert_int_equal(nftnl_expr_get_u32(expr_at(r[n - 3]->rule, 12),
 	    NFTNL_EXPR_REJECT_TYPE), NFT_REJECT_TCP_RST);
 	/* The MTA and the exceptions come first. */
@@ -1281,36 +1297,66 @@ refused_uids_are_reset_just_before_the_queue_rule(void **state)
 	    "allow_uids");
 	n = rules_of(&p, "nat_fence", r, 32);
 	for (size_t i = 0; i < n; i++)
-		assert_null(strstr(r[i]->exprs, "lookup,meta,lookup,reject"));
+		assert_null(strstr(r[i]->exprs, "objref"));
 	release(&p);
 }
 
-/* The one message of a batch of refuse.c's, parsed back by libnftnl. */
-static struct nftnl_set *
-refused_msg(struct nl_batch *b, uint16_t type, uint16_t flags)
+/* The messages of a batch of refuse.c's, between BEGIN and END: how many (up to MAX). */
+static size_t
+batch_msgs(struct nl_batch *b, const struct nlmsghdr **out, size_t max)
 {
 	const struct nlmsghdr *nlh;
-	struct nftnl_set *s;
 	const void *data;
-	size_t len;
+	size_t len, n = 0;
 	int remain;
 
 	assert_int_equal(nl_batch_finish(b, &data, &len), 0);
 	nlh = data;
 	remain = (int)len;
-	nlh = mnl_nlmsg_next(nlh, &remain);	/* past BEGIN */
+	assert_int_equal(nlh->nlmsg_type, NFNL_MSG_BATCH_BEGIN);
+	for (nlh = mnl_nlmsg_next(nlh, &remain); mnl_nlmsg_ok(nlh, remain) &&
+	    nlh->nlmsg_type != NFNL_MSG_BATCH_END; nlh = mnl_nlmsg_next(nlh, &remain)) {
+		assert_true(n < max);
+		assert_true(nlh->nlmsg_flags & NLM_F_ACK);
+		out[n++] = nlh;
+	}
 	assert_true(mnl_nlmsg_ok(nlh, remain));
+	assert_int_equal(nlh->nlmsg_type, NFNL_MSG_BATCH_END);
+	return n;
+}
+
+static void
+assert_msg(const struct nlmsghdr *nlh, uint16_t type, uint16_t flags)
+{
 	assert_int_equal(NFNL_MSG_TYPE(nlh->nlmsg_type), type);
 	assert_int_equal(nlh->nlmsg_flags & (NLM_F_ECHO | NLM_F_CREATE | NLM_F_EXCL), flags);
-	assert_true(nlh->nlmsg_flags & NLM_F_ACK);
+}
+
+/* An element message of @refused_uids, parsed back by libnftnl (one element at most). */
+static struct nftnl_set *
+refused_elems(const struct nlmsghdr *nlh)
+{
+	struct nftnl_set *s;
+
 	assert_non_null(s = nftnl_set_alloc());
 	assert_int_equal(nftnl_set_elems_nlmsg_parse(nlh, s), 0);
 	assert_string_equal(nftnl_set_get_str(s, NFTNL_SET_TABLE), "smtpguard");
 	assert_string_equal(nftnl_set_get_str(s, NFTNL_SET_NAME), "refused_uids");
-	nlh = mnl_nlmsg_next(nlh, &remain);
-	assert_true(mnl_nlmsg_ok(nlh, remain));
-	assert_int_equal(nlh->nlmsg_type, NFNL_MSG_BATCH_END);
 	return s;
+}
+
+/* A counter object's message: its name. */
+static void
+assert_refused_obj(const struct nlmsghdr *nlh, const char *name)
+{
+	struct nftnl_obj *o;
+
+	assert_non_null(o = nftnl_obj_alloc());
+	assert_int_equal(nftnl_obj_nlmsg_parse(nlh, o), 0);
+	assert_string_equal(nftnl_obj_get_str(o, NFTNL_OBJ_TABLE), "smtpguard");
+	assert_string_equal(nftnl_obj_get_str(o, NFTNL_OBJ_NAME), name);
+	assert_int_equal(nftnl_obj_get_u32(o, NFTNL_OBJ_TYPE), NFT_OBJECT_COUNTER);
+	nftnl_obj_free(o);
 }
 
 static int
@@ -1321,8 +1367,9 @@ count_elem(struct nftnl_set_elem *e, void *arg)
 	return 0;
 }
 
+/* The only element of S: its key, timeout (0: none) and object (NULL: none). */
 static uint32_t
-only_elem(struct nftnl_set *s, uint64_t *timeout)
+only_elem(struct nftnl_set *s, uint64_t *timeout, const char **obj)
 {
 	struct nftnl_set_elems_iter *it = nftnl_set_elems_iter_create(s);
 	struct nftnl_set_elem *e;
@@ -1337,6 +1384,8 @@ only_elem(struct nftnl_set *s, uint64_t *timeout)
 	memcpy(&key, k, sizeof(key));
 	*timeout = nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_TIMEOUT) ?
 	    nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_TIMEOUT) : 0;
+	*obj = nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_OBJREF) ?
+	    nftnl_set_elem_get_str(e, NFTNL_SET_ELEM_OBJREF) : NULL;
 	nftnl_set_elems_iter_destroy(it);
 	assert_int_equal(nftnl_set_elem_foreach(s, count_elem, &n), 0);
 	assert_int_equal(n, 1);
@@ -1344,87 +1393,98 @@ only_elem(struct nftnl_set *s, uint64_t *timeout)
 }
 
 /*
- * A uid goes in with a timeout (the safety net), comes out alone or with
- * the whole set, and each way out asks the kernel to echo what it removed.
+ * A uid goes in as its counter object and its element to it, in one batch,
+ * with a timeout (the safety net); its element comes out alone or with the
+ * whole map, and its object later, by its own message.
  */
 static void
-a_refused_uid_goes_in_timed_and_out_echoed(void **state)
+a_refused_uid_goes_in_with_its_counter_and_out_in_steps(void **state)
 {
+	const struct nlmsghdr *m[4];
 	struct nl_batch b;
 	struct nftnl_set *s;
+	const char *obj;
 	uint64_t timeout;
 	uid_t uid = 3001;
+	int n = 0;
 
 	(void)state;
 	assert_int_equal(nl_batch_init(&b), 0);
 	assert_int_equal(ruleset_build_refused_add(&b, TABLE_NAME, 3001, 70000), 0);
-	s = refused_msg(&b, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
-	assert_int_equal(only_elem(s, &timeout), 3001);
+	assert_int_equal(batch_msgs(&b, m, 4), 2);
+	/* New, both: a stale object would bring another window's count. */
+	assert_msg(m[0], NFT_MSG_NEWOBJ, NLM_F_CREATE | NLM_F_EXCL);
+	assert_refused_obj(m[0], "refused_3001");
+	assert_msg(m[1], NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL);
+	s = refused_elems(m[1]);
+	assert_int_equal(only_elem(s, &timeout, &obj), 3001);
 	assert_int_equal(timeout, 70000);
+	assert_string_equal(obj, "refused_3001");
 	nftnl_set_free(s);
 	nl_batch_free(&b);
 
 	assert_int_equal(nl_batch_init(&b), 0);
 	assert_int_equal(ruleset_build_refused_del(&b, TABLE_NAME, &uid), 0);
-	s = refused_msg(&b, NFT_MSG_DELSETELEM, NLM_F_ECHO);
-	assert_int_equal(only_elem(s, &timeout), 3001);
+	assert_int_equal(batch_msgs(&b, m, 4), 1);
+	assert_msg(m[0], NFT_MSG_DELSETELEM, 0);
+	s = refused_elems(m[0]);
+	assert_int_equal(only_elem(s, &timeout, &obj), 3001);
 	assert_int_equal(timeout, 0);
+	assert_null(obj);
 	nftnl_set_free(s);
 	nl_batch_free(&b);
 
-	/* No element list: the kernel flushes the set. */
+	/* No element list: the kernel flushes the map. */
 	assert_int_equal(nl_batch_init(&b), 0);
 	assert_int_equal(ruleset_build_refused_del(&b, TABLE_NAME, NULL), 0);
-	s = refused_msg(&b, NFT_MSG_DELSETELEM, NLM_F_ECHO);
-	{
-		int n = 0;
-
-		assert_int_equal(nftnl_set_elem_foreach(s, count_elem, &n), 0);
-		assert_int_equal(n, 0);
-	}
+	assert_int_equal(batch_msgs(&b, m, 4), 1);
+	assert_msg(m[0], NFT_MSG_DELSETELEM, 0);
+	s = refused_elems(m[0]);
+	assert_int_equal(nftnl_set_elem_foreach(s, count_elem, &n), 0);
+	assert_int_equal(n, 0);
 	nftnl_set_free(s);
+	nl_batch_free(&b);
+
+	assert_int_equal(nl_batch_init(&b), 0);
+	assert_int_equal(ruleset_build_refused_forget(&b, TABLE_NAME, 3001), 0);
+	assert_int_equal(batch_msgs(&b, m, 4), 1);
+	assert_msg(m[0], NFT_MSG_DELOBJ, 0);
+	assert_refused_obj(m[0], "refused_3001");
 	nl_batch_free(&b);
 
 	assert_int_equal(nl_batch_init(&b), 0);
 	assert_int_equal(ruleset_build_refused_add(&b, TABLE_NAME, 3001, 0), -1);
 	assert_int_equal(errno, EINVAL);
 	assert_int_equal(ruleset_build_refused_add(&b, "", 3001, 1000), -1);
+	assert_int_equal(ruleset_build_refused_forget(&b, "", 3001), -1);
 	nl_batch_free(&b);
 }
 
 /*
- * The kernel's elements of a set as it sends them: the echo of a deletion
- * (DELSETELEM, one element) or a dump (NEWSETELEM, many); an element with
- * COUNTER false has no counter.
+ * A counter object as a dump sends it (NEWOBJ); PACKETS UINT64_MAX: one
+ * with no counter data.
  */
 static struct nlmsghdr *
-elems_of(char *buf, uint16_t type, const char *table, const char *set, const uint32_t *uids,
-    size_t n, bool counter)
+obj_of(char *buf, uint16_t type, const char *table, const char *name, uint32_t objtype,
+    uint64_t packets)
 {
-	struct nftnl_set *s = nftnl_set_alloc();
+	struct nftnl_obj *o = nftnl_obj_alloc();
 	struct nlmsghdr *nlh;
 
-	assert_non_null(s);
-	nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
-	nftnl_set_set_str(s, NFTNL_SET_NAME, set);
-	for (size_t i = 0; i < n; i++) {
-		struct nftnl_set_elem *e = nftnl_set_elem_alloc();
-
-		assert_non_null(e);
-		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, &uids[i], sizeof(uids[i]));
-		if (counter) {
-			struct nftnl_expr *c = nftnl_expr_alloc("counter");
-
-			assert_non_null(c);
-			nftnl_expr_set_u64(c, NFTNL_EXPR_CTR_PACKETS, 1000000ULL * uids[i] + 7);
-			nftnl_expr_set_u64(c, NFTNL_EXPR_CTR_BYTES, 60);
-			nftnl_set_elem_add_expr(e, c);
-		}
-		nftnl_set_elem_add(s, e);
+	assert_non_null(o);
+	nftnl_obj_set_u32(o, NFTNL_OBJ_FAMILY, NFPROTO_INET);
+	nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, table);
+	nftnl_obj_set_str(o, NFTNL_OBJ_NAME, name);
+	nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, objtype);
+	if (packets != UINT64_MAX && objtype == NFT_OBJECT_COUNTER) {
+		nftnl_obj_set_u64(o, NFTNL_OBJ_CTR_PKTS, packets);
+		nftnl_obj_set_u64(o, NFTNL_OBJ_CTR_BYTES, 60);
+	} else if (objtype == NFT_OBJECT_QUOTA) {
+		nftnl_obj_set_u64(o, NFTNL_OBJ_QUOTA_BYTES, 1000);
 	}
 	nlh = nftnl_nlmsg_build_hdr(buf, type, NFPROTO_INET, 0, 0);
-	nftnl_set_elems_nlmsg_build_payload(nlh, s);
-	nftnl_set_free(s);
+	nftnl_obj_nlmsg_build_payload(nlh, o);
+	nftnl_obj_free(o);
 	return nlh;
 }
 
@@ -1445,36 +1505,39 @@ count_into(void *arg, uid_t uid, uint64_t n)
 }
 
 static void
-the_kernels_elements_give_each_uid_its_exact_count(void **state)
+the_kernels_counter_objects_give_each_uid_its_exact_count(void **state)
 {
+	static const char *const strangers[] = {
+		"refused_", "refused_x", "refused_007", "refused_-1", "refused_4294967296",
+		"refused_12a", "other_3001", "refused",
+	};
 	char buf[MNL_SOCKET_BUFFER_SIZE];
-	const uint32_t one[] = { 3001 }, three[] = { 3001, 3002, 4000 };
 	struct counts c = { .k = 0 };
 
 	(void)state;
-	/* A deletion's echo: one element, its final count. */
-	assert_int_equal(ruleset_refused_elems(elems_of(buf, NFT_MSG_DELSETELEM, "smtpguard",
-	    "refused_uids", one, 1, true), TABLE_NAME, NFT_MSG_DELSETELEM, count_into, &c), 1);
+	assert_int_equal(ruleset_refused_obj(obj_of(buf, NFT_MSG_NEWOBJ, "smtpguard",
+	    "refused_3001", NFT_OBJECT_COUNTER, 3001000007ULL), TABLE_NAME, count_into, &c), 1);
 	assert_int_equal(c.uid[0], 3001);
 	assert_int_equal(c.n[0], 3001000007ULL);
-	/* A dump: every element of the message. */
+	assert_int_equal(ruleset_refused_obj(obj_of(buf, NFT_MSG_NEWOBJ, "smtpguard",
+	    "refused_4294967295", NFT_OBJECT_COUNTER, 0), TABLE_NAME, count_into, &c), 1);
+	assert_int_equal(c.uid[1], (uid_t)4294967295U);
+	assert_int_equal(c.n[1], 0);
+	/* Another table's, another type, a name not ours, or a deletion's notice: not ours. */
 	c.k = 0;
-	assert_int_equal(ruleset_refused_elems(elems_of(buf, NFT_MSG_NEWSETELEM, "smtpguard",
-	    "refused_uids", three, 3, true), TABLE_NAME, NFT_MSG_NEWSETELEM, count_into, &c), 3);
-	assert_int_equal(c.uid[2], 4000);
-	assert_int_equal(c.n[2], 4000000007ULL);
-	/* Another set's, another table's, or the other kind of message: not ours to count. */
-	c.k = 0;
-	assert_int_equal(ruleset_refused_elems(elems_of(buf, NFT_MSG_DELSETELEM, "smtpguard",
-	    "allow_uids", one, 1, true), TABLE_NAME, NFT_MSG_DELSETELEM, count_into, &c), 0);
-	assert_int_equal(ruleset_refused_elems(elems_of(buf, NFT_MSG_DELSETELEM, "other",
-	    "refused_uids", one, 1, true), TABLE_NAME, NFT_MSG_DELSETELEM, count_into, &c), 0);
-	assert_int_equal(ruleset_refused_elems(elems_of(buf, NFT_MSG_NEWSETELEM, "smtpguard",
-	    "refused_uids", one, 1, true), TABLE_NAME, NFT_MSG_DELSETELEM, count_into, &c), 0);
+	assert_int_equal(ruleset_refused_obj(obj_of(buf, NFT_MSG_NEWOBJ, "other",
+	    "refused_3001", NFT_OBJECT_COUNTER, 5), TABLE_NAME, count_into, &c), 0);
+	assert_int_equal(ruleset_refused_obj(obj_of(buf, NFT_MSG_NEWOBJ, "smtpguard",
+	    "refused_3001", NFT_OBJECT_QUOTA, 5), TABLE_NAME, count_into, &c), 0);
+	assert_int_equal(ruleset_refused_obj(obj_of(buf, NFT_MSG_DELOBJ, "smtpguard",
+	    "refused_3001", NFT_OBJECT_COUNTER, 5), TABLE_NAME, count_into, &c), 0);
+	for (size_t i = 0; i < sizeof(strangers) / sizeof(strangers[0]); i++)
+		assert_int_equal(ruleset_refused_obj(obj_of(buf, NFT_MSG_NEWOBJ, "smtpguard",
+		    strangers[i], NFT_OBJECT_COUNTER, 5), TABLE_NAME, count_into, &c), 0);
 	assert_int_equal(c.k, 0);
-	/* Ours without a counter: refused, never read as zero. */
-	assert_int_equal(ruleset_refused_elems(elems_of(buf, NFT_MSG_DELSETELEM, "smtpguard",
-	    "refused_uids", one, 1, false), TABLE_NAME, NFT_MSG_DELSETELEM, count_into, &c), -1);
+	/* Ours without its count: refused, never read as zero. */
+	assert_int_equal(ruleset_refused_obj(obj_of(buf, NFT_MSG_NEWOBJ, "smtpguard",
+	    "refused_3001", NFT_OBJECT_COUNTER, UINT64_MAX), TABLE_NAME, count_into, &c), -1);
 	assert_int_equal(errno, EPROTO);
 	assert_int_equal(c.k, 0);
 }
@@ -1509,10 +1572,10 @@ main(void)
 		cmocka_unit_test(an_exception_is_one_element_batch),
 		cmocka_unit_test(thousands_of_exceptions_fit_in_one_transaction),
 		cmocka_unit_test(a_batch_refuses_more_messages_than_it_can_label),
-		cmocka_unit_test(the_refused_set_starts_empty_bounded_and_counted),
+		cmocka_unit_test(the_refused_map_starts_empty_bounded_and_maps_to_counters),
 		cmocka_unit_test(refused_uids_are_reset_just_before_the_queue_rule),
-		cmocka_unit_test(a_refused_uid_goes_in_timed_and_out_echoed),
-		cmocka_unit_test(the_kernels_elements_give_each_uid_its_exact_count),
+		cmocka_unit_test(a_refused_uid_goes_in_with_its_counter_and_out_in_steps),
+		cmocka_unit_test(the_kernels_counter_objects_give_each_uid_its_exact_count),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
