@@ -127,11 +127,12 @@ fence_summaries(struct daemon *d, time_t until)
 }
 
 /*
- * A uid's element left @refused_uids: the SYNs the kernel reset for it are
- * attempts like the rest, counted now (status, metrics, the alert
- * threshold) and summarised in one event with no exe (the kernel never saw
- * one: it may have been any program of that uid). An element that expired
- * before it was read lost its count: counted and logged, never guessed.
+ * A uid left @refused_uids and its counter object was read: the SYNs the
+ * kernel reset for it are attempts like the rest, counted now (status,
+ * metrics, the alert threshold) and summarised in one event with no exe
+ * (the kernel never saw one: it may have been any program of that uid). A
+ * uid whose object was gone (the table replaced) lost its count: counted
+ * and logged, never guessed.
  */
 static void
 kernel_summary(void *arg, uid_t uid, uint64_t refused, bool lost)
@@ -146,7 +147,7 @@ kernel_summary(void *arg, uid_t uid, uint64_t refused, bool lost)
 
 	if (lost) {
 		if (d->cnt.kernel_lost++ == 0)
-			log_warnx("uid %lu's element in @refused_uids expired before it was read: "
+			log_warnx("uid %lu's counter in @refused_uids was gone before it was read: "
 			    "its count is lost (counted in kernel_lost)", (unsigned long)uid);
 		return;
 	}

@@ -60,7 +60,7 @@ struct refuse_uid {
 
 struct refuse {
 	const char		*table;		/* the caller's: outlives this */
-	bool			 grace;		/* membarrier's global command works here */
+	bool			 grace;		/* membarrier's global command works */
 	struct refuse_uid	 v[REFUSED_UIDS_MAX];
 	size_t			 n;
 };

@@ -1,8 +1,9 @@
 /*
  * ruleset.c — the fence as nf_tables objects: table inet smtpguard, its sets
  * (ports, mta_uids, allow_uids, and refused_uids: the map from the flooding
- * uids refused in the kernel to their counter objects, refuse.c), the output/fence chains before NAT, the trap
- * nat chain and the to_mta nat chain (action redirect: to the local MTA),
+ * uids refused in the kernel to their counter objects, refuse.c), the
+ * output/fence chains before NAT, the trap nat chain and the to_mta nat
+ * chain (action redirect: to the local MTA),
  * the after_nat/nat_fence chains that judge a flow NAT sent to an SMTP port,
  * and with detect_any_port the input chain that queues the replies of the
  * flows smtpguardd is still reading, built as libnftnl messages in an

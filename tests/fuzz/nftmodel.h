@@ -10,8 +10,9 @@
  * key but state without a conntrack entry, BREAK the rule; ct state yields
  * the invalid or untracked bit), cmp (memcmp, as the kernel does), bitwise,
  * lookup, objref through an object map of counters (a key not in the map
- * BREAKs the rule; counting is a no-op), immediate data and verdicts (accept, drop, jump, goto, return,
- * continue), counter and log (no-ops), meta mark set, ct mark set (a no-op
+ * BREAKs the rule; counting is a no-op), immediate data and verdicts
+ * (accept, drop, jump, goto, return, continue), counter and log (no-ops),
+ * meta mark set, ct mark set (a no-op
  * without conntrack), fib daddr type, reject (final), the native queue
  * expression and the xt NFQUEUE target (queued: the model daemon answers),
  * and redir in output nat chains (bound once per flow, as nf_nat does). A
@@ -750,10 +751,12 @@ nm_set_elems(struct nm_ruleset *rs, const struct nlmsghdr *nlh, bool add)
 					continue;	/* no clock: see nm_new_set */
 				if (mnl_attr_get_type(k) == NFTA_SET_ELEM_OBJREF && s->objmap) {
 					if (mnl_attr_get_payload_len(k) >= sizeof(obj)) {
-						nm_fail(rs, "set %s: object name too long", s->name);
+						nm_fail(rs, "set %s: object name too long",
+						    s->name);
 						return -1;
 					}
-					memcpy(obj, mnl_attr_get_payload(k), mnl_attr_get_payload_len(k));
+					memcpy(obj, mnl_attr_get_payload(k),
+					    mnl_attr_get_payload_len(k));
 					continue;
 				}
 				if (mnl_attr_get_type(k) != NFTA_SET_ELEM_KEY) {
