@@ -9,9 +9,12 @@
  * configuration, the uid leaves in three steps:
  *   1. its map element is deleted: from that commit on no packet matches;
  *   2. a grace period (membarrier MEMBARRIER_CMD_GLOBAL, synchronize_rcu in
- *      the kernel) passes: a packet that matched the element before the
- *      commit ran its whole rule inside an RCU read section, so by then
- *      its increment is in the object, which outlives the element;
+ *      the kernel, 8 to 16 ms here) passes: a packet that matched the
+ *      element before the commit runs its whole rule inside an RCU read
+ *      section (nf_hook), so by then its increment is in the object, which
+ *      outlives the element. With one CPU online the kernel skips the wait:
+ *      no reader can be midway while we run, unless the kernel preempts
+ *      RCU readers (preempt=full, PREEMPT_RT), the one case not covered;
  *   3. the object's count is read (one dump of the objects: nothing can
  *      change it any more), then the object is deleted.
  * The count goes to the caller: every attempt counted exactly, however
