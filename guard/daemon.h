@@ -48,7 +48,7 @@ struct counters {
 	/* refuse.c: flooding uids refused in the kernel */
 	uint64_t	 kernel_refused;	/* their SYNs reset there, in ended windows
 						   (refuse_live: the open ones) */
-	uint64_t	 kernel_lost;		/* elements expired before the daemon read them */
+	uint64_t	 kernel_lost;		/* refused uids whose counter object was gone */
 	uint64_t	 kernel_errors;		/* changes the kernel refused: an add (queue
 						   path kept) or a delete (retried) */
 	uint64_t	 kernel_full;		/* attempts kept on the queue path: set full */

@@ -250,7 +250,7 @@ stop(struct refuse *r, const uid_t *uid, char *err, size_t errlen)
 /*
  * Step 2: every packet that could still see an element deleted before
  * this call has left its rule, its increment made (a synchronize_rcu in
- * the kernel; with one CPU online none is needed).
+ * the kernel; one CPU online: see the top of this file).
  */
 static int
 grace(char *err, size_t errlen)
@@ -312,8 +312,9 @@ read_stopped(struct refuse *r, time_t now, bool all, refuse_fn fn, void *arg, ch
 	bool any = false;
 	int rc = 0;
 
+	/* Only when one is due: a grace period stalls the daemon's loop for some ms. */
 	for (size_t i = 0; i < r->n; i++)
-		any |= r->v[i].stopped;
+		any |= r->v[i].stopped && (all || now >= r->v[i].end || now < r->v[i].start);
 	if (!any)
 		return 0;
 	if (grace(err, errlen) < 0)

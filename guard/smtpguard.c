@@ -247,7 +247,7 @@ print_status(json_t *st)
 	    jint(st, "kernel_lost") > 0 || jint(st, "kernel_errors") > 0 ||
 	    jint(st, "kernel_full") > 0)
 		printf("  flood:       %lld uids reset in the kernel now; %lld attempts reset there "
-		    "(in decisions), %lld counts lost, %lld set errors, %lld past its %d uids\n",
+		    "(in decisions), %lld counts lost, %lld map errors, %lld past its %d uids\n",
 		    jint(st, "kernel_refusing"), jint(st, "kernel_refused"), jint(st, "kernel_lost"),
 		    jint(st, "kernel_errors"), jint(st, "kernel_full"), REFUSED_UIDS_MAX);
 	if ((att = json_object_get(st, "attribution_ns")) != NULL &&
