@@ -1389,6 +1389,48 @@ ruleset_set_uids(const char *table, const char *set, bool add, const uid_t *uids
 	return rc;
 }
 
+/*
+ * One request NLH (built in BUF) on a socket of its own, and every answer
+ * to CB until the one that ends the exchange (the ACK, NLMSG_DONE, or an
+ * error): 0, or -1 with errno (the kernel's error, or ETIMEDOUT).
+ */
+static int
+ask_kernel(char *buf, size_t len, struct nlmsghdr *nlh, mnl_cb_t cb, void *arg)
+{
+	struct mnl_socket *nl;
+	struct pollfd pfd;
+	uint32_t seq = nlh->nlmsg_seq, portid;	/* the answers overwrite BUF */
+	int rc, saved;
+
+	if ((nl = nl_open()) == NULL)
+		return -1;
+	portid = mnl_socket_get_portid(nl);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+		goto fail;
+	pfd = (struct pollfd){ .fd = mnl_socket_get_fd(nl), .events = POLLIN };
+	do {
+		ssize_t n;
+
+		if ((rc = poll(&pfd, 1, ANSWER_WAIT_MS)) <= 0) {
+			if (rc == 0)
+				errno = ETIMEDOUT;
+			goto fail;
+		}
+		if ((n = mnl_socket_recvfrom(nl, buf, len)) < 0)
+			goto fail;
+		rc = mnl_cb_run(buf, (size_t)n, seq, portid, cb, arg);
+	} while (rc > 0);
+	if (rc < 0)
+		goto fail;
+	mnl_socket_close(nl);
+	return 0;
+fail:
+	saved = errno;
+	mnl_socket_close(nl);
+	errno = saved;
+	return -1;
+}
+
 static int
 table_seen(const struct nlmsghdr *nlh, void *arg)
 {
@@ -1402,11 +1444,9 @@ ruleset_exists(const char *table)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nftnl_table *t;
-	struct mnl_socket *nl;
 	struct nlmsghdr *nlh;
-	struct pollfd pfd;
-	uint32_t seq = (uint32_t)time(NULL), portid;
-	int found = 0, rc = 0, saved;
+	uint32_t seq = (uint32_t)time(NULL);
+	int found = 0;
 
 	if (check_name(table) < 0)
 		return -1;
@@ -1416,34 +1456,10 @@ ruleset_exists(const char *table)
 	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, seq);
 	nftnl_table_nlmsg_build_payload(nlh, t);
 	nftnl_table_free(t);
-	if ((nl = nl_open()) == NULL)
-		return -1;
-	portid = mnl_socket_get_portid(nl);
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-		goto fail;
-	pfd = (struct pollfd){ .fd = mnl_socket_get_fd(nl), .events = POLLIN };
 	/* The table (if any), then the ACK or the error that ends the exchange. */
-	do {
-		ssize_t n;
-
-		if ((rc = poll(&pfd, 1, ANSWER_WAIT_MS)) <= 0) {
-			if (rc == 0)
-				errno = ETIMEDOUT;
-			goto fail;
-		}
-		if ((n = mnl_socket_recvfrom(nl, buf, sizeof(buf))) < 0)
-			goto fail;
-		rc = mnl_cb_run(buf, (size_t)n, seq, portid, table_seen, &found);
-	} while (rc > 0);
-	if (rc < 0 && errno != ENOENT)
-		goto fail;
-	mnl_socket_close(nl);
+	if (ask_kernel(buf, sizeof(buf), nlh, table_seen, &found) < 0 && errno != ENOENT)
+		return -1;
 	return found;
-fail:
-	saved = errno;
-	mnl_socket_close(nl);
-	errno = saved;
-	return -1;
 }
 
 /*
@@ -1453,8 +1469,8 @@ fail:
  * net, in one batch: both or neither. Removing it is two steps, as refuse.c
  * does them: the element deleted (one uid, or UID NULL: the map flushed),
  * so no new packet matches; then, once no packet can still be counting on
- * the object, the object deleted with NLM_F_ECHO, whose echo carries its
- * final count.
+ * the object, its final count read (ruleset_refused_dump) and the object
+ * deleted.
  */
 static struct nftnl_obj *
 refused_obj(const char *table, uid_t uid)
@@ -1668,11 +1684,8 @@ ruleset_refused_dump(const char *table, ruleset_count_fn fn, void *arg)
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct dump dp = { .table = table, .fn = fn, .arg = arg };
 	struct nftnl_obj *o;
-	struct mnl_socket *nl;
 	struct nlmsghdr *nlh;
-	struct pollfd pfd;
-	uint32_t seq = (uint32_t)time(NULL), portid;
-	int rc, saved;
+	uint32_t seq = (uint32_t)time(NULL);
 
 	if (check_name(table) < 0)
 		return -1;
@@ -1684,36 +1697,12 @@ ruleset_refused_dump(const char *table, ruleset_count_fn fn, void *arg)
 	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETOBJ, NFPROTO_INET, NLM_F_DUMP, seq);
 	nftnl_obj_nlmsg_build_payload(nlh, o);
 	nftnl_obj_free(o);
-	if ((nl = nl_open()) == NULL)
-		return -1;
-	portid = mnl_socket_get_portid(nl);
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-		goto fail;
-	pfd = (struct pollfd){ .fd = mnl_socket_get_fd(nl), .events = POLLIN };
 	/* Object messages, then NLMSG_DONE (or the error) ends the dump. */
-	do {
-		ssize_t n;
-
-		if ((rc = poll(&pfd, 1, ANSWER_WAIT_MS)) <= 0) {
-			if (rc == 0)
-				errno = ETIMEDOUT;
-			goto fail;
-		}
-		if ((n = mnl_socket_recvfrom(nl, buf, sizeof(buf))) < 0)
-			goto fail;
-		rc = mnl_cb_run(buf, (size_t)n, seq, portid, dump_cb, &dp);
-	} while (rc > 0);
-	if (rc < 0)
-		goto fail;
-	mnl_socket_close(nl);
+	if (ask_kernel(buf, sizeof(buf), nlh, dump_cb, &dp) < 0)
+		return -1;
 	if (dp.bad) {
 		errno = EPROTO;
 		return -1;
 	}
 	return 0;
-fail:
-	saved = errno;
-	mnl_socket_close(nl);
-	errno = saved;
-	return -1;
 }
