@@ -343,29 +343,43 @@ make_message(size_t bytes, size_t *len)
 	return m;
 }
 
-static int
+/*
+ * One message in its own session. NULL when it was accepted, else the step
+ * that failed (errno as it was: 0 for a wrong reply).
+ */
+static const char *
 one_mail(const struct sockaddr_storage *ss, socklen_t sslen, const char *msg, size_t len)
 {
 	static const char *const cmds[] = { "EHLO bench.example\r\n",
 	    "MAIL FROM:<bench@example.org>\r\n", "RCPT TO:<rcpt@example.net>\r\n",
 	    "DATA\r\n" };
+	static const char *const steps[] = { "the reply to EHLO", "the reply to MAIL",
+	    "the reply to RCPT", "the reply to DATA" };
 	static const int want[] = { 250, 250, 250, 354 };
-	int s = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), ok = -1;
+	int s = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	const char *failed = NULL;
 
-	if (s < 0 || connect(s, (const struct sockaddr *)ss, sslen) < 0 ||
-	    read_reply(s, 5000) != 220)
-		goto out;
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+	errno = 0;
+	if (s < 0)
+		failed = "socket";
+	else if (connect(s, (const struct sockaddr *)ss, sslen) < 0)
+		failed = "connect";
+	else if (read_reply(s, 5000) != 220)
+		failed = "the banner";
+	for (size_t i = 0; failed == NULL && i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (send_all(s, cmds[i], strlen(cmds[i])) < 0 || read_reply(s, 5000) != want[i])
-			goto out;
-	if (send_all(s, msg, len) < 0 || read_reply(s, 5000) != 250 ||
-	    send_all(s, "QUIT\r\n", 6) < 0 || read_reply(s, 5000) != 221)
-		goto out;
-	ok = 0;
-out:
-	if (s >= 0)
+			failed = steps[i];
+	if (failed == NULL && (send_all(s, msg, len) < 0 || read_reply(s, 5000) != 250))
+		failed = "the reply to the message";
+	if (failed == NULL && (send_all(s, "QUIT\r\n", 6) < 0 || read_reply(s, 5000) != 221))
+		failed = "the reply to QUIT";
+	if (s >= 0) {
+		int saved = errno;
+
 		close(s);
-	return ok;
+		errno = saved;
+	}
+	return failed;
 }
 
 /* One port's messages in a mail run: their times and the outcome. */
@@ -390,6 +404,7 @@ cmd_mail(int argc, char **argv)
 	char *msg;
 	uint64_t t0;
 	double elapsed;
+	const char *failed;
 	int ch, rc = 0;
 
 	while ((ch = getopt(argc, argv, "n:s:")) != -1) {
@@ -417,8 +432,13 @@ cmd_mail(int argc, char **argv)
 		struct mail_side *m = &side[i % nsides];
 		uint64_t m0 = now_ns(), dt;
 
-		m->sent += one_mail(&m->ss, m->sslen, msg, len) == 0;
+		failed = one_mail(&m->ss, m->sslen, msg, len);
 		dt = now_ns() - m0;
+		if (failed == NULL)
+			m->sent++;
+		else if (m->sent == m->n)	/* its first failure is said, the rest counted */
+			fprintf(stderr, "sgload mail: port %s, message %zu: %s failed%s%s\n",
+			    m->port, m->n + 1, failed, errno ? ": " : "", errno ? strerror(errno) : "");
 		m->took[m->n++] = dt;
 		m->busy_ns += dt;
 	}
