@@ -65,6 +65,62 @@ after=$(sg status --json | jq .packets)
 check "IPv6 audit delivers too" grep -q '<-  250 2.0.0 queued' "$T/swaks2.out"
 check "twice the message, still only its SYN queued ($((after - before)))" [ $((after - before)) -le 2 ]
 
+# A packet of an audited flow that meets the queue after the release gets
+# the flow's verdict (allow, kept as a marker), not a reset: here its
+# conntrack mark is cleared by hand between DATA and the message, as the
+# kernel was seen to lose it about once in 10,000 flows.
+cat >"$T/late.py" <<'PY'
+import os, socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+f = s.makefile("rb")
+def reply():
+    while True:
+        line = f.readline()
+        if not line:
+            sys.exit("connection closed")
+        if line[3:4] == b" ":
+            return line.decode().strip()
+print(s.getsockname()[1], flush=True)
+reply()
+for cmd in (b"EHLO late.example", b"MAIL FROM:<late@example.org>", b"RCPT TO:<late@example.net>", b"DATA"):
+    s.sendall(cmd + b"\r\n")
+    reply()
+deadline = time.monotonic() + 10
+while not os.path.exists(sys.argv[3]) and time.monotonic() < deadline:
+    time.sleep(0.02)
+s.sendall(b"Subject: late\r\n\r\nafter the release\r\n.\r\n")
+print(reply(), flush=True)
+s.sendall(b"QUIT\r\n")
+print(reply(), flush=True)
+PY
+chmod 0644 "$T/late.py"
+as_uid $WEB_UID /usr/bin/python3 "$T/late.py" $MX4 587 "$T/late.go" >"$T/late.out" 2>&1 &
+LATE=$!
+late_released() {
+	jq_any 'select(.event == "smtp" and .helo == "late.example" and .inspect == "complete")' \
+	    "$T/events.jsonl"
+}
+check "a paused session is released at its DATA" wait_for "late smtp event" late_released
+late_port=$(head -n1 "$T/late.out")
+before=$(sg status --json | jq .packets)
+check "its conntrack mark is cleared by hand" sh -c "ip netns exec $HOST_NS conntrack -U -p tcp \
+    --orig-src 192.0.2.1 --orig-dst $MX4 --sport '$late_port' --dport 587 --mark 0 2>&1 |
+    grep -q '1 flow entries have been updated'"
+touch "$T/late.go"
+wait "$LATE"
+after=$(sg status --json | jq .packets)
+late_went_on() {
+	{ sed -n 2p "$T/late.out" | grep -q '^250' && sed -n 3p "$T/late.out" | grep -q '^221'; } ||
+	    { cat "$T/late.out"; return 1; }
+}
+check "the session goes on: 250 for the message, 221 for QUIT" late_went_on
+check "its next packet did meet the queue ($((after - before)))" [ $((after - before)) -ge 1 ]
+no_late_reset() {
+	! jq_any --argjson port "$late_port" 'select(.event == "attempt" and .src_port == $port and
+	    .action == "reject")' "$T/events.jsonl"
+}
+check "and was let go as the flow was, not reset as established-before-fence" no_late_reset
+
 # STARTTLS: inspection stops at the ClientHello (SNI logged), delivery goes on.
 in_mx ip addr add 192.0.2.26/24 dev sg-m$$
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 1 \
