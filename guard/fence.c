@@ -235,24 +235,29 @@ drop_probe(struct flow *f)
 	f->inspect = NULL;
 }
 
+/*
+ * A followed flow is over: a probe's state goes; an audited flow's smtp event
+ * is written, its inspect field WHY when inspection itself did not say.
+ */
 static void
-flow_done(struct flow *f, void *arg)
-{
-	struct daemon *d = arg;
-
-	drop_probe(f);
-	if (f->inspect != NULL && ((struct inspect *)f->inspect)->info.inspect == NULL)
-		((struct inspect *)f->inspect)->info.inspect = "idle";
-	audit_event(d, f);
-}
-
-static void
-forget_flow(struct daemon *d, struct flow *f, const char *why)
+flow_over(struct daemon *d, struct flow *f, const char *why)
 {
 	drop_probe(f);
 	if (f->inspect != NULL && ((struct inspect *)f->inspect)->info.inspect == NULL)
 		((struct inspect *)f->inspect)->info.inspect = why;
 	audit_event(d, f);
+}
+
+static void
+flow_done(struct flow *f, void *arg)
+{
+	flow_over(arg, f, "idle");
+}
+
+static void
+forget_flow(struct daemon *d, struct flow *f, const char *why)
+{
+	flow_over(d, f, why);
 	flow_remove(d->flows, f);
 }
 
@@ -789,17 +794,13 @@ fence_redirected(struct daemon *d, int family, const uint8_t *src, uint16_t spor
  * and it gets the flow's verdict, not a reset as established-before-fence.
  */
 static void
-release_audited(struct daemon *d, struct flow *f, time_t now)
+release_audited(struct daemon *d, struct flow *f)
 {
-	struct inspect *in = f->inspect;
-
 	if (ctmark_set(d->ctmark, &f->addr, d->cfg.mark_mask,
 	    mark_value(d->cfg.mark_mask, MARK_ALLOW)) < 0 && d->cnt.audit_unreleased++ == 0)
 		log_warn("setting an audited flow's conntrack mark (its copies go on, ignored)");
-	if (in->info.inspect == NULL)
-		in->info.inspect = "complete";
-	audit_event(d, f);
-	flow_retire(d->flows, f, MARK_ALLOW, now);
+	flow_over(d, f, "complete");
+	flow_retire(d->flows, f, MARK_ALLOW, f->last_seen);
 }
 
 /*
@@ -826,7 +827,7 @@ on_audit_copy(const struct nflog_packet *np, void *arg)
 	d->cnt.inspected++;
 	f->last_seen = time(NULL);
 	if (inspect_segment(f->inspect, &p) != INSPECT_MORE)
-		release_audited(d, f, f->last_seen);
+		release_audited(d, f);
 }
 
 void
