@@ -951,6 +951,44 @@ put_probed(struct nl_batch *b, const struct ruleset_spec *sp, bool native, unsig
 }
 
 /*
+ * Before the decided flows: a bare SYN on a conntrack entry that has seen a
+ * reply, or was expected (related), is a new connection on another flow's
+ * entry, and conntrack hands it that flow's ct mark. A flow reset by the far
+ * side leaves its entry behind (closed, 10 s), one cut by a verdict leaves it
+ * established (the reset goes to the local socket only), and an expected
+ * connection inherits its master's mark; a SYN from the same ports takes the
+ * entry over. It goes to smtpguardd, decided afresh by its own sender, never
+ * by the old flow's mark. A SYN retransmitted before any answer (ct state
+ * new) is its own flow's, and keeps its verdict. MARK: as for the queue rule.
+ */
+static int
+put_taken_over_syn(struct nl_batch *b, const struct ruleset_spec *sp, const char *chain,
+    enum mark_state mark, bool native, unsigned int *n)
+{
+	uint32_t m = sp->mark_mask;
+	struct rb rb;
+
+	if (rb_start(&rb, sp->table, chain,
+	    "a SYN on an old flow's conntrack entry: smtpguardd decides it afresh") < 0)
+		return -1;
+	x_l4proto_tcp(&rb);
+	x_tcp_flags(&rb, TH_SYN_ACK_MASK);
+	x_cmp_u8(&rb, NFT_CMP_EQ, TCP_FLAG_SYN);
+	x_ct_load(&rb, NFT_CT_STATE);
+	x_bitwise(&rb, NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED), 0);
+	x_cmp_u32(&rb, NFT_CMP_NEQ, 0);
+	x_meta_load(&rb, NFT_META_SKUID);
+	x_cmp_u32(&rb, NFT_CMP_GTE, 0);
+	if (mark != MARK_NONE) {
+		x_meta_load(&rb, NFT_META_MARK);
+		x_bitwise(&rb, ~m, mark_value(m, mark));
+		x_meta_store(&rb, NFT_META_MARK);
+	}
+	x_queue(&rb, sp->queue_num, native);
+	return rb_put(b, &rb, "%s #%u (taken-over SYN)" QUEUE_LABEL, chain, ++*n);
+}
+
+/*
  * Just before the queue rule, so the MTA, the exceptions, the verdicts and
  * the decided flows are all settled first: a new flow's SYN to a fenced port
  * from a uid in @refused_uids (one smtpguardd would refuse whatever it
@@ -993,6 +1031,7 @@ build_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 	    /* After the verdicts: a repeated packet never needs it. */
 	    put_allow_local(b, sp, CHAIN_FENCE, "allow_local: this host's own addresses",
 	    &n) < 0 ||
+	    put_taken_over_syn(b, sp, CHAIN_FENCE, MARK_NAT, native, &n) < 0 ||
 	    put_decided(b, sp, CHAIN_FENCE, decided, NELEM(decided), native, &n) < 0 ||
 	    (sp->detect_any_port && put_probed(b, sp, native, &n) < 0))
 		return -1;
@@ -1072,6 +1111,7 @@ build_nat_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 	    put_verdicts(b, sp, CHAIN_NAT_FENCE, nat_verdicts, NELEM(nat_verdicts), &n) < 0 ||
 	    put_allow_local(b, sp, CHAIN_NAT_FENCE,
 	    "allow_local: translated to this host's own addresses", &n) < 0 ||
+	    put_taken_over_syn(b, sp, CHAIN_NAT_FENCE, MARK_NAT, native, &n) < 0 ||
 	    put_decided(b, sp, CHAIN_NAT_FENCE, nat_decided, NELEM(nat_decided), native,
 	    &n) < 0 ||
 	    put_nat_redirected(b, sp, &n) < 0)
@@ -1079,6 +1119,15 @@ build_nat_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 	return put_queue_and_socketless(b, sp, CHAIN_NAT_FENCE, MARK_NAT,
 	    "translated to an SMTP port: smtpguardd judges the real destination", native, &n);
 }
+
+/* The decisions carried out by our own NAT, at a flow's first packet. */
+static const struct {
+	enum mark_state	 state;
+	const char	*name, *comment;
+} nat_carried[] = {
+	{ MARK_TRAP, "trap", "trapped flows that NAT left untranslated never leave" },
+	{ MARK_REDIRECT, "redirect", "redirected flows that NAT left untranslated never leave" },
+};
 
 /*
  * detect_any_port: the replies of a flow smtpguardd is still reading (ct
@@ -1231,23 +1280,26 @@ ruleset_build(struct nl_batch *b, const struct ruleset_spec *sp, bool native_que
 	if (rb_put(b, &rb, "after_nat #1 (dnat to ports)") < 0)
 		return -1;
 	/*
-	 * A flow given "redirect" whose NAT was bound untranslated before our
-	 * chain could act (its first SYN passed before the fence was there, and
-	 * this is a retransmission) would leave for the mx: reset, never out.
+	 * A flow given "trap" or "redirect" whose NAT was bound untranslated
+	 * before our chain could act (its first SYN passed before the fence
+	 * was there, and this is a retransmission) would leave for the mx:
+	 * reset, never out.
 	 */
-	if (rb_start(&rb, sp->table, CHAIN_AFTER_NAT,
-	    "redirected flows that NAT left untranslated never leave") < 0)
-		return -1;
-	x_ct_load(&rb, NFT_CT_MARK);
-	x_bitwise(&rb, sp->mark_mask, 0);
-	x_cmp_u32(&rb, NFT_CMP_EQ, mark_value(sp->mark_mask, MARK_REDIRECT));
-	x_ct_load(&rb, NFT_CT_STATUS);
-	x_bitwise(&rb, IPS_DST_NAT, 0);
-	x_cmp_u32(&rb, NFT_CMP_EQ, 0);
-	x_l4proto_tcp(&rb);	/* reject with tcp reset needs TCP */
-	x_reject_rst(&rb);
-	if (rb_put(b, &rb, "after_nat #2 (redirect untranslated)") < 0)
-		return -1;
+	for (size_t i = 0; i < NELEM(nat_carried); i++) {
+		if (rb_start(&rb, sp->table, CHAIN_AFTER_NAT, nat_carried[i].comment) < 0)
+			return -1;
+		x_ct_load(&rb, NFT_CT_MARK);
+		x_bitwise(&rb, sp->mark_mask, 0);
+		x_cmp_u32(&rb, NFT_CMP_EQ, mark_value(sp->mark_mask, nat_carried[i].state));
+		x_ct_load(&rb, NFT_CT_STATUS);
+		x_bitwise(&rb, IPS_DST_NAT, 0);
+		x_cmp_u32(&rb, NFT_CMP_EQ, 0);
+		x_l4proto_tcp(&rb);	/* reject with tcp reset needs TCP */
+		x_reject_rst(&rb);
+		if (rb_put(b, &rb, "after_nat #%zu (%s untranslated)", i + 2,
+		    nat_carried[i].name) < 0)
+			return -1;
+	}
 	if (build_nat_fence(b, sp, native_queue) < 0)
 		return -1;
 

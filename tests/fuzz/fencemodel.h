@@ -333,7 +333,8 @@ fm_check(struct fm_world *w, const struct fm_case *c, struct nm_result *res, cha
 	struct nm_packet p, p0;
 	struct fm_daemon d = { .w = w, .c = c, .last = MARK_NONE };
 	uint8_t flags;
-	bool syn, fenced_uid, mta, out_fenced, decided_flow, inspected, probed, redirected;
+	bool syn, fenced_uid, mta, out_fenced, own_ctmark, decided_flow, inspected, probed,
+	    redirected, trapped;
 
 	/*
 	 * Property 6 is for packets leaving: a received reply of a rejected
@@ -355,7 +356,14 @@ fm_check(struct fm_world *w, const struct fm_case *c, struct nm_result *res, cha
 	out_fenced = !c->udp && !c->inbound &&
 	    ((fm_port_fenced(w, nm_dport(&p0)) && !nm_local(&p0)) ||
 	    (fm_port_fenced(w, nm_dport(&p)) && !nm_local(&p)));
-	decided_flow = p0.ct == NM_CT_ENTRY && ((c->ctmark & 7) == MARK_ALLOW ||
+	/*
+	 * The ct mark is this flow's own, but on a SYN that takes over the
+	 * entry of another (one that has seen a reply, or was expected): a
+	 * SYN is its flow's own only retransmitted before any answer (ct
+	 * state new).
+	 */
+	own_ctmark = p0.ct == NM_CT_ENTRY && (!syn || p0.ctinfo == IP_CT_NEW);
+	decided_flow = own_ctmark && ((c->ctmark & 7) == MARK_ALLOW ||
 	    (c->ctmark & 7) == MARK_TRAP || (c->ctmark & 7) == MARK_INSPECT ||
 	    (c->ctmark & 7) == MARK_REDIRECT);
 	/*
@@ -364,7 +372,12 @@ fm_check(struct fm_world *w, const struct fm_case *c, struct nm_result *res, cha
 	 * any verdict, so they never carry that ct mark (property 3).
 	 */
 	redirected = !c->udp && !c->inbound && !mta && p0.ct == NM_CT_ENTRY &&
-	    ((c->ctmark & 7) == MARK_REDIRECT || (res->answered > 0 && d.last == MARK_REDIRECT));
+	    ((own_ctmark && (c->ctmark & 7) == MARK_REDIRECT) || (res->answered > 0 && d.last == MARK_REDIRECT));
+
+	/* Sent to the trap: by its own ct mark, or by the daemon's answer now. */
+	trapped = !c->udp && !c->inbound && !mta && p0.ct == NM_CT_ENTRY &&
+	    ((own_ctmark && (c->ctmark & 7) == MARK_TRAP) ||
+	    (res->answered > 0 && d.last == MARK_TRAP));
 
 	/*
 	 * An audited flow (a fenced port) is copied, never queued: its tail
@@ -398,6 +411,8 @@ fm_check(struct fm_world *w, const struct fm_case *c, struct nm_result *res, cha
 		bad = "6: the daemon's reject was not carried out";
 	else if (redirected && res->final == NM_ACCEPT && !nm_local(&p))
 		bad = "7: a flow redirected to the local MTA left the host";
+	else if (trapped && res->final == NM_ACCEPT && !nm_local(&p))
+		bad = "8: a trapped flow left the host";
 	if (bad == NULL)
 		return NULL;
 	snprintf(why, whylen, "property %s: %s%s tcp flags %#x payload %u dport %u%s, ct %s "

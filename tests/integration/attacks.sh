@@ -80,6 +80,73 @@ sg revoke $EXEMPT_UID >/dev/null
 poke revoked
 check "revoking the exception cuts its live session" cut revoked
 
+# --- a new connection on an old flow's conntrack entry ----------------------------
+# Conntrack hands a SYN from the same ports the entry an earlier flow left
+# behind, with its ct mark: one the far side reset (closed, 10 s), one a
+# verdict cut (still established). The SYN is decided afresh, by its own
+# sender, and counted.
+cat >"$T/takeover.py" <<'PY'
+import socket, struct, sys
+
+if sys.argv[1] == "reset-server":	# reset-server PORT: accept, then reset at once
+    s = socket.socket(socket.AF_INET6)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", int(sys.argv[2])))
+    s.listen(16)
+    print("ready", flush=True)
+    while True:
+        c, _ = s.accept()
+        print("accept", flush=True)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+else:	# connect SPORT HOST PORT: from that source port
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    c.bind(("0.0.0.0", int(sys.argv[2])))
+    c.settimeout(2)
+    try:
+        c.connect((sys.argv[3], int(sys.argv[4])))
+    except ConnectionRefusedError:
+        print("refused")
+        sys.exit(1)
+    except socket.timeout:
+        print("timeout")
+        sys.exit(3)
+    print("connected")
+    try:
+        c.recv(1)
+        print("closed")
+    except ConnectionResetError:
+        print("reset")
+PY
+ip netns exec "$MX_NS" /usr/bin/python3 "$T/takeover.py" reset-server 465 >"$T/reset.out" 2>&1 &
+RESET_PID=$!
+PIDS="$PIDS $RESET_PID"
+wait_for "the resetting mx" grep -q ready "$T/reset.out"
+sg allow $EXEMPT_UID --port 465 >/dev/null	# narrowed: decided by the daemon, ct mark allow
+as_uid $EXEMPT_UID /usr/bin/python3 "$T/takeover.py" connect 47001 $MX4 465 >"$T/takeover1.out" 2>&1
+check "an excepted user's flow is allowed, then reset by the far side" \
+    grep -qx reset "$T/takeover1.out"
+dec0=$(status_num decisions.reject)
+as_uid $WEB_UID /usr/bin/python3 "$T/takeover.py" connect 47001 $MX4 465 >"$T/takeover2.out" 2>&1
+check "a web user's SYN from the same ports, on that entry and its allow, is refused at once" \
+    grep -qx refused "$T/takeover2.out"
+check "... never reaching the mx" test "$(grep -c accept "$T/reset.out")" = 1
+kill "$RESET_PID"
+check "... and decided as its own attempt, logged with the web user's uid" \
+    wait_for "event" logged_rule $WEB_UID default
+check "... counted once" test "$(( $(status_num decisions.reject) - dec0 ))" = 1
+sg revoke $EXEMPT_UID >/dev/null
+# The session the revoke cut above left its entry established, marked reject.
+cut_port=$(in_host conntrack -L -p tcp -d $MX4 --dport 25 --mark $((2 << 20))/$((7 << 20)) \
+    2>/dev/null | sed -n 's/.* sport=\([0-9]*\) dport=25 .*/\1/p' | head -n 1)
+check "the cut session's entry is still there, marked reject" test -n "$cut_port"
+dec0=$(status_num decisions.reject)
+as_uid $WEB_UID /usr/bin/python3 "$T/takeover.py" connect "${cut_port:-1}" $MX4 25 >"$T/takeover3.out" 2>&1
+check "a SYN on a cut session's entry is refused at once" grep -qx refused "$T/takeover3.out"
+check "... and counted as an attempt, not reset unseen by its old mark" \
+    test "$(( $(status_num decisions.reject) - dec0 ))" = 1
+
 # --- raw SYN-ACKs from port 25: the host answers with socketless resets ----------
 cat >"$T/synack.py" <<'PY'
 import socket, struct, sys

@@ -318,6 +318,73 @@ drop_rule(struct nm_ruleset *rs, const char *chain, const char *text)
 }
 
 /*
+ * A SYN that takes over an old flow's conntrack entry (one reset by the far
+ * side, or cut by a verdict) is decided afresh: without the rule for it,
+ * the old flow's "allow" lets a web user's new connection out undecided.
+ */
+static void
+a_syn_on_an_old_flows_entry_is_decided_afresh(void **state)
+{
+	struct fm_world w;
+	char err[NM_ERR_MAX + 64], why[WHY_MAX];
+	struct fm_case taken = { .ct = FM_CT_ESTABLISHED, .ctmark = MARK_ALLOW, .nat_done = 1,
+	    .sock = FM_SOCK_WEB, .flags = 0 };
+	struct fm_case retransmitted = { .ct = FM_CT_NEW, .ctmark = MARK_ALLOW, .nat_done = 1,
+	    .sock = FM_SOCK_WEB, .flags = 0 };
+	struct nm_result res;
+	const char *bad;
+
+	(void)state;
+	assert_int_equal(fm_world_init(&w, false, false, ACTION_REJECT, ruleset_build, err,
+	    sizeof(err)), 0);
+	assert_null(fm_check(&w, &taken, &res, why, sizeof(why)));
+	assert_int_equal(res.queued, 1);
+	assert_int_equal(res.final, NM_REJECT);
+	/* Its own SYN again, before any answer: the flow's verdict, in the kernel. */
+	assert_null(fm_check(&w, &retransmitted, &res, why, sizeof(why)));
+	assert_int_equal(res.queued, 0);
+	assert_int_equal(res.final, NM_ACCEPT);
+	drop_rule(w.rs, "fence", "a SYN on an old flow's conntrack entry");
+	assert_non_null(bad = first_failure(&w, &taken, why, sizeof(why)));
+	print_message("no rule for a taken-over SYN: %s\n", why);
+	assert_int_equal(bad[0], '2');
+	fm_world_free(&w);
+}
+
+/*
+ * A trapped flow never leaves the host: without after_nat's rule, a SYN the
+ * daemon traps on a flow whose NAT was bound untranslated (its first SYN
+ * passed before the fence was there) goes to the mx.
+ */
+static void
+a_trap_without_its_after_nat_guard_leaves_the_host(void **state)
+{
+	struct fm_world w;
+	char err[NM_ERR_MAX + 64], why[WHY_MAX];
+	struct fm_case unbound = { .ct = FM_CT_NEW, .nat = NM_NAT_NONE, .nat_done = 1,
+	    .sock = FM_SOCK_WEB, .flags = 0 };
+	struct fm_case fresh = { .ct = FM_CT_NEW, .nat = NM_NAT_NONE, .sock = FM_SOCK_WEB,
+	    .flags = 0 };
+	struct nm_result res;
+	const char *bad;
+
+	(void)state;
+	assert_int_equal(fm_world_init(&w, false, false, ACTION_TRAP, ruleset_build, err,
+	    sizeof(err)), 0);
+	/* A new flow is trapped: to the trap's port on this host. */
+	assert_null(fm_check(&w, &fresh, &res, why, sizeof(why)));
+	assert_int_equal(res.final, NM_ACCEPT);
+	assert_true(res.queued == 1);
+	assert_null(fm_check(&w, &unbound, &res, why, sizeof(why)));
+	assert_int_equal(res.final, NM_REJECT);
+	drop_rule(w.rs, "after_nat", "trapped flows that NAT left untranslated");
+	assert_non_null(bad = first_failure(&w, &unbound, why, sizeof(why)));
+	print_message("no after_nat guard for the trap: %s\n", why);
+	assert_int_equal(bad[0], '8');
+	fm_world_free(&w);
+}
+
+/*
  * A redirected flow never leaves the host: without after_nat's rule, a SYN
  * the daemon redirects on a flow whose NAT was bound untranslated goes to
  * the mx; without nat_fence's, the socketless tail of a redirected flow
@@ -348,7 +415,7 @@ a_redirect_without_its_after_nat_guards_leaves_the_host(void **state)
 	assert_int_equal(res.final, NM_REJECT);
 	assert_null(fm_check(&w, &taken, &res, why, sizeof(why)));
 	assert_int_equal(res.final, NM_REJECT);
-	drop_rule(w.rs, "after_nat", "left untranslated");
+	drop_rule(w.rs, "after_nat", "redirected flows that NAT left untranslated");
 	assert_non_null(bad = first_failure(&w, &unbound, why, sizeof(why)));
 	print_message("no after_nat guard: %s\n", why);
 	assert_int_equal(bad[0], '7');
@@ -560,6 +627,8 @@ main(void)
 		cmocka_unit_test(ipv6_packets_leave_on_their_second_pass_too),
 		cmocka_unit_test(a_verdict_joined_with_its_ct_copy_loops_on_packets_without_conntrack),
 		cmocka_unit_test(a_queue_rule_without_its_socket_guard_queues_the_kernels_resets),
+		cmocka_unit_test(a_syn_on_an_old_flows_entry_is_decided_afresh),
+		cmocka_unit_test(a_trap_without_its_after_nat_guard_leaves_the_host),
 		cmocka_unit_test(a_redirect_without_its_after_nat_guards_leaves_the_host),
 		cmocka_unit_test(an_expression_the_model_does_not_know_fails_loudly),
 		cmocka_unit_test(a_refused_uid_is_reset_in_the_kernel_and_nothing_else_is),
