@@ -88,7 +88,7 @@ check "revoking the exception cuts its live session" cut revoked
 cat >"$T/takeover.py" <<'PY'
 import socket, struct, sys
 
-if sys.argv[1] == "reset-server":	# reset-server PORT: accept, then reset at once
+if sys.argv[1] == "reset-server":	# reset-server PORT: reset each client at its first byte
     s = socket.socket(socket.AF_INET6)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("::", int(sys.argv[2])))
@@ -97,6 +97,11 @@ if sys.argv[1] == "reset-server":	# reset-server PORT: accept, then reset at onc
     while True:
         c, _ = s.accept()
         print("accept", flush=True)
+        c.settimeout(5)
+        try:
+            c.recv(1)
+        except OSError:
+            pass
         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         c.close()
 else:	# connect SPORT HOST PORT: from that source port
@@ -114,6 +119,7 @@ else:	# connect SPORT HOST PORT: from that source port
         sys.exit(3)
     print("connected")
     try:
+        c.sendall(b"x")
         c.recv(1)
         print("closed")
     except ConnectionResetError:
