@@ -959,31 +959,47 @@ put_probed(struct nl_batch *b, const struct ruleset_spec *sp, bool native, unsig
  * connection inherits its master's mark; a SYN from the same ports takes the
  * entry over. It goes to smtpguardd, decided afresh by its own sender, never
  * by the old flow's mark. A SYN retransmitted before any answer (ct state
- * new) is its own flow's, and keeps its verdict. MARK: as for the queue rule.
+ * new) is its own flow's, and keeps its verdict. It is queued marked as
+ * after NAT (the old flow bound the entry's NAT: allow or reject only),
+ * but the self-check's probe keeps its own mark, so it is still refused
+ * and counted as the self-check.
  */
+static void
+x_taken_over_syn(struct rb *rb)
+{
+	x_l4proto_tcp(rb);
+	x_tcp_flags(rb, TH_SYN_ACK_MASK);
+	x_cmp_u8(rb, NFT_CMP_EQ, TCP_FLAG_SYN);
+	x_ct_load(rb, NFT_CT_STATE);
+	x_bitwise(rb, NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED), 0);
+	x_cmp_u32(rb, NFT_CMP_NEQ, 0);
+	x_meta_load(rb, NFT_META_SKUID);
+	x_cmp_u32(rb, NFT_CMP_GTE, 0);
+}
+
 static int
 put_taken_over_syn(struct nl_batch *b, const struct ruleset_spec *sp, const char *chain,
-    enum mark_state mark, bool native, unsigned int *n)
+    bool native, unsigned int *n)
 {
 	uint32_t m = sp->mark_mask;
 	struct rb rb;
 
 	if (rb_start(&rb, sp->table, chain,
+	    "the self-check's SYN on an old flow's conntrack entry: smtpguardd refuses it") < 0)
+		return -1;
+	x_taken_over_syn(&rb);
+	x_mark_is(&rb, m, MARK_PROBE);
+	x_queue(&rb, sp->queue_num, native);
+	if (rb_put(b, &rb, "%s #%u (taken-over probe)" QUEUE_LABEL, chain, ++*n) < 0)
+		return -1;
+
+	if (rb_start(&rb, sp->table, chain,
 	    "a SYN on an old flow's conntrack entry: smtpguardd decides it afresh") < 0)
 		return -1;
-	x_l4proto_tcp(&rb);
-	x_tcp_flags(&rb, TH_SYN_ACK_MASK);
-	x_cmp_u8(&rb, NFT_CMP_EQ, TCP_FLAG_SYN);
-	x_ct_load(&rb, NFT_CT_STATE);
-	x_bitwise(&rb, NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED), 0);
-	x_cmp_u32(&rb, NFT_CMP_NEQ, 0);
-	x_meta_load(&rb, NFT_META_SKUID);
-	x_cmp_u32(&rb, NFT_CMP_GTE, 0);
-	if (mark != MARK_NONE) {
-		x_meta_load(&rb, NFT_META_MARK);
-		x_bitwise(&rb, ~m, mark_value(m, mark));
-		x_meta_store(&rb, NFT_META_MARK);
-	}
+	x_taken_over_syn(&rb);
+	x_meta_load(&rb, NFT_META_MARK);
+	x_bitwise(&rb, ~m, mark_value(m, MARK_NAT));
+	x_meta_store(&rb, NFT_META_MARK);
 	x_queue(&rb, sp->queue_num, native);
 	return rb_put(b, &rb, "%s #%u (taken-over SYN)" QUEUE_LABEL, chain, ++*n);
 }
@@ -1031,7 +1047,7 @@ build_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 	    /* After the verdicts: a repeated packet never needs it. */
 	    put_allow_local(b, sp, CHAIN_FENCE, "allow_local: this host's own addresses",
 	    &n) < 0 ||
-	    put_taken_over_syn(b, sp, CHAIN_FENCE, MARK_NAT, native, &n) < 0 ||
+	    put_taken_over_syn(b, sp, CHAIN_FENCE, native, &n) < 0 ||
 	    put_decided(b, sp, CHAIN_FENCE, decided, NELEM(decided), native, &n) < 0 ||
 	    (sp->detect_any_port && put_probed(b, sp, native, &n) < 0))
 		return -1;
@@ -1111,7 +1127,7 @@ build_nat_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 	    put_verdicts(b, sp, CHAIN_NAT_FENCE, nat_verdicts, NELEM(nat_verdicts), &n) < 0 ||
 	    put_allow_local(b, sp, CHAIN_NAT_FENCE,
 	    "allow_local: translated to this host's own addresses", &n) < 0 ||
-	    put_taken_over_syn(b, sp, CHAIN_NAT_FENCE, MARK_NAT, native, &n) < 0 ||
+	    put_taken_over_syn(b, sp, CHAIN_NAT_FENCE, native, &n) < 0 ||
 	    put_decided(b, sp, CHAIN_NAT_FENCE, nat_decided, NELEM(nat_decided), native,
 	    &n) < 0 ||
 	    put_nat_redirected(b, sp, &n) < 0)
