@@ -1187,6 +1187,37 @@ build_input(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 	return rb_put(b, &rb, "%s #%u (replies)" QUEUE_LABEL, CHAIN_INPUT, ++n);
 }
 
+/*
+ * The table CFG asks for, with the MTA's uids and the plain exceptions'
+ * (the caller's arrays: they must outlive SPEC). A nat chain is registered
+ * only when its decision can be made: the trap's with action = trap, the
+ * local MTA's with the mail gate on (an exception's redirect is refused
+ * without it). With any nat chain, conntrack binds NAT (a null binding) for
+ * every new flow on the host, the MTA's too.
+ */
+void
+ruleset_spec_of(const struct config *cfg, const uid_t *mta, size_t nmta, const uid_t *allow,
+    size_t nallow, struct ruleset_spec *spec)
+{
+	memset(spec, 0, sizeof(*spec));
+	spec->table = TABLE_NAME;
+	spec->ports = cfg->ports;
+	spec->nports = cfg->nports;
+	spec->mta_uids = mta;
+	spec->nmta = nmta;
+	spec->allow_uids = allow;
+	spec->nallow = nallow;
+	spec->allow_local = cfg->allow_local;
+	spec->queue_num = cfg->queue_num;
+	spec->audit_group = cfg->audit_log_group;
+	spec->mark_mask = cfg->mark_mask;
+	spec->trap = cfg->action == ACTION_TRAP;
+	spec->redirect = cfg->mail_gate;
+	spec->detect_any_port = cfg->detect_any_port;
+	spec->trap_port = cfg->trap_port;
+	spec->redirect_port = cfg->redirect_to;
+}
+
 static int
 check_spec(const struct ruleset_spec *sp)
 {
@@ -1239,7 +1270,7 @@ ruleset_build(struct nl_batch *b, const struct ruleset_spec *sp, bool native_que
 	if (sp->trap && put_chain(b, sp->table, CHAIN_TRAP, "nat", NF_INET_LOCAL_OUT,
 	    TRAP_PRIORITY) < 0)
 		return -1;
-	if (put_chain(b, sp->table, CHAIN_REDIRECT, "nat", NF_INET_LOCAL_OUT,
+	if (sp->redirect && put_chain(b, sp->table, CHAIN_REDIRECT, "nat", NF_INET_LOCAL_OUT,
 	    TRAP_PRIORITY) < 0)
 		return -1;
 	if (put_chain(b, sp->table, CHAIN_AFTER_NAT, "filter", NF_INET_LOCAL_OUT,
@@ -1337,6 +1368,8 @@ ruleset_build(struct nl_batch *b, const struct ruleset_spec *sp, bool native_que
 	 * MTA's own delivery never gets here: its uids are accepted before any
 	 * verdict, so its flows never carry this ct mark.
 	 */
+	if (!sp->redirect)
+		return 0;
 	if (rb_start(&rb, sp->table, CHAIN_REDIRECT,
 	    "redirected flows go to the local MTA, under the mail gate's limits") < 0)
 		return -1;

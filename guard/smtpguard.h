@@ -386,10 +386,13 @@ struct ruleset_spec {
 	uint16_t	 audit_group;	/* nfnetlink_log group audited flows are copied to */
 	uint32_t	 mark_mask;
 	bool		 trap;		/* the nat chain that redirects trapped flows */
+	bool		 redirect;	/* the nat chain that sends redirected flows to the MTA */
 	bool		 detect_any_port;	/* all TCP meets the fence, not just @ports */
 	uint16_t	 trap_port;
 	uint16_t	 redirect_port;	/* the redirect chain's target: the local MTA */
 };
+void	 ruleset_spec_of(const struct config *, const uid_t *mta, size_t nmta,
+	    const uid_t *allow, size_t nallow, struct ruleset_spec *);
 int	 ruleset_build(struct nl_batch *, const struct ruleset_spec *, bool native_queue);
 int	 ruleset_install(const struct ruleset_spec *, bool *native_queue, char *err,
 	    size_t errlen);

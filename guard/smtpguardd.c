@@ -127,28 +127,6 @@ on_trap(struct daemon *d)
 	d->trap_fd = -1;
 }
 
-static void
-ruleset_spec_of(const struct config *cfg, const uid_t *mta,
-    size_t nmta, const uid_t *allow, size_t nallow, struct ruleset_spec *spec)
-{
-	memset(spec, 0, sizeof(*spec));
-	spec->table = TABLE_NAME;
-	spec->ports = cfg->ports;
-	spec->nports = cfg->nports;
-	spec->mta_uids = mta;
-	spec->nmta = nmta;
-	spec->allow_uids = allow;
-	spec->nallow = nallow;
-	spec->allow_local = cfg->allow_local;
-	spec->queue_num = cfg->queue_num;
-	spec->audit_group = cfg->audit_log_group;
-	spec->mark_mask = cfg->mark_mask;
-	spec->trap = true;
-	spec->detect_any_port = cfg->detect_any_port;
-	spec->trap_port = cfg->trap_port;
-	spec->redirect_port = cfg->redirect_to;
-}
-
 /* Everything a (re)load needs, validated before anything is applied. */
 struct loaded {
 	struct config		 cfg;

@@ -85,22 +85,8 @@ fm_world_init(struct fm_world *w, bool native, bool any_port, enum action action
 	/* As smtpguardd does: plain exceptions are the kernel's @allow_uids. */
 	w->nallow = exceptions_kernel_uids(&w->exc, w->allow, 4);
 
-	memset(&sp, 0, sizeof(sp));
-	sp.table = TABLE_NAME;
-	sp.ports = w->cfg.ports;
-	sp.nports = w->cfg.nports;
-	sp.mta_uids = w->mta;
-	sp.nmta = 1;
-	sp.allow_uids = w->allow;
-	sp.nallow = w->nallow;
-	sp.allow_local = w->cfg.allow_local;
-	sp.queue_num = w->cfg.queue_num;
-	sp.audit_group = w->cfg.audit_log_group;
-	sp.mark_mask = w->cfg.mark_mask;
-	sp.trap = true;
-	sp.detect_any_port = any_port;
-	sp.trap_port = w->cfg.trap_port;
-	sp.redirect_port = w->cfg.redirect_to;
+	/* As smtpguardd asks for it: the trap's nat chain only with action = trap. */
+	ruleset_spec_of(&w->cfg, w->mta, 1, w->allow, w->nallow, &sp);
 
 	if ((w->rs = calloc(1, sizeof(*w->rs))) == NULL) {
 		snprintf(err, errlen, "out of memory");

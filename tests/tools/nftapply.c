@@ -7,6 +7,8 @@
  *
  * usage: nftapply install [-p PORT,...] [-m UID,...] [-a UID,...] [-l yes|no]
  *                         [-q NUM] [-M MASK] [-T PORT|-T no] [-R PORT] [-t TABLE]
+ *        (-T PORT: the trap's nat chain, to PORT; -R PORT: to_mta's. Without
+ *        them, neither: the golden table, action reject and no mail gate.)
  *        nftapply remove [-t TABLE]
  *        nftapply exists [-t TABLE]          exit 0 if present, 1 if absent
  *        nftapply allow|revoke [-t TABLE] UID...
@@ -79,7 +81,6 @@ main(int argc, char **argv)
 		.queue_num = 0,
 		.audit_group = 2525,
 		.mark_mask = GOLDEN_MASK,
-		.trap = true,
 		.trap_port = GOLDEN_TRAP,
 		.redirect_port = GOLDEN_REDIRECT,
 	};
@@ -133,6 +134,7 @@ main(int argc, char **argv)
 				spec.trap_port = (uint16_t)number(optarg, UINT16_MAX);
 			break;
 		case 'R':
+			spec.redirect = true;
 			spec.redirect_port = (uint16_t)number(optarg, UINT16_MAX);
 			break;
 		case 't':

@@ -551,7 +551,8 @@ load_with(struct nm_ruleset *rs, int (*steps)(struct nl_batch *))
 	struct ruleset_spec sp = {
 		.table = TABLE_NAME, .ports = ports, .nports = 3, .mta_uids = mta, .nmta = 1,
 		.allow_local = true, .queue_num = 0, .audit_group = 2525,
-		.mark_mask = 0x00700000, .trap = true, .trap_port = 10025, .redirect_port = 25,
+		.mark_mask = 0x00700000, .trap = true, .redirect = true, .trap_port = 10025,
+		.redirect_port = 25,
 	};
 	struct nl_batch b;
 	const void *data;

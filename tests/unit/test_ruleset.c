@@ -62,6 +62,7 @@ struct parsed {
 	size_t		 n;
 };
 
+/* rules/smtpguard.nft's spec, with both nat chains (the trap's, to_mta's) as well. */
 static struct ruleset_spec
 golden_spec(void)
 {
@@ -75,6 +76,7 @@ golden_spec(void)
 		.audit_group = 2525,
 		.mark_mask = GOLDEN_MASK,
 		.trap = true,
+		.redirect = true,
 		.trap_port = 10025,
 		.redirect_port = 25,
 	};
@@ -1143,6 +1145,46 @@ trapped_flows_are_redirected_to_the_trap_port(void **state)
 	release(&p);
 }
 
+/*
+ * A nat chain is registered only when its decision can be made: with one,
+ * conntrack binds NAT for every new flow on the host, the MTA's too.
+ */
+static void
+nat_chains_only_for_the_decisions_that_need_them(void **state)
+{
+	static const uid_t mta[] = { 101 };
+	struct ruleset_spec sp;
+	struct config cfg;
+	struct parsed p;
+
+	(void)state;
+	config_defaults(&cfg);
+	cfg.action = ACTION_REJECT;
+	cfg.mail_gate = false;
+	ruleset_spec_of(&cfg, mta, 1, NULL, 0, &sp);
+	build(&p, &sp, true);
+	assert_null(find(&p, NFT_MSG_NEWCHAIN, "trap"));
+	assert_null(find(&p, NFT_MSG_NEWCHAIN, "to_mta"));
+	/* after_nat still resets a trapped or redirected flow NAT left untranslated. */
+	assert_non_null(find(&p, NFT_MSG_NEWCHAIN, "after_nat"));
+	release(&p);
+
+	cfg.action = ACTION_TRAP;
+	ruleset_spec_of(&cfg, mta, 1, NULL, 0, &sp);
+	build(&p, &sp, true);
+	assert_non_null(find(&p, NFT_MSG_NEWCHAIN, "trap"));
+	assert_null(find(&p, NFT_MSG_NEWCHAIN, "to_mta"));
+	release(&p);
+
+	cfg.action = ACTION_AUDIT;
+	cfg.mail_gate = true;
+	ruleset_spec_of(&cfg, mta, 1, NULL, 0, &sp);
+	build(&p, &sp, true);
+	assert_null(find(&p, NFT_MSG_NEWCHAIN, "trap"));
+	assert_non_null(find(&p, NFT_MSG_NEWCHAIN, "to_mta"));
+	release(&p);
+}
+
 static void
 rules_carry_comments_for_nft_list(void **state)
 {
@@ -1607,6 +1649,7 @@ main(void)
 		cmocka_unit_test(a_fence_on_no_ports_is_refused),
 		cmocka_unit_test(trapped_flows_are_redirected_to_the_trap_port),
 		cmocka_unit_test(redirected_flows_go_to_the_mta_port_and_a_bad_port_is_refused),
+		cmocka_unit_test(nat_chains_only_for_the_decisions_that_need_them),
 		cmocka_unit_test(rules_carry_comments_for_nft_list),
 		cmocka_unit_test(an_exception_is_one_element_batch),
 		cmocka_unit_test(thousands_of_exceptions_fit_in_one_transaction),
