@@ -743,6 +743,15 @@ static const struct verdict_rule input_verdicts[] = {
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 
+/* Our bits of the packet mark := ST (MARK_NONE: cleared), every bit outside the mask M kept. */
+static void
+x_mark_set(struct rb *rb, uint32_t m, enum mark_state st)
+{
+	x_meta_load(rb, NFT_META_MARK);
+	x_bitwise(rb, ~m, mark_value(m, st));
+	x_meta_store(rb, NFT_META_MARK);
+}
+
 /*
  * detect_any_port: a followed flow's packet goes to the queue with "inspect"
  * in our bits of its mark, so smtpguardd tells it from a new flow's: one
@@ -752,9 +761,7 @@ static const struct verdict_rule input_verdicts[] = {
 static void
 x_mark_followed(struct rb *rb, uint32_t m)
 {
-	x_meta_load(rb, NFT_META_MARK);
-	x_bitwise(rb, ~m, mark_value(m, MARK_INSPECT));
-	x_meta_store(rb, NFT_META_MARK);
+	x_mark_set(rb, m, MARK_INSPECT);
 }
 
 static void
@@ -810,9 +817,7 @@ put_verdicts(struct nl_batch *b, const struct ruleset_spec *sp, const char *chai
 		if (rb_start(&rb, sp->table, chain, vs[i].comment) < 0)
 			return -1;
 		x_mark_is(&rb, m, vs[i].state);
-		x_meta_load(&rb, NFT_META_MARK);
-		x_bitwise(&rb, ~m, 0);
-		x_meta_store(&rb, NFT_META_MARK);
+		x_mark_set(&rb, m, MARK_NONE);
 		/* Final, even for audit: "keep inspecting" lives in the ct mark. */
 		x_final(&rb, &vs[i], sp, false);
 		if (rb_put(b, &rb, "%s #%u (verdict %s)", chain, ++*n, vs[i].name) < 0)
@@ -912,11 +917,8 @@ put_queue_and_socketless(struct nl_batch *b, const struct ruleset_spec *sp,
 		return -1;
 	x_meta_load(&rb, NFT_META_SKUID);
 	x_cmp_u32(&rb, NFT_CMP_GTE, 0);
-	if (mark != MARK_NONE) {
-		x_meta_load(&rb, NFT_META_MARK);
-		x_bitwise(&rb, ~m, mark_value(m, mark));
-		x_meta_store(&rb, NFT_META_MARK);
-	}
+	if (mark != MARK_NONE)
+		x_mark_set(&rb, m, mark);
 	x_queue(&rb, sp->queue_num, native);
 	if (rb_put(b, &rb, "%s #%u" QUEUE_LABEL, chain, ++*n) < 0)
 		return -1;
@@ -997,9 +999,7 @@ put_taken_over_syn(struct nl_batch *b, const struct ruleset_spec *sp, const char
 	    "a SYN on an old flow's conntrack entry: smtpguardd decides it afresh") < 0)
 		return -1;
 	x_taken_over_syn(&rb);
-	x_meta_load(&rb, NFT_META_MARK);
-	x_bitwise(&rb, ~m, mark_value(m, MARK_NAT));
-	x_meta_store(&rb, NFT_META_MARK);
+	x_mark_set(&rb, m, MARK_NAT);
 	x_queue(&rb, sp->queue_num, native);
 	return rb_put(b, &rb, "%s #%u (taken-over SYN)" QUEUE_LABEL, chain, ++*n);
 }
@@ -1167,9 +1167,7 @@ build_input(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 	x_meta_load(&rb, NFT_META_MARK);
 	x_bitwise(&rb, m, 0);
 	x_cmp_u32(&rb, NFT_CMP_NEQ, 0);
-	x_meta_load(&rb, NFT_META_MARK);
-	x_bitwise(&rb, ~m, 0);
-	x_meta_store(&rb, NFT_META_MARK);
+	x_mark_set(&rb, m, MARK_NONE);
 	x_verdict(&rb, NF_ACCEPT, NULL);
 	if (rb_put(b, &rb, "%s #%u (other answers)", CHAIN_INPUT, ++n) < 0)
 		return -1;

@@ -358,7 +358,8 @@ fm_check(struct fm_world *w, const struct fm_case *c, struct nm_result *res, cha
 	 * any verdict, so they never carry that ct mark (property 3).
 	 */
 	redirected = !c->udp && !c->inbound && !mta && p0.ct == NM_CT_ENTRY &&
-	    ((own_ctmark && (c->ctmark & 7) == MARK_REDIRECT) || (res->answered > 0 && d.last == MARK_REDIRECT));
+	    ((own_ctmark && (c->ctmark & 7) == MARK_REDIRECT) ||
+	    (res->answered > 0 && d.last == MARK_REDIRECT));
 
 	/* Sent to the trap: by its own ct mark, or by the daemon's answer now. */
 	trapped = !c->udp && !c->inbound && !mta && p0.ct == NM_CT_ENTRY &&
