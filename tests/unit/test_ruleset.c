@@ -1153,36 +1153,31 @@ static void
 nat_chains_only_for_the_decisions_that_need_them(void **state)
 {
 	static const uid_t mta[] = { 101 };
+	static const struct {
+		enum action	 action;
+		bool		 gate, trap, to_mta;
+	} cases[] = {
+		{ ACTION_REJECT, false, false, false },
+		{ ACTION_TRAP, false, true, false },
+		{ ACTION_AUDIT, true, false, true },
+	};
 	struct ruleset_spec sp;
 	struct config cfg;
 	struct parsed p;
 
 	(void)state;
-	config_defaults(&cfg);
-	cfg.action = ACTION_REJECT;
-	cfg.mail_gate = false;
-	ruleset_spec_of(&cfg, mta, 1, NULL, 0, &sp);
-	build(&p, &sp, true);
-	assert_null(find(&p, NFT_MSG_NEWCHAIN, "trap"));
-	assert_null(find(&p, NFT_MSG_NEWCHAIN, "to_mta"));
-	/* after_nat still resets a trapped or redirected flow NAT left untranslated. */
-	assert_non_null(find(&p, NFT_MSG_NEWCHAIN, "after_nat"));
-	release(&p);
-
-	cfg.action = ACTION_TRAP;
-	ruleset_spec_of(&cfg, mta, 1, NULL, 0, &sp);
-	build(&p, &sp, true);
-	assert_non_null(find(&p, NFT_MSG_NEWCHAIN, "trap"));
-	assert_null(find(&p, NFT_MSG_NEWCHAIN, "to_mta"));
-	release(&p);
-
-	cfg.action = ACTION_AUDIT;
-	cfg.mail_gate = true;
-	ruleset_spec_of(&cfg, mta, 1, NULL, 0, &sp);
-	build(&p, &sp, true);
-	assert_null(find(&p, NFT_MSG_NEWCHAIN, "trap"));
-	assert_non_null(find(&p, NFT_MSG_NEWCHAIN, "to_mta"));
-	release(&p);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		config_defaults(&cfg);
+		cfg.action = cases[i].action;
+		cfg.mail_gate = cases[i].gate;
+		ruleset_spec_of(&cfg, mta, 1, NULL, 0, &sp);
+		build(&p, &sp, true);
+		assert_int_equal(find(&p, NFT_MSG_NEWCHAIN, "trap") != NULL, cases[i].trap);
+		assert_int_equal(find(&p, NFT_MSG_NEWCHAIN, "to_mta") != NULL, cases[i].to_mta);
+		/* after_nat still resets a trapped or redirected flow NAT left untranslated. */
+		assert_non_null(find(&p, NFT_MSG_NEWCHAIN, "after_nat"));
+		release(&p);
+	}
 }
 
 static void
