@@ -962,9 +962,11 @@ put_probed(struct nl_batch *b, const struct ruleset_spec *sp, bool native, unsig
  * entry over. It goes to smtpguardd, decided afresh by its own sender, never
  * by the old flow's mark. A SYN retransmitted before any answer (ct state
  * new) is its own flow's, and keeps its verdict. It is queued marked as
- * after NAT (the old flow bound the entry's NAT: allow or reject only),
- * but the self-check's probe keeps its own mark, so it is still refused
- * and counted as the self-check.
+ * after NAT (the old flow bound the entry's NAT: allow or reject only).
+ * In the fence chain (PROBE) the self-check's probe keeps its own mark, so
+ * it is still refused and counted as the self-check; nat_fence marks every
+ * packet it queues after NAT, the probe's too, as its last rule does: only
+ * allow and reject can be carried out there.
  */
 static void
 x_taken_over_syn(struct rb *rb)
@@ -981,19 +983,21 @@ x_taken_over_syn(struct rb *rb)
 
 static int
 put_taken_over_syn(struct nl_batch *b, const struct ruleset_spec *sp, const char *chain,
-    bool native, unsigned int *n)
+    bool probe, bool native, unsigned int *n)
 {
 	uint32_t m = sp->mark_mask;
 	struct rb rb;
 
-	if (rb_start(&rb, sp->table, chain,
-	    "the self-check's SYN on an old flow's conntrack entry: smtpguardd refuses it") < 0)
-		return -1;
-	x_taken_over_syn(&rb);
-	x_mark_is(&rb, m, MARK_PROBE);
-	x_queue(&rb, sp->queue_num, native);
-	if (rb_put(b, &rb, "%s #%u (taken-over probe)" QUEUE_LABEL, chain, ++*n) < 0)
-		return -1;
+	if (probe) {
+		if (rb_start(&rb, sp->table, chain, "the self-check's SYN on an old flow's "
+		    "conntrack entry: smtpguardd refuses it") < 0)
+			return -1;
+		x_taken_over_syn(&rb);
+		x_mark_is(&rb, m, MARK_PROBE);
+		x_queue(&rb, sp->queue_num, native);
+		if (rb_put(b, &rb, "%s #%u (taken-over probe)" QUEUE_LABEL, chain, ++*n) < 0)
+			return -1;
+	}
 
 	if (rb_start(&rb, sp->table, chain,
 	    "a SYN on an old flow's conntrack entry: smtpguardd decides it afresh") < 0)
@@ -1047,7 +1051,7 @@ build_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 	    /* After the verdicts: a repeated packet never needs it. */
 	    put_allow_local(b, sp, CHAIN_FENCE, "allow_local: this host's own addresses",
 	    &n) < 0 ||
-	    put_taken_over_syn(b, sp, CHAIN_FENCE, native, &n) < 0 ||
+	    put_taken_over_syn(b, sp, CHAIN_FENCE, true, native, &n) < 0 ||
 	    put_decided(b, sp, CHAIN_FENCE, decided, NELEM(decided), native, &n) < 0 ||
 	    (sp->detect_any_port && put_probed(b, sp, native, &n) < 0))
 		return -1;
@@ -1127,7 +1131,7 @@ build_nat_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 	    put_verdicts(b, sp, CHAIN_NAT_FENCE, nat_verdicts, NELEM(nat_verdicts), &n) < 0 ||
 	    put_allow_local(b, sp, CHAIN_NAT_FENCE,
 	    "allow_local: translated to this host's own addresses", &n) < 0 ||
-	    put_taken_over_syn(b, sp, CHAIN_NAT_FENCE, native, &n) < 0 ||
+	    put_taken_over_syn(b, sp, CHAIN_NAT_FENCE, false, native, &n) < 0 ||
 	    put_decided(b, sp, CHAIN_NAT_FENCE, nat_decided, NELEM(nat_decided), native,
 	    &n) < 0 ||
 	    put_nat_redirected(b, sp, &n) < 0)
