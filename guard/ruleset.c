@@ -1140,15 +1140,6 @@ build_nat_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 	    "translated to an SMTP port: smtpguardd judges the real destination", native, &n);
 }
 
-/* The decisions carried out by our own NAT, at a flow's first packet. */
-static const struct {
-	enum mark_state	 state;
-	const char	*name, *comment;
-} nat_carried[] = {
-	{ MARK_TRAP, "trap", "trapped flows that NAT left untranslated never leave" },
-	{ MARK_REDIRECT, "redirect", "redirected flows that NAT left untranslated never leave" },
-};
-
 /*
  * detect_any_port: the replies of a flow smtpguardd is still reading (ct
  * mark inspect) from a port nobody fences go to the queue, marked as
@@ -1249,6 +1240,15 @@ check_spec(const struct ruleset_spec *sp)
 	}
 	return 0;
 }
+
+/* The decisions carried out by our own NAT, at a flow's first packet. */
+static const struct {
+	enum mark_state	 state;
+	const char	*name, *comment;
+} nat_carried[] = {
+	{ MARK_TRAP, "trap", "trapped flows that NAT left untranslated never leave" },
+	{ MARK_REDIRECT, "redirect", "redirected flows that NAT left untranslated never leave" },
+};
 
 int
 ruleset_build(struct nl_batch *b, const struct ruleset_spec *sp, bool native_queue)

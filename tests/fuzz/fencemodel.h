@@ -308,6 +308,14 @@ fm_port_fenced(const struct fm_world *w, uint16_t port)
 	return false;
 }
 
+/* The flow is given ST: by its own ct mark (OWN_CTMARK), or by the daemon's answer now. */
+static bool
+fm_given(const struct fm_case *c, const struct nm_result *res, const struct fm_daemon *d,
+    bool own_ctmark, enum mark_state st)
+{
+	return (own_ctmark && (c->ctmark & 7) == st) || (res->answered > 0 && d->last == st);
+}
+
 /*
  * One packet through the model; NULL if every property held, else which one
  * failed (in WHY, with the trace).
@@ -320,7 +328,7 @@ fm_check(struct fm_world *w, const struct fm_case *c, struct nm_result *res, cha
 	struct fm_daemon d = { .w = w, .c = c, .last = MARK_NONE };
 	uint8_t flags;
 	bool syn, fenced_uid, mta, out_fenced, own_ctmark, decided_flow, inspected, probed,
-	    redirected, trapped;
+	    nat_ours, redirected, trapped;
 
 	/*
 	 * Property 6 is for packets leaving: a received reply of a rejected
@@ -353,18 +361,13 @@ fm_check(struct fm_world *w, const struct fm_case *c, struct nm_result *res, cha
 	    (c->ctmark & 7) == MARK_TRAP || (c->ctmark & 7) == MARK_INSPECT ||
 	    (c->ctmark & 7) == MARK_REDIRECT);
 	/*
-	 * Sent to the local MTA: by its ct mark, or by the daemon's answer now.
-	 * Never an MTA's or plain exception's flow: those are accepted before
-	 * any verdict, so they never carry that ct mark (property 3).
+	 * Sent to the local MTA, or to the trap. Never an MTA's or plain
+	 * exception's flow: those are accepted before any verdict, so they
+	 * never carry that ct mark (property 3).
 	 */
-	redirected = !c->udp && !c->inbound && !mta && p0.ct == NM_CT_ENTRY &&
-	    ((own_ctmark && (c->ctmark & 7) == MARK_REDIRECT) ||
-	    (res->answered > 0 && d.last == MARK_REDIRECT));
-
-	/* Sent to the trap: by its own ct mark, or by the daemon's answer now. */
-	trapped = !c->udp && !c->inbound && !mta && p0.ct == NM_CT_ENTRY &&
-	    ((own_ctmark && (c->ctmark & 7) == MARK_TRAP) ||
-	    (res->answered > 0 && d.last == MARK_TRAP));
+	nat_ours = !c->udp && !c->inbound && !mta && p0.ct == NM_CT_ENTRY;
+	redirected = nat_ours && fm_given(c, res, &d, own_ctmark, MARK_REDIRECT);
+	trapped = nat_ours && fm_given(c, res, &d, own_ctmark, MARK_TRAP);
 
 	/*
 	 * An audited flow (a fenced port) is copied, never queued: its tail

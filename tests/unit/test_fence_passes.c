@@ -374,7 +374,7 @@ a_trap_without_its_after_nat_guard_leaves_the_host(void **state)
 	/* A new flow is trapped: to the trap's port on this host. */
 	assert_null(fm_check(&w, &fresh, &res, why, sizeof(why)));
 	assert_int_equal(res.final, NM_ACCEPT);
-	assert_true(res.queued == 1);
+	assert_int_equal(res.queued, 1);
 	assert_null(fm_check(&w, &unbound, &res, why, sizeof(why)));
 	assert_int_equal(res.final, NM_REJECT);
 	drop_rule(w.rs, "after_nat", "trapped flows that NAT left untranslated");
