@@ -110,6 +110,8 @@ ctlreply_status(const struct daemon *d)
 	json_object_set_new(o, "kernel_lost", json_integer((json_int_t)d->cnt.kernel_lost));
 	json_object_set_new(o, "kernel_errors", json_integer((json_int_t)d->cnt.kernel_errors));
 	json_object_set_new(o, "kernel_full", json_integer((json_int_t)d->cnt.kernel_full));
+	json_object_set_new(o, "kernel_audited", json_integer((json_int_t)d->cnt.kernel_audited));
+	json_object_set_new(o, "kernel_auditing", json_integer((json_int_t)d->naudited));
 	json_object_set_new(o, "flows_followed", json_integer((json_int_t)flow_count(d->flows)));
 	json_object_set_new(o, "attribution_ns", json_pack("{s:I, s:I, s:I, s:I}",
 	    "lookups", (json_int_t)d->attrib_ns.total,
@@ -225,7 +227,7 @@ ctlreply_change(struct daemon *d, const struct ctl_request *req)
 	 * The uids refused in the kernel were judged under the old exceptions:
 	 * out, counted, before the new ones apply (no packet is read between).
 	 */
-	if (fence_unrefuse(d, err, sizeof(err)) < 0)
+	if (fence_kernel_flush(d, err, sizeof(err)) < 0)
 		goto fail;
 	nbefore = exceptions_kernel_uids(&d->exc, before, KERNEL_UIDS_MAX);
 	nafter = exceptions_kernel_uids(&next, after, KERNEL_UIDS_MAX);

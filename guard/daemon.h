@@ -52,6 +52,7 @@ struct counters {
 	uint64_t	 kernel_errors;		/* changes the kernel refused: an add (queue
 						   path kept) or a delete (retried) */
 	uint64_t	 kernel_full;		/* attempts kept on the queue path: set full */
+	uint64_t	 kernel_audited;	/* SYNs audited in the kernel (@audited_uids) */
 };
 
 struct daemon {
@@ -72,6 +73,8 @@ struct daemon {
 	struct event_log	*events;
 	struct flood		*flood;
 	struct refuse		*refuse;	/* flooding uids refused in the kernel */
+	uid_t			 audited[AUDITED_UIDS_MAX];	/* @audited_uids, as added */
+	size_t			 naudited;
 	struct alerts		*alerts;	/* counting; the alerter runs the program */
 	int			 alert_fd;	/* to the alerter; -1 without [alert] exec */
 	pid_t			 alerter_pid;
@@ -106,8 +109,8 @@ void	 fence_read_audit(struct daemon *);
 int	 fence_trap_reports(struct daemon *);
 void	 fence_tick(struct daemon *, time_t now);
 void	 fence_summaries(struct daemon *, time_t until);
-int	 fence_unrefuse(struct daemon *, char *err, size_t errlen);
-void	 fence_unrefuse_lost(struct daemon *);
+int	 fence_kernel_flush(struct daemon *, char *err, size_t errlen);
+void	 fence_kernel_lost(struct daemon *);
 void	 fence_emit(struct daemon *, struct event *);
 void	 fence_emit_daemon(struct daemon *, const char *msg);
 void	 fence_alert(struct daemon *, const struct event *, const char *msg);

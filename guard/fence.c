@@ -163,22 +163,31 @@ kernel_summary(void *arg, uid_t uid, uint64_t refused, bool lost)
 }
 
 /*
- * Every uid out of @refused_uids, its count settled, before a change of
- * the exceptions or the configuration applies: with one loop and no packet
- * read in between, no SYN is refused in the kernel under a rule that no
- * longer holds. -1 with ERR if the kernel refused (nothing changed).
+ * Every uid out of @refused_uids, its count settled, and out of
+ * @audited_uids, before a change of the exceptions or the configuration
+ * applies: with one loop and no packet read in between, no SYN is refused
+ * or audited in the kernel under a rule that no longer holds. -1 with ERR
+ * if the kernel refused (the audited uids stay if only their delete failed).
  */
 int
-fence_unrefuse(struct daemon *d, char *err, size_t errlen)
+fence_kernel_flush(struct daemon *d, char *err, size_t errlen)
 {
-	return refuse_flush(d->refuse, kernel_summary, d, err, errlen);
+	if (refuse_flush(d->refuse, kernel_summary, d, err, errlen) < 0)
+		return -1;
+	/* The SYNs the kernel audited meanwhile are decided afresh from their copies. */
+	if (d->naudited > 0 && ruleset_set_uids(TABLE_NAME, "audited_uids", false, d->audited,
+	    d->naudited, err, errlen) < 0)
+		return -1;
+	d->naudited = 0;
+	return 0;
 }
 
 /* The table was replaced without a flush that worked: the set went with it. */
 void
-fence_unrefuse_lost(struct daemon *d)
+fence_kernel_lost(struct daemon *d)
 {
 	refuse_forget(d->refuse, kernel_summary, d);
+	d->naudited = 0;
 }
 
 /*
@@ -642,10 +651,61 @@ start_probe(struct daemon *d, const struct queue_packet *qp, const struct pkt *p
 	}
 }
 
-/* A new flow whose sender is named: the attempt, its verdict, its event and alerts. */
+/*
+ * Every later SYN of the uid is audited in the kernel (@audited_uids), after
+ * this one's verdict. A full set, or a failed add, leaves it on the queue
+ * path: counted, the failure logged once.
+ */
 static void
-attempt(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
-    struct policy_query *q, time_t now)
+audit_in_kernel(struct daemon *d, uid_t uid)
+{
+	char err[256];
+
+	for (size_t i = 0; i < d->naudited; i++)
+		if (d->audited[i] == uid)
+			return;
+	if (d->naudited == AUDITED_UIDS_MAX) {
+		d->cnt.kernel_full++;
+		return;
+	}
+	if (ruleset_set_uids(TABLE_NAME, "audited_uids", true, &uid, 1, err, sizeof(err)) < 0) {
+		if (d->cnt.kernel_errors++ == 0)
+			log_warnx("adding uid %lu to @audited_uids: %s; its SYNs are audited "
+			    "through the queue (counted in kernel_errors)", (unsigned long)uid, err);
+		return;
+	}
+	d->audited[d->naudited++] = uid;
+}
+
+/*
+ * What the kernel's audit of a SYN becomes when smtpguardd decides
+ * otherwise (the policy changed after the kernel took it, before its copy
+ * was read): it went out, so only the flow's next packets can still get
+ * the decision. Allow stays allow; anything else is reset, as a flow met
+ * mid-way is.
+ */
+static void
+kernel_audit_overruled(struct decision *dec)
+{
+	if (dec->action == ACTION_AUDIT)
+		return;
+	dec->follow = POLICY_FOLLOW_NONE;
+	if (dec->action != ACTION_ALLOW) {
+		dec->action = ACTION_REJECT;
+		dec->mark = MARK_REJECT;
+	}
+	dec->unfollowed = dec->mark;
+}
+
+/*
+ * A new flow whose sender is named: the attempt, its verdict, its event and
+ * alerts. QP is its SYN waiting in the queue; NULL for a SYN the kernel
+ * audited (@audited_uids), read from its copy (IDS: the socket's owner): the
+ * SYN went on, and a verdict other than audit goes into the flow's ct mark.
+ */
+static void
+attempt(struct daemon *d, const struct queue_packet *qp, const struct nflog_packet *copy,
+    const struct pkt *p, struct policy_query *q, time_t now)
 {
 	struct attrib who;
 	struct decision dec;
@@ -653,7 +713,7 @@ attempt(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
 	struct admit ad;
 	uint64_t t0, took;
 	enum mark_state mark;
-	bool refusable;
+	bool refusable, auditable;
 
 	/*
 	 * Attribute before the verdict: the process still sits in connect().
@@ -661,7 +721,11 @@ attempt(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
 	 * only for an event that will be written, or a flow that is followed.
 	 */
 	t0 = mono_ns();
-	attrib_sender(d->attrib, p, qp->has_uid, qp->uid, qp->has_gid, qp->gid, &who);
+	if (qp != NULL)
+		attrib_sender(d->attrib, p, qp->has_uid, qp->uid, qp->has_gid, qp->gid, &who);
+	else
+		attrib_sender(d->attrib, p, copy->has_uid, copy->uid, copy->has_gid, copy->gid,
+		    &who);
 	took = mono_ns() - t0;
 	hist_add(&d->attrib_ns, took);
 	metrics_latency_add(&d->attrib_le, took);
@@ -669,8 +733,11 @@ attempt(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
 	q->has_uid = who.has_uid;
 	q->uid = who.uid;
 	policy_decide(q, &dec);
+	if (qp == NULL)
+		kernel_audit_overruled(&dec);
 	attempt_admit(d, &who, &dec, true, now, &ad);
-	refusable = !ad.written && policy_kernel_refusable(q, &dec);
+	refusable = qp != NULL && !ad.written && policy_kernel_refusable(q, &dec);
+	auditable = qp != NULL && policy_kernel_auditable(q, &dec);
 	if (ad.written || ad.alert_due || dec.cap_exceeded || dec.follow != POLICY_FOLLOW_NONE)
 		attrib_details(d->attrib, &who);
 	e.flow_id = d->next_flow_id++;
@@ -683,13 +750,19 @@ attempt(struct daemon *d, const struct queue_packet *qp, const struct pkt *p,
 		dec.action = ACTION_REJECT;
 		strlcpy_sg(dec.rule, "redirect-no-room", sizeof(dec.rule));
 	}
-	verdict(d, qp, mark);
+	if (qp != NULL)
+		verdict(d, qp, mark);
+	else if (mark != MARK_INSPECT && ctmark_set(d->ctmark, p, d->cfg.mark_mask,
+	    mark_value(d->cfg.mark_mask, mark)) < 0 && d->cnt.audit_unreleased++ == 0)
+		log_warn("setting a flow's conntrack mark after the kernel audited its SYN");
 	d->cnt.decisions[dec.action]++;
 	e.flow = p;
 	attempt_emit(d, &e, &who, &dec, &ad);
 	/* After its verdict: this SYN does not wait for the set's batch. */
 	if (refusable)
 		refuse_in_kernel(d, &who, now);
+	if (auditable)
+		audit_in_kernel(d, who.uid);
 }
 
 static void
@@ -719,7 +792,7 @@ on_packet(const struct queue_packet *qp, void *arg)
 		d->cnt.any_port_lost++;
 		verdict(d, qp, dec.mark);
 	} else if (dec.need_sender)
-		attempt(d, qp, &p, &q, now);
+		attempt(d, qp, NULL, &p, &q, now);
 	else if (dec.follow == POLICY_FOLLOW_PROBE)
 		start_probe(d, qp, &p, &dec, now);
 	else
@@ -806,26 +879,40 @@ release_audited(struct daemon *d, struct flow *f)
 /*
  * A copy of an audited flow's packet (nflog.c), which itself went on in the
  * kernel: read on the client's side until inspection is done. A copy of a
- * flow no longer followed (read already, swept) is ignored.
+ * flow no longer followed (read already, swept) is ignored. A SYN's copy
+ * is one the kernel audited itself (@audited_uids): a new flow, decided
+ * and followed here as if it had been queued, unless it is a followed
+ * flow's SYN again.
  */
 static void
 on_audit_copy(const struct nflog_packet *np, void *arg)
 {
 	struct daemon *d = arg;
+	struct policy_query q;
 	struct flow_key k;
 	struct flow *f;
 	struct pkt p;
+	time_t now = time(NULL);
 
 	if (pkt_parse(np->payload, np->len, &p) < 0) {
 		d->cnt.unparsable++;
 		return;
 	}
 	flow_key_of(&p, &k);
-	if ((f = flow_lookup(d->flows, &k)) == NULL || f->probe || f->marker != MARK_NONE ||
-	    f->inspect == NULL || (p.tcp_flags & TH_SYN))
+	f = flow_lookup(d->flows, &k);
+	if ((p.tcp_flags & (TH_SYN | TH_ACK)) == TH_SYN) {
+		if (f != NULL && f->addr.seq == p.seq)
+			return;	/* retransmitted */
+		d->cnt.kernel_audited++;
+		query_of(d, NULL, &p, now, &q);
+		attempt(d, NULL, np, &p, &q, now);
+		return;
+	}
+	if (f == NULL || f->probe || f->marker != MARK_NONE || f->inspect == NULL ||
+	    (p.tcp_flags & TH_SYN))
 		return;
 	d->cnt.inspected++;
-	f->last_seen = time(NULL);
+	f->last_seen = now;
 	if (inspect_segment(f->inspect, &p) != INSPECT_MORE)
 		release_audited(d, f);
 }

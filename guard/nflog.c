@@ -2,7 +2,8 @@
  * nflog.c — the audit tap: binds one nfnetlink_log group, which the
  * fence's "ct mark audit" rule copies an audited flow's packets to, and
  * hands each copy (the IP packet, as it left) to its caller. The packets
- * themselves were accepted in the kernel before the copy arrives: nothing
+ * themselves were accepted in the kernel before the copy arrives, each
+ * with its socket's uid and gid when it had one: nothing
  * here holds, answers or decides anything. A copy the kernel could not
  * deliver (socket full) is lost, not retried: the caller counts ENOBUFS.
  * No logging; errors return -1 + errno.
@@ -133,6 +134,14 @@ on_msg(const struct nlmsghdr *nlh, void *arg)
 		return MNL_CB_OK;
 	p.payload = mnl_attr_get_payload(tb[NFULA_PAYLOAD]);
 	p.len = mnl_attr_get_payload_len(tb[NFULA_PAYLOAD]);
+	if (tb[NFULA_UID] != NULL && mnl_attr_get_payload_len(tb[NFULA_UID]) == 4) {
+		p.has_uid = true;
+		p.uid = ntohl(mnl_attr_get_u32(tb[NFULA_UID]));
+	}
+	if (tb[NFULA_GID] != NULL && mnl_attr_get_payload_len(tb[NFULA_GID]) == 4) {
+		p.has_gid = true;
+		p.gid = ntohl(mnl_attr_get_u32(tb[NFULA_GID]));
+	}
 	l->cb(&p, l->cb_arg);
 	return MNL_CB_OK;
 }

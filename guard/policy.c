@@ -354,3 +354,33 @@ policy_kernel_refusable(const struct policy_query *q, const struct decision *d)
 			return false;
 	return true;
 }
+
+/*
+ * Whether DEC, the decision just made for Q, is one the kernel could make
+ * alone for every later SYN of the same uid to a fenced port, so that
+ * @audited_uids may take them (fence.c): a named SYN, unmarked, given
+ * audit, and the uid's policy audit whatever its destination, port or
+ * program: the default action audit and no exception of any kind covering
+ * the uid, or the first exception covering it a plain audit one (no
+ * destinations, no ports, no cap). A change of the exceptions or the
+ * configuration empties the set before it applies.
+ */
+bool
+policy_kernel_auditable(const struct policy_query *q, const struct decision *d)
+{
+	const struct exceptions *xs = q->exc;
+	const struct exception *first = NULL;
+
+	if (!q->named || !q->has_uid || d->self_check || d->action != ACTION_AUDIT ||
+	    !(q->pkt->tcp_flags & TH_SYN) || (q->pkt->tcp_flags & TH_ACK) ||
+	    mark_state_of(q->cfg->mark_mask, q->mark) != MARK_NONE ||
+	    !port_fenced(q->cfg, q->pkt->dport))
+		return false;
+	for (size_t i = 0; xs != NULL && i < xs->n && first == NULL; i++)
+		if (covers_uid(&xs->v[i], q->uid))
+			first = &xs->v[i];
+	if (first == NULL)
+		return q->cfg->action == ACTION_AUDIT && strcmp(d->rule, "default") == 0;
+	return first == d->matched && first->audit && first->nto == 0 && first->nports == 0 &&
+	    first->cap_per_hour == 0;
+}

@@ -46,6 +46,7 @@
 #define SET_MTA			"mta_uids"
 #define SET_ALLOW		"allow_uids"
 #define SET_REFUSED		"refused_uids"
+#define SET_AUDITED		"audited_uids"
 /* A refused uid's counter object: "refused_" and its decimal uid. */
 #define OBJ_REFUSED_PREFIX	"refused_"
 #define CHAIN_OUTPUT		"output"
@@ -294,15 +295,21 @@ x_reject_rst(struct rb *rb)
  * One queue, no bypass and no fanout flag on either path: with no listener
  * the kernel drops the packet (fails closed).
  */
-/* A copy of the packet to nfnetlink_log GROUP; the packet goes on. */
+/*
+ * A copy of the packet to nfnetlink_log GROUP; the packet goes on. QTHRESHOLD
+ * 1 sends it, and the copies gathered before it, at once; 0 leaves them to
+ * the group's own bounds (nflog.c).
+ */
 static void
-x_log_group(struct rb *rb, uint16_t group)
+x_log_group(struct rb *rb, uint16_t group, uint16_t qthreshold)
 {
 	struct nftnl_expr *e;
 
 	if ((e = x_new(rb, "log")) == NULL)
 		return;
 	nftnl_expr_set_u16(e, NFTNL_EXPR_LOG_GROUP, group);
+	if (qthreshold > 0)
+		nftnl_expr_set_u16(e, NFTNL_EXPR_LOG_QTHRESHOLD, qthreshold);
 	x_add(rb, e);
 }
 
@@ -601,7 +608,7 @@ check_name(const char *name)
 	return 0;
 }
 
-enum set_ids { ID_PORTS = 1, ID_MTA, ID_ALLOW, ID_REFUSED };
+enum set_ids { ID_PORTS = 1, ID_MTA, ID_ALLOW, ID_REFUSED, ID_AUDITED };
 
 /*
  * The flooding uids smtpguardd refuses in the kernel (refuse.c): a map of
@@ -669,7 +676,10 @@ build_sets(struct nl_batch *b, const struct ruleset_spec *sp)
 	    put_uid_elems(b, NFT_MSG_NEWSETELEM, sp->table, SET_ALLOW, ID_ALLOW,
 	    sp->allow_uids, sp->nallow) < 0)
 		return -1;
-	/* Always empty in a new table: a fresh daemon refuses nobody in the kernel yet. */
+	/* Always empty in a new table: a fresh daemon refuses and audits nobody in the kernel yet. */
+	if (put_set(b, sp->table, SET_AUDITED, ID_AUDITED, NFT_TYPE_UID, sizeof(uint32_t),
+	    NFT_BYTEORDER_HOST) < 0)
+		return -1;
 	return put_refused_set(b, sp->table);
 }
 
@@ -843,7 +853,7 @@ put_decided(struct nl_batch *b, const struct ruleset_spec *sp, const char *chain
 			x_l4proto_tcp(&rb);	/* lets nft print "tcp dport" */
 			x_tcp_dport(&rb);
 			x_lookup(&rb, SET_PORTS, ID_PORTS);
-			x_log_group(&rb, sp->audit_group);
+			x_log_group(&rb, sp->audit_group, 0);
 		}
 		if (vs[i].queue && sp->detect_any_port)
 			x_mark_followed(&rb, sp->mark_mask);
@@ -1040,6 +1050,46 @@ put_refused_rule(struct nl_batch *b, const struct ruleset_spec *sp, unsigned int
 	return rb_put(b, &rb, "%s #%u (refused_uids)", CHAIN_FENCE, ++*n);
 }
 
+/*
+ * After the refused rule: a new flow's SYN to a fenced port from a uid in
+ * @audited_uids (one smtpguardd audits whatever it names, policy.c) is
+ * audited here: its ct mark becomes audit, the SYN itself is copied to
+ * smtpguardd at once (queue threshold 1: the copies gathered before it go
+ * with it) and goes on. smtpguardd names the sender from that copy, while
+ * the socket is still open, and reads the flow from the copies that follow,
+ * as for a flow it audited itself. Only an unmarked SYN in ct state new: not
+ * the self-check's probe, not one queued after NAT, not one that took over
+ * an old flow's entry (queued before this, put_taken_over_syn); with no
+ * conntrack entry the ct expressions break the rule and the queue decides.
+ */
+static int
+put_audited_rule(struct nl_batch *b, const struct ruleset_spec *sp, unsigned int *n)
+{
+	uint32_t m = sp->mark_mask;
+	struct rb rb;
+
+	if (rb_start(&rb, sp->table, CHAIN_FENCE,
+	    "senders smtpguardd audits whatever they name: audited in the kernel, named from the copy") < 0)
+		return -1;
+	x_mark_is(&rb, m, MARK_NONE);
+	x_l4proto_tcp(&rb);
+	x_tcp_flags(&rb, TH_SYN_ACK_MASK);
+	x_cmp_u8(&rb, NFT_CMP_EQ, TCP_FLAG_SYN);
+	x_tcp_dport(&rb);
+	x_lookup(&rb, SET_PORTS, ID_PORTS);
+	x_ct_load(&rb, NFT_CT_STATE);
+	x_bitwise(&rb, NF_CT_STATE_BIT(IP_CT_NEW), 0);
+	x_cmp_u32(&rb, NFT_CMP_NEQ, 0);
+	x_meta_load(&rb, NFT_META_SKUID);
+	x_lookup(&rb, SET_AUDITED, ID_AUDITED);
+	x_ct_load(&rb, NFT_CT_MARK);
+	x_bitwise(&rb, ~m, mark_value(m, MARK_INSPECT));
+	x_ct_store(&rb, NFT_CT_MARK);
+	x_log_group(&rb, sp->audit_group, 1);
+	x_verdict(&rb, NF_ACCEPT, NULL);
+	return rb_put(b, &rb, "%s #%u (audited_uids)", CHAIN_FENCE, ++*n);
+}
+
 static int
 build_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 {
@@ -1074,7 +1124,7 @@ build_fence(struct nl_batch *b, const struct ruleset_spec *sp, bool native)
 	x_verdict(&rb, NF_ACCEPT, NULL);
 	if (rb_put(b, &rb, "%s #%u (replies)", CHAIN_FENCE, ++n) < 0)
 		return -1;
-	if (put_refused_rule(b, sp, &n) < 0)
+	if (put_refused_rule(b, sp, &n) < 0 || put_audited_rule(b, sp, &n) < 0)
 		return -1;
 	return put_queue_and_socketless(b, sp, CHAIN_FENCE, MARK_NONE,
 	    "everyone else: smtpguardd decides (no bypass: fails closed)", native, &n);

@@ -250,6 +250,10 @@ print_status(json_t *st)
 		    "(in decisions), %lld counts lost, %lld map errors, %lld past its %d uids\n",
 		    jint(st, "kernel_refusing"), jint(st, "kernel_refused"), jint(st, "kernel_lost"),
 		    jint(st, "kernel_errors"), jint(st, "kernel_full"), REFUSED_UIDS_MAX);
+	if (jint(st, "kernel_audited") > 0 || jint(st, "kernel_auditing") > 0)
+		printf("  audit:       %lld uids audited in the kernel now; %lld SYNs audited "
+		    "there (in decisions)\n", jint(st, "kernel_auditing"),
+		    jint(st, "kernel_audited"));
 	if ((att = json_object_get(st, "attribution_ns")) != NULL &&
 	    jint(att, "lookups") > 0)
 		printf("  attribution: p50 %.0f us, p99 %.0f us, max %.0f us (%lld senders named)\n",

@@ -405,6 +405,8 @@ int	 ruleset_set_uids(const char *table, const char *set, bool add, const uid_t 
 /* @refused_uids: the flooding uids refused in the kernel (refuse.c), each to its
  * counter object; the map's size and the most objects at once */
 #define REFUSED_UIDS_MAX	256	/* uids flooding at once; more stay on the queue path */
+/* @audited_uids: the uids whose SYNs the kernel audits (fence.c) */
+#define AUDITED_UIDS_MAX	1024	/* more stay on the queue path */
 int	 ruleset_build_refused_add(struct nl_batch *, const char *table, uid_t,
 	    uint64_t timeout_ms);
 int	 ruleset_build_refused_del(struct nl_batch *, const char *table, const uid_t *);
@@ -446,6 +448,9 @@ int		 queue_stats(uint16_t num, struct queue_stats *);
 struct nflog_packet {
 	const uint8_t	*payload;	/* from the IP header on */
 	size_t		 len;
+	bool		 has_uid, has_gid;	/* the socket's owner, if it had one */
+	uid_t		 uid;
+	gid_t		 gid;
 };
 typedef void (*nflog_packet_cb)(const struct nflog_packet *, void *);
 struct nflog;
@@ -772,6 +777,7 @@ struct decision {
 void	 policy_decide(const struct policy_query *, struct decision *);
 bool	 policy_mail_relay(const char *sni, void *cfg);
 bool	 policy_kernel_refusable(const struct policy_query *, const struct decision *);
+bool	 policy_kernel_auditable(const struct policy_query *, const struct decision *);
 
 /* flood.c */
 /*

@@ -216,7 +216,7 @@ reload(struct daemon *d, char *err, size_t errlen)
 	 * and configuration: out, counted, before the new ones apply. If the
 	 * flush fails, the new table (an empty set) still ends them, uncounted.
 	 */
-	flushed = fence_unrefuse(d, msg, sizeof(msg)) == 0;
+	flushed = fence_kernel_flush(d, msg, sizeof(msg)) == 0;
 	if (!flushed)
 		log_warnx("reload: reading @refused_uids: %s", msg);
 	if (install_table(d, &l, err, errlen) < 0) {
@@ -224,7 +224,7 @@ reload(struct daemon *d, char *err, size_t errlen)
 		return -1;
 	}
 	if (!flushed)
-		fence_unrefuse_lost(d);
+		fence_kernel_lost(d);
 	if (l.cfg.log_rate != d->cfg.log_rate || l.cfg.log_window != d->cfg.log_window) {
 		struct flood *f = flood_new(l.cfg.log_rate, l.cfg.log_window, FLOOD_MAX_KEYS);
 
@@ -563,7 +563,7 @@ teardown(struct daemon *d)
 	 * `smtpguard disable` removes it, once this process is gone.
 	 */
 	/* The kernel's counts first: a uid it refused then queues, to nobody (fail closed). */
-	if (fence_unrefuse(d, msg, sizeof(msg)) < 0)
+	if (fence_kernel_flush(d, msg, sizeof(msg)) < 0)
 		log_warnx("reading @refused_uids at stop: %s; those counts are lost", msg);
 	fence_summaries(d, time(NULL) + d->cfg.log_window);
 	gatewire_summaries(d, time(NULL) + d->cfg.log_window);

@@ -31,6 +31,7 @@
 #define FM_UID_NARROW		2001	/* an exception to port 587 only: decided in userspace */
 #define FM_UID_WEB		33
 #define FM_UID_REFUSED		34	/* a flooding web user, in @refused_uids */
+#define FM_UID_AUDITED		35	/* a user audited whatever it names, in @audited_uids */
 #define FM_TRAP_PORT		10025
 #define FM_PORT_UNFENCED	2526
 #define FM_MTA_PORT		25	/* redirect_to: the local MTA */
@@ -96,9 +97,14 @@ fm_world_init(struct fm_world *w, bool native, bool any_port, enum action action
 		snprintf(err, errlen, "nl_batch_init failed");
 		return -1;
 	}
-	/* As refuse.c does under a flood: one uid refused in the kernel. */
+	/*
+	 * As refuse.c does under a flood: one uid refused in the kernel; and as
+	 * fence.c does after its first SYN: one uid audited in the kernel.
+	 */
 	if (build(&b, &sp, native) < 0 ||
-	    ruleset_build_refused_add(&b, TABLE_NAME, FM_UID_REFUSED, 70000) < 0)
+	    ruleset_build_refused_add(&b, TABLE_NAME, FM_UID_REFUSED, 70000) < 0 ||
+	    ruleset_build_set_uids(&b, TABLE_NAME, "audited_uids", true,
+	    &(uid_t){ FM_UID_AUDITED }, 1) < 0)
 		snprintf(err, errlen, "ruleset_build failed");
 	else if (nl_batch_finish(&b, &data, &len) < 0)
 		snprintf(err, errlen, "nl_batch_finish failed");
@@ -122,7 +128,7 @@ fm_world_free(struct fm_world *w)
 enum fm_ct { FM_CT_NONE, FM_CT_INVALID, FM_CT_UNTRACKED, FM_CT_NEW, FM_CT_ESTABLISHED,
     FM_CT_RELATED, FM_CT_ESTABLISHED_REPLY, FM_CT_RELATED_REPLY, FM_CT_N };
 enum fm_sock { FM_SOCK_NONE, FM_SOCK_MTA, FM_SOCK_PLAIN, FM_SOCK_NARROW, FM_SOCK_WEB,
-    FM_SOCK_ROOT, FM_SOCK_REFUSED, FM_SOCK_N };
+    FM_SOCK_ROOT, FM_SOCK_REFUSED, FM_SOCK_AUDITED, FM_SOCK_N };
 enum fm_follow { FM_FOLLOW_NONE, FM_FOLLOW_AUDIT, FM_FOLLOW_PROBE, FM_FOLLOW_N };
 static const uint8_t fm_flags[] = {
 	TH_SYN, TH_SYN | TH_ACK, TH_ACK, TH_FIN | TH_ACK, TH_RST, TH_RST | TH_ACK,
@@ -136,7 +142,7 @@ static const char *const fm_ct_names[] = {
 	"established-reply", "related-reply",
 };
 static const char *const fm_sock_names[] = { "none", "mta", "plain", "narrow", "web", "root",
-    "refused" };
+    "refused", "audited" };
 
 struct fm_case {
 	uint8_t	 v6, udp, inbound;
@@ -170,7 +176,7 @@ struct fm_case {
 };
 
 static const uint32_t fm_uids[] = { 0, FM_UID_MTA, FM_UID_PLAIN, FM_UID_NARROW, FM_UID_WEB, 0,
-    FM_UID_REFUSED };
+    FM_UID_REFUSED, FM_UID_AUDITED };
 
 static void __attribute__((unused))
 fm_packet(const struct fm_case *c, struct nm_packet *p)
@@ -328,7 +334,7 @@ fm_check(struct fm_world *w, const struct fm_case *c, struct nm_result *res, cha
 	struct fm_daemon d = { .w = w, .c = c, .last = MARK_NONE };
 	uint8_t flags;
 	bool syn, fenced_uid, mta, out_fenced, own_ctmark, decided_flow, inspected, probed,
-	    nat_ours, redirected, trapped;
+	    nat_ours, redirected, trapped, kernel_audited;
 
 	/*
 	 * Property 6 is for packets leaving: a received reply of a rejected
@@ -379,6 +385,13 @@ fm_check(struct fm_world *w, const struct fm_case *c, struct nm_result *res, cha
 	 * it cannot loop. Only those, and a received reply of a flow being
 	 * read (the input chain: no socket in that hook), may reach the queue.
 	 */
+	/*
+	 * A new flow's SYN from @audited_uids, audited in the kernel: it leaves
+	 * undecided by the daemon only as audited (its ct mark) and copied to it.
+	 */
+	kernel_audited = syn && p0.sock && p0.uid == FM_UID_AUDITED && p0.ct == NM_CT_ENTRY &&
+	    p0.ctinfo == IP_CT_NEW && res->answered == 0 && res->logged > 0 &&
+	    ((p.ctmark & FM_MASK) >> 20) == MARK_INSPECT;
 	inspected = p0.ct == NM_CT_ENTRY && (c->ctmark & 7) == MARK_INSPECT;
 	probed = inspected && w->cfg.detect_any_port && !c->udp &&
 	    !fm_port_fenced(w, nm_dport(&p0));
@@ -386,8 +399,8 @@ fm_check(struct fm_world *w, const struct fm_case *c, struct nm_result *res, cha
 		bad = "model error";
 	else if (res->final == NM_LOOP || res->queued > 2)
 		bad = "1: no final verdict within two passes through the queue";
-	else if (syn && fenced_uid && out_fenced && !decided_flow && res->final == NM_ACCEPT &&
-	    (res->answered == 0 || d.last == MARK_REJECT))
+	else if (syn && fenced_uid && out_fenced && !decided_flow && !kernel_audited &&
+	    res->final == NM_ACCEPT && (res->answered == 0 || d.last == MARK_REJECT))
 		bad = "2: a fenced SYN was accepted without the daemon allowing it";
 	else if (mta && res->queued > 0 && !(c->inbound && inspected))
 		bad = "3: an MTA or plain-exception packet reached the queue";

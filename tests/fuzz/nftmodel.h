@@ -11,7 +11,7 @@
  * the invalid or untracked bit), cmp (memcmp, as the kernel does), bitwise,
  * lookup, objref through an object map of counters (a key not in the map
  * BREAKs the rule; counting is a no-op), immediate data and verdicts
- * (accept, drop, jump, goto, return, continue), counter and log (no-ops),
+ * (accept, drop, jump, goto, return, continue), counter (a no-op), log (counted),
  * meta mark set, ct mark set (a no-op
  * without conntrack), fib daddr type, reject (final), the native queue
  * expression and the xt NFQUEUE target (queued: the model daemon answers),
@@ -59,7 +59,7 @@
 #define NM_CHAINS_MAX		16
 #define NM_RULES_MAX		64	/* per chain; the fence has 18 */
 #define NM_RULEPOOL_MAX		256
-#define NM_EXPRS_MAX		16	/* per rule */
+#define NM_EXPRS_MAX		24	/* per rule; the longest has 19 */
 #define NM_SETS_MAX		8
 #define NM_ELEMS_MAX		64	/* per set; the tests put a few uids in */
 #define NM_KEY_MAX		16
@@ -80,7 +80,7 @@
 /* One compiled expression. */
 enum nm_op {
 	NM_PAYLOAD, NM_META, NM_META_SET, NM_CT, NM_CT_SET, NM_CMP, NM_BITWISE,
-	NM_LOOKUP, NM_IMM_DATA, NM_VERDICT, NM_NOP, NM_FIB, NM_REJECT_EXPR, NM_QUEUE,
+	NM_LOOKUP, NM_IMM_DATA, NM_VERDICT, NM_NOP, NM_LOG, NM_FIB, NM_REJECT_EXPR, NM_QUEUE,
 	NM_REDIR, NM_OBJREF,
 };
 
@@ -173,6 +173,7 @@ struct nm_result {
 	enum nm_final	 final;
 	unsigned int	 queued;	/* times the packet went to the queue */
 	unsigned int	 answered;	/* times the daemon decided it */
+	unsigned int	 logged;	/* copies sent to nfnetlink_log */
 	bool		 redirected;
 	char		 trace[NM_TRACE_MAX];
 };
@@ -449,8 +450,10 @@ nm_compile(struct nm_ruleset *rs, struct nftnl_expr *e, void *arg)
 			nm_copy_data(rs, e, NFTNL_EXPR_IMM_DATA, x->data, &x->len);
 			x->dreg = nm_reg(rs, nm_u32(e, NFTNL_EXPR_IMM_DREG), x->len);
 		}
-	} else if (strcmp(name, "counter") == 0 || strcmp(name, "log") == 0) {
+	} else if (strcmp(name, "counter") == 0) {
 		x->op = NM_NOP;
+	} else if (strcmp(name, "log") == 0) {
+		x->op = NM_LOG;	/* a copy to nfnetlink_log: counted, the packet goes on */
 	} else if (strcmp(name, "fib") == 0) {
 		if (!nm_attrs_known(rs, e, name, NM_A(NFTNL_EXPR_FIB_DREG) |
 		    NM_A(NFTNL_EXPR_FIB_RESULT) | NM_A(NFTNL_EXPR_FIB_FLAGS)))
@@ -1254,6 +1257,9 @@ nm_eval(struct nm_run *run, const struct nm_expr *x, struct nm_regs *g, const ch
 		*jump = x;
 		return x->verdict;
 	case NM_NOP:
+		return NFT_CONTINUE;
+	case NM_LOG:
+		run->res->logged++;
 		return NFT_CONTINUE;
 	case NM_FIB:
 		v32 = nm_is_local(p) ? RTN_LOCAL : RTN_UNICAST;

@@ -56,14 +56,29 @@ check "only the SYN waits in the queue; the rest is copied, never held ($queued)
 check "the flow was released to the kernel once read (ct mark set over ctnetlink)" sh -c \
     "[ \$(ip netns exec $HOST_NS '$BUILD/smtpguard' -c '$T/smtpguard.conf' status --json | jq .audit_unreleased) -eq 0 ]"
 check "no flow is left followed" sh -c "[ \$(ip netns exec $HOST_NS '$BUILD/smtpguard' -c '$T/smtpguard.conf' status --json | jq .flows_followed) -eq 0 ]"
-# The kernel carries the rest: a second, bigger message costs the same.
+check "the sender, audited whatever it names, is audited in the kernel from now on" sh -c \
+    "ip netns exec $HOST_NS nft list set inet smtpguard audited_uids | grep -q 'elements = { $WEB_UID }'"
+# The kernel carries the rest: a second, bigger message costs the same, and
+# now its SYN is audited in the kernel too, its sender named from the copy.
 before=$(sg status --json | jq .packets)
+kernel_before=$(sg status --json | jq .kernel_audited)
 cat "$T/body" "$T/body" >"$T/body2"
 as_uid $WEB_UID swaks --server $MX6 --port 587 --from news@example.org --to c@example.net \
     --body @"$T/body2" >"$T/swaks2.out" 2>&1
 after=$(sg status --json | jq .packets)
 check "IPv6 audit delivers too" grep -q '<-  250 2.0.0 queued' "$T/swaks2.out"
-check "twice the message, still only its SYN queued ($((after - before)))" [ $((after - before)) -le 2 ]
+check "twice the message, not even its SYN queued ($((after - before)))" [ $((after - before)) -eq 0 ]
+check "its SYN was audited in the kernel" [ $(sg status --json | jq .kernel_audited) -gt "$kernel_before" ]
+kernel_named() {
+	id=$(jq -r 'select(.event == "smtp" and .rcpt_to == ["c@example.net"] and
+	    .inspect == "complete") | .flow_id' "$T/events.jsonl" | head -n1)
+	[ -n "$id" ] && jq_any --argjson id "$id" --arg uid $WEB_UID 'select(.event == "attempt" and
+	    .flow_id == $id and .action == "audit" and .rule == "default" and
+	    .uid == ($uid | tonumber) and .pid > 0 and (.exe | endswith("perl")) and
+	    (.cmdline | contains("swaks")))' "$T/events.jsonl"
+}
+check "the kernel-audited flow is named as before: attempt (uid, pid, exe, cmdline) and smtp event" \
+    wait_for "kernel audit events" kernel_named
 
 # A packet of an audited flow that meets the queue after the release gets
 # the flow's verdict (allow, kept as a marker), not a reset: here its
@@ -139,5 +154,12 @@ tls_logged() {
 }
 check "STARTTLS: starttls and the SNI are logged; inspection stopped there" \
     wait_for "tls event" tls_logged
+
+# A reload (as any change of the exceptions or the configuration) empties
+# the set first: the sender's next SYN is queued and judged afresh.
+check "reload" sg reload
+check "a reload empties @audited_uids" sh -c \
+    "[ \$(ip netns exec $HOST_NS '$BUILD/smtpguard' -c '$T/smtpguard.conf' status --json | jq .kernel_auditing) -eq 0 ] &&
+    ! ip netns exec $HOST_NS nft list set inet smtpguard audited_uids | grep -q elements"
 
 finish

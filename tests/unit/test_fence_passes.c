@@ -484,6 +484,53 @@ an_expression_the_model_does_not_know_fails_loudly(void **state)
 }
 
 /*
+ * A uid in @audited_uids: its new flow's SYN to a fenced port goes on in the
+ * kernel, audited (its ct mark) and copied to the daemon, both families;
+ * the self-check's probe from it, a SYN that took over an old flow's entry,
+ * a SYN to an unfenced port (detect_any_port) and another web user's SYN
+ * are still queued.
+ */
+static void
+an_audited_uid_is_audited_in_the_kernel_and_nothing_else_is(void **state)
+{
+	struct fm_world w;
+	char err[NM_ERR_MAX + 64], why[WHY_MAX];
+	struct fm_case syn = { .ct = FM_CT_NEW, .sock = FM_SOCK_AUDITED, .flags = 0 };
+	struct fm_case c;
+	struct nm_result res;
+
+	(void)state;
+	assert_int_equal(fm_world_init(&w, false, true, ACTION_AUDIT, ruleset_build, err,
+	    sizeof(err)), 0);
+	for (syn.v6 = 0; syn.v6 <= 1; syn.v6++) {
+		c = syn;
+		assert_null(fm_check(&w, &c, &res, why, sizeof(why)));
+		assert_int_equal(res.final, NM_ACCEPT);
+		assert_int_equal(res.queued, 0);
+		assert_int_equal(res.logged, 1);
+	}
+	c = syn;
+	c.probe_mark = 1;
+	assert_null(fm_check(&w, &c, &res, why, sizeof(why)));
+	assert_int_equal(res.queued, 1);
+	c = syn;
+	c.ct = FM_CT_ESTABLISHED;	/* took over an old flow's entry */
+	assert_null(fm_check(&w, &c, &res, why, sizeof(why)));
+	assert_int_equal(res.queued, 1);
+	c = syn;
+	c.dport = 2;	/* unfenced: detect_any_port's to read */
+	assert_null(fm_check(&w, &c, &res, why, sizeof(why)));
+	assert_int_equal(res.queued, 1);
+	assert_int_equal(res.logged, 0);
+	c = syn;
+	c.sock = FM_SOCK_WEB;
+	assert_null(fm_check(&w, &c, &res, why, sizeof(why)));
+	assert_int_equal(res.queued, 1);
+	assert_int_equal(res.logged, 0);
+	fm_world_free(&w);
+}
+
+/*
  * A flooding uid in @refused_uids: its SYNs to a fenced port are reset in
  * the kernel, both families, never queued; the self-check's probe from it,
  * its SYNs to this host (allow_local) and its packets of a flow already
@@ -633,6 +680,7 @@ main(void)
 		cmocka_unit_test(a_redirect_without_its_after_nat_guards_leaves_the_host),
 		cmocka_unit_test(an_expression_the_model_does_not_know_fails_loudly),
 		cmocka_unit_test(a_refused_uid_is_reset_in_the_kernel_and_nothing_else_is),
+		cmocka_unit_test(an_audited_uid_is_audited_in_the_kernel_and_nothing_else_is),
 		cmocka_unit_test(a_refused_uid_leaves_by_its_element_then_its_object),
 	};
 

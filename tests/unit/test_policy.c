@@ -724,12 +724,63 @@ only_a_uid_no_exception_could_ever_match_may_be_refused_in_the_kernel(void **sta
 	}
 }
 
+static bool
+kernel_may_audit(uid_t uid, const struct pkt *p, uint32_t mark)
+{
+	struct policy_query q = named(uid, true, p, T0);
+
+	q.mark = mark;
+	policy_decide(&q, &d);
+	return policy_kernel_auditable(&q, &d);
+}
+
+/*
+ * The kernel may audit a uid alone only where this file would audit every
+ * SYN of it whatever its destination: the default action audit and no
+ * exception naming the uid, or a plain audit exception the first to name
+ * it; never the self-check, a SYN after NAT, a flow met mid-way or an
+ * unfenced port.
+ */
+static void
+only_a_uid_audited_whatever_it_names_may_be_audited_in_the_kernel(void **state)
+{
+	uint32_t probe = mark_value(cfg.mark_mask, MARK_PROBE);
+	uint32_t nat = mark_value(cfg.mark_mask, MARK_NAT);
+
+	(void)state;
+	with((const char *[]){ "allow 1005 to=192.0.2.0/24 port=587", "allow 1006 cap=1/hour",
+	    "allow 1007 audit", "allow 1008 audit port=587", "allow @wpsites port=465",
+	    "allow 1001 audit", "allow 1010 audit cap=5/hour", NULL });
+	cfg.action = ACTION_REJECT;
+	assert_false(kernel_may_audit(33, syn("198.51.100.1", 25), 0));	/* rejected */
+	assert_true(kernel_may_audit(1007, syn("198.51.100.1", 25), 0));
+	assert_true(kernel_may_audit(1007, syn("2001:db8::25", 587), 0));
+	assert_false(kernel_may_audit(1008, syn("198.51.100.1", 587), 0));	/* narrowed */
+	assert_false(kernel_may_audit(1001, syn("198.51.100.1", 25), 0));	/* @wpsites first */
+	assert_false(kernel_may_audit(1010, syn("198.51.100.1", 25), 0));	/* capped */
+	cfg.action = ACTION_AUDIT;
+	assert_true(kernel_may_audit(33, syn("198.51.100.1", 25), 0));
+	assert_false(kernel_may_audit(1005, syn("198.51.100.1", 25), 0));
+	assert_false(kernel_may_audit(1006, syn("198.51.100.1", 25), 0));
+	assert_false(kernel_may_audit(33, syn("198.51.100.1", 25), probe));
+	assert_false(kernel_may_audit(33, syn("198.51.100.1", 25), nat));
+	assert_false(kernel_may_audit(33, pkt_to("198.51.100.1", 25, TH_ACK), 0));
+	assert_false(kernel_may_audit(33, syn("198.51.100.1", 2526), 0));
+	{
+		struct policy_query q = named(0, false, syn("198.51.100.1", 25), T0);
+
+		policy_decide(&q, &d);
+		assert_false(policy_kernel_auditable(&q, &d));
+	}
+}
+
 int
 main(void)
 {
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(only_a_uid_no_exception_could_ever_match_may_be_refused_in_the_kernel),
+		T(only_a_uid_audited_whatever_it_names_may_be_audited_in_the_kernel),
 		T(narrowed_v4_exception_allows_only_its_net_and_port),
 		T(narrowed_v6_exception_allows_only_its_net),
 		T(v4_network_never_matches_a_v6_destination),
