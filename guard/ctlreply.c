@@ -111,7 +111,7 @@ ctlreply_status(const struct daemon *d)
 	json_object_set_new(o, "kernel_errors", json_integer((json_int_t)d->cnt.kernel_errors));
 	json_object_set_new(o, "kernel_full", json_integer((json_int_t)d->cnt.kernel_full));
 	json_object_set_new(o, "kernel_audited", json_integer((json_int_t)d->cnt.kernel_audited));
-	json_object_set_new(o, "kernel_auditing", json_integer((json_int_t)d->naudited));
+	json_object_set_new(o, "kernel_auditing", json_integer((json_int_t)fence_auditing(d, time(NULL))));
 	json_object_set_new(o, "flows_followed", json_integer((json_int_t)flow_count(d->flows)));
 	json_object_set_new(o, "attribution_ns", json_pack("{s:I, s:I, s:I, s:I}",
 	    "lookups", (json_int_t)d->attrib_ns.total,

@@ -73,7 +73,10 @@ struct daemon {
 	struct event_log	*events;
 	struct flood		*flood;
 	struct refuse		*refuse;	/* flooding uids refused in the kernel */
-	uid_t			 audited[AUDITED_UIDS_MAX];	/* @audited_uids, as added */
+	struct audited_uid {
+		uid_t	 uid;
+		time_t	 until;		/* its element's timeout */
+	}			 audited[AUDITED_UIDS_MAX];	/* @audited_uids, as added */
 	size_t			 naudited;
 	struct alerts		*alerts;	/* counting; the alerter runs the program */
 	int			 alert_fd;	/* to the alerter; -1 without [alert] exec */
@@ -111,6 +114,7 @@ void	 fence_tick(struct daemon *, time_t now);
 void	 fence_summaries(struct daemon *, time_t until);
 int	 fence_kernel_flush(struct daemon *, char *err, size_t errlen);
 void	 fence_kernel_lost(struct daemon *);
+size_t	 fence_auditing(const struct daemon *, time_t now);
 void	 fence_emit(struct daemon *, struct event *);
 void	 fence_emit_daemon(struct daemon *, const char *msg);
 void	 fence_alert(struct daemon *, const struct event *, const char *msg);

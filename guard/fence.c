@@ -175,8 +175,7 @@ fence_kernel_flush(struct daemon *d, char *err, size_t errlen)
 	if (refuse_flush(d->refuse, kernel_summary, d, err, errlen) < 0)
 		return -1;
 	/* The SYNs the kernel audited meanwhile are decided afresh from their copies. */
-	if (d->naudited > 0 && ruleset_set_uids(TABLE_NAME, "audited_uids", false, d->audited,
-	    d->naudited, err, errlen) < 0)
+	if (d->naudited > 0 && ruleset_audited(TABLE_NAME, false, 0, 0, err, errlen) < 0)
 		return -1;
 	d->naudited = 0;
 	return 0;
@@ -652,29 +651,53 @@ start_probe(struct daemon *d, const struct queue_packet *qp, const struct pkt *p
 }
 
 /*
- * Every later SYN of the uid is audited in the kernel (@audited_uids), after
- * this one's verdict. A full set, or a failed add, leaves it on the queue
+ * Every later SYN of the uid is audited in the kernel (@audited_uids) for
+ * AUDITED_TIMEOUT_S, after this one's verdict; then its next SYN is queued
+ * and it goes in again. A full set, or a failed add, leaves it on the queue
  * path: counted, the failure logged once.
  */
 static void
-audit_in_kernel(struct daemon *d, uid_t uid)
+audit_in_kernel(struct daemon *d, uid_t uid, time_t now)
 {
+	struct audited_uid *slot = NULL;
 	char err[256];
 
-	for (size_t i = 0; i < d->naudited; i++)
-		if (d->audited[i] == uid)
-			return;
-	if (d->naudited == AUDITED_UIDS_MAX) {
+	for (size_t i = 0; i < d->naudited; i++) {
+		if (d->audited[i].uid == uid) {
+			slot = &d->audited[i];
+			break;
+		}
+		if (slot == NULL && d->audited[i].until <= now)
+			slot = &d->audited[i];	/* timed out: its room is free */
+	}
+	if (slot != NULL && slot->uid == uid && slot->until > now)
+		return;
+	if (slot == NULL && d->naudited == AUDITED_UIDS_MAX) {
 		d->cnt.kernel_full++;
 		return;
 	}
-	if (ruleset_set_uids(TABLE_NAME, "audited_uids", true, &uid, 1, err, sizeof(err)) < 0) {
+	if (ruleset_audited(TABLE_NAME, true, uid, AUDITED_TIMEOUT_S * 1000ULL, err,
+	    sizeof(err)) < 0) {
 		if (d->cnt.kernel_errors++ == 0)
 			log_warnx("adding uid %lu to @audited_uids: %s; its SYNs are audited "
 			    "through the queue (counted in kernel_errors)", (unsigned long)uid, err);
 		return;
 	}
-	d->audited[d->naudited++] = uid;
+	if (slot == NULL)
+		slot = &d->audited[d->naudited++];
+	slot->uid = uid;
+	slot->until = now + AUDITED_TIMEOUT_S;
+}
+
+/* The uids audited in the kernel now. */
+size_t
+fence_auditing(const struct daemon *d, time_t now)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->naudited; i++)
+		n += d->audited[i].until > now;
+	return n;
 }
 
 /*
@@ -762,7 +785,7 @@ attempt(struct daemon *d, const struct queue_packet *qp, const struct nflog_pack
 	if (refusable)
 		refuse_in_kernel(d, &who, now);
 	if (auditable)
-		audit_in_kernel(d, who.uid);
+		audit_in_kernel(d, who.uid, now);
 }
 
 static void

@@ -510,7 +510,7 @@ set_new(const char *table, const char *name, uint32_t id)
 
 static int
 put_set(struct nl_batch *b, const char *table, const char *name, uint32_t id,
-    uint32_t dtype, uint32_t keylen, uint32_t byteorder)
+    uint32_t dtype, uint32_t keylen, uint32_t byteorder, uint32_t flags)
 {
 	struct nftnl_udata_buf *ud = NULL;
 	struct nftnl_set *s;
@@ -521,6 +521,8 @@ put_set(struct nl_batch *b, const char *table, const char *name, uint32_t id,
 		return -1;
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, dtype);
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, keylen);
+	if (flags != 0)
+		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, flags);
 	/* nft reads the key's byte order from here to print 25, not 6400. */
 	if ((ud = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN)) == NULL)
 		goto out;
@@ -662,23 +664,27 @@ build_sets(struct nl_batch *b, const struct ruleset_spec *sp)
 	for (size_t i = 0; i < sp->nports; i++)
 		ports[i] = htons(sp->ports[i]);
 	if (put_set(b, sp->table, SET_PORTS, ID_PORTS, NFT_TYPE_INET_SERVICE,
-	    sizeof(uint16_t), NFT_BYTEORDER_BIG) < 0 ||
+	    sizeof(uint16_t), NFT_BYTEORDER_BIG, 0) < 0 ||
 	    put_elems(b, NFT_MSG_NEWSETELEM, sp->table, SET_PORTS, ID_PORTS, ports,
 	    sizeof(ports[0]), sp->nports) < 0)
 		return -1;
 	if (put_set(b, sp->table, SET_MTA, ID_MTA, NFT_TYPE_UID, sizeof(uint32_t),
-	    NFT_BYTEORDER_HOST) < 0 ||
+	    NFT_BYTEORDER_HOST, 0) < 0 ||
 	    put_uid_elems(b, NFT_MSG_NEWSETELEM, sp->table, SET_MTA, ID_MTA, sp->mta_uids,
 	    sp->nmta) < 0)
 		return -1;
 	if (put_set(b, sp->table, SET_ALLOW, ID_ALLOW, NFT_TYPE_UID, sizeof(uint32_t),
-	    NFT_BYTEORDER_HOST) < 0 ||
+	    NFT_BYTEORDER_HOST, 0) < 0 ||
 	    put_uid_elems(b, NFT_MSG_NEWSETELEM, sp->table, SET_ALLOW, ID_ALLOW,
 	    sp->allow_uids, sp->nallow) < 0)
 		return -1;
-	/* Always empty in a new table: a fresh daemon refuses and audits nobody in the kernel yet. */
+	/*
+	 * Always empty in a new table: a fresh daemon refuses and audits nobody
+	 * in the kernel yet. An audited uid's element times out (fence.c), so a
+	 * daemon gone for good stops its audit in the kernel within that time.
+	 */
 	if (put_set(b, sp->table, SET_AUDITED, ID_AUDITED, NFT_TYPE_UID, sizeof(uint32_t),
-	    NFT_BYTEORDER_HOST) < 0)
+	    NFT_BYTEORDER_HOST, NFT_SET_TIMEOUT) < 0)
 		return -1;
 	return put_refused_set(b, sp->table);
 }
@@ -1518,6 +1524,73 @@ ruleset_build_set_uids(struct nl_batch *b, const char *table, const char *set, b
 	}
 	return put_uid_elems(b, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, table, set,
 	    0, uids, n);
+}
+
+/*
+ * @audited_uids: UID in, for TIMEOUT_MS (an element already there is no
+ * error), or every element out (UID ignored).
+ */
+int
+ruleset_build_audited(struct nl_batch *b, const char *table, bool add, uid_t uid,
+    uint64_t timeout_ms)
+{
+	uint32_t key = (uint32_t)uid;
+	struct nftnl_set_elem *e;
+	struct nftnl_set *s;
+	struct nlmsghdr *nlh;
+	int rc = -1;
+
+	if (check_name(table) < 0)
+		return -1;
+	if (add && timeout_ms == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((s = set_new(table, SET_AUDITED, 0)) == NULL)
+		return -1;
+	if (add) {
+		if ((e = nftnl_set_elem_alloc()) == NULL)
+			goto out;
+		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, &key, sizeof(key));
+		nftnl_set_elem_set_u64(e, NFTNL_SET_ELEM_TIMEOUT, timeout_ms);
+		nftnl_set_elem_add(s, e);
+	}
+	/* A delete with no elements flushes the set: timed-out ones are no error. */
+	if (add)
+		nlh = nl_batch_put(b, NFT_MSG_NEWSETELEM, NFPROTO_INET, NLM_F_CREATE,
+		    "add uid %lu to set %s", (unsigned long)uid, SET_AUDITED);
+	else
+		nlh = nl_batch_put(b, NFT_MSG_DELSETELEM, NFPROTO_INET, 0, "flush set %s",
+		    SET_AUDITED);
+	if (nlh == NULL)
+		goto out;
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	rc = nl_batch_next(b);
+out:
+	nftnl_set_free(s);
+	return rc;
+}
+
+int
+ruleset_audited(const char *table, bool add, uid_t uid, uint64_t timeout_ms, char *err,
+    size_t errlen)
+{
+	struct nl_batch b;
+	int rc, saved;
+
+	if (nl_batch_init(&b) < 0) {
+		snprintf(err, errlen, "netlink batch: %s", strerror(errno));
+		return -1;
+	}
+	if ((rc = ruleset_build_audited(&b, table, add, uid, timeout_ms)) < 0)
+		snprintf(err, errlen, "building the batch for set %s: %s", SET_AUDITED,
+		    strerror(errno));
+	else
+		rc = nl_batch_send(&b, err, errlen);
+	saved = errno;
+	nl_batch_free(&b);
+	errno = saved;
+	return rc;
 }
 
 int

@@ -407,6 +407,11 @@ int	 ruleset_set_uids(const char *table, const char *set, bool add, const uid_t 
 #define REFUSED_UIDS_MAX	256	/* uids flooding at once; more stay on the queue path */
 /* @audited_uids: the uids whose SYNs the kernel audits (fence.c) */
 #define AUDITED_UIDS_MAX	1024	/* more stay on the queue path */
+#define AUDITED_TIMEOUT_S	30	/* then the uid's next SYN is queued, and it is added again */
+int	 ruleset_build_audited(struct nl_batch *, const char *table, bool add, uid_t,
+	    uint64_t timeout_ms);
+int	 ruleset_audited(const char *table, bool add, uid_t, uint64_t timeout_ms, char *err,
+	    size_t errlen);
 int	 ruleset_build_refused_add(struct nl_batch *, const char *table, uid_t,
 	    uint64_t timeout_ms);
 int	 ruleset_build_refused_del(struct nl_batch *, const char *table, const uid_t *);

@@ -103,8 +103,7 @@ fm_world_init(struct fm_world *w, bool native, bool any_port, enum action action
 	 */
 	if (build(&b, &sp, native) < 0 ||
 	    ruleset_build_refused_add(&b, TABLE_NAME, FM_UID_REFUSED, 70000) < 0 ||
-	    ruleset_build_set_uids(&b, TABLE_NAME, "audited_uids", true,
-	    &(uid_t){ FM_UID_AUDITED }, 1) < 0)
+	    ruleset_build_audited(&b, TABLE_NAME, true, FM_UID_AUDITED, 30000) < 0)
 		snprintf(err, errlen, "ruleset_build failed");
 	else if (nl_batch_finish(&b, &data, &len) < 0)
 		snprintf(err, errlen, "nl_batch_finish failed");

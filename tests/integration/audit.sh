@@ -57,7 +57,7 @@ check "the flow was released to the kernel once read (ct mark set over ctnetlink
     "[ \$(ip netns exec $HOST_NS '$BUILD/smtpguard' -c '$T/smtpguard.conf' status --json | jq .audit_unreleased) -eq 0 ]"
 check "no flow is left followed" sh -c "[ \$(ip netns exec $HOST_NS '$BUILD/smtpguard' -c '$T/smtpguard.conf' status --json | jq .flows_followed) -eq 0 ]"
 check "the sender, audited whatever it names, is audited in the kernel from now on" sh -c \
-    "ip netns exec $HOST_NS nft list set inet smtpguard audited_uids | grep -q 'elements = { $WEB_UID }'"
+    "ip netns exec $HOST_NS nft list set inet smtpguard audited_uids | grep -q 'elements = { $WEB_UID timeout 30s'"
 # The kernel carries the rest: a second, bigger message costs the same, and
 # now its SYN is audited in the kernel too, its sender named from the copy.
 before=$(sg status --json | jq .packets)

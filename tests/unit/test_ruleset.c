@@ -38,6 +38,9 @@
 #define TAKEN_OVER_PROBE TAKEN_OVER "meta,bitwise,cmp,"
 /* any other marked "after NAT". */
 #define TAKEN_OVER_SYN	TAKEN_OVER "meta,bitwise,meta,"
+/* The kernel's audit of @audited_uids: the one other rule that reads ct state (new only). */
+#define AUDITED_RULE	"meta,bitwise,cmp,meta,cmp,payload,bitwise,cmp,payload,lookup," \
+			"ct,bitwise,cmp,meta,lookup,ct,bitwise,ct,log,immediate"
 
 static const uint16_t golden_ports[] = { 25, 465, 587 };
 static const uid_t golden_mta[] = { 101 };
@@ -425,7 +428,7 @@ mta_and_exceptions_are_accepted_before_anything_is_queued(void **state)
 	(void)state;
 	build(&p, &sp, true);
 	n = rules_of(&p, "fence", r, 32);
-	assert_int_equal(n, 24);
+	assert_int_equal(n, 25);
 	assert_string_equal(r[0]->exprs, "meta,lookup,immediate");
 	assert_string_equal(nftnl_expr_get_str(expr_at(r[0]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
 	    "mta_uids");
@@ -508,8 +511,8 @@ no_flow_passes_for_being_established(void **state)
 			if (strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), "ct") == 0 &&
 			    nftnl_expr_is_set(e, NFTNL_EXPR_CT_DREG) &&
 			    nftnl_expr_get_u32(e, NFTNL_EXPR_CT_KEY) == NFT_CT_STATE)
-				assert_int_equal(strncmp(p.m[i].exprs, TAKEN_OVER,
-				    strlen(TAKEN_OVER)), 0);
+				if (strncmp(p.m[i].exprs, TAKEN_OVER, strlen(TAKEN_OVER)) != 0)
+					assert_string_equal(p.m[i].exprs, AUDITED_RULE);
 		nftnl_expr_iter_destroy(it);
 	}
 	release(&p);
@@ -532,16 +535,16 @@ replies_pass_but_not_a_syn(void **state)
 	(void)state;
 	build(&p, &sp, false);
 	n = rules_of(&p, "fence", r, 32);
-	assert_string_equal(r[n - 4]->exprs, "ct,cmp,meta,cmp,payload,bitwise,cmp,immediate");
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[n - 4]->rule, 0), NFTNL_EXPR_CT_KEY),
+	assert_string_equal(r[n - 5]->exprs, "ct,cmp,meta,cmp,payload,bitwise,cmp,immediate");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[n - 5]->rule, 0), NFTNL_EXPR_CT_KEY),
 	    NFT_CT_DIRECTION);
-	assert_int_equal(*(const uint8_t *)nftnl_expr_get(expr_at(r[n - 4]->rule, 1),
+	assert_int_equal(*(const uint8_t *)nftnl_expr_get(expr_at(r[n - 5]->rule, 1),
 	    NFTNL_EXPR_CMP_DATA, &(uint32_t){ 0 }), IP_CT_DIR_REPLY);
-	e = expr_at(r[n - 4]->rule, 4);
+	e = expr_at(r[n - 5]->rule, 4);
 	assert_int_equal(nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET), 13);
-	assert_int_equal(*(const uint8_t *)nftnl_expr_get(expr_at(r[n - 4]->rule, 5),
+	assert_int_equal(*(const uint8_t *)nftnl_expr_get(expr_at(r[n - 5]->rule, 5),
 	    NFTNL_EXPR_BITWISE_MASK, &(uint32_t){ 0 }), 0x12);	/* SYN|ACK */
-	e = expr_at(r[n - 4]->rule, 6);
+	e = expr_at(r[n - 5]->rule, 6);
 	assert_int_equal(nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_OP), NFT_CMP_NEQ);
 	assert_int_equal(*(const uint8_t *)nftnl_expr_get(e, NFTNL_EXPR_CMP_DATA,
 	    &(uint32_t){ 0 }), 0x02);	/* a bare SYN is decided */
@@ -1323,7 +1326,7 @@ the_refused_map_starts_empty_bounded_and_maps_to_counters(void **state)
 }
 
 /*
- * The refused uids' rule is the fence's last before the queue rule: after
+ * The refused uids' rule comes just before the audited uids' and the queue rule: after
  * the MTA, the exceptions, the verdicts, allow_local and the decided flows.
  * It takes what the queue rule would (a socket owner's SYN to @ports),
  * never the self-check's probe, counts on the uid's object and resets.
@@ -1342,28 +1345,28 @@ refused_uids_are_reset_just_before_the_queue_rule(void **state)
 	build(&p, &sp, false);
 	n = rules_of(&p, "fence", r, 32);
 	assert_true(n > 3);
-	assert_string_equal(r[n - 3]->exprs, "meta,bitwise,cmp,meta,cmp,payload,bitwise,cmp,"
+	assert_string_equal(r[n - 4]->exprs, "meta,bitwise,cmp,meta,cmp,payload,bitwise,cmp,"
 	    "payload,lookup,meta,objref,reject");
-	e = expr_at(r[n - 3]->rule, 2);
+	e = expr_at(r[n - 4]->rule, 2);
 	assert_int_equal(nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_OP), NFT_CMP_NEQ);
 	assert_int_equal(expr_u32_data(e, NFTNL_EXPR_CMP_DATA), mark_value(GOLDEN_MASK,
 	    MARK_PROBE));
-	e = expr_at(r[n - 3]->rule, 7);
+	e = expr_at(r[n - 4]->rule, 7);
 	assert_int_equal(nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_OP), NFT_CMP_EQ);
-	assert_string_equal(nftnl_expr_get_str(expr_at(r[n - 3]->rule, 9),
+	assert_string_equal(nftnl_expr_get_str(expr_at(r[n - 4]->rule, 9),
 	    NFTNL_EXPR_LOOKUP_SET), "ports");
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[n - 3]->rule, 10), NFTNL_EXPR_META_KEY),
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[n - 4]->rule, 10), NFTNL_EXPR_META_KEY),
 	    NFT_META_SKUID);
 	/*
 	 * libnftnl 1.2.4 sends the objref's set name without its NUL (the
 	 * kernel takes the attribute's length) and parses it back with strdup:
 	 * only the name's own bytes are compared.
 	 */
-	e = expr_at(r[n - 3]->rule, 11);
+	e = expr_at(r[n - 4]->rule, 11);
 	assert_memory_equal(nftnl_expr_get_str(e, NFTNL_EXPR_OBJREF_SET_NAME), "refused_uids",
 	    strlen("refused_uids"));
 	assert_int_equal(nftnl_expr_get_u32(e, NFTNL_EXPR_OBJREF_SET_SREG), NFT_REG_1);
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[n - 3]->rule, 12),
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[n - 4]->rule, 12),
 	    NFTNL_EXPR_REJECT_TYPE), NFT_REJECT_TCP_RST);
 	/* The MTA and the exceptions come first. */
 	assert_string_equal(nftnl_expr_get_str(expr_at(r[0]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
@@ -1373,6 +1376,49 @@ refused_uids_are_reset_just_before_the_queue_rule(void **state)
 	n = rules_of(&p, "nat_fence", r, 32);
 	for (size_t i = 0; i < n; i++)
 		assert_null(strstr(r[i]->exprs, "objref"));
+	release(&p);
+}
+
+/*
+ * The audited uids' rule is the fence's last before the queue rule: an
+ * unmarked SYN to @ports in ct state new (no other) from a uid in
+ * @audited_uids gets the audit ct mark, is copied to the audit group at
+ * once (queue threshold 1) and accepted. NAT's second look has none, and
+ * the set's elements time out.
+ */
+static void
+audited_uids_are_audited_in_the_kernel_just_before_the_queue_rule(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct parsed p;
+	struct msg *r[32];
+	size_t n;
+	struct nftnl_expr *e;
+
+	(void)state;
+	build(&p, &sp, false);
+	n = rules_of(&p, "fence", r, 32);
+	assert_true(n > 3);
+	assert_string_equal(r[n - 3]->exprs, AUDITED_RULE);
+	assert_int_equal(expr_u32_data(expr_at(r[n - 3]->rule, 2), NFTNL_EXPR_CMP_DATA), 0);
+	assert_string_equal(nftnl_expr_get_str(expr_at(r[n - 3]->rule, 9),
+	    NFTNL_EXPR_LOOKUP_SET), "ports");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[n - 3]->rule, 10), NFTNL_EXPR_CT_KEY),
+	    NFT_CT_STATE);
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[n - 3]->rule, 11),
+	    NFTNL_EXPR_BITWISE_LEN), 4);
+	assert_int_equal(*(const uint32_t *)nftnl_expr_get(expr_at(r[n - 3]->rule, 11),
+	    NFTNL_EXPR_BITWISE_MASK, &(uint32_t){ 0 }), NF_CT_STATE_BIT(IP_CT_NEW));
+	assert_string_equal(nftnl_expr_get_str(expr_at(r[n - 3]->rule, 14),
+	    NFTNL_EXPR_LOOKUP_SET), "audited_uids");
+	assert_int_equal(*(const uint32_t *)nftnl_expr_get(expr_at(r[n - 3]->rule, 16),
+	    NFTNL_EXPR_BITWISE_XOR, &(uint32_t){ 0 }), mark_value(GOLDEN_MASK, MARK_INSPECT));
+	e = expr_at(r[n - 3]->rule, 18);
+	assert_int_equal(nftnl_expr_get_u16(e, NFTNL_EXPR_LOG_GROUP), sp.audit_group);
+	assert_int_equal(nftnl_expr_get_u16(e, NFTNL_EXPR_LOG_QTHRESHOLD), 1);
+	n = rules_of(&p, "nat_fence", r, 32);
+	for (size_t i = 0; i < n; i++)
+		assert_null(strstr(r[i]->exprs, "log"));
 	release(&p);
 }
 
@@ -1650,6 +1696,7 @@ main(void)
 		cmocka_unit_test(a_batch_refuses_more_messages_than_it_can_label),
 		cmocka_unit_test(the_refused_map_starts_empty_bounded_and_maps_to_counters),
 		cmocka_unit_test(refused_uids_are_reset_just_before_the_queue_rule),
+		cmocka_unit_test(audited_uids_are_audited_in_the_kernel_just_before_the_queue_rule),
 		cmocka_unit_test(a_refused_uid_goes_in_with_its_counter_and_out_in_steps),
 		cmocka_unit_test(the_kernels_counter_objects_give_each_uid_its_exact_count),
 	};
