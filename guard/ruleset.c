@@ -1571,26 +1571,46 @@ out:
 	return rc;
 }
 
+/*
+ * After BUILT (the builder's result) for SET: the batch sent, or ERR saying
+ * which step failed; the batch freed either way, errno kept.
+ */
+static int
+send_set_batch(struct nl_batch *b, int built, const char *set, char *err, size_t errlen)
+{
+	int rc = built, saved;
+
+	if (rc < 0)
+		snprintf(err, errlen, "building the batch for set %s: %s",
+		    set != NULL ? set : "(none)", strerror(errno));
+	else
+		rc = nl_batch_send(b, err, errlen);
+	saved = errno;
+	nl_batch_free(b);
+	errno = saved;
+	return rc;
+}
+
+static int
+set_batch_init(struct nl_batch *b, char *err, size_t errlen)
+{
+	if (nl_batch_init(b) < 0) {
+		snprintf(err, errlen, "netlink batch: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int
 ruleset_audited(const char *table, bool add, uid_t uid, uint64_t timeout_ms, char *err,
     size_t errlen)
 {
 	struct nl_batch b;
-	int rc, saved;
 
-	if (nl_batch_init(&b) < 0) {
-		snprintf(err, errlen, "netlink batch: %s", strerror(errno));
+	if (set_batch_init(&b, err, errlen) < 0)
 		return -1;
-	}
-	if ((rc = ruleset_build_audited(&b, table, add, uid, timeout_ms)) < 0)
-		snprintf(err, errlen, "building the batch for set %s: %s", SET_AUDITED,
-		    strerror(errno));
-	else
-		rc = nl_batch_send(&b, err, errlen);
-	saved = errno;
-	nl_batch_free(&b);
-	errno = saved;
-	return rc;
+	return send_set_batch(&b, ruleset_build_audited(&b, table, add, uid, timeout_ms),
+	    SET_AUDITED, err, errlen);
 }
 
 int
@@ -1598,21 +1618,11 @@ ruleset_set_uids(const char *table, const char *set, bool add, const uid_t *uids
     size_t n, char *err, size_t errlen)
 {
 	struct nl_batch b;
-	int rc, saved;
 
-	if (nl_batch_init(&b) < 0) {
-		snprintf(err, errlen, "netlink batch: %s", strerror(errno));
+	if (set_batch_init(&b, err, errlen) < 0)
 		return -1;
-	}
-	if ((rc = ruleset_build_set_uids(&b, table, set, add, uids, n)) < 0)
-		snprintf(err, errlen, "building the batch for set %s: %s",
-		    set != NULL ? set : "(none)", strerror(errno));
-	else
-		rc = nl_batch_send(&b, err, errlen);
-	saved = errno;
-	nl_batch_free(&b);
-	errno = saved;
-	return rc;
+	return send_set_batch(&b, ruleset_build_set_uids(&b, table, set, add, uids, n), set,
+	    err, errlen);
 }
 
 /*
