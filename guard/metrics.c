@@ -373,6 +373,17 @@ metrics_format(const struct metrics *m, char *buf, size_t len)
 	    "(@refused_uids); also in decisions and attempts.", m->kernel_refused);
 	one(&o, "smtpguard_kernel_refusing", "gauge", "Uids refused in the kernel now, for the "
 	    "rest of their flood window.", m->kernel_refusing);
+	one(&o, "smtpguard_kernel_audited_total", "counter", "SYNs audited in the kernel "
+	    "(@audited_uids); also in decisions and attempts.", m->kernel_audited);
+	one(&o, "smtpguard_kernel_auditing", "gauge", "Uids audited in the kernel now.",
+	    m->kernel_auditing);
+	family(&o, "smtpguard_kernel_fallbacks_total", "counter", "Uids kept on the queue "
+	    "path (never accepted): set_full (@refused_uids or @audited_uids full) or refused "
+	    "(a change the kernel refused).");
+	put(&o, "smtpguard_kernel_fallbacks_total{reason=\"set_full\"} %llu\n",
+	    (unsigned long long)m->kernel_full);
+	put(&o, "smtpguard_kernel_fallbacks_total{reason=\"refused\"} %llu\n",
+	    (unsigned long long)m->kernel_errors);
 	latency(&o, m->attrib);
 	if (m->mail_gate)
 		mail_gate(&o, m);

@@ -71,6 +71,10 @@ snapshot(const struct daemon *d, time_t now, struct metrics *m, struct metrics_u
 	m->attempts[ACTION_REJECT] += live;
 	m->kernel_refused = d->cnt.kernel_refused + live;
 	m->kernel_refusing = (unsigned int)refuse_count(d->refuse);
+	m->kernel_audited = d->cnt.kernel_audited;
+	m->kernel_auditing = (unsigned int)fence_auditing(d, now);
+	m->kernel_full = d->cnt.kernel_full;
+	m->kernel_errors = d->cnt.kernel_errors;
 	m->attrib = &d->attrib_le;
 	m->mail_gate = d->cfg.mail_gate;
 	m->mail_up = d->gate_fd >= 0;

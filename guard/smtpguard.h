@@ -875,6 +875,9 @@ struct metrics {
 	uint64_t	 trap_sessions, trap_direct;
 	uint64_t	 kernel_refused;	/* flood attempts the kernel reset (refuse.c) */
 	unsigned int	 kernel_refusing;
+	uint64_t	 kernel_audited;	/* SYNs audited in the kernel (@audited_uids) */
+	unsigned int	 kernel_auditing;
+	uint64_t	 kernel_full, kernel_errors;	/* kept on the queue path */
 	const struct metrics_latency *attrib;
 	bool		 mail_gate, mail_up;
 	uint64_t	 mail[MAIL_REJECT + 1];

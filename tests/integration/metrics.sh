@@ -5,7 +5,8 @@
 # same namespace on its loopback, as nobody, with their storage under $T;
 # prometheus scrapes node_exporter every second, and a query over its HTTP
 # API returns the attempts this test made; a reload to action = trap and
-# one trapped message show in both, and a reload to top_users = 1 leaves
+# one trapped message show in both, as do a reload to action = audit and a
+# connect audited in the kernel; a reload to top_users = 1 leaves
 # only the busiest user's series. The shipped alert rules pass promtool
 # check rules and promtool test rules. The host's own prometheus services
 # are never started or touched.
@@ -146,6 +147,30 @@ trapped() {
 check "the textfile counts the trapped attempt and its session" wait_for "trap" trapped
 check "prometheus returns the trapped session" \
     wait_for_long query_is 'smtpguard_trap_sessions_total' 1
+
+# Audit in the kernel: after a reload to action = audit the quieter user's
+# first connect is queued and decided, its uid goes to @audited_uids, and its
+# second connect is audited by the fence itself: both show in the file.
+sed -i 's/^action = trap$/action = audit/' "$T/smtpguard.conf"
+check "smtpguard reload to action = audit" sg reload
+audited=0
+for i in 1 2; do
+	out=$(as_uid $WEB2_UID "$T/sgprobe" connect -t 2000 $MX4 25)
+	case $out in connected*) audited=$((audited + 1)) ;; *) echo "$out" ;; esac
+done
+check "the audited user's two connects went through" test $audited -eq 2
+in_kernel() {
+	grep -qx 'smtpguard_kernel_audited_total 1' "$PROM" &&
+	    grep -qx 'smtpguard_kernel_auditing 1' "$PROM" &&
+	    grep -qx 'smtpguard_attempts_total{action="audit"} 2' "$PROM"
+}
+check "the textfile counts the SYN audited in the kernel and its uid" wait_for "audit" in_kernel
+check "the textfile: no uid fell back to the queue path" \
+    grep -qx 'smtpguard_kernel_fallbacks_total{reason="set_full"} 0' "$PROM"
+check "prometheus returns the SYN audited in the kernel" \
+    wait_for_long query_is 'smtpguard_kernel_audited_total' 1
+check "promtool check metrics: still valid with the kernel's audit" \
+    sh -c 'promtool check metrics <"$1"' sh "$PROM"
 
 # The bound on label cardinality, changed by a reload: top_users = 1 shows
 # only the busiest user.

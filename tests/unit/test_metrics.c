@@ -51,6 +51,10 @@ sample(struct metrics *m, struct metrics_latency *l, struct metrics_user *u)
 	m->trap_sessions = 5;
 	m->kernel_refused = 123456;
 	m->kernel_refusing = 2;
+	m->kernel_audited = 77;
+	m->kernel_auditing = 3;
+	m->kernel_full = 5;
+	m->kernel_errors = 1;
 	metrics_latency_add(l, 8000);		/* 8 us */
 	metrics_latency_add(l, 10000);		/* exactly on the 10 us edge: le is <= */
 	metrics_latency_add(l, 300000);		/* 0.3 ms */
