@@ -91,6 +91,9 @@ ctlreply_status(const struct daemon *d)
 	json_object_set_new(o, "alerts", json_integer((json_int_t)d->cnt.alerts));
 	json_object_set_new(o, "inspected", json_integer((json_int_t)d->cnt.inspected));
 	json_object_set_new(o, "audit_overruns", json_integer((json_int_t)d->cnt.audit_overruns));
+	json_object_set_new(o, "audit_copies", json_integer((json_int_t)d->cnt.audit_copies));
+	json_object_set_new(o, "audit_copy_bytes",
+	    json_integer((json_int_t)d->cnt.audit_copy_bytes));
 	json_object_set_new(o, "audit_unreleased",
 	    json_integer((json_int_t)d->cnt.audit_unreleased));
 	json_object_set_new(o, "trap_direct", json_integer((json_int_t)d->cnt.trap_direct));

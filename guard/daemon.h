@@ -35,6 +35,8 @@ struct counters {
 	uint64_t	 events_lost;		/* event lines that could not be written */
 	uint64_t	 alerts;
 	uint64_t	 inspected;		/* packets of audited flows read */
+	uint64_t	 audit_copies;		/* copies read from the tap, of any flow */
+	uint64_t	 audit_copy_bytes;	/* their bytes (each at most the rules' snaplen) */
 	uint64_t	 audit_overruns;		/* the tap's socket overran: copies lost (ENOBUFS) */
 	uint64_t	 audit_unreleased;	/* read flows whose ct mark could not be set */
 	uint64_t	 trap_direct;		/* connections to the trap port it was not sent */

@@ -917,7 +917,9 @@ on_audit_copy(const struct nflog_packet *np, void *arg)
 	struct pkt p;
 	time_t now = time(NULL);
 
-	if (pkt_parse(np->payload, np->len, &p) < 0) {
+	d->cnt.audit_copies++;
+	d->cnt.audit_copy_bytes += np->len;
+	if (pkt_parse_copy(np->payload, np->len, &p) < 0) {
 		d->cnt.unparsable++;
 		return;
 	}

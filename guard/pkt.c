@@ -2,7 +2,9 @@
  * pkt.c — decodes a queued packet (from its IP header on) into addresses,
  * ports, TCP sequence, flags and payload. Pure: every length is checked
  * against the buffer; anything that is not a whole IPv4/IPv6 TCP segment is
- * -1 with errno EINVAL. Payload points into the caller's buffer.
+ * -1 with errno EINVAL. Payload points into the caller's buffer. The audit
+ * tap's copies are cut at its snaplen (ruleset.c): pkt_parse_copy takes a
+ * segment whose payload the copy ends inside, its headers still whole.
  */
 #include <errno.h>
 #include <netinet/ip.h>
@@ -38,7 +40,7 @@ pkt_tcp(const uint8_t *buf, size_t len, struct pkt *p)
 }
 
 static int
-pkt_ipv4(const uint8_t *buf, size_t len, struct pkt *p)
+pkt_ipv4(const uint8_t *buf, size_t len, bool cut_ok, struct pkt *p)
 {
 	struct ip ih;
 	size_t hlen, total;
@@ -49,7 +51,7 @@ pkt_ipv4(const uint8_t *buf, size_t len, struct pkt *p)
 	hlen = (size_t)ih.ip_hl * 4;
 	total = ntohs(ih.ip_len);
 	/* GSO packets queued with NFQA_CFG_F_GSO may carry ip_len 0. */
-	if (total == 0)
+	if (total == 0 || (cut_ok && total > len))
 		total = len;
 	if (hlen < sizeof(ih) || total < hlen || total > len || ih.ip_p != IPPROTO_TCP)
 		return -1;
@@ -62,7 +64,7 @@ pkt_ipv4(const uint8_t *buf, size_t len, struct pkt *p)
 }
 
 static int
-pkt_ipv6(const uint8_t *buf, size_t len, struct pkt *p)
+pkt_ipv6(const uint8_t *buf, size_t len, bool cut_ok, struct pkt *p)
 {
 	struct ip6_hdr ih;
 	size_t off = sizeof(ih), end;
@@ -72,7 +74,7 @@ pkt_ipv6(const uint8_t *buf, size_t len, struct pkt *p)
 		return -1;
 	memcpy(&ih, buf, sizeof(ih));
 	end = sizeof(ih) + ntohs(ih.ip6_plen);
-	if (ntohs(ih.ip6_plen) == 0)	/* GSO, as above */
+	if (ntohs(ih.ip6_plen) == 0 || (cut_ok && end > len))	/* GSO, as above */
 		end = len;
 	if (end > len)
 		return -1;
@@ -99,21 +101,34 @@ pkt_ipv6(const uint8_t *buf, size_t len, struct pkt *p)
 	return pkt_tcp(buf + off, end - off, p);
 }
 
-int
-pkt_parse(const uint8_t *buf, size_t len, struct pkt *p)
+static int
+parse(const uint8_t *buf, size_t len, bool cut_ok, struct pkt *p)
 {
 	int rc = -1;
 
 	memset(p, 0, sizeof(*p));
 	if (buf != NULL && len > 0) {
 		if (buf[0] >> 4 == 4)
-			rc = pkt_ipv4(buf, len, p);
+			rc = pkt_ipv4(buf, len, cut_ok, p);
 		else if (buf[0] >> 4 == 6)
-			rc = pkt_ipv6(buf, len, p);
+			rc = pkt_ipv6(buf, len, cut_ok, p);
 	}
 	if (rc < 0) {
 		memset(p, 0, sizeof(*p));
 		errno = EINVAL;
 	}
 	return rc;
+}
+
+int
+pkt_parse(const uint8_t *buf, size_t len, struct pkt *p)
+{
+	return parse(buf, len, false, p);
+}
+
+/* payload_len is what the copy holds of the payload, maybe less than was sent. */
+int
+pkt_parse_copy(const uint8_t *buf, size_t len, struct pkt *p)
+{
+	return parse(buf, len, true, p);
 }

@@ -81,6 +81,15 @@
 #define TCP_FLAGS_OFFSET	13	/* RFC 9293: the flags byte of the TCP header */
 #define TCP_FLAG_SYN		0x02
 #define TH_SYN_ACK_MASK		0x12	/* SYN | ACK */
+/*
+ * An audited packet is copied to inspect_bytes past its headers (IPv4 or
+ * IPv6 and TCP, options and a few extension headers): the inspection never
+ * reads further into a flow, so a long segment (a GSO one carrying the
+ * message body) costs the sender a short copy. Headers longer than that
+ * leave a gap in what is read, which ends inspection "incomplete".
+ */
+#define AUDIT_COPY_HEADROOM	512
+#define AUDIT_COPY_MAX		65535	/* nflog.c's copy range: a whole GSO segment */
 
 /* A rule being built; any failed allocation is remembered and reported once. */
 struct rb {
@@ -296,18 +305,21 @@ x_reject_rst(struct rb *rb)
  * the kernel drops the packet (fails closed).
  */
 /*
- * A copy of the packet to nfnetlink_log GROUP; the packet goes on. QTHRESHOLD
- * 1 sends it, and the copies gathered before it, at once; 0 leaves them to
- * the group's own bounds (nflog.c).
+ * A copy of the packet's first SNAPLEN bytes (0: the group's copy range, a
+ * whole segment) to nfnetlink_log GROUP; the packet goes on. QTHRESHOLD 1
+ * sends it, and the copies gathered before it, at once; 0 leaves them to the
+ * group's own bounds (nflog.c).
  */
 static void
-x_log_group(struct rb *rb, uint16_t group, uint16_t qthreshold)
+x_log_group(struct rb *rb, uint16_t group, uint32_t snaplen, uint16_t qthreshold)
 {
 	struct nftnl_expr *e;
 
 	if ((e = x_new(rb, "log")) == NULL)
 		return;
 	nftnl_expr_set_u16(e, NFTNL_EXPR_LOG_GROUP, group);
+	if (snaplen > 0)
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOG_SNAPLEN, snaplen);
 	if (qthreshold > 0)
 		nftnl_expr_set_u16(e, NFTNL_EXPR_LOG_QTHRESHOLD, qthreshold);
 	x_add(rb, e);
@@ -859,7 +871,7 @@ put_decided(struct nl_batch *b, const struct ruleset_spec *sp, const char *chain
 			x_l4proto_tcp(&rb);	/* lets nft print "tcp dport" */
 			x_tcp_dport(&rb);
 			x_lookup(&rb, SET_PORTS, ID_PORTS);
-			x_log_group(&rb, sp->audit_group, 0);
+			x_log_group(&rb, sp->audit_group, sp->audit_snaplen, 0);
 		}
 		if (vs[i].queue && sp->detect_any_port)
 			x_mark_followed(&rb, sp->mark_mask);
@@ -1091,7 +1103,7 @@ put_audited_rule(struct nl_batch *b, const struct ruleset_spec *sp, unsigned int
 	x_ct_load(&rb, NFT_CT_MARK);
 	x_bitwise(&rb, ~m, mark_value(m, MARK_INSPECT));
 	x_ct_store(&rb, NFT_CT_MARK);
-	x_log_group(&rb, sp->audit_group, 1);
+	x_log_group(&rb, sp->audit_group, sp->audit_snaplen, 1);
 	x_verdict(&rb, NF_ACCEPT, NULL);
 	return rb_put(b, &rb, "%s #%u (audited_uids)", CHAIN_FENCE, ++*n);
 }
@@ -1259,6 +1271,8 @@ ruleset_spec_of(const struct config *cfg, const uid_t *mta, size_t nmta, const u
 	spec->allow_local = cfg->allow_local;
 	spec->queue_num = cfg->queue_num;
 	spec->audit_group = cfg->audit_log_group;
+	spec->audit_snaplen = cfg->inspect_bytes + AUDIT_COPY_HEADROOM < AUDIT_COPY_MAX ?
+	    (uint32_t)(cfg->inspect_bytes + AUDIT_COPY_HEADROOM) : AUDIT_COPY_MAX;
 	spec->mark_mask = cfg->mark_mask;
 	spec->trap = cfg->action == ACTION_TRAP;
 	spec->redirect = cfg->mail_gate;

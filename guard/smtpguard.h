@@ -384,6 +384,7 @@ struct ruleset_spec {
 	bool		 allow_local;
 	uint16_t	 queue_num;
 	uint16_t	 audit_group;	/* nfnetlink_log group audited flows are copied to */
+	uint32_t	 audit_snaplen;	/* bytes of each of their packets copied */
 	uint32_t	 mark_mask;
 	bool		 trap;		/* the nat chain that redirects trapped flows */
 	bool		 redirect;	/* the nat chain that sends redirected flows to the MTA */
@@ -472,6 +473,7 @@ int		 ctmark_set(struct ctmark *, const struct pkt *flow, uint32_t mask, uint32_
 
 /* pkt.c */
 int	 pkt_parse(const uint8_t *buf, size_t len, struct pkt *);
+int	 pkt_parse_copy(const uint8_t *buf, size_t len, struct pkt *);
 
 /* flow.c */
 #define FLOWS_MAX		1024	/* flows followed after their SYN; ~13 KiB each + what hangs on them */

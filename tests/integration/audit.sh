@@ -55,6 +55,14 @@ echo "info: packets through userspace for a ${body_bytes}-byte message: $queued"
 check "only the SYN waits in the queue; the rest is copied, never held ($queued)" [ "$queued" -le 2 ]
 check "the flow was released to the kernel once read (ct mark set over ctnetlink)" sh -c \
     "[ \$(ip netns exec $HOST_NS '$BUILD/smtpguard' -c '$T/smtpguard.conf' status --json | jq .audit_unreleased) -eq 0 ]"
+copies=$(sg status --json | jq '[.audit_copies, .audit_copy_bytes] | @tsv' -r)
+echo "info: copies read from the tap for it, and their bytes: $copies"
+copies_cut() {
+	set -- $copies
+	[ "$1" -gt 0 ] && [ "$2" -le $(( $1 * 4608 )) ] &&
+	    in_host nft list chain inet smtpguard fence | grep -q 'log group 2525 snaplen 4608 accept'
+}
+check "each copy ends at the snaplen, inspect_bytes past its headers (4096 + 512)" copies_cut
 check "no flow is left followed" sh -c "[ \$(ip netns exec $HOST_NS '$BUILD/smtpguard' -c '$T/smtpguard.conf' status --json | jq .flows_followed) -eq 0 ]"
 check "the sender, audited whatever it names, is audited in the kernel from now on" sh -c \
     "ip netns exec $HOST_NS nft list set inet smtpguard audited_uids | grep -q 'elements = { $WEB_UID timeout 30s'"

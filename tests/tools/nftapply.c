@@ -80,6 +80,7 @@ main(int argc, char **argv)
 		.allow_local = true,
 		.queue_num = 0,
 		.audit_group = 2525,
+		.audit_snaplen = 4608,	/* the default inspect_bytes, 4096, and 512 of headers */
 		.mark_mask = GOLDEN_MASK,
 		.trap_port = GOLDEN_TRAP,
 		.redirect_port = GOLDEN_REDIRECT,

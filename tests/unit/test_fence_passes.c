@@ -597,7 +597,7 @@ load_with(struct nm_ruleset *rs, int (*steps)(struct nl_batch *))
 	static const uid_t mta[] = { FM_UID_MTA };
 	struct ruleset_spec sp = {
 		.table = TABLE_NAME, .ports = ports, .nports = 3, .mta_uids = mta, .nmta = 1,
-		.allow_local = true, .queue_num = 0, .audit_group = 2525,
+		.allow_local = true, .queue_num = 0, .audit_group = 2525, .audit_snaplen = 4608,
 		.mark_mask = 0x00700000, .trap = true, .redirect = true, .trap_port = 10025,
 		.redirect_port = 25,
 	};

@@ -348,6 +348,55 @@ every_truncation_is_refused(void **state)
 		assert_refused(v6.b, n);
 }
 
+/*
+ * The audit tap's copies end at its snaplen: cut anywhere in the payload,
+ * a copy decodes to the payload it holds; cut in a header, it is refused.
+ * A queued packet is never taken cut.
+ */
+static void
+copies_cut_in_the_payload_decode_to_what_they_hold(void **state)
+{
+	struct built v4, v6, *all[] = { &v4, &v6 };
+	struct pkt p;
+
+	(void)state;
+	start_v4(&v4, 6, PROTO_TCP);
+	add_tcp(&v4, 8, FLAG_PSH_ACK, ehlo, strlen(ehlo));
+	finish_v4(&v4);
+	start_v6(&v6, PROTO_HOPOPTS);
+	add_ext(&v6, PROTO_TCP, 1);
+	add_tcp(&v6, 8, FLAG_PSH_ACK, ehlo, strlen(ehlo));
+	finish_v6(&v6);
+	for (size_t k = 0; k < 2; k++) {
+		struct built *b = all[k];
+		size_t headers = b->tcp_off + 32;
+
+		for (size_t n = 0; n <= b->len; n++) {
+			uint8_t *copy = malloc(n > 0 ? n : 1);
+			int r;
+
+			assert_non_null(copy);
+			memcpy(copy, b->b, n);
+			errno = 0;
+			r = pkt_parse_copy(copy, n, &p);
+			if (n < headers) {
+				assert_int_equal(r, -1);
+				assert_int_equal(errno, EINVAL);
+			} else {
+				assert_int_equal(r, 0);
+				assert_int_equal(p.sport, 40001);
+				assert_int_equal(p.dport, 25);
+				assert_int_equal(p.payload_len, n - headers);
+				assert_ptr_equal(p.payload, copy + headers);
+				assert_memory_equal(p.payload, ehlo, p.payload_len);
+				if (n < b->len)
+					assert_int_equal(pkt_parse(copy, n, &p), -1);
+			}
+			free(copy);
+		}
+	}
+}
+
 static void
 lying_lengths_are_refused(void **state)
 {
@@ -418,6 +467,7 @@ main(void)
 		cmocka_unit_test(fragments_are_refused),
 		cmocka_unit_test(non_tcp_is_refused),
 		cmocka_unit_test(every_truncation_is_refused),
+		cmocka_unit_test(copies_cut_in_the_payload_decode_to_what_they_hold),
 		cmocka_unit_test(lying_lengths_are_refused),
 		cmocka_unit_test(garbage_is_refused),
 	};

@@ -77,6 +77,7 @@ golden_spec(void)
 		.allow_local = true,
 		.queue_num = 0,
 		.audit_group = 2525,
+		.audit_snaplen = 4608,	/* the default inspect_bytes, 4096, and 512 of headers */
 		.mark_mask = GOLDEN_MASK,
 		.trap = true,
 		.redirect = true,
@@ -471,6 +472,7 @@ audited_flows_are_copied_never_queued(void **state)
 	assert_string_equal(nftnl_expr_get_str(expr_at(r[18]->rule, 6), NFTNL_EXPR_LOOKUP_SET),
 	    "ports");
 	assert_int_equal(nftnl_expr_get_u16(expr_at(r[18]->rule, 7), NFTNL_EXPR_LOG_GROUP), 4242);
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[18]->rule, 7), NFTNL_EXPR_LOG_SNAPLEN), 4608);
 	assert_int_equal(nftnl_expr_get_u32(expr_at(r[18]->rule, 8), NFTNL_EXPR_IMM_VERDICT),
 	    NF_ACCEPT);
 	for (size_t i = 0; i < n; i++)
@@ -1182,6 +1184,32 @@ nat_chains_only_for_the_decisions_that_need_them(void **state)
 	}
 }
 
+/*
+ * An audited packet is copied as far as inspection reads it (inspect_bytes)
+ * plus room for its headers, at most what one log copy can hold.
+ */
+static void
+audit_copies_end_where_inspection_does(void **state)
+{
+	static const uid_t mta[] = { 101 };
+	static const struct {
+		size_t	 inspect_bytes;
+		uint32_t snaplen;
+	} cases[] = {
+		{ 4096, 4608 }, { 64, 576 }, { 65023, 65535 }, { 65024, 65535 }, { 1048576, 65535 },
+	};
+	struct ruleset_spec sp;
+	struct config cfg;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		config_defaults(&cfg);
+		cfg.inspect_bytes = cases[i].inspect_bytes;
+		ruleset_spec_of(&cfg, mta, 1, NULL, 0, &sp);
+		assert_int_equal(sp.audit_snaplen, cases[i].snaplen);
+	}
+}
+
 static void
 rules_carry_comments_for_nft_list(void **state)
 {
@@ -1416,6 +1444,7 @@ audited_uids_are_audited_in_the_kernel_just_before_the_queue_rule(void **state)
 	e = expr_at(r[n - 3]->rule, 18);
 	assert_int_equal(nftnl_expr_get_u16(e, NFTNL_EXPR_LOG_GROUP), sp.audit_group);
 	assert_int_equal(nftnl_expr_get_u16(e, NFTNL_EXPR_LOG_QTHRESHOLD), 1);
+	assert_int_equal(nftnl_expr_get_u32(e, NFTNL_EXPR_LOG_SNAPLEN), 4608);
 	n = rules_of(&p, "nat_fence", r, 32);
 	for (size_t i = 0; i < n; i++)
 		assert_null(strstr(r[i]->exprs, "log"));
@@ -1690,6 +1719,7 @@ main(void)
 		cmocka_unit_test(trapped_flows_are_redirected_to_the_trap_port),
 		cmocka_unit_test(redirected_flows_go_to_the_mta_port_and_a_bad_port_is_refused),
 		cmocka_unit_test(nat_chains_only_for_the_decisions_that_need_them),
+		cmocka_unit_test(audit_copies_end_where_inspection_does),
 		cmocka_unit_test(rules_carry_comments_for_nft_list),
 		cmocka_unit_test(an_exception_is_one_element_batch),
 		cmocka_unit_test(thousands_of_exceptions_fit_in_one_transaction),
