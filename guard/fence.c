@@ -880,22 +880,23 @@ fence_redirected(struct daemon *d, int family, const uint8_t *src, uint16_t spor
 }
 
 /*
- * An audited flow read to its end: the kernel stops copying it (its ct mark
- * becomes allow, through ctnetlink: no packet of it waits here to carry a
- * verdict) and its smtp event is written. If the mark cannot be set the
- * flow only goes on being copied, and its copies are ignored: counted.
+ * An audited flow read to its end (WHY, if inspection did not say): the
+ * kernel stops copying it, its ct mark becoming allow through ctnetlink
+ * unless the fence's DATA rule set it already (IN_KERNEL), and its smtp
+ * event is written. If the mark cannot be set the flow only goes on being
+ * copied, and its copies are ignored: counted.
  * The flow stays a while as an allow marker: a packet of it can still meet
  * the queue right after the mark changed (one audited flow in 10,000 or so
  * in the bench's namespaces, its QUIT or FIN, cause in the kernel not found),
  * and it gets the flow's verdict, not a reset as established-before-fence.
  */
 static void
-release_audited(struct daemon *d, struct flow *f)
+release_audited(struct daemon *d, struct flow *f, const char *why, bool in_kernel)
 {
-	if (ctmark_set(d->ctmark, &f->addr, d->cfg.mark_mask,
+	if (!in_kernel && ctmark_set(d->ctmark, &f->addr, d->cfg.mark_mask,
 	    mark_value(d->cfg.mark_mask, MARK_ALLOW)) < 0 && d->cnt.audit_unreleased++ == 0)
 		log_warn("setting an audited flow's conntrack mark (its copies go on, ignored)");
-	flow_over(d, f, "complete");
+	flow_over(d, f, why);
 	flow_retire(d->flows, f, MARK_ALLOW, f->last_seen);
 }
 
@@ -915,6 +916,7 @@ on_audit_copy(const struct nflog_packet *np, void *arg)
 	struct flow_key k;
 	struct flow *f;
 	struct pkt p;
+	bool more, in_kernel;
 	time_t now = time(NULL);
 
 	d->cnt.audit_copies++;
@@ -938,8 +940,15 @@ on_audit_copy(const struct nflog_packet *np, void *arg)
 		return;
 	d->cnt.inspected++;
 	f->last_seen = now;
-	if (inspect_segment(f->inspect, &p) != INSPECT_MORE)
-		release_audited(d, f);
+	more = inspect_segment(f->inspect, &p) == INSPECT_MORE;
+	in_kernel = inspect_released_in_kernel(&p);
+	/*
+	 * A DATA line the reading did not take as one (split from the line
+	 * before it, sent as an AUTH answer) still ends the copies: what
+	 * follows goes unread, and the event says so.
+	 */
+	if (!more || in_kernel)
+		release_audited(d, f, more ? "incomplete" : "complete", in_kernel);
 }
 
 void

@@ -83,6 +83,23 @@ inspect_bytes_in(struct inspect *in, const uint8_t *p, size_t len)
 	return INSPECT_MORE;
 }
 
+/* No copy of its flow comes after this segment: the kernel released the flow at it. */
+bool
+inspect_released_in_kernel(const struct pkt *p)
+{
+	if (p->payload_len < INSPECT_DATA_LEN)
+		return false;
+	for (size_t i = 0; i < INSPECT_DATA_LEN; i++) {
+		uint8_t c = p->payload[i];
+
+		if (i < 4)
+			c &= INSPECT_CASE_MASK;
+		if (c != (uint8_t)INSPECT_DATA_LINE[i])
+			return false;
+	}
+	return true;
+}
+
 enum inspect_result
 inspect_segment(struct inspect *in, const struct pkt *p)
 {

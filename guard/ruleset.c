@@ -238,6 +238,36 @@ x_tcp_flags(struct rb *rb, uint8_t mask)
 	x_add(rb, e);
 }
 
+/*
+ * reg1 = the first bytes of the TCP payload, letters folded to upper case;
+ * the rule goes on if they are the DATA line (a payload shorter breaks it).
+ */
+static void
+x_data_line(struct rb *rb)
+{
+	uint8_t mask[INSPECT_DATA_LEN], zero[INSPECT_DATA_LEN] = { 0 };
+	struct nftnl_expr *e;
+
+	for (size_t i = 0; i < INSPECT_DATA_LEN; i++)
+		mask[i] = i < 4 ? INSPECT_CASE_MASK : 0xff;
+	if ((e = x_new(rb, "payload")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_INNER_HEADER);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, 0);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, INSPECT_DATA_LEN);
+	x_add(rb, e);
+	if ((e = x_new(rb, "bitwise")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, INSPECT_DATA_LEN);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, sizeof(mask));
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, sizeof(zero));
+	x_add(rb, e);
+	x_cmp(rb, NFT_CMP_EQ, INSPECT_DATA_LINE, INSPECT_DATA_LEN);
+}
+
 /* reg1 in SET; with INV, not in it. */
 static void
 x_lookup_in(struct rb *rb, const char *set, uint32_t set_id, bool inv)
@@ -854,6 +884,37 @@ put_verdicts(struct nl_batch *b, const struct ruleset_spec *sp, const char *chai
 	return 0;
 }
 
+/*
+ * An audited flow's segment that begins with the DATA line: copied, and the
+ * flow released here (ct mark allow), so its message body is never copied
+ * and smtpguardd need not set the mark itself. A DATA that is not at the
+ * start of a segment (pipelined behind MAIL and RCPT) is left to smtpguardd.
+ */
+static int
+put_data_release(struct nl_batch *b, const struct ruleset_spec *sp, const char *chain,
+    unsigned int *n)
+{
+	uint32_t m = sp->mark_mask;
+	struct rb rb;
+
+	if (rb_start(&rb, sp->table, chain,
+	    "audited: its DATA, copied, and the flow released in the kernel") < 0)
+		return -1;
+	x_ct_load(&rb, NFT_CT_MARK);
+	x_bitwise(&rb, m, 0);
+	x_cmp_u32(&rb, NFT_CMP_EQ, mark_value(m, MARK_INSPECT));
+	x_l4proto_tcp(&rb);
+	x_tcp_dport(&rb);
+	x_lookup(&rb, SET_PORTS, ID_PORTS);
+	x_data_line(&rb);
+	x_ct_load(&rb, NFT_CT_MARK);
+	x_bitwise(&rb, ~m, mark_value(m, MARK_ALLOW));
+	x_ct_store(&rb, NFT_CT_MARK);
+	x_log_group(&rb, sp->audit_group, sp->audit_snaplen, 0);
+	x_verdict(&rb, NF_ACCEPT, NULL);
+	return rb_put(b, &rb, "%s #%u (ct mark audit, DATA)", chain, ++*n);
+}
+
 /* The kernel's part of a decided flow: its later packets never leave the kernel. */
 static int
 put_decided(struct nl_batch *b, const struct ruleset_spec *sp, const char *chain,
@@ -862,6 +923,8 @@ put_decided(struct nl_batch *b, const struct ruleset_spec *sp, const char *chain
 	struct rb rb;
 
 	for (size_t i = 0; i < nv; i++) {
+		if (vs[i].tap && put_data_release(b, sp, chain, n) < 0)
+			return -1;
 		if (rb_start(&rb, sp->table, chain, vs[i].comment) < 0)
 			return -1;
 		x_ct_load(&rb, NFT_CT_MARK);

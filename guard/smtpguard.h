@@ -716,6 +716,15 @@ struct inspect	*inspect_new(uint32_t syn_seq, size_t max_bytes, bool implicit_tl
 void		 inspect_free(struct inspect *);
 enum inspect_result inspect_segment(struct inspect *, const struct pkt *);
 /*
+ * The line after which an audited flow is read no further. The fence's rule
+ * finds it in the kernel at the start of a segment's payload, any case
+ * (letters & 0xdf), and releases the flow there (ruleset.c).
+ */
+#define INSPECT_DATA_LINE	"DATA\r\n"
+#define INSPECT_DATA_LEN	6
+#define INSPECT_CASE_MASK	0xdf
+bool		 inspect_released_in_kernel(const struct pkt *);
+/*
  * detect_any_port: a probed flow, read from both directions (each put back in
  * order, its store allocated only when a segment comes ahead of a gap) by sniff.c.
  */

@@ -156,6 +156,7 @@ struct fm_case {
 	uint8_t	 pmark_foreign;
 	uint8_t	 flags;		/* index into fm_flags */
 	uint8_t	 payload;
+	uint8_t	 data_line;	/* the payload begins "data\r\n" (TCP) */
 	uint8_t	 dport;		/* index into fm_dports (inbound: the server's port, sport) */
 	uint8_t	 local;
 	/* the daemon */
@@ -192,6 +193,8 @@ fm_packet(const struct fm_case *c, struct nm_packet *p)
 	    !c->inbound, c->local || c->inbound,
 	    c->inbound ? fm_dports[c->dport % FM_DPORTS_N] : 40000,
 	    c->inbound ? 40000 : fm_dports[c->dport % FM_DPORTS_N], flags, c->payload ? 24 : 0);
+	if (c->data_line && c->payload && !c->udp)
+		memcpy(p->buf + p->thoff + 20, "data\r\n", 6);
 	p->mark = (c->pmark_foreign ? FM_FOREIGN : 0) |
 	    (c->probe_mark ? mark_value(FM_MASK, MARK_PROBE) : 0);
 	p->sock = c->sock != FM_SOCK_NONE;

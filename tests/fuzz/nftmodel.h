@@ -329,7 +329,8 @@ nm_compile(struct nm_ruleset *rs, struct nftnl_expr *e, void *arg)
 		x->len = nm_u32(e, NFTNL_EXPR_PAYLOAD_LEN);
 		x->dreg = nm_reg(rs, nm_u32(e, NFTNL_EXPR_PAYLOAD_DREG), x->len);
 		if (x->base != NFT_PAYLOAD_NETWORK_HEADER &&
-		    x->base != NFT_PAYLOAD_TRANSPORT_HEADER && x->base != NFT_PAYLOAD_LL_HEADER)
+		    x->base != NFT_PAYLOAD_TRANSPORT_HEADER && x->base != NFT_PAYLOAD_LL_HEADER &&
+		    x->base != NFT_PAYLOAD_INNER_HEADER)
 			nm_fail(rs, "payload base %u is not modeled", x->base);
 	} else if (strcmp(name, "meta") == 0 || strcmp(name, "ct") == 0) {
 		bool ct = name[0] == 'c';
@@ -1143,6 +1144,12 @@ nm_eval(struct nm_run *run, const struct nm_expr *x, struct nm_regs *g, const ch
 		}
 		if (x->base == NFT_PAYLOAD_TRANSPORT_HEADER)
 			off += p->thoff;
+		if (x->base == NFT_PAYLOAD_INNER_HEADER) {
+			/* __nft_payload_inner_offset(): after the TCP header, as its data offset says */
+			if (p->l4proto != IPPROTO_TCP || p->thoff + 13 > p->len)
+				return NFT_BREAK;
+			off += p->thoff + (size_t)(p->buf[p->thoff + 12] >> 4) * 4;
+		}
 		if (off + x->len > p->len)
 			return NFT_BREAK;
 		nm_store(g, x->dreg, p->buf + off, x->len);

@@ -2,8 +2,8 @@
 # action = audit: the real session goes out and is delivered intact; only
 # its SYN waits in the queue, the rest is copied to the daemon (nflog) and
 # goes on at once; the daemon reads the client's side up to DATA (envelope,
-# AUTH user, never the password) and releases the flow (ct mark allow over
-# ctnetlink), so the kernel stops copying it.
+# AUTH user, never the password), where the fence's rule releases the flow
+# (ct mark allow, in the kernel), so the body is never copied.
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/scripts/lib/check.sh"
 . "$ROOT/scripts/lib/netns.sh"
@@ -53,7 +53,7 @@ check "the smtp event shares the attempt's flow_id" same_flow
 queued=$((after - before))
 echo "info: packets through userspace for a ${body_bytes}-byte message: $queued"
 check "only the SYN waits in the queue; the rest is copied, never held ($queued)" [ "$queued" -le 2 ]
-check "the flow was released to the kernel once read (ct mark set over ctnetlink)" sh -c \
+check "the flow was released to the kernel once read (audit_unreleased 0)" sh -c \
     "[ \$(ip netns exec $HOST_NS '$BUILD/smtpguard' -c '$T/smtpguard.conf' status --json | jq .audit_unreleased) -eq 0 ]"
 copies=$(sg status --json | jq '[.audit_copies, .audit_copy_bytes] | @tsv' -r)
 echo "info: copies read from the tap for it, and their bytes: $copies"
@@ -63,6 +63,8 @@ copies_cut() {
 	    in_host nft list chain inet smtpguard fence | grep -q 'log group 2525 snaplen 4608 accept'
 }
 check "each copy ends at the snaplen, inspect_bytes past its headers (4096 + 512)" copies_cut
+check "the kernel stopped copying at DATA: none of the body's 700 segments or more is copied" \
+    sh -c "[ $(printf '%s' "$copies" | cut -f1) -lt 40 ]"
 check "no flow is left followed" sh -c "[ \$(ip netns exec $HOST_NS '$BUILD/smtpguard' -c '$T/smtpguard.conf' status --json | jq .flows_followed) -eq 0 ]"
 check "the sender, audited whatever it names, is audited in the kernel from now on" sh -c \
     "ip netns exec $HOST_NS nft list set inet smtpguard audited_uids | grep -q 'elements = { $WEB_UID timeout 30s'"

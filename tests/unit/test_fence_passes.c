@@ -531,6 +531,40 @@ an_audited_uid_is_audited_in_the_kernel_and_nothing_else_is(void **state)
 }
 
 /*
+ * An audited flow's segment that begins with the DATA line (lower case
+ * here): copied, accepted, and the flow released in the kernel (ct mark
+ * allow), both families; any other segment of it stays audited and copied.
+ */
+static void
+an_audited_flow_is_released_in_the_kernel_at_its_data_line(void **state)
+{
+	struct fm_world w;
+	char err[NM_ERR_MAX + 64], why[WHY_MAX];
+	struct fm_case c = { .ct = FM_CT_ESTABLISHED, .ctmark = MARK_INSPECT, .sock = FM_SOCK_WEB,
+	    .flags = 6, .payload = 1 };
+	struct fm_daemon d = { .w = &w, .c = &c, .last = MARK_NONE };
+	struct nm_packet p;
+	struct nm_result res;
+
+	(void)state;
+	assert_int_equal(fm_flags[c.flags], TH_PUSH | TH_ACK);
+	assert_int_equal(fm_world_init(&w, false, false, ACTION_AUDIT, ruleset_build, err,
+	    sizeof(err)), 0);
+	for (c.v6 = 0; c.v6 <= 1; c.v6++)
+		for (c.data_line = 0; c.data_line <= 1; c.data_line++) {
+			assert_null(fm_check(&w, &c, &res, why, sizeof(why)));
+			fm_packet(&c, &p);
+			nm_run(w.rs, &p, fm_answer, &d, &res);
+			assert_int_equal(res.final, NM_ACCEPT);
+			assert_int_equal(res.queued, 0);
+			assert_int_equal(res.logged, 1);
+			assert_int_equal((p.ctmark & FM_MASK) >> 20,
+			    c.data_line ? MARK_ALLOW : MARK_INSPECT);
+		}
+	fm_world_free(&w);
+}
+
+/*
  * A flooding uid in @refused_uids: its SYNs to a fenced port are reset in
  * the kernel, both families, never queued; the self-check's probe from it,
  * its SYNs to this host (allow_local) and its packets of a flow already
@@ -681,6 +715,7 @@ main(void)
 		cmocka_unit_test(an_expression_the_model_does_not_know_fails_loudly),
 		cmocka_unit_test(a_refused_uid_is_reset_in_the_kernel_and_nothing_else_is),
 		cmocka_unit_test(an_audited_uid_is_audited_in_the_kernel_and_nothing_else_is),
+		cmocka_unit_test(an_audited_flow_is_released_in_the_kernel_at_its_data_line),
 		cmocka_unit_test(a_refused_uid_leaves_by_its_element_then_its_object),
 	};
 

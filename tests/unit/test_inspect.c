@@ -6,7 +6,9 @@
  * greeting, a pipelined burst, EHLO in the SYN, a long wait) is SMTP; HTTP
  * and TLS to other names are not; what cannot be read or waited for fails
  * closed. The ClientHello is test_tls.c's, captured from
- * `openssl s_client -servername mx.example.net`.
+ * `openssl s_client -servername mx.example.net`. Last, an audited session's
+ * reading (inspect_new) against the segment at which the fence's rule
+ * releases the flow in the kernel: a DATA line at a segment's start.
  */
 #include <netinet/tcp.h>
 #include <setjmp.h>
@@ -336,12 +338,85 @@ client_closing_first_waits_for_the_server(void **state)
 	assert_int_equal(say(SNIFF_SERVER, "SSH-2.0-OpenSSH_9.2\r\n"), INSPECT_PROBE_OTHER);
 }
 
+/* A client segment of an audited session, at the stream's next byte. */
+static enum inspect_result
+audited(struct inspect *in, uint32_t *next, const char *text, struct pkt *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->seq = *next;
+	p->tcp_flags = TH_ACK | TH_PUSH;
+	p->payload = (const uint8_t *)text;
+	p->payload_len = strlen(text);
+	*next += (uint32_t)p->payload_len;
+	return inspect_segment(in, p);
+}
+
+static void
+the_kernel_releases_at_a_data_line_beginning_a_segment(void **state)
+{
+	static const char *const released[] = {
+		"DATA\r\n", "data\r\n", "DaTa\r\nSubject: hi\r\n",
+	};
+	static const char *const not_released[] = {
+		"DATA\r", "DATA \r\n", "DATAX\r\n", "MAIL FROM:<a@shop.example>\r\nDATA\r\n",
+		"\x04\x01\x14\x01\r\n", "",
+	};
+	struct pkt p = { 0 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(released) / sizeof(released[0]); i++) {
+		p.payload = (const uint8_t *)released[i];
+		p.payload_len = strlen(released[i]);
+		assert_true(inspect_released_in_kernel(&p));
+	}
+	for (size_t i = 0; i < sizeof(not_released) / sizeof(not_released[0]); i++) {
+		p.payload = (const uint8_t *)not_released[i];
+		p.payload_len = strlen(not_released[i]);
+		assert_false(inspect_released_in_kernel(&p));
+	}
+}
+
+/*
+ * Where the reading and the kernel agree (DATA on a line and a segment of
+ * its own), inspection is complete at the segment the kernel released; where
+ * a DATA line is only the tail of a longer line (a client that split it off),
+ * the reading goes on though the kernel stops copying: fence.c ends it there
+ * as incomplete.
+ */
+static void
+an_audited_reading_ends_where_the_kernel_releases_the_flow(void **state)
+{
+	struct inspect *in;
+	struct pkt p;
+	uint32_t next = CLIENT_ISN + 1;
+
+	(void)state;
+	assert_non_null(in = inspect_new(CLIENT_ISN, 4096, false));
+	assert_int_equal(audited(in, &next, "EHLO shop.example\r\n", &p), INSPECT_MORE);
+	assert_false(inspect_released_in_kernel(&p));
+	assert_int_equal(audited(in, &next, "MAIL FROM:<a@shop.example>\r\n", &p), INSPECT_MORE);
+	assert_int_equal(audited(in, &next, "DATA\r\n", &p), INSPECT_DONE);
+	assert_true(inspect_released_in_kernel(&p));
+	assert_string_equal(in->info.inspect, "complete");
+	inspect_free(in);
+
+	next = CLIENT_ISN + 1;
+	assert_non_null(in = inspect_new(CLIENT_ISN, 4096, false));
+	assert_int_equal(audited(in, &next, "NOOP ", &p), INSPECT_MORE);
+	assert_int_equal(audited(in, &next, "DATA\r\n", &p), INSPECT_MORE);
+	assert_true(inspect_released_in_kernel(&p));
+	assert_null(in->info.inspect);
+	inspect_free(in);
+}
+
 int
 main(void)
 {
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(the_mx_greeting_decides_before_any_client_command),
+		cmocka_unit_test(the_kernel_releases_at_a_data_line_beginning_a_segment),
+		cmocka_unit_test(an_audited_reading_ends_where_the_kernel_releases_the_flow),
 		T(noop_first_then_ehlo_is_smtp),
 		T(empty_line_first_is_smtp),
 		T(ehlo_cut_in_two_segments_is_smtp),

@@ -429,7 +429,7 @@ mta_and_exceptions_are_accepted_before_anything_is_queued(void **state)
 	(void)state;
 	build(&p, &sp, true);
 	n = rules_of(&p, "fence", r, 32);
-	assert_int_equal(n, 25);
+	assert_int_equal(n, 26);
 	assert_string_equal(r[0]->exprs, "meta,lookup,immediate");
 	assert_string_equal(nftnl_expr_get_str(expr_at(r[0]->rule, 1), NFTNL_EXPR_LOOKUP_SET),
 	    "mta_uids");
@@ -453,27 +453,50 @@ mta_and_exceptions_are_accepted_before_anything_is_queued(void **state)
 
 /*
  * An audited flow's later packets (fenced ports) are copied to the audit
- * group and accepted, never queued; without detect_any_port nothing else
+ * group and accepted, never queued; a segment that begins with the DATA line
+ * also ends the copies (ct mark allow); without detect_any_port nothing else
  * has the audit ct mark, and with it, only flows on other ports are queued.
  */
 static void
 audited_flows_are_copied_never_queued(void **state)
 {
 	struct ruleset_spec sp = golden_spec();
+	const struct nftnl_expr *e;
 	struct msg *r[32];
 	struct parsed p;
+	uint32_t len;
 	size_t n;
 
 	(void)state;
 	sp.audit_group = 4242;
 	build(&p, &sp, true);
 	n = rules_of(&p, "fence", r, 32);
-	assert_string_equal(r[18]->exprs, "ct,bitwise,cmp,meta,cmp,payload,lookup,log,immediate");
-	assert_string_equal(nftnl_expr_get_str(expr_at(r[18]->rule, 6), NFTNL_EXPR_LOOKUP_SET),
+	/* Its DATA line first: copied, and the flow released in the kernel. */
+	assert_string_equal(r[18]->exprs,
+	    "ct,bitwise,cmp,meta,cmp,payload,lookup,payload,bitwise,cmp,ct,bitwise,ct,log,immediate");
+	e = expr_at(r[18]->rule, 7);
+	assert_int_equal(nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_BASE), NFT_PAYLOAD_INNER_HEADER);
+	assert_int_equal(nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET), 0);
+	assert_int_equal(nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_LEN), 6);
+	assert_memory_equal(nftnl_expr_get(expr_at(r[18]->rule, 8), NFTNL_EXPR_BITWISE_MASK,
+	    &len), "\xdf\xdf\xdf\xdf\xff\xff", 6);
+	assert_memory_equal(nftnl_expr_get(expr_at(r[18]->rule, 9), NFTNL_EXPR_CMP_DATA, &len),
+	    "DATA\r\n", 6);
+	assert_int_equal(*(const uint32_t *)nftnl_expr_get(expr_at(r[18]->rule, 11),
+	    NFTNL_EXPR_BITWISE_XOR, &len), mark_value(GOLDEN_MASK, MARK_ALLOW));
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[18]->rule, 12), NFTNL_EXPR_CT_KEY),
+	    NFT_CT_MARK);
+	assert_int_equal(nftnl_expr_get_u16(expr_at(r[18]->rule, 13), NFTNL_EXPR_LOG_GROUP), 4242);
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[18]->rule, 13), NFTNL_EXPR_LOG_SNAPLEN),
+	    4608);
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[18]->rule, 14), NFTNL_EXPR_IMM_VERDICT),
+	    NF_ACCEPT);
+	assert_string_equal(r[19]->exprs, "ct,bitwise,cmp,meta,cmp,payload,lookup,log,immediate");
+	assert_string_equal(nftnl_expr_get_str(expr_at(r[19]->rule, 6), NFTNL_EXPR_LOOKUP_SET),
 	    "ports");
-	assert_int_equal(nftnl_expr_get_u16(expr_at(r[18]->rule, 7), NFTNL_EXPR_LOG_GROUP), 4242);
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[18]->rule, 7), NFTNL_EXPR_LOG_SNAPLEN), 4608);
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[18]->rule, 8), NFTNL_EXPR_IMM_VERDICT),
+	assert_int_equal(nftnl_expr_get_u16(expr_at(r[19]->rule, 7), NFTNL_EXPR_LOG_GROUP), 4242);
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[19]->rule, 7), NFTNL_EXPR_LOG_SNAPLEN), 4608);
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[19]->rule, 8), NFTNL_EXPR_IMM_VERDICT),
 	    NF_ACCEPT);
 	for (size_t i = 0; i < n; i++)
 		assert_null(strstr(r[i]->exprs, "ct,bitwise,cmp,queue"));
@@ -482,8 +505,8 @@ audited_flows_are_copied_never_queued(void **state)
 	sp.detect_any_port = true;
 	build(&p, &sp, true);
 	n = rules_of(&p, "fence", r, 32);
-	assert_string_equal(r[20]->exprs, "ct,bitwise,cmp,meta,bitwise,meta,queue");
-	assert_int_equal(nftnl_expr_get_u32(expr_at(r[20]->rule, 2), NFTNL_EXPR_CMP_OP),
+	assert_string_equal(r[21]->exprs, "ct,bitwise,cmp,meta,bitwise,meta,queue");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r[21]->rule, 2), NFTNL_EXPR_CMP_OP),
 	    NFT_CMP_EQ);
 	release(&p);
 }
