@@ -941,14 +941,14 @@ on_audit_copy(const struct nflog_packet *np, void *arg)
 	d->cnt.inspected++;
 	f->last_seen = now;
 	more = inspect_segment(f->inspect, &p) == INSPECT_MORE;
-	in_kernel = inspect_released_in_kernel(&p);
+	in_kernel = d->data_release && inspect_released_in_kernel(&p);
 	/*
 	 * A DATA line the reading did not take as one (split from the line
 	 * before it, sent as an AUTH answer) still ends the copies: what
-	 * follows goes unread, and the event says so.
+	 * follows goes unread, and the event says so ("split-data").
 	 */
 	if (!more || in_kernel)
-		release_audited(d, f, more ? "incomplete" : "complete", in_kernel);
+		release_audited(d, f, more ? "split-data" : "complete", in_kernel);
 }
 
 void

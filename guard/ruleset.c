@@ -77,6 +77,7 @@
 #define RULESET_ELEMS_PER_MSG	1024
 /* The label suffix of rules that carry a queue expression (see ruleset_install). */
 #define QUEUE_LABEL		" (queue)"
+#define DATA_LABEL		" (DATA)"
 #define ANSWER_WAIT_MS		2000
 #define TCP_FLAGS_OFFSET	13	/* RFC 9293: the flags byte of the TCP header */
 #define TCP_FLAG_SYN		0x02
@@ -912,7 +913,7 @@ put_data_release(struct nl_batch *b, const struct ruleset_spec *sp, const char *
 	x_ct_store(&rb, NFT_CT_MARK);
 	x_log_group(&rb, sp->audit_group, sp->audit_snaplen, 0);
 	x_verdict(&rb, NF_ACCEPT, NULL);
-	return rb_put(b, &rb, "%s #%u (ct mark audit, DATA)", chain, ++*n);
+	return rb_put(b, &rb, "%s #%u (ct mark audit)" DATA_LABEL, chain, ++*n);
 }
 
 /* The kernel's part of a decided flow: its later packets never leave the kernel. */
@@ -923,7 +924,7 @@ put_decided(struct nl_batch *b, const struct ruleset_spec *sp, const char *chain
 	struct rb rb;
 
 	for (size_t i = 0; i < nv; i++) {
-		if (vs[i].tap && put_data_release(b, sp, chain, n) < 0)
+		if (vs[i].tap && sp->data_release && put_data_release(b, sp, chain, n) < 0)
 			return -1;
 		if (rb_start(&rb, sp->table, chain, vs[i].comment) < 0)
 			return -1;
@@ -1334,6 +1335,7 @@ ruleset_spec_of(const struct config *cfg, const uid_t *mta, size_t nmta, const u
 	spec->allow_local = cfg->allow_local;
 	spec->queue_num = cfg->queue_num;
 	spec->audit_group = cfg->audit_log_group;
+	spec->data_release = true;
 	spec->audit_snaplen = cfg->inspect_bytes + AUDIT_COPY_HEADROOM < AUDIT_COPY_MAX ?
 	    (uint32_t)(cfg->inspect_bytes + AUDIT_COPY_HEADROOM) : AUDIT_COPY_MAX;
 	spec->mark_mask = cfg->mark_mask;
@@ -1516,19 +1518,24 @@ ruleset_build(struct nl_batch *b, const struct ruleset_spec *sp, bool native_que
 	return rb_put(b, &rb, "to_mta #1 (redirect)");
 }
 
+/* The kernel refused the batch at a rule whose label ends in WHICH. */
 static bool
-refused_queue(const struct nl_batch *b)
+refused_rule(const struct nl_batch *b, const char *which)
 {
 	const char *label = nl_batch_label(b, b->failed);
-	size_t n = strlen(label), k = strlen(QUEUE_LABEL);
+	size_t n = strlen(label), k = strlen(which);
 
 	return (errno == ENOENT || errno == EOPNOTSUPP) && b->failed >= 0 && n >= k &&
-	    strcmp(label + n - k, QUEUE_LABEL) == 0;
+	    strcmp(label + n - k, which) == 0;
 }
 
+/*
+ * Installs SP's table: with the native queue where the kernel has it, and
+ * with the DATA rule where it can match an inner header (else
+ * sp->data_release is cleared: smtpguardd releases every audited flow).
+ */
 int
-ruleset_install(const struct ruleset_spec *sp, bool *native_queue, char *err,
-    size_t errlen)
+ruleset_install(struct ruleset_spec *sp, bool *native_queue, char *err, size_t errlen)
 {
 	struct nl_batch b;
 	bool native = true;
@@ -1550,9 +1557,14 @@ ruleset_install(const struct ruleset_spec *sp, bool *native_queue, char *err,
 		rc = nl_batch_send(&b, err, errlen);
 		saved = errno;
 		/* No native nft queue in this kernel: the xt NFQUEUE target does the same. */
-		if (rc < 0 && native && refused_queue(&b)) {
+		if (rc < 0 && native && refused_rule(&b, QUEUE_LABEL)) {
 			nl_batch_free(&b);
 			native = false;
+			continue;
+		}
+		if (rc < 0 && sp->data_release && refused_rule(&b, DATA_LABEL)) {
+			nl_batch_free(&b);
+			sp->data_release = false;
 			continue;
 		}
 		nl_batch_free(&b);

@@ -385,6 +385,8 @@ struct ruleset_spec {
 	uint16_t	 queue_num;
 	uint16_t	 audit_group;	/* nfnetlink_log group audited flows are copied to */
 	uint32_t	 audit_snaplen;	/* bytes of each of their packets copied */
+	bool		 data_release;	/* the DATA rule (an inner-header payload match,
+					   Linux 5.16+): cleared where the kernel refuses it */
 	uint32_t	 mark_mask;
 	bool		 trap;		/* the nat chain that redirects trapped flows */
 	bool		 redirect;	/* the nat chain that sends redirected flows to the MTA */
@@ -395,7 +397,7 @@ struct ruleset_spec {
 void	 ruleset_spec_of(const struct config *, const uid_t *mta, size_t nmta,
 	    const uid_t *allow, size_t nallow, struct ruleset_spec *);
 int	 ruleset_build(struct nl_batch *, const struct ruleset_spec *, bool native_queue);
-int	 ruleset_install(const struct ruleset_spec *, bool *native_queue, char *err,
+int	 ruleset_install(struct ruleset_spec *, bool *native_queue, char *err,
 	    size_t errlen);
 int	 ruleset_remove(const char *table, char *err, size_t errlen);
 int	 ruleset_exists(const char *table);

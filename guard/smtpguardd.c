@@ -159,7 +159,13 @@ install_table(struct daemon *d, const struct loaded *l, char *err, size_t errlen
 	size_t nallow = exceptions_kernel_uids(&l->exc, allow, KERNEL_UIDS_MAX);
 
 	ruleset_spec_of(&l->cfg, l->mta, l->nmta, allow, nallow, &spec);
-	return ruleset_install(&spec, &d->native_queue, err, errlen);
+	if (ruleset_install(&spec, &d->native_queue, err, errlen) < 0)
+		return -1;
+	if (!spec.data_release && d->data_release_refused++ == 0)
+		log_warnx("this kernel cannot match an inner header (Linux 5.16+): audited flows "
+		    "are copied until smtpguardd reads their DATA, body segments included");
+	d->data_release = spec.data_release;
+	return 0;
 }
 
 static void

@@ -80,6 +80,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	c.scripted = take(&data, &size) & 1;
 	c.script = take(&data, &size);
 	c.script |= (uint16_t)(take(&data, &size) << 8);
+	c.data_line = take(&data, &size) & 1;
 	if (fm_check(w, &c, &res, why, sizeof(why)) != NULL) {
 		fprintf(stderr, "fuzz_fence_passes: %s\n", why);
 		abort();

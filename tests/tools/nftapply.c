@@ -81,6 +81,7 @@ main(int argc, char **argv)
 		.queue_num = 0,
 		.audit_group = 2525,
 		.audit_snaplen = 4608,	/* the default inspect_bytes, 4096, and 512 of headers */
+		.data_release = true,
 		.mark_mask = GOLDEN_MASK,
 		.trap_port = GOLDEN_TRAP,
 		.redirect_port = GOLDEN_REDIRECT,

@@ -540,8 +540,8 @@ an_audited_flow_is_released_in_the_kernel_at_its_data_line(void **state)
 {
 	struct fm_world w;
 	char err[NM_ERR_MAX + 64], why[WHY_MAX];
-	struct fm_case c = { .ct = FM_CT_ESTABLISHED, .ctmark = MARK_INSPECT, .sock = FM_SOCK_WEB,
-	    .flags = 6, .payload = 1 };
+	struct fm_case c = { .ct = FM_CT_ESTABLISHED, .ctmark = MARK_INSPECT, .ct_foreign = 1,
+	    .sock = FM_SOCK_WEB, .flags = 6, .payload = 1 };
 	struct fm_daemon d = { .w = &w, .c = &c, .last = MARK_NONE };
 	struct nm_packet p;
 	struct nm_result res;
@@ -560,6 +560,7 @@ an_audited_flow_is_released_in_the_kernel_at_its_data_line(void **state)
 			assert_int_equal(res.logged, 1);
 			assert_int_equal((p.ctmark & FM_MASK) >> 20,
 			    c.data_line ? MARK_ALLOW : MARK_INSPECT);
+			assert_int_equal(p.ctmark & ~FM_MASK, FM_FOREIGN);
 		}
 	fm_world_free(&w);
 }
@@ -632,6 +633,7 @@ load_with(struct nm_ruleset *rs, int (*steps)(struct nl_batch *))
 	struct ruleset_spec sp = {
 		.table = TABLE_NAME, .ports = ports, .nports = 3, .mta_uids = mta, .nmta = 1,
 		.allow_local = true, .queue_num = 0, .audit_group = 2525, .audit_snaplen = 4608,
+		.data_release = true,
 		.mark_mask = 0x00700000, .trap = true, .redirect = true, .trap_port = 10025,
 		.redirect_port = 25,
 	};

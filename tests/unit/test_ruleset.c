@@ -78,6 +78,7 @@ golden_spec(void)
 		.queue_num = 0,
 		.audit_group = 2525,
 		.audit_snaplen = 4608,	/* the default inspect_bytes, 4096, and 512 of headers */
+		.data_release = true,
 		.mark_mask = GOLDEN_MASK,
 		.trap = true,
 		.redirect = true,
@@ -1230,7 +1231,26 @@ audit_copies_end_where_inspection_does(void **state)
 		cfg.inspect_bytes = cases[i].inspect_bytes;
 		ruleset_spec_of(&cfg, mta, 1, NULL, 0, &sp);
 		assert_int_equal(sp.audit_snaplen, cases[i].snaplen);
+		assert_true(sp.data_release);
 	}
+}
+
+/* Where the kernel refuses the DATA rule, the table goes in without it, the rest the same. */
+static void
+without_the_data_rule_the_tap_rule_stays(void **state)
+{
+	struct ruleset_spec sp = golden_spec();
+	struct msg *r[32];
+	struct parsed p;
+
+	(void)state;
+	sp.data_release = false;
+	build(&p, &sp, true);
+	assert_int_equal(rules_of(&p, "fence", r, 32), 25);
+	assert_string_equal(r[18]->exprs, "ct,bitwise,cmp,meta,cmp,payload,lookup,log,immediate");
+	for (size_t i = 0; i < p.n; i++)
+		assert_null(strstr(nl_batch_label(&p.b, (int)i), "(DATA)"));
+	release(&p);
 }
 
 static void
@@ -1743,6 +1763,7 @@ main(void)
 		cmocka_unit_test(redirected_flows_go_to_the_mta_port_and_a_bad_port_is_refused),
 		cmocka_unit_test(nat_chains_only_for_the_decisions_that_need_them),
 		cmocka_unit_test(audit_copies_end_where_inspection_does),
+		cmocka_unit_test(without_the_data_rule_the_tap_rule_stays),
 		cmocka_unit_test(rules_carry_comments_for_nft_list),
 		cmocka_unit_test(an_exception_is_one_element_batch),
 		cmocka_unit_test(thousands_of_exceptions_fit_in_one_transaction),
