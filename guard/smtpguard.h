@@ -386,7 +386,7 @@ struct ruleset_spec {
 	uint16_t	 audit_group;	/* nfnetlink_log group audited flows are copied to */
 	uint32_t	 audit_snaplen;	/* bytes of each of their packets copied */
 	bool		 data_release;	/* the DATA rule (an inner-header payload match,
-					   Linux 5.16+): cleared where the kernel refuses it */
+					   which older kernels lack): cleared where refused */
 	uint32_t	 mark_mask;
 	bool		 trap;		/* the nat chain that redirects trapped flows */
 	bool		 redirect;	/* the nat chain that sends redirected flows to the MTA */

@@ -162,7 +162,7 @@ install_table(struct daemon *d, const struct loaded *l, char *err, size_t errlen
 	if (ruleset_install(&spec, &d->native_queue, err, errlen) < 0)
 		return -1;
 	if (!spec.data_release && d->data_release_refused++ == 0)
-		log_warnx("this kernel cannot match an inner header (Linux 5.16+): audited flows "
+		log_warnx("this kernel cannot match an inner header (nft @ih): audited flows "
 		    "are copied until smtpguardd reads their DATA, body segments included");
 	d->data_release = spec.data_release;
 	return 0;
