@@ -66,7 +66,6 @@ struct daemon {
 	bool			 foreground;
 	bool			 native_queue;
 	bool			 data_release;	/* the fence releases audited flows at DATA */
-	unsigned int		 data_release_refused;	/* installs that found it refused (logged once) */
 	bool			 table_installed;
 	bool			 quit;
 	int			 epfd, sigfd, timerfd;

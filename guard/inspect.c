@@ -92,7 +92,7 @@ inspect_released_in_kernel(const struct pkt *p)
 	for (size_t i = 0; i < INSPECT_DATA_LEN; i++) {
 		uint8_t c = p->payload[i];
 
-		if (i < 4)
+		if (i < INSPECT_DATA_LETTERS)
 			c &= INSPECT_CASE_MASK;
 		if (c != (uint8_t)INSPECT_DATA_LINE[i])
 			return false;

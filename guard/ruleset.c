@@ -178,9 +178,9 @@ x_cmp_u8(struct rb *rb, uint32_t op, uint8_t v)
 	x_cmp(rb, op, &v, sizeof(v));
 }
 
-/* reg1 = (reg1 & mask) ^ xor, on a 32-bit host-order value (marks, ct state). */
+/* reg1 = (reg1 & MASK) ^ XOR over LEN bytes, in register order. */
 static void
-x_bitwise(struct rb *rb, uint32_t mask, uint32_t xor)
+x_bitwise_bytes(struct rb *rb, const void *mask, const void *xor, uint32_t len)
 {
 	struct nftnl_expr *e;
 
@@ -188,9 +188,31 @@ x_bitwise(struct rb *rb, uint32_t mask, uint32_t xor)
 		return;
 	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(uint32_t));
-	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
-	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &xor, sizeof(xor));
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, xor, len);
+	x_add(rb, e);
+}
+
+/* reg1 = (reg1 & mask) ^ xor, on a 32-bit host-order value (marks, ct state). */
+static void
+x_bitwise(struct rb *rb, uint32_t mask, uint32_t xor)
+{
+	x_bitwise_bytes(rb, &mask, &xor, sizeof(mask));
+}
+
+/* LEN bytes at OFFSET into the packet's header BASE, into reg1. */
+static void
+x_payload(struct rb *rb, uint32_t base, uint32_t offset, uint32_t len)
+{
+	struct nftnl_expr *e;
+
+	if ((e = x_new(rb, "payload")) == NULL)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
 	x_add(rb, e);
 }
 
@@ -198,15 +220,7 @@ x_bitwise(struct rb *rb, uint32_t mask, uint32_t xor)
 static void
 x_tcp_port(struct rb *rb, uint32_t offset)
 {
-	struct nftnl_expr *e;
-
-	if ((e = x_new(rb, "payload")) == NULL)
-		return;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_TRANSPORT_HEADER);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, sizeof(uint16_t));
-	x_add(rb, e);
+	x_payload(rb, NFT_PAYLOAD_TRANSPORT_HEADER, offset, sizeof(uint16_t));
 }
 
 static void
@@ -219,24 +233,10 @@ x_tcp_dport(struct rb *rb)
 static void
 x_tcp_flags(struct rb *rb, uint8_t mask)
 {
-	struct nftnl_expr *e;
 	uint8_t zero = 0;
 
-	if ((e = x_new(rb, "payload")) == NULL)
-		return;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_TRANSPORT_HEADER);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, TCP_FLAGS_OFFSET);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, sizeof(uint8_t));
-	x_add(rb, e);
-	if ((e = x_new(rb, "bitwise")) == NULL)
-		return;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(uint8_t));
-	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
-	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
-	x_add(rb, e);
+	x_payload(rb, NFT_PAYLOAD_TRANSPORT_HEADER, TCP_FLAGS_OFFSET, sizeof(uint8_t));
+	x_bitwise_bytes(rb, &mask, &zero, sizeof(mask));
 }
 
 /*
@@ -247,25 +247,11 @@ static void
 x_data_line(struct rb *rb)
 {
 	uint8_t mask[INSPECT_DATA_LEN], zero[INSPECT_DATA_LEN] = { 0 };
-	struct nftnl_expr *e;
 
 	for (size_t i = 0; i < INSPECT_DATA_LEN; i++)
-		mask[i] = i < 4 ? INSPECT_CASE_MASK : 0xff;
-	if ((e = x_new(rb, "payload")) == NULL)
-		return;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_INNER_HEADER);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, 0);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, INSPECT_DATA_LEN);
-	x_add(rb, e);
-	if ((e = x_new(rb, "bitwise")) == NULL)
-		return;
-	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, INSPECT_DATA_LEN);
-	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, sizeof(mask));
-	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, sizeof(zero));
-	x_add(rb, e);
+		mask[i] = i < INSPECT_DATA_LETTERS ? INSPECT_CASE_MASK : 0xff;
+	x_payload(rb, NFT_PAYLOAD_INNER_HEADER, 0, INSPECT_DATA_LEN);
+	x_bitwise_bytes(rb, mask, zero, INSPECT_DATA_LEN);
 	x_cmp(rb, NFT_CMP_EQ, INSPECT_DATA_LINE, INSPECT_DATA_LEN);
 }
 

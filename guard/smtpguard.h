@@ -724,6 +724,7 @@ enum inspect_result inspect_segment(struct inspect *, const struct pkt *);
  */
 #define INSPECT_DATA_LINE	"DATA\r\n"
 #define INSPECT_DATA_LEN	6
+#define INSPECT_DATA_LETTERS	4	/* "DATA": the bytes the case mask folds */
 #define INSPECT_CASE_MASK	0xdf
 bool		 inspect_released_in_kernel(const struct pkt *);
 /*

@@ -161,7 +161,7 @@ install_table(struct daemon *d, const struct loaded *l, char *err, size_t errlen
 	ruleset_spec_of(&l->cfg, l->mta, l->nmta, allow, nallow, &spec);
 	if (ruleset_install(&spec, &d->native_queue, err, errlen) < 0)
 		return -1;
-	if (!spec.data_release && d->data_release_refused++ == 0)
+	if (!spec.data_release && !d->table_installed)	/* said once, at start-up */
 		log_warnx("this kernel cannot match an inner header (nft @ih): audited flows "
 		    "are copied until smtpguardd reads their DATA, body segments included");
 	d->data_release = spec.data_release;
