@@ -3,7 +3,7 @@
  * §3), each line one write(2) on an O_APPEND descriptor so lines are never
  * torn or interleaved; a one-line summary to syslog where asked. Unknown
  * fields are left out, never invented. Strings from processes and peers are
- * hostile: invalid UTF-8 becomes U+FFFD, the JSON encoder escapes the rest.
+ * hostile: invalid UTF-8 becomes U+FFFD, the rest is escaped as JSON.
  * A file deleted or rotated away is reopened (checked at most once a second).
  */
 #include <arpa/inet.h>
@@ -18,8 +18,6 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "smtpguard.h"
 
 #define EVENT_REOPEN_CHECK	1	/* seconds between checks of the path */
@@ -33,84 +31,129 @@ struct event_log {
 };
 
 /*
- * Copies s into a buffer as valid UTF-8: each byte that does not start a
- * well-formed sequence (RFC 3629: no overlongs, no surrogates, ≤ U+10FFFF)
- * becomes U+FFFD. Output is at most 3 × input.
+ * The line is written straight into the caller's buffer, in jansson's
+ * compact form (json_dumpb, JSON_COMPACT | JSON_PRESERVE_ORDER): the same
+ * bytes the log always had, without building an object per event. Once
+ * the buffer is full the writer only notes it (ENOSPC).
+ */
+struct json_out {
+	char	*p, *end;
+	bool	 over;
+	bool	 first;
+};
+
+static void
+put_bytes(struct json_out *w, const char *s, size_t n)
+{
+	if (w->over || (size_t)(w->end - w->p) < n) {
+		w->over = true;
+		return;
+	}
+	memcpy(w->p, s, n);
+	w->p += n;
+}
+
+/*
+ * Length of the well-formed UTF-8 sequence (RFC 3629: no overlongs, no
+ * surrogates, <= U+10FFFF) that starts S, or 0: at most LEN bytes.
  */
 static size_t
-event_utf8_clean(const char *in, size_t len, char *out)
+utf8_seq_len(const unsigned char *s, size_t len)
 {
-	const unsigned char *s = (const unsigned char *)in;
-	size_t i = 0, o = 0;
+	size_t need, k;
+	uint32_t min, cp;
 
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) { need = 1; min = 0x80; cp = s[0] & 0x1f; }
+	else if (s[0] >= 0xe0 && s[0] <= 0xef) { need = 2; min = 0x800; cp = s[0] & 0x0f; }
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4) { need = 3; min = 0x10000; cp = s[0] & 0x07; }
+	else
+		return 0;
+	for (k = 1; k <= need && k < len && (s[k] & 0xc0) == 0x80; k++)
+		cp = (cp << 6) | (s[k] & 0x3f);
+	if (k != need + 1 || cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return need + 1;
+}
+
+/*
+ * S as a JSON string. Strings from processes and peers are hostile: a byte
+ * that does not start a well-formed sequence becomes U+FFFD; quotes,
+ * backslashes and control characters are escaped as jansson does.
+ */
+static void
+put_string(struct json_out *w, const char *str)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *s = (const unsigned char *)str;
+	size_t len = strlen(str), i = 0, run;
+	char esc[6];
+
+	put_bytes(w, "\"", 1);
 	while (i < len) {
-		unsigned char c = s[i];
-		size_t need = 0;
-		uint32_t min = 0, cp;
+		for (run = i; run < len && s[run] >= 0x20 && s[run] < 0x80 && s[run] != '"' &&
+		    s[run] != '\\'; run++)
+			;
+		put_bytes(w, str + i, run - i);
+		if ((i = run) == len)
+			break;
+		if (s[i] >= 0x80) {
+			size_t n = utf8_seq_len(s + i, len - i);
 
-		if (c < 0x80) {
-			out[o++] = (char)c;
+			put_bytes(w, n > 0 ? str + i : "\xef\xbf\xbd", n > 0 ? n : 3);
+			i += n > 0 ? n : 1;
+			continue;
+		}
+		esc[0] = '\\';
+		switch (s[i]) {
+		case '"': case '\\': esc[1] = (char)s[i]; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[s[i] >> 4];
+			esc[5] = hex[s[i] & 0xf];
+			put_bytes(w, esc, 6);
 			i++;
 			continue;
 		}
-		if (c >= 0xc2 && c <= 0xdf) { need = 1; min = 0x80; cp = c & 0x1f; }
-		else if (c >= 0xe0 && c <= 0xef) { need = 2; min = 0x800; cp = c & 0x0f; }
-		else if (c >= 0xf0 && c <= 0xf4) { need = 3; min = 0x10000; cp = c & 0x07; }
-		else
-			cp = 0;
-		if (need > 0) {
-			size_t k;
-
-			for (k = 1; k <= need && i + k < len && (s[i + k] & 0xc0) == 0x80; k++)
-				cp = (cp << 6) | (s[i + k] & 0x3f);
-			if (k == need + 1 && cp >= min && cp <= 0x10ffff &&
-			    (cp < 0xd800 || cp > 0xdfff)) {
-				memcpy(out + o, s + i, need + 1);
-				o += need + 1;
-				i += need + 1;
-				continue;
-			}
-		}
-		memcpy(out + o, "\xef\xbf\xbd", 3);
-		o += 3;
+		put_bytes(w, esc, 2);
 		i++;
 	}
-	out[o] = '\0';
-	return o;
+	put_bytes(w, "\"", 1);
 }
 
-/* A JSON string of s made valid UTF-8; NULL for a NULL or empty s. */
-static json_t *
-clean_string(const char *s)
+static void
+put_key(struct json_out *w, const char *key)
 {
-	size_t len;
-	char *clean;
-	json_t *j;
+	if (!w->first)
+		put_bytes(w, ",", 1);
+	w->first = false;
+	put_bytes(w, "\"", 1);
+	put_bytes(w, key, strlen(key));
+	put_bytes(w, "\":", 2);
+}
 
+/* A string field; left out when S is NULL or empty. */
+static void
+set_str(struct json_out *w, const char *key, const char *s)
+{
 	if (s == NULL || s[0] == '\0')
-		return NULL;
-	len = strlen(s);
-	if ((clean = malloc(len * 3 + 1)) == NULL)
-		return NULL;
-	len = event_utf8_clean(s, len, clean);
-	j = json_stringn(clean, len);
-	free(clean);
-	return j;
+		return;
+	put_key(w, key);
+	put_string(w, s);
 }
 
 static void
-set_str(json_t *o, const char *key, const char *s)
+set_int(struct json_out *w, const char *key, long long v)
 {
-	json_t *j = clean_string(s);
+	char num[24];
+	int n = snprintf(num, sizeof(num), "%lld", v);
 
-	if (j != NULL)
-		json_object_set_new(o, key, j);
-}
-
-static void
-set_int(json_t *o, const char *key, json_int_t v)
-{
-	json_object_set_new(o, key, json_integer(v));
+	put_key(w, key);
+	put_bytes(w, num, (size_t)n);
 }
 
 static void
@@ -131,39 +174,53 @@ event_time(const struct timespec *ts, char *out, size_t len)
 	snprintf(out, len, "%.20s.%06uZ", sec, (unsigned int)(ts->tv_nsec / 1000) % 1000000);
 }
 
+/*
+ * A mail event has both parts, and one rcpt_count: where the SMTP part puts
+ * it (more recipients than kept), with the mail part's count; else where the
+ * mail part does. As jansson's object had it: a key set again keeps its place.
+ */
 static void
-set_smtp(json_t *o, const struct smtp_info *m)
+set_smtp(struct json_out *w, const struct smtp_info *m, const struct mail_event *mail,
+    bool *rcpt_count_set)
 {
-	set_str(o, "helo", m->helo);
-	set_str(o, "mail_from", m->mail_from);
+	set_str(w, "helo", m->helo);
+	set_str(w, "mail_from", m->mail_from);
 	if (m->nrcpt_kept > 0) {
-		json_t *a = json_array();
+		bool first = true;
 
+		put_key(w, "rcpt_to");
+		put_bytes(w, "[", 1);
 		for (size_t i = 0; i < m->nrcpt_kept && i < SMTP_RCPT_KEEP; i++) {
-			json_t *r = clean_string(m->rcpt_to[i]);
-
-			if (r != NULL)
-				json_array_append_new(a, r);
+			if (m->rcpt_to[i][0] == '\0')
+				continue;
+			if (!first)
+				put_bytes(w, ",", 1);
+			first = false;
+			put_string(w, m->rcpt_to[i]);
 		}
-		json_object_set_new(o, "rcpt_to", a);
+		put_bytes(w, "]", 1);
 	}
-	if (m->nrcpt > m->nrcpt_kept)
-		set_int(o, "rcpt_count", (json_int_t)m->nrcpt);
-	set_str(o, "auth_user", m->auth_user);
-	if (m->starttls)
-		json_object_set_new(o, "starttls", json_true());
-	set_str(o, "tls_sni", m->tls_sni);
-	set_str(o, "subject", m->subject);
-	set_str(o, "header_from", m->header_from);
-	set_str(o, "header_to", m->header_to);
-	set_str(o, "message_id", m->message_id);
-	set_str(o, "x_mailer", m->x_mailer);
-	set_str(o, "php_script", m->php_script);
-	set_str(o, "reply", m->reply);
+	if (m->nrcpt > m->nrcpt_kept) {
+		set_int(w, "rcpt_count", (long long)(mail != NULL ? mail->rcpt_count : m->nrcpt));
+		*rcpt_count_set = true;
+	}
+	set_str(w, "auth_user", m->auth_user);
+	if (m->starttls) {
+		put_key(w, "starttls");
+		put_bytes(w, "true", 4);
+	}
+	set_str(w, "tls_sni", m->tls_sni);
+	set_str(w, "subject", m->subject);
+	set_str(w, "header_from", m->header_from);
+	set_str(w, "header_to", m->header_to);
+	set_str(w, "message_id", m->message_id);
+	set_str(w, "x_mailer", m->x_mailer);
+	set_str(w, "php_script", m->php_script);
+	set_str(w, "reply", m->reply);
 	if (m->bytes > 0)
-		set_int(o, "bytes", (json_int_t)m->bytes);
-	set_str(o, "inspect", m->inspect);
-	set_str(o, "proto", m->proto);
+		set_int(w, "bytes", (long long)m->bytes);
+	set_str(w, "inspect", m->inspect);
+	set_str(w, "proto", m->proto);
 }
 
 /*
@@ -171,83 +228,80 @@ set_smtp(json_t *o, const struct smtp_info *m)
  * size, but for a summary (its origin, and how many were not written).
  */
 static void
-set_mail(json_t *o, const struct mail_event *m, bool summary)
+set_mail(struct json_out *w, const struct mail_event *m, bool summary, bool rcpt_count_set)
 {
-	set_str(o, "origin", m->origin);
-	set_str(o, "domain", m->domain);
-	set_str(o, "sasl_user", m->sasl_user);
-	set_str(o, "client_ip", m->client_ip);
-	set_str(o, "queue_id", m->queue_id);
-	set_str(o, "mta", m->mta);
-	if (!summary)
-		set_int(o, "rcpt_count", (json_int_t)m->rcpt_count);
+	set_str(w, "origin", m->origin);
+	set_str(w, "domain", m->domain);
+	set_str(w, "sasl_user", m->sasl_user);
+	set_str(w, "client_ip", m->client_ip);
+	set_str(w, "queue_id", m->queue_id);
+	set_str(w, "mta", m->mta);
+	if (!summary && !rcpt_count_set)
+		set_int(w, "rcpt_count", (long long)m->rcpt_count);
 	if (m->counted)
-		set_int(o, "hour_count", m->hour_count);
+		set_int(w, "hour_count", m->hour_count);
 	if (m->limit != UINT32_MAX)
-		set_int(o, "limit", m->limit);
+		set_int(w, "limit", m->limit);
 }
 
 int
 event_encode(const struct event *e, char *buf, size_t len)
 {
-	json_t *o = json_object();
+	struct json_out w = { .p = buf, .end = buf + len, .first = true };
+	const struct mail_event *mail = e->suppressed > 0 ? NULL : e->mail;
 	char tmp[INET6_ADDRSTRLEN + 1];
-	size_t n;
+	bool rcpt_count_set = false;
 
-	if (o == NULL)
-		return -1;
+	put_bytes(&w, "{", 1);
 	event_time(&e->ts, tmp, sizeof(tmp));
-	set_str(o, "ts", tmp);
-	set_str(o, "event", e->event);
-	set_str(o, "action", e->action);
-	set_str(o, "rule", e->rule);
+	set_str(&w, "ts", tmp);
+	set_str(&w, "event", e->event);
+	set_str(&w, "action", e->action);
+	set_str(&w, "rule", e->rule);
 	if (e->who != NULL) {
 		const struct attrib *a = e->who;
 
 		if (a->has_uid)
-			set_int(o, "uid", a->uid);
-		set_str(o, "user", a->user);
+			set_int(&w, "uid", a->uid);
+		set_str(&w, "user", a->user);
 		if (a->has_gid)
-			set_int(o, "gid", a->gid);
+			set_int(&w, "gid", a->gid);
 		if (a->has_pid)
-			set_int(o, "pid", a->pid);
+			set_int(&w, "pid", a->pid);
 		if (a->has_ppid)
-			set_int(o, "ppid", a->ppid);
-		set_str(o, "exe", a->exe);
-		set_str(o, "cmdline", a->cmdline);
-		set_str(o, "cwd", a->cwd);
-		set_str(o, "cgroup", a->cgroup);
+			set_int(&w, "ppid", a->ppid);
+		set_str(&w, "exe", a->exe);
+		set_str(&w, "cmdline", a->cmdline);
+		set_str(&w, "cwd", a->cwd);
+		set_str(&w, "cgroup", a->cgroup);
 	}
 	if (e->flow != NULL && (e->flow->family == AF_INET || e->flow->family == AF_INET6)) {
-		set_str(o, "family", e->flow->family == AF_INET ? "ipv4" : "ipv6");
+		set_str(&w, "family", e->flow->family == AF_INET ? "ipv4" : "ipv6");
 		event_addr(e->flow->family, e->flow->src, tmp, sizeof(tmp));
-		set_str(o, "src_ip", tmp);
-		set_int(o, "src_port", e->flow->sport);
+		set_str(&w, "src_ip", tmp);
+		set_int(&w, "src_port", e->flow->sport);
 		event_addr(e->flow->family, e->flow->dst, tmp, sizeof(tmp));
-		set_str(o, "dst_ip", tmp);
-		set_int(o, "dst_port", e->flow->dport);
+		set_str(&w, "dst_ip", tmp);
+		set_int(&w, "dst_port", e->flow->dport);
 	}
 	if (e->flow_id != 0)
-		set_int(o, "flow_id", (json_int_t)e->flow_id);
+		set_int(&w, "flow_id", (long long)e->flow_id);
 	if (e->smtp != NULL)
-		set_smtp(o, e->smtp);
+		set_smtp(&w, e->smtp, mail, &rcpt_count_set);
 	if (e->mail != NULL)
-		set_mail(o, e->mail, e->suppressed > 0);
+		set_mail(&w, e->mail, e->suppressed > 0, rcpt_count_set);
 	if (e->suppressed > 0) {
-		set_int(o, "suppressed", (json_int_t)e->suppressed);
-		set_int(o, "window", e->window);
+		set_int(&w, "suppressed", (long long)e->suppressed);
+		set_int(&w, "window", e->window);
 	}
-	set_str(o, "msg", e->msg);
-
-	n = json_dumpb(o, buf, len, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(o);
-	if (n == 0 || n + 2 > len) {
+	set_str(&w, "msg", e->msg);
+	put_bytes(&w, "}\n", 2);
+	if (w.over || w.p == w.end) {
 		errno = ENOSPC;
 		return -1;
 	}
-	buf[n++] = '\n';
-	buf[n] = '\0';
-	return (int)n;
+	*w.p = '\0';
+	return (int)(w.p - buf);
 }
 
 static int

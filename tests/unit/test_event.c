@@ -263,6 +263,27 @@ a_mail_summary_names_its_origin_and_no_message_size(void **state)
 	json_decref(o);
 }
 
+/* Both parts of a mail event could say rcpt_count: the line says it once. */
+static void
+a_mail_event_with_recipients_left_out_says_its_count_once(void **state)
+{
+	static struct smtp_info smtp;
+	struct mail_event m = { .origin = "user:www-data", .rcpt_count = 40,
+	    .limit = UINT32_MAX };
+	struct event e = { .ts = { 1795341600, 0 }, .event = "mail", .action = "hold",
+	    .smtp = &smtp, .mail = &m };
+	char buf[EVENT_LINE_MAX];
+	const char *at;
+
+	(void)state;
+	strcpy(smtp.rcpt_to[0], "a@example.net");
+	smtp.nrcpt_kept = 1;
+	smtp.nrcpt = 40;
+	assert_true(event_encode(&e, buf, sizeof(buf)) > 0);
+	assert_non_null(at = strstr(buf, "\"rcpt_to\":[\"a@example.net\"],\"rcpt_count\":40,"));
+	assert_null(strstr(strstr(at, "rcpt_count") + 1, "rcpt_count"));
+}
+
 static void
 ipv6_destinations_are_written_in_text_form(void **state)
 {
@@ -476,6 +497,7 @@ main(void)
 		cmocka_unit_test(unknown_fields_are_left_out_not_invented),
 		cmocka_unit_test(daemon_and_summary_events_carry_their_own_fields),
 		cmocka_unit_test(a_mail_summary_names_its_origin_and_no_message_size),
+		cmocka_unit_test(a_mail_event_with_recipients_left_out_says_its_count_once),
 		cmocka_unit_test(ipv6_destinations_are_written_in_text_form),
 		cmocka_unit_test(hostile_cmdline_is_escaped_into_valid_json),
 		cmocka_unit_test(a_line_longer_than_the_buffer_is_refused),
