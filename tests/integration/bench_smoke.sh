@@ -44,6 +44,9 @@ check "the mail gate: Postfix took every message, without a milter, with the no-
     .passed == .gate_messages and .gate_messages > 0)'
 check "audit counts the packets that crossed userspace" \
     has '[.results[] | select(.section == "audit") | .packets_per_message > 0] | length == 3'
+check "audit times the median message of each variant: no firewall, stateful, audited, stopped" \
+    has '[.results[] | select(.section == "audit") | .base_p50_us > 0 and .stateful_p50_us > 0
+    and .p50_us > 0 and .paused_p50_us > 0] | length == 3 and all'
 check "each scaling step reports the daemon's own lookup times" \
     has '[.results[] | select(.section == "scaling") | .lookups > 0] | length == 5'
 check "mta-report is timed over a synthetic Postfix log" \
