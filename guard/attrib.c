@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "smtpguard.h"
 
@@ -54,6 +55,8 @@ struct attrib_ctx {
 	time_t			 passwd_checked;
 	struct timespec		 passwd_mtime;
 	ino_t			 passwd_ino;
+	int			 piddir;	/* the last sender's /proc/PID, open; -1: none */
+	pid_t			 piddir_pid;
 };
 
 struct attrib_ctx *
@@ -63,6 +66,7 @@ attrib_open(const char *proc_root)
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
+	c->piddir = -1;
 	if (strlcpy_sg(c->proc_root, proc_root, sizeof(c->proc_root)) >=
 	    sizeof(c->proc_root)) {
 		free(c);
@@ -78,11 +82,33 @@ attrib_open(const char *proc_root)
 	return c;
 }
 
+static void
+drop_piddir(struct attrib_ctx *c)
+{
+	if (c->piddir >= 0)
+		close(c->piddir);
+	c->piddir = -1;
+}
+
+/*
+ * PID's /proc directory, kept open from the sender's first reads to its
+ * details: one path walk, and all of them of the same process.
+ */
+static int
+open_piddir(struct attrib_ctx *c, pid_t pid)
+{
+	drop_piddir(c);
+	c->piddir = procfs_open_pid(c->proc_root, pid);
+	c->piddir_pid = pid;
+	return c->piddir;
+}
+
 void
 attrib_close(struct attrib_ctx *c)
 {
 	if (c == NULL)
 		return;
+	drop_piddir(c);
 	diag_close(c->diag);
 	connhook_close(c->hook);
 	procfs_index_close(c->index);
@@ -194,6 +220,7 @@ attrib_sender(struct attrib_ctx *c, const struct pkt *p, bool has_uid, uid_t uid
 	struct diag_sock ds;
 	pid_t pid;
 
+	drop_piddir(c);
 	memset(a, 0, sizeof(*a));
 	a->has_uid = has_uid;
 	a->uid = has_uid ? uid : 0;
@@ -207,13 +234,14 @@ attrib_sender(struct attrib_ctx *c, const struct pkt *p, bool has_uid, uid_t uid
 		a->uid = ds.uid;
 	}
 	if (c->hook != NULL && connhook_pid(c->hook, ds.cookie, &pid) == 0 &&
-	    procfs_owner(c->proc_root, pid) == ds.uid)
-		(void)procfs_read_exe(c->proc_root, pid, a);
+	    open_piddir(c, pid) >= 0 && procfs_owner_at(c->piddir) == ds.uid)
+		(void)procfs_read_exe_at(c->piddir, pid, a);
 	else if (a->inode != 0 && (from_hints(c, ds.uid, a->inode, &pid) ||
 	    from_proc(c, ds.uid, a->inode, &pid))) {
 		/* /proc is searched by the socket's owner: whose process holds it. */
 		remember(c, ds.uid, pid);
-		(void)procfs_read_exe(c->proc_root, pid, a);
+		if (open_piddir(c, pid) >= 0)
+			(void)procfs_read_exe_at(c->piddir, pid, a);
 	}
 }
 
@@ -251,8 +279,10 @@ cached_user(struct attrib_ctx *c, struct attrib *a)
 void
 attrib_details(struct attrib_ctx *c, struct attrib *a)
 {
-	if (a->has_pid)
-		(void)procfs_read_rest(c->proc_root, a->pid, a);
+	if (a->has_pid && (c->piddir >= 0 && c->piddir_pid == a->pid ? c->piddir :
+	    open_piddir(c, a->pid)) >= 0)
+		procfs_read_rest_at(c->piddir, a);
+	drop_piddir(c);
 	cached_user(c, a);
 }
 

@@ -146,15 +146,30 @@ procfs_fd_is_socket(const char *proc_root, pid_t pid, int fd, ino_t inode)
 	return n == (ssize_t)wantlen && memcmp(link, want, wantlen) == 0;
 }
 
-/* Whose /proc/PID it is (the process's euid, root if non-dumpable); -1 if gone. */
-uid_t
-procfs_owner(const char *proc_root, pid_t pid)
+/*
+ * /proc/PID, open: every read through it is of that one process, and fails
+ * once it is gone, even if its pid is given to another. -1 if gone.
+ */
+int
+procfs_open_pid(const char *proc_root, pid_t pid)
 {
 	char path[PATH_MAX];
-	struct stat sb;
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/%ld", proc_root, (long)pid) >=
-	    sizeof(path) || stat(path, &sb) < 0)
+	    sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* Whose process it is (its euid, root if non-dumpable); -1 if gone. */
+uid_t
+procfs_owner_at(int piddir)
+{
+	struct stat sb;
+
+	if (fstat(piddir, &sb) < 0)
 		return (uid_t)-1;
 	return sb.st_uid;
 }
@@ -353,64 +368,55 @@ parse_cgroup(const char *text, char *out, size_t len)
 
 /* The cheap part: the pid and its executable, for the decision and the flood limiter. */
 int
-procfs_read_exe(const char *proc_root, pid_t pid, struct attrib *a)
+procfs_read_exe_at(int piddir, pid_t pid, struct attrib *a)
 {
-	char path[PATH_MAX];
+	char ents[256];
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/%ld/exe", proc_root, (long)pid) >=
-	    sizeof(path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
 	errno = 0;
-	link_at(AT_FDCWD, path, a->exe, sizeof(a->exe));
-	if (a->exe[0] == '\0' && errno == ENOENT) {
-		/* No exe link: gone, or going (an exiting process loses it first). */
-		path[strlen(path) - 4] = '\0';
-		if (access(path, F_OK) < 0)
-			return -1;
-	}
+	link_at(piddir, "exe", a->exe, sizeof(a->exe));
+	/*
+	 * No exe link: gone (ESRCH once reaped), or going (an exiting process
+	 * loses it first). The directory of one that is gone cannot be listed.
+	 */
+	if (a->exe[0] == '\0' && (errno == ESRCH ||
+	    (errno == ENOENT && getdents64(piddir, ents, sizeof(ents)) < 0)))
+		return -1;
 	a->pid = pid;
 	a->has_pid = true;
 	return 0;
 }
 
 /* The rest, read only for an event that will be written. */
-int
-procfs_read_rest(const char *proc_root, pid_t pid, struct attrib *a)
+void
+procfs_read_rest_at(int piddir, struct attrib *a)
 {
-	char path[PATH_MAX], buf[PROC_CGROUP_MAX + 1];
+	char buf[PROC_CGROUP_MAX + 1];
 	ssize_t n;
-	int dfd;
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/%ld", proc_root, (long)pid) >=
-	    sizeof(path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	if ((dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -1;
-	read_cmdline(dfd, a->cmdline, sizeof(a->cmdline));
-	link_at(dfd, "cwd", a->cwd, sizeof(a->cwd));
-	if ((n = read_at(dfd, "stat", buf, PROC_STAT_MAX)) > 0) {
+	read_cmdline(piddir, a->cmdline, sizeof(a->cmdline));
+	link_at(piddir, "cwd", a->cwd, sizeof(a->cwd));
+	if ((n = read_at(piddir, "stat", buf, PROC_STAT_MAX)) > 0) {
 		buf[n] = '\0';
 		a->has_ppid = parse_ppid(buf, &a->ppid);
 	}
 	a->cgroup[0] = '\0';
-	if ((n = read_at(dfd, "cgroup", buf, PROC_CGROUP_MAX)) > 0) {
+	if ((n = read_at(piddir, "cgroup", buf, PROC_CGROUP_MAX)) > 0) {
 		buf[n] = '\0';
 		parse_cgroup(buf, a->cgroup, sizeof(a->cgroup));
 	}
-	close(dfd);
-	return 0;
 }
 
 int
 procfs_read(const char *proc_root, pid_t pid, struct attrib *a)
 {
-	if (procfs_read_exe(proc_root, pid, a) < 0)
+	int piddir, rc;
+
+	if ((piddir = procfs_open_pid(proc_root, pid)) < 0)
 		return -1;
-	return procfs_read_rest(proc_root, pid, a);
+	if ((rc = procfs_read_exe_at(piddir, pid, a)) == 0)
+		procfs_read_rest_at(piddir, a);
+	close(piddir);
+	return rc;
 }
 
 /*

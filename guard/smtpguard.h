@@ -537,7 +537,8 @@ int	 procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode, pid_t *pi
 bool	 procfs_holds_socket(const char *proc_root, pid_t pid, ino_t inode);
 int	 procfs_socket_fd(const char *proc_root, pid_t pid, ino_t inode);
 bool	 procfs_fd_is_socket(const char *proc_root, pid_t pid, int fd, ino_t inode);
-uid_t	 procfs_owner(const char *proc_root, pid_t pid);
+int	 procfs_open_pid(const char *proc_root, pid_t pid);
+uid_t	 procfs_owner_at(int piddir);
 /* What the index did: how lookups were answered, and its bound when hit. */
 struct procfs_index_stats {
 	uint64_t	 lookups;
@@ -561,8 +562,8 @@ int			 procfs_index_find(struct procfs_index *, uid_t uid, ino_t inode,
 size_t			 procfs_index_size(const struct procfs_index *);
 const struct procfs_index_stats *procfs_index_stats(const struct procfs_index *);
 int	 procfs_read(const char *proc_root, pid_t pid, struct attrib *);
-int	 procfs_read_exe(const char *proc_root, pid_t pid, struct attrib *);
-int	 procfs_read_rest(const char *proc_root, pid_t pid, struct attrib *);
+int	 procfs_read_exe_at(int piddir, pid_t pid, struct attrib *);
+void	 procfs_read_rest_at(int piddir, struct attrib *);
 
 /* connhook.c */
 #define CONNHOOK_PORTS_MAX	CONFIG_MAX_PORTS

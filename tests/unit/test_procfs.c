@@ -5,7 +5,7 @@
  * 5000-byte cmdline, a non-dumpable sendmail, a process that vanished).
  * Git keeps the symlinks (fd/N -> socket:[INODE], exe, cwd) but not owners,
  * so the group setup copies the tree and chowns each PID directory to the
- * uid that process runs as; procfs reads owners with fstatat on the PID
+ * uid that process runs as; procfs reads owners with fstat on the open PID
  * directory, exactly as on /proc. Run from the top of the source tree, as
  * root (chown); without root the owner-order tests say so and skip.
  */
@@ -15,7 +15,9 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -285,6 +287,48 @@ process_gone_before_the_read_is_an_error(void **state)
 	assert_false(a.has_pid);
 }
 
+/*
+ * On the real /proc: a directory opened while the process lived names that
+ * process only. A zombie keeps its pid (no exe, still listed); once reaped,
+ * the directory answers nothing, even if the pid went to someone else.
+ */
+static void
+opened_directory_names_one_process_only(void **state)
+{
+	struct attrib a;
+	pid_t child;
+	int piddir;
+
+	(void)state;
+	if ((child = fork()) == 0) {
+		pause();
+		_exit(0);
+	}
+	assert_true(child > 0);
+	piddir = procfs_open_pid("/proc", child);
+	assert_true(piddir >= 0);
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(procfs_read_exe_at(piddir, child, &a), 0);
+	assert_true(a.exe[0] == '/');
+	assert_int_equal(procfs_owner_at(piddir), getuid());
+
+	assert_int_equal(kill(child, SIGKILL), 0);
+	assert_int_equal(waitid(P_PID, (id_t)child, NULL, WEXITED | WNOWAIT), 0);
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(procfs_read_exe_at(piddir, child, &a), 0);	/* a zombie */
+	assert_string_equal(a.exe, "");
+	assert_int_equal(a.pid, child);
+
+	assert_int_equal(waitpid(child, NULL, 0), child);
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(procfs_read_exe_at(piddir, child, &a), -1);
+	assert_false(a.has_pid);
+	procfs_read_rest_at(piddir, &a);
+	assert_string_equal(a.cmdline, "");
+	assert_string_equal(a.cwd, "");
+	close(piddir);
+}
+
 int
 main(void)
 {
@@ -302,6 +346,7 @@ main(void)
 		cmocka_unit_test(vanished_process_keeps_what_was_read),
 		cmocka_unit_test(garbled_stat_and_cgroup_are_left_unknown),
 		cmocka_unit_test(process_gone_before_the_read_is_an_error),
+		cmocka_unit_test(opened_directory_names_one_process_only),
 	};
 
 	return cmocka_run_group_tests(tests, copy_fixture, remove_fixture);
