@@ -96,6 +96,7 @@ ctlreply_status(const struct daemon *d)
 	    json_integer((json_int_t)d->cnt.audit_copy_bytes));
 	json_object_set_new(o, "audit_unreleased",
 	    json_integer((json_int_t)d->cnt.audit_unreleased));
+	json_object_set_new(o, "audit_lost", json_integer((json_int_t)d->cnt.audit_lost));
 	json_object_set_new(o, "trap_direct", json_integer((json_int_t)d->cnt.trap_direct));
 	json_object_set_new(o, "any_port_lost", json_integer((json_int_t)d->cnt.any_port_lost));
 	json_object_set_new(o, "any_port_expired",

@@ -4,6 +4,8 @@
  * audited flow, tapped by nflog.c): the flow is found by its original
  * tuple, and every bit outside the mask stays as other software set it
  * (the kernel computes (mark & ~mask) ^ value). It never creates an entry.
+ * It also lists the entries whose mark says something (ctmark_each): the
+ * flows the fence still copies to the audit tap.
  * No logging; errors return -1 + errno (ENOENT: the entry is gone).
  */
 #include <arpa/inet.h>
@@ -17,6 +19,8 @@
 #include <linux/netfilter/nfnetlink_conntrack.h>
 
 #include "smtpguard.h"
+
+#define CTMARK_DUMP_BUF	(32 * 1024)	/* one read of a dump: the kernel's largest part */
 
 struct ctmark {
 	struct mnl_socket	*nl;
@@ -93,4 +97,113 @@ ctmark_set(struct ctmark *c, const struct pkt *flow, uint32_t mask, uint32_t val
 	mnl_attr_put_u32(nlh, CTA_MARK, htonl(value & mask));
 	mnl_attr_put_u32(nlh, CTA_MARK_MASK, htonl(mask));
 	return nl_talk(c->nl, nlh);
+}
+
+struct each_ctx {
+	void	(*fn)(const struct pkt *, void *);
+	void	*arg;
+};
+
+static int
+tuple_attr(const struct nlattr *attr, void *data)
+{
+	const struct nlattr **tb = data;
+	uint16_t type = mnl_attr_get_type(attr);
+
+	/* Every nested kind (tuple, ip, proto) has fewer types than CTA_MAX. */
+	if (type <= CTA_MAX)
+		tb[type] = attr;
+	return MNL_CB_OK;
+}
+
+/* The attributes nested in NEST, by type (up to MAX): 0, or -1 if malformed. */
+static int
+nested(const struct nlattr *nest, const struct nlattr **tb, size_t max)
+{
+	memset(tb, 0, (max + 1) * sizeof(*tb));
+	return mnl_attr_parse_nested(nest, tuple_attr, tb) < 0 ? -1 : 0;
+}
+
+/* One entry of the dump: its original tuple, if it is TCP and whole. */
+static int
+each_entry(const struct nlmsghdr *nlh, void *data)
+{
+	struct each_ctx *x = data;
+	const struct nfgenmsg *nfg = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *ct[CTA_MAX + 1] = { 0 }, *tuple[CTA_MAX + 1], *ip[CTA_MAX + 1],
+	    *proto[CTA_MAX + 1];
+	struct pkt p = { 0 };
+	size_t alen;
+
+	if (mnl_attr_parse(nlh, sizeof(*nfg), tuple_attr, ct) < 0 || ct[CTA_TUPLE_ORIG] == NULL ||
+	    nested(ct[CTA_TUPLE_ORIG], tuple, CTA_MAX) < 0 || tuple[CTA_TUPLE_IP] == NULL ||
+	    tuple[CTA_TUPLE_PROTO] == NULL || nested(tuple[CTA_TUPLE_IP], ip, CTA_MAX) < 0 ||
+	    nested(tuple[CTA_TUPLE_PROTO], proto, CTA_MAX) < 0)
+		return MNL_CB_OK;
+	if (proto[CTA_PROTO_NUM] == NULL || mnl_attr_get_payload_len(proto[CTA_PROTO_NUM]) < 1 ||
+	    mnl_attr_get_u8(proto[CTA_PROTO_NUM]) != IPPROTO_TCP ||
+	    proto[CTA_PROTO_SRC_PORT] == NULL || proto[CTA_PROTO_DST_PORT] == NULL ||
+	    mnl_attr_get_payload_len(proto[CTA_PROTO_SRC_PORT]) != 2 ||
+	    mnl_attr_get_payload_len(proto[CTA_PROTO_DST_PORT]) != 2)
+		return MNL_CB_OK;
+	p.family = nfg->nfgen_family;
+	if (p.family == AF_INET && ip[CTA_IP_V4_SRC] != NULL && ip[CTA_IP_V4_DST] != NULL)
+		alen = 4;
+	else if (p.family == AF_INET6 && ip[CTA_IP_V6_SRC] != NULL && ip[CTA_IP_V6_DST] != NULL)
+		alen = 16;
+	else
+		return MNL_CB_OK;
+	if (mnl_attr_get_payload_len(ip[alen == 4 ? CTA_IP_V4_SRC : CTA_IP_V6_SRC]) != alen ||
+	    mnl_attr_get_payload_len(ip[alen == 4 ? CTA_IP_V4_DST : CTA_IP_V6_DST]) != alen)
+		return MNL_CB_OK;
+	memcpy(p.src, mnl_attr_get_payload(ip[alen == 4 ? CTA_IP_V4_SRC : CTA_IP_V6_SRC]), alen);
+	memcpy(p.dst, mnl_attr_get_payload(ip[alen == 4 ? CTA_IP_V4_DST : CTA_IP_V6_DST]), alen);
+	p.sport = ntohs(mnl_attr_get_u16(proto[CTA_PROTO_SRC_PORT]));
+	p.dport = ntohs(mnl_attr_get_u16(proto[CTA_PROTO_DST_PORT]));
+	x->fn(&p, x->arg);
+	return MNL_CB_OK;
+}
+
+/*
+ * Every conntrack entry, of both families, whose mark under MASK is VALUE
+ * (the kernel filters the dump): FN gets its original tuple. A socket of its
+ * own, so that a dump cut short leaves nothing behind for ctmark_set to
+ * read. 0, or -1 + errno; FN may have seen some entries before an error.
+ */
+int
+ctmark_each(uint32_t mask, uint32_t value, void (*fn)(const struct pkt *, void *), void *arg)
+{
+	static char buf[CTMARK_DUMP_BUF];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct each_ctx x = { .fn = fn, .arg = arg };
+	struct mnl_socket *nl;
+	struct nfgenmsg *nfg;
+	ssize_t n;
+	int rc = -1, saved;
+
+	if ((nl = nl_open()) == NULL)
+		return -1;
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = 1;
+	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
+	nfg->nfgen_family = AF_UNSPEC;
+	nfg->version = NFNETLINK_V0;
+	nfg->res_id = 0;
+	mnl_attr_put_u32(nlh, CTA_MARK, htonl(value & mask));
+	mnl_attr_put_u32(nlh, CTA_MARK_MASK, htonl(mask));
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) >= 0) {
+		do {
+			if ((n = mnl_socket_recvfrom(nl, buf, sizeof(buf))) < 0) {
+				rc = -1;
+				break;
+			}
+			rc = mnl_cb_run(buf, (size_t)n, 1, mnl_socket_get_portid(nl), each_entry,
+			    &x);
+		} while (rc > 0);
+	}
+	saved = errno;
+	mnl_socket_close(nl);
+	errno = saved;
+	return rc < 0 ? -1 : 0;
 }

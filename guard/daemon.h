@@ -39,6 +39,7 @@ struct counters {
 	uint64_t	 audit_copy_bytes;	/* their bytes (each at most the rules' snaplen) */
 	uint64_t	 audit_overruns;		/* the tap's socket overran: copies lost (ENOBUFS) */
 	uint64_t	 audit_unreleased;	/* read flows whose ct mark could not be set */
+	uint64_t	 audit_lost;		/* followed flows whose last copies an overrun lost */
 	uint64_t	 trap_direct;		/* connections to the trap port it was not sent */
 	uint64_t	 trap_sessions;		/* trapped sessions that ended */
 	/* detect_any_port: flows reset because they could not be read to a decision */
@@ -72,6 +73,9 @@ struct daemon {
 	struct queue		*queue;
 	struct nflog		*audit_tap;	/* copies of audited flows' packets */
 	struct ctmark		*ctmark;	/* releases an audited flow once read */
+	bool			 tap_overran;	/* copies lost since the last census */
+	uint32_t		 tap_census;	/* stamp of the last census (fence.c) */
+	bool			 census_failing;	/* the last census's dump failed (logged) */
 	struct attrib_ctx	*attrib;
 	struct event_log	*events;
 	struct flood		*flood;

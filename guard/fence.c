@@ -26,6 +26,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <linux/netfilter.h>	/* after netinet/in.h: it brings linux/in.h */
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -333,6 +334,8 @@ sweep_done(struct flow *f, void *arg)
 	flow_done(f, ((struct sweep *)arg)->d);
 }
 
+static void census_after_overrun(struct daemon *, time_t now);
+
 void
 fence_tick(struct daemon *d, time_t now)
 {
@@ -346,6 +349,8 @@ fence_tick(struct daemon *d, time_t now)
 		log_warnx("deleting from @refused_uids: %s (retried each second; counted in "
 		    "kernel_errors)", err);
 	flow_sweep(d->flows, sweep_gone, sweep_done, &w);
+	if (d->tap_overran)
+		census_after_overrun(d, now);
 }
 
 /* Keeps the attempt's attribution for the smtp event that comes later. */
@@ -954,13 +959,83 @@ on_audit_copy(const struct nflog_packet *np, void *arg)
 void
 fence_read_audit(struct daemon *d)
 {
+	uint64_t overruns = d->cnt.audit_overruns;
+
 	/* An overrun loses copies only: the packets themselves went on. */
 	for (int i = 0; i < QUEUE_READS_MAX; i++)
 		if (nflog_read(d->audit_tap, on_audit_copy, d) < 0 &&
 		    !read_again(errno, &d->cnt.audit_overruns, "audit tap overrun (ENOBUFS): "
 		    "copies were lost, some smtp events may be incomplete; counted",
 		    "reading the audit tap"))
-			return;
+			break;
+	if (d->cnt.audit_overruns != overruns)
+		d->tap_overran = true;
+}
+
+struct census {
+	struct daemon	*d;
+	time_t		 now;
+	size_t		 young;	/* flows left for the next census */
+};
+
+/* A flow the kernel still copies to the tap: stamped, if it is followed. */
+static void
+still_tapped(const struct pkt *p, void *arg)
+{
+	struct daemon *d = arg;
+	struct flow_key k;
+	struct flow *f;
+
+	flow_key_of(p, &k);
+	if ((f = flow_lookup(d->flows, &k)) != NULL)
+		f->tap_census = d->tap_census;
+}
+
+static bool
+lost_to_overrun(struct flow *f, void *arg)
+{
+	struct census *c = arg;
+
+	if (f->marker != MARK_NONE || f->probe || f->action != ACTION_AUDIT ||
+	    f->inspect == NULL || f->tap_census == c->d->tap_census)
+		return false;
+	if (f->last_seen >= c->now) {
+		c->young++;	/* its SYN's entry may not be in the table yet */
+		return false;
+	}
+	c->d->cnt.audit_lost++;
+	release_audited(c->d, f, "lost", true);
+	return false;
+}
+
+/*
+ * After the tap overran, once every copy that reached its socket is read: a
+ * followed audited flow the kernel no longer copies (its DATA rule released
+ * it, or its entry is gone) will never have another copy read; the overrun
+ * took its last. It would wait for the idle sweep and end "idle"; it ends
+ * now, "lost", with what was read of it. One dump of the entries the kernel
+ * still copies, filtered by their mark in the kernel.
+ */
+static void
+census_after_overrun(struct daemon *d, time_t now)
+{
+	struct census c = { .d = d, .now = now };
+	struct pollfd unread = { .fd = nflog_fd(d->audit_tap), .events = POLLIN };
+
+	if (poll(&unread, 1, 0) != 0)
+		return;	/* copies still to read, or cannot tell: the next tick */
+	d->tap_census++;
+	if (ctmark_each(d->cfg.mark_mask, mark_value(d->cfg.mark_mask, MARK_INSPECT), still_tapped,
+	    d) < 0) {
+		if (!d->census_failing)
+			log_warn("listing the audited flows after a tap overrun (tried again "
+			    "each second; meanwhile they end at the idle sweep)");
+		d->census_failing = true;
+		return;
+	}
+	d->census_failing = false;
+	flow_sweep(d->flows, lost_to_overrun, NULL, &c);
+	d->tap_overran = c.young > 0;
 }
 
 /*

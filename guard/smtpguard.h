@@ -472,6 +472,8 @@ struct ctmark;
 struct ctmark	*ctmark_open(void);
 void		 ctmark_close(struct ctmark *);
 int		 ctmark_set(struct ctmark *, const struct pkt *flow, uint32_t mask, uint32_t value);
+int		 ctmark_each(uint32_t mask, uint32_t value, void (*)(const struct pkt *, void *),
+		    void *);
 
 /* pkt.c */
 int	 pkt_parse(const uint8_t *buf, size_t len, struct pkt *);
@@ -500,6 +502,7 @@ struct flow {
 	bool		 shared;	/* counted in its uid's share (flow_share_take) */
 	uid_t		 share_uid;
 	enum mark_state	 marker;	/* MARK_NONE: followed; else decided, kept as a marker */
+	uint32_t	 tap_census;	/* audit: the last census that found it still copied */
 };
 struct flow_table;
 void		 flow_key_of(const struct pkt *, struct flow_key *);

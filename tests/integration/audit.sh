@@ -163,6 +163,69 @@ tls_logged() {
 check "STARTTLS: starttls and the SNI are logged; inspection stopped there" \
     wait_for "tls event" tls_logged
 
+# A tap overrun that takes a followed flow's last copy: the session waits
+# before DATA, smtpguardd is stopped, another session of the same sender
+# sends 300 MB of commands (each segment copied until its DATA: far more than
+# the tap's socket holds), then the first sends its DATA, which the kernel
+# releases and whose copy is lost. Once smtpguardd reads on, it finds the
+# flow no longer copied and ends it at once, "lost", with what it had read,
+# instead of at the idle sweep (90 s) as "idle".
+cat >"$T/pause.py" <<'PY'
+import os, socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
+f = s.makefile("rb")
+def reply():
+    while True:
+        line = f.readline()
+        if not line:
+            sys.exit("connection closed")
+        if line[3:4] == b" ":
+            return line.decode().strip()
+reply()
+for cmd in (b"EHLO overrun.example", b"MAIL FROM:<first@example.org>", b"RCPT TO:<kept@example.net>"):
+    s.sendall(cmd + b"\r\n")
+    reply()
+print("waiting", flush=True)
+deadline = time.monotonic() + 30
+while not os.path.exists(sys.argv[3]) and time.monotonic() < deadline:
+    time.sleep(0.02)
+for cmd in (b"DATA", b"Subject: after the overrun\r\n\r\nbody\r\n.", b"QUIT"):
+    s.sendall(cmd + b"\r\n")
+    print(reply(), flush=True)
+PY
+cat >"$T/flood.py" <<'PY'
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
+line = b"NOOP " + b"x" * 4089 + b"\r\n"
+chunk = line * 256
+for _ in range(300):
+    s.sendall(chunk)
+s.sendall(b"QUIT\r\n")
+s.shutdown(socket.SHUT_WR)
+while s.recv(65536):
+    pass
+PY
+chmod 0644 "$T/pause.py" "$T/flood.py"
+as_uid $WEB_UID /usr/bin/python3 "$T/pause.py" $MX4 587 "$T/pause.go" >"$T/pause.out" 2>&1 &
+PAUSED=$!
+check "a session waits before its DATA" wait_for "the paused session" grep -q waiting "$T/pause.out"
+sleep 0.5	# its RCPT's copy read
+kill -STOP "$DAEMON_PID"
+check "another session of the sender sends 300 MB before any DATA, smtpguardd stopped" \
+    as_uid $WEB_UID /usr/bin/python3 "$T/flood.py" $MX4 465
+touch "$T/pause.go"
+wait "$PAUSED"
+kill -CONT "$DAEMON_PID"
+check "the paused session is delivered all the same" sh -c "sed -n 3p '$T/pause.out' | grep -q '^250'"
+lost_event() {
+	jq_any 'select(.event == "smtp" and .helo == "overrun.example" and .inspect == "lost" and
+	    .mail_from == "first@example.org" and .rcpt_to == ["kept@example.net"])' "$T/events.jsonl"
+}
+check "the tap overran, and the flow whose DATA copy it lost ends at once, \"lost\", with its envelope" \
+    wait_for "lost smtp event" lost_event
+check "status counts the overrun and the lost flow" sh -c "ip netns exec $HOST_NS '$BUILD/smtpguard' \
+    -c '$T/smtpguard.conf' status --json | jq -e '.audit_overruns > 0 and .audit_lost > 0'"
+
 # A reload (as any change of the exceptions or the configuration) empties
 # the set first: the sender's next SYN is queued and judged afresh.
 # The STARTTLS flow was released by smtpguardd itself (no DATA for the kernel to see).
