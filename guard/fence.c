@@ -334,7 +334,7 @@ sweep_done(struct flow *f, void *arg)
 	flow_done(f, ((struct sweep *)arg)->d);
 }
 
-static void census_after_overrun(struct daemon *, time_t now);
+static void census_after_overrun(struct daemon *);
 
 void
 fence_tick(struct daemon *d, time_t now)
@@ -350,7 +350,7 @@ fence_tick(struct daemon *d, time_t now)
 		    "kernel_errors)", err);
 	flow_sweep(d->flows, sweep_gone, sweep_done, &w);
 	if (d->tap_overran)
-		census_after_overrun(d, now);
+		census_after_overrun(d);
 }
 
 /* Keeps the attempt's attribution for the smtp event that comes later. */
@@ -972,12 +972,6 @@ fence_read_audit(struct daemon *d)
 		d->tap_overran = true;
 }
 
-struct census {
-	struct daemon	*d;
-	time_t		 now;
-	size_t		 young;	/* flows left for the next census */
-};
-
 /* A flow the kernel still copies to the tap: stamped, if it is followed. */
 static void
 still_tapped(const struct pkt *p, void *arg)
@@ -988,23 +982,29 @@ still_tapped(const struct pkt *p, void *arg)
 
 	flow_key_of(p, &k);
 	if ((f = flow_lookup(d->flows, &k)) != NULL)
-		f->tap_census = d->tap_census;
+		f->tap_seen = d->tap_census;
 }
 
+/*
+ * A followed audited flow missing from two censuses running ends: a copy
+ * the kernel still held back at the first (in its batch, up to 10 ms; a
+ * SYN's entry not yet in the table) has had a second to come.
+ */
 static bool
 lost_to_overrun(struct flow *f, void *arg)
 {
-	struct census *c = arg;
+	struct daemon *d = arg;
 
 	if (f->marker != MARK_NONE || f->probe || f->action != ACTION_AUDIT ||
-	    f->inspect == NULL || f->tap_census == c->d->tap_census)
+	    f->inspect == NULL || f->tap_seen == d->tap_census)
 		return false;
-	if (f->last_seen >= c->now) {
-		c->young++;	/* its SYN's entry may not be in the table yet */
+	if (f->tap_missed == 0 || f->tap_missed != d->tap_census - 1) {
+		f->tap_missed = d->tap_census;
+		d->tap_overran = true;	/* a census again, next tick */
 		return false;
 	}
-	c->d->cnt.audit_lost++;
-	release_audited(c->d, f, "lost", true);
+	d->cnt.audit_lost++;
+	release_audited(d, f, "lost", true);
 	return false;
 }
 
@@ -1014,12 +1014,12 @@ lost_to_overrun(struct flow *f, void *arg)
  * it, or its entry is gone) will never have another copy read; the overrun
  * took its last. It would wait for the idle sweep and end "idle"; it ends
  * now, "lost", with what was read of it. One dump of the entries the kernel
- * still copies, filtered by their mark in the kernel.
+ * still copies, filtered by their mark in the kernel, each tick until no
+ * followed flow is missing from it.
  */
 static void
-census_after_overrun(struct daemon *d, time_t now)
+census_after_overrun(struct daemon *d)
 {
-	struct census c = { .d = d, .now = now };
 	struct pollfd unread = { .fd = nflog_fd(d->audit_tap), .events = POLLIN };
 
 	if (poll(&unread, 1, 0) != 0)
@@ -1034,8 +1034,8 @@ census_after_overrun(struct daemon *d, time_t now)
 		return;
 	}
 	d->census_failing = false;
-	flow_sweep(d->flows, lost_to_overrun, NULL, &c);
-	d->tap_overran = c.young > 0;
+	d->tap_overran = false;
+	flow_sweep(d->flows, lost_to_overrun, NULL, d);
 }
 
 /*

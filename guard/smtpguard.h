@@ -502,7 +502,8 @@ struct flow {
 	bool		 shared;	/* counted in its uid's share (flow_share_take) */
 	uid_t		 share_uid;
 	enum mark_state	 marker;	/* MARK_NONE: followed; else decided, kept as a marker */
-	uint32_t	 tap_census;	/* audit: the last census that found it still copied */
+	uint32_t	 tap_seen;	/* audit, after an overrun: the last census it was in */
+	uint32_t	 tap_missed;	/* the last census it was missing from (0: none) */
 };
 struct flow_table;
 void		 flow_key_of(const struct pkt *, struct flow_key *);
