@@ -22,6 +22,12 @@
 
 #define EVENT_REOPEN_CHECK	1	/* seconds between checks of the path */
 #define SYSLOG_LINE_MAX		1024
+#define EVENT_CUT_STRING	512	/* a cut line's strings, escaped, at most */
+#define EVENT_STRINGS_MAX	(40 + SMTP_RCPT_KEEP)	/* string fields of one line, at most */
+
+/* A cut line always fits: each string, its key and its punctuation. */
+_Static_assert(EVENT_STRINGS_MAX * (EVENT_CUT_STRING + 32) < EVENT_LINE_MAX,
+    "a cut event line must fit in EVENT_LINE_MAX");
 
 struct event_log {
 	int	 fd;
@@ -40,6 +46,7 @@ struct json_out {
 	char	*p, *end;
 	bool	 over;
 	bool	 first;
+	size_t	 string_max;	/* 0, or each string's escaped bytes at most (cut) */
 };
 
 static void
@@ -80,26 +87,46 @@ utf8_seq_len(const unsigned char *s, size_t len)
  * that does not start a well-formed sequence becomes U+FFFD; quotes,
  * backslashes and control characters are escaped as jansson does.
  */
+/*
+ * One piece of a string (N bytes, a whole character or escape unless CAN_CUT):
+ * false once the string's cut (w->string_max) is reached. *OUT counts the
+ * string's bytes so far.
+ */
+static bool
+put_piece(struct json_out *w, const char *piece, size_t n, bool can_cut, size_t *out)
+{
+	if (w->string_max > 0 && *out + n > w->string_max) {
+		if (can_cut)
+			put_bytes(w, piece, w->string_max - *out);
+		*out = w->string_max;
+		return false;
+	}
+	put_bytes(w, piece, n);
+	*out += n;
+	return true;
+}
+
 static void
 put_string(struct json_out *w, const char *str)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	const unsigned char *s = (const unsigned char *)str;
-	size_t len = strlen(str), i = 0, run;
+	size_t len = strlen(str), i = 0, run, out = 0;
 	char esc[6];
+	bool room = true;
 
 	put_bytes(w, "\"", 1);
-	while (i < len) {
+	while (i < len && room) {
 		for (run = i; run < len && s[run] >= 0x20 && s[run] < 0x80 && s[run] != '"' &&
 		    s[run] != '\\'; run++)
 			;
-		put_bytes(w, str + i, run - i);
-		if ((i = run) == len)
+		if (!put_piece(w, str + i, run - i, true, &out) || (i = run) == len)
 			break;
 		if (s[i] >= 0x80) {
 			size_t n = utf8_seq_len(s + i, len - i);
 
-			put_bytes(w, n > 0 ? str + i : "\xef\xbf\xbd", n > 0 ? n : 3);
+			room = put_piece(w, n > 0 ? str + i : "\xef\xbf\xbd", n > 0 ? n : 3, false,
+			    &out);
 			i += n > 0 ? n : 1;
 			continue;
 		}
@@ -115,11 +142,11 @@ put_string(struct json_out *w, const char *str)
 			memcpy(esc + 1, "u00", 3);
 			esc[4] = hex[s[i] >> 4];
 			esc[5] = hex[s[i] & 0xf];
-			put_bytes(w, esc, 6);
+			room = put_piece(w, esc, 6, false, &out);
 			i++;
 			continue;
 		}
-		put_bytes(w, esc, 2);
+		room = put_piece(w, esc, 2, false, &out);
 		i++;
 	}
 	put_bytes(w, "\"", 1);
@@ -244,10 +271,11 @@ set_mail(struct json_out *w, const struct mail_event *m, bool summary, bool rcpt
 		set_int(w, "limit", m->limit);
 }
 
-int
-event_encode(const struct event *e, char *buf, size_t len)
+static int
+encode(const struct event *e, char *buf, size_t len, size_t string_max)
 {
-	struct json_out w = { .p = buf, .end = buf + len, .first = true };
+	struct json_out w = { .p = buf, .end = buf + len, .first = true,
+	    .string_max = string_max };
 	const struct mail_event *mail = e->suppressed > 0 ? NULL : e->mail;
 	char tmp[INET6_ADDRSTRLEN + 1];
 	bool rcpt_count_set = false;
@@ -295,6 +323,10 @@ event_encode(const struct event *e, char *buf, size_t len)
 		set_int(&w, "window", e->window);
 	}
 	set_str(&w, "msg", e->msg);
+	if (string_max > 0) {
+		put_key(&w, "cut");
+		put_bytes(&w, "true", 4);
+	}
 	put_bytes(&w, "}\n", 2);
 	if (w.over || w.p == w.end) {
 		errno = ENOSPC;
@@ -302,6 +334,22 @@ event_encode(const struct event *e, char *buf, size_t len)
 	}
 	*w.p = '\0';
 	return (int)(w.p - buf);
+}
+
+/*
+ * A line too long for the buffer is written again with every string cut
+ * ("cut": true): a process or a peer can make its own line long (a 4 KiB
+ * cmdline of control bytes is 24 KiB escaped), and must not keep its event
+ * out of the log that way. A cut line of the full size always fits.
+ */
+int
+event_encode(const struct event *e, char *buf, size_t len)
+{
+	int n = encode(e, buf, len, 0);
+
+	if (n < 0 && errno == ENOSPC)
+		n = encode(e, buf, len, EVENT_CUT_STRING);
+	return n;
 }
 
 static int

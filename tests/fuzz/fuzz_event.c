@@ -4,8 +4,9 @@
  * input is cut at NUL bytes into the event's strings; the first bytes pick
  * which parts the event has, its numbers and the buffer's size. Every line
  * written must be what jansson writes for the same object: parsed and
- * dumped again (compact, in order) it comes back byte for byte. A buffer
- * too small refuses the line (ENOSPC), never cuts it.
+ * dumped again (compact, in order) it comes back byte for byte. A line too
+ * long for its buffer comes back cut ("cut": true) or, when even that does
+ * not fit, is refused (ENOSPC); a full-size buffer always takes it.
  */
 #include <errno.h>
 #include <stddef.h>

@@ -489,6 +489,45 @@ a_full_disk_fails_the_line_and_the_log_carries_on(void **state)
 	event_close(l);
 }
 
+/*
+ * A sender whose exe, cmdline and cwd are control bytes (24 KiB each once
+ * escaped) cannot keep its attempt out of the log: the line comes cut, each
+ * string at 512 escaped bytes, says so, and names the sender.
+ */
+static void
+a_line_too_long_escaped_is_cut_not_lost(void **state)
+{
+	static char line[EVENT_LINE_MAX];
+	struct attrib who;
+	struct event e = { .ts = { 1795341600, 0 }, .event = "attempt", .action = "reject",
+	    .who = &who };
+	json_error_t jerr;
+	json_t *o;
+	int n;
+
+	(void)state;
+	fill_who(&who);
+	memset(who.exe, 1, sizeof(who.exe) - 1);
+	who.exe[sizeof(who.exe) - 1] = '\0';
+	memset(who.cmdline, 1, sizeof(who.cmdline) - 1);
+	who.cmdline[sizeof(who.cmdline) - 1] = '\0';
+	memset(who.cwd, 1, sizeof(who.cwd) - 1);
+	who.cwd[sizeof(who.cwd) - 1] = '\0';
+	assert_true((n = event_encode(&e, line, sizeof(line))) > 0);
+	assert_non_null(o = json_loadb(line, (size_t)n, 0, &jerr));
+	assert_true(json_is_true(json_object_get(o, "cut")));
+	assert_int_equal(json_integer_value(json_object_get(o, "uid")), who.uid);
+	assert_string_equal(json_string_value(json_object_get(o, "user")), who.user);
+	/* 512 escaped bytes: 85 control bytes of six each. */
+	assert_int_equal(strlen(json_string_value(json_object_get(o, "cmdline"))), 85);
+	json_decref(o);
+
+	/* A line that fits whole is not cut. */
+	fill_who(&who);
+	assert_true((n = event_encode(&e, line, sizeof(line))) > 0);
+	assert_null(strstr(line, "\"cut\""));
+}
+
 int
 main(void)
 {
@@ -501,6 +540,7 @@ main(void)
 		cmocka_unit_test(ipv6_destinations_are_written_in_text_form),
 		cmocka_unit_test(hostile_cmdline_is_escaped_into_valid_json),
 		cmocka_unit_test(a_line_longer_than_the_buffer_is_refused),
+		cmocka_unit_test(a_line_too_long_escaped_is_cut_not_lost),
 		cmocka_unit_test(the_log_and_its_directory_are_created_private),
 		cmocka_unit_test(an_unwritable_log_path_is_reported),
 		cmocka_unit_test(concurrent_writers_never_tear_a_line),
