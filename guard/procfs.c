@@ -163,7 +163,10 @@ procfs_open_pid(const char *proc_root, pid_t pid)
 	return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
-/* Whose process it is (its euid, root if non-dumpable); -1 if gone. */
+/*
+ * Whose process it is (its euid, root if non-dumpable); -1 if unreadable.
+ * One reaped since reads as root: its next read through PIDDIR fails.
+ */
 uid_t
 procfs_owner_at(int piddir)
 {

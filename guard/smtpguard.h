@@ -855,7 +855,7 @@ int		 alerts_reap(struct alerts *, time_t now);
 int		 alerter_start(const char *program, pid_t *);
 
 /* event.c */
-#define EVENT_LINE_MAX		(64 * 1024)	/* a full attempt is ~9 KiB at most */
+#define EVENT_LINE_MAX		(64 * 1024)	/* longer: written with its strings cut */
 void	 event_time(const struct timespec *, char *, size_t);
 int	 event_encode(const struct event *, char *buf, size_t len);
 struct event_log;

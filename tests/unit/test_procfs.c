@@ -292,6 +292,20 @@ process_gone_before_the_read_is_an_error(void **state)
  * process only. A zombie keeps its pid (no exe, still listed); once reaped,
  * the directory answers nothing, even if the pid went to someone else.
  */
+static pid_t paused_child;	/* killed and reaped by its test's teardown */
+
+static int
+reap_paused_child(void **state)
+{
+	(void)state;
+	if (paused_child > 0) {
+		(void)kill(paused_child, SIGKILL);
+		(void)waitpid(paused_child, NULL, 0);
+	}
+	paused_child = 0;
+	return 0;
+}
+
 static void
 opened_directory_names_one_process_only(void **state)
 {
@@ -300,7 +314,7 @@ opened_directory_names_one_process_only(void **state)
 	int piddir;
 
 	(void)state;
-	if ((child = fork()) == 0) {
+	if ((paused_child = child = fork()) == 0) {
 		pause();
 		_exit(0);
 	}
@@ -320,6 +334,7 @@ opened_directory_names_one_process_only(void **state)
 	assert_int_equal(a.pid, child);
 
 	assert_int_equal(waitpid(child, NULL, 0), child);
+	paused_child = 0;
 	memset(&a, 0, sizeof(a));
 	assert_int_equal(procfs_read_exe_at(piddir, child, &a), -1);
 	assert_false(a.has_pid);
@@ -346,7 +361,8 @@ main(void)
 		cmocka_unit_test(vanished_process_keeps_what_was_read),
 		cmocka_unit_test(garbled_stat_and_cgroup_are_left_unknown),
 		cmocka_unit_test(process_gone_before_the_read_is_an_error),
-		cmocka_unit_test(opened_directory_names_one_process_only),
+		cmocka_unit_test_teardown(opened_directory_names_one_process_only,
+		    reap_paused_child),
 	};
 
 	return cmocka_run_group_tests(tests, copy_fixture, remove_fixture);
