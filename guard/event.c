@@ -83,11 +83,6 @@ utf8_seq_len(const unsigned char *s, size_t len)
 }
 
 /*
- * S as a JSON string. Strings from processes and peers are hostile: a byte
- * that does not start a well-formed sequence becomes U+FFFD; quotes,
- * backslashes and control characters are escaped as jansson does.
- */
-/*
  * One piece of a string (N bytes, a whole character or escape unless CAN_CUT):
  * false once the string's cut (w->string_max) is reached. *OUT counts the
  * string's bytes so far.
@@ -106,6 +101,11 @@ put_piece(struct json_out *w, const char *piece, size_t n, bool can_cut, size_t 
 	return true;
 }
 
+/*
+ * S as a JSON string. Strings from processes and peers are hostile: a byte
+ * that does not start a well-formed sequence becomes U+FFFD; quotes,
+ * backslashes and control characters are escaped as jansson does.
+ */
 static void
 put_string(struct json_out *w, const char *str)
 {
@@ -173,6 +173,14 @@ set_str(struct json_out *w, const char *key, const char *s)
 	put_string(w, s);
 }
 
+/* A flag: written only when true, as jansson's json_true(). */
+static void
+set_true(struct json_out *w, const char *key)
+{
+	put_key(w, key);
+	put_bytes(w, "true", 4);
+}
+
 static void
 set_int(struct json_out *w, const char *key, long long v)
 {
@@ -232,10 +240,8 @@ set_smtp(struct json_out *w, const struct smtp_info *m, const struct mail_event 
 		*rcpt_count_set = true;
 	}
 	set_str(w, "auth_user", m->auth_user);
-	if (m->starttls) {
-		put_key(w, "starttls");
-		put_bytes(w, "true", 4);
-	}
+	if (m->starttls)
+		set_true(w, "starttls");
 	set_str(w, "tls_sni", m->tls_sni);
 	set_str(w, "subject", m->subject);
 	set_str(w, "header_from", m->header_from);
@@ -323,10 +329,8 @@ encode(const struct event *e, char *buf, size_t len, size_t string_max)
 		set_int(&w, "window", e->window);
 	}
 	set_str(&w, "msg", e->msg);
-	if (string_max > 0) {
-		put_key(&w, "cut");
-		put_bytes(&w, "true", 4);
-	}
+	if (string_max > 0)
+		set_true(&w, "cut");
 	put_bytes(&w, "}\n", 2);
 	if (w.over || w.p == w.end) {
 		errno = ENOSPC;

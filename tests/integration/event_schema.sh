@@ -15,8 +15,8 @@ DOC=$ROOT/doc/events.md
 # The field table rows: "| `name` | type | ...", below "## Fields".
 sed -n '/^## Fields/,/^## /p' "$DOC" | sed -n 's/^| `\([a-z_]*\)` | .*/\1/p' | sort -u >"$T/doc_fields"
 sed -n '/^## Events/,/^## /p' "$DOC" | sed -n 's/^| `\([a-z]*\)` | .*/\1/p' | sort -u >"$T/doc_events"
-# What the encoder can write: each set_str/set_int/put_key(w, "name"...), w or &w.
-grep -o '\(set_str\|set_int\|put_key\)(&\?w, "[a-z_]*"' "$ROOT/guard/event.c" |
+# What the encoder can write: each set_str/set_int/set_true/put_key(w, "name"...), w or &w.
+grep -o '\(set_str\|set_int\|set_true\|put_key\)(&\?w, "[a-z_]*"' "$ROOT/guard/event.c" |
     sed 's/.*"\(.*\)"/\1/' >"$T/code_fields"
 # ... and what the shipped collector adds in front of each line (its template's constants).
 grep -o 'constant(value="{\\"[a-z_]*\\"' "$ROOT/conf/rsyslog-smtpguard-collector.conf" |
