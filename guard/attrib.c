@@ -103,6 +103,13 @@ open_piddir(struct attrib_ctx *c, pid_t pid)
 	return c->piddir;
 }
 
+/* PID's directory: the sender's, still open, or opened now. */
+static int
+piddir_of(struct attrib_ctx *c, pid_t pid)
+{
+	return c->piddir >= 0 && c->piddir_pid == pid ? c->piddir : open_piddir(c, pid);
+}
+
 void
 attrib_close(struct attrib_ctx *c)
 {
@@ -279,8 +286,7 @@ cached_user(struct attrib_ctx *c, struct attrib *a)
 void
 attrib_details(struct attrib_ctx *c, struct attrib *a)
 {
-	if (a->has_pid && (c->piddir >= 0 && c->piddir_pid == a->pid ? c->piddir :
-	    open_piddir(c, a->pid)) >= 0)
+	if (a->has_pid && piddir_of(c, a->pid) >= 0)
 		procfs_read_rest_at(c->piddir, a);
 	drop_piddir(c);
 	cached_user(c, a);

@@ -133,6 +133,7 @@ each_entry(const struct nlmsghdr *nlh, void *data)
 	const struct nlattr *ct[CTA_MAX + 1] = { 0 }, *tuple[CTA_MAX + 1], *ip[CTA_MAX + 1],
 	    *proto[CTA_MAX + 1];
 	struct pkt p = { 0 };
+	uint16_t src_type, dst_type;
 	size_t alen;
 
 	if (mnl_attr_parse(nlh, sizeof(*nfg), tuple_attr, ct) < 0 || ct[CTA_TUPLE_ORIG] == NULL ||
@@ -147,17 +148,22 @@ each_entry(const struct nlmsghdr *nlh, void *data)
 	    mnl_attr_get_payload_len(proto[CTA_PROTO_DST_PORT]) != 2)
 		return MNL_CB_OK;
 	p.family = nfg->nfgen_family;
-	if (p.family == AF_INET && ip[CTA_IP_V4_SRC] != NULL && ip[CTA_IP_V4_DST] != NULL)
+	if (p.family == AF_INET) {
+		src_type = CTA_IP_V4_SRC;
+		dst_type = CTA_IP_V4_DST;
 		alen = 4;
-	else if (p.family == AF_INET6 && ip[CTA_IP_V6_SRC] != NULL && ip[CTA_IP_V6_DST] != NULL)
+	} else if (p.family == AF_INET6) {
+		src_type = CTA_IP_V6_SRC;
+		dst_type = CTA_IP_V6_DST;
 		alen = 16;
-	else
+	} else
 		return MNL_CB_OK;
-	if (mnl_attr_get_payload_len(ip[alen == 4 ? CTA_IP_V4_SRC : CTA_IP_V6_SRC]) != alen ||
-	    mnl_attr_get_payload_len(ip[alen == 4 ? CTA_IP_V4_DST : CTA_IP_V6_DST]) != alen)
+	if (ip[src_type] == NULL || ip[dst_type] == NULL ||
+	    mnl_attr_get_payload_len(ip[src_type]) != alen ||
+	    mnl_attr_get_payload_len(ip[dst_type]) != alen)
 		return MNL_CB_OK;
-	memcpy(p.src, mnl_attr_get_payload(ip[alen == 4 ? CTA_IP_V4_SRC : CTA_IP_V6_SRC]), alen);
-	memcpy(p.dst, mnl_attr_get_payload(ip[alen == 4 ? CTA_IP_V4_DST : CTA_IP_V6_DST]), alen);
+	memcpy(p.src, mnl_attr_get_payload(ip[src_type]), alen);
+	memcpy(p.dst, mnl_attr_get_payload(ip[dst_type]), alen);
 	p.sport = ntohs(mnl_attr_get_u16(proto[CTA_PROTO_SRC_PORT]));
 	p.dport = ntohs(mnl_attr_get_u16(proto[CTA_PROTO_DST_PORT]));
 	x->fn(&p, x->arg);
