@@ -7,14 +7,20 @@
  *
  * The process comes from the connect hook (connhook.c) when it is attached:
  * one map lookup by the socket's cookie, the answer checked against the
- * socket's owner. Without it, or when it does not know the socket, /proc is
- * searched. Senders repeat (a spam script loops; a PHP-FPM worker serves
+ * socket's owner and the connect's time. Without it, or when it does not
+ * know the socket, /proc is searched. Senders repeat (a spam script loops; a PHP-FPM worker serves
  * request after request), so the last pids found are asked first, at the fd
  * numbers their sockets had before and then in their whole fd table, and
  * only if one of them holds this very socket inode: a hint is checked
  * exactly, never trusted. Then procfs.c's index (new processes first, then the
  * owner's) spares the listing of /proc; without it (it could not be built),
  * the full search.
+ *
+ * A pid is only a number until its /proc directory is open, and the process
+ * may exit and its pid go to another between the two. So every answer is
+ * checked again through the open directory, and all details are read
+ * through it: the hook's process must have started by the connect, and the
+ * searched process must still hold the socket at the fd it was found at.
  */
 #include <errno.h>
 #include <pwd.h>
@@ -162,27 +168,28 @@ remember(struct attrib_ctx *c, uid_t uid, pid_t pid)
 }
 
 /*
- * Does R hold the socket? The fd numbers its sockets had before first (a
- * flood recycles a handful: one readlink each), then its whole fd table.
+ * Does R hold the socket, and at which fd? The fd numbers its sockets had
+ * before first (a flood recycles a handful: one readlink each), then its
+ * whole fd table.
  */
 static bool
-hint_holds(struct attrib_ctx *c, struct attrib_recent *r, ino_t inode)
+hint_holds(struct attrib_ctx *c, struct attrib_recent *r, ino_t inode, int *fd)
 {
-	int fd;
-
-	for (uint64_t bits = r->fds; bits != 0; bits &= bits - 1)
-		if (procfs_fd_is_socket(c->proc_root, r->pid, __builtin_ctzll(bits), inode))
+	for (uint64_t bits = r->fds; bits != 0; bits &= bits - 1) {
+		*fd = __builtin_ctzll(bits);
+		if (procfs_fd_is_socket(c->proc_root, r->pid, *fd, inode))
 			return true;
-	if ((fd = procfs_socket_fd(c->proc_root, r->pid, inode)) < 0)
+	}
+	if ((*fd = procfs_socket_fd(c->proc_root, r->pid, inode)) < 0)
 		return false;
-	if (fd < 64)
-		r->fds |= 1ULL << fd;
+	if (*fd < 64)
+		r->fds |= 1ULL << *fd;
 	return true;
 }
 
 /* The newest remembered pids of this uid that hold the socket. */
 static bool
-from_hints(struct attrib_ctx *c, uid_t uid, ino_t inode, pid_t *pid)
+from_hints(struct attrib_ctx *c, uid_t uid, ino_t inode, struct procfs_holder *h)
 {
 	size_t asked = 0;
 
@@ -193,8 +200,8 @@ from_hints(struct attrib_ctx *c, uid_t uid, ino_t inode, pid_t *pid)
 		if (r->pid == 0 || r->uid != uid)
 			continue;
 		asked++;
-		if (hint_holds(c, r, inode)) {
-			*pid = r->pid;
+		if (hint_holds(c, r, inode, &h->fd)) {
+			h->pid = r->pid;
 			return true;
 		}
 	}
@@ -202,11 +209,42 @@ from_hints(struct attrib_ctx *c, uid_t uid, ino_t inode, pid_t *pid)
 }
 
 static bool
-from_proc(struct attrib_ctx *c, uid_t uid, ino_t inode, pid_t *pid)
+from_proc(struct attrib_ctx *c, uid_t uid, ino_t inode, struct procfs_holder *h)
 {
 	if (c->index != NULL)
-		return procfs_index_find(c->index, uid, inode, pid) == 0;
-	return procfs_find_socket(c->proc_root, uid, inode, pid) == 0;
+		return procfs_index_find(c->index, uid, inode, h) == 0;
+	return procfs_find_socket(c->proc_root, uid, inode, h) == 0;
+}
+
+/*
+ * The hook's answer, if its directory is of the process that called
+ * connect(): the socket's owner's, started by then.
+ */
+static bool
+from_hook(struct attrib_ctx *c, const struct diag_sock *ds, pid_t *pid)
+{
+	uint64_t connected;
+
+	return c->hook != NULL && connhook_pid(c->hook, ds->cookie, pid, &connected) == 0 &&
+	    open_piddir(c, *pid) >= 0 && procfs_owner_at(c->piddir) == ds->uid &&
+	    procfs_started_by_at(c->piddir, connected);
+}
+
+/*
+ * /proc searched by the socket's owner: whose process holds it, if its
+ * directory, once open, still does at the same fd.
+ */
+static bool
+from_search(struct attrib_ctx *c, const struct diag_sock *ds, pid_t *pid)
+{
+	struct procfs_holder h;
+
+	if (ds->inode == 0 || !(from_hints(c, ds->uid, ds->inode, &h) ||
+	    from_proc(c, ds->uid, ds->inode, &h)))
+		return false;
+	remember(c, ds->uid, h.pid);
+	*pid = h.pid;
+	return open_piddir(c, h.pid) >= 0 && procfs_fd_is_socket_at(c->piddir, h.fd, ds->inode);
 }
 
 /* How the index answered; NULL if there is none. */
@@ -240,16 +278,10 @@ attrib_sender(struct attrib_ctx *c, const struct pkt *p, bool has_uid, uid_t uid
 		a->has_uid = true;
 		a->uid = ds.uid;
 	}
-	if (c->hook != NULL && connhook_pid(c->hook, ds.cookie, &pid) == 0 &&
-	    open_piddir(c, pid) >= 0 && procfs_owner_at(c->piddir) == ds.uid)
+	if (from_hook(c, &ds, &pid) || from_search(c, &ds, &pid))
 		(void)procfs_read_exe_at(c->piddir, pid, a);
-	else if (a->inode != 0 && (from_hints(c, ds.uid, a->inode, &pid) ||
-	    from_proc(c, ds.uid, a->inode, &pid))) {
-		/* /proc is searched by the socket's owner: whose process holds it. */
-		remember(c, ds.uid, pid);
-		if (open_piddir(c, pid) >= 0)
-			(void)procfs_read_exe_at(c->piddir, pid, a);
-	}
+	else
+		drop_piddir(c);
 }
 
 /* The uid's name, from a small cache emptied when /etc/passwd changes. */

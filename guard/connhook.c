@@ -10,7 +10,8 @@
  * the connect proceed, so the fence never depends on it. It
  * is attached through BPF links held by this process: when the daemon exits,
  * however it exits, the kernel detaches them. No libbpf, no compiler. Pids
- * are the initial pid namespace's; the caller checks them against /proc.
+ * are the initial pid namespace's; each comes with the connect's time, so
+ * that the caller can tell the process from one given its pid since.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +32,12 @@
  */
 #define CONNHOOK_ENTRIES	16384
 #define MOUNTINFO_LINE_MAX	4096
+
+/* The map's value: who called connect(), and when. */
+struct connhook_entry {
+	uint64_t	 pid_tgid;	/* tgid << 32 | tid */
+	uint64_t	 boot_ns;	/* CLOCK_BOOTTIME */
+};
 
 struct connhook {
 	int	 map;
@@ -83,7 +90,7 @@ patch(struct prog_text *t, const size_t *fixups, size_t n, size_t target)
  * The program, written out for this filter: TCP only; then, when F names
  * ports, only connects to one of them (the port as the caller gave it,
  * before any NAT); then nobody whose uid F skips (the MTA's: its flows never
- * reach the queue). What passes is recorded: cookie -> tgid << 32 | tid.
+ * reach the queue). What passes is recorded: cookie -> struct connhook_entry.
  * Whatever it decides, the connect proceeds. A connect it does not record is
  * still attributed, by the /proc scan: the filter only saves work.
  */
@@ -117,13 +124,17 @@ write_prog(struct prog_text *t, int map, const struct connhook_filter *f)
 	emit(t, INSN(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_get_socket_cookie));
 	emit(t, INSN(BPF_STX | BPF_MEM | BPF_DW, BPF_REG_10, BPF_REG_0, -8, 0));
 	emit(t, INSN(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_get_current_pid_tgid));
-	emit(t, INSN(BPF_STX | BPF_MEM | BPF_DW, BPF_REG_10, BPF_REG_0, -16, 0));
+	emit(t, INSN(BPF_STX | BPF_MEM | BPF_DW, BPF_REG_10, BPF_REG_0,
+	    -24 + (int16_t)offsetof(struct connhook_entry, pid_tgid), 0));
+	emit(t, INSN(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_ktime_get_boot_ns));
+	emit(t, INSN(BPF_STX | BPF_MEM | BPF_DW, BPF_REG_10, BPF_REG_0,
+	    -24 + (int16_t)offsetof(struct connhook_entry, boot_ns), 0));
 	emit(t, INSN(BPF_LD | BPF_DW | BPF_IMM, BPF_REG_1, BPF_PSEUDO_MAP_FD, 0, map));
 	emit(t, INSN(0, 0, 0, 0, 0));
 	emit(t, INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_2, BPF_REG_10, 0, 0));
 	emit(t, INSN(BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_2, 0, 0, -8));
 	emit(t, INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_3, BPF_REG_10, 0, 0));
-	emit(t, INSN(BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_3, 0, 0, -16));
+	emit(t, INSN(BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_3, 0, 0, -24));
 	emit(t, INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_4, 0, 0, BPF_ANY));
 	emit(t, INSN(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_map_update_elem));
 	patch(t, t->to_out, t->nout, t->n);
@@ -227,7 +238,7 @@ connhook_open(char *where, size_t wheresize, const struct connhook_filter *f)
 	memset(&a, 0, sizeof(a));
 	a.map_type = BPF_MAP_TYPE_LRU_HASH;
 	a.key_size = sizeof(uint64_t);		/* socket cookie */
-	a.value_size = sizeof(uint64_t);	/* tgid << 32 | tid */
+	a.value_size = sizeof(struct connhook_entry);
 	a.max_entries = CONNHOOK_ENTRIES;
 	if ((h->map = (int)sys_bpf(BPF_MAP_CREATE, &a)) < 0)
 		goto err;
@@ -286,18 +297,20 @@ err:
 	return -1;
 }
 
+/* Who connected the socket, and when (CLOCK_BOOTTIME); -1 (ENOENT) if not recorded. */
 int
-connhook_pid(struct connhook *h, uint64_t cookie, pid_t *pid)
+connhook_pid(struct connhook *h, uint64_t cookie, pid_t *pid, uint64_t *boot_ns)
 {
 	union bpf_attr a;
-	uint64_t pid_tgid;
+	struct connhook_entry e;
 
 	memset(&a, 0, sizeof(a));
 	a.map_fd = (uint32_t)h->map;
 	a.key = (uintptr_t)&cookie;
-	a.value = (uintptr_t)&pid_tgid;
+	a.value = (uintptr_t)&e;
 	if (sys_bpf(BPF_MAP_LOOKUP_ELEM, &a) < 0)
 		return -1;
-	*pid = (pid_t)(pid_tgid >> 32);
+	*pid = (pid_t)(e.pid_tgid >> 32);
+	*boot_ns = e.boot_ns;
 	return 0;
 }

@@ -93,12 +93,6 @@ socket_fd(int procfd, const char *name, const char *want, size_t wantlen)
 	return found;
 }
 
-static bool
-holds_socket(int procfd, const char *name, const char *want, size_t wantlen)
-{
-	return socket_fd(procfd, name, want, wantlen) >= 0;
-}
-
 static size_t
 socket_link(ino_t inode, char *want, size_t len)
 {
@@ -146,6 +140,19 @@ procfs_fd_is_socket(const char *proc_root, pid_t pid, int fd, ino_t inode)
 	return n == (ssize_t)wantlen && memcmp(link, want, wantlen) == 0;
 }
 
+/* Is fd FD of PIDDIR's process the socket? One readlink, through the open directory. */
+bool
+procfs_fd_is_socket_at(int piddir, int fd, ino_t inode)
+{
+	char want[PROC_SOCKLINK_MAX + 1], name[PROC_NAME_MAX + 4], link[PROC_SOCKLINK_MAX + 1];
+	size_t wantlen = socket_link(inode, want, sizeof(want));
+	ssize_t n;
+
+	snprintf(name, sizeof(name), "fd/%d", fd);
+	n = readlinkat(piddir, name, link, wantlen + 1);
+	return n == (ssize_t)wantlen && memcmp(link, want, wantlen) == 0;
+}
+
 /*
  * /proc/PID, open: every read through it is of that one process, and fails
  * once it is gone, even if its pid is given to another. -1 if gone.
@@ -180,7 +187,7 @@ procfs_owner_at(int piddir)
 /* Pass 2 and 3 of the search: root-owned first, then everyone else. */
 static int
 search_others(int procfd, const struct proc_pid *others, size_t n, const char *want,
-    size_t wantlen, uint64_t deadline, pid_t *pid)
+    size_t wantlen, uint64_t deadline, struct procfs_holder *h)
 {
 	char name[PROC_NAME_MAX];
 
@@ -193,8 +200,8 @@ search_others(int procfd, const struct proc_pid *others, size_t n, const char *w
 				return -1;
 			}
 			snprintf(name, sizeof(name), "%ld", (long)others[i].pid);
-			if (holds_socket(procfd, name, want, wantlen)) {
-				*pid = others[i].pid;
+			if ((h->fd = socket_fd(procfd, name, want, wantlen)) >= 0) {
+				h->pid = others[i].pid;
 				return 0;
 			}
 		}
@@ -204,7 +211,7 @@ search_others(int procfd, const struct proc_pid *others, size_t n, const char *w
 
 /* The full search, in the proc root PROCFD (closed here), until DEADLINE. */
 static int
-find_socket(int procfd, uid_t uid, ino_t inode, uint64_t deadline, pid_t *pid)
+find_socket(int procfd, uid_t uid, ino_t inode, uint64_t deadline, struct procfs_holder *h)
 {
 	char want[PROC_SOCKLINK_MAX + 1];
 	size_t wantlen, nothers = 0, cap = 0;
@@ -233,8 +240,8 @@ find_socket(int procfd, uid_t uid, ino_t inode, uint64_t deadline, pid_t *pid)
 				errno = ETIMEDOUT;
 				goto out;
 			}
-			if (holds_socket(procfd, de->d_name, want, wantlen)) {
-				*pid = p;
+			if ((h->fd = socket_fd(procfd, de->d_name, want, wantlen)) >= 0) {
+				h->pid = p;
 				rc = 0;
 				goto out;
 			}
@@ -250,7 +257,7 @@ find_socket(int procfd, uid_t uid, ino_t inode, uint64_t deadline, pid_t *pid)
 		others[nothers].owner = sb.st_uid;
 		nothers++;
 	}
-	rc = search_others(procfd, others, nothers, want, wantlen, deadline, pid);
+	rc = search_others(procfd, others, nothers, want, wantlen, deadline, h);
 out:
 	saved = errno;
 	free(others);
@@ -260,13 +267,13 @@ out:
 }
 
 int
-procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode, pid_t *pid)
+procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode, struct procfs_holder *h)
 {
 	int procfd;
 
 	if ((procfd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return -1;
-	return find_socket(procfd, uid, inode, mono_ns() + PROC_SEARCH_BUDGET_NS, pid);
+	return find_socket(procfd, uid, inode, mono_ns() + PROC_SEARCH_BUDGET_NS, h);
 }
 
 /* Reads up to len bytes of dfd/NAME; -1 if it cannot be opened. */
@@ -317,22 +324,60 @@ read_cmdline(int dfd, char *out, size_t len)
 	out[n] = '\0';
 }
 
-/* stat's 4th field, after "pid (comm) state": comm may hold spaces and ')'. */
+/*
+ * stat's field N (the 4th or later), a number. They follow "pid (comm)
+ * state", and comm may hold spaces and ')': the last ')' ends it.
+ */
 static bool
-parse_ppid(const char *stat, pid_t *ppid)
+stat_field(const char *stat, int n, unsigned long long *v)
 {
 	const char *p = strrchr(stat, ')');
 	char *end;
-	long v;
 
 	if (p == NULL || p[1] != ' ' || p[2] == '\0' || p[3] != ' ')
 		return false;
+	p += 4;
+	for (int field = 4; field < n; field++) {
+		if ((p = strchr(p, ' ')) == NULL)
+			return false;
+		p++;
+	}
+	if (*p < '0' || *p > '9')
+		return false;
 	errno = 0;
-	v = strtol(p + 4, &end, 10);
-	if (errno != 0 || end == p + 4 || *end != ' ' || v < 0 || v > PROC_PID_MAX)
+	*v = strtoull(p, &end, 10);
+	return errno == 0 && (*end == ' ' || *end == '\n' || *end == '\0');
+}
+
+static bool
+parse_ppid(const char *stat, pid_t *ppid)
+{
+	unsigned long long v;
+
+	if (!stat_field(stat, 4, &v) || v > PROC_PID_MAX)
 		return false;
 	*ppid = (pid_t)v;
 	return true;
+}
+
+/*
+ * Had PIDDIR's process started by BOOT_NS (CLOCK_BOOTTIME, as the connect
+ * hook stamps a connect)? stat's 22nd field, in clock ticks: one that started
+ * later in the same tick passes. It reads the reader's time namespace; the
+ * daemon runs in the first, and a false "no" only costs a /proc search.
+ */
+bool
+procfs_started_by_at(int piddir, uint64_t boot_ns)
+{
+	char buf[PROC_STAT_MAX + 1];
+	unsigned long long ticks;
+	long hz = sysconf(_SC_CLK_TCK);
+	ssize_t n;
+
+	if (hz <= 0 || (n = read_at(piddir, "stat", buf, PROC_STAT_MAX)) <= 0)
+		return false;
+	buf[n] = '\0';
+	return stat_field(buf, 22, &ticks) && ticks <= boot_ns / (1000000000ULL / (uint64_t)hz);
 }
 
 /*
@@ -585,12 +630,12 @@ link_inode(const char *link, size_t len)
 }
 
 /*
- * Reads P's fd table: 1 if it holds INODE, 0 if not, -1 if P is gone. Every
+ * Reads P's fd table: 1 if it holds INODE (at *FD), 0 if not, -1 if P is gone. Every
  * socket seen on the way is remembered, so a second look at the same socket
  * (a retransmitted SYN, the mail gate's client) costs one fd table.
  */
 static int
-read_fds(struct procfs_index *x, struct procfs_proc *p, ino_t inode)
+read_fds(struct procfs_index *x, struct procfs_proc *p, ino_t inode, int *fd_held)
 {
 	char path[PROC_NAME_MAX + 4], link[PROC_SOCKLINK_MAX + 1];
 	struct dirent *de;
@@ -619,8 +664,10 @@ read_fds(struct procfs_index *x, struct procfs_proc *p, ino_t inode)
 			continue;
 		x->inodes[ino % PROCFS_INODE_SLOTS].inode = ino;
 		x->inodes[ino % PROCFS_INODE_SLOTS].pid = p->pid;
-		if (ino == inode)
+		if (ino == inode && !found) {
+			*fd_held = (int)strtol(de->d_name, NULL, 10);
 			found = 1;
+		}
 	}
 	closedir(dir);
 	p->nfds = nfds;
@@ -654,16 +701,16 @@ fd_count(const struct procfs_index *x, pid_t pid)
 
 /* Searches P; a process found gone is forgotten (*I then names the next one). */
 static bool
-search(struct procfs_index *x, size_t i, ino_t inode, pid_t *pid)
+search(struct procfs_index *x, size_t i, ino_t inode, struct procfs_holder *h)
 {
-	int r = read_fds(x, &x->procs[i], inode);
+	int r = read_fds(x, &x->procs[i], inode, &h->fd);
 
 	if (r < 0) {
 		proc_drop(x, i);
 		return false;
 	}
 	if (r == 1)
-		*pid = x->procs[i].pid;
+		h->pid = x->procs[i].pid;
 	return r == 1;
 }
 
@@ -851,7 +898,7 @@ procfs_index_size(const struct procfs_index *x)
  */
 static bool
 search_new(struct procfs_index *x, uid_t uid, ino_t inode, uint64_t now, uint64_t deadline,
-    pid_t *pid)
+    struct procfs_holder *h)
 {
 	char name[PROC_NAME_MAX];
 
@@ -874,7 +921,7 @@ search_new(struct procfs_index *x, uid_t uid, ino_t inode, uint64_t now, uint64_
 		if (p->owner != uid)
 			continue;
 		p->born = 0;	/* its fd table is known now: a new socket is the owner pass's */
-		if (search(x, i, inode, pid))
+		if (search(x, i, inode, h))
 			return true;
 	}
 	return false;
@@ -888,7 +935,8 @@ search_new(struct procfs_index *x, uid_t uid, ino_t inode, uint64_t now, uint64_
  * owner pass.
  */
 static bool
-search_changed(struct procfs_index *x, uid_t uid, ino_t inode, uint64_t deadline, pid_t *pid)
+search_changed(struct procfs_index *x, uid_t uid, ino_t inode, uint64_t deadline,
+    struct procfs_holder *h)
 {
 	if (!x->fd_counts)
 		return false;
@@ -902,7 +950,7 @@ search_changed(struct procfs_index *x, uid_t uid, ino_t inode, uint64_t deadline
 			return false;
 		p->nfds = n = fd_count(x, p->pid);
 		if (n != was && was != PROCFS_NFDS_UNKNOWN && n != PROCFS_NFDS_UNKNOWN &&
-		    search(x, i, inode, pid))
+		    search(x, i, inode, h))
 			return true;
 	}
 	return false;
@@ -914,7 +962,7 @@ search_changed(struct procfs_index *x, uid_t uid, ino_t inode, uint64_t deadline
  */
 static int
 search_owned(struct procfs_index *x, bool any, uid_t owner, ino_t inode, uint64_t deadline,
-    pid_t *pid)
+    struct procfs_holder *h)
 {
 	for (size_t i = x->nprocs; i-- > 0;) {
 		if (x->procs[i].searched == x->lookup || (!any && x->procs[i].owner != owner))
@@ -923,14 +971,14 @@ search_owned(struct procfs_index *x, bool any, uid_t owner, ino_t inode, uint64_
 			errno = ETIMEDOUT;
 			return -1;
 		}
-		if (search(x, i, inode, pid))
+		if (search(x, i, inode, h))
 			return 1;
 	}
 	return 0;
 }
 
 int
-procfs_index_find(struct procfs_index *x, uid_t uid, ino_t inode, pid_t *pid)
+procfs_index_find(struct procfs_index *x, uid_t uid, ino_t inode, struct procfs_holder *h)
 {
 	const struct procfs_inode *hint = &x->inodes[inode % PROCFS_INODE_SLOTS];
 	uint64_t now = mono_ns(), deadline = now + PROC_SEARCH_BUDGET_NS;
@@ -945,21 +993,21 @@ procfs_index_find(struct procfs_index *x, uid_t uid, ino_t inode, pid_t *pid)
 	x->stats.lookups++;
 	/* Only the owner's: the full search prefers the owner's process too. */
 	if (hint->inode == inode && (p = proc_find(x, hint->pid)) != NULL && p->owner == uid &&
-	    read_fds(x, p, inode) == 1) {
-		*pid = p->pid;
+	    read_fds(x, p, inode, &h->fd) == 1) {
+		h->pid = p->pid;
 		x->stats.by_inode++;
 		return 0;
 	}
 	add_new(x, now);
-	if (search_new(x, uid, inode, now, deadline, pid)) {
+	if (search_new(x, uid, inode, now, deadline, h)) {
 		x->stats.by_new++;
 		return 0;
 	}
-	if (search_changed(x, uid, inode, deadline, pid)) {
+	if (search_changed(x, uid, inode, deadline, h)) {
 		x->stats.by_fd_count++;
 		return 0;
 	}
-	if ((r = search_owned(x, false, uid, inode, deadline, pid)) != 0)
+	if ((r = search_owned(x, false, uid, inode, deadline, h)) != 0)
 		goto done;
 	/*
 	 * Not among the owner's: list /proc again (owners change, processes
@@ -968,9 +1016,9 @@ procfs_index_find(struct procfs_index *x, uid_t uid, ino_t inode, pid_t *pid)
 	 */
 	if (list_all(x, now) < 0)
 		return -1;
-	if ((r = search_owned(x, false, uid, inode, deadline, pid)) != 0 ||
-	    (r = search_owned(x, false, 0, inode, deadline, pid)) != 0 ||
-	    (r = search_owned(x, true, 0, inode, deadline, pid)) != 0)
+	if ((r = search_owned(x, false, uid, inode, deadline, h)) != 0 ||
+	    (r = search_owned(x, false, 0, inode, deadline, h)) != 0 ||
+	    (r = search_owned(x, true, 0, inode, deadline, h)) != 0)
 		goto done;
 	/* Full: some processes were left out. Only the full search sees them. */
 	if (x->nprocs == x->max) {
@@ -979,7 +1027,7 @@ procfs_index_find(struct procfs_index *x, uid_t uid, ino_t inode, pid_t *pid)
 		x->stats.full_searches++;
 		if (fd < 0)
 			return -1;
-		if (find_socket(fd, uid, inode, deadline, pid) == 0) {
+		if (find_socket(fd, uid, inode, deadline, h) == 0) {
 			x->stats.by_owner++;
 			return 0;
 		}

@@ -537,12 +537,20 @@ void		 diag_close(struct diag *);
 int		 diag_lookup(struct diag *, const struct pkt *, struct diag_sock *);
 
 /* procfs.c */
-int	 procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode, pid_t *pid);
+/* Whose socket it is: the process found holding it, and at which fd. */
+struct procfs_holder {
+	pid_t	 pid;
+	int	 fd;
+};
+int	 procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode,
+	    struct procfs_holder *);
 bool	 procfs_holds_socket(const char *proc_root, pid_t pid, ino_t inode);
 int	 procfs_socket_fd(const char *proc_root, pid_t pid, ino_t inode);
 bool	 procfs_fd_is_socket(const char *proc_root, pid_t pid, int fd, ino_t inode);
 int	 procfs_open_pid(const char *proc_root, pid_t pid);
 uid_t	 procfs_owner_at(int piddir);
+bool	 procfs_fd_is_socket_at(int piddir, int fd, ino_t inode);
+bool	 procfs_started_by_at(int piddir, uint64_t boot_ns);
 /* What the index did: how lookups were answered, and its bound when hit. */
 struct procfs_index_stats {
 	uint64_t	 lookups;
@@ -562,7 +570,7 @@ struct procfs_index;
 struct procfs_index	*procfs_index_open(const char *proc_root, size_t max);
 void			 procfs_index_close(struct procfs_index *);
 int			 procfs_index_find(struct procfs_index *, uid_t uid, ino_t inode,
-			    pid_t *pid);
+			    struct procfs_holder *);
 size_t			 procfs_index_size(const struct procfs_index *);
 const struct procfs_index_stats *procfs_index_stats(const struct procfs_index *);
 int	 procfs_read(const char *proc_root, pid_t pid, struct attrib *);
@@ -583,7 +591,7 @@ struct connhook_filter {
 struct connhook	*connhook_open(char *cgroup_root, size_t, const struct connhook_filter *);
 int		 connhook_refilter(struct connhook *, const struct connhook_filter *);
 void		 connhook_close(struct connhook *);
-int		 connhook_pid(struct connhook *, uint64_t cookie, pid_t *);
+int		 connhook_pid(struct connhook *, uint64_t cookie, pid_t *, uint64_t *boot_ns);
 
 /* attrib.c */
 struct attrib_ctx;

@@ -179,7 +179,8 @@ main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < attempts; i++) {
 		uint64_t ino, t0;
-		pid_t want, got;
+		pid_t want;
+		struct procfs_holder got;
 
 		if (!old && (w[i].pid = sleepers[nsleepers++] = spawn(uid, w[i].go[0],
 		    w[i].back[1])) < 0)
@@ -195,19 +196,19 @@ main(int argc, char **argv)
 			bool scan = (k == 0) == (i % 2 == 0);
 
 			t0 = mono_ns();
-			got = 0;
+			got.pid = 0;
 			if (scan) {
 				if (procfs_find_socket(root, uid, (ino_t)ino, &got) < 0)
-					got = 0;
+					got.pid = 0;
 				t_scan[i] = mono_ns() - t0;
-				missed_scan += got == 0;
-				wrong_scan += got != 0 && got != want;
+				missed_scan += got.pid == 0;
+				wrong_scan += got.pid != 0 && got.pid != want;
 			} else {
 				if (procfs_index_find(x, uid, (ino_t)ino, &got) < 0)
-					got = 0;
+					got.pid = 0;
 				t_index[i] = mono_ns() - t0;
-				missed_index += got == 0;
-				wrong_index += got != 0 && got != want;
+				missed_index += got.pid == 0;
+				wrong_index += got.pid != 0 && got.pid != want;
 			}
 		}
 	}

@@ -8,7 +8,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <pwd.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +18,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -350,6 +355,107 @@ diag_refuses_a_packet_of_no_known_family(void **state)
 	diag_close(d);
 }
 
+/* clone3 with CLONE_SET_TID: a child given PID, as a recycled pid would be. */
+static pid_t
+fork_at_pid(pid_t pid)
+{
+	struct clone_args args;
+
+	memset(&args, 0, sizeof(args));
+	args.exit_signal = SIGCHLD;
+	args.set_tid = (uintptr_t)&pid;
+	args.set_tid_size = 1;
+	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+}
+
+static void
+wait_on(int fd)
+{
+	char c;
+
+	while (read(fd, &c, 1) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * The connect hook names the process that called connect(); that process
+ * exits, its pid goes to another process of the same user, and only then is
+ * the SYN attributed (a queue that is behind, a sender that forks and
+ * exits). The newcomer started after the connect: it is not named. The
+ * socket's holder, the sender's child, is found by the /proc search instead.
+ */
+static void
+recycled_pid_is_not_named_for_the_hooks_process(void **state)
+{
+	static const struct connhook_filter everything = { 0 };
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct attrib_ctx *ctx;
+	struct attrib a;
+	struct pkt syn = { .family = AF_INET, .tcp_flags = 0x02 };
+	char where[PATH_MAX];
+	socklen_t sl = sizeof(sin);
+	int lfd, afd, hold[2], told[2];
+	pid_t sender, holder, newcomer;
+
+	(void)state;
+	assert_non_null(ctx = attrib_open("/proc"));
+	if (attrib_hook(ctx, where, sizeof(where), &everything) < 0) {
+		fprintf(stderr, "attrib_hook: %s: needs root and cgroup v2\n", strerror(errno));
+		attrib_close(ctx);
+		skip();
+	}
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true((lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+	assert_int_equal(pipe2(hold, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(told, O_CLOEXEC), 0);
+	if ((sender = fork()) == 0) {
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+
+		if (s < 0 || connect(s, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+			_exit(1);
+		if ((holder = fork()) == 0) {
+			close(hold[1]);
+			wait_on(hold[0]);
+			_exit(0);
+		}
+		_exit(write(told[1], &holder, sizeof(holder)) == sizeof(holder) ? 0 : 1);
+	}
+	assert_true(sender > 0);
+	close(told[1]);
+	assert_int_equal(read(told[0], &holder, sizeof(holder)), sizeof(holder));
+	close(told[0]);
+	assert_int_equal(waitpid(sender, NULL, 0), sender);
+	/* Two clock ticks on: the newcomer's start cannot share the connect's tick. */
+	(void)nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000 * 1000 }, NULL);
+	if ((newcomer = fork_at_pid(sender)) == 0) {
+		close(hold[1]);
+		wait_on(hold[0]);
+		_exit(0);
+	}
+	assert_int_equal(newcomer, sender);
+
+	assert_true((afd = accept4(lfd, (struct sockaddr *)&sin, &sl, SOCK_CLOEXEC)) >= 0);
+	memcpy(syn.src, &sin.sin_addr, 4);
+	syn.sport = ntohs(sin.sin_port);
+	assert_int_equal(getsockname(afd, (struct sockaddr *)&sin, &sl), 0);
+	memcpy(syn.dst, &sin.sin_addr, 4);
+	syn.dport = ntohs(sin.sin_port);
+	attrib_flow(ctx, &syn, false, 0, false, 0, &a);
+	assert_true(a.has_pid);
+	assert_int_equal(a.pid, holder);
+
+	close(hold[1]);
+	assert_int_equal(waitpid(newcomer, NULL, 0), newcomer);
+	/* The holder is the sender's child, reparented: not ours to reap. */
+	close(hold[0]);
+	close(afd);
+	close(lfd);
+	attrib_close(ctx);
+}
+
 int
 main(void)
 {
@@ -362,6 +468,7 @@ main(void)
 		cmocka_unit_test(vanished_connection_leaves_the_process_unknown),
 		cmocka_unit_test(diag_asks_from_the_senders_side),
 		cmocka_unit_test(diag_refuses_a_packet_of_no_known_family),
+		cmocka_unit_test(recycled_pid_is_not_named_for_the_hooks_process),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -61,6 +62,16 @@ connect_loopback(int family, int type, int *listener)
 	return c;
 }
 
+static uint64_t
+boottime_ns(void)
+{
+	struct timespec ts;
+
+	assert_int_equal(clock_gettime(CLOCK_BOOTTIME, &ts), 0);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Named with the time of the connect, on the clock process starts are counted by. */
 static void
 tcp_connects_are_named_for_both_families(void **state)
 {
@@ -68,11 +79,14 @@ tcp_connects_are_named_for_both_families(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < 2; i++) {
+		uint64_t before = boottime_ns(), at = 0;
 		int l, c = connect_loopback(families[i], SOCK_STREAM, &l);
 		pid_t pid = 0;
 
-		assert_int_equal(connhook_pid(hook, cookie_of(c), &pid), 0);
+		assert_int_equal(connhook_pid(hook, cookie_of(c), &pid, &at), 0);
 		assert_int_equal(pid, getpid());
+		assert_true(at >= before);
+		assert_true(at <= boottime_ns());
 		close(c);
 		close(l);
 	}
@@ -93,11 +107,12 @@ a_thread_is_named_by_its_process(void **state)
 	pthread_t th;
 	int fds[2];
 	pid_t pid = 0;
+	uint64_t at;
 
 	(void)state;
 	assert_int_equal(pthread_create(&th, NULL, connect_in_thread, fds), 0);
 	assert_int_equal(pthread_join(th, NULL), 0);
-	assert_int_equal(connhook_pid(hook, cookie_of(fds[0]), &pid), 0);
+	assert_int_equal(connhook_pid(hook, cookie_of(fds[0]), &pid, &at), 0);
 	assert_int_equal(pid, getpid());
 	close(fds[0]);
 	close(fds[1]);
@@ -108,13 +123,14 @@ udp_and_unknown_sockets_are_not_recorded(void **state)
 {
 	int l, c = connect_loopback(AF_INET, SOCK_DGRAM, &l);
 	pid_t pid = 0;
+	uint64_t at;
 
 	(void)state;
 	errno = 0;
-	assert_int_equal(connhook_pid(hook, cookie_of(c), &pid), -1);
+	assert_int_equal(connhook_pid(hook, cookie_of(c), &pid, &at), -1);
 	assert_int_equal(errno, ENOENT);
 	/* A socket that never called connect() */
-	assert_int_equal(connhook_pid(hook, cookie_of(l), &pid), -1);
+	assert_int_equal(connhook_pid(hook, cookie_of(l), &pid, &at), -1);
 	close(c);
 	close(l);
 }
@@ -134,8 +150,9 @@ static bool
 recorded(int fd)
 {
 	pid_t pid = 0;
+	uint64_t at;
 
-	return connhook_pid(hook, cookie_of(fd), &pid) == 0 && pid == getpid();
+	return connhook_pid(hook, cookie_of(fd), &pid, &at) == 0 && pid == getpid();
 }
 
 static const struct connhook_filter everything = { 0 };

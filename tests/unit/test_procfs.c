@@ -13,11 +13,13 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -82,29 +84,34 @@ need_owners(void)
 		skip();
 }
 
+static int found_fd;	/* the fd find() found the socket at */
+
 /*
  * The full search's answer, which the index (procfs_index_find) must give
- * too: it only changes the order in which fd tables are read.
+ * too, pid and fd: it only changes the order in which fd tables are read.
  */
 static pid_t
 find(uid_t uid, ino_t inode)
 {
 	struct procfs_index *x;
-	pid_t pid = -1, indexed = -1;
+	struct procfs_holder full = { -1, -1 }, indexed = { -1, -1 };
 	int saved;
 
 	assert_non_null(x = procfs_index_open(root, 0));
 	errno = 0;
 	if (procfs_index_find(x, uid, inode, &indexed) < 0)
-		indexed = -errno;
+		indexed.pid = -errno;
 	procfs_index_close(x);
 	errno = 0;
-	if (procfs_find_socket(root, uid, inode, &pid) < 0)
-		pid = -errno;
+	if (procfs_find_socket(root, uid, inode, &full) < 0)
+		full.pid = -errno;
 	saved = errno;
-	assert_int_equal(indexed, pid);
+	assert_int_equal(indexed.pid, full.pid);
+	if (full.pid > 0)
+		assert_int_equal(indexed.fd, full.fd);
+	found_fd = full.fd;
 	errno = saved;
-	return pid;
+	return full.pid;
 }
 
 static void
@@ -113,6 +120,7 @@ php_worker_holding_the_smtp_socket_is_found(void **state)
 	(void)state;
 	need_owners();
 	assert_int_equal(find(UID_WWW, 424242), 4242);
+	assert_int_equal(found_fd, 9);
 	assert_true(procfs_holds_socket(root, 4242, 424242));
 	assert_false(procfs_holds_socket(root, 812, 424242));
 	/* Which fd: the one a looping sender is asked at first next time. */
@@ -171,13 +179,61 @@ socket_nobody_holds_is_not_found(void **state)
 static void
 missing_proc_root_is_an_error(void **state)
 {
-	pid_t pid = 0;
+	struct procfs_holder h = { 0, -1 };
 
 	(void)state;
 	errno = 0;
-	assert_int_equal(procfs_find_socket("/nonexistent/proc", 0, 1111, &pid), -1);
+	assert_int_equal(procfs_find_socket("/nonexistent/proc", 0, 1111, &h), -1);
 	assert_int_equal(errno, ENOENT);
-	assert_int_equal(pid, 0);
+	assert_int_equal(h.pid, 0);
+}
+
+static int
+open_fixture_pid(pid_t pid)
+{
+	int piddir = procfs_open_pid(root, pid);
+
+	assert_true(piddir >= 0);
+	return piddir;
+}
+
+/* Through the open directory: the socket at that fd, the whole inode or nothing. */
+static void
+socket_is_checked_at_its_fd_through_the_directory(void **state)
+{
+	int piddir = open_fixture_pid(4242);
+
+	(void)state;
+	assert_true(procfs_fd_is_socket_at(piddir, 9, 424242));
+	assert_false(procfs_fd_is_socket_at(piddir, 12, 424242));
+	assert_false(procfs_fd_is_socket_at(piddir, 9, 42424));
+	assert_false(procfs_fd_is_socket_at(piddir, 63, 424242));
+	assert_false(procfs_fd_is_socket_at(piddir, 0, 424242));
+	close(piddir);
+}
+
+/*
+ * stat's 22nd field is the start, in ticks since boot (4242: 1000, 5150
+ * behind a comm of spaces and ')': 2000). Started by a time means in its
+ * tick or before; a stat that does not parse never passes.
+ */
+static void
+start_is_read_from_stat_in_ticks(void **state)
+{
+	const uint64_t tick = 1000000000ULL / (uint64_t)sysconf(_SC_CLK_TCK);
+	int worker = open_fixture_pid(4242), hostile = open_fixture_pid(5150),
+	    garbled = open_fixture_pid(9000);
+
+	(void)state;
+	assert_true(procfs_started_by_at(worker, 1000 * tick));
+	assert_true(procfs_started_by_at(worker, 1000 * tick + tick - 1));
+	assert_false(procfs_started_by_at(worker, 1000 * tick - 1));
+	assert_true(procfs_started_by_at(hostile, 2000 * tick));
+	assert_false(procfs_started_by_at(hostile, 1999 * tick));
+	assert_false(procfs_started_by_at(garbled, UINT64_MAX));
+	close(worker);
+	close(hostile);
+	close(garbled);
 }
 
 static void
@@ -287,10 +343,20 @@ process_gone_before_the_read_is_an_error(void **state)
 	assert_false(a.has_pid);
 }
 
+static uint64_t
+boottime_ns(void)
+{
+	struct timespec ts;
+
+	assert_int_equal(clock_gettime(CLOCK_BOOTTIME, &ts), 0);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 /*
  * On the real /proc: a directory opened while the process lived names that
- * process only. A zombie keeps its pid (no exe, still listed); once reaped,
- * the directory answers nothing, even if the pid went to someone else.
+ * process only, and says when it started (as CLOCK_BOOTTIME counts). A
+ * zombie keeps its pid (no exe, still listed); once reaped, the directory
+ * answers nothing, even if the pid went to someone else.
  */
 static pid_t paused_child;	/* killed and reaped by its test's teardown */
 
@@ -312,8 +378,11 @@ opened_directory_names_one_process_only(void **state)
 	struct attrib a;
 	pid_t child;
 	int piddir;
+	uint64_t before = boottime_ns();
 
 	(void)state;
+	/* Two ticks later: the child's start cannot share the tick of BEFORE. */
+	(void)nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000 * 1000 }, NULL);
 	if ((paused_child = child = fork()) == 0) {
 		pause();
 		_exit(0);
@@ -325,6 +394,8 @@ opened_directory_names_one_process_only(void **state)
 	assert_int_equal(procfs_read_exe_at(piddir, child, &a), 0);
 	assert_true(a.exe[0] == '/');
 	assert_int_equal(procfs_owner_at(piddir), getuid());
+	assert_false(procfs_started_by_at(piddir, before));
+	assert_true(procfs_started_by_at(piddir, boottime_ns()));
 
 	assert_int_equal(kill(child, SIGKILL), 0);
 	assert_int_equal(waitid(P_PID, (id_t)child, NULL, WEXITED | WNOWAIT), 0);
@@ -354,6 +425,8 @@ main(void)
 		cmocka_unit_test(inode_is_matched_whole_not_by_prefix),
 		cmocka_unit_test(socket_nobody_holds_is_not_found),
 		cmocka_unit_test(missing_proc_root_is_an_error),
+		cmocka_unit_test(socket_is_checked_at_its_fd_through_the_directory),
+		cmocka_unit_test(start_is_read_from_stat_in_ticks),
 		cmocka_unit_test(php_worker_is_described_in_full),
 		cmocka_unit_test(hostile_comm_does_not_shift_the_ppid),
 		cmocka_unit_test(long_cmdline_is_cut_at_its_bound),

@@ -189,12 +189,12 @@ need_tree(void)
 static pid_t
 find(struct procfs_index *x, uid_t uid, ino_t inode)
 {
-	pid_t pid = -1;
+	struct procfs_holder h = { -1, -1 };
 
 	errno = 0;
-	if (procfs_index_find(x, uid, inode, &pid) < 0)
+	if (procfs_index_find(x, uid, inode, &h) < 0)
 		return -errno;
-	return pid;
+	return h.pid;
 }
 
 static struct procfs_index *
