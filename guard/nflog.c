@@ -31,6 +31,8 @@
 struct nflog {
 	struct mnl_socket	*nl;
 	uint16_t		 group;
+	uint64_t		 bytes_read;	/* of copies, since open */
+	uint64_t		 backlog_max;	/* the most that can wait unread */
 	uint8_t			*buf;
 	nflog_packet_cb		 cb;
 	void			*cb_arg;
@@ -70,6 +72,15 @@ nflog_open(uint16_t group)
 	if ((l->nl = nl_open()) == NULL)
 		goto err;
 	nl_rcvbuf(l->nl, NFLOG_SOCKET_BUF);
+	{
+		int rcvbuf;
+		socklen_t len = sizeof(rcvbuf);
+
+		if (getsockopt(nflog_fd(l), SOL_SOCKET, SO_RCVBUF, &rcvbuf, &len) < 0)
+			goto err;
+		/* The socket's bound, which one message may pass, and the batch being filled. */
+		l->backlog_max = (uint64_t)rcvbuf + 2 * NFLOG_NLBUFSIZ;
+	}
 	/* EBUSY: another program (ulogd?) holds the group. */
 	nlh = config_msg(buf, group);
 	mnl_attr_put(nlh, NFULA_CFG_CMD, sizeof(cmd), &cmd);
@@ -153,7 +164,25 @@ nflog_read(struct nflog *l, nflog_packet_cb cb, void *arg)
 
 	if (n < 0)
 		return -1;	/* EAGAIN, or ENOBUFS: copies lost, the caller counts it */
+	l->bytes_read += (uint64_t)n;
 	l->cb = cb;
 	l->cb_arg = arg;
 	return mnl_cb_run(l->buf, (size_t)n, 0, 0, on_msg, l) < 0 ? -1 : 0;
+}
+
+/*
+ * Bytes of copies read since open, and the most that can be waiting unread
+ * at any moment (in the socket and in the kernel's batch): once that many
+ * more are read, every copy made before was read, or lost to an overrun.
+ */
+uint64_t
+nflog_bytes_read(const struct nflog *l)
+{
+	return l->bytes_read;
+}
+
+uint64_t
+nflog_backlog_max(const struct nflog *l)
+{
+	return l->backlog_max;
 }

@@ -466,6 +466,8 @@ struct nflog	*nflog_open(uint16_t group);
 void		 nflog_close(struct nflog *);
 int		 nflog_fd(const struct nflog *);
 int		 nflog_read(struct nflog *, nflog_packet_cb, void *);
+uint64_t	 nflog_bytes_read(const struct nflog *);
+uint64_t	 nflog_backlog_max(const struct nflog *);
 
 /* ctmark.c */
 struct ctmark;

@@ -215,6 +215,67 @@ check "the tap overran, and the flow whose DATA copy it lost ends at once, \"los
 check "status counts the overrun and the lost flow" sh -c "ip netns exec $HOST_NS '$BUILD/smtpguard' \
     -c '$T/smtpguard.conf' status --json | jq -e '.audit_overruns > 0 and .audit_lost > 0'"
 
+# Copies that never stop: the same again, while four sessions at a time of
+# the sender stream 2 MB of commands each, one after another, and smtpguardd
+# runs only a fifth of the time (stopped 80 ms, let run 20 ms): the tap
+# overruns over and over, and is rarely read empty. A census runs once a
+# backlog's worth has been read since the last one, and the flow still ends
+# at once.
+cat >"$T/stream.py" <<'PY'
+import os, socket, sys, threading
+chunk = (b"NOOP " + b"x" * 4089 + b"\r\n") * 256
+def drain(s):
+    while s.recv(65536):
+        pass
+def sessions():
+    while not os.path.exists(sys.argv[3]):
+        s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
+        threading.Thread(target=drain, args=(s,), daemon=True).start()
+        for _ in range(2):
+            s.sendall(chunk)
+        s.sendall(b"QUIT\r\n")
+        s.shutdown(socket.SHUT_WR)
+threads = [threading.Thread(target=sessions) for _ in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+PY
+chmod 0644 "$T/stream.py"
+as_uid $WEB_UID /usr/bin/python3 "$T/session.py" $MX4 587 "$T/pause2.go" "EHLO stream.example" \
+    "MAIL FROM:<second@example.org>" "RCPT TO:<kept@example.net>" -- \
+    DATA 'Subject: during the stream\n\nbody\n.' QUIT >"$T/pause2.out" 2>&1 &
+PAUSED=$!
+check "a second session waits before its DATA" wait_for "the second paused session" \
+    grep -q waiting "$T/pause2.out"
+sleep 0.5	# its RCPT's copy read
+kill -STOP "$DAEMON_PID"
+check "300 MB more, smtpguardd stopped" as_uid $WEB_UID /usr/bin/python3 "$T/flood.py" $MX4 465
+as_uid $WEB_UID /usr/bin/python3 "$T/stream.py" $MX4 465 "$T/stream.stop" >"$T/stream.out" 2>&1 &
+STREAM=$!
+touch "$T/pause2.go"
+wait "$PAUSED"
+sleep 0.2
+kill -CONT "$DAEMON_PID"
+cat >"$T/starve.sh" <<'SH'
+while [ ! -e "$2" ]; do
+	kill -STOP "$1"; sleep 0.08; kill -CONT "$1"; sleep 0.02
+done
+kill -CONT "$1"
+SH
+sh "$T/starve.sh" "$DAEMON_PID" "$T/stream.stop" &
+STARVE=$!
+lost_in_stream() {
+	jq_any 'select(.event == "smtp" and .helo == "stream.example" and .inspect == "lost" and
+	    .mail_from == "second@example.org")' "$T/events.jsonl"
+}
+check "copies that never stop: the flow whose DATA copy was lost still ends at once, \"lost\"" \
+    wait_for_long lost_in_stream
+check "while the stream still ran" kill -0 "$STREAM"
+echo "info: the tap during the stream: $(sg status --json | jq -c '{audit_overruns, audit_lost}')"
+touch "$T/stream.stop"
+wait "$STARVE" "$STREAM"
+
 # A reload (as any change of the exceptions or the configuration) empties
 # the set first: the sender's next SYN is queued and judged afresh.
 # The STARTTLS flow was released by smtpguardd itself (no DATA for the kernel to see).
