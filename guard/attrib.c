@@ -8,13 +8,13 @@
  * The process comes from the connect hook (connhook.c) when it is attached:
  * one map lookup by the socket's cookie, the answer checked against the
  * socket's owner and the connect's time. Without it, or when it does not
- * know the socket, /proc is searched. Senders repeat (a spam script loops; a PHP-FPM worker serves
- * request after request), so the last pids found are asked first, at the fd
- * numbers their sockets had before and then in their whole fd table, and
- * only if one of them holds this very socket inode: a hint is checked
- * exactly, never trusted. Then procfs.c's index (new processes first, then the
- * owner's) spares the listing of /proc; without it (it could not be built),
- * the full search.
+ * know the socket, /proc is searched. Senders repeat (a spam script loops; a
+ * PHP-FPM worker serves request after request), so the last pids found are
+ * asked first, at the fd numbers their sockets had before and then in their
+ * whole fd table, and only if one of them holds this very socket inode: a
+ * hint is checked exactly, never trusted. Then procfs.c's index (new
+ * processes first, then the owner's) spares the listing of /proc; without it
+ * (it could not be built), the full search.
  *
  * A pid is only a number until its /proc directory is open, and the process
  * may exit and its pid go to another between the two. So every answer is
@@ -63,6 +63,7 @@ struct attrib_ctx {
 	ino_t			 passwd_ino;
 	int			 piddir;	/* the last sender's /proc/PID, open; -1: none */
 	pid_t			 piddir_pid;
+	int64_t			 boot_offset;	/* our CLOCK_BOOTTIME minus the hook's */
 };
 
 struct attrib_ctx *
@@ -133,6 +134,7 @@ attrib_hook(struct attrib_ctx *c, char *cgroup_root, size_t len, const struct co
 {
 	if ((c->hook = connhook_open(cgroup_root, len, f)) == NULL)
 		return -1;
+	c->boot_offset = procfs_boottime_offset(c->proc_root);
 	return 0;
 }
 
@@ -168,28 +170,30 @@ remember(struct attrib_ctx *c, uid_t uid, pid_t pid)
 }
 
 /*
- * Does R hold the socket, and at which fd? The fd numbers its sockets had
- * before first (a flood recycles a handful: one readlink each), then its
- * whole fd table.
+ * Does R hold the socket? Asked through its directory, opened first: the
+ * fd numbers its sockets had before (a flood recycles a handful: one
+ * readlink each), then its whole fd table.
  */
 static bool
-hint_holds(struct attrib_ctx *c, struct attrib_recent *r, ino_t inode, int *fd)
+hint_holds(struct attrib_ctx *c, struct attrib_recent *r, ino_t inode)
 {
-	for (uint64_t bits = r->fds; bits != 0; bits &= bits - 1) {
-		*fd = __builtin_ctzll(bits);
-		if (procfs_fd_is_socket(c->proc_root, r->pid, *fd, inode))
-			return true;
-	}
-	if ((*fd = procfs_socket_fd(c->proc_root, r->pid, inode)) < 0)
+	int fd;
+
+	if (open_piddir(c, r->pid) < 0)
 		return false;
-	if (*fd < 64)
-		r->fds |= 1ULL << *fd;
+	for (uint64_t bits = r->fds; bits != 0; bits &= bits - 1)
+		if (procfs_fd_is_socket_at(c->piddir, __builtin_ctzll(bits), inode))
+			return true;
+	if ((fd = procfs_socket_fd_at(c->piddir, inode)) < 0)
+		return false;
+	if (fd < 64)
+		r->fds |= 1ULL << fd;
 	return true;
 }
 
-/* The newest remembered pids of this uid that hold the socket. */
+/* The newest remembered pid of this uid that holds the socket; its directory left open. */
 static bool
-from_hints(struct attrib_ctx *c, uid_t uid, ino_t inode, struct procfs_holder *h)
+from_hints(struct attrib_ctx *c, uid_t uid, ino_t inode, pid_t *pid)
 {
 	size_t asked = 0;
 
@@ -200,8 +204,8 @@ from_hints(struct attrib_ctx *c, uid_t uid, ino_t inode, struct procfs_holder *h
 		if (r->pid == 0 || r->uid != uid)
 			continue;
 		asked++;
-		if (hint_holds(c, r, inode, &h->fd)) {
-			h->pid = r->pid;
+		if (hint_holds(c, r, inode)) {
+			*pid = r->pid;
 			return true;
 		}
 	}
@@ -221,26 +225,35 @@ from_proc(struct attrib_ctx *c, uid_t uid, ino_t inode, struct procfs_holder *h)
  * connect(): the socket's owner's, started by then.
  */
 static bool
-from_hook(struct attrib_ctx *c, const struct diag_sock *ds, pid_t *pid)
+from_hook(struct attrib_ctx *c, const struct diag_sock *ds, pid_t *pid, struct attrib *a)
 {
 	uint64_t connected;
 
-	return c->hook != NULL && connhook_pid(c->hook, ds->cookie, pid, &connected) == 0 &&
-	    open_piddir(c, *pid) >= 0 && procfs_owner_at(c->piddir) == ds->uid &&
-	    procfs_started_by_at(c->piddir, connected);
+	if (c->hook == NULL || connhook_pid(c->hook, ds->cookie, pid, &connected) != 0)
+		return false;
+	/* On our clock; a connect before its zero is left to the search. */
+	if (c->boot_offset < 0 && (uint64_t)-c->boot_offset > connected)
+		return false;
+	connected += (uint64_t)c->boot_offset;
+	return open_piddir(c, *pid) >= 0 && procfs_owner_at(c->piddir) == ds->uid &&
+	    procfs_started_by_at(c->piddir, connected, a);
 }
 
 /*
- * /proc searched by the socket's owner: whose process holds it, if its
- * directory, once open, still does at the same fd.
+ * /proc searched by the socket's owner: whose process holds it. A hint is
+ * asked through its open directory; a pid the search found, once its
+ * directory is open, must still hold it at the same fd.
  */
 static bool
 from_search(struct attrib_ctx *c, const struct diag_sock *ds, pid_t *pid)
 {
 	struct procfs_holder h;
 
-	if (ds->inode == 0 || !(from_hints(c, ds->uid, ds->inode, &h) ||
-	    from_proc(c, ds->uid, ds->inode, &h)))
+	if (ds->inode == 0)
+		return false;
+	if (from_hints(c, ds->uid, ds->inode, pid))
+		return true;
+	if (!from_proc(c, ds->uid, ds->inode, &h))
 		return false;
 	remember(c, ds->uid, h.pid);
 	*pid = h.pid;
@@ -278,10 +291,11 @@ attrib_sender(struct attrib_ctx *c, const struct pkt *p, bool has_uid, uid_t uid
 		a->has_uid = true;
 		a->uid = ds.uid;
 	}
-	if (from_hook(c, &ds, &pid) || from_search(c, &ds, &pid))
-		(void)procfs_read_exe_at(c->piddir, pid, a);
-	else
-		drop_piddir(c);
+	if ((from_hook(c, &ds, &pid, a) || from_search(c, &ds, &pid)) &&
+	    procfs_read_exe_at(c->piddir, pid, a) == 0)
+		return;
+	a->has_ppid = false;	/* of no process named */
+	drop_piddir(c);
 }
 
 /* The uid's name, from a small cache emptied when /etc/passwd changes. */

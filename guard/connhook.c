@@ -11,7 +11,9 @@
  * is attached through BPF links held by this process: when the daemon exits,
  * however it exits, the kernel detaches them. No libbpf, no compiler. Pids
  * are the initial pid namespace's; each comes with the connect's time, so
- * that the caller can tell the process from one given its pid since.
+ * that the caller can tell the process from one given its pid since
+ * (bpf_ktime_get_boot_ns: Linux 5.8; an older kernel refuses the program and
+ * the caller searches /proc).
  */
 #include <errno.h>
 #include <fcntl.h>

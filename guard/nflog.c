@@ -62,7 +62,8 @@ nflog_open(uint16_t group)
 	    .copy_mode = NFULNL_COPY_PACKET };
 	struct nlmsghdr *nlh;
 	struct nflog *l;
-	int saved;
+	socklen_t len = sizeof(int);
+	int rcvbuf, saved;
 
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return NULL;
@@ -72,15 +73,10 @@ nflog_open(uint16_t group)
 	if ((l->nl = nl_open()) == NULL)
 		goto err;
 	nl_rcvbuf(l->nl, NFLOG_SOCKET_BUF);
-	{
-		int rcvbuf;
-		socklen_t len = sizeof(rcvbuf);
-
-		if (getsockopt(nflog_fd(l), SOL_SOCKET, SO_RCVBUF, &rcvbuf, &len) < 0)
-			goto err;
-		/* The socket's bound, which one message may pass, and the batch being filled. */
-		l->backlog_max = (uint64_t)rcvbuf + 2 * NFLOG_NLBUFSIZ;
-	}
+	if (getsockopt(nflog_fd(l), SOL_SOCKET, SO_RCVBUF, &rcvbuf, &len) < 0)
+		goto err;
+	/* The socket's bound, which one message may pass, and the batch being filled. */
+	l->backlog_max = (uint64_t)rcvbuf + 2 * NFLOG_NLBUFSIZ;
 	/* EBUSY: another program (ulogd?) holds the group. */
 	nlh = config_msg(buf, group);
 	mnl_attr_put(nlh, NFULA_CFG_CMD, sizeof(cmd), &cmd);

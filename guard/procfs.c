@@ -22,7 +22,7 @@
 #include "smtpguard.h"
 
 #define PROC_PID_MAX		4194304	/* PID_MAX_LIMIT: larger names are not pids */
-#define PROC_STAT_MAX		1024	/* comm is at most 64 bytes; ppid comes right after */
+#define PROC_STAT_MAX		1024	/* comm is at most 64 bytes; the start is field 22 */
 #define PROC_CGROUP_MAX		4096	/* a v1 host lists ~13 hierarchies on one page */
 #define PROC_SOCKLINK_MAX	32	/* "socket:[" + 20 digits + "]" */
 #define PROC_NAME_MAX		16	/* a pid in decimal */
@@ -59,22 +59,20 @@ pid_of(const char *name)
 }
 
 /*
- * Which fd of procfd/NAME holds the socket; -1 if none. Only readlinkat on
- * each entry: a stat would follow the link into sockfs for nothing. The buffer
- * is one byte longer than the wanted text, so any longer target (a path)
- * differs in length.
+ * Which fd in the fd table DFD/FDDIR holds the socket; -1 if none. Only
+ * readlinkat on each entry: a stat would follow the link into sockfs for
+ * nothing. The buffer is one byte longer than the wanted text, so any longer
+ * target (a path) differs in length.
  */
 static int
-socket_fd(int procfd, const char *name, const char *want, size_t wantlen)
+socket_fd_in(int dfd, const char *fddir, const char *want, size_t wantlen)
 {
-	char path[PROC_NAME_MAX + 4], link[PROC_SOCKLINK_MAX + 1];
+	char link[PROC_SOCKLINK_MAX + 1];
 	struct dirent *de;
 	DIR *dir;
 	int fd, found = -1;
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/fd", name) >= sizeof(path))
-		return -1;
-	if ((fd = openat(procfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+	if ((fd = openat(dfd, fddir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return -1;
 	if ((dir = fdopendir(fd)) == NULL) {
 		close(fd);
@@ -93,54 +91,37 @@ socket_fd(int procfd, const char *name, const char *want, size_t wantlen)
 	return found;
 }
 
+/* Which fd of procfd/NAME holds the socket; -1 if none. */
+static int
+socket_fd(int procfd, const char *name, const char *want, size_t wantlen)
+{
+	char path[PROC_NAME_MAX + 4];
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/fd", name) >= sizeof(path))
+		return -1;
+	return socket_fd_in(procfd, path, want, wantlen);
+}
+
 static size_t
 socket_link(ino_t inode, char *want, size_t len)
 {
 	return (size_t)snprintf(want, len, "socket:[%llu]", (unsigned long long)inode);
 }
 
-/* The fd of PID that holds the socket, -1 if none: a look at its whole table. */
+/* The fd of PIDDIR's process that holds the socket, -1 if none: its whole table. */
 int
-procfs_socket_fd(const char *proc_root, pid_t pid, ino_t inode)
+procfs_socket_fd_at(int piddir, ino_t inode)
 {
-	char want[PROC_SOCKLINK_MAX + 1], name[PROC_NAME_MAX];
-	size_t wantlen;
-	int procfd, fd;
+	char want[PROC_SOCKLINK_MAX + 1];
+	size_t wantlen = socket_link(inode, want, sizeof(want));
 
-	wantlen = socket_link(inode, want, sizeof(want));
-	snprintf(name, sizeof(name), "%ld", (long)pid);
-	if ((procfd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -1;
-	fd = socket_fd(procfd, name, want, wantlen);
-	close(procfd);
-	return fd;
-}
-
-bool
-procfs_holds_socket(const char *proc_root, pid_t pid, ino_t inode)
-{
-	return procfs_socket_fd(proc_root, pid, inode) >= 0;
+	return socket_fd_in(piddir, "fd", want, wantlen);
 }
 
 /*
- * Is PID's fd FD the socket? One readlink, no listing: for a sender that
- * reuses its fd numbers (a loop that closes and connects again).
+ * Is fd FD of PIDDIR's process the socket? One readlink, no listing: for a
+ * sender that reuses its fd numbers (a loop that closes and connects again).
  */
-bool
-procfs_fd_is_socket(const char *proc_root, pid_t pid, int fd, ino_t inode)
-{
-	char want[PROC_SOCKLINK_MAX + 1], path[PATH_MAX], link[PROC_SOCKLINK_MAX + 1];
-	size_t wantlen = socket_link(inode, want, sizeof(want));
-	ssize_t n;
-
-	if ((size_t)snprintf(path, sizeof(path), "%s/%ld/fd/%d", proc_root, (long)pid, fd) >=
-	    sizeof(path))
-		return false;
-	n = readlink(path, link, wantlen + 1);
-	return n == (ssize_t)wantlen && memcmp(link, want, wantlen) == 0;
-}
-
-/* Is fd FD of PIDDIR's process the socket? One readlink, through the open directory. */
 bool
 procfs_fd_is_socket_at(int piddir, int fd, ino_t inode)
 {
@@ -361,13 +342,37 @@ parse_ppid(const char *stat, pid_t *ppid)
 }
 
 /*
- * Had PIDDIR's process started by BOOT_NS (CLOCK_BOOTTIME, as the connect
- * hook stamps a connect)? stat's 22nd field, in clock ticks: one that started
- * later in the same tick passes. It reads the reader's time namespace; the
- * daemon runs in the first, and a false "no" only costs a /proc search.
+ * How far this process's time namespace moves CLOCK_BOOTTIME from the host's
+ * (timens_offsets: "boottime SECONDS NANOSECONDS"); 0 where there is none.
+ * /proc/PID/stat counts starts on the reader's clock, the connect hook on the
+ * host's.
+ */
+int64_t
+procfs_boottime_offset(const char *proc_root)
+{
+	char path[PATH_MAX], line[128];
+	long long sec, nsec;
+	int64_t offset = 0;
+	FILE *fp;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/self/timens_offsets", proc_root) >=
+	    sizeof(path) || (fp = fopen(path, "re")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (sscanf(line, "boottime %lld %lld", &sec, &nsec) == 2)
+			offset = (int64_t)sec * 1000000000LL + nsec;
+	fclose(fp);
+	return offset;
+}
+
+/*
+ * Had PIDDIR's process started by BOOT_NS (CLOCK_BOOTTIME, on the reader's
+ * clock: procfs_boottime_offset)? stat's 22nd field, in clock ticks: one that
+ * started later in the same tick passes. If so, the same read gives A its
+ * ppid (procfs_read_rest_at then skips stat).
  */
 bool
-procfs_started_by_at(int piddir, uint64_t boot_ns)
+procfs_started_by_at(int piddir, uint64_t boot_ns, struct attrib *a)
 {
 	char buf[PROC_STAT_MAX + 1];
 	unsigned long long ticks;
@@ -377,7 +382,10 @@ procfs_started_by_at(int piddir, uint64_t boot_ns)
 	if (hz <= 0 || (n = read_at(piddir, "stat", buf, PROC_STAT_MAX)) <= 0)
 		return false;
 	buf[n] = '\0';
-	return stat_field(buf, 22, &ticks) && ticks <= boot_ns / (1000000000ULL / (uint64_t)hz);
+	if (!stat_field(buf, 22, &ticks) || ticks > boot_ns / (1000000000ULL / (uint64_t)hz))
+		return false;
+	a->has_ppid = parse_ppid(buf, &a->ppid);
+	return true;
 }
 
 /*
@@ -434,7 +442,7 @@ procfs_read_exe_at(int piddir, pid_t pid, struct attrib *a)
 	return 0;
 }
 
-/* The rest, read only for an event that will be written. */
+/* The rest, read only for an event that will be written; ppid unless known. */
 void
 procfs_read_rest_at(int piddir, struct attrib *a)
 {
@@ -443,7 +451,7 @@ procfs_read_rest_at(int piddir, struct attrib *a)
 
 	read_cmdline(piddir, a->cmdline, sizeof(a->cmdline));
 	link_at(piddir, "cwd", a->cwd, sizeof(a->cwd));
-	if ((n = read_at(piddir, "stat", buf, PROC_STAT_MAX)) > 0) {
+	if (!a->has_ppid && (n = read_at(piddir, "stat", buf, PROC_STAT_MAX)) > 0) {
 		buf[n] = '\0';
 		a->has_ppid = parse_ppid(buf, &a->ppid);
 	}

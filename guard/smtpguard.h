@@ -546,13 +546,12 @@ struct procfs_holder {
 };
 int	 procfs_find_socket(const char *proc_root, uid_t uid, ino_t inode,
 	    struct procfs_holder *);
-bool	 procfs_holds_socket(const char *proc_root, pid_t pid, ino_t inode);
-int	 procfs_socket_fd(const char *proc_root, pid_t pid, ino_t inode);
-bool	 procfs_fd_is_socket(const char *proc_root, pid_t pid, int fd, ino_t inode);
 int	 procfs_open_pid(const char *proc_root, pid_t pid);
 uid_t	 procfs_owner_at(int piddir);
+int	 procfs_socket_fd_at(int piddir, ino_t inode);
 bool	 procfs_fd_is_socket_at(int piddir, int fd, ino_t inode);
-bool	 procfs_started_by_at(int piddir, uint64_t boot_ns);
+int64_t	 procfs_boottime_offset(const char *proc_root);
+bool	 procfs_started_by_at(int piddir, uint64_t boot_ns, struct attrib *);
 /* What the index did: how lookups were answered, and its bound when hit. */
 struct procfs_index_stats {
 	uint64_t	 lookups;

@@ -10,8 +10,8 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <pwd.h>
-#include <signal.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -391,6 +391,7 @@ recycled_pid_is_not_named_for_the_hooks_process(void **state)
 	struct sockaddr_in sin = { .sin_family = AF_INET };
 	struct attrib_ctx *ctx;
 	struct attrib a;
+	struct conn c;
 	struct pkt syn = { .family = AF_INET, .tcp_flags = 0x02 };
 	char where[PATH_MAX];
 	socklen_t sl = sizeof(sin);
@@ -404,6 +405,14 @@ recycled_pid_is_not_named_for_the_hooks_process(void **state)
 		attrib_close(ctx);
 		skip();
 	}
+	/* The hook names a sender of its own: /proc is not searched. */
+	connect_to_self(&c, AF_INET, "127.0.0.1", AF_INET, "127.0.0.1", AF_INET);
+	attrib_flow(ctx, &c.syn, false, 0, false, 0, &a);
+	assert_names_this_process(&a, c.cfd);
+	conn_close(&c);
+	assert_non_null(attrib_index_stats(ctx));
+	assert_int_equal(attrib_index_stats(ctx)->lookups, 0);
+
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	assert_true((lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
 	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
@@ -446,6 +455,7 @@ recycled_pid_is_not_named_for_the_hooks_process(void **state)
 	attrib_flow(ctx, &syn, false, 0, false, 0, &a);
 	assert_true(a.has_pid);
 	assert_int_equal(a.pid, holder);
+	assert_int_equal(attrib_index_stats(ctx)->lookups, 1);	/* the hook's answer refused */
 
 	close(hold[1]);
 	assert_int_equal(waitpid(newcomer, NULL, 0), newcomer);

@@ -114,24 +114,39 @@ find(uid_t uid, ino_t inode)
 	return full.pid;
 }
 
+static int
+open_fixture_pid(pid_t pid)
+{
+	int piddir = procfs_open_pid(root, pid);
+
+	assert_true(piddir >= 0);
+	return piddir;
+}
+
+/* Found, and at which fd: asked again through the open directory, the whole inode or nothing. */
 static void
 php_worker_holding_the_smtp_socket_is_found(void **state)
 {
+	int worker, master;
+
 	(void)state;
 	need_owners();
 	assert_int_equal(find(UID_WWW, 424242), 4242);
 	assert_int_equal(found_fd, 9);
-	assert_true(procfs_holds_socket(root, 4242, 424242));
-	assert_false(procfs_holds_socket(root, 812, 424242));
-	/* Which fd: the one a looping sender is asked at first next time. */
-	assert_int_equal(procfs_socket_fd(root, 4242, 424242), 9);
-	assert_int_equal(procfs_socket_fd(root, 812, 424242), -1);
-	assert_true(procfs_fd_is_socket(root, 4242, 9, 424242));
+	worker = open_fixture_pid(4242);
+	master = open_fixture_pid(812);
+	assert_int_equal(procfs_socket_fd_at(worker, 424242), 9);
+	assert_int_equal(procfs_socket_fd_at(master, 424242), -1);
+	assert_true(procfs_fd_is_socket_at(worker, 9, 424242));
 	/* fd 12 is socket:[4242420]: the whole inode must match, not a prefix. */
-	assert_false(procfs_fd_is_socket(root, 4242, 12, 424242));
-	assert_false(procfs_fd_is_socket(root, 4242, 12, 424242 / 10));
-	assert_false(procfs_fd_is_socket(root, 4242, 63, 424242));
-	assert_false(procfs_fd_is_socket(root, 31337, 9, 424242));
+	assert_false(procfs_fd_is_socket_at(worker, 12, 424242));
+	assert_false(procfs_fd_is_socket_at(worker, 12, 424242 / 10));
+	assert_false(procfs_fd_is_socket_at(worker, 9, 42424));
+	assert_false(procfs_fd_is_socket_at(worker, 63, 424242));
+	assert_false(procfs_fd_is_socket_at(worker, 0, 424242));	/* /dev/null */
+	close(worker);
+	close(master);
+	assert_int_equal(procfs_open_pid(root, 31337), -1);
 }
 
 static void
@@ -173,7 +188,6 @@ socket_nobody_holds_is_not_found(void **state)
 	assert_int_equal(find(UID_OTHER, 999999), -ESRCH);
 	/* "04242" is no pid directory, though it holds a socket link. */
 	assert_int_equal(find(UID_OTHER, 777), -ESRCH);
-	assert_false(procfs_holds_socket(root, 31337, 424242));
 }
 
 static void
@@ -188,34 +202,11 @@ missing_proc_root_is_an_error(void **state)
 	assert_int_equal(h.pid, 0);
 }
 
-static int
-open_fixture_pid(pid_t pid)
-{
-	int piddir = procfs_open_pid(root, pid);
-
-	assert_true(piddir >= 0);
-	return piddir;
-}
-
-/* Through the open directory: the socket at that fd, the whole inode or nothing. */
-static void
-socket_is_checked_at_its_fd_through_the_directory(void **state)
-{
-	int piddir = open_fixture_pid(4242);
-
-	(void)state;
-	assert_true(procfs_fd_is_socket_at(piddir, 9, 424242));
-	assert_false(procfs_fd_is_socket_at(piddir, 12, 424242));
-	assert_false(procfs_fd_is_socket_at(piddir, 9, 42424));
-	assert_false(procfs_fd_is_socket_at(piddir, 63, 424242));
-	assert_false(procfs_fd_is_socket_at(piddir, 0, 424242));
-	close(piddir);
-}
-
 /*
  * stat's 22nd field is the start, in ticks since boot (4242: 1000, 5150
  * behind a comm of spaces and ')': 2000). Started by a time means in its
- * tick or before; a stat that does not parse never passes.
+ * tick or before; a stat that does not parse never passes. The same read
+ * gives the ppid, only when it passes.
  */
 static void
 start_is_read_from_stat_in_ticks(void **state)
@@ -223,14 +214,25 @@ start_is_read_from_stat_in_ticks(void **state)
 	const uint64_t tick = 1000000000ULL / (uint64_t)sysconf(_SC_CLK_TCK);
 	int worker = open_fixture_pid(4242), hostile = open_fixture_pid(5150),
 	    garbled = open_fixture_pid(9000);
+	struct attrib a;
 
 	(void)state;
-	assert_true(procfs_started_by_at(worker, 1000 * tick));
-	assert_true(procfs_started_by_at(worker, 1000 * tick + tick - 1));
-	assert_false(procfs_started_by_at(worker, 1000 * tick - 1));
-	assert_true(procfs_started_by_at(hostile, 2000 * tick));
-	assert_false(procfs_started_by_at(hostile, 1999 * tick));
-	assert_false(procfs_started_by_at(garbled, UINT64_MAX));
+	memset(&a, 0, sizeof(a));
+	assert_false(procfs_started_by_at(worker, 1000 * tick - 1, &a));
+	assert_false(a.has_ppid);
+	assert_true(procfs_started_by_at(worker, 1000 * tick, &a));
+	assert_true(a.has_ppid);
+	assert_int_equal(a.ppid, 812);
+	assert_true(procfs_started_by_at(worker, 1000 * tick + tick - 1, &a));
+	assert_true(procfs_started_by_at(hostile, 2000 * tick, &a));
+	assert_int_equal(a.ppid, 4242);
+	assert_false(procfs_started_by_at(hostile, 1999 * tick, &a));
+	memset(&a, 0, sizeof(a));
+	assert_false(procfs_started_by_at(garbled, UINT64_MAX, &a));
+	assert_false(a.has_ppid);
+	/* The reader's time namespace (self is 4242 here) moves the clock; none: 0. */
+	assert_int_equal(procfs_boottime_offset(root), -5000000000LL + 250000000LL);
+	assert_int_equal(procfs_boottime_offset("/nonexistent/proc"), 0);
 	close(worker);
 	close(hostile);
 	close(garbled);
@@ -394,8 +396,10 @@ opened_directory_names_one_process_only(void **state)
 	assert_int_equal(procfs_read_exe_at(piddir, child, &a), 0);
 	assert_true(a.exe[0] == '/');
 	assert_int_equal(procfs_owner_at(piddir), getuid());
-	assert_false(procfs_started_by_at(piddir, before));
-	assert_true(procfs_started_by_at(piddir, boottime_ns()));
+	assert_false(procfs_started_by_at(piddir, before, &a));
+	assert_true(procfs_started_by_at(piddir, boottime_ns(), &a));
+	assert_true(a.has_ppid);
+	assert_int_equal(a.ppid, getpid());
 
 	assert_int_equal(kill(child, SIGKILL), 0);
 	assert_int_equal(waitid(P_PID, (id_t)child, NULL, WEXITED | WNOWAIT), 0);
@@ -425,7 +429,6 @@ main(void)
 		cmocka_unit_test(inode_is_matched_whole_not_by_prefix),
 		cmocka_unit_test(socket_nobody_holds_is_not_found),
 		cmocka_unit_test(missing_proc_root_is_an_error),
-		cmocka_unit_test(socket_is_checked_at_its_fd_through_the_directory),
 		cmocka_unit_test(start_is_read_from_stat_in_ticks),
 		cmocka_unit_test(php_worker_is_described_in_full),
 		cmocka_unit_test(hostile_comm_does_not_shift_the_ppid),
