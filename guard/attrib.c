@@ -222,21 +222,17 @@ from_proc(struct attrib_ctx *c, uid_t uid, ino_t inode, struct procfs_holder *h)
 
 /*
  * The hook's answer, if its directory is of the process that called
- * connect(): the socket's owner's, started by then.
+ * connect(): the socket's owner's, started by then. A's ppid comes from the
+ * same read of stat.
  */
 static bool
 from_hook(struct attrib_ctx *c, const struct diag_sock *ds, pid_t *pid, struct attrib *a)
 {
 	uint64_t connected;
 
-	if (c->hook == NULL || connhook_pid(c->hook, ds->cookie, pid, &connected) != 0)
-		return false;
-	/* On our clock; a connect before its zero is left to the search. */
-	if (c->boot_offset < 0 && (uint64_t)-c->boot_offset > connected)
-		return false;
-	connected += (uint64_t)c->boot_offset;
-	return open_piddir(c, *pid) >= 0 && procfs_owner_at(c->piddir) == ds->uid &&
-	    procfs_started_by_at(c->piddir, connected, a);
+	return c->hook != NULL && connhook_pid(c->hook, ds->cookie, pid, &connected) == 0 &&
+	    open_piddir(c, *pid) >= 0 && procfs_owner_at(c->piddir) == ds->uid &&
+	    procfs_started_by_at(c->piddir, connected, c->boot_offset, a);
 }
 
 /*

@@ -26,6 +26,7 @@
 #define PROC_CGROUP_MAX		4096	/* a v1 host lists ~13 hierarchies on one page */
 #define PROC_SOCKLINK_MAX	32	/* "socket:[" + 20 digits + "]" */
 #define PROC_NAME_MAX		16	/* a pid in decimal */
+#define PROC_TIMENS_SEC_MAX	(INT64_MAX / 1000000000LL)	/* seconds that fit in int64 ns */
 #define PROC_OTHERS_FIRST	1024	/* first allocation of the deferred pid list */
 /*
  * Opening a process's fd table costs ~30 us: 150 ms at 5,000 processes, with
@@ -343,9 +344,9 @@ parse_ppid(const char *stat, pid_t *ppid)
 
 /*
  * How far this process's time namespace moves CLOCK_BOOTTIME from the host's
- * (timens_offsets: "boottime SECONDS NANOSECONDS"); 0 where there is none.
- * /proc/PID/stat counts starts on the reader's clock, the connect hook on the
- * host's.
+ * (timens_offsets: "boottime SECONDS NANOSECONDS"); 0 where there is none,
+ * or past the kernel's own bounds. The file tells the namespace of our
+ * children, ours unless we unshared one ourselves (smtpguardd never does).
  */
 int64_t
 procfs_boottime_offset(const char *proc_root)
@@ -359,30 +360,37 @@ procfs_boottime_offset(const char *proc_root)
 	    sizeof(path) || (fp = fopen(path, "re")) == NULL)
 		return 0;
 	while (fgets(line, sizeof(line), fp) != NULL)
-		if (sscanf(line, "boottime %lld %lld", &sec, &nsec) == 2)
+		if (sscanf(line, "boottime %lld %lld", &sec, &nsec) == 2 && nsec >= 0 &&
+		    nsec < 1000000000LL && sec > -PROC_TIMENS_SEC_MAX && sec < PROC_TIMENS_SEC_MAX)
 			offset = (int64_t)sec * 1000000000LL + nsec;
 	fclose(fp);
 	return offset;
 }
 
 /*
- * Had PIDDIR's process started by BOOT_NS (CLOCK_BOOTTIME, on the reader's
- * clock: procfs_boottime_offset)? stat's 22nd field, in clock ticks: one that
- * started later in the same tick passes. If so, the same read gives A its
- * ppid (procfs_read_rest_at then skips stat).
+ * Had PIDDIR's process started by HOST_NS (CLOCK_BOOTTIME on the host's
+ * clock, as the connect hook stamps a connect)? /proc/PID/stat counts on the
+ * reader's, OFFSET (procfs_boottime_offset) later. Its 22nd field, in clock
+ * ticks: one that started later in the same tick passes; a time before the
+ * reader's zero, nothing. If so, the same read gives A its ppid
+ * (procfs_read_rest_at then skips stat).
  */
 bool
-procfs_started_by_at(int piddir, uint64_t boot_ns, struct attrib *a)
+procfs_started_by_at(int piddir, uint64_t host_ns, int64_t offset, struct attrib *a)
 {
 	char buf[PROC_STAT_MAX + 1];
 	unsigned long long ticks;
 	long hz = sysconf(_SC_CLK_TCK);
+	uint64_t here_ns;
 	ssize_t n;
 
+	if (offset < 0 && (uint64_t)-offset > host_ns)
+		return false;
+	here_ns = host_ns + (uint64_t)offset;	/* wraps back for a negative OFFSET */
 	if (hz <= 0 || (n = read_at(piddir, "stat", buf, PROC_STAT_MAX)) <= 0)
 		return false;
 	buf[n] = '\0';
-	if (!stat_field(buf, 22, &ticks) || ticks > boot_ns / (1000000000ULL / (uint64_t)hz))
+	if (!stat_field(buf, 22, &ticks) || ticks > here_ns / (1000000000ULL / (uint64_t)hz))
 		return false;
 	a->has_ppid = parse_ppid(buf, &a->ppid);
 	return true;

@@ -551,7 +551,7 @@ uid_t	 procfs_owner_at(int piddir);
 int	 procfs_socket_fd_at(int piddir, ino_t inode);
 bool	 procfs_fd_is_socket_at(int piddir, int fd, ino_t inode);
 int64_t	 procfs_boottime_offset(const char *proc_root);
-bool	 procfs_started_by_at(int piddir, uint64_t boot_ns, struct attrib *);
+bool	 procfs_started_by_at(int piddir, uint64_t host_ns, int64_t offset, struct attrib *);
 /* What the index did: how lookups were answered, and its bound when hit. */
 struct procfs_index_stats {
 	uint64_t	 lookups;

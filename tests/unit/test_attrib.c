@@ -455,7 +455,8 @@ recycled_pid_is_not_named_for_the_hooks_process(void **state)
 	attrib_flow(ctx, &syn, false, 0, false, 0, &a);
 	assert_true(a.has_pid);
 	assert_int_equal(a.pid, holder);
-	assert_int_equal(attrib_index_stats(ctx)->lookups, 1);	/* the hook's answer refused */
+	/* Searched: the hook, which named the first sender, did not name this one. */
+	assert_int_equal(attrib_index_stats(ctx)->lookups, 1);
 
 	close(hold[1]);
 	assert_int_equal(waitpid(newcomer, NULL, 0), newcomer);

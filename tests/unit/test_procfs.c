@@ -123,18 +123,23 @@ open_fixture_pid(pid_t pid)
 	return piddir;
 }
 
-/* Found, and at which fd: asked again through the open directory, the whole inode or nothing. */
 static void
 php_worker_holding_the_smtp_socket_is_found(void **state)
 {
-	int worker, master;
-
 	(void)state;
 	need_owners();
 	assert_int_equal(find(UID_WWW, 424242), 4242);
+	/* Which fd: where it is asked again, and a looping sender first next time. */
 	assert_int_equal(found_fd, 9);
-	worker = open_fixture_pid(4242);
-	master = open_fixture_pid(812);
+}
+
+/* Through the open directory: at one fd or in the whole table, the whole inode or nothing. */
+static void
+socket_is_asked_again_through_the_open_directory(void **state)
+{
+	int worker = open_fixture_pid(4242), master = open_fixture_pid(812);
+
+	(void)state;
 	assert_int_equal(procfs_socket_fd_at(worker, 424242), 9);
 	assert_int_equal(procfs_socket_fd_at(master, 424242), -1);
 	assert_true(procfs_fd_is_socket_at(worker, 9, 424242));
@@ -218,24 +223,48 @@ start_is_read_from_stat_in_ticks(void **state)
 
 	(void)state;
 	memset(&a, 0, sizeof(a));
-	assert_false(procfs_started_by_at(worker, 1000 * tick - 1, &a));
+	assert_false(procfs_started_by_at(worker, 1000 * tick - 1, 0, &a));
 	assert_false(a.has_ppid);
-	assert_true(procfs_started_by_at(worker, 1000 * tick, &a));
+	assert_true(procfs_started_by_at(worker, 1000 * tick, 0, &a));
 	assert_true(a.has_ppid);
 	assert_int_equal(a.ppid, 812);
-	assert_true(procfs_started_by_at(worker, 1000 * tick + tick - 1, &a));
-	assert_true(procfs_started_by_at(hostile, 2000 * tick, &a));
+	assert_true(procfs_started_by_at(worker, 1000 * tick + tick - 1, 0, &a));
+	assert_true(procfs_started_by_at(hostile, 2000 * tick, 0, &a));
 	assert_int_equal(a.ppid, 4242);
-	assert_false(procfs_started_by_at(hostile, 1999 * tick, &a));
+	assert_false(procfs_started_by_at(hostile, 1999 * tick, 0, &a));
 	memset(&a, 0, sizeof(a));
-	assert_false(procfs_started_by_at(garbled, UINT64_MAX, &a));
+	assert_false(procfs_started_by_at(garbled, UINT64_MAX, 0, &a));
 	assert_false(a.has_ppid);
-	/* The reader's time namespace (self is 4242 here) moves the clock; none: 0. */
-	assert_int_equal(procfs_boottime_offset(root), -5000000000LL + 250000000LL);
-	assert_int_equal(procfs_boottime_offset("/nonexistent/proc"), 0);
 	close(worker);
 	close(hostile);
 	close(garbled);
+}
+
+/*
+ * A reader in a time namespace (self is 4242 in the fixture: 4.75 s behind
+ * the host) sees starts on its own clock: a connect at host time T is asked
+ * at T - 4.75 s, and one before the reader's zero started nobody.
+ */
+static void
+start_is_asked_on_the_readers_clock(void **state)
+{
+	const uint64_t tick = 1000000000ULL / (uint64_t)sysconf(_SC_CLK_TCK);
+	const int64_t offset = -5000000000LL + 250000000LL;
+	int worker = open_fixture_pid(4242);
+	struct attrib a;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(procfs_boottime_offset(root), offset);
+	assert_int_equal(procfs_boottime_offset("/nonexistent/proc"), 0);
+	/* Started at 1000 ticks of the reader's clock: host time 1000 ticks + 4.75 s. */
+	assert_false(procfs_started_by_at(worker, 1000 * tick, offset, &a));
+	assert_true(procfs_started_by_at(worker, 1000 * tick + (uint64_t)-offset, offset, &a));
+	/* A reader ahead of the host, as far. */
+	assert_false(procfs_started_by_at(worker, 1000 * tick - (uint64_t)-offset - 1, -offset, &a));
+	assert_true(procfs_started_by_at(worker, 1000 * tick - (uint64_t)-offset, -offset, &a));
+	assert_false(procfs_started_by_at(worker, (uint64_t)-offset - 1, offset, &a));
+	close(worker);
 }
 
 static void
@@ -396,8 +425,8 @@ opened_directory_names_one_process_only(void **state)
 	assert_int_equal(procfs_read_exe_at(piddir, child, &a), 0);
 	assert_true(a.exe[0] == '/');
 	assert_int_equal(procfs_owner_at(piddir), getuid());
-	assert_false(procfs_started_by_at(piddir, before, &a));
-	assert_true(procfs_started_by_at(piddir, boottime_ns(), &a));
+	assert_false(procfs_started_by_at(piddir, before, 0, &a));
+	assert_true(procfs_started_by_at(piddir, boottime_ns(), 0, &a));
 	assert_true(a.has_ppid);
 	assert_int_equal(a.ppid, getpid());
 
@@ -424,12 +453,14 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(php_worker_holding_the_smtp_socket_is_found),
+		cmocka_unit_test(socket_is_asked_again_through_the_open_directory),
 		cmocka_unit_test(shared_socket_is_named_for_its_owner_first),
 		cmocka_unit_test(non_dumpable_sender_shown_as_root_is_still_found),
 		cmocka_unit_test(inode_is_matched_whole_not_by_prefix),
 		cmocka_unit_test(socket_nobody_holds_is_not_found),
 		cmocka_unit_test(missing_proc_root_is_an_error),
 		cmocka_unit_test(start_is_read_from_stat_in_ticks),
+		cmocka_unit_test(start_is_asked_on_the_readers_clock),
 		cmocka_unit_test(php_worker_is_described_in_full),
 		cmocka_unit_test(hostile_comm_does_not_shift_the_ppid),
 		cmocka_unit_test(long_cmdline_is_cut_at_its_bound),
