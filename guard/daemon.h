@@ -75,9 +75,7 @@ struct daemon {
 	struct ctmark		*ctmark;	/* releases an audited flow once read */
 	bool			 tap_overran;	/* copies lost since the last census */
 	uint32_t		 tap_census;	/* stamp of the last census (fence.c) */
-	uint64_t		 census_ns;	/* when it ended (mono) */
-	uint64_t		 census_bytes;	/* the tap's bytes read by then */
-	uint64_t		 tap_drained_ns;	/* when the tap last read empty (mono) */
+	struct nflog_mark	 census_end;	/* where the tap's stream was when it ended */
 	bool			 census_failing;	/* the last census's dump failed (logged) */
 	struct attrib_ctx	*attrib;
 	struct event_log	*events;

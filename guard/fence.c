@@ -26,7 +26,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <linux/netfilter.h>	/* after netinet/in.h: it brings linux/in.h */
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -49,11 +48,6 @@
  * session the MTA still holds open is still named.
  */
 #define REDIRECT_KEEP_S		330
-/*
- * After a census, the tap reading empty this much later has read every copy
- * made before it: ten times the kernel's 10 ms batch.
- */
-#define TAP_SETTLE_NS		(100 * 1000 * 1000ULL)
 
 static void
 now_ts(struct timespec *ts)
@@ -967,16 +961,12 @@ fence_read_audit(struct daemon *d)
 	uint64_t overruns = d->cnt.audit_overruns;
 
 	/* An overrun loses copies only: the packets themselves went on. */
-	for (int i = 0; i < QUEUE_READS_MAX; i++) {
-		if (nflog_read(d->audit_tap, on_audit_copy, d) == 0)
-			continue;
-		if (errno == EAGAIN)
-			d->tap_drained_ns = mono_ns();
-		if (!read_again(errno, &d->cnt.audit_overruns, "audit tap overrun (ENOBUFS): "
+	for (int i = 0; i < QUEUE_READS_MAX; i++)
+		if (nflog_read(d->audit_tap, on_audit_copy, d) < 0 &&
+		    !read_again(errno, &d->cnt.audit_overruns, "audit tap overrun (ENOBUFS): "
 		    "copies were lost, some smtp events may be incomplete; counted",
 		    "reading the audit tap"))
 			break;
-	}
 	if (d->cnt.audit_overruns != overruns)
 		d->tap_overran = true;
 }
@@ -996,7 +986,7 @@ still_tapped(const struct pkt *p, void *arg)
 
 /*
  * A followed audited flow missing from two censuses running ends: every copy
- * made before the first was read before the second began (tap_settled),
+ * made before the first was read before the second began (nflog_read_past),
  * and a SYN whose entry was not yet in the table at the first is in it at
  * the second.
  */
@@ -1019,23 +1009,6 @@ lost_to_overrun(struct flow *f, void *arg)
 }
 
 /*
- * Has every copy made before the last census been read (or lost)? The tap
- * read empty well after it (the kernel's batch waits 10 ms at most), or a
- * whole backlog's worth was read since: copies that never stop leave the
- * socket never empty.
- */
-static bool
-tap_settled(struct daemon *d)
-{
-	struct pollfd unread = { .fd = nflog_fd(d->audit_tap), .events = POLLIN };
-
-	if (poll(&unread, 1, 0) == 0)
-		d->tap_drained_ns = mono_ns();
-	return d->tap_drained_ns >= d->census_ns + TAP_SETTLE_NS ||
-	    nflog_bytes_read(d->audit_tap) - d->census_bytes >= nflog_backlog_max(d->audit_tap);
-}
-
-/*
  * After the tap overran: a followed audited flow the kernel no longer copies
  * (its DATA rule released it, or its entry is gone) will never have another
  * copy read; the overrun took its last. It would wait for the idle sweep and
@@ -1047,8 +1020,8 @@ tap_settled(struct daemon *d)
 static void
 census_after_overrun(struct daemon *d)
 {
-	if (!tap_settled(d))
-		return;	/* the next tick */
+	if (!nflog_read_past(d->audit_tap, &d->census_end))
+		return;	/* copies made before the last census still to read: the next tick */
 	d->tap_census++;
 	if (ctmark_each(d->cfg.mark_mask, mark_value(d->cfg.mark_mask, MARK_INSPECT), still_tapped,
 	    d) < 0) {
@@ -1058,9 +1031,8 @@ census_after_overrun(struct daemon *d)
 		d->census_failing = true;
 		return;
 	}
-	/* Stamped after the dump: a flow missing from it made its last copy before. */
-	d->census_ns = mono_ns();
-	d->census_bytes = nflog_bytes_read(d->audit_tap);
+	/* Marked after the dump: a flow missing from it made its last copy before. */
+	nflog_mark(d->audit_tap, &d->census_end);
 	d->census_failing = false;
 	d->tap_overran = false;
 	flow_sweep(d->flows, lost_to_overrun, NULL, d);

@@ -10,6 +10,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,12 +28,15 @@
 #define NFLOG_NLBUFSIZ		(128 * 1024)
 #define NFLOG_FLUSH_CS		1		/* 10 ms */
 #define NFLOG_QTHRESH		64
+/* Read empty this long after a mark, the socket has given every copy before it: ten batch waits. */
+#define NFLOG_SETTLE_NS		(10 * NFLOG_FLUSH_CS * 10 * 1000 * 1000ULL)
 
 struct nflog {
 	struct mnl_socket	*nl;
 	uint16_t		 group;
 	uint64_t		 bytes_read;	/* of copies, since open */
 	uint64_t		 backlog_max;	/* the most that can wait unread */
+	uint64_t		 drained_ns;	/* when the socket last read empty (mono) */
 	uint8_t			*buf;
 	nflog_packet_cb		 cb;
 	void			*cb_arg;
@@ -158,27 +162,38 @@ nflog_read(struct nflog *l, nflog_packet_cb cb, void *arg)
 {
 	ssize_t n = recv(nflog_fd(l), l->buf, NFLOG_RECV_BUF, MSG_DONTWAIT);
 
-	if (n < 0)
+	if (n < 0) {
+		if (errno == EAGAIN)
+			l->drained_ns = mono_ns();
 		return -1;	/* EAGAIN, or ENOBUFS: copies lost, the caller counts it */
+	}
 	l->bytes_read += (uint64_t)n;
 	l->cb = cb;
 	l->cb_arg = arg;
 	return mnl_cb_run(l->buf, (size_t)n, 0, 0, on_msg, l) < 0 ? -1 : 0;
 }
 
-/*
- * Bytes of copies read since open, and the most that can be waiting unread
- * at any moment (in the socket and in the kernel's batch): once that many
- * more are read, every copy made before was read, or lost to an overrun.
- */
-uint64_t
-nflog_bytes_read(const struct nflog *l)
+/* Now, in the stream of copies: what has been read so far. */
+void
+nflog_mark(const struct nflog *l, struct nflog_mark *m)
 {
-	return l->bytes_read;
+	m->bytes = l->bytes_read;
+	m->ns = mono_ns();
 }
 
-uint64_t
-nflog_backlog_max(const struct nflog *l)
+/*
+ * Has every copy the kernel made before M been read (or lost to an
+ * overrun)? The socket read empty well after M (the kernel's batch waits
+ * 10 ms at most), or a whole backlog's worth (the socket and the batch) was
+ * read since: copies that never stop leave the socket never empty.
+ */
+bool
+nflog_read_past(struct nflog *l, const struct nflog_mark *m)
 {
-	return l->backlog_max;
+	struct pollfd unread = { .fd = nflog_fd(l), .events = POLLIN };
+
+	if (poll(&unread, 1, 0) == 0)
+		l->drained_ns = mono_ns();
+	return l->drained_ns >= m->ns + NFLOG_SETTLE_NS ||
+	    l->bytes_read - m->bytes >= l->backlog_max;
 }

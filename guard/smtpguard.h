@@ -466,8 +466,13 @@ struct nflog	*nflog_open(uint16_t group);
 void		 nflog_close(struct nflog *);
 int		 nflog_fd(const struct nflog *);
 int		 nflog_read(struct nflog *, nflog_packet_cb, void *);
-uint64_t	 nflog_bytes_read(const struct nflog *);
-uint64_t	 nflog_backlog_max(const struct nflog *);
+/* A point in the tap's stream, to ask later whether all before it was read. */
+struct nflog_mark {
+	uint64_t	 bytes;		/* read by then */
+	uint64_t	 ns;		/* mono */
+};
+void		 nflog_mark(const struct nflog *, struct nflog_mark *);
+bool		 nflog_read_past(struct nflog *, const struct nflog_mark *);
 
 /* ctmark.c */
 struct ctmark;
